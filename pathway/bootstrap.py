@@ -1,0 +1,48 @@
+"""Wire everything in one place: settings → engine (migrated) → definition catalog → units of work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sqlalchemy as sa
+
+from pathway.crypto import KeyRing
+from pathway.settings import Settings, get_settings
+from pathway.store.catalog import DefinitionCatalog
+from pathway.store.engine import create_engine
+from pathway.store.migrate import upgrade
+from pathway.store.uow import UnitOfWork
+
+
+@dataclass
+class Forlop:
+    """The wired application core, shared by the CLI, the server and the scheduler."""
+
+    settings: Settings
+    engine: sa.Engine
+    catalog: DefinitionCatalog
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.catalog)
+
+    @cached_property
+    def keys(self) -> KeyRing:
+        return KeyRing.parse(self.settings.encryption_keys)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings | None = None, *, migrate: bool = True, register_definitions: bool = True) -> Forlop:
+    """Build the core: migrate the database to the newest schema and register the definitions directory."""
+    settings = settings or get_settings()
+    engine = create_engine(
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
+    )
+    if migrate:
+        upgrade(engine)
+    catalog = DefinitionCatalog(engine)
+    if register_definitions and settings.definitions_dir.is_dir():
+        catalog.register_directory(settings.definitions_dir)
+    return Forlop(settings=settings, engine=engine, catalog=catalog)

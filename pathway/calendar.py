@@ -1,0 +1,89 @@
+"""Deadline arithmetic for care pathways: hours, calendar days and Norwegian working days.
+
+Pure domain code: only the standard library and ``holidays``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from enum import StrEnum
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+__all__ = ["OSLO", "Unit", "is_working_day", "shift", "working_days_between"]
+
+OSLO: ZoneInfo = ZoneInfo("Europe/Oslo")
+
+
+class Unit(StrEnum):
+    HOURS = "hours"
+    DAYS = "days"
+    WORKING_DAYS = "working_days"
+
+
+@lru_cache(maxsize=64)
+def _public_holidays(year: int) -> frozenset[date]:
+    # include_sundays=False: by default the Norway calendar lists every Sunday as a
+    # holiday; weekends are handled by weekday() instead, so keep only the real ones.
+    return frozenset(holidays.Norway(years=year, include_sundays=False))
+
+
+def is_working_day(day: date) -> bool:
+    """Monday–Friday and not a Norwegian public holiday (24 Dec / 31 Dec are working days)."""
+    return day.weekday() < 5 and day not in _public_holidays(day.year)
+
+
+def _at_local(day: date, wall: time) -> datetime:
+    # fold=0 picks the first occurrence of an ambiguous autumn time. For a wall time
+    # inside the spring gap, zoneinfo applies the pre-transition offset (+01:00), so
+    # the UTC round-trip lands one hour later (02:30 -> 03:30 CEST): "shift by the gap".
+    return datetime.combine(day, wall.replace(fold=0), tzinfo=OSLO).astimezone(timezone.utc)
+
+
+def _require_aware(*moments: datetime) -> None:
+    # A naive datetime would silently be read in the server's local zone.
+    if any(m.tzinfo is None or m.utcoffset() is None for m in moments):
+        raise ValueError("naive datetime: a timezone-aware datetime is required")
+
+
+def shift(start: datetime, amount: int, unit: Unit) -> datetime:
+    """Move ``start`` by ``amount`` units and return an aware UTC datetime.
+
+    - HOURS: elapsed real time; 24 h across a DST change is 24 real hours.
+    - DAYS: calendar days in Europe/Oslo, keeping the local wall-clock time
+      (so +1 day is 23 real hours over the spring change and 25 over the autumn one).
+    - WORKING_DAYS: count only working days (see ``is_working_day``) on Oslo local
+      dates, keeping the wall-clock time; negative counts backwards, 0 is a no-op.
+      Saturday 10:00 + 1 working day is Monday 10:00.
+    Non-existent wall times (spring gap) move forward by the gap (02:30 -> 03:30);
+    ambiguous ones (autumn) take the first occurrence. Naive ``start`` or an unknown
+    unit raise ``ValueError``.
+    """
+    _require_aware(start)
+    unit = Unit(unit)  # raises ValueError for unknown units, also accepts plain strings
+    if unit is Unit.HOURS:
+        # Convert first: aware + timedelta is wall-clock arithmetic within one tzinfo.
+        return start.astimezone(timezone.utc) + timedelta(hours=amount)
+    local = start.astimezone(OSLO)
+    if unit is Unit.DAYS:
+        return _at_local(local.date() + timedelta(days=amount), local.time())
+    if amount == 0:
+        return start.astimezone(timezone.utc)
+    step = timedelta(days=1 if amount > 0 else -1)
+    day, remaining = local.date(), abs(amount)
+    while remaining:
+        day += step
+        if is_working_day(day):
+            remaining -= 1
+    return _at_local(day, local.time())
+
+
+def working_days_between(start: datetime, end: datetime) -> int:
+    """Working days d with start_local.date() < d <= end_local.date(); negative if end < start."""
+    _require_aware(start, end)
+    first, last = start.astimezone(OSLO).date(), end.astimezone(OSLO).date()
+    if last < first:
+        return -working_days_between(end, start)
+    return sum(is_working_day(first + timedelta(days=i)) for i in range(1, (last - first).days + 1))

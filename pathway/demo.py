@@ -1,0 +1,132 @@
+"""A synthetic demo data set: realistic shapes, invented people. Never real names, addresses or case content."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+
+from pathway import services
+from pathway.bootstrap import Forlop
+from pathway.cases import Case
+from pathway.errors import DomainError
+from pathway.people import PersonRecord
+
+# Obviously invented: a common first name and a surname no Norwegian has.
+FIRST = ["Kari", "Ola", "Ingrid", "Aisha", "Marta", "Leyla", "Nora", "Sofie", "Emma", "Amal", "Hanne", "Jonas"]
+LAST = ["Testesen", "Eksempelsen", "Prøvedal", "Fiktivsen", "Demoberg", "Syntetisk"]
+UNITS = ["bergen-sentrum", "bergen-nord", "askoy", "voss"]
+COORDINATORS = ["koordinator", "koordinator2", "koordinator3"]
+OUTCOMES = ["safe_housing", "returned_to_abuser", "moved_away", "declined", "transferred", "ended_early"]
+PROFILES = ["new", "intake", "intake_overdue", "support", "support_paused", "after_stay", "returned", "closed"]
+WEIGHTS = [6, 10, 6, 22, 6, 14, 4, 32]
+
+
+def _person(rng: random.Random, n: int) -> PersonRecord:
+    children = tuple(rng.randint(0, 17) for _ in range(rng.choice([0, 0, 0, 1, 2, 3])))
+    return PersonRecord(
+        name=f"{rng.choice(FIRST)} {rng.choice(LAST)} {n:04d}",
+        birth_date=date(rng.randint(1940, 2006), rng.randint(1, 12), rng.randint(1, 28)),
+        safe_contact=f"+47 000 {rng.randint(10, 99)} {rng.randint(100, 999)}",
+        address=f"Fiktivgata {rng.randint(1, 99)}, 0000 Testby",
+        address_protection=rng.choice(["none", "none", "none", "code7", "code6"]),
+        children_ages=children,
+        interpreter_language=rng.choice([None, None, None, "ar", "so", "uk", "pl"]),
+        needs=tuple(sorted(rng.sample(["disability", "substance_use", "elderly", "minority_background"], rng.randint(0, 2)))),
+    )
+
+
+def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], None] | None = None,
+              now: datetime | None = None) -> str:
+    """Create ``cases`` synthetic cases; returns a one-line summary of what was made."""
+    rng = random.Random(seed)
+    now = now or datetime.now(timezone.utc)
+    made: Counter[str] = Counter()
+    for n in range(1, cases + 1):
+        profile = rng.choices(PROFILES, WEIGHTS)[0]
+        outcome = OUTCOMES[(n // len(PROFILES)) % len(OUTCOMES)]
+        _one_case(core, rng, n, profile, outcome, now)
+        made[profile] += 1
+        if progress is not None:
+            progress(1)
+    return f"{cases} synthetic cases: " + ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
+
+
+def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime) -> None:
+    age = {"new": rng.uniform(0.05, 0.6), "intake": rng.uniform(0.2, 0.9), "intake_overdue": rng.uniform(2, 6)}.get(
+        profile, rng.uniform(10, 120))
+    start = now - timedelta(days=age)
+    shelter = rng.random() < 0.6
+    case = services.open_case(
+        uow=core.uow(), pathway_id="krisesenter", unit=rng.choice(UNITS), first_contact_at=start,
+        actor="mottak", keys=core.keys, index_key=core.settings.index_key,
+        reference_prefix=core.settings.reference_prefix, person=_person(rng, n),
+        conditions=["shelter_stay"] if shelter else [], at=start,
+    )
+    if profile in ("new", "intake_overdue"):
+        return
+    clock = start
+    coordinator = rng.choice(COORDINATORS)
+
+    def step(hours: float, change: Callable[[Case, datetime], object]) -> bool:
+        nonlocal clock
+        at = clock + timedelta(hours=hours)
+        if at >= now:
+            return False
+        clock = at
+        try:
+            services.change_case(uow=core.uow(), reference=case.reference, expected_version=None,
+                                 change=lambda c: change(c, at))
+        except DomainError:
+            return True  # the demo tries plausible moves; a refused one is simply not taken
+        return True
+
+    ok = step(rng.uniform(1, 20), lambda c, at: c.complete("K1", actor="mottak", at=at))
+    ok = ok and step(rng.uniform(0.5, 6), lambda c, at: c.complete("K2", actor="mottak", at=at))
+    if profile == "intake":
+        return
+    ok = ok and step(rng.uniform(2, 40), lambda c, at: c.assign_coordinator(coordinator, actor="leder", at=at))
+    agencies = ["police", "nav"] if rng.random() < 0.7 else ["nav"]
+    for agency in agencies:
+        scope = ["name", "contact", "threat_assessment"] if agency == "police" else ["name", "contact", "finances"]
+        ok = ok and step(rng.uniform(1, 12), lambda c, at, a=agency, s=scope: c.record_consent(
+            a, scope=s, given=True, actor=coordinator, at=at))
+    if "children" in case.conditions:
+        ok = ok and step(rng.uniform(1, 30), lambda c, at: c.complete("K5", actor="mottak", at=at))
+    ok = ok and step(rng.uniform(1, 10), lambda c, at: c.advance("start_support", actor=coordinator, at=at))
+    for code in ("K6", "K7"):
+        ok = ok and step(rng.uniform(1, 30), lambda c, at, k=code: c.create_handover(k, actor=coordinator, at=at))
+    tasks = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers]
+    for task_id in tasks:
+        if rng.random() < 0.8:
+            ok = ok and step(rng.uniform(2, 20), lambda c, at, t=task_id: c.update_handover(t, "accepted", actor="partner", at=at))
+            if rng.random() < 0.8:
+                ok = ok and step(rng.uniform(5, 60), lambda c, at, t=task_id: c.update_handover(
+                    t, "completed", actor="partner", at=at, note="utført"))
+    if profile == "support_paused":
+        step(rng.uniform(5, 100), lambda c, at: c.pause(actor=coordinator, at=at, reason="personen er ikke tilgjengelig"))
+        return
+    ok = ok and step(rng.uniform(24, 240), lambda c, at: c.complete("K8", actor=coordinator, at=at))
+    if profile == "support" or not ok:
+        return
+    if shelter:
+        plan = clock + timedelta(days=rng.uniform(6, 20))
+        ok = ok and step(rng.uniform(1, 48), lambda c, at: c.record_milestone("move_out_planned", when=plan,
+                                                                              actor=coordinator, at=at))
+        ok = ok and step(rng.uniform(24, 96), lambda c, at: c.complete("K10", actor=coordinator, at=at))
+    ok = ok and step(rng.uniform(24, 300), lambda c, at: c.complete("K9", actor="nav", at=at))
+    ok = ok and step(rng.uniform(2, 48), lambda c, at: c.advance("move_out", actor=coordinator, at=at))
+    if profile == "returned":
+        step(rng.uniform(24, 200), lambda c, at: c.advance("back_to_support", actor=coordinator, at=at,
+                                                           reason="ny krise; tilbake på krisesenteret"))
+        return
+    ok = ok and step(rng.uniform(24, 160), lambda c, at: c.complete("K11", actor=coordinator, at=at))
+    if profile == "closed" and ok:
+        early = outcome in ("transferred", "ended_early", "returned_to_abuser", "declined")
+        if outcome == "transferred":
+            step(rng.uniform(24, 400), lambda c, at: c.transfer("Testkommune", actor=coordinator, at=at,
+                                                                reason="flyttet til annen kommune"))
+        else:
+            step(rng.uniform(24, 400), lambda c, at: c.close(outcome, actor=coordinator, at=at,
+                                                             reason="avsluttet etter avtale" if early else None))

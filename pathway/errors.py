@@ -1,0 +1,126 @@
+"""The errors of the pathway package: a small hierarchy, each carrying its context.
+
+They are mapped to HTTP (RFC 9457 problem+json) only in ``api/`` and to exit codes only in the CLI.
+Messages never carry a person's name, address or case content: only codes, stages and references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ForlopError(Exception):
+    """Base of every error Forløp raises on purpose."""
+
+
+# -- definitions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem found in a definition file: where it is and what is wrong."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.field}: {self.message}"
+
+
+class DefinitionError(ForlopError):
+    """A pathway definition is invalid; ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+# -- the domain ------------------------------------------------------------------------------------
+
+
+class DomainError(ForlopError):
+    """An operation on a case broke a rule of the pathway. Nothing was changed."""
+
+
+class OperationNotAllowed(DomainError):
+    """The operation is not allowed in the case's current stage."""
+
+    def __init__(self, operation: str, *, stage: str, allowed: list[str], detail: str = "") -> None:
+        self.operation = operation
+        self.stage = stage
+        self.allowed = allowed
+        self.detail = detail
+        text = f"'{operation}' is not allowed in stage '{stage}'"
+        if detail:
+            text += f": {detail}"
+        text += f"; allowed now: {', '.join(allowed) or 'none'}"
+        super().__init__(text)
+
+
+class UnknownCheckpoint(DomainError):
+    def __init__(self, code: str) -> None:
+        self.code = code
+        super().__init__(f"no checkpoint or step '{code}' in this case")
+
+
+class ConsentRequired(DomainError):
+    """A handover was refused: no valid consent for the agency and scope, and no recorded legal basis."""
+
+    def __init__(self, agency: str, missing_scope: list[str]) -> None:
+        self.agency = agency
+        self.missing_scope = missing_scope
+        scope = f" (missing scope: {', '.join(missing_scope)})" if missing_scope else ""
+        super().__init__(
+            f"handover to '{agency}' refused: no valid consent for this agency{scope} and no legal basis "
+            "recorded (duty to avert a crime, duty to inform child welfare)"
+        )
+
+
+class InvalidArgument(DomainError):
+    """An argument to an operation is malformed (an unknown outcome code, a missing reason, ...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+# -- the store -------------------------------------------------------------------------------------
+
+
+class StoreError(ForlopError):
+    """Base for errors of the persistence layer."""
+
+
+class NotFound(StoreError):
+    def __init__(self, what: str, key: object) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"{what} '{key}' not found")
+
+
+class ConcurrencyConflict(StoreError):
+    """The case changed since it was read: the write was refused and nothing was changed."""
+
+    def __init__(self, reference: str, expected: int, actual: int | None) -> None:
+        self.reference = reference
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"case {reference} was changed by someone else (expected version {expected}, found {actual}); "
+            "reload and try again"
+        )
+
+
+class DefinitionVersionMissing(StoreError):
+    def __init__(self, pathway_id: str, version: int) -> None:
+        super().__init__(f"pathway definition {pathway_id} v{version} is not registered in the database")
+
+
+# -- encryption ------------------------------------------------------------------------------------
+
+
+class CryptoError(ForlopError):
+    """A value could not be encrypted or decrypted (unknown key id, tampered ciphertext, bad key)."""

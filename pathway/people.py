@@ -1,0 +1,53 @@
+"""The person behind a case: only what the work needs, encrypted at rest, found by a keyed blind index."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from pathway.crypto import KeyRing, blind_index
+
+Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Need = Literal[
+    "disability", "substance_use", "mental_health", "elderly", "minority_background", "lgbtq",
+    "pregnancy", "no_permanent_residence", "forced_marriage", "honour_violence",
+]
+
+
+class PersonRecord(BaseModel):
+    """Personal data of one case. Never logged, never in an event, notification or error message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Short
+    birth_date: date | None = None
+    safe_contact: Short | None = Field(default=None, description="a channel that is safe to use, e.g. a phone")
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    address_protection: Literal["none", "code7", "code6"] = "none"
+    children_ages: tuple[Annotated[int, Field(ge=0, le=25)], ...] = ()
+    interpreter_language: Annotated[str, StringConstraints(max_length=64)] | None = None
+    needs: tuple[Need, ...] = ()
+
+    @property
+    def has_children(self) -> bool:
+        return bool(self.children_ages)
+
+
+def seal(person: PersonRecord, *, case_id: uuid.UUID, keys: KeyRing, index_key: str) -> tuple[str, bytes, str]:
+    """(key id, ciphertext bound to the case, blind index of the name)."""
+    blob = keys.encrypt_json(person.model_dump(mode="json"), aad=case_id.bytes)
+    return keys.key_id_of(blob), blob, blind_index(index_key, person.name)
+
+
+def unseal(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing) -> PersonRecord:
+    return PersonRecord.model_validate(keys.decrypt_json(blob, aad=case_id.bytes))
+
+
+def changed_fields(old: PersonRecord | None, new: PersonRecord) -> list[str]:
+    names = list(PersonRecord.model_fields)
+    if old is None:
+        return [n for n in names if getattr(new, n) not in (None, (), "none")] or ["name"]
+    return [n for n in names if getattr(old, n) != getattr(new, n)]

@@ -1,0 +1,60 @@
+"""One settings object, read from the environment (prefix ``FORLOP_``; ``DATABASE_URL`` also works)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+# Well-known keys for development, demo and tests only: refused in production.
+DEV_ENCRYPTION_KEYS = "dev:ZGV2LW9ubHktZGV2LW9ubHktZGV2LW9ubHktZGV2LW8="
+DEV_INDEX_KEY = "ZGV2LWluZGV4LWtleS1kZXYtaW5kZXgta2V5LWRldi0="
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FORLOP_", extra="ignore")
+
+    env: Literal["development", "demo", "test", "production"] = "development"
+    database_url: str = Field(
+        default="sqlite:///forlop.db", validation_alias=AliasChoices("FORLOP_DATABASE_URL", "DATABASE_URL")
+    )
+    definitions_dir: Path = ROOT / "definitions"
+    encryption_keys: str = DEV_ENCRYPTION_KEYS
+    index_key: str = DEV_INDEX_KEY
+    reference_prefix: str = Field(default="BGO", pattern=r"^[A-Z]{2,8}$")
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_values(self) -> Settings:
+        if self.env != "production":
+            return self
+        problems = []
+        if self.encryption_keys == DEV_ENCRYPTION_KEYS or "dev:" in self.encryption_keys:
+            problems.append("FORLOP_ENCRYPTION_KEYS is the development key; generate one with `forlop keys new`")
+        if self.index_key == DEV_INDEX_KEY:
+            problems.append("FORLOP_INDEX_KEY is the development key; generate one with `forlop keys new`")
+        url = make_url(self.database_url)
+        if url.drivername.startswith("sqlite") and url.database:
+            path = Path(url.database)
+            if path.exists() and path.stat().st_mode & (stat.S_IROTH | stat.S_IWOTH):
+                problems.append(f"the database file {path} is readable or writable by others (chmod 600 it)")
+        if problems:
+            raise ValueError("unsafe settings for production: " + "; ".join(problems))
+        return self
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def is_demo_allowed(settings: Settings) -> bool:
+    return settings.env in ("development", "demo", "test") and os.environ.get("FORLOP_ALLOW_DEMO", "1") != "0"

@@ -1,0 +1,90 @@
+"""Registered definition versions, parsed once per process and shared by every case on them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from threading import Lock
+
+import sqlalchemy as sa
+
+from pathway.definition import PathwayDefinition, load_definition, parse_definition
+from pathway.errors import DefinitionError, DefinitionVersionMissing, Problem
+from pathway.store.engine import WRITE
+from pathway.store.tables import definition_t
+
+
+class DefinitionCatalog:
+    """Definition versions by (pathway id, version). A version's text is immutable once registered."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._parsed: dict[tuple[str, int], PathwayDefinition] = {}
+        self._lock = Lock()
+
+    def resolve(self, pathway_id: str, version: int, *, conn: sa.Connection | None = None) -> PathwayDefinition:
+        """A definition version, parsed once per process. Pass the open connection when inside a transaction."""
+        found = self._parsed.get((pathway_id, version))
+        if found is not None:
+            return found
+        query = sa.select(definition_t.c.source).where(
+            definition_t.c.pathway_id == pathway_id, definition_t.c.version == version)
+        row = self._query(conn, lambda c: c.execute(query).first())
+        if row is None:
+            raise DefinitionVersionMissing(pathway_id, version)
+        definition = parse_definition(row.source, filename=f"{pathway_id}@v{version}")
+        self._remember(definition)
+        return self._parsed[definition.key]
+
+    def latest(self, pathway_id: str, *, conn: sa.Connection | None = None) -> PathwayDefinition:
+        query = sa.select(sa.func.max(definition_t.c.version)).where(definition_t.c.pathway_id == pathway_id)
+        version = self._query(conn, lambda c: c.execute(query).scalar())
+        if version is None:
+            raise DefinitionVersionMissing(pathway_id, 0)
+        return self.resolve(pathway_id, version, conn=conn)
+
+    def _query(self, conn: sa.Connection | None, run):  # type: ignore[no-untyped-def]
+        # Inside a unit of work, reuse its connection: SQLite would block a second writer-connection.
+        if conn is not None:
+            return run(conn)
+        with self._engine.connect() as own:
+            return run(own)
+
+    def versions(self) -> list[tuple[str, int, str]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(definition_t.c.pathway_id, definition_t.c.version, definition_t.c.sha256)
+                                .order_by(definition_t.c.pathway_id, definition_t.c.version))
+            return [tuple(r) for r in rows]
+
+    def register(self, definition: PathwayDefinition) -> bool:
+        """Store a definition version; True if new. The same version with other content is refused."""
+        with self._engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            row = conn.execute(sa.select(definition_t.c.sha256).where(
+                definition_t.c.pathway_id == definition.id, definition_t.c.version == definition.version)).first()
+            if row is not None:
+                if row.sha256 != definition.sha256:
+                    raise DefinitionError([Problem(
+                        f"{definition.id}@v{definition.version}", 1, 1, "version",
+                        f"version {definition.version} is already registered with other content; "
+                        "give the changed definition a new version number")])
+                self._remember(definition)
+                return False
+            conn.execute(sa.insert(definition_t).values(
+                id=uuid.uuid4(), pathway_id=definition.id, version=definition.version,
+                sha256=definition.sha256, source=definition.source, registered_at=datetime.now(timezone.utc)))
+        self._remember(definition)
+        return True
+
+    def _remember(self, definition: PathwayDefinition) -> None:
+        with self._lock:
+            self._parsed.setdefault(definition.key, definition)
+
+    def register_directory(self, directory: Path) -> list[PathwayDefinition]:
+        """Register every ``*.yaml`` in a directory (the shipped and the municipality's definitions)."""
+        registered = []
+        for path in sorted(directory.glob("*.yaml")):
+            definition = load_definition(path)
+            if self.register(definition):
+                registered.append(definition)
+        return registered

@@ -1,0 +1,201 @@
+"""Load and save case aggregates with SQLAlchemy Core over the SQLModel tables (the hot path).
+
+``save`` writes only what changed since ``load``: the case row under an optimistic version check, new and
+changed steps and handover tasks, and the new events, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from pathway.cases import Case, Consent, Event, HandoverTask, Step, iso, parse_iso
+from pathway.definition import PathwayDefinition
+from pathway.errors import ConcurrencyConflict, NotFound
+from pathway.store.tables import case_t, event_t, handover_t, step_t
+
+Resolver = Callable[[str, int], PathwayDefinition]
+
+_STEP_COLS = ("id", "code", "occurrence", "owner", "state", "adhoc", "title", "created_at", "anchor_at", "due_at",
+              "activated_at", "ended_at", "ended_by")
+_TASK_COLS = ("id", "code", "agency", "scope", "basis", "status", "created_at", "created_by", "due_at", "updated_at")
+
+
+def _step_values(step: Step) -> tuple[Any, ...]:
+    return tuple(getattr(step, c) for c in _STEP_COLS)
+
+
+def _task_values(task: HandoverTask) -> tuple[Any, ...]:
+    return tuple(list(task.scope) if c == "scope" else getattr(task, c) for c in _TASK_COLS)
+
+
+def _case_values(case: Case) -> dict[str, Any]:
+    return {
+        "pathway_id": case.definition.id,
+        "definition_version": case.definition.version,
+        "unit": case.unit,
+        "phase": case.phase,
+        "coordinator": case.coordinator,
+        "opened_at": case.opened_at,
+        "paused_since": case.paused_since,
+        "closed_at": case.closed_at,
+        "outcome": case.outcome,
+        "transferred_to": case.transferred_to,
+        "conditions": sorted(case.conditions),
+        "milestones": {k: iso(v) for k, v in sorted(case.milestones.items())},
+        "consents": {
+            a: {"scope": list(c.scope), "given": c.given, "recorded_at": iso(c.recorded_at), "recorded_by": c.recorded_by}
+            for a, c in sorted(case.consents.items())
+        },
+        "version": case.version,
+        "head_hash": case.head_hash,
+    }
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "case_id": e.case_id, "seq": e.seq, "at": e.at, "actor": e.actor, "operation": e.operation,
+        "reason": e.reason, "payload": e.payload, "state_before": e.state_before, "state_after": e.state_after,
+        "prev_hash": e.prev_hash, "hash": e.hash,
+    }
+
+
+class CaseRepository:
+    """Cases in one transaction. Remembers what it loaded so that ``save`` writes only the difference."""
+
+    def __init__(self, conn: sa.Connection, resolve: Resolver) -> None:
+        self._conn = conn
+        self._resolve = resolve
+        self._seen: dict[uuid.UUID, tuple[int, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tuple[Any, ...]]]] = {}
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def get(self, reference: str) -> Case:
+        row = self._conn.execute(sa.select(case_t).where(case_t.c.reference == reference)).mappings().first()
+        if row is None:
+            raise NotFound("case", reference)
+        return self._build(row)
+
+    def get_by_id(self, case_id: uuid.UUID) -> Case:
+        row = self._conn.execute(sa.select(case_t).where(case_t.c.id == case_id)).mappings().first()
+        if row is None:
+            raise NotFound("case", case_id)
+        return self._build(row)
+
+    def _build(self, row: sa.RowMapping) -> Case:
+        case = Case(
+            id=row["id"], reference=row["reference"],
+            definition=self._resolve(row["pathway_id"], row["definition_version"]),
+            unit=row["unit"], opened_at=row["opened_at"], phase=row["phase"],
+            conditions=set(row["conditions"]), coordinator=row["coordinator"], paused_since=row["paused_since"],
+            milestones={k: parse_iso(v) for k, v in row["milestones"].items()},
+            consents={
+                a: Consent(a, tuple(c["scope"]), c["given"], parse_iso(c["recorded_at"]), c["recorded_by"])
+                for a, c in row["consents"].items()
+            },
+            closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=row["transferred_to"],
+            version=row["version"], head_hash=row["head_hash"],
+        )
+        cols = [step_t.c[c] for c in _STEP_COLS]
+        for r in self._conn.execute(sa.select(*cols).where(step_t.c.case_id == case.id)
+                                    .order_by(step_t.c.position)):
+            case.steps.append(Step(**dict(zip(_STEP_COLS, r, strict=True))))
+        cols = [handover_t.c[c] for c in _TASK_COLS]
+        for r in self._conn.execute(sa.select(*cols).where(handover_t.c.case_id == case.id)
+                                    .order_by(handover_t.c.position)):
+            values = dict(zip(_TASK_COLS, r, strict=True))
+            values["scope"] = tuple(values["scope"])
+            case.handovers.append(HandoverTask(**values))
+        self._remember(case)
+        return case
+
+    def events(self, case_id: uuid.UUID) -> list[Event]:
+        rows = self._conn.execute(sa.select(event_t).where(event_t.c.case_id == case_id).order_by(event_t.c.seq))
+        return [Event(**dict(r)) for r in rows.mappings()]
+
+    def iter_case_ids(self, *, open_only: bool = False, pathway: tuple[str, int] | None = None) -> Iterator[uuid.UUID]:
+        query = sa.select(case_t.c.id).order_by(case_t.c.id)
+        if open_only:
+            query = query.where(case_t.c.closed_at.is_(None))
+        if pathway is not None:
+            query = query.where(case_t.c.pathway_id == pathway[0], case_t.c.definition_version == pathway[1])
+        for (case_id,) in self._conn.execute(query):
+            yield case_id
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def add(self, case: Case) -> None:
+        self._conn.execute(sa.insert(case_t), [{"id": case.id, "reference": case.reference,
+                                                 "updated_at": _now(case), **_case_values(case)}])
+        self._insert_children(case, case.steps, case.handovers)
+        self._flush_events(case)
+        self._remember(case)
+
+    def save(self, case: Case, *, expected_version: int | None = None) -> None:
+        """Write the changes; ``expected_version`` (default: the version loaded) guards against lost updates."""
+        if not case.new_events:
+            return
+        loaded_version, steps, tasks = self._seen[case.id]
+        expected = loaded_version if expected_version is None else expected_version
+        if expected != loaded_version:
+            raise ConcurrencyConflict(case.reference, expected, loaded_version)
+        result = self._conn.execute(
+            sa.update(case_t)
+            .where(case_t.c.id == case.id, case_t.c.version == expected)
+            .values(updated_at=_now(case), **_case_values(case))
+        )
+        if result.rowcount != 1:
+            actual = self._conn.execute(sa.select(case_t.c.version).where(case_t.c.id == case.id)).scalar()
+            raise ConcurrencyConflict(case.reference, expected, actual)
+        new_steps = [s for s in case.steps if s.id not in steps]
+        new_tasks = [t for t in case.handovers if t.id not in tasks]
+        self._insert_children(case, new_steps, new_tasks)
+        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _step_values(s)]
+        if changed:
+            self._conn.execute(
+                sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id")).values(
+                    {c: sa.bindparam(f"b_{c}") for c in _STEP_COLS if c != "id"}),
+                [{f"b_{c}": v for c, v in zip(_STEP_COLS, _step_values(s), strict=True)} for s in changed],
+            )
+        changed_tasks = [t for t in case.handovers if t.id in tasks and tasks[t.id] != _task_values(t)]
+        if changed_tasks:
+            self._conn.execute(
+                sa.update(handover_t).where(handover_t.c.id == sa.bindparam("b_id")).values(
+                    {c: sa.bindparam(f"b_{c}") for c in _TASK_COLS if c != "id"}),
+                [{f"b_{c}": v for c, v in zip(_TASK_COLS, _task_values(t), strict=True)} for t in changed_tasks],
+            )
+        self._flush_events(case)
+        self._remember(case)
+
+    def _insert_children(self, case: Case, steps: list[Step], tasks: list[HandoverTask]) -> None:
+        # Lists only grow, so a row's position (its index in the aggregate) never changes once written.
+        first_step = len(case.steps) - len(steps)
+        if steps:
+            self._conn.execute(sa.insert(step_t), [
+                {"case_id": case.id, "position": first_step + i, **dict(zip(_STEP_COLS, _step_values(s), strict=True))}
+                for i, s in enumerate(steps)])
+        first_task = len(case.handovers) - len(tasks)
+        if tasks:
+            self._conn.execute(sa.insert(handover_t), [
+                {"case_id": case.id, "position": first_task + i, **dict(zip(_TASK_COLS, _task_values(t), strict=True))}
+                for i, t in enumerate(tasks)])
+
+    def _flush_events(self, case: Case) -> None:
+        if case.new_events:
+            self._conn.execute(sa.insert(event_t), [_event_row(e) for e in case.new_events])
+            case.new_events.clear()
+
+    def _remember(self, case: Case) -> None:
+        self._seen[case.id] = (
+            case.version,
+            {s.id: _step_values(s) for s in case.steps},
+            {t.id: _task_values(t) for t in case.handovers},
+        )
+
+
+def _now(case: Case) -> datetime:
+    return case.new_events[-1].at if case.new_events else case.opened_at

@@ -1,0 +1,180 @@
+"""SQLModel tables. Alembic migrations target ``SQLModel.metadata``.
+
+Every timestamp is timezone-aware UTC (``UTCDateTime`` also makes SQLite give them back aware).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend; naive values are refused, never guessed."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json(**kw: Any) -> Any:
+    return Field(sa_type=sa.JSON, **kw)
+
+
+class PathwayDefinitionRow(SQLModel, table=True):
+    """A registered definition version. Its source is kept so a case can always be replayed on its version."""
+
+    __tablename__ = "pathway_definition"
+    __table_args__ = (sa.UniqueConstraint("pathway_id", "version", name="uq_definition_version"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    pathway_id: str = Field(max_length=64)
+    version: int
+    sha256: str = Field(max_length=64)
+    source: str = Field(sa_type=sa.Text)
+    registered_at: datetime = _ts()
+
+
+class CaseRow(SQLModel, table=True):
+    __tablename__ = "pathway_case"
+    __table_args__ = (
+        sa.Index("ix_case_unit_phase", "unit", "phase"),
+        sa.Index("ix_case_coordinator", "coordinator"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    reference: str = Field(max_length=32, unique=True)
+    pathway_id: str = Field(max_length=64)
+    definition_version: int
+    unit: str = Field(max_length=64)
+    phase: str = Field(max_length=64)
+    coordinator: str | None = Field(default=None, max_length=200)
+    opened_at: datetime = _ts()
+    paused_since: datetime | None = _ts(default=None)
+    closed_at: datetime | None = _ts(default=None)
+    outcome: str | None = Field(default=None, max_length=64)
+    transferred_to: str | None = Field(default=None, max_length=2000)
+    conditions: list[str] = _json(default_factory=list)
+    milestones: dict[str, str] = _json(default_factory=dict)
+    consents: dict[str, Any] = _json(default_factory=dict)
+    repeat_contact: bool = False
+    version: int
+    head_hash: str = Field(max_length=64)
+    updated_at: datetime = _ts()
+
+
+class StepRow(SQLModel, table=True):
+    __tablename__ = "step"
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "code", "occurrence", name="uq_step_occurrence"),
+        # The scheduler's question: open steps by due time. Partial, so history never slows it down.
+        sa.Index(
+            "ix_step_open_due", "due_at",
+            sqlite_where=sa.text("ended_at IS NULL AND due_at IS NOT NULL"),
+            postgresql_where=sa.text("ended_at IS NULL AND due_at IS NOT NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="pathway_case.id", index=True)
+    position: int  # order within the case, as the aggregate created it
+    code: str = Field(max_length=32)
+    occurrence: int
+    owner: str = Field(max_length=64)
+    state: str = Field(max_length=16)
+    adhoc: bool = False
+    title: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _ts()
+    anchor_at: datetime | None = _ts(default=None)
+    due_at: datetime | None = _ts(default=None)
+    activated_at: datetime | None = _ts(default=None)
+    ended_at: datetime | None = _ts(default=None)
+    ended_by: str | None = Field(default=None, max_length=200)
+
+
+class HandoverRow(SQLModel, table=True):
+    __tablename__ = "handover_task"
+    __table_args__ = (sa.Index("ix_handover_agency_status", "agency", "status"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="pathway_case.id", index=True)
+    position: int
+    code: str = Field(max_length=32)
+    agency: str = Field(max_length=64)
+    scope: list[str] = _json(default_factory=list)
+    basis: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    created_at: datetime = _ts()
+    created_by: str = Field(max_length=200)
+    due_at: datetime | None = _ts(default=None)
+    updated_at: datetime = _ts()
+
+
+class EventRow(SQLModel, table=True):
+    """Append-only, hash-chained per case. (case_id, seq) as key: a second writer of the same seq fails."""
+
+    __tablename__ = "case_event"
+
+    case_id: uuid.UUID = Field(foreign_key="pathway_case.id", primary_key=True)
+    seq: int = Field(primary_key=True)
+    at: datetime = _ts()
+    actor: str = Field(max_length=200)
+    operation: str = Field(max_length=32)
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    payload: dict[str, Any] = _json(default_factory=dict)
+    state_before: dict[str, Any] = _json(default_factory=dict)
+    state_after: dict[str, Any] = _json(default_factory=dict)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class PersonRow(SQLModel, table=True):
+    """The person behind a case, encrypted (AES-GCM, bound to the case id); found by a keyed blind index."""
+
+    __tablename__ = "person"
+
+    case_id: uuid.UUID = Field(foreign_key="pathway_case.id", primary_key=True)
+    key_id: str = Field(max_length=32, index=True)
+    ciphertext: bytes = Field(sa_type=sa.LargeBinary)
+    name_index: str = Field(max_length=64, index=True)
+    updated_at: datetime = _ts()
+
+
+class ReferenceCounter(SQLModel, table=True):
+    """The last number handed out per reference prefix and year (BGO-2026-0042): never derived from a person."""
+
+    __tablename__ = "reference_counter"
+
+    prefix: str = Field(primary_key=True, max_length=8)
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+definition_t = PathwayDefinitionRow.__table__
+case_t = CaseRow.__table__
+step_t = StepRow.__table__
+handover_t = HandoverRow.__table__
+event_t = EventRow.__table__
+person_t = PersonRow.__table__
+counter_t = ReferenceCounter.__table__
