@@ -905,7 +905,9 @@ class Case:
             if not applies and step.is_open:
                 self._end(step, "cancel", "system", at)
                 continue
-            if step.state == "cancelled" and applies and self.phase in checkpoint.phases and step.ended_by == "system":
+            # In an open case a step is cancelled only because its condition lapsed or the case went back to an
+            # earlier stage: either way the checkpoint applies again once its condition and stage do.
+            if step.state == "cancelled" and applies and self.phase in checkpoint.phases:
                 step = self._new_step(checkpoint.code, step.occurrence + 1, checkpoint.owners[0], at)
             if step.state != "pending" or self._missing(checkpoint.needs):
                 continue
@@ -961,6 +963,10 @@ def replay(events: Iterable[Event | dict[str, Any]], resolve: Resolver) -> Case:
         produced = case.new_events[-1]
         if produced.hash != e.hash:
             raise DomainError(f"event {e.seq} ({e.operation}): replay does not reproduce the recorded state")
+        # The recorded event must also hash to its own hash and link to the one before (its stored
+        # state_before/state_after, seq and prev_hash are not inputs to the operation, so check them here).
+        if e.prev_hash != produced.prev_hash or event_hash(e.prev_hash, e.body()) != e.hash:
+            raise DomainError(f"event {e.seq} ({e.operation}): the recorded event does not match its hash")
     if case is None:
         raise DomainError("no events to replay")
     case.new_events.clear()

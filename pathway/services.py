@@ -302,7 +302,7 @@ def migrate_cases(
     with uow_factory() as uow:
         ids = list(uow.cases.iter_case_ids(open_only=True, pathway=source.key))
         in_use = uow.conn.execute(
-            sa.select(sa.distinct(step_t.c.code)).join(case_t, case_t.c.id == step_t.c.case_id).where(
+            sa.select(step_t.c.code).distinct().join(case_t, case_t.c.id == step_t.c.case_id).where(
                 step_t.c.adhoc.is_(False), case_t.c.closed_at.is_(None),
                 case_t.c.pathway_id == source.id, case_t.c.definition_version == source.version)
         ).scalars().all()

@@ -1,0 +1,311 @@
+"""The store on SQLite and PostgreSQL (the same tests, parameterised by the ``core`` fixture)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pathway import services
+from pathway.bootstrap import Forlop
+from pathway.cases import Case, replay
+from pathway.crypto import KeyRing, generate_key
+from pathway.definition import parse_definition
+from pathway.errors import ConcurrencyConflict, ConsentRequired, DefinitionError, DomainError, OperationNotAllowed
+from pathway.people import PersonRecord
+from pathway.settings import DEV_ENCRYPTION_KEYS
+from pathway.store.tables import case_t, event_t, person_t, step_t
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)  # a Monday morning
+PERSON = PersonRecord(
+    name="Testperson Fiktivsen", birth_date=None, safe_contact="+47 000 00 000",
+    address="Fiktivgata 1, 0000 Testby", address_protection="code6", children_ages=(4, 9),
+)
+
+
+def open_case(core: Forlop, *, person: PersonRecord | None = PERSON, at: datetime = T0, **kw: object) -> Case:
+    return services.open_case(
+        uow=core.uow(), pathway_id="krisesenter", unit="testenhet", first_contact_at=at, actor="koordinator",
+        keys=core.keys, index_key=core.settings.index_key, reference_prefix="TST", person=person, at=at, **kw,
+    )
+
+
+def change(core: Forlop, ref: str, fn, version: int | None = None) -> Case:  # type: ignore[no-untyped-def]
+    case, _ = services.change_case(uow=core.uow(), reference=ref, expected_version=version, change=fn)
+    return case
+
+
+def stored(core: Forlop, ref: str) -> Case:
+    return services.get_case(uow=core.uow(), reference=ref)
+
+
+def walk_to_closure(core: Forlop, ref: str) -> None:
+    """A whole pathway with a pause, a skipped checkpoint, consent, a handover and an ad-hoc step."""
+    at = T0
+    def step(hours: float, fn) -> None:  # type: ignore[no-untyped-def]
+        nonlocal at
+        at += timedelta(hours=hours)
+        moment = at
+        change(core, ref, lambda c: fn(c, moment))
+
+    step(2, lambda c, at: c.complete("K1", actor="k", at=at))
+    step(1, lambda c, at: c.complete("K2", actor="k", at=at))
+    step(1, lambda c, at: c.skip("K5", actor="k", at=at, reason="vurdert: ikke aktuelt"))
+    step(1, lambda c, at: c.assign_coordinator("koordinator", actor="leder", at=at))
+    step(1, lambda c, at: c.record_consent("police", scope=["name", "contact", "threat_assessment"], given=True,
+                                           actor="k", at=at))
+    step(1, lambda c, at: c.advance("start_support", actor="k", at=at))
+    step(1, lambda c, at: c.create_handover("K6", actor="k", at=at))
+    step(2, lambda c, at: c.pause(actor="k", at=at, reason="på sykehus"))
+    step(30, lambda c, at: c.resume(actor="k", at=at))
+    step(1, lambda c, at: c.update_handover(c.handovers[0].id, "accepted", actor="politi", at=at))
+    step(5, lambda c, at: c.update_handover(c.handovers[0].id, "completed", actor="politi", at=at, note="ok"))
+    step(1, lambda c, at: c.add_step(title="Følge til tannlege", owner="coordinator", due_at=at + timedelta(days=3),
+                                     actor="k", at=at, reason="avtalt med personen"))
+    step(20, lambda c, at: c.complete("A1", actor="k", at=at))
+    step(1, lambda c, at: c.skip("K7", actor="k", at=at, reason="har egen inntekt"))
+    step(40, lambda c, at: c.complete("K8", actor="k", at=at))
+    step(10, lambda c, at: c.complete("K9", actor="nav", at=at))
+    step(5, lambda c, at: c.advance("move_out", actor="k", at=at))
+    step(48, lambda c, at: c.complete("K11", actor="k", at=at))
+    step(24, lambda c, at: c.close("safe_housing", actor="k", at=at))
+
+
+def test_a_case_walked_to_closure_reloads_and_replays_to_the_same_state(core: Forlop) -> None:
+    ref = open_case(core).reference
+    walk_to_closure(core, ref)
+    case = stored(core, ref)
+    assert case.is_closed and case.outcome == "safe_housing"
+    assert not case.open_steps()
+    with core.uow() as uow:
+        events = uow.cases.events(case.id)
+    assert [e.seq for e in events] == list(range(1, case.version + 1))
+    assert replay(events, core.catalog.resolve).digest() == case.digest()
+
+
+def test_every_change_appends_exactly_one_event_with_author_time_and_reason(core: Forlop) -> None:
+    ref = open_case(core).reference
+    change(core, ref, lambda c: c.pause(actor="koordinator2", at=T0 + timedelta(hours=1), reason="utilgjengelig"))
+    case = stored(core, ref)
+    with core.uow() as uow:
+        last = uow.cases.events(case.id)[-1]
+    assert (last.operation, last.actor, last.reason) == ("pause", "koordinator2", "utilgjengelig")
+    assert last.at == T0 + timedelta(hours=1)
+    assert last.state_before["paused"] is False and last.state_after["paused"] is True
+
+
+def test_a_stale_version_is_refused_and_changes_nothing(core: Forlop) -> None:
+    ref = open_case(core).reference
+    version = stored(core, ref).version
+    change(core, ref, lambda c: c.complete("K1", actor="a", at=T0 + timedelta(hours=1)), version=version)
+    with pytest.raises(ConcurrencyConflict) as caught:
+        change(core, ref, lambda c: c.complete("K2", actor="b", at=T0 + timedelta(hours=2)), version=version)
+    assert caught.value.expected == version and caught.value.actual == version + 1
+    case = stored(core, ref)
+    assert case.version == version + 1
+    assert next(s for s in case.steps if s.code == "K2").state == "active"
+
+
+def test_two_writers_who_read_the_same_version_cannot_both_win(core: Forlop) -> None:
+    ref = open_case(core).reference
+    version = stored(core, ref).version  # both coordinators read this version
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+    operations = {
+        "complete": lambda c: c.complete("K1", actor="a", at=T0 + timedelta(hours=1)),
+        "pause": lambda c: c.pause(actor="b", at=T0 + timedelta(hours=1), reason="utilgjengelig"),
+    }
+
+    def worker(name: str) -> None:
+        barrier.wait(timeout=10)
+        try:
+            change(core, ref, operations[name], version=version)
+            results.append(name)
+        except ConcurrencyConflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in operations]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(results) == 2 and results.count("conflict") == 1
+    case = stored(core, ref)
+    assert case.version == version + 1
+    winner = next(r for r in results if r != "conflict")
+    assert (case.paused_since is not None) == (winner == "pause")
+    assert (next(s for s in case.steps if s.code == "K1").state == "done") == (winner == "complete")
+
+
+def test_a_refused_operation_writes_nothing(core: Forlop) -> None:
+    ref = open_case(core).reference
+    before = stored(core, ref)
+    with pytest.raises(ConsentRequired):
+        change(core, ref, lambda c: c.create_handover("K6", actor="k", at=T0 + timedelta(hours=1)))
+    with pytest.raises(OperationNotAllowed):
+        change(core, ref, lambda c: c.advance("start_support", actor="k", at=T0 + timedelta(hours=1)))
+    after = stored(core, ref)
+    assert after.digest() == before.digest()
+    with core.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(event_t)).scalar() == before.version
+
+
+def test_person_data_is_encrypted_at_rest_and_found_by_exact_name(core: Forlop) -> None:
+    ref = open_case(core).reference
+    with core.engine.connect() as conn:
+        dump = "".join(str(v) for row in conn.execute(sa.select(person_t)) for v in row)
+        dump += "".join(str(v) for row in conn.execute(sa.select(event_t)) for v in row)
+        dump += "".join(str(v) for row in conn.execute(sa.select(case_t)) for v in row)
+        blob = conn.execute(sa.select(person_t.c.ciphertext)).scalar_one()
+    for secret in ("Testperson", "Fiktivsen", "Fiktivgata", "+47 000"):
+        assert secret not in dump and secret.encode() not in blob
+    assert services.find_cases_by_name(uow=core.uow(), name="testperson  FIKTIVSEN", index_key=core.settings.index_key) == [ref]
+    assert services.find_cases_by_name(uow=core.uow(), name="Testperson Annen", index_key=core.settings.index_key) == []
+    person = services.read_person(uow=core.uow(), reference=ref, keys=core.keys)
+    assert person == PERSON
+    case = stored(core, ref)
+    assert "children" in case.conditions  # derived from the person record, K5 applies
+    assert any(s.code == "K5" for s in case.steps)
+
+
+def test_person_keys_rotate_and_old_ciphertexts_stay_readable_until_then(core: Forlop) -> None:
+    ref = open_case(core).reference
+    new_key = f"new:{generate_key()}"
+    ring = KeyRing.parse(f"{new_key},{DEV_ENCRYPTION_KEYS}")
+    assert services.rotate_person_keys(engine=core.engine, keys=ring) == 1
+    assert services.rotate_person_keys(engine=core.engine, keys=ring) == 0
+    assert services.read_person(uow=core.uow(), reference=ref, keys=KeyRing.parse(new_key)) == PERSON
+    with core.engine.connect() as conn:
+        assert conn.execute(sa.select(person_t.c.key_id)).scalar_one() == "new"
+
+
+def test_a_new_contact_within_twelve_months_is_flagged(core: Forlop) -> None:
+    first = open_case(core).reference
+    change(core, first, lambda c: c.close("declined", actor="k", at=T0 + timedelta(days=2), reason="takket nei"))
+    again = open_case(core, at=T0 + timedelta(days=200)).reference
+    other = open_case(core, person=PERSON.model_copy(update={"name": "Annen Testperson"}),
+                      at=T0 + timedelta(days=200)).reference
+    with core.engine.connect() as conn:
+        flags = dict(conn.execute(sa.select(case_t.c.reference, case_t.c.repeat_contact)).all())
+    assert flags == {first: False, again: True, other: False}
+
+
+def test_references_are_sequential_per_year_and_never_derived_from_the_person(core: Forlop) -> None:
+    refs = [open_case(core, person=None).reference for _ in range(3)]
+    assert refs == ["TST-2026-0001", "TST-2026-0002", "TST-2026-0003"]
+
+
+def test_open_steps_by_due_time_use_the_partial_index(core: Forlop) -> None:
+    indexes = {ix["name"]: ix for ix in sa.inspect(core.engine).get_indexes("step")}
+    assert "ix_step_open_due" in indexes
+    assert {"ix_case_unit_phase"} <= {ix["name"] for ix in sa.inspect(core.engine).get_indexes("pathway_case")}
+    open_case(core)
+    query = (sa.select(step_t.c.id).where(step_t.c.ended_at.is_(None), step_t.c.due_at.is_not(None),
+                                          step_t.c.due_at < T0 + timedelta(days=60))
+             .order_by(step_t.c.due_at).limit(1000))
+    with core.engine.connect() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        if core.engine.dialect.name == "sqlite":
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    assert "ix_step_open_due" in plan
+
+
+def test_a_definition_version_cannot_change_once_registered(core: Forlop) -> None:
+    source = (core.settings.definitions_dir / "krisesenter.yaml").read_text(encoding="utf-8")
+    edited = parse_definition(source.replace("hours: 24}", "hours: 12}", 1))
+    with pytest.raises(DefinitionError, match="already registered"):
+        core.catalog.register(edited)
+    assert core.catalog.register(parse_definition(source)) is False
+
+
+def test_open_cases_migrate_to_a_new_version_only_with_a_complete_mapping(core: Forlop) -> None:
+    source = (core.settings.definitions_dir / "krisesenter.yaml").read_text(encoding="utf-8")
+    v2 = parse_definition(source.replace("version: 1", "version: 2").replace("code: K8", "code: K8b")
+                          .replace("needs: [K3]\n    deadline: {after: K3", "needs: [K3]\n    deadline: {after: K3"))
+    v1 = core.catalog.resolve("krisesenter", 1)
+    ref = open_case(core).reference
+    change(core, ref, lambda c: c.complete("K1", actor="k", at=T0 + timedelta(hours=1)))
+    core.catalog.register(v2)
+    identity = {c.code: c.code for c in v1.checkpoints if c.code != "K8"}
+    partial = {k: v for k, v in identity.items() if k != "K1"}
+    refused = services.migrate_cases(uow_factory=core.uow, source=v1, target=v2, mapping=partial, actor="admin",
+                                     reason="ny versjon", apply=True)
+    assert "K1" in refused.unmapped and refused.moved == 0
+    dry = services.migrate_cases(uow_factory=core.uow, source=v1, target=v2, mapping={**identity, "K8": "K8b"},
+                                 actor="admin", reason="ny versjon")
+    assert dry.moved == 1 and stored(core, ref).definition.version == 1
+    done = services.migrate_cases(uow_factory=core.uow, source=v1, target=v2, mapping={**identity, "K8": "K8b"},
+                                  actor="admin", reason="ny versjon", apply=True)
+    case = stored(core, ref)
+    assert done.moved == 1 and case.definition.version == 2
+    assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve).ok
+
+
+def test_audit_verify_finds_an_edited_a_deleted_and_a_truncated_chain(core: Forlop) -> None:
+    refs = [open_case(core).reference for _ in range(3)]
+    for ref in refs:
+        change(core, ref, lambda c: c.complete("K1", actor="k", at=T0 + timedelta(hours=1)))
+        change(core, ref, lambda c: c.complete("K2", actor="k", at=T0 + timedelta(hours=2)))
+    assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve).ok
+    ids = {ref: stored(core, ref).id for ref in refs}
+    with core.engine.begin() as conn:
+        conn.execute(sa.update(event_t).where(event_t.c.case_id == ids[refs[0]], event_t.c.seq == 3)
+                     .values(reason="endret i ettertid"))
+        conn.execute(sa.delete(event_t).where(event_t.c.case_id == ids[refs[1]], event_t.c.seq == 2))
+        last = conn.execute(sa.select(sa.func.max(event_t.c.seq)).where(event_t.c.case_id == ids[refs[2]])).scalar()
+        conn.execute(sa.delete(event_t).where(event_t.c.case_id == ids[refs[2]], event_t.c.seq == last))
+    report = services.verify_audit(engine=core.engine)
+    text = "\n".join(report.problems)
+    assert f"{refs[0]}: event 3" in text and "altered" in text
+    assert f"{refs[1]}: event 2 is missing" in text
+    assert f"{refs[2]}: the case is at version" in text
+    assert len(report.problems) == 3
+
+
+def test_a_case_row_edited_behind_the_engines_back_fails_the_replay_check(core: Forlop) -> None:
+    ref = open_case(core).reference
+    with core.engine.begin() as conn:
+        conn.execute(sa.update(step_t).where(step_t.c.code == "K1").values(state="done"))
+    report = services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve)
+    assert report.problems == [f"{ref}: the stored case differs from the state its events rebuild"]
+
+
+OPS = st.lists(st.sampled_from(["K1", "K2", "K5", "K8", "K12", "pause", "resume", "consent", "handover",
+                                "advance", "back", "close", "coordinator"]), min_size=1, max_size=14)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_random_operation_sequences_persist_and_replay_exactly(core: Forlop, ops: list[str]) -> None:
+    ref = open_case(core, person=None, conditions=["children"]).reference
+    at = T0
+    for op in ops:
+        at += timedelta(hours=7)
+        moment = at
+        fn = {
+            "pause": lambda c: c.pause(actor="k", at=moment, reason="r"),
+            "resume": lambda c: c.resume(actor="k", at=moment),
+            "consent": lambda c: c.record_consent("police", scope=["name", "contact", "threat_assessment"],
+                                                  given=True, actor="k", at=moment),
+            "handover": lambda c: c.create_handover("K6", actor="k", at=moment),
+            "advance": lambda c: c.advance("start_support", actor="k", at=moment),
+            "back": lambda c: c.advance("back_to_intake", actor="k", at=moment, reason="tilbake"),
+            "close": lambda c: c.close("ended_early", actor="k", at=moment, reason="avsluttet"),
+            "coordinator": lambda c: c.assign_coordinator("k2", actor="k", at=moment, reason="bytte"),
+        }.get(op, lambda c, code=op: c.complete(code, actor="k", at=moment))
+        before = stored(core, ref)
+        try:
+            change(core, ref, fn)
+        except DomainError:
+            assert stored(core, ref).digest() == before.digest()
+    case = stored(core, ref)
+    with core.uow() as uow:
+        events = uow.cases.events(case.id)
+    assert replay(events, core.catalog.resolve).digest() == case.digest()
