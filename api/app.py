@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 
+from api import problems
 from pathway.bootstrap import Forlop
 from pathway.errors import DefinitionVersionMissing
 from pathway.machine import mermaid
@@ -22,6 +23,7 @@ def create_app(core: Forlop) -> FastAPI:
         core.close()
 
     app = FastAPI(title="Forløp", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json")
+    problems.install(app)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -54,7 +54,14 @@ def _settings(database_url: str | None) -> Settings:
     try:
         return Settings(**overrides)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        # A pydantic ValidationError: one short line per setting, without pydantic's links and indentation.
+        errors = exc.errors() if callable(getattr(exc, "errors", None)) else None  # type: ignore[attr-defined]
+        messages = [
+            (f"{'.'.join(map(str, e['loc']))}: " if e.get("loc") else "") + str(e["msg"]).removeprefix("Value error, ")
+            for e in errors
+        ] if errors else [str(exc)]
+        for message in messages:
+            err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -65,12 +72,12 @@ def _core(database_url: str | None):  # type: ignore[no-untyped-def]
         return bootstrap(_settings(database_url))
     except DefinitionError as exc:
         for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False)
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
 def _fail(exc: ForlopError, code: int = 1) -> typer.Exit:
-    err.print(f"error: {exc}", markup=False, highlight=False)
+    err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -119,7 +126,7 @@ def diagram(
         definition = load_definition(file)
     except DefinitionError as exc:
         for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False)
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     sys.stdout.write(mermaid(definition, lang="en" if lang == "en" else "nb"))
 
@@ -349,7 +356,7 @@ def audit_verify(database_url: DatabaseUrl = None,
         report = services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve if replay else None,
                                        progress=lambda n: progress.advance(task, n))
     for problem in report.problems:
-        out.print(problem, markup=False, highlight=False)
+        out.print(problem, markup=False, highlight=False, soft_wrap=True)
     err.print(f"{report.cases} cases, {report.events} events: "
               + ("chain intact" if report.ok else f"{len(report.problems)} problem(s)"))
     if not report.ok:
@@ -384,12 +391,15 @@ def migrate(
     from pathway import services
 
     core = _core(database_url)
-    source = core.catalog.resolve(*_version_of(from_version, pathway_id))
-    target = core.catalog.resolve(*_version_of(to_version, pathway_id))
+    try:
+        source = core.catalog.resolve(*_version_of(from_version, pathway_id))
+        target = core.catalog.resolve(*_version_of(to_version, pathway_id))
+    except ForlopError as exc:
+        raise _fail(exc, 2) from None
     try:
         mapping = YAML(typ="safe").load(map_file.read_text(encoding="utf-8")) or {}
     except Exception as exc:  # noqa: BLE001 - any YAML/IO failure is a usage error here
-        err.print(f"{map_file}: cannot read the mapping: {exc}", markup=False)
+        err.print(f"{map_file}: cannot read the mapping: {exc}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
         err.print(f"{map_file}:1:1: (mapping): expected old code: new code pairs", markup=False)
@@ -400,11 +410,12 @@ def migrate(
                                          actor=actor, reason=reason, apply=apply,
                                          progress=lambda n: progress.advance(task, n))
     if summary.unmapped:
-        err.print(f"refused: checkpoints in use are not mapped: {', '.join(sorted(summary.unmapped))}")
+        err.print(f"refused: checkpoints in use are not mapped: {', '.join(sorted(summary.unmapped))}",
+                  markup=False, soft_wrap=True)
         raise typer.Exit(2)
     if summary.refused and not summary.moved:
         for why, n in summary.refused.items():
-            err.print(f"refused ({n}): {why}", markup=False)
+            err.print(f"refused ({n}): {why}", markup=False, soft_wrap=True)
         raise typer.Exit(2)
     verb = "moved" if apply else "would move"
     out.print(f"{summary.open_cases} open case(s) on {source.id} v{source.version}; {verb} {summary.moved} "
@@ -496,4 +507,7 @@ def main() -> None:
         raise SystemExit(1) from None
     except sa.exc.DBAPIError as exc:
         err.print(f"error: database error ({type(exc.orig).__name__})", markup=False)
+        raise SystemExit(1) from None
+    except ForlopError as exc:  # a command let one through (a bad key spec, a missing definition version, ...)
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(1) from None
