@@ -209,11 +209,56 @@ def parse_definition(source: bytes | str, *, filename: str = "<definition>") -> 
     try:
         definition = PathwayDefinition.model_validate(doc)
     except ValidationError as exc:
-        raise DefinitionError([_problem_at(filename, doc, err["loc"], err["msg"]) for err in exc.errors()]) from None
+        problems = [_problem_at(filename, doc, err["loc"], err["msg"]) for err in exc.errors()]
+        problems += _problems_beside_broken_items(filename, doc, exc)
+        raise DefinitionError(problems) from None
     problems = [_problem_at(filename, doc, loc, msg) for loc, msg in _semantic_problems(definition)]
     if problems:
         raise DefinitionError(problems)
     return definition.model_copy(update={"sha256": hashlib.sha256(source).hexdigest(), "source": text})
+
+
+_LISTS = {"checkpoints": "code", "phases": "id", "transitions": "trigger"}
+
+
+def _problems_beside_broken_items(filename: str, doc: Any, exc: ValidationError) -> list[Problem]:
+    """When some list items are malformed, check the rest too, so one run still reports every problem.
+
+    The malformed items are left out and the remainder validated; problems that merely mention a left-out item
+    (a reference to it) are dropped, and locations are mapped back to the original list positions.
+    """
+    broken: dict[str, set[int]] = {name: set() for name in _LISTS}
+    for err in exc.errors():
+        loc = err["loc"]
+        if len(loc) >= 2 and loc[0] in _LISTS and isinstance(loc[1], int):
+            broken[str(loc[0])].add(loc[1])
+        else:
+            return []  # a top-level problem: nothing sensible to check beside it
+    reduced = dict(doc)
+    positions: dict[str, list[int]] = {}
+    left_out: set[str] = set()
+    for name, bad in broken.items():
+        items = doc.get(name)
+        if not isinstance(items, list):
+            continue
+        positions[name] = [i for i in range(len(items)) if i not in bad]
+        reduced[name] = [items[i] for i in positions[name]]
+        left_out |= {str(items[i].get(_LISTS[name])) for i in bad if isinstance(items[i], dict)}
+    try:
+        partial = PathwayDefinition.model_validate(reduced)
+    except ValidationError:
+        return []
+    graph_incomplete = bool(broken["phases"] or broken["transitions"])
+    problems = []
+    for loc, msg in _semantic_problems(partial):
+        if any(f"'{name}'" in msg for name in left_out):
+            continue
+        if graph_incomplete and any(w in msg for w in ("reached", "closure", "cycle", "unreachable")):
+            continue  # the left-out phases or transitions might have connected it
+        if len(loc) >= 2 and loc[0] in positions and isinstance(loc[1], int):
+            loc = (loc[0], positions[str(loc[0])][loc[1]], *loc[2:])
+        problems.append(_problem_at(filename, doc, loc, msg))
+    return problems
 
 
 def _read_yaml(text: str, filename: str) -> Any:

@@ -220,6 +220,16 @@ class CaseLifecycle(RuleBasedStateMachine):
         assert all(n == 1 for n in open_tasks.values()), open_tasks
 
     @invariant()
+    def every_checkpoint_that_applies_now_has_a_live_occurrence(self) -> None:
+        if self.case.is_closed:
+            return
+        for checkpoint in DEFINITION.checkpoints:
+            if self.case.phase in checkpoint.phases and set(checkpoint.when) <= self.case.conditions:
+                latest = max((s for s in self.case.steps if s.code == checkpoint.code),
+                             key=lambda s: s.occurrence, default=None)
+                assert latest is not None and latest.state != "cancelled", (checkpoint.code, latest)
+
+    @invariant()
     def a_closed_case_has_nothing_open(self) -> None:
         if self.case.is_closed:
             assert self.case.open_steps() == []

@@ -21,8 +21,9 @@ PLAINTEXT = NAME.encode("utf-8")
 CASE_A = b"case:0001"
 CASE_B = b"case:0002"
 
-OLD_KEY = generate_key()
-NEW_KEY = generate_key()
+# Fixed (not generated) so that test ids are the same in every pytest-xdist worker.
+OLD_KEY = base64.urlsafe_b64encode(bytes(range(32))).decode()
+NEW_KEY = base64.urlsafe_b64encode(bytes(range(32, 64))).decode()
 # Module level rather than a fixture: hypothesis does not reset function-scoped fixtures per example.
 RING = KeyRing({"k1": generate_key()})
 
