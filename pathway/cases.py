@@ -341,7 +341,8 @@ class Case:
             assert self.paused_since is not None
             for step in self.steps:
                 if step.is_open and step.due_at is not None:
-                    start = max(self.paused_since, step.activated_at or self.paused_since)
+                    # Only the part of the pause after the anchor counted against this deadline.
+                    start = max(self.paused_since, step.anchor_at or self.paused_since)
                     step.due_at += max(at - start, timedelta(0))
             self.paused_since = None
             self._sync_handover_deadlines()
