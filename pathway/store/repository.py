@@ -154,22 +154,21 @@ class CaseRepository:
         new_steps = [s for s in case.steps if s.id not in steps]
         new_tasks = [t for t in case.handovers if t.id not in tasks]
         self._insert_children(case, new_steps, new_tasks)
-        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _step_values(s)]
-        if changed:
-            self._conn.execute(
-                sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id")).values(
-                    {c: sa.bindparam(f"b_{c}") for c in _STEP_COLS if c != "id"}),
-                [{f"b_{c}": v for c, v in zip(_STEP_COLS, _step_values(s), strict=True)} for s in changed],
-            )
-        changed_tasks = [t for t in case.handovers if t.id in tasks and tasks[t.id] != _task_values(t)]
-        if changed_tasks:
-            self._conn.execute(
-                sa.update(handover_t).where(handover_t.c.id == sa.bindparam("b_id")).values(
-                    {c: sa.bindparam(f"b_{c}") for c in _TASK_COLS if c != "id"}),
-                [{f"b_{c}": v for c, v in zip(_TASK_COLS, _task_values(t), strict=True)} for t in changed_tasks],
-            )
+        self._update_changed(step_t, _STEP_COLS, steps, [(s.id, _step_values(s)) for s in case.steps])
+        self._update_changed(handover_t, _TASK_COLS, tasks, [(t.id, _task_values(t)) for t in case.handovers])
         self._flush_events(case)
         self._remember(case)
+
+    def _update_changed(self, table: sa.Table, cols: tuple[str, ...], loaded: dict[uuid.UUID, tuple[Any, ...]],
+                        current: list[tuple[uuid.UUID, tuple[Any, ...]]]) -> None:
+        """One executemany UPDATE for the rows whose values differ from what was loaded."""
+        changed = [values for key, values in current if key in loaded and loaded[key] != values]
+        if changed:
+            self._conn.execute(
+                sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+                .values({c: sa.bindparam(f"b_{c}") for c in cols if c != "id"}),
+                [{f"b_{c}": v for c, v in zip(cols, values, strict=True)} for values in changed],
+            )
 
     def _insert_children(self, case: Case, steps: list[Step], tasks: list[HandoverTask]) -> None:
         # Lists only grow, so a row's position (its index in the aggregate) never changes once written.
