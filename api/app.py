@@ -13,13 +13,19 @@ from api import problems
 from pathway.bootstrap import Forlop
 from pathway.errors import DefinitionVersionMissing
 from pathway.machine import mermaid
+from pathway.scheduler import build_scheduler
 from pathway.store.migrate import is_current
 
 
 def create_app(core: Forlop) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        scheduler = build_scheduler(core) if core.settings.scheduler == "embedded" else None
+        if scheduler is not None:
+            scheduler.start()
         yield
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)  # let a running scan or delivery finish
         core.close()
 
     app = FastAPI(title="Forløp", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json")

@@ -41,7 +41,7 @@ import time
 import tracemalloc
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -107,7 +107,10 @@ for _op in SEQUENCE:
     _t += _op.after
     OFFSETS.append(_t)
 SCALE_OPS = range(1, 6)
-TARGETS = {"sqlite": 2.0, "postgresql": 1.5}  # engine time / raw time per operation  # the scale batch: K1, K2, assign_coordinator, record_consent, start_support
+TARGETS = {"sqlite": 2.0, "postgresql": 1.5}  # engine time / raw time per operation
+# 2,000 cases x 15 operations x (engine + raw) x 2 backends keeps the whole default run near 10 minutes on the
+# 2-core machine: the engine measured 2-5 ms per persisted operation there, so 10,000 cases would take ~40.
+DEFAULT_CASES = 2_000  # the scale batch: K1, K2, assign_coordinator, record_consent, start_support
 
 
 @dataclass
@@ -147,11 +150,6 @@ def pct(values: Sequence[float], p: float) -> float:
 
 def us(seconds: float) -> str:
     return f"{seconds * 1e6:,.0f}"
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, indent: str = "  ") -> str:
@@ -677,6 +675,12 @@ def profile_sqlite(dbs: Databases, args: argparse.Namespace) -> None:
             if len(rows) == 10:
                 break
         say(table(["function", "calls/op", "cum µs/op", "share"], rows, indent="    "))
+        say("  top 10 by own time (per call):")
+        rows = []
+        for (filename, line, func), (cc, nc, tt, ct, _callers) in sorted(entries.items(), key=lambda kv: -kv[1][2])[:10]:
+            where = filename.split("site-packages/")[-1].split("/work/main/")[-1]
+            rows.append([f"{func} ({where}:{line})", f"{nc / n:.1f}", us(tt / n), f"{tt / total * 100:.0f}%"])
+        say(table(["function", "calls/op", "own µs/op", "share"], rows, indent="    "))
         buckets: dict[str, float] = defaultdict(float)
         for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in entries.items():
             if "sqlite3" in func or "commit' of" in func:
@@ -742,7 +746,10 @@ def fsync_probe(directory: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--cases", type=int, default=None, help="cases walked through the sequence per backend (default 10000)")
+    p.add_argument("--cases", type=int, default=None,
+                   help=f"cases walked through the whole sequence per backend (default {DEFAULT_CASES:,}; 200 with "
+                        "--quick). Each costs ~0.1 s per backend on this 2-core machine, engine and raw together, "
+                        "so 10,000 adds ~30 minutes")
     p.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     p.add_argument("--pg-url", default=os.environ.get("FORLOP_TEST_POSTGRES_URL", DEFAULT_PG),
                    help="a PostgreSQL server URL allowed to CREATE/DROP DATABASE (bench databases are made there)")
@@ -753,13 +760,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sqlite-synchronous", default="FULL", choices=["NORMAL", "FULL", "EXTRA"])
     p.add_argument("--chunk", type=int, default=250, help="cases per alternation between engine and raw")
     p.add_argument("--profile", choices=["auto", "always", "never"], default="auto",
-                   help="cProfile one SQLite operation (auto: when the SQLite engine/raw ratio misses 2x)")
+                   help="cProfile one SQLite operation (auto: when an engine/raw ratio misses its target)")
     p.add_argument("--profile-ops", type=int, default=300)
     p.add_argument("--workdir", default=None, help="where SQLite files go (default: the system temp dir)")
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     quick = args.quick
-    args.cases = args.cases if args.cases is not None else (200 if quick else 10_000)
+    args.cases = args.cases if args.cases is not None else (200 if quick else DEFAULT_CASES)
     args.scale = [int(x) for x in (args.scale or ("1000,5000" if quick else "10000,100000")).split(",")]
     args.batch_ops = args.batch_ops if args.batch_ops is not None else (100 if quick else 1000)
     args.memory_cases = args.memory_cases if args.memory_cases is not None else (200 if quick else 1000)
@@ -822,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
             [b, f"{us(s[0][1])} µs @ {s[0][0]:,}", f"{us(s[-1][1])} µs @ {s[-1][0]:,}", f"{s[-1][1] / s[0][1]:.2f}",
              f"{s[-1][2] / s[0][2]:.2f}"] for b, s in scales.items()]))
     if memory:
-        say(table(["backend", "walked case (closed, 15 events)", "fresh case (just opened)"], [
+        say(table(["backend", f"walked case (closed, {len(SEQUENCE)} events)", "fresh case (just opened)"], [
             [b, f"{w[1]:,.0f} B ({w[0]:,.0f} B with the repository's tracking; n={nw})",
              f"{f[1]:,.0f} B ({f[0]:,.0f} B with tracking; n={nf})"] for b, (w, f, nw, nf) in memory.items()]))
     say(table(["definition (krisesenter.yaml)", "median", "min"], [

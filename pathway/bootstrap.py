@@ -7,6 +7,7 @@ from functools import cached_property
 
 import sqlalchemy as sa
 
+from notifications.channels import EmailChannel, WebhookChannel
 from pathway.crypto import KeyRing
 from pathway.settings import Settings, get_settings
 from pathway.store.catalog import DefinitionCatalog
@@ -29,6 +30,18 @@ class Forlop:
     @cached_property
     def keys(self) -> KeyRing:
         return KeyRing.parse(self.settings.encryption_keys)
+
+    @cached_property
+    def email_channel(self) -> EmailChannel | None:
+        s = self.settings
+        if not s.smtp_host:
+            return None
+        return EmailChannel(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, starttls=s.smtp_starttls,
+                            username=s.smtp_username, password=s.smtp_password)
+
+    @cached_property
+    def webhook_channel(self) -> WebhookChannel:
+        return WebhookChannel(secret=self.settings.webhook_secret, timeout=self.settings.webhook_timeout_seconds)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -34,6 +34,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(case_app, name="case")
 app.add_typer(keys_app, name="keys")
+users_app = typer.Typer(help="People who work with Forløp.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Messages waiting for email and webhook delivery.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(outbox_app, name="outbox")
 
 out = Console()
 err = Console(stderr=True)
@@ -445,6 +449,108 @@ def keys_rotate(database_url: DatabaseUrl = None) -> None:
         task = progress.add_task("re-encrypting", total=None)
         n = services.rotate_person_keys(engine=core.engine, keys=core.keys, progress=lambda k: progress.advance(task, k))
     out.print(f"{n} person record(s) re-encrypted under key '{core.keys.active_id}'")
+
+
+# -- users ----------------------------------------------------------------------------------------------------
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="coordinator, partner, manager or admin")],
+    unit: Annotated[Optional[str], typer.Option(help="Unit (coordinators, managers).")] = None,
+    agency: Annotated[Optional[str], typer.Option(help="Agency (partner contacts), e.g. police, nav.")] = None,
+    language: Annotated[str, typer.Option(help="nb or en")] = "nb",
+    email: Annotated[Optional[str], typer.Option(help="Where reminders are emailed (optional).")] = None,
+    webhook_url: Annotated[Optional[str], typer.Option(help="Where reminders are posted (optional).")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a user."""
+    from pathway import services
+
+    core = _core(database_url)
+    try:
+        services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency,
+                          language=language, email=email, webhook_url=webhook_url)
+    except ForlopError as exc:
+        raise _fail(exc, 2) from None
+    out.print(f"user {username} ({role}) created")
+
+
+# -- reminders ------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def scheduler(database_url: DatabaseUrl = None) -> None:
+    """Run the reminder scan and the outbox dispatcher as their own process (until SIGTERM or Ctrl-C)."""
+    import signal
+
+    from pathway.scheduler import build_scheduler
+
+    core = _core(database_url)
+    sched = build_scheduler(core, blocking=True)
+
+    def stop(*_: object) -> None:
+        # Finish the job that is running (a scan batch, a delivery) and stop cleanly.
+        sched.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    err.print(f"scheduler: scan every {core.settings.scan_interval_seconds}s, "
+              f"outbox every {core.settings.dispatch_interval_seconds}s")
+    try:
+        sched.start()
+    except KeyboardInterrupt:
+        pass
+    core.close()
+
+
+@app.command()
+def scan(
+    now: Annotated[Optional[str], typer.Option(help="Scan as of this time (ISO 8601); default now.")] = None,
+    dispatch: Annotated[bool, typer.Option(help="Also deliver the outbox once.")] = True,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run one reminder scan (and one outbox delivery) now, and print what it did."""
+    from pathway.scheduler import run_dispatch, run_scan
+
+    core = _core(database_url)
+    at = _parse_time(now)
+    result = run_scan(core, now=at)
+    out.print(f"scan: {result.steps} steps, {result.reminders} reminders, {result.notifications} inbox, "
+              f"{result.outbox} outbox, {result.unrouted} without recipient")
+    if dispatch:
+        sent = run_dispatch(core, now=at)
+        out.print(f"outbox: {sent.sent} sent, {sent.retried} to retry, {sent.dead} dead")
+
+
+@outbox_app.command("list")
+def outbox_list(status: Annotated[str, typer.Option(help="dead, pending, sending, sent or all")] = "dead",
+                database_url: DatabaseUrl = None) -> None:
+    """List outbox messages (by default the dead letters)."""
+    from notifications.dispatcher import list_outbox
+
+    core = _core(database_url)
+    table = Table("id", "channel", "recipient", "status", "attempts", "last error")
+    for r in list_outbox(engine=core.engine, status=None if status == "all" else status):
+        table.add_row(str(r.id), r.channel, r.username, r.status, str(r.attempts), r.last_error or "")
+    out.print(table)
+
+
+@outbox_app.command("retry")
+def outbox_retry(ids: Annotated[Optional[list[str]], typer.Argument(help="Outbox ids; none: every dead letter.")] = None,
+                 database_url: DatabaseUrl = None) -> None:
+    """Give dead-letter messages a fresh set of delivery attempts."""
+    import uuid as _uuid
+
+    from notifications.dispatcher import retry_dead
+
+    core = _core(database_url)
+    try:
+        wanted = [_uuid.UUID(i) for i in ids] if ids else None
+    except ValueError:
+        raise typer.BadParameter("outbox ids are UUIDs (see `forlop outbox list`)") from None
+    n = retry_dead(engine=core.engine, now=datetime.now(timezone.utc), ids=wanted)
+    out.print(f"{n} message(s) queued again")
 
 
 # -- demo and server ----------------------------------------------------------------------------------------

@@ -73,7 +73,17 @@ class Deadline(Offset):
     """Due a given offset after an anchor: ``first_contact``, a checkpoint code, a milestone or ``consent.<agency>``."""
 
     after: Label
-    escalate: tuple[Offset, ...] = ()
+
+
+RungKind = Literal["due_soon", "due_now", "overdue", "escalation", "manager_escalation"]
+
+
+class Rung(_Frozen):
+    """One rung of a reminder ladder: ``at`` is relative to the deadline (negative: before it)."""
+
+    kind: RungKind
+    at: Offset
+    to: Literal["owner", "coordinator", "manager"]
 
 
 class RepeatRule(_Frozen):
@@ -100,6 +110,7 @@ class Checkpoint(_Frozen):
     handover: Handover | None = None
     completed_by: CompletedBy = "manual"
     skippable: bool = True
+    reminders: tuple[Rung, ...] | None = None  # None: the pathway's default ladder
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -138,6 +149,7 @@ class PathwayDefinition(_Frozen):
     milestones: dict[Ident, Text] = {}
     outcomes: dict[Ident, Text] = Field(min_length=1)
     adaptations: tuple[Adaptation, ...] = ()
+    reminders: tuple[Rung, ...] = ()
     phases: tuple[Phase, ...] = Field(min_length=2)
     transitions: tuple[Transition, ...] = Field(min_length=1)
     checkpoints: tuple[Checkpoint, ...] = Field(min_length=1)
@@ -155,6 +167,13 @@ class PathwayDefinition(_Frozen):
     @cached_property
     def phase_order(self) -> dict[str, int]:
         return {p.id: i for i, p in enumerate(self.phases)}
+
+    def ladder(self, code: str | None) -> tuple[Rung, ...]:
+        """The reminder ladder of a checkpoint (or of an ad-hoc step, ``code=None``)."""
+        checkpoint = self.checkpoint.get(code) if code is not None else None
+        if checkpoint is not None and checkpoint.reminders is not None:
+            return checkpoint.reminders
+        return self.reminders
 
     @property
     def initial_phase(self) -> str:
@@ -387,6 +406,12 @@ def _references(d: PathwayDefinition) -> Iterator[tuple[Loc, str]]:
                 yield (*at, "repeat", j, "times"), "only the last repeat rule may run until closure"
         if c.completed_by in ("open", "close") and c.skippable:
             yield (*at, "skippable"), f"a checkpoint completed by '{c.completed_by}' cannot be skippable"
+    for at, ladder in [(("reminders",), d.reminders)] + [
+        (("checkpoints", i, "reminders"), c.reminders) for i, c in enumerate(d.checkpoints) if c.reminders
+    ]:
+        hours = [_rough_hours(r.at) for r in ladder]
+        if hours != sorted(hours):
+            yield at, "list the rungs of a reminder ladder from the earliest to the latest"
     for kind in ("open", "close"):
         found = [i for i, c in enumerate(d.checkpoints) if c.completed_by == kind]
         for i in found[1:]:
@@ -409,6 +434,10 @@ def _references(d: PathwayDefinition) -> Iterator[tuple[Loc, str]]:
         yield ("phases", 0, "final"), "the first phase is where cases start; it cannot be final"
     if not d.final_phases:
         yield ("phases",), "no final phase: a case could never be closed"
+
+
+def _rough_hours(offset: Offset) -> float:
+    return offset.amount * {"hours": 1.0, "days": 24.0, "working_days": 24.0 * 7 / 5}[offset.unit.value]
 
 
 def _graph(d: PathwayDefinition) -> Iterator[tuple[Loc, str]]:

@@ -17,7 +17,7 @@ from pathway.people import PersonRecord
 FIRST = ["Kari", "Ola", "Ingrid", "Aisha", "Marta", "Leyla", "Nora", "Sofie", "Emma", "Amal", "Hanne", "Jonas"]
 LAST = ["Testesen", "Eksempelsen", "Prøvedal", "Fiktivsen", "Demoberg", "Syntetisk"]
 UNITS = ["bergen-sentrum", "bergen-nord", "askoy", "voss"]
-COORDINATORS = ["koordinator", "koordinator2", "koordinator3"]
+COORDINATORS = ["koordinator", "koordinator2", "koordinator3", "koordinator4"]
 OUTCOMES = ["safe_housing", "returned_to_abuser", "moved_away", "declined", "transferred", "ended_early"]
 PROFILES = ["new", "intake", "intake_overdue", "support", "support_paused", "after_stay", "returned", "closed"]
 WEIGHTS = [6, 10, 6, 22, 6, 14, 4, 32]
@@ -37,9 +37,27 @@ def _person(rng: random.Random, n: int) -> PersonRecord:
     )
 
 
+# Demo users (issue: password "demo", created only in demo mode); one coordinator and manager per unit.
+DEMO_USERS = [
+    ("koordinator", "coordinator", "bergen-sentrum", None),
+    ("koordinator2", "coordinator", "bergen-nord", None),
+    ("koordinator3", "coordinator", "askoy", None),
+    ("koordinator4", "coordinator", "voss", None),
+    ("politi", "partner", None, "police"),
+    ("nav", "partner", None, "nav"),
+    ("leder", "manager", "bergen-sentrum", None),
+    ("admin", "admin", None, None),
+]
+
+
 def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], None] | None = None,
               now: datetime | None = None) -> str:
-    """Create ``cases`` synthetic cases; returns a one-line summary of what was made."""
+    """Create the demo users and ``cases`` synthetic cases; returns a one-line summary of what was made."""
+    for username, role, unit, agency in DEMO_USERS:
+        try:
+            services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency)
+        except DomainError:
+            pass  # already there: seeding twice adds cases, not users
     rng = random.Random(seed)
     now = now or datetime.now(timezone.utc)
     made: Counter[str] = Counter()
@@ -58,8 +76,9 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         profile, rng.uniform(10, 120))
     start = now - timedelta(days=age)
     shelter = rng.random() < 0.6
+    unit_index = rng.randrange(len(UNITS))
     case = services.open_case(
-        uow=core.uow(), pathway_id="krisesenter", unit=rng.choice(UNITS), first_contact_at=start,
+        uow=core.uow(), pathway_id="krisesenter", unit=UNITS[unit_index], first_contact_at=start,
         actor="mottak", keys=core.keys, index_key=core.settings.index_key,
         reference_prefix=core.settings.reference_prefix, person=_person(rng, n),
         conditions=["shelter_stay"] if shelter else [], at=start,
@@ -67,7 +86,7 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     if profile in ("new", "intake_overdue"):
         return
     clock = start
-    coordinator = rng.choice(COORDINATORS)
+    coordinator = COORDINATORS[unit_index]
 
     def step(hours: float, change: Callable[[Case, datetime], object]) -> bool:
         nonlocal clock

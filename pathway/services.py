@@ -18,7 +18,7 @@ from pathway.crypto import KeyRing, blind_index
 from pathway.definition import PathwayDefinition
 from pathway.errors import ConcurrencyConflict, DomainError, InvalidArgument, NotFound
 from pathway.people import PersonRecord, changed_fields, seal, unseal
-from pathway.store.tables import case_t, counter_t, event_t, person_t, step_t
+from pathway.store.tables import case_t, counter_t, event_t, person_t, step_t, user_t
 from pathway.store.engine import WRITE
 from pathway.store.repository import CaseRepository
 from pathway.store.uow import UnitOfWork
@@ -329,3 +329,29 @@ def migrate_cases(
         if progress is not None:
             progress(1)
     return summary
+
+
+# -- users ----------------------------------------------------------------------------------------------------
+
+ROLES = ("coordinator", "partner", "manager", "admin")
+
+
+def add_user(*, engine: sa.Engine, username: str, role: str, unit: str | None = None, agency: str | None = None,
+             language: str = "nb", email: str | None = None, webhook_url: str | None = None) -> None:
+    """Create a user. Coordinators and managers belong to a unit, partner contacts to an agency."""
+    if role not in ROLES:
+        raise InvalidArgument("role", f"must be one of {', '.join(ROLES)}")
+    if role in ("coordinator", "manager") and not unit:
+        raise InvalidArgument("unit", f"a {role} belongs to a unit")
+    if role == "partner" and not agency:
+        raise InvalidArgument("agency", "a partner contact belongs to an agency")
+    if language not in ("nb", "en"):
+        raise InvalidArgument("language", "nb or en")
+    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise InvalidArgument("username", "1–64 letters, digits, '.', '-' or '_'")
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        if conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username)).first() is not None:
+            raise InvalidArgument("username", f"'{username}' exists already")
+        conn.execute(sa.insert(user_t).values(
+            id=uuid.uuid4(), username=username, role=role, unit=unit, agency=agency, language=language,
+            email=email, webhook_url=webhook_url, active=True, created_at=now()))

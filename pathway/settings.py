@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 # Well-known keys for development, demo and tests only: refused in production.
 DEV_ENCRYPTION_KEYS = "dev:ZGV2LW9ubHktZGV2LW9ubHktZGV2LW9ubHktZGV2LW8="
 DEV_INDEX_KEY = "ZGV2LWluZGV4LWtleS1kZXYtaW5kZXgta2V5LWRldi0="
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +33,22 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, le=100)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = Field(default="http://127.0.0.1:8000", description="base of the links in notifications")
+
+    # Reminders and delivery
+    scheduler: Literal["embedded", "off"] = "embedded"  # "off" when `forlop scheduler` runs as its own process
+    scan_interval_seconds: int = Field(default=60, ge=1, le=3600)
+    dispatch_interval_seconds: int = Field(default=15, ge=1, le=3600)
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100)
+    outbox_base_delay_seconds: int = Field(default=30, ge=1, le=86_400)
+    smtp_host: str | None = None  # no host: email is not sent (messages wait in the outbox)
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = "forlop@localhost"
+    webhook_secret: str = DEV_WEBHOOK_SECRET
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _refuse_unsafe_values(self) -> Settings:
@@ -40,6 +57,8 @@ class Settings(BaseSettings):
         problems = []
         if self.encryption_keys == DEV_ENCRYPTION_KEYS or "dev:" in self.encryption_keys:
             problems.append("FORLOP_ENCRYPTION_KEYS is the development key; generate one with `forlop keys new`")
+        if self.webhook_secret == DEV_WEBHOOK_SECRET or len(self.webhook_secret) < 16:
+            problems.append("FORLOP_WEBHOOK_SECRET is the development secret or shorter than 16 characters")
         if self.index_key == DEV_INDEX_KEY:
             problems.append("FORLOP_INDEX_KEY is the development key; generate one with `forlop keys new`")
         url = make_url(self.database_url)

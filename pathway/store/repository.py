@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from pathway.cases import Case, Consent, Event, HandoverTask, Step, iso, parse_iso
 from pathway.definition import PathwayDefinition
 from pathway.errors import ConcurrencyConflict, NotFound
+from pathway.reminders import first_reminder_at
 from pathway.store.tables import case_t, event_t, handover_t, step_t
 
 Resolver = Callable[[str, int], PathwayDefinition]
@@ -23,6 +24,16 @@ Resolver = Callable[[str, int], PathwayDefinition]
 _STEP_COLS = ("id", "code", "occurrence", "owner", "state", "adhoc", "title", "created_at", "anchor_at", "due_at",
               "activated_at", "ended_at", "ended_by")
 _TASK_COLS = ("id", "code", "agency", "scope", "basis", "status", "created_at", "created_by", "due_at", "updated_at")
+
+
+_Loaded = tuple[int, bool, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tuple[Any, ...]]]
+
+
+def _next_reminder(case: Case, step: Step) -> datetime | None:
+    """When the reminder scan should next look at this step: never while paused, closed or without a deadline."""
+    if case.paused_since is not None or not step.is_open:
+        return None
+    return first_reminder_at(case.definition, step.code, step.due_at, adhoc=step.adhoc)
 
 
 def _step_values(step: Step) -> tuple[Any, ...]:
@@ -70,7 +81,7 @@ class CaseRepository:
     def __init__(self, conn: sa.Connection, resolve: Resolver) -> None:
         self._conn = conn
         self._resolve = resolve
-        self._seen: dict[uuid.UUID, tuple[int, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tuple[Any, ...]]]] = {}
+        self._seen: dict[uuid.UUID, _Loaded] = {}
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -139,7 +150,7 @@ class CaseRepository:
         """Write the changes; ``expected_version`` (default: the version loaded) guards against lost updates."""
         if not case.new_events:
             return
-        loaded_version, steps, tasks = self._seen[case.id]
+        loaded_version, was_paused, steps, tasks = self._seen[case.id]
         expected = loaded_version if expected_version is None else expected_version
         if expected != loaded_version:
             raise ConcurrencyConflict(case.reference, expected, loaded_version)
@@ -154,15 +165,20 @@ class CaseRepository:
         new_steps = [s for s in case.steps if s.id not in steps]
         new_tasks = [t for t in case.handovers if t.id not in tasks]
         self._insert_children(case, new_steps, new_tasks)
-        self._update_changed(step_t, _STEP_COLS, steps, [(s.id, _step_values(s)) for s in case.steps])
-        self._update_changed(handover_t, _TASK_COLS, tasks, [(t.id, _task_values(t)) for t in case.handovers])
+        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _step_values(s)]
+        self._update_rows(step_t, (*_STEP_COLS, "next_reminder_at"), [(*_step_values(s), _next_reminder(case, s))
+                                                                     for s in changed])
+        self._update_rows(handover_t, _TASK_COLS, [_task_values(t) for t in case.handovers
+                                                   if t.id in tasks and tasks[t.id] != _task_values(t)])
+        if case.paused_since is not None and not was_paused:
+            # A paused case raises no reminders: take its open steps out of the scan until they move on resume.
+            self._conn.execute(sa.update(step_t).where(step_t.c.case_id == case.id, step_t.c.ended_at.is_(None))
+                               .values(next_reminder_at=None))
         self._flush_events(case)
         self._remember(case)
 
-    def _update_changed(self, table: sa.Table, cols: tuple[str, ...], loaded: dict[uuid.UUID, tuple[Any, ...]],
-                        current: list[tuple[uuid.UUID, tuple[Any, ...]]]) -> None:
-        """One executemany UPDATE for the rows whose values differ from what was loaded."""
-        changed = [values for key, values in current if key in loaded and loaded[key] != values]
+    def _update_rows(self, table: sa.Table, cols: tuple[str, ...], changed: list[tuple[Any, ...]]) -> None:
+        """One executemany UPDATE by id (the first value of each row)."""
         if changed:
             self._conn.execute(
                 sa.update(table).where(table.c.id == sa.bindparam("b_id"))
@@ -175,7 +191,8 @@ class CaseRepository:
         first_step = len(case.steps) - len(steps)
         if steps:
             self._conn.execute(sa.insert(step_t), [
-                {"case_id": case.id, "position": first_step + i, **dict(zip(_STEP_COLS, _step_values(s), strict=True))}
+                {"case_id": case.id, "position": first_step + i, "next_reminder_at": _next_reminder(case, s),
+                 **dict(zip(_STEP_COLS, _step_values(s), strict=True))}
                 for i, s in enumerate(steps)])
         first_task = len(case.handovers) - len(tasks)
         if tasks:
@@ -191,6 +208,7 @@ class CaseRepository:
     def _remember(self, case: Case) -> None:
         self._seen[case.id] = (
             case.version,
+            case.paused_since is not None,
             {s.id: _step_values(s) for s in case.steps},
             {t.id: _task_values(t) for t in case.handovers},
         )

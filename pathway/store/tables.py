@@ -94,6 +94,12 @@ class StepRow(SQLModel, table=True):
             sqlite_where=sa.text("ended_at IS NULL AND due_at IS NOT NULL"),
             postgresql_where=sa.text("ended_at IS NULL AND due_at IS NOT NULL"),
         ),
+        # The reminder scan's question: which open steps have reached the next rung of their ladder.
+        sa.Index(
+            "ix_step_next_reminder", "next_reminder_at",
+            sqlite_where=sa.text("ended_at IS NULL AND next_reminder_at IS NOT NULL"),
+            postgresql_where=sa.text("ended_at IS NULL AND next_reminder_at IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -111,6 +117,7 @@ class StepRow(SQLModel, table=True):
     activated_at: datetime | None = _ts(default=None)
     ended_at: datetime | None = _ts(default=None)
     ended_by: str | None = Field(default=None, max_length=200)
+    next_reminder_at: datetime | None = _ts(default=None)  # derived from the ladder; advanced by the scan
 
 
 class HandoverRow(SQLModel, table=True):
@@ -171,6 +178,90 @@ class ReferenceCounter(SQLModel, table=True):
     last: int = 0
 
 
+class UserRow(SQLModel, table=True):
+    """A person who works with Forløp (never a person the pathway is about)."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (sa.Index("ix_user_role_unit", "role", "unit"), sa.Index("ix_user_agency", "agency"))
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)  # coordinator, partner, manager, admin
+    unit: str | None = Field(default=None, max_length=64)
+    agency: str | None = Field(default=None, max_length=64)
+    language: str = Field(default="nb", max_length=2)
+    email: str | None = Field(default=None, max_length=320)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    active: bool = True
+    created_at: datetime = _ts()
+
+
+class ReminderRow(SQLModel, table=True):
+    """A rung of a step's ladder that was reached. Unique per (step, rung, deadline): raised once, also when
+    several schedulers scan at the same time; a moved deadline (pause, re-planning) starts a fresh ladder."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (sa.UniqueConstraint("step_id", "rung", "due_at", name="uq_reminder_step_rung_due"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    step_id: uuid.UUID = Field(foreign_key="step.id")
+    case_id: uuid.UUID = Field(foreign_key="pathway_case.id", index=True)
+    rung: int
+    kind: str = Field(max_length=32)
+    due_at: datetime = _ts()
+    raised_at: datetime = _ts()
+
+
+class NotificationRow(SQLModel, table=True):
+    """The in-app inbox: one row per recipient of a reminder, written in the scan's own transaction."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        sa.UniqueConstraint("reminder_id", "username", name="uq_notification_reminder_user"),
+        sa.Index("ix_notification_user_unread", "username", "read_at", "created_at"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    reminder_id: uuid.UUID = Field(foreign_key="reminder.id")
+    username: str = Field(max_length=64)
+    kind: str = Field(max_length=32)
+    case_reference: str | None = Field(default=None, max_length=32)
+    step_code: str | None = Field(default=None, max_length=32)
+    unit: str | None = Field(default=None, max_length=64)
+    due_at: datetime = _ts()
+    link: str = Field(max_length=2000)
+    created_at: datetime = _ts()
+    read_at: datetime | None = _ts(default=None)
+
+
+class OutboxRow(SQLModel, table=True):
+    """A message to deliver outside the app (email, webhook). Its id is the idempotency key receivers see."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("reminder_id", "username", "channel", name="uq_outbox_reminder_user_channel"),
+        sa.Index(
+            "ix_outbox_ready", "next_attempt_at",
+            sqlite_where=sa.text("status IN ('pending', 'sending')"),
+            postgresql_where=sa.text("status IN ('pending', 'sending')"),
+        ),
+        sa.Index("ix_outbox_status", "status"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    reminder_id: uuid.UUID = Field(foreign_key="reminder.id")
+    username: str = Field(max_length=64)
+    channel: str = Field(max_length=16)
+    payload: dict[str, Any] = _json(default_factory=dict)
+    status: str = Field(max_length=16)  # pending, sending, sent, dead
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    locked_until: datetime | None = _ts(default=None)
+    last_error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(default=None)
+
+
 definition_t = PathwayDefinitionRow.__table__
 case_t = CaseRow.__table__
 step_t = StepRow.__table__
@@ -178,3 +269,7 @@ handover_t = HandoverRow.__table__
 event_t = EventRow.__table__
 person_t = PersonRow.__table__
 counter_t = ReferenceCounter.__table__
+user_t = UserRow.__table__
+reminder_t = ReminderRow.__table__
+notification_t = NotificationRow.__table__
+outbox_t = OutboxRow.__table__

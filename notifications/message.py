@@ -1,0 +1,33 @@
+"""What a notification says. Deliberately thin: no name, address, birth date or case content, ever."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Kind = Literal["due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted"]
+KINDS: tuple[str, ...] = ("due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification to one recipient. ``idempotency_key`` is stable across retries of the same message."""
+
+    idempotency_key: str
+    kind: Kind
+    language: Literal["nb", "en"]
+    recipient: str  # user name
+    due_at: datetime  # aware UTC; templates show it in Europe/Oslo
+    link: str  # absolute URL of the case page (or the report, for managers)
+    case_reference: str | None = None  # pseudonymous (BGO-2026-0042); None in manager messages
+    step_code: str | None = None  # e.g. K6; never the step's free-text title
+    unit: str | None = None
+    count: int = 1  # manager messages: how many steps this concerns
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str

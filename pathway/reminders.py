@@ -1,0 +1,52 @@
+"""Reminder ladders: when each rung of a step's ladder falls due. Pure: no I/O, no framework."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pathway.calendar import shift
+from pathway.definition import PathwayDefinition, Rung
+
+HANDOVER_UNACCEPTED = "handover_unaccepted"
+
+
+@dataclass(frozen=True, slots=True)
+class RungDue:
+    """Rung number ``index`` of a step's ladder falls due at ``at``."""
+
+    index: int
+    kind: str
+    to: str
+    at: datetime
+
+
+def ladder(definition: PathwayDefinition, code: str, *, adhoc: bool = False) -> tuple[Rung, ...]:
+    return definition.ladder(None if adhoc else code)
+
+
+def rung_times(definition: PathwayDefinition, code: str, due_at: datetime, *, adhoc: bool = False) -> list[RungDue]:
+    """Every rung of the step's ladder with its moment. Handover checkpoints get one more rung: at the deadline,
+    the coordinator hears of a task the agency has not accepted (checked when the rung is reached)."""
+    rungs = [RungDue(i, r.kind, r.to, shift(due_at, r.at.amount, r.at.unit))
+             for i, r in enumerate(ladder(definition, code, adhoc=adhoc))]
+    checkpoint = None if adhoc else definition.checkpoint.get(code)
+    if checkpoint is not None and checkpoint.handover is not None:
+        rungs.append(RungDue(len(rungs), HANDOVER_UNACCEPTED, "coordinator", due_at))
+    return rungs
+
+
+def first_reminder_at(definition: PathwayDefinition, code: str, due_at: datetime | None, *,
+                      adhoc: bool = False) -> datetime | None:
+    """When the scan should first look at a step (None: never, e.g. no deadline)."""
+    if due_at is None:
+        return None
+    times = [r.at for r in rung_times(definition, code, due_at, adhoc=adhoc)]
+    return min(times) if times else None
+
+
+def crossed(rungs: list[RungDue], now: datetime) -> tuple[list[RungDue], datetime | None]:
+    """The rungs due by ``now`` and the moment of the next one still ahead (None when the ladder is done)."""
+    due = [r for r in rungs if r.at <= now]
+    ahead = [r.at for r in rungs if r.at > now]
+    return due, (min(ahead) if ahead else None)

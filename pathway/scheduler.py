@@ -1,0 +1,63 @@
+"""The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, and deliver the outbox.
+
+Runs inside the server process by default (``FORLOP_SCHEDULER=embedded``) or as its own process
+(``forlop scheduler``) when several API processes share one database. Any number of schedulers may run at
+once: the scan's unique keys and row locks make each reminder be raised once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from notifications.dispatcher import DispatchResult, RetryPolicy, dispatch
+from pathway.store.scan import ScanResult, scan
+
+if TYPE_CHECKING:
+    from pathway.bootstrap import Forlop
+
+log = logging.getLogger("forlop.scheduler")
+
+
+def run_scan(core: Forlop, *, now: datetime | None = None) -> ScanResult:
+    result = scan(engine=core.engine, resolve=core.catalog.resolve, public_url=core.settings.public_url,
+                  now=now or datetime.now(timezone.utc))
+    if result.reminders or result.unrouted:
+        log.info("scan: %d steps, %d reminders, %d inbox, %d outbox, %d without recipient", result.steps,
+                 result.reminders, result.notifications, result.outbox, result.unrouted)
+    return result
+
+
+def run_dispatch(core: Forlop, *, now: datetime | None = None) -> DispatchResult:
+    policy = RetryPolicy(max_attempts=core.settings.outbox_max_attempts,
+                         base_delay=timedelta(seconds=core.settings.outbox_base_delay_seconds))
+    result = dispatch(engine=core.engine, email=core.email_channel, webhook=core.webhook_channel,
+                      now=now or datetime.now(timezone.utc), policy=policy)
+    if result.sent or result.retried or result.dead:
+        log.info("outbox: %d sent, %d to retry, %d dead", result.sent, result.retried, result.dead)
+    return result
+
+
+def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]
+    # A database outage must not kill the scheduler: log it (no data) and try again at the next interval.
+    try:
+        job(core)
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("%s skipped: database unavailable (%s)", job.__name__, type(exc).__name__)
+
+
+def build_scheduler(core: Forlop, *, blocking: bool = False) -> BaseScheduler:
+    """A scheduler with the scan and dispatch jobs; never two runs of the same job at once in one process."""
+    scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=timezone.utc)
+    now = datetime.now(timezone.utc)
+    for job, seconds in ((run_scan, core.settings.scan_interval_seconds),
+                         (run_dispatch, core.settings.dispatch_interval_seconds)):
+        scheduler.add_job(_guarded, "interval", args=[job, core], seconds=seconds, id=job.__name__,
+                          max_instances=1, coalesce=True, next_run_time=now, misfire_grace_time=None)
+    return scheduler
