@@ -54,7 +54,13 @@ def worker_id(request: pytest.FixtureRequest) -> str:
     return getattr(request.config, "workerinput", {}).get("workerid", "main")
 
 
-_TABLES = ("person", "case_event", "handover_task", "step", "pathway_case", "reference_counter")
+def _data_tables() -> list[str]:
+    """Every table but the registered definitions (kept: they are the same in every test)."""
+    from sqlmodel import SQLModel
+
+    import pathway.store.tables  # noqa: F401
+
+    return [t for t in SQLModel.metadata.tables if t != "pathway_definition"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,6 +75,6 @@ def core(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | Non
     forlop = bootstrap(Settings(env="test", database_url=url, definitions_dir=ROOT / "definitions"))
     if request.param == "postgresql":
         with forlop.engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {', '.join(_TABLES)} CASCADE"))
+            conn.execute(sa.text(f"TRUNCATE {', '.join(_data_tables())} CASCADE"))
     yield forlop
     forlop.close()

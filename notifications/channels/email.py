@@ -143,7 +143,7 @@ class EmailChannel:
             smtp.send_message(msg, from_addr=self.sender, to_addrs=[to])
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _reply in exc.recipients.values()]
-            raise _from_reply("recipient refused", min(codes) if codes else 550) from None
+            raise _from_reply("rcpt", min(codes) if codes else 550) from None
         except smtplib.SMTPResponseException as exc:  # auth, sender, data, helo errors
             raise _from_reply(stage, exc.smtp_code) from None
         except (smtplib.SMTPException, OSError, UnicodeError) as exc:

@@ -482,7 +482,9 @@ class WebhookHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook_server() -> Iterator[WebhookServer]:
     server = WebhookServer()
-    thread = threading.Thread(target=server.serve_forever, name="webhook-test-server", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="webhook-test-server", daemon=True
+    )
     thread.start()
     try:
         yield server

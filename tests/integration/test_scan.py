@@ -1,0 +1,161 @@
+"""The reminder scan against SQLite and PostgreSQL: right moments, once each, paused cases silent, inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from notifications import inbox
+from pathway import services
+from pathway.bootstrap import Forlop
+from pathway.scheduler import run_scan
+from pathway.store.tables import notification_t, outbox_t, reminder_t, step_t
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)  # Monday 09:00 in Oslo
+UNIT = "testenhet"
+
+
+@pytest.fixture
+def staffed(core: Forlop) -> Forlop:
+    add = lambda name, role, **kw: services.add_user(engine=core.engine, username=name, role=role, **kw)  # noqa: E731
+    add("k1", "coordinator", unit=UNIT, email="k1@example.invalid")
+    add("k2", "coordinator", unit="annen-enhet")
+    add("m1", "manager", unit=UNIT)
+    add("p1", "partner", agency="police", webhook_url="http://127.0.0.1:9/hook")
+    add("n1", "partner", agency="nav")
+    return core
+
+
+def open_case(core: Forlop, **kw: object) -> str:
+    return services.open_case(
+        uow=core.uow(), pathway_id="krisesenter", unit=UNIT, first_contact_at=T0, actor="k1", keys=core.keys,
+        index_key=core.settings.index_key, reference_prefix="TST", at=T0, **kw).reference
+
+
+def change(core: Forlop, ref: str, fn) -> None:  # type: ignore[no-untyped-def]
+    services.change_case(uow=core.uow(), reference=ref, expected_version=None, change=fn)
+
+
+def raised(core: Forlop) -> list[tuple[str, str]]:
+    """(step code, rung kind) of every reminder raised so far."""
+    with core.engine.connect() as conn:
+        rows = conn.execute(sa.select(step_t.c.code, reminder_t.c.kind).join(step_t, step_t.c.id == reminder_t.c.step_id)
+                            .order_by(step_t.c.code, reminder_t.c.rung))
+        return [tuple(r) for r in rows]
+
+
+def test_nothing_is_raised_before_the_first_rung_and_each_rung_once_after(staffed: Forlop) -> None:
+    open_case(staffed)
+    assert run_scan(staffed, now=T0 + timedelta(hours=17, minutes=59)).reminders == 0
+    first = run_scan(staffed, now=T0 + timedelta(hours=18))  # K1 and K2 are due in 6 hours
+    assert first.reminders == 2 and sorted(raised(staffed)) == [("K1", "due_soon"), ("K2", "due_soon")]
+    assert run_scan(staffed, now=T0 + timedelta(hours=18)).reminders == 0
+    assert run_scan(staffed, now=T0 + timedelta(hours=19)).reminders == 0
+
+
+def test_after_downtime_the_first_scan_raises_every_passed_rung_once(staffed: Forlop) -> None:
+    open_case(staffed)
+    result = run_scan(staffed, now=T0 + timedelta(days=30))
+    # K1, K2 (urgent ladder), K3, K4 (default): all four rungs each. K12 (due after 28 days):
+    # due soon, due now and the coordinator's escalation one working day later; the manager's is still ahead.
+    expected = {(code, kind) for code in ("K1", "K2", "K3", "K4")
+                for kind in ("due_soon", "due_now", "escalation", "manager_escalation")}
+    expected |= {("K12", "due_soon"), ("K12", "due_now"), ("K12", "escalation")}
+    assert result.reminders == len(expected) == 19
+    assert set(raised(staffed)) == expected and len(raised(staffed)) == 19
+    assert run_scan(staffed, now=T0 + timedelta(days=30)).reminders == 0
+    assert run_scan(staffed, now=T0 + timedelta(days=32)).reminders == 1  # K12's manager rung
+
+
+def test_recipients_are_the_owner_the_coordinator_and_the_units_manager(staffed: Forlop) -> None:
+    ref = open_case(staffed)
+    change(staffed, ref, lambda c: c.assign_coordinator("k1", actor="m1", at=T0 + timedelta(minutes=5)))
+    run_scan(staffed, now=T0 + timedelta(days=3))
+    with staffed.engine.connect() as conn:
+        rows = conn.execute(sa.select(notification_t.c.username, notification_t.c.kind, notification_t.c.step_code,
+                                      notification_t.c.case_reference)).all()
+    by_user = {u: {(k, s) for uu, k, s, _ in rows if uu == u} for u in ("k1", "k2", "m1", "p1", "n1")}
+    assert ("due_soon", "K1") in by_user["k1"]  # owner crisis centre → the unit's coordinators
+    assert ("escalation", "K1") in by_user["k1"]
+    assert ("manager_escalation", None) in by_user["m1"]
+    assert not by_user["k2"] and not by_user["p1"] and not by_user["n1"]  # another unit, other agencies
+    assert all(ref_ is None for user, kind, _, ref_ in rows if kind == "manager_escalation")
+    assert all(ref_ == ref for user, kind, _, ref_ in rows if kind != "manager_escalation")
+
+
+def test_a_paused_case_raises_nothing_and_resuming_starts_the_ladder_from_the_moved_deadline(staffed: Forlop) -> None:
+    ref = open_case(staffed)
+    change(staffed, ref, lambda c: c.pause(actor="k1", at=T0 + timedelta(hours=1), reason="på sykehus"))
+    assert run_scan(staffed, now=T0 + timedelta(days=10)).reminders == 0
+    change(staffed, ref, lambda c: c.resume(actor="k1", at=T0 + timedelta(days=10)))
+    # The clock stood still for 10 days less an hour: K1 is now due 10 days 23 hours after first contact.
+    resumed = T0 + timedelta(days=10)
+    assert run_scan(staffed, now=resumed + timedelta(hours=16, minutes=59)).reminders == 0
+    assert {k for _, k in raised(staffed)} == set()
+    run_scan(staffed, now=resumed + timedelta(hours=17))
+    assert sorted(raised(staffed)) == [("K1", "due_soon"), ("K2", "due_soon")]
+
+
+def test_a_handover_nobody_accepted_escalates_to_the_coordinator_and_an_accepted_one_does_not(staffed: Forlop) -> None:
+    refs = [open_case(staffed) for _ in range(2)]
+    for ref in refs:
+        change(staffed, ref, lambda c: c.record_consent("police", scope=["name", "contact", "threat_assessment"],
+                                                        given=True, actor="k1", at=T0 + timedelta(hours=1)))
+        change(staffed, ref, lambda c: c.create_handover("K6", actor="k1", at=T0 + timedelta(hours=2)))
+    change(staffed, refs[1], lambda c: c.update_handover(c.handovers[0].id, "accepted", actor="p1",
+                                                        at=T0 + timedelta(hours=3)))
+    run_scan(staffed, now=T0 + timedelta(days=1, hours=2))  # K6 was due one working day after consent
+    with staffed.engine.connect() as conn:
+        rows = conn.execute(sa.select(notification_t.c.case_reference, notification_t.c.username, notification_t.c.kind)
+                            .where(notification_t.c.step_code == "K6")).all()
+    assert (refs[0], "k1", "handover_unaccepted") in rows
+    assert not any(r == refs[1] and k == "handover_unaccepted" for r, _, k in rows)
+    assert {(r, k) for r, u, k in rows if u == "p1"} == {(refs[0], "due_soon"), (refs[0], "due_now"),
+                                                          (refs[1], "due_soon"), (refs[1], "due_now")}
+
+
+def test_email_and_webhook_recipients_get_outbox_rows_in_the_same_transaction(staffed: Forlop) -> None:
+    ref = open_case(staffed)
+    change(staffed, ref, lambda c: c.record_consent("police", scope=["name", "contact", "threat_assessment"],
+                                                    given=True, actor="k1", at=T0 + timedelta(hours=1)))
+    result = run_scan(staffed, now=T0 + timedelta(hours=18))
+    with staffed.engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox_t.c.username, outbox_t.c.channel, outbox_t.c.status, outbox_t.c.payload)).all()
+    assert result.outbox == len(rows) > 0
+    assert {(u, ch) for u, ch, _, _ in rows} <= {("k1", "email"), ("p1", "webhook")}
+    assert all(status == "pending" for _, _, status, _ in rows)
+    assert all(set(p) == {"kind", "due_at", "link", "case_reference", "step_code", "unit", "count"} for *_, p in rows)
+
+
+def test_the_inbox_counts_unread_and_marks_only_the_users_own_notifications(staffed: Forlop) -> None:
+    open_case(staffed)
+    run_scan(staffed, now=T0 + timedelta(days=3))
+    mine = inbox.inbox(engine=staffed.engine, username="k1")
+    theirs = inbox.inbox(engine=staffed.engine, username="m1")
+    assert mine and theirs
+    total = inbox.unread_count(engine=staffed.engine, username="k1")
+    assert total == len(inbox.inbox(engine=staffed.engine, username="k1", unread_only=True, limit=500))
+    now = T0 + timedelta(days=3)
+    assert inbox.mark_read(engine=staffed.engine, username="k1", ids=[mine[0].id, theirs[0].id], now=now) == 1
+    assert inbox.unread_count(engine=staffed.engine, username="k1") == total - 1
+    assert inbox.unread_count(engine=staffed.engine, username="m1") == len(
+        inbox.inbox(engine=staffed.engine, username="m1", limit=500))
+    assert inbox.mark_read(engine=staffed.engine, username="k1", ids=[mine[0].id], now=now, read=False) == 1
+    assert inbox.unread_count(engine=staffed.engine, username="k1") == total
+
+
+def test_the_scan_is_one_query_over_the_partial_index(staffed: Forlop) -> None:
+    from pathway.store.scan import due_steps_query
+
+    open_case(staffed)
+    query = due_steps_query(T0 + timedelta(days=3), 1000)
+    with staffed.engine.connect() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        if conn.dialect.name == "sqlite":
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+    assert "ix_step_next_reminder" in plan
