@@ -154,12 +154,13 @@ def event_hash(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical(body)).hexdigest()
 
 
-def _text(field_name: str, value: str | None, *, required: bool) -> str | None:
+def _text(field_name: str, value: str | None, *, required: bool,
+          missing: str = "a reason is required for this operation") -> str | None:
     if value is not None:
         value = value.strip()
     if not value:
         if required:
-            raise InvalidArgument(field_name, "a reason is required for this operation")
+            raise InvalidArgument(field_name, missing)
         return None
     if len(value) > MAX_TEXT:
         raise InvalidArgument(field_name, f"longer than {MAX_TEXT} characters")
@@ -217,7 +218,8 @@ class Case:
         actor = _actor(actor)
         if first_contact_at > at + BACKDATE_TOLERANCE:
             raise InvalidArgument("first_contact_at", "first contact cannot lie in the future")
-        reason = _text("reason", reason, required=first_contact_at < at - BACKDATE_TOLERANCE)
+        reason = _text("reason", reason, required=first_contact_at < at - BACKDATE_TOLERANCE,
+                       missing="first contact lies more than an hour back: give the reason for backdating")
         conditions = sorted(set(conditions))
         for cond in conditions:
             if cond not in definition.conditions:
@@ -267,9 +269,12 @@ class Case:
             )
         if step.state != "active":
             raise self._not_allowed("complete", f"'{code}' is waiting ({self._waiting_for(step)})")
-        note = _text("note", note, required=False)
+        late = step.overdue(at)
+        # A missed deadline is allowed, but its reason must be documented: the note becomes the event's reason.
+        note = _text("note", note, required=late,
+                     missing="the deadline has passed: give the reason for the deviation as a note")
         self._record(
-            "complete", actor=actor, at=at, reason=None, payload={"code": code, "note": note},
+            "complete", actor=actor, at=at, reason=note if late else None, payload={"code": code, "note": note},
             apply=lambda: self._end(step, "complete", actor, at),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -71,6 +72,16 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
     return f"{cases} synthetic cases: " + ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
 
 
+DEVIATIONS = ["personen var ikke tilgjengelig", "venter på tolk", "personen ba om utsettelse", "høy arbeidsmengde"]
+
+
+def _complete(case: Case, code: str, actor: str, at: datetime) -> None:
+    """Complete a checkpoint; when it is late, give a (synthetic) deviation reason, as the pathway requires."""
+    late = any(s.code == code and s.overdue(at) for s in case.steps)
+    note = DEVIATIONS[zlib.crc32(f"{case.reference}{code}".encode()) % len(DEVIATIONS)] if late else None
+    case.complete(code, actor=actor, at=at, note=note)
+
+
 def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime) -> None:
     age = {"new": rng.uniform(0.05, 0.6), "intake": rng.uniform(0.2, 0.9), "intake_overdue": rng.uniform(2, 6)}.get(
         profile, rng.uniform(10, 120))
@@ -101,8 +112,8 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
             return True  # the demo tries plausible moves; a refused one is simply not taken
         return True
 
-    ok = step(rng.uniform(1, 20), lambda c, at: c.complete("K1", actor="mottak", at=at))
-    ok = ok and step(rng.uniform(0.5, 6), lambda c, at: c.complete("K2", actor="mottak", at=at))
+    ok = step(rng.uniform(1, 20), lambda c, at: _complete(c, "K1", "mottak", at))
+    ok = ok and step(rng.uniform(0.5, 6), lambda c, at: _complete(c, "K2", "mottak", at))
     if profile == "intake":
         return
     ok = ok and step(rng.uniform(2, 40), lambda c, at: c.assign_coordinator(coordinator, actor="leder", at=at))
@@ -112,7 +123,7 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         ok = ok and step(rng.uniform(1, 12), lambda c, at, a=agency, s=scope: c.record_consent(
             a, scope=s, given=True, actor=coordinator, at=at))
     if "children" in case.conditions:
-        ok = ok and step(rng.uniform(1, 30), lambda c, at: c.complete("K5", actor="mottak", at=at))
+        ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))
     ok = ok and step(rng.uniform(1, 10), lambda c, at: c.advance("start_support", actor=coordinator, at=at))
     for code in ("K6", "K7"):
         ok = ok and step(rng.uniform(1, 30), lambda c, at, k=code: c.create_handover(k, actor=coordinator, at=at))
@@ -126,21 +137,21 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     if profile == "support_paused":
         step(rng.uniform(5, 100), lambda c, at: c.pause(actor=coordinator, at=at, reason="personen er ikke tilgjengelig"))
         return
-    ok = ok and step(rng.uniform(24, 240), lambda c, at: c.complete("K8", actor=coordinator, at=at))
+    ok = ok and step(rng.uniform(24, 240), lambda c, at: _complete(c, "K8", coordinator, at))
     if profile == "support" or not ok:
         return
     if shelter:
         plan = clock + timedelta(days=rng.uniform(6, 20))
         ok = ok and step(rng.uniform(1, 48), lambda c, at: c.record_milestone("move_out_planned", when=plan,
                                                                               actor=coordinator, at=at))
-        ok = ok and step(rng.uniform(24, 96), lambda c, at: c.complete("K10", actor=coordinator, at=at))
-    ok = ok and step(rng.uniform(24, 300), lambda c, at: c.complete("K9", actor="nav", at=at))
+        ok = ok and step(rng.uniform(24, 96), lambda c, at: _complete(c, "K10", coordinator, at))
+    ok = ok and step(rng.uniform(24, 300), lambda c, at: _complete(c, "K9", "nav", at))
     ok = ok and step(rng.uniform(2, 48), lambda c, at: c.advance("move_out", actor=coordinator, at=at))
     if profile == "returned":
         step(rng.uniform(24, 200), lambda c, at: c.advance("back_to_support", actor=coordinator, at=at,
                                                            reason="ny krise; tilbake på krisesenteret"))
         return
-    ok = ok and step(rng.uniform(24, 160), lambda c, at: c.complete("K11", actor=coordinator, at=at))
+    ok = ok and step(rng.uniform(24, 160), lambda c, at: _complete(c, "K11", coordinator, at))
     if profile == "closed" and ok:
         early = outcome in ("transferred", "ended_early", "returned_to_abuser", "declined")
         if outcome == "transferred":

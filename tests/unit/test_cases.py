@@ -784,3 +784,15 @@ def test_timestamps_are_stored_in_utc(open_case: Callable[..., Case]) -> None:
     at = oslo(2026, 11, 23, 9, 0)
     case = open_case(first_contact_at=at, at=at)
     assert case.opened_at.tzinfo == timezone.utc and case.opened_at == at
+
+
+def test_completing_after_the_deadline_needs_the_reason_for_the_deviation(case, start) -> None:  # type: ignore[no-untyped-def]
+    from pathway.errors import InvalidArgument
+
+    late = start + timedelta(hours=30)  # K1 was due 24 hours after first contact
+    with pytest.raises(InvalidArgument, match="deviation"):
+        case.complete("K1", actor="k", at=late)
+    case.complete("K1", actor="k", at=late, note="personen var ikke tilgjengelig")
+    assert case.new_events[-1].reason == "personen var ikke tilgjengelig"
+    case.complete("K2", actor="k", at=start + timedelta(hours=1))  # in time: no reason needed
+    assert case.new_events[-1].reason is None
