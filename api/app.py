@@ -1,7 +1,8 @@
-"""The HTTP application. For now: health, readiness and the pathway definitions (no case data yet)."""
+"""The HTTP application: FastAPI under /api/v1, problem+json errors, OpenAPI at /openapi.json."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -10,11 +11,15 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 
 from api import problems
+from api.deps import AnyUser, Core
+from api.routes import admin, auth, cases, inbox, tasks
 from pathway.bootstrap import Forlop
 from pathway.errors import DefinitionVersionMissing
 from pathway.machine import mermaid
 from pathway.scheduler import build_scheduler
 from pathway.store.migrate import is_current
+
+PUBLIC = {"x-public": True}
 
 
 def create_app(core: Forlop) -> FastAPI:
@@ -28,14 +33,21 @@ def create_app(core: Forlop) -> FastAPI:
             scheduler.shutdown(wait=True)  # let a running scan or delivery finish
         core.close()
 
-    app = FastAPI(title="Forløp", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json")
+    app = FastAPI(
+        title="Forløp", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json",
+        description="Care pathways for people exposed to violence in close relationships. "
+                    "Errors are RFC 9457 problem+json. Sign in at /api/v1/auth/token.",
+    )
+    app.state.core = core
     problems.install(app)
+    for module in (auth, cases, tasks, inbox, admin):
+        app.include_router(module.router)
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/healthz", tags=["operations"], openapi_extra=PUBLIC, summary="Alive")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], openapi_extra=PUBLIC, summary="Database reachable, migrations current")
     def readyz() -> dict[str, Any]:
         try:
             with core.engine.connect() as conn:
@@ -47,12 +59,13 @@ def create_app(core: Forlop) -> FastAPI:
             raise HTTPException(status_code=503, detail="database migrations are not current")
         return {"status": "ready"}
 
-    @app.get("/api/v1/pathways", tags=["pathways"])
-    def pathways() -> list[dict[str, Any]]:
+    @app.get("/api/v1/pathways", tags=["pathways"], summary="Registered pathway definition versions")
+    def pathways(core: Core, user: AnyUser) -> list[dict[str, Any]]:
         return [{"id": p, "version": v, "sha256": h} for p, v, h in core.catalog.versions()]
 
-    @app.get("/api/v1/pathways/{pathway_id}/{version}/diagram", tags=["pathways"], response_class=PlainTextResponse)
-    def diagram(pathway_id: str, version: int, lang: str = "nb") -> str:
+    @app.get("/api/v1/pathways/{pathway_id}/{version}/diagram", tags=["pathways"], response_class=PlainTextResponse,
+             summary="A pathway version as a Mermaid state diagram")
+    def diagram(core: Core, user: AnyUser, pathway_id: str, version: int, lang: str = "nb") -> str:
         try:
             definition = core.catalog.resolve(pathway_id, version)
         except DefinitionVersionMissing:
@@ -60,3 +73,6 @@ def create_app(core: Forlop) -> FastAPI:
         return mermaid(definition, lang="en" if lang == "en" else "nb")
 
     return app
+
+
+logging.getLogger("forlop").setLevel(logging.INFO)

@@ -59,7 +59,7 @@ from pathway.store.engine import WRITE
 from pathway.store.tables import case_t, event_t, handover_t, step_t
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFINITION_FILE = ROOT / "definitions" / "krisesenter.yaml"
+DEFINITIONS_DIR = ROOT / "definitions"
 PATHWAY = "krisesenter"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)  # a Monday; every timestamp is fixed, so runs repeat
@@ -155,7 +155,10 @@ def us(seconds: float) -> str:
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, indent: str = "  ") -> str:
     rows = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    left = {0}
+    def numeric(cell: str) -> bool:
+        return cell[:1].isdigit() or cell[:1] in "-≤" or cell in ("", "n/a")
+
+    left = {0} | {i for i in range(len(headers)) if not all(numeric(r[i]) for r in rows)}
 
     def line(cells: Sequence[str]) -> str:
         return indent + "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
@@ -180,38 +183,73 @@ def loadavg() -> str:
 
 
 class Databases:
-    """Fresh databases per backend (SQLite files in a temporary directory, PostgreSQL databases); all dropped."""
+    """Fresh databases per backend, each a copy of one migrated template (a file copy on SQLite, ``CREATE DATABASE
+    ... TEMPLATE`` on PostgreSQL), so every database of a run has the same schema and definitions even while the
+    working tree changes under it. SQLite files live in a temporary directory; everything is dropped at the end."""
 
-    def __init__(self, pg_admin_url: str, workdir: str | None) -> None:
+    def __init__(self, pg_admin_url: str, workdir: str | None, synchronous: str) -> None:
         self.pg_admin_url = pg_admin_url
+        self.synchronous = synchronous
         self.tmp = tempfile.mkdtemp(prefix="forlop-bench-", dir=workdir)
+        self.definitions = Path(self.tmp) / "definitions"  # a snapshot: the run uses one version of the YAML
+        self.definitions.mkdir()
+        for path in DEFINITIONS_DIR.glob("*.yaml"):
+            shutil.copy(path, self.definitions / path.name)
         self.pg_created: list[str] = []
         self._admin: sa.Engine | None = None
+        self._templates: dict[str, str] = {}
 
-    def new(self, backend: str, name: str) -> str:
-        if backend == "sqlite":
-            return f"sqlite:///{self.tmp}/{name}.db"
+    def _pg(self, sql: str) -> None:
         if self._admin is None:
             self._admin = sa.create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
-        db = f"forlop_bench_{os.getpid()}_{name}"
         with self._admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
-        self.pg_created.append(db)
+            conn.execute(sa.text(sql))
+
+    def _pg_url(self, db: str) -> str:
         return sa.engine.make_url(self.pg_admin_url).set(database=db).render_as_string(hide_password=False)
+
+    def _template(self, backend: str) -> str:
+        if backend not in self._templates:
+            if backend == "sqlite":
+                name, url = str(Path(self.tmp) / "template.db"), f"sqlite:///{self.tmp}/template.db"
+            else:
+                name = f"forlop_bench_{os.getpid()}_template"
+                self._pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                self._pg(f'CREATE DATABASE "{name}"')
+                self.pg_created.append(name)
+                url = self._pg_url(name)
+            bootstrap(self.settings(url)).close()  # migrate, register the definitions
+            self._templates[backend] = name
+        return self._templates[backend]
+
+    def new(self, backend: str, name: str) -> str:
+        template = self._template(backend)
+        if backend == "sqlite":
+            path = Path(self.tmp) / f"{name}.db"
+            shutil.copy(template, path)
+            if Path(template + "-wal").exists():
+                shutil.copy(template + "-wal", str(path) + "-wal")
+            return f"sqlite:///{path}"
+        db = f"forlop_bench_{os.getpid()}_{name}"
+        self._pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        self._pg(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
+        self.pg_created.append(db)
+        return self._pg_url(db)
+
+    def settings(self, url: str) -> Settings:
+        return Settings(env="test", database_url=url, definitions_dir=self.definitions,
+                        sqlite_synchronous=self.synchronous)
+
+    def core(self, url: str) -> Forlop:
+        """The wired core on a database made by ``new`` (already migrated)."""
+        return bootstrap(self.settings(url), migrate=False)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
         if self._admin is not None:
-            with self._admin.connect() as conn:
-                for db in self.pg_created:
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+            for db in reversed(self.pg_created):
+                self._pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             self._admin.dispose()
-
-
-def make_core(url: str, synchronous: str) -> Forlop:
-    return bootstrap(Settings(env="test", database_url=url, definitions_dir=ROOT / "definitions",
-                              sqlite_synchronous=synchronous))
 
 
 def pg_connect_kwargs(url: str) -> dict[str, Any]:
@@ -398,9 +436,7 @@ def statement_shape(template: Template) -> list[tuple[int, int, int]]:
 def run_engine_vs_raw(backend: str, dbs: Databases, args: argparse.Namespace) -> dict[str, Any]:
     say(f"\n== {backend}: {args.cases} cases x {len(SEQUENCE)} operations, engine vs raw driver ==")
     eng_url, raw_url = dbs.new(backend, "engine"), dbs.new(backend, "raw")
-    core = make_core(eng_url, args.sqlite_synchronous)
-    raw_core = make_core(raw_url, args.sqlite_synchronous)  # the same migrated schema, then only the bare driver
-    raw_core.close()
+    core = dbs.core(eng_url)
     raw = RawRunner(backend, raw_url, args.sqlite_synchronous)
     year = T0.year
 
@@ -455,7 +491,7 @@ def run_engine_vs_raw(backend: str, dbs: Databases, args: argparse.Namespace) ->
         closed = conn.execute(sa.select(sa.func.count()).select_from(case_t).where(
             case_t.c.phase == "closed", case_t.c.version == len(SEQUENCE))).scalar_one()
     raw.close()
-    raw_check = make_core(raw_url, args.sqlite_synchronous)
+    raw_check = dbs.core(raw_url)
     with raw_check.engine.connect() as conn:
         raw_closed = conn.execute(sa.select(sa.func.count()).select_from(case_t).where(
             case_t.c.phase == "closed", case_t.c.version == len(SEQUENCE))).scalar_one()
@@ -544,7 +580,7 @@ def run_scale(backend: str, dbs: Databases, args: argparse.Namespace, rng: rando
         f"({per_batch} random open cases x {len(SCALE_OPS)} operations) per size ==")
     sides = []
     for size in args.scale:
-        core = make_core(dbs.new(backend, f"scale{size}"), args.sqlite_synchronous)
+        core = dbs.core(dbs.new(backend, f"scale{size}"))
         maker = CopyMaker(core)
         t = time.perf_counter()
         maker.make(size)
@@ -556,6 +592,9 @@ def run_scale(backend: str, dbs: Databases, args: argparse.Namespace, rng: rando
                 engine_op(core, k, Handle(start=T0, reference=r))
         sides.append({"size": size, "core": core, "maker": maker, "build": build, "lat": [],
                       "handles": [Handle(start=T0, reference=r) for r in refs]})
+    if backend == "postgresql":  # flush the bulk loads now, not during the batch (checkpoints are cluster-wide)
+        with sides[0]["core"].engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("CHECKPOINT")
     perf = time.perf_counter
     for k in SCALE_OPS:
         for start in range(0, per_batch, 20):
@@ -606,13 +645,13 @@ def measure_memory(core: Forlop, refs: list[str]) -> tuple[float, float]:
 # -- part 5: definitions ------------------------------------------------------------------------------------------
 
 
-def measure_definition(reps: int) -> dict[str, float]:
+def measure_definition(path: Path, reps: int) -> dict[str, float]:
     from pathway.machine import _build
 
     load_t = []
     for _ in range(max(5, reps // 5)):
         s = time.perf_counter()
-        definition = load_definition(DEFINITION_FILE)
+        definition = load_definition(path)
         load_t.append(time.perf_counter() - s)
     build_t = []
     for _ in range(reps):
@@ -646,7 +685,7 @@ def _bucket(filename: str) -> str:
 def profile_sqlite(dbs: Databases, args: argparse.Namespace) -> None:
     n = args.profile_ops
     say(f"\n== profile: 'complete K1' on SQLite (synchronous={args.sqlite_synchronous}), {n} calls under cProfile ==")
-    core = make_core(dbs.new("sqlite", "profile"), args.sqlite_synchronous)
+    core = dbs.core(dbs.new("sqlite", "profile"))
     try:
         handles = [Handle(start=T0 + timedelta(seconds=i)) for i in range(n + 50)]
         for h in handles:
@@ -783,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     environment(pg, backends)
-    dbs = Databases(pg, args.workdir)
+    dbs = Databases(pg, args.workdir, args.sqlite_synchronous)
     rng = random.Random(args.seed)
     say(f"  SQLite files in {dbs.tmp} ; {fsync_probe(dbs.tmp)}")
     say(f"  command: {' '.join([Path(sys.executable).name, *sys.argv])}")
@@ -809,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
                 core.close()
                 for side in sides:
                     side["core"].close()
-        definition = measure_definition(50 if not quick else 10)
+        definition = measure_definition(dbs.definitions / f"{PATHWAY}.yaml", 50 if not quick else 10)
         missed = [r["backend"] for r in results if r["raw_ops_s"] / r["eng_ops_s"] > TARGETS[r["backend"]]]
         if args.profile == "always" or (args.profile == "auto" and missed):
             profile_sqlite(dbs, args)

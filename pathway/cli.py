@@ -463,17 +463,27 @@ def users_add(
     language: Annotated[str, typer.Option(help="nb or en")] = "nb",
     email: Annotated[Optional[str], typer.Option(help="Where reminders are emailed (optional).")] = None,
     webhook_url: Annotated[Optional[str], typer.Option(help="Where reminders are posted (optional).")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create a user."""
+    """Create a user (asks for a password, or reads it with --password-stdin)."""
     from pathway import services
+    from pathway.accounts import set_password
 
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        err.print("error: password: at least 8 characters")
+        raise typer.Exit(2)
     core = _core(database_url)
     try:
         services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency,
                           language=language, email=email, webhook_url=webhook_url)
     except ForlopError as exc:
         raise _fail(exc, 2) from None
+    set_password(core.engine, username, password)
     out.print(f"user {username} ({role}) created")
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 from pathway import services
+from pathway.accounts import set_password
 from pathway.bootstrap import Forlop
 from pathway.cases import Case
 from pathway.errors import DomainError
@@ -38,7 +39,8 @@ def _person(rng: random.Random, n: int) -> PersonRecord:
     )
 
 
-# Demo users (issue: password "demo", created only in demo mode); one coordinator and manager per unit.
+# Demo users with the password "demo": only ever created by `forlop demo`, which is refused in production.
+DEMO_PASSWORD = "demo"
 DEMO_USERS = [
     ("koordinator", "coordinator", "bergen-sentrum", None),
     ("koordinator2", "coordinator", "bergen-nord", None),
@@ -58,7 +60,8 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
         try:
             services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency)
         except DomainError:
-            pass  # already there: seeding twice adds cases, not users
+            continue  # already there: seeding twice adds cases, not users
+        set_password(core.engine, username, DEMO_PASSWORD)
     rng = random.Random(seed)
     now = now or datetime.now(timezone.utc)
     made: Counter[str] = Counter()

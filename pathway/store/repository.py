@@ -64,6 +64,7 @@ def _case_values(case: Case) -> dict[str, Any]:
         },
         "version": case.version,
         "head_hash": case.head_hash,
+        "next_due_at": case.next_deadline(),
     }
 
 

@@ -60,6 +60,7 @@ class CaseRow(SQLModel, table=True):
     __tablename__ = "pathway_case"
     __table_args__ = (
         sa.Index("ix_case_unit_phase", "unit", "phase"),
+        sa.Index("ix_case_unit_open_next_due", "unit", "closed_at", "next_due_at"),
         sa.Index("ix_case_coordinator", "coordinator"),
     )
 
@@ -79,6 +80,7 @@ class CaseRow(SQLModel, table=True):
     milestones: dict[str, str] = _json(default_factory=dict)
     consents: dict[str, Any] = _json(default_factory=dict)
     repeat_contact: bool = False
+    next_due_at: datetime | None = _ts(default=None)  # the earliest deadline of an open step, for lists
     version: int
     head_hash: str = Field(max_length=64)
     updated_at: datetime = _ts()
@@ -194,6 +196,9 @@ class UserRow(SQLModel, table=True):
     webhook_url: str | None = Field(default=None, max_length=2000)
     active: bool = True
     created_at: datetime = _ts()
+    password_hash: str | None = Field(default=None, max_length=200)
+    failed_logins: int = 0
+    locked_until: datetime | None = _ts(default=None)
 
 
 class ReminderRow(SQLModel, table=True):
@@ -262,6 +267,74 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = _ts(default=None)
 
 
+class ApiTokenRow(SQLModel, table=True):
+    """Bearer tokens: short-lived sessions from the password flow, and personal tokens for integrations.
+    Only a SHA-256 of the token is stored."""
+
+    __tablename__ = "api_token"
+
+    id: uuid.UUID = Field(primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
+    kind: str = Field(max_length=16)  # session, personal
+    name: str | None = Field(default=None, max_length=100)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts()
+    expires_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(default=None)
+    last_used_at: datetime | None = _ts(default=None)
+
+
+class AccessLogRow(SQLModel, table=True):
+    """Every read and write of case data: who, when, which case, what, from where (Normen fact sheets 14, 15)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (
+        sa.Index("ix_access_case_at", "case_reference", "at"),
+        sa.Index("ix_access_user_at", "username", "at"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True)
+    at: datetime = _ts()
+    username: str = Field(max_length=64)
+    role: str = Field(max_length=16)
+    action: str = Field(max_length=64)  # e.g. case.read, case.complete, task.read, audit.read
+    case_reference: str | None = Field(default=None, max_length=32)
+    task_id: uuid.UUID | None = None
+    client: str | None = Field(default=None, max_length=64)  # address of the client
+    status: int = 200
+    break_glass: bool = False
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class BreakGlassRow(SQLModel, table=True):
+    """Emergency access of a coordinator to a case outside their unit: with a reason, for a limited time."""
+
+    __tablename__ = "break_glass"
+    __table_args__ = (sa.Index("ix_break_glass_user_case", "username", "case_id"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    username: str = Field(max_length=64)
+    case_id: uuid.UUID = Field(foreign_key="pathway_case.id")
+    reason: str = Field(max_length=2000)
+    granted_at: datetime = _ts()
+    expires_at: datetime = _ts()
+
+
+class IdempotencyRow(SQLModel, table=True):
+    """The answer to a POST with an Idempotency-Key, so that a retried request is not applied twice."""
+
+    __tablename__ = "idempotency"
+
+    username: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    method: str = Field(max_length=8)
+    path: str = Field(max_length=500)
+    fingerprint: str = Field(max_length=64)  # of the request body: the same key with another body is refused
+    status: int
+    body: dict[str, Any] | list[Any] | None = _json(default=None)
+    created_at: datetime = _ts()
+
+
 definition_t = PathwayDefinitionRow.__table__
 case_t = CaseRow.__table__
 step_t = StepRow.__table__
@@ -273,3 +346,7 @@ user_t = UserRow.__table__
 reminder_t = ReminderRow.__table__
 notification_t = NotificationRow.__table__
 outbox_t = OutboxRow.__table__
+token_t = ApiTokenRow.__table__
+access_t = AccessLogRow.__table__
+break_glass_t = BreakGlassRow.__table__
+idempotency_t = IdempotencyRow.__table__

@@ -1,0 +1,115 @@
+"""A partner agency's handover task as an HL7 FHIR R4 ``Task`` resource.
+
+A partner agency (the police, NAV, child welfare, ...) sees only what the handover needs:
+the pseudonymous case reference, which checkpoint is asked for, the deadline, and whom to
+call at the crisis centre. :func:`task_resource` builds exactly that and nothing more: never
+an address, a birth date or free text, and the person's name only when the consent's scope
+includes ``"name"`` (enforced by :class:`PartnerTaskView` itself).
+
+Status mapping (Forløp -> FHIR ``task-status``)::
+
+    requested -> requested
+    accepted  -> accepted
+    declined  -> rejected
+    completed -> completed
+    cancelled -> cancelled
+
+FHIR's ``in-progress`` (and ``draft``, ``received``, ``ready``, ``on-hold``, ``failed``,
+``entered-in-error``) are never produced: Forløp's handover tasks have no such states.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = ["FHIR_STATUS", "LEGAL_BASIS_NOTES", "PartnerTaskView", "task_resource"]
+
+FHIR_STATUS: dict[str, str] = {
+    "requested": "requested",
+    "accepted": "accepted",
+    "declined": "rejected",
+    "completed": "completed",
+    "cancelled": "cancelled",
+}
+
+# The note a partner sees when a task was handed over without consent.
+LEGAL_BASIS_NOTES: dict[str, str] = {
+    "avert_crime": "Legal basis: avert_crime (straffeloven § 196, avvergingsplikt); handed over without consent.",
+    "child_welfare_duty": "Legal basis: child_welfare_duty (opplysningsplikt til barnevernet); handed over without consent.",
+}
+BASES = ("consent", *LEGAL_BASIS_NOTES)
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerTaskView:
+    """What a partner agency may see of one handover task (built from a ``HandoverTask`` and its case)."""
+
+    id: uuid.UUID
+    case_reference: str  # pseudonymous
+    code: str  # checkpoint code, e.g. "K6"
+    title_nb: str
+    title_en: str
+    agency: str
+    agency_name: str
+    status: str  # Forløp's: requested, accepted, declined, completed, cancelled
+    basis: str  # "consent", "avert_crime" or "child_welfare_duty"
+    scope: tuple[str, ...]  # consent scope codes
+    due_at: datetime | None  # aware
+    created_at: datetime  # aware
+    updated_at: datetime  # aware
+    contact: str  # who to call at the crisis centre: a staff username or unit label
+    person_name: str | None = None  # only when the consent's scope includes "name"
+
+    def __post_init__(self) -> None:
+        if self.status not in FHIR_STATUS:
+            raise ValueError(f"unknown handover status {self.status!r}")
+        if self.basis not in BASES:
+            raise ValueError(f"unknown legal basis {self.basis!r}")
+        if self.person_name is not None and "name" not in self.scope:
+            raise ValueError("person_name may only be shared when the consent scope includes 'name'")
+        for label, at in (("due_at", self.due_at), ("created_at", self.created_at), ("updated_at", self.updated_at)):
+            if at is not None and at.utcoffset() is None:
+                raise ValueError(f"{label} must be timezone-aware")
+
+
+def _instant(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat()
+
+
+def _text_input(kind: str, value: str) -> dict[str, Any]:
+    return {"type": {"text": kind}, "valueString": value}
+
+
+def task_resource(task: PartnerTaskView, *, base_url: str) -> dict[str, Any]:
+    """Return ``task`` as a JSON-able FHIR R4 ``Task`` resource; ``base_url`` roots the identifier systems."""
+    base = base_url.rstrip("/")
+    resource: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": str(task.id),
+        "identifier": [
+            {"system": f"{base}/fhir/task-id", "value": str(task.id)},
+            {"system": f"{base}/fhir/case-reference", "value": task.case_reference},
+        ],
+        "status": FHIR_STATUS[task.status],
+        "intent": "order",
+        "priority": "urgent" if task.basis == "avert_crime" else "routine",
+        "code": {"coding": [{"system": f"{base}/fhir/checkpoint", "code": task.code, "display": task.title_nb}]},
+        "description": task.title_nb,
+        "authoredOn": _instant(task.created_at),
+        "lastModified": _instant(task.updated_at),
+        "requester": {"display": task.contact},  # whom to call at the crisis centre
+        "owner": {"display": task.agency_name, "identifier": {"system": f"{base}/fhir/agency", "value": task.agency}},
+    }
+    if task.due_at is not None:
+        resource["restriction"] = {"period": {"end": _instant(task.due_at)}}
+    inputs = [_text_input("consent-scope", code) for code in task.scope]
+    if task.person_name is not None:
+        inputs.append(_text_input("name", task.person_name))
+    if inputs:
+        resource["input"] = inputs
+    if task.basis != "consent":
+        resource["note"] = [{"text": LEGAL_BASIS_NOTES[task.basis]}]
+    return resource

@@ -1,0 +1,136 @@
+"""Response shapes of the API (pydantic), built from the domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pathway.cases import Case, Event
+
+DUE_SOON = timedelta(hours=24)
+
+
+class CaseSummary(BaseModel):
+    reference: str = Field(examples=["BGO-2026-0042"])
+    stage: str = Field(examples=["support"])
+    unit: str
+    coordinator: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+    paused: bool
+    next_due_at: datetime | None
+    overdue: bool
+    due_soon: bool
+    version: int
+
+
+class CaseList(BaseModel):
+    items: list[CaseSummary]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+class StepOut(BaseModel):
+    code: str
+    occurrence: int
+    name: str
+    owner: str
+    state: str
+    adhoc: bool
+    due_at: datetime | None
+    overdue: bool
+    due_soon: bool
+    ended_at: datetime | None
+    ended_by: str | None
+
+
+class EventOut(BaseModel):
+    seq: int
+    at: datetime
+    actor: str
+    operation: str
+    reason: str | None
+    payload: dict[str, Any]
+    stage_before: str | None
+    stage_after: str | None
+
+
+class ConsentOut(BaseModel):
+    agency: str
+    given: bool
+    scope: list[str]
+    recorded_at: datetime
+    recorded_by: str
+
+
+class HandoverOut(BaseModel):
+    id: str
+    code: str
+    agency: str
+    basis: str
+    status: str
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EmergencyAccessOut(BaseModel):
+    username: str
+    reason: str
+    granted_at: datetime
+
+
+class CaseDetail(BaseModel):
+    reference: str
+    pathway: str
+    pathway_version: int
+    stage: str
+    stage_title: str
+    unit: str
+    coordinator: str | None
+    version: int
+    opened_at: datetime
+    paused_since: datetime | None
+    closed_at: datetime | None
+    outcome: str | None
+    conditions: list[str]
+    milestones: dict[str, datetime]
+    next_due_at: datetime | None
+    steps: list[StepOut]
+    consents: list[ConsentOut]
+    handovers: list[HandoverOut]
+    timeline: list[EventOut]
+    allowed_operations: list[str]
+    emergency_access: list[EmergencyAccessOut]
+
+
+def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: datetime, lang: str) -> CaseDetail:
+    d = case.definition
+    steps = []
+    for s in case.steps:
+        name = s.title if s.adhoc else d.checkpoint[s.code].name.get(lang)
+        steps.append(StepOut(
+            code=s.code, occurrence=s.occurrence, name=name or s.code, owner=s.owner, state=s.state, adhoc=s.adhoc,
+            due_at=s.due_at, overdue=s.overdue(now),
+            due_soon=s.is_open and s.due_at is not None and now <= s.due_at < now + DUE_SOON,
+            ended_at=s.ended_at, ended_by=s.ended_by))
+    phase = next(p for p in d.phases if p.id == case.phase)
+    return CaseDetail(
+        reference=case.reference, pathway=d.id, pathway_version=d.version, stage=case.phase,
+        stage_title=phase.title.get(lang), unit=case.unit, coordinator=case.coordinator, version=case.version,
+        opened_at=case.opened_at, paused_since=case.paused_since, closed_at=case.closed_at, outcome=case.outcome,
+        conditions=sorted(case.conditions), milestones=dict(case.milestones), next_due_at=case.next_deadline(),
+        steps=steps,
+        consents=[ConsentOut(agency=c.agency, given=c.given, scope=list(c.scope), recorded_at=c.recorded_at,
+                             recorded_by=c.recorded_by) for c in case.consents.values()],
+        handovers=[HandoverOut(id=str(t.id), code=t.code, agency=t.agency, basis=t.basis, status=t.status,
+                               due_at=t.due_at, created_at=t.created_at, updated_at=t.updated_at)
+                   for t in case.handovers],
+        timeline=[EventOut(seq=e.seq, at=e.at, actor=e.actor, operation=e.operation, reason=e.reason,
+                           payload=e.payload, stage_before=e.state_before.get("phase"),
+                           stage_after=e.state_after.get("phase")) for e in events],
+        allowed_operations=case.allowed_operations(),
+        emergency_access=[EmergencyAccessOut(username=g.username, reason=g.reason, granted_at=g.granted_at)
+                          for g in grants],
+    )
