@@ -180,71 +180,136 @@ def _chunks(rows: Iterator[dict[str, Any]], size: int = CHUNK) -> Iterator[list[
         yield chunk
 
 
+def _bind_processors(table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect) -> list[Callable[[Any], Any] | None]:
+    """Core's own bind processors per column (so values are stored exactly as the engine stores them); those of
+    timestamp columns memoized, as a data set has few distinct timestamps."""
+    procs: list[Callable[[Any], Any] | None] = []
+    for name in names:
+        col_type = table.c[name].type
+        proc = col_type.dialect_impl(dialect).bind_processor(dialect)
+        try:
+            is_time = col_type.python_type is datetime
+        except NotImplementedError:
+            is_time = False
+        if proc is not None and is_time:
+            proc = _memoized(proc)
+        procs.append(proc)
+    return procs
+
+
+def _memoized(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    memo: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        try:
+            return memo[value]
+        except KeyError:
+            memo[value] = out = proc(value)
+            return out
+
+    return process
+
+
+def _secondary_indexes_sqlite(raw: Any, table: str) -> list[tuple[str, str]]:
+    return raw.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                       (table,)).fetchall()
+
+
 def _load_sqlite(ds: DataSet, rng: random.Random) -> None:
-    """Core executemany in chunks of 10k; synchronous=OFF and a large page cache on this connection only, which
-    is then thrown away, so every timed connection has the engine's own PRAGMAs (synchronous as configured)."""
+    """The Core INSERT statement with Core's bind processors, executemany'd through the driver in chunks of 10k,
+    with synchronous=OFF, foreign keys off and a large page cache on this connection only (it is thrown away
+    afterwards, so every timed connection has the engine's own PRAGMAs). The step table's plain indexes
+    (``CREATE INDEX``, not the key and unique constraints) are dropped for the load and re-created from their
+    own stored SQL afterwards."""
     conn = ds.engine.connect().execution_options(**{WRITE: True})
     try:
         raw = conn.connection.driver_connection
         raw.execute("PRAGMA synchronous=OFF")
+        raw.execute("PRAGMA foreign_keys=OFF")
         raw.execute("PRAGMA cache_size=-1000000")  # 1 GB: random UUID keys otherwise thrash the page cache
         with conn.begin():
             conn.execute(sa.insert(user_t), _users())
-        case_ids: list[uuid.UUID] = []
-        done = 0
-        for chunk in _chunks(_case_rows(ds.cases, rng)):
-            with conn.begin():
-                conn.execute(sa.insert(case_t), chunk)
-            case_ids.extend(r["id"] for r in chunk)
-        total = ds.cases * OPEN_PER_CASE * 2
-        for chunk in _chunks(_step_rows(case_ids, ds.due, rng, ds.due_steps)):
-            with conn.begin():
-                conn.execute(sa.insert(step_t), chunk)
-            done += len(chunk)
-            if done % 200_000 == 0 or done == total:
-                log(f"  {ds.label}: {done:,}/{total:,} steps")
-        log(f"  {ds.label}: ANALYZE, checkpoint")
+        indexes = _secondary_indexes_sqlite(raw, step_t.name)
+        for name, _sql in indexes:
+            raw.execute(f'DROP INDEX "{name}"')
+
+        def insert(table: sa.Table, rows: Iterator[dict[str, Any]], total: int = 0) -> list[uuid.UUID]:
+            first = next(rows)
+            names = tuple(c.name for c in table.columns if c.name in first)
+            compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=list(names))
+            order = tuple(compiled.positiontup or ())
+            procs = _bind_processors(table, order, conn.dialect)
+            pairs = list(zip(order, procs, strict=True))
+            sql = str(compiled)
+            ids: list[uuid.UUID] = []
+            done = 0
+            cur = raw.cursor()
+            for chunk in _chunks(itertools.chain([first], rows)):
+                raw.execute("BEGIN")
+                cur.executemany(sql, [tuple(row[n] if p is None else p(row[n]) for n, p in pairs) for row in chunk])
+                raw.execute("COMMIT")
+                ids.extend(row["id"] for row in chunk)
+                done += len(chunk)
+                if total and (done % 500_000 == 0 or done == total):
+                    log(f"  {ds.label}: {done:,}/{total:,} {table.name} rows")
+            cur.close()
+            return ids
+
+        case_ids = insert(case_t, _case_rows(ds.cases, rng))
+        insert(step_t, _step_rows(case_ids, ds.due, rng, ds.due_steps), total=ds.cases * OPEN_PER_CASE * 2)
+        log(f"  {ds.label}: CREATE INDEX {', '.join(n for n, _ in indexes)}; ANALYZE; checkpoint")
+        for _name, sql in indexes:
+            raw.execute(sql)
         raw.execute("ANALYZE")
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        raw.execute("PRAGMA synchronous=FULL")
     finally:
         conn.invalidate()  # never hand the load connection (synchronous=OFF, big cache) back to the pool
         conn.close()
     ds.engine.dispose()
 
 
-def _copy_value(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
-
-
 def _load_postgresql(ds: DataSet, rng: random.Random) -> None:
-    """COPY through the driver on a connection of its own (synchronous_commit off), then VACUUM ANALYZE."""
+    """COPY through the driver on a connection of its own (synchronous_commit off, foreign-key triggers off
+    through session_replication_role), the step table's plain indexes (not the key and unique constraints)
+    dropped for the load and re-created from their own definitions (pg_get_indexdef), then VACUUM ANALYZE."""
     conn = ds.engine.connect()
     try:
         raw = conn.connection.driver_connection
         raw.execute("SET synchronous_commit = off")
+        raw.execute("SET session_replication_role = replica")  # this session only: no RI triggers during COPY
+        raw.execute("SET maintenance_work_mem = '256MB'")
+        indexes = raw.execute(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = 'step'::regclass AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid)").fetchall()
+        for name, _sql in indexes:
+            raw.execute(f'DROP INDEX "{name}"')
         raw.commit()
 
-        def copy(table: sa.Table, rows: Iterator[dict[str, Any]], every: int = 0) -> list[uuid.UUID]:
+        def copy(table: sa.Table, rows: Iterator[dict[str, Any]], total: int = 0) -> list[uuid.UUID]:
             first = next(rows)
-            rows = itertools.chain([first], rows)
-            cols = [c.name for c in table.columns if c.name in first]  # columns we don't fill: their defaults
+            names = [c.name for c in table.columns if c.name in first]  # columns we don't fill: their defaults
+            as_json = {n for n in names if isinstance(table.c[n].type, sa.JSON)}
             ids: list[uuid.UUID] = []
             done = 0
-            with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as cp:
-                for row in rows:
-                    cp.write_row([_copy_value(row[c]) for c in cols])
+            with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
+                for row in itertools.chain([first], rows):
+                    cp.write_row([json.dumps(row[n]) if n in as_json else row[n] for n in names] if as_json
+                                 else [row[n] for n in names])
                     ids.append(row["id"])
                     done += 1
-                    if every and done % every == 0:
-                        log(f"  {ds.label}: {done:,} {table.name} rows")
+                    if total and (done % 500_000 == 0 or done == total):
+                        log(f"  {ds.label}: {done:,}/{total:,} {table.name} rows")
             raw.commit()
             return ids
 
         copy(user_t, iter(_users()))
         case_ids = copy(case_t, _case_rows(ds.cases, rng))
-        copy(step_t, _step_rows(case_ids, ds.due, rng, ds.due_steps), every=500_000)
-        log(f"  {ds.label}: VACUUM ANALYZE")
+        copy(step_t, _step_rows(case_ids, ds.due, rng, ds.due_steps), total=ds.cases * OPEN_PER_CASE * 2)
+        log(f"  {ds.label}: CREATE INDEX {', '.join(n for n, _ in indexes)}; VACUUM ANALYZE")
+        for _name, sql in indexes:
+            raw.execute(sql)
+        raw.commit()
         raw.autocommit = True
         raw.execute("VACUUM ANALYZE")
     finally:
