@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -24,6 +25,7 @@ from pathway.errors import (
 )
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger("forlop.api")
 
 
 def problem(status: int, detail: str, *, instance: str, type: str = "about:blank",
@@ -60,6 +62,15 @@ def _domain(exc: ForlopError, instance: str) -> JSONResponse:
     return problem(500, "an unexpected error occurred; it has been logged", instance=instance)
 
 
+def status_for(exc: Exception) -> int:
+    """The HTTP status an error will be answered with (for the access log)."""
+    if isinstance(exc, ForlopError):
+        return _domain(exc, "").status_code
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return 500
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ForlopError)
     async def _forlop(request: Request, exc: ForlopError) -> JSONResponse:
@@ -83,4 +94,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The route template, not the URL or the exception text: neither may carry case data into the log.
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, route)
         return problem(500, "an unexpected error occurred; it has been logged", instance=request.url.path)

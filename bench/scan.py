@@ -187,11 +187,7 @@ def _bind_processors(table: sa.Table, names: tuple[str, ...], dialect: sa.Dialec
     for name in names:
         col_type = table.c[name].type
         proc = col_type.dialect_impl(dialect).bind_processor(dialect)
-        try:
-            is_time = col_type.python_type is datetime
-        except NotImplementedError:
-            is_time = False
-        if proc is not None and is_time:
+        if proc is not None and isinstance(getattr(col_type, "impl_instance", col_type), sa.DateTime):
             proc = _memoized(proc)
         procs.append(proc)
     return procs

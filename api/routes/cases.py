@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.access import grant_break_glass, has_break_glass, log_access
+from api.problems import status_for
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
 from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
@@ -182,8 +183,8 @@ def _operate(request: Request, core: Core, user: User, reference: str, *, action
         try:
             case, _ = services.change_case(uow=core.uow(), reference=reference, expected_version=version,
                                            change=lambda c: change(c, at))
-        except Exception:
-            log_access(core.engine, request, user, action, case_reference=reference, status=409,
+        except Exception as exc:
+            log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
                        break_glass=emergency)
             raise
         log_access(core.engine, request, user, action, case_reference=reference, break_glass=emergency)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import FastAPI, params
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
@@ -58,6 +58,7 @@ class RouteInfo:
     dependant: Dependant
     openapi_extra: dict[str, Any]
     body_model: Any | None
+    form: bool = False  # the body is a form (application/x-www-form-urlencoded), not JSON
 
     @property
     def label(self) -> str:
@@ -83,7 +84,8 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
             found.append(RouteInfo(
                 method=method, path=ctx.path_format or ctx.path, name=ctx.name, dependant=ctx.dependant,
                 openapi_extra=dict(ctx.openapi_extra or {}),
-                body_model=_annotation(body_field)))
+                body_model=_annotation(body_field),
+                form=isinstance(getattr(body_field, "field_info", None), params.Form)))
     return found
 
 

@@ -1,0 +1,348 @@
+"""The pure parts of the timeliness figures: periods, percentiles, lead times, suppression and reasons.
+
+The suppression tests attack the published figures the way a reader could: with every total that is shown, they
+work out every value a suppressed count could have (an independent brute-force search, not the module's own
+check) and require at least two for every "<5".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from collections.abc import Hashable, Mapping, Sequence
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pathway.definition import Offset, PathwayDefinition
+from pathway.metrics import (
+    HIDDEN,
+    OTHER,
+    SMALL,
+    CaseFigures,
+    IntervalFigures,
+    Report,
+    fold_reasons,
+    intervals,
+    lead_hours,
+    months_of,
+    percentile,
+    period_bounds,
+    period_key,
+    periods_covering,
+    suppress,
+    to_csv,
+)
+
+UTC = timezone.utc
+
+# -- periods ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("day", "month", "tertial"), [
+    (date(2026, 1, 1), "2026-01", "2026-T1"),
+    (date(2026, 4, 30), "2026-04", "2026-T1"),
+    (date(2026, 5, 1), "2026-05", "2026-T2"),
+    (date(2026, 8, 31), "2026-08", "2026-T2"),
+    (date(2026, 9, 1), "2026-09", "2026-T3"),
+    (date(2026, 12, 31), "2026-12", "2026-T3"),
+])
+def test_tertials_are_january_to_april_may_to_august_and_september_to_december(day: date, month: str,
+                                                                               tertial: str) -> None:
+    assert period_key(day, "month") == month
+    assert period_key(day, "tertial") == tertial
+
+
+def test_a_moment_belongs_to_the_period_of_its_oslo_date() -> None:
+    new_year_in_oslo = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 January in Oslo
+    assert period_key(new_year_in_oslo, "month") == "2027-01"
+    assert period_key(new_year_in_oslo, "tertial") == "2027-T1"
+    may_in_oslo = datetime(2026, 4, 30, 22, 0, tzinfo=UTC)  # summer time: midnight 1 May in Oslo
+    assert period_key(may_in_oslo, "tertial") == "2026-T2"
+    assert period_key(may_in_oslo - timedelta(seconds=1), "tertial") == "2026-T1"
+    with pytest.raises(ValueError, match="naive"):
+        period_key(datetime(2026, 5, 1), "month")
+    with pytest.raises(ValueError, match="unknown period"):
+        period_key(date(2026, 5, 1), "week")  # type: ignore[arg-type]
+
+
+def test_period_bounds_are_oslo_midnights_in_utc_and_periods_cover_a_range() -> None:
+    assert period_bounds("2026-T2") == (datetime(2026, 4, 30, 22, tzinfo=UTC), datetime(2026, 8, 31, 22, tzinfo=UTC))
+    assert period_bounds("2026-12") == (datetime(2026, 11, 30, 23, tzinfo=UTC), datetime(2026, 12, 31, 23, tzinfo=UTC))
+    assert months_of("2026-T3") == ["2026-09", "2026-10", "2026-11", "2026-12"]
+    assert periods_covering(date(2026, 4, 15), date(2026, 9, 1), "tertial") == ["2026-T1", "2026-T2", "2026-T3"]
+    assert periods_covering(date(2026, 11, 20), date(2027, 1, 3), "month") == ["2026-11", "2026-12", "2027-01"]
+    assert periods_covering(date(2026, 12, 31), date(2027, 1, 1), "tertial") == ["2026-T3", "2027-T1"]
+    with pytest.raises(ValueError):
+        periods_covering(date(2026, 2, 1), date(2026, 1, 1), "month")
+    with pytest.raises(ValueError):
+        period_bounds("2026-T4")
+
+
+# -- numbers ---------------------------------------------------------------------------------------------------
+
+
+def test_percentiles_interpolate_between_the_nearest_ranks() -> None:
+    assert percentile([3.0], 0.9) == 3.0
+    assert percentile([4, 1, 3, 2], 0.5) == 2.5
+    assert percentile(range(1, 11), 0.9) == pytest.approx(9.1)
+    assert percentile([1, 2, 3, 3.5, 4, 5, 6, 7, 30, 31, 32, 33], 0.5) == 5.5
+    assert percentile([1, 2, 3, 3.5, 4, 5, 6, 7, 30, 31, 32, 33], 0.9) == pytest.approx(31.9)
+    assert percentile([5, 1], 0.0) == 1 and percentile([5, 1], 1.0) == 5
+    with pytest.raises(ValueError):
+        percentile([], 0.5)
+    with pytest.raises(ValueError):
+        percentile([1], 1.5)
+
+
+def test_lead_time_leaves_out_the_time_a_pause_moved_the_deadline() -> None:
+    anchor = datetime(2026, 11, 2, 8, tzinfo=UTC)  # Monday
+    day = Offset(hours=24)
+    assert lead_hours(anchor, anchor + timedelta(hours=24), anchor + timedelta(hours=10), day) == 10
+    # paused for a day: the deadline moved 24 h; done after 27.5 h, of which 3.5 h counted
+    assert lead_hours(anchor, anchor + timedelta(hours=48), anchor + timedelta(hours=27.5), day) == 3.5
+    # working days: Monday + 2 working days is Wednesday; paused 2 h
+    two_days = Offset(working_days=2)
+    due = datetime(2026, 11, 4, 10, tzinfo=UTC)
+    assert lead_hours(anchor, due, datetime(2026, 11, 3, 8, tzinfo=UTC), two_days) == 22
+
+
+def test_intervals_are_named_by_their_anchor(definition: PathwayDefinition) -> None:
+    names = {(iv.checkpoint, iv.repeat): (iv.name, iv.deadline) for iv in intervals(definition)}
+    assert names[("K1", False)] == ("K0→K1", "24 hours")
+    assert names[("K3", False)] == ("K0→K3", "2 working days")
+    assert names[("K6", False)] == ("consent.police→K6", "1 working day")
+    assert names[("K8", False)] == ("K3→K8", "10 working days")
+    assert names[("K11", False)] == ("moved_out→K11", "7 days")
+    assert names[("K12", False)] == ("K0→K12", "28 days")
+    assert names[("K12", True)] == ("K12→K12", "every 28 days ×2, then every 42 days")
+    assert ("K0", False) not in names and ("K13", False) not in names  # no deadline, no interval
+
+
+# -- the attacker ----------------------------------------------------------------------------------------------
+
+Group = tuple[Hashable, Sequence[Hashable]]
+
+
+def possible_values(published: Mapping[Hashable, object], groups: Sequence[Group], cap: int) -> dict[Hashable, set[int]]:
+    """Every value each suppressed cell can take, given every shown count, every group sum, "<5" = 1..4 and
+    "x" = 5..cap: a brute-force search over the suppressed cells (independent of the module's own check)."""
+    unknown = [k for k, v in published.items() if not isinstance(v, int)]
+    domain = {k: range(1, 5) if published[k] == SMALL else range(5, cap + 1) for k in unknown}
+    relevant = [(t, list(ms)) for t, ms in groups]
+    order = sorted(unknown, key=lambda k: len(domain[k]))
+    found: dict[Hashable, set[int]] = {k: set() for k in unknown}
+    value: dict[Hashable, int] = {}
+
+    def val(k: Hashable) -> int | None:
+        v = published[k]
+        return v if isinstance(v, int) else value.get(k)
+
+    def consistent() -> bool:
+        for total, members in relevant:
+            t = val(total)
+            known = [val(m) for m in members]
+            missing = [m for m, v in zip(members, known) if v is None]
+            partial = sum(v for v in known if v is not None)
+            low = partial + sum(domain[m][0] for m in missing)
+            high = partial + sum(domain[m][-1] for m in missing)
+            if t is not None:
+                if not low <= t <= high:
+                    return False
+            elif total in domain and not missing:
+                if partial not in domain[total]:
+                    return False
+        return True
+
+    def search(i: int) -> None:
+        if i == len(order):
+            for k in unknown:
+                found[k].add(value[k])
+            return
+        k = order[i]
+        for v in domain[k]:
+            value[k] = v
+            if consistent():
+                search(i + 1)
+            del value[k]
+
+    search(0)
+    return found
+
+
+def assert_no_small_count_recoverable(values: Mapping[Hashable, int], groups: Sequence[Group],
+                                      published: Mapping[Hashable, object]) -> None:
+    for key, value in values.items():
+        shown = published[key]
+        if 0 < value < 5:
+            assert shown == SMALL, f"{key}: {value} published as {shown!r}"
+        elif isinstance(shown, int):
+            assert shown == value
+        else:
+            assert shown in (SMALL, HIDDEN) and (shown == HIDDEN) == (value >= 5), (key, value, shown)
+    cap = max(values.values(), default=0) + 1
+    possible = possible_values(published, groups, cap)
+    for key, options in possible.items():
+        assert values[key] in options, f"{key}: the true value must stay possible"
+        if published[key] == SMALL:
+            assert len(options) >= 2, f"{key} = {values[key]} can be worked out: only {sorted(options)}"
+
+
+def one_row(cells: Sequence[int]) -> tuple[dict[Hashable, int], list[Group]]:
+    values: dict[Hashable, int] = {("c", i): v for i, v in enumerate(cells)}
+    values["total"] = sum(cells)
+    return values, [("total", [("c", i) for i in range(len(cells))])]
+
+
+def table(rows: Sequence[Sequence[int]]) -> tuple[dict[Hashable, int], list[Group]]:
+    """A table with row totals, column totals and a grand total (like units × months with their margins)."""
+    values: dict[Hashable, int] = {}
+    groups: list[Group] = []
+    n_cols = len(rows[0])
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            values[(r, c)] = v
+        values[(r, "T")] = sum(row)
+        groups.append(((r, "T"), [(r, c) for c in range(n_cols)]))
+    for c in range(n_cols):
+        values[("T", c)] = sum(row[c] for row in rows)
+        groups.append((("T", c), [(r, c) for r in range(len(rows))]))
+    values[("T", "T")] = sum(map(sum, rows))
+    groups.append((("T", "T"), [(r, "T") for r in range(len(rows))]))
+    groups.append((("T", "T"), [("T", c) for c in range(n_cols)]))
+    return values, groups
+
+
+# -- suppression -----------------------------------------------------------------------------------------------
+
+
+def test_counts_from_1_to_4_are_suppressed_and_0_and_5_are_shown() -> None:
+    published = suppress({"a": 0, "b": 1, "c": 4, "d": 5, "e": 17}, [])
+    assert published == {"a": 0, "b": SMALL, "c": SMALL, "d": 5, "e": 17}
+
+
+def test_the_subtraction_attack_on_one_suppressed_cell_is_blocked_by_hiding_the_next_smallest() -> None:
+    # Naively published, 40 - 20 - 12 - 6 = 2 would give the suppressed outcome away.
+    values, groups = one_row([20, 2, 12, 6])
+    published = suppress(values, groups)
+    assert published == {("c", 0): 20, ("c", 1): SMALL, ("c", 2): 12, ("c", 3): HIDDEN, "total": 40}
+    assert_no_small_count_recoverable(values, groups, published)
+
+
+def test_two_small_cells_that_could_be_pinned_by_their_bounds_get_a_complement() -> None:
+    values, groups = one_row([4, 4, 9])  # visible total 17 - 9 = 8 = 4 + 4: both pinned at 4
+    published = suppress(values, groups)
+    assert published[("c", 2)] == HIDDEN
+    assert_no_small_count_recoverable(values, groups, published)
+    values, groups = one_row([1, 1, 30])  # 2 = 1 + 1: both pinned at 1
+    assert suppress(values, groups)[("c", 2)] == HIDDEN
+
+
+def test_the_total_is_hidden_when_no_visible_cell_can_protect() -> None:
+    values, groups = one_row([3, 0, 0, 5])  # hiding 5 is not enough: x >= 5 and 3 + x = 8 pins both
+    published = suppress(values, groups)
+    assert published == {("c", 0): SMALL, ("c", 1): 0, ("c", 2): 0, ("c", 3): HIDDEN, "total": HIDDEN}
+    assert_no_small_count_recoverable(values, groups, published)
+
+
+def test_a_group_without_small_counts_is_published_in_full() -> None:
+    values, groups = one_row([0, 5, 6, 70])
+    assert suppress(values, groups) == values
+
+
+def test_groups_must_add_up() -> None:
+    with pytest.raises(ValueError, match="add up"):
+        suppress({"t": 5, "a": 2, "b": 2}, [("t", ["a", "b"])])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=14), min_size=1, max_size=6))
+def test_no_small_count_can_be_worked_out_from_a_row_and_its_total(cells: list[int]) -> None:
+    values, groups = one_row(cells)
+    assert_no_small_count_recoverable(values, groups, suppress(values, groups))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(min_value=2, max_value=3).flatmap(
+    lambda n_cols: st.lists(st.lists(st.integers(min_value=0, max_value=9), min_size=n_cols, max_size=n_cols),
+                            min_size=2, max_size=3)))
+def test_no_small_count_can_be_worked_out_from_a_table_with_row_and_column_totals(rows: list[list[int]]) -> None:
+    values, groups = table(rows)
+    assert_no_small_count_recoverable(values, groups, suppress(values, groups))
+
+
+def test_a_known_two_way_table_keeps_its_small_cells_safe() -> None:
+    # units × months with both margins: 2 in (0, 0) needs a partner in its row and in its column
+    values, groups = table([[2, 10, 20], [7, 8, 30]])
+    published = suppress(values, groups)
+    assert published[(0, 0)] == SMALL
+    assert sum(1 for c in range(3) if published[(0, c)] != values[(0, c)]) >= 2
+    assert sum(1 for r in range(2) if published[(r, 0)] != values[(r, 0)]) >= 2
+    assert_no_small_count_recoverable(values, groups, published)
+
+
+def test_suppression_is_deterministic() -> None:
+    values, groups = table([[3, 6, 6], [6, 6, 3]])
+    assert suppress(values, groups) == suppress(dict(reversed(list(values.items()))), groups)
+
+
+# -- reasons ---------------------------------------------------------------------------------------------------
+
+
+def test_reasons_given_fewer_than_five_times_are_folded_into_other() -> None:
+    assert fold_reasons({"tolk": 7, "syk": 2, "annet": 3}) == {"tolk": 7, OTHER: 5}
+    assert fold_reasons({"tolk": 7}) == {"tolk": 7}
+    assert fold_reasons({"syk": 2, "annet": 1}) == {OTHER: SMALL}
+    assert fold_reasons({}) == {}
+
+
+def test_a_small_other_bucket_takes_in_the_least_frequent_reason() -> None:
+    # late total 6 + 1 = 7 is known from the share: a bucket of 1 would name a single late completion
+    assert fold_reasons({"tolk": 6, "syk": 1}) == {OTHER: 7}
+    assert fold_reasons({"tolk": 9, "venteliste": 5, "syk": 1}) == {"tolk": 9, OTHER: 6}
+    assert fold_reasons({"tolk": 9, "venteliste": 5}, allowed=lambda r: r != "venteliste") == {"tolk": 9, OTHER: 5}
+
+
+# -- CSV -------------------------------------------------------------------------------------------------------
+
+
+def test_csv_has_a_header_and_one_row_per_interval_period_and_unit() -> None:
+    row = IntervalFigures(
+        pathway="krisesenter", checkpoint="K1", interval="K0→K1", deadline="24 hours", period="2026-11",
+        unit="=HYPERLINK(1)", completed=12, within_deadline_share=0.667, median_hours=5.5, p90_hours=31.9,
+        overdue_now=SMALL, deviation_reasons={"Ventet på tolk, igjen": 7, OTHER: SMALL},
+    )
+    cases = CaseFigures(
+        pathway="krisesenter", period="2026-11", unit="=HYPERLINK(1)", opened=14, coordinator_decided=14,
+        coordinator_within_share=0.714, closed=8, outcomes={"safe_housing": 5, "returned_to_abuser": SMALL},
+        returned_to_abuser_share=None, repeat_contact=SMALL, repeat_contact_share=None,
+    )
+    report = Report(period="month", start=date(2026, 11, 1), end=date(2026, 11, 30), unit="=HYPERLINK(1)",
+                    generated_at=datetime(2026, 12, 1, tzinfo=UTC), periods=("2026-11",), intervals=(row, row),
+                    cases=(cases,))
+    text = to_csv(report)
+    assert ";" not in text.splitlines()[0]
+    parsed = list(csv.DictReader(io.StringIO(text)))
+    assert len(parsed) == 3
+    first = parsed[0]
+    assert first["section"] == "interval" and first["interval"] == "K0→K1" and first["completed"] == "12"
+    assert first["within_deadline_share"] == "0.667" and first["overdue_now"] == "<5"
+    assert first["unit"] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
+    assert first["deviation_reasons"] == '{"Ventet på tolk, igjen": 7, "other (<5)": "<5"}'
+    last = parsed[2]
+    assert last["section"] == "case" and last["outcome_returned_to_abuser"] == "<5"
+    assert last["returned_to_abuser_share"] == "" and last["coordinator_within_share"] == "0.714"
+    assert text.encode("utf-8").decode("utf-8") == text
+
+
+def test_the_attacker_itself_finds_a_naive_publication() -> None:
+    """Guard for the guard: the brute-force search does find what plain "<5" would give away."""
+    values, groups = one_row([20, 2, 12, 6])
+    naive = {k: (SMALL if 0 < v < 5 else v) for k, v in values.items()}
+    assert possible_values(naive, groups, 50)[("c", 1)] == {2}
+    both = dict(naive, **{("c", 3): HIDDEN})
+    assert possible_values(both, groups, 50)[("c", 1)] == {1, 2, 3}
+    assert list(itertools.islice(sorted(possible_values(both, groups, 50)[("c", 3)]), 3)) == [5, 6, 7]
