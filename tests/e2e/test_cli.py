@@ -544,7 +544,8 @@ def test_demo_seeds_the_requested_number_of_cases_and_the_chain_verifies(fresh_d
 
 def test_demo_is_refused_in_production_even_with_production_keys(fresh_database: Database) -> None:
     keys = {"FORLOP_ENV": "production", "FORLOP_ENCRYPTION_KEYS": f"prod:{run('keys', 'new').stdout.strip()}",
-            "FORLOP_INDEX_KEY": run("keys", "new").stdout.strip()}
+            "FORLOP_INDEX_KEY": run("keys", "new").stdout.strip(),
+            "FORLOP_WEBHOOK_SECRET": run("keys", "new").stdout.strip()}
     result = fresh_database.run("demo", env=keys)
     assert result.code != 0, result
     assert "demo" in result.stderr and "refused" in result.stderr

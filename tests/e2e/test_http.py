@@ -5,13 +5,25 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from pathway import services
+from pathway.accounts import set_password
 from pathway.bootstrap import Forlop
 
 
-def test_health_readiness_and_the_definitions_are_served(core: Forlop) -> None:
+def signed_in(core: Forlop) -> TestClient:
+    services.add_user(engine=core.engine, username="admin1", role="admin")
+    set_password(core.engine, "admin1", "et passord")
     client = TestClient(create_app(core))
+    token = client.post("/api/v1/auth/token", data={"username": "admin1", "password": "et passord"}).json()
+    client.headers["Authorization"] = f"Bearer {token['access_token']}"
+    return client
+
+
+def test_health_readiness_and_the_definitions_are_served(core: Forlop) -> None:
+    client = signed_in(core)
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
+    assert TestClient(create_app(core)).get("/api/v1/pathways").status_code == 401  # only for signed-in users
     versions = client.get("/api/v1/pathways").json()
     assert [(v["id"], v["version"]) for v in versions] == [("krisesenter", 1)]
     diagram = client.get("/api/v1/pathways/krisesenter/1/diagram", params={"lang": "en"})
@@ -19,7 +31,7 @@ def test_health_readiness_and_the_definitions_are_served(core: Forlop) -> None:
 
 
 def test_errors_are_problem_json_that_say_what_and_where(core: Forlop) -> None:
-    client = TestClient(create_app(core))
+    client = signed_in(core)
     missing = client.get("/api/v1/pathways/krisesenter/99/diagram")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
