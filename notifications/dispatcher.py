@@ -45,8 +45,11 @@ class DispatchResult:
 
 
 def dispatch(*, engine: sa.Engine, email: Any | None, webhook: Any | None, now: datetime,
-             policy: RetryPolicy = RetryPolicy(), batch: int = 100) -> DispatchResult:
-    """Deliver the outbox messages that are ready at ``now``."""
+             policy: RetryPolicy = RetryPolicy(), batch: int = 20) -> DispatchResult:
+    """Deliver the outbox messages that are ready at ``now``.
+
+    A claim takes a small batch (default 20), so that the batch is sent well within its lease even when every
+    receiver is slow (20 x a 5 s timeout < the 5 minute lease): another dispatcher never takes it over early."""
     result = DispatchResult()
     for row in _claim(engine, now=now, policy=policy, batch=batch):
         try:
@@ -59,6 +62,13 @@ def dispatch(*, engine: sa.Engine, email: Any | None, webhook: Any | None, now: 
             # The outbox id and channel identify the message; no address or content goes into the log.
             log.warning("outbox %s via %s failed (attempt %d, %s)", row.id, row.channel, row.attempts,
                         "dead" if dead else "will retry")
+        except Exception as exc:  # noqa: BLE001 - one message that cannot be built must not stall the whole outbox
+            # Not retried (the same row would fail the same way): a dead letter, queued again with `outbox retry`
+            # once fixed. Only the exception's type is kept: its text may quote the message.
+            _finish(engine, row.id, now=now, error=f"unexpected {type(exc).__name__} while sending via {row.channel}",
+                    dead=True)
+            result.dead += 1
+            log.error("outbox %s via %s failed unexpectedly (%s, dead)", row.id, row.channel, type(exc).__name__)
         else:
             _finish(engine, row.id, now=now)
             result.sent += 1

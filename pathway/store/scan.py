@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -118,7 +119,9 @@ def _raise(conn: sa.Connection, rows: list[sa.Row[Any]], *, resolve: Resolver, p
             result.unrouted += 1
             continue
         manager = rung.to == "manager"
-        link = f"{public_url}/reports?unit={row.unit}" if manager else f"{public_url}/cases/{row.reference}"
+        # Units are free text ("Bergen sentrum"): encode it, or the link is no URL and the message cannot be rendered.
+        link = (f"{public_url}/reports?unit={quote(row.unit, safe='')}" if manager
+                else f"{public_url}/cases/{quote(row.reference, safe='')}")
         payload = {"kind": "manager_escalation" if manager else rung.kind, "due_at": row.due_at.isoformat(),
                    "link": link, "case_reference": None if manager else row.reference,
                    "step_code": None if manager else row.code, "unit": row.unit, "count": 1}

@@ -15,12 +15,12 @@ import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from notifications.channels import EmailChannel, WebhookChannel, message_id_for, verify_signature
 from notifications.channels.webhook import PAYLOAD_FIELDS
 from notifications.dispatcher import RetryPolicy, dispatch, list_outbox, retry_dead
+from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.people import PersonRecord
 from pathway.scheduler import run_scan
@@ -304,3 +304,56 @@ def test_a_dispatcher_killed_mid_send_loses_nothing_and_resends_only_the_message
         assert set(received) == ids  # de-duplicated by key at the receiver: exactly the outbox
         assert {k: n for k, n in received.items() if n > 1} == {in_flight[0]: 2}
         assert sum(received.values()) == len(ids) + 1
+
+
+# -- 6. one bad message does not stall the outbox ---------------------------------------------------------------
+
+
+def test_a_unit_name_with_a_space_neither_breaks_the_managers_link_nor_stalls_the_outbox(core: Forlop) -> None:
+    """Units are free text ("Bergen sentrum" is accepted when a case is opened). The manager's link must stay a valid
+    URL, and a message that cannot be rendered must fail alone, not abort the batch and block every later one."""
+    unit = "Bergen sentrum"
+    add_user(core, "k1", unit=unit, email="k1@example.invalid")
+    add_user(core, "m1", "manager", unit=unit, email="m1@example.invalid")
+    ref = services.open_case(
+        uow=core.uow(), pathway_id="krisesenter", unit=unit, first_contact_at=T0, actor="k1", keys=core.keys,
+        index_key=core.settings.index_key, reference_prefix="TST", at=T0).reference
+    now = T0 + timedelta(days=3)
+    scanned = run_scan(core, now=now)
+    assert scanned.outbox == scanned.reminders > 4
+    with smtp_server() as (sink, port):
+        channel = EmailChannel(host=HOST, port=port, sender=SENDER, starttls=False, timeout=10)
+        result = dispatch(engine=core.engine, email=channel, webhook=None, now=now, policy=POLICY)
+        assert (result.sent, result.retried, result.dead) == (scanned.outbox, 0, 0)
+        assert {r.status for r in outbox_rows(core)} == {"sent"}
+        manager_mails = [email.message_from_bytes(m.content, policy=email.policy.default) for m in sink.snapshot()
+                         if m.recipients == ["m1@example.invalid"]]
+        assert manager_mails
+        for msg in manager_mails:
+            text = msg.get_body(preferencelist=("plain",)).get_content()
+            assert f"{core.settings.public_url}/reports?unit=Bergen%20sentrum" in text and ref not in text
+
+
+def test_an_unexpected_error_in_one_message_fails_that_message_only(core: Forlop) -> None:
+    """Defence in depth: whatever a channel raises besides DeliveryError, the other messages are still delivered
+    and the failing one ends as a dead letter whose error names only the kind of failure."""
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def send(self, *, url: str, message) -> None:  # type: ignore[no-untyped-def]
+            if message.step_code == "K1":
+                raise KeyError(f"boom {message.case_reference}")  # an error text that carries content
+            self.sent.append(message.idempotency_key)
+
+    add_user(core, "k1", webhook_url="http://127.0.0.1:9/hook")
+    ref = open_case(core, T0)
+    assert run_scan(core, now=DUE_SOON).outbox == 2
+    flaky = Flaky()
+    result = dispatch(engine=core.engine, email=None, webhook=flaky, now=DUE_SOON, policy=POLICY)
+    assert (result.sent, result.dead) == (1, 1) and len(flaky.sent) == 1
+    rows = outbox_rows(core)
+    assert sorted(r.status for r in rows) == ["dead", "sent"]
+    dead = next(r for r in rows if r.status == "dead")
+    assert ref not in dead.last_error and "KeyError" in dead.last_error
