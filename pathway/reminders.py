@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
-from pathway.calendar import shift
+from pathway.calendar import Unit, shift
 from pathway.definition import PathwayDefinition, Rung
 
 HANDOVER_UNACCEPTED = "handover_unaccepted"
@@ -25,15 +25,29 @@ def ladder(definition: PathwayDefinition, code: str, *, adhoc: bool = False) -> 
     return definition.ladder(None if adhoc else code)
 
 
+_Plan = tuple[tuple[int, str, str, int, Unit], ...]
+_plans: dict[tuple[str, int, str, str, bool], _Plan] = {}
+
+
+def _plan(definition: PathwayDefinition, code: str, adhoc: bool) -> _Plan:
+    """The ladder as plain tuples, worked out once per definition version and checkpoint (the scan's hot path)."""
+    key = (definition.id, definition.version, definition.sha256, code, adhoc)
+    plan = _plans.get(key)
+    if plan is None:
+        rungs = [(i, r.kind, r.to, r.at.amount, r.at.unit) for i, r in enumerate(ladder(definition, code, adhoc=adhoc))]
+        checkpoint = None if adhoc else definition.checkpoint.get(code)
+        if checkpoint is not None and checkpoint.handover is not None:
+            rungs.append((len(rungs), HANDOVER_UNACCEPTED, "coordinator", 0, Unit.HOURS))
+        plan = _plans[key] = tuple(rungs)
+    return plan
+
+
 def rung_times(definition: PathwayDefinition, code: str, due_at: datetime, *, adhoc: bool = False) -> list[RungDue]:
     """Every rung of the step's ladder with its moment. Handover checkpoints get one more rung: at the deadline,
     the coordinator hears of a task the agency has not accepted (checked when the rung is reached)."""
-    rungs = [RungDue(i, r.kind, r.to, shift(due_at, r.at.amount, r.at.unit))
-             for i, r in enumerate(ladder(definition, code, adhoc=adhoc))]
-    checkpoint = None if adhoc else definition.checkpoint.get(code)
-    if checkpoint is not None and checkpoint.handover is not None:
-        rungs.append(RungDue(len(rungs), HANDOVER_UNACCEPTED, "coordinator", due_at))
-    return rungs
+    due_at = due_at.astimezone(timezone.utc)  # hours are real hours: add them in UTC, never on the wall clock
+    return [RungDue(i, kind, to, due_at + timedelta(hours=amount) if unit is Unit.HOURS else shift(due_at, amount, unit))
+            for i, kind, to, amount, unit in _plan(definition, code, adhoc)]
 
 
 def first_reminder_at(definition: PathwayDefinition, code: str, due_at: datetime | None, *,

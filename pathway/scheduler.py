@@ -17,7 +17,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from notifications.dispatcher import DispatchResult, RetryPolicy, dispatch
-from pathway.store.scan import ScanResult, scan
+from pathway.store.scan import ScanResult, route, scan
 
 if TYPE_CHECKING:
     from pathway.bootstrap import Forlop
@@ -26,8 +26,11 @@ log = logging.getLogger("forlop.scheduler")
 
 
 def run_scan(core: Forlop, *, now: datetime | None = None) -> ScanResult:
-    result = scan(engine=core.engine, resolve=core.catalog.resolve, public_url=core.settings.public_url,
-                  now=now or datetime.now(timezone.utc))
+    """One scan for due rungs, then routing of what it (or an earlier, interrupted run) raised."""
+    now = now or datetime.now(timezone.utc)
+    result = scan(engine=core.engine, resolve=core.catalog.resolve, now=now)
+    routed = route(engine=core.engine, public_url=core.settings.public_url, now=now)
+    result.notifications, result.outbox, result.unrouted = routed.notifications, routed.outbox, routed.unrouted
     if result.reminders or result.unrouted:
         log.info("scan: %d steps, %d reminders, %d inbox, %d outbox, %d without recipient", result.steps,
                  result.reminders, result.notifications, result.outbox, result.unrouted)

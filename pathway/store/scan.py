@@ -1,10 +1,12 @@
 """The reminder scan: one indexed query over open steps whose next rung is due, and the reminders it raises.
 
-Each batch is one transaction: the reminders (unique per step, rung and deadline, enforced by the database),
-the recipients' inbox rows and the outbox rows for email and webhooks are written together with the steps'
-next look-up time. Two scans at once raise each reminder once: PostgreSQL lets them skip each other's locked
-rows, and the unique key settles any overlap. After downtime the first scan raises every rung that was passed,
-once each.
+Each batch is one transaction: the reminders (unique per step, rung and deadline, enforced by the database)
+are written together with the steps' next look-up time. Two scans at once raise each reminder once:
+PostgreSQL lets them skip each other's locked rows, and the unique key settles any overlap. After downtime the
+first scan raises every rung that was passed, once each.
+
+Routing (``route``) then gives each reminder to its recipients: an inbox row each, and outbox rows for email and
+webhooks, in the same transaction that marks the reminder routed.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from pathway.definition import PathwayDefinition
-from pathway.reminders import HANDOVER_UNACCEPTED, RungDue, crossed, rung_times
+from pathway.reminders import HANDOVER_UNACCEPTED, crossed, rung_times
 from pathway.store.engine import WRITE
 from pathway.store.tables import (
     case_t,
@@ -63,8 +65,9 @@ def due_steps_query(now: datetime, limit: int) -> sa.Select[Any]:
     )
 
 
-def scan(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetime, batch: int = 1000) -> ScanResult:
-    """Raise every reminder due by ``now``; returns what was written."""
+def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 1000) -> ScanResult:
+    """Raise every reminder due by ``now``: one indexed query, one insert of reminders, one update of steps
+    per batch. Routing them to people (inbox, email, webhooks) is ``route``'s job."""
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
@@ -72,67 +75,123 @@ def scan(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetime
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(of=step_t, skip_locked=True)
             rows = conn.execute(query).all()
-            total.add(_raise(conn, rows, resolve=resolve, public_url=public_url.rstrip("/"), now=now))
+            total.reminders += _raise(conn, rows, resolve=resolve, now=now)
         total.steps += len(rows)
         if len(rows) < batch:
             return total
 
 
-def _raise(conn: sa.Connection, rows: list[sa.Row[Any]], *, resolve: Resolver, public_url: str,
-           now: datetime) -> ScanResult:
-    result = ScanResult()
+def _raise(conn: sa.Connection, rows: list[sa.Row[Any]], *, resolve: Resolver, now: datetime) -> int:
     if not rows:
-        return result
-    waiting = _unaccepted_handovers(conn, {r.case_id for r in rows})
-    wanted: list[tuple[sa.Row[Any], RungDue, uuid.UUID]] = []
-    advances = []
+        return 0
+    waiting = _unaccepted_handovers(conn, {r.case_id for r in rows if r.code in _handover_codes(rows, resolve, conn)})
+    reminders: list[tuple[Any, ...]] = []
+    advances: list[tuple[Any, ...]] = []
     for row in rows:
         definition = resolve(row.pathway_id, row.definition_version, conn=conn)
         due, next_at = crossed(rung_times(definition, row.code, row.due_at, adhoc=row.adhoc), now)
         for rung in due:
             if rung.kind == HANDOVER_UNACCEPTED and (row.case_id, row.code) not in waiting:
                 continue
-            wanted.append((row, rung, uuid.uuid5(row.id, f"{rung.index}@{row.due_at.isoformat()}")))
-        advances.append({"b_id": row.id, "b_due": row.due_at, "b_next": next_at})
+            reminders.append((uuid.uuid5(row.id, f"{rung.index}@{row.due_at.isoformat()}"), row.id, row.case_id,
+                              rung.index, rung.kind, rung.to, row.due_at, now))
+        advances.append((row.id, row.due_at, next_at))
+    if conn.dialect.name == "postgresql":
+        return _write_postgresql(conn, reminders, advances)
+    return _write_sqlite(conn, reminders, advances)
+
+
+_REMINDER_COLS = ("id", "step_id", "case_id", "rung", "kind", "recipient", "due_at", "raised_at")
+
+
+def _write_postgresql(conn: sa.Connection, reminders: list[tuple[Any, ...]], advances: list[tuple[Any, ...]]) -> int:
+    # Arrays in one statement each: no per-row round trips and no query text that grows with the batch.
     # The deadline guard keeps a step whose deadline moved meanwhile (resume) at its freshly computed rung.
+    ids, dues, nexts = (list(col) for col in zip(*advances, strict=True))
+    conn.exec_driver_sql(
+        "UPDATE step SET next_reminder_at = u.nxt FROM unnest(%(ids)s::uuid[], %(dues)s::timestamptz[], "
+        "%(nexts)s::timestamptz[]) AS u(id, due, nxt) WHERE step.id = u.id AND step.due_at = u.due",
+        {"ids": ids, "dues": dues, "nexts": nexts})
+    if not reminders:
+        return 0
+    cols = dict(zip(_REMINDER_COLS, (list(col) for col in zip(*reminders, strict=True)), strict=True))
+    raised = conn.exec_driver_sql(
+        "INSERT INTO reminder (id, step_id, case_id, rung, kind, recipient, due_at, raised_at) "
+        "SELECT * FROM unnest(%(id)s::uuid[], %(step_id)s::uuid[], %(case_id)s::uuid[], %(rung)s::int[], "
+        "%(kind)s::varchar[], %(recipient)s::varchar[], %(due_at)s::timestamptz[], %(raised_at)s::timestamptz[]) "
+        "ON CONFLICT (step_id, rung, due_at) DO NOTHING RETURNING id", cols)
+    return len(raised.fetchall())
+
+
+def _write_sqlite(conn: sa.Connection, reminders: list[tuple[Any, ...]], advances: list[tuple[Any, ...]]) -> int:
     conn.execute(
         sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id"), step_t.c.due_at == sa.bindparam("b_due"))
         .values(next_reminder_at=sa.bindparam("b_next")),
-        advances,
-    )
-    if not wanted:
+        [{"b_id": i, "b_due": d, "b_next": n} for i, d, n in advances])
+    if not reminders:
+        return 0
+    insert = sqlite.insert(reminder_t).on_conflict_do_nothing(index_elements=["step_id", "rung", "due_at"])
+    return conn.execute(insert, [dict(zip(_REMINDER_COLS, r, strict=True)) for r in reminders]).rowcount
+
+
+def _handover_codes(rows: list[sa.Row[Any]], resolve: Resolver, conn: sa.Connection) -> set[str]:
+    codes = set()
+    for key in {(r.pathway_id, r.definition_version) for r in rows}:
+        codes |= {c.code for c in resolve(*key, conn=conn).checkpoints if c.handover is not None}
+    return codes
+
+
+# -- routing ----------------------------------------------------------------------------------------------
+
+
+def route(*, engine: sa.Engine, public_url: str, now: datetime, batch: int = 1000) -> ScanResult:
+    """Route raised reminders to their recipients: an inbox row each, and outbox rows for email and webhooks,
+    written in the same transaction as the mark that the reminder was routed (so: exactly once)."""
+    total = ScanResult()
+    public_url = public_url.rstrip("/")
+    while True:
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            query = (
+                sa.select(reminder_t.c.id, reminder_t.c.kind, reminder_t.c.recipient, reminder_t.c.due_at,
+                          step_t.c.code, step_t.c.owner, case_t.c.reference, case_t.c.unit, case_t.c.coordinator)
+                .join(step_t, step_t.c.id == reminder_t.c.step_id).join(case_t, case_t.c.id == reminder_t.c.case_id)
+                .where(reminder_t.c.routed_at.is_(None)).order_by(reminder_t.c.raised_at, reminder_t.c.id).limit(batch)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=reminder_t, skip_locked=True)
+            rows = conn.execute(query).all()
+            total.add(_fan_out(conn, rows, public_url=public_url, now=now))
+        if len(rows) < batch:
+            return total
+
+
+def _fan_out(conn: sa.Connection, rows: list[sa.Row[Any]], *, public_url: str, now: datetime) -> ScanResult:
+    result = ScanResult()
+    if not rows:
         return result
-    insert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(reminder_t)
-    raised = set(conn.execute(
-        insert.on_conflict_do_nothing(index_elements=["step_id", "rung", "due_at"]).returning(reminder_t.c.id),
-        [{"id": rid, "step_id": row.id, "case_id": row.case_id, "rung": rung.index, "kind": rung.kind,
-          "due_at": row.due_at, "raised_at": now} for row, rung, rid in wanted],
-    ).scalars())
-    result.reminders = len(raised)
-    fresh = [(row, rung, rid) for row, rung, rid in wanted if rid in raised]
-    users = _users(conn, fresh)
+    people = _Directory(conn, rows)
     notifications, outbox = [], []
-    for row, rung, rid in fresh:
-        recipients = _recipients(rung.to if rung.to != "owner" else row.owner, row, users,
-                                 agencies=set(resolve(row.pathway_id, row.definition_version, conn=conn).agencies))
+    for row in rows:
+        manager = row.recipient == "manager"
+        recipients = people.recipients(row.owner if row.recipient == "owner" else row.recipient, row)
         if not recipients:
             result.unrouted += 1
             continue
-        manager = rung.to == "manager"
         # Units are free text ("Bergen sentrum"): encode it, or the link is no URL and the message cannot be rendered.
         link = (f"{public_url}/reports?unit={quote(row.unit, safe='')}" if manager
                 else f"{public_url}/cases/{quote(row.reference, safe='')}")
-        payload = {"kind": "manager_escalation" if manager else rung.kind, "due_at": row.due_at.isoformat(),
+        payload = {"kind": "manager_escalation" if manager else row.kind, "due_at": row.due_at.isoformat(),
                    "link": link, "case_reference": None if manager else row.reference,
                    "step_code": None if manager else row.code, "unit": row.unit, "count": 1}
         for user in recipients:
-            notifications.append({"id": uuid.uuid5(rid, user.username), "reminder_id": rid, "username": user.username,
-                                  "kind": payload["kind"], "case_reference": payload["case_reference"],
-                                  "step_code": payload["step_code"], "unit": row.unit, "due_at": row.due_at,
-                                  "link": link, "created_at": now, "read_at": None})
+            notifications.append({"id": uuid.uuid5(row.id, user.username), "reminder_id": row.id,
+                                  "username": user.username, "kind": payload["kind"],
+                                  "case_reference": payload["case_reference"], "step_code": payload["step_code"],
+                                  "unit": row.unit, "due_at": row.due_at, "link": link, "created_at": now,
+                                  "read_at": None})
             for channel, address in (("email", user.email), ("webhook", user.webhook_url)):
                 if address:
-                    outbox.append({"id": uuid.uuid5(rid, f"{user.username}/{channel}"), "reminder_id": rid,
+                    outbox.append({"id": uuid.uuid5(row.id, f"{user.username}/{channel}"), "reminder_id": row.id,
                                    "username": user.username, "channel": channel, "payload": payload,
                                    "status": "pending", "attempts": 0, "next_attempt_at": now,
                                    "locked_until": None, "last_error": None, "created_at": now, "sent_at": None})
@@ -140,6 +199,7 @@ def _raise(conn: sa.Connection, rows: list[sa.Row[Any]], *, resolve: Resolver, p
         conn.execute(sa.insert(notification_t), notifications)
     if outbox:
         conn.execute(sa.insert(outbox_t), outbox)
+    conn.execute(sa.update(reminder_t).where(reminder_t.c.id.in_([r.id for r in rows])).values(routed_at=now))
     result.notifications, result.outbox = len(notifications), len(outbox)
     return result
 
@@ -150,32 +210,35 @@ def _unaccepted_handovers(conn: sa.Connection, case_ids: set[uuid.UUID]) -> set[
     return {(r.case_id, r.code) for r in rows}
 
 
-def _users(conn: sa.Connection, fresh: list[tuple[sa.Row[Any], RungDue, uuid.UUID]]) -> list[sa.Row[Any]]:
-    """Everyone who could receive this batch's reminders, in one query."""
-    units = {row.unit for row, _, _ in fresh}
-    names = {row.coordinator for row, _, _ in fresh if row.coordinator}
-    owners = {row.owner for row, _, _ in fresh}
-    query = sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.agency, user_t.c.email,
+class _Directory:
+    """Everyone who could receive a batch of reminders, loaded in one query and indexed once."""
+
+    def __init__(self, conn: sa.Connection, rows: list[sa.Row[Any]]) -> None:
+        units = {r.unit for r in rows}
+        names = {r.coordinator for r in rows if r.coordinator}
+        owners = {r.owner for r in rows}
+        users = conn.execute(
+            sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.agency, user_t.c.email,
                       user_t.c.webhook_url).where(user_t.c.active.is_(True), sa.or_(
-        sa.and_(user_t.c.role.in_(["coordinator", "manager"]), user_t.c.unit.in_(units)),
-        sa.and_(user_t.c.role == "partner", user_t.c.agency.in_(owners)),
-        user_t.c.username.in_(names),
-    )).order_by(user_t.c.username)
-    return list(conn.execute(query))
+                sa.and_(user_t.c.role.in_(["coordinator", "manager"]), user_t.c.unit.in_(units)),
+                sa.and_(user_t.c.role == "partner", user_t.c.agency.in_(owners)),
+                user_t.c.username.in_(names),
+            )).order_by(user_t.c.username)).all()
+        self.by_name = {u.username: u for u in users}
+        self.by_unit: dict[tuple[str, str | None], list[sa.Row[Any]]] = defaultdict(list)
+        self.by_agency: dict[str, list[sa.Row[Any]]] = defaultdict(list)
+        for user in users:
+            self.by_unit[(user.role, user.unit)].append(user)
+            if user.role == "partner" and user.agency:
+                self.by_agency[user.agency].append(user)
 
-
-def _recipients(to: str, row: sa.Row[Any], users: list[sa.Row[Any]], *, agencies: set[str]) -> list[sa.Row[Any]]:
-    """Who hears of a rung: an agency's contacts, the case's coordinator, or the unit's managers; when nobody
-    fits, the unit's coordinators, so that no reminder goes unheard."""
-    by_unit: dict[tuple[str, str | None], list[sa.Row[Any]]] = defaultdict(list)
-    for user in users:
-        by_unit[(user.role, user.unit)].append(user)
-    if to in agencies:
-        found = [u for u in users if u.role == "partner" and u.agency == to]
-    elif to == "manager":
-        found = by_unit[("manager", row.unit)]
-    elif to == "coordinator" and row.coordinator:
-        found = [u for u in users if u.username == row.coordinator]
-    else:
-        found = []
-    return found or by_unit[("coordinator", row.unit)]
+    def recipients(self, to: str, row: sa.Row[Any]) -> list[sa.Row[Any]]:
+        """Who hears of a rung: an agency's contacts, the case's coordinator, or the unit's managers; when nobody
+        fits, the unit's coordinators, so that no reminder goes unheard."""
+        if to == "manager":
+            found = self.by_unit[("manager", row.unit)]
+        elif to == "coordinator":
+            found = [self.by_name[row.coordinator]] if row.coordinator in self.by_name else []
+        else:
+            found = self.by_agency.get(to, [])  # an agency owns the step; a role (crisis_centre) falls through
+        return found or self.by_unit[("coordinator", row.unit)]

@@ -206,15 +206,22 @@ class ReminderRow(SQLModel, table=True):
     several schedulers scan at the same time; a moved deadline (pause, re-planning) starts a fresh ladder."""
 
     __tablename__ = "reminder"
-    __table_args__ = (sa.UniqueConstraint("step_id", "rung", "due_at", name="uq_reminder_step_rung_due"),)
+    __table_args__ = (
+        sa.UniqueConstraint("step_id", "rung", "due_at", name="uq_reminder_step_rung_due"),
+        # Reminders not yet routed to their recipients' inbox and outbox (the routing job's question).
+        sa.Index("ix_reminder_unrouted", "raised_at",
+                 sqlite_where=sa.text("routed_at IS NULL"), postgresql_where=sa.text("routed_at IS NULL")),
+    )
 
     id: uuid.UUID = Field(primary_key=True)
     step_id: uuid.UUID = Field(foreign_key="step.id")
     case_id: uuid.UUID = Field(foreign_key="pathway_case.id", index=True)
     rung: int
     kind: str = Field(max_length=32)
+    recipient: str = Field(default="owner", max_length=16)  # owner, coordinator or manager
     due_at: datetime = _ts()
     raised_at: datetime = _ts()
+    routed_at: datetime | None = _ts(default=None)
 
 
 class NotificationRow(SQLModel, table=True):
