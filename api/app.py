@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator
 
 import sqlalchemy as sa
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Path
 from fastapi.responses import PlainTextResponse
 
 from api import problems
 from api.deps import AnyUser, Core
-from api.routes import admin, auth, cases, inbox, tasks
+from api.routes import admin, auth, cases, inbox, reports, tasks
 from pathway.bootstrap import Forlop
 from pathway.errors import DefinitionVersionMissing
 from pathway.machine import mermaid
@@ -40,7 +40,7 @@ def create_app(core: Forlop) -> FastAPI:
     )
     app.state.core = core
     problems.install(app)
-    for module in (auth, cases, tasks, inbox, admin):
+    for module in (auth, cases, tasks, inbox, reports, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["operations"], openapi_extra=PUBLIC, summary="Alive")
@@ -65,7 +65,8 @@ def create_app(core: Forlop) -> FastAPI:
 
     @app.get("/api/v1/pathways/{pathway_id}/{version}/diagram", tags=["pathways"], response_class=PlainTextResponse,
              summary="A pathway version as a Mermaid state diagram")
-    def diagram(core: Core, user: AnyUser, pathway_id: str, version: int, lang: str = "nb") -> str:
+    def diagram(core: Core, user: AnyUser, pathway_id: str, version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+                lang: str = "nb") -> str:
         try:
             definition = core.catalog.resolve(pathway_id, version)
         except DefinitionVersionMissing:
