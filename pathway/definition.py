@@ -285,6 +285,7 @@ def _read_yaml(text: str, filename: str) -> Any:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        _refuse_alias_bombs(yaml, text, filename)
         doc = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -295,6 +296,44 @@ def _read_yaml(text: str, filename: str) -> Any:
     if not isinstance(doc, CommentedMap):
         raise DefinitionError([Problem(filename, 1, 1, "(document)", "expected a mapping at the top level")])
     return doc
+
+
+MAX_ALIASES = 200
+MAX_NODES = 50_000
+
+
+def _refuse_alias_bombs(yaml: YAML, text: str, filename: str) -> None:
+    """Anchors and aliases are fine (a shared reminder ladder); a tree they blow up to millions of nodes is not.
+
+    Counts the nodes the document expands to, from the parser's events, before anything is built."""
+    sizes: dict[str, int] = {}
+    stack: list[tuple[str | None, int]] = []  # (anchor, nodes so far) per open collection
+    total = aliases = 0
+    for event in yaml.parse(text):
+        name = type(event).__name__
+        if name in ("MappingStartEvent", "SequenceStartEvent"):
+            stack.append((event.anchor, 1))
+            continue
+        if name in ("MappingEndEvent", "SequenceEndEvent"):
+            anchor, size = stack.pop()
+        elif name == "ScalarEvent":
+            anchor, size = event.anchor, 1
+        elif name == "AliasEvent":
+            aliases += 1
+            anchor, size = None, sizes.get(event.anchor, 1)
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = size
+        if stack:
+            stack[-1] = (stack[-1][0], stack[-1][1] + size)
+        else:
+            total += size
+        if aliases > MAX_ALIASES or size > MAX_NODES or total > MAX_NODES:
+            mark = event.start_mark
+            raise DefinitionError([Problem(filename, mark.line + 1, mark.column + 1, "(yaml)",
+                                           f"the document expands to more than {MAX_NODES} nodes or uses more "
+                                           f"than {MAX_ALIASES} aliases (an alias bomb?)")])
 
 
 def _one_line(text: str) -> str:

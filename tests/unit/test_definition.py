@@ -298,3 +298,26 @@ def test_the_json_schema_describes_checkpoints_and_hides_internal_fields() -> No
     assert {"phases", "transitions"} <= set(schema["properties"])
     assert "sha256" not in schema["properties"] and "source" not in schema["properties"]
     assert schema["$schema"].startswith("https://json-schema.org/")
+
+
+def test_an_alias_bomb_is_refused_before_anything_is_built() -> None:
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for prev, name in zip("abcdef", "bcdefg"):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition("\n".join(lines), filename="bomb.yaml")
+    assert "alias bomb" in str(caught.value) and caught.value.problems[0].file == "bomb.yaml"
+
+
+def test_a_python_tag_is_data_not_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "ran"
+    text = f'id: !!python/object/apply:os.system ["touch {marker}"]\n'
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(text, filename="tag.yaml")
+    assert not marker.exists()
+    assert any(p.field == "id" for p in caught.value.problems)
+
+
+def test_shared_ladders_through_anchors_are_fine(shipped_text: str) -> None:
+    assert "&urgent" in shipped_text and "*urgent" in shipped_text
+    parse_definition(shipped_text)
