@@ -23,7 +23,7 @@ from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
 from pathway.accounts import User
 from pathway import services
 from pathway.cases import Case
-from pathway.errors import NotFound
+from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
 from pathway.store.tables import break_glass_t, case_t
 
@@ -99,10 +99,12 @@ def list_cases(
     if coordinator:
         query = query.where(case_t.c.coordinator == coordinator)
     if overdue is not None:
-        late = sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at < now)
+        late = sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at < now, case_t.c.closed_at.is_(None))
         query = query.where(late if overdue else sa.not_(late))
     if due_soon is not None:
-        soon = sa.and_(case_t.c.next_due_at >= now, case_t.c.next_due_at < now + DUE_SOON)
+        # not NULL first: NOT (NULL >= now ...) is NULL, which would drop cases without a deadline from due_soon=false
+        soon = sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at >= now,
+                       case_t.c.next_due_at < now + DUE_SOON)
         query = query.where(soon if due_soon else sa.not_(soon))
     if q:
         query = query.where(case_t.c.reference.startswith(q.upper(), autoescape=True))
@@ -130,6 +132,22 @@ def list_cases(
         value = {"next_due": last.next_due_at or _FAR, "opened_at": last.opened_at, "reference": last.reference}[sort]
         nxt = _encode_cursor([value.isoformat() if isinstance(value, datetime) else value, str(last.id)])
     return CaseList(items=items, next_cursor=nxt)
+
+
+class NameSearch(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=200, examples=["Kari Testesen"])]
+
+
+@router.post("/search", response_model=list[str], summary="Find my unit's cases by the person's exact name",
+             description="The name goes in the body, never in a URL; it is compared by a keyed blind index, "
+                         "so no record is decrypted to search.")
+def search_by_name(request: Request, core: Core, user: Coordinator, body: NameSearch) -> list[str]:
+    found = services.find_cases_by_name(uow=core.uow(), name=body.name, index_key=core.settings.index_key)
+    with core.engine.connect() as conn:
+        mine = set(conn.execute(sa.select(case_t.c.reference).where(
+            case_t.c.reference.in_(found), case_t.c.unit == user.unit)).scalars()) if found else set()
+    log_access(core.engine, request, user, "case.search_by_name")
+    return [ref for ref in found if ref in mine]
 
 
 @router.get("/{reference}", response_model=CaseDetail, summary="One case: steps, timeline, consents, handovers")
@@ -274,11 +292,14 @@ Key = IdempotencyKey
 def open_case(request: Request, core: Core, user: Coordinator, body: OpenBody, key: Key = None) -> JSONResponse:
     def run() -> JSONResponse:
         at = _now()
-        case = services.open_case(
-            uow=core.uow(), pathway_id=body.pathway, unit=user.unit or "", first_contact_at=body.first_contact_at or at,
-            actor=user.username, keys=core.keys, index_key=core.settings.index_key,
-            reference_prefix=core.settings.reference_prefix, person=body.person, conditions=body.conditions,
-            reason=body.reason, at=at)
+        try:
+            case = services.open_case(
+                uow=core.uow(), pathway_id=body.pathway, unit=user.unit or "",
+                first_contact_at=body.first_contact_at or at, actor=user.username, keys=core.keys,
+                index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
+                person=body.person, conditions=body.conditions, reason=body.reason, at=at)
+        except DefinitionVersionMissing:
+            raise InvalidArgument("pathway", "no such pathway") from None
         log_access(core.engine, request, user, "case.open", case_reference=case.reference)
         with core.uow() as uow:
             events = uow.cases.events(case.id)
