@@ -607,8 +607,29 @@ def serve(
     if database_url:
         os.environ["FORLOP_DATABASE_URL"] = database_url
     err.print(f"Forløp on http://{host or settings.host}:{port or settings.port}  (database: {settings.database_url.split('@')[-1]})")
+    if workers > 1:
+        _nodelay_listening_socket()
     uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port, workers=workers,
                 log_level="info", proxy_headers=False)
+
+
+def _nodelay_listening_socket() -> None:
+    """With several workers uvicorn makes the listening socket itself, with protocol 0, so asyncio never sets
+    TCP_NODELAY on accepted connections and every keep-alive response waits ~40 ms for a delayed ACK
+    (measured: /healthz 21 → 299 req/s with one client). Re-wrap the socket with IPPROTO_TCP."""
+    import socket
+
+    import uvicorn.config
+
+    original = uvicorn.config.Config.bind_socket
+
+    def bind_socket(self: uvicorn.config.Config) -> socket.socket:
+        sock = original(self)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+            return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        return sock
+
+    uvicorn.config.Config.bind_socket = bind_socket  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     index_key: str = DEV_INDEX_KEY
     reference_prefix: str = Field(default="BGO", pattern=r"^[A-Z]{2,8}$")
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
-    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_pool_size: int = Field(default=10, ge=1, le=100)  # per process; match the worker's concurrency
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = Field(default="http://127.0.0.1:8000", description="base of the links in notifications")

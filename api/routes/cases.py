@@ -25,7 +25,7 @@ from pathway import services
 from pathway.cases import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
-from pathway.store.tables import break_glass_t, case_t
+from pathway.store.tables import FAR_DUE_SQL, break_glass_t, case_t
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 DUE_SOON = timedelta(hours=24)
@@ -87,7 +87,9 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CaseList:
     now = _now()
-    key = {"next_due": sa.func.coalesce(case_t.c.next_due_at, _FAR), "opened_at": case_t.c.opened_at,
+    # The same expression as the index ix_case_open_unit_next_due, with the literal inline, so it is used.
+    far = sa.literal_column(FAR_DUE_SQL[core.engine.dialect.name], type_=case_t.c.next_due_at.type)
+    key = {"next_due": sa.func.coalesce(case_t.c.next_due_at, far), "opened_at": case_t.c.opened_at,
            "reference": case_t.c.reference}[sort]
     query = sa.select(case_t.c.reference, case_t.c.phase, case_t.c.unit, case_t.c.coordinator, case_t.c.opened_at,
                       case_t.c.closed_at, case_t.c.paused_since, case_t.c.next_due_at, case_t.c.version,

@@ -342,6 +342,10 @@ class IdempotencyRow(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+# The coordinators' list sorts open cases of a unit by next deadline, cases without one last. Its index is an
+# expression index written by hand in migration 0005 (dialect-specific literal); the query must use FAR_DUE_SQL.
+FAR_DUE_SQL = {"postgresql": "'9999-12-31 00:00:00+00'::timestamptz", "sqlite": "'9999-12-31 00:00:00.000000'"}
+
 definition_t = PathwayDefinitionRow.__table__
 case_t = CaseRow.__table__
 step_t = StepRow.__table__
