@@ -4,23 +4,31 @@
 Run from the repository root (``.venv/bin/python bench/scan.py``; ``--quick`` for a 20k smoke run). It prints
 figures and never asserts on time. Per backend, in one run:
 
-1. Build two data sets with bulk inserts (SQLAlchemy Core executemany in chunks of 10k on SQLite with
-   ``synchronous=OFF`` for the load only; COPY on PostgreSQL), not through the services: ``--open-steps`` N
+1. Build two data sets with bulk inserts, not through the services (SQLite: the Core INSERT statement with Core's
+   own bind processors, executemany'd in chunks of 10k with ``synchronous=OFF`` on the load connection only;
+   PostgreSQL: COPY; the step table's plain indexes re-created after the load): ``--open-steps`` N
    open steps (N/10 cases in phase "support", ten open and ten completed steps each, so as many completed steps
    as open ones) and a second set with N/100 open steps. Exactly ``--due`` open steps (K3, owner coordinator,
    default ladder) have ``next_reminder_at <= now`` and ``due_at = now - 2..3 h``, so two rungs are crossed
    (due_soon, due_now); every other open step is due days ahead. One coordinator and one manager per unit (with
    email) and a partner contact per agency, so every reminder routes. ANALYZE (SQLite) / VACUUM ANALYZE
    (PostgreSQL) afterwards.
-2. Time (a) the bare ``due_steps_query(now, 1000)`` executed and fetched through Core (and through the bare
-   driver, for reference), (b) one full ``scan`` that raises the reminders of those steps (state restored between
-   repetitions: reminder/notification/outbox rows deleted, the steps' ``next_reminder_at`` put back; PostgreSQL
-   also VACUUMs those tables, untimed), with the ratio scan/select and the cost per reminder, and (c) a scan
-   with nothing due (``now`` earlier than every ``next_reminder_at``), at N and at N/100 side by side.
-3. Print the query plans of the due query (EXPLAIN QUERY PLAN / EXPLAIN, and EXPLAIN ANALYZE on PostgreSQL).
+2. Time, taking turns: (a) the bare ``due_steps_query(now, 1000)`` executed and fetched through Core (and through
+   the bare driver, for reference); (b) one ``scan`` (raise only: the reminders of those steps, no routing) with
+   the ratio scan/select (target <= 2x) and the cost per reminder; (c) one ``route`` of the reminders that scan
+   raised (inbox and outbox rows), with its cost per reminder and per row written; (d) scan + route together,
+   as the scheduler runs them (``pathway.scheduler.run_scan``). Scan and route are also replayed, as recorded,
+   on the bare DBAPI connection (the floor). Between repetitions, untimed: before a scan the reminder (and
+   inbox/outbox) rows are deleted and the steps' ``next_reminder_at`` put back; before a route the inbox/outbox
+   rows are deleted and ``routed_at`` set back to NULL; PostgreSQL then VACUUMs the tables, SQLite checkpoints
+   its WAL. Every run's counts are checked against the database (1,000 steps -> 2,000 reminders, 2,000 inbox and
+   2,000 outbox rows, none unrouted). (e) Scan, and scan + route, with nothing due (``now`` earlier than every
+   ``next_reminder_at``), at N and at N/100 side by side. Process CPU time is reported next to wall time.
+3. Print the query plans of the due query (EXPLAIN QUERY PLAN / EXPLAIN, and EXPLAIN ANALYZE on PostgreSQL) and of
+   route's query for unrouted reminders.
 
 When scan/select misses its 2x target, one scan is profiled with cProfile (``--profile always|never``
-overrides), and one is broken down by SQL statement (driver time per statement and commit).
+overrides), and one scan and one route are broken down by SQL statement (driver time per statement and commit).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import cProfile
 import gc
 import itertools
 import json
+import operator
 import os
 import platform
 import pstats
@@ -53,9 +62,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from pathway.bootstrap import Forlop, bootstrap
+from pathway.scheduler import run_scan as scheduler_run_scan
 from pathway.settings import Settings
 from pathway.store.engine import WRITE, normalise_url
-from pathway.store.scan import ScanResult, due_steps_query, scan
+from pathway.store.scan import ScanResult, due_steps_query, route, scan
 from pathway.store.tables import case_t, notification_t, outbox_t, reminder_t, step_t, user_t
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -128,8 +138,8 @@ def _step_rows(case_ids: list[uuid.UUID], due: int, rng: random.Random,
         position = 0
         for k in range(OPEN_PER_CASE):  # completed
             code = DONE_CODES[k]
-            due_at = created + timedelta(days=1 + k, minutes=rng.randrange(600))
-            ended = due_at - timedelta(minutes=rng.randrange(1, 1200))
+            due_at = created + timedelta(days=1 + k, minutes=10 * int(rng.random() * 60))
+            ended = due_at - timedelta(minutes=10 + 10 * int(rng.random() * 120))
             yield {"id": _uuid(rng), "case_id": case_id, "position": position, "code": code,
                    "occurrence": position + 1, "owner": "coordinator", "state": "done", "adhoc": False,
                    "title": None, "created_at": created, "anchor_at": created, "due_at": due_at,
@@ -142,7 +152,7 @@ def _step_rows(case_ids: list[uuid.UUID], due: int, rng: random.Random,
                 due_at = NOW - 2 * H - timedelta(seconds=(due - due_left) % 3600)
             else:
                 code = OPEN_CODES[k % len(OPEN_CODES)]
-                due_at = NOW + timedelta(days=2, minutes=rng.randrange(60 * 24 * 60))
+                due_at = NOW + timedelta(days=2, minutes=10 * int(rng.random() * 6 * 24 * 60))
             row = {"id": _uuid(rng), "case_id": case_id, "position": position, "code": code,
                    "occurrence": position + 1, "owner": "coordinator", "state": "active", "adhoc": False,
                    "title": None, "created_at": created, "anchor_at": created, "due_at": due_at,
@@ -180,30 +190,34 @@ def _chunks(rows: Iterator[dict[str, Any]], size: int = CHUNK) -> Iterator[list[
         yield chunk
 
 
-def _bind_processors(table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect) -> list[Callable[[Any], Any] | None]:
-    """Core's own bind processors per column (so values are stored exactly as the engine stores them); those of
-    timestamp columns memoized, as a data set has few distinct timestamps."""
-    procs: list[Callable[[Any], Any] | None] = []
-    for name in names:
-        col_type = table.c[name].type
-        proc = col_type.dialect_impl(dialect).bind_processor(dialect)
-        if proc is not None and isinstance(getattr(col_type, "impl_instance", col_type), sa.DateTime):
-            proc = _memoized(proc)
-        procs.append(proc)
-    return procs
+def _column_converter(table: sa.Table, names: tuple[str, ...],
+                      dialect: sa.Dialect) -> Callable[[list[dict[str, Any]]], list[tuple[Any, ...]]]:
+    """Rows (dicts) to driver tuples in ``names`` order through Core's own bind processors, so values are stored
+    exactly as the engine stores them. Column by column: columns with few distinct values (timestamps, flags)
+    go through the processor once per distinct value, the rest (ids) once per row."""
+    getter = operator.itemgetter(*names)
+    procs = [(i, proc) for i, name in enumerate(names)
+             if (proc := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None]
+    unique = {"id", "case_id", "reference", "head_hash"}
+    memos: dict[int, dict[Any, Any]] = {i: {} for i, _ in procs if names[i] not in unique}
 
+    def convert(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        columns = list(zip(*map(getter, rows), strict=True))
+        for i, proc in procs:
+            memo = memos.get(i)
+            if memo is not None:
+                try:
+                    for value in set(columns[i]) - memo.keys():
+                        memo[value] = proc(value)
+                except TypeError:  # unhashable (JSON lists and dicts): once per row
+                    memo = memos.pop(i)
+                else:
+                    columns[i] = tuple(map(memo.__getitem__, columns[i]))
+                    continue
+            columns[i] = tuple(map(proc, columns[i]))
+        return list(zip(*columns, strict=True))
 
-def _memoized(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    memo: dict[Any, Any] = {}
-
-    def process(value: Any) -> Any:
-        try:
-            return memo[value]
-        except KeyError:
-            memo[value] = out = proc(value)
-            return out
-
-    return process
+    return convert
 
 
 def _secondary_indexes_sqlite(raw: Any, table: str) -> list[tuple[str, str]]:
@@ -234,15 +248,14 @@ def _load_sqlite(ds: DataSet, rng: random.Random) -> None:
             names = tuple(c.name for c in table.columns if c.name in first)
             compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=list(names))
             order = tuple(compiled.positiontup or ())
-            procs = _bind_processors(table, order, conn.dialect)
-            pairs = list(zip(order, procs, strict=True))
+            convert = _column_converter(table, order, conn.dialect)
             sql = str(compiled)
             ids: list[uuid.UUID] = []
             done = 0
             cur = raw.cursor()
             for chunk in _chunks(itertools.chain([first], rows)):
                 raw.execute("BEGIN")
-                cur.executemany(sql, [tuple(row[n] if p is None else p(row[n]) for n, p in pairs) for row in chunk])
+                cur.executemany(sql, convert(chunk))
                 raw.execute("COMMIT")
                 ids.extend(row["id"] for row in chunk)
                 done += len(chunk)
@@ -338,16 +351,12 @@ def build(label: str, url: str, *, open_steps: int, due: int, seed: int, path: P
 # -- measuring ------------------------------------------------------------------------------------------------------
 
 
-def _median_ms(fn: Callable[[], Any], reps: int, *, between: Callable[[], Any] | None = None) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(reps):
-        if between is not None:
-            between()
-        gc.collect()
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), times
+def _timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """(wall ms, CPU ms of this process, result)."""
+    gc.collect()
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return (time.perf_counter() - w0) * 1000, (time.process_time() - c0) * 1000, out
 
 
 def _capture(engine: sa.Engine, run: Callable[[sa.Connection], Any]) -> list[tuple[str, Any]]:
@@ -366,33 +375,158 @@ def _capture(engine: sa.Engine, run: Callable[[sa.Connection], Any]) -> list[tup
     return [s for s in seen if not s[0].startswith("BEGIN")]
 
 
-def select_due(ds: DataSet, now: datetime, reps: int) -> tuple[float, float, int]:
-    """(Core median ms, bare-driver median ms, rows): execute + fetch within one open read connection."""
-    query = due_steps_query(now, LIMIT)
-    with ds.engine.connect() as conn:
-        rows = len(conn.execute(query).all())  # warm-up (compiled cache, prepared statement, page cache)
-        core_ms, _ = _median_ms(lambda: conn.execute(query).all(), reps)
-        conn.rollback()
-    statement, params = _capture(ds.engine, lambda c: c.execute(query).all())[0]
-    with ds.engine.connect() as conn:
-        cur = conn.connection.driver_connection.cursor()
-        cur.execute(statement, params)
-        cur.fetchall()
-        raw_ms, _ = _median_ms(lambda: (cur.execute(statement, params), cur.fetchall()), reps)
+Call = tuple[str, Any, bool]  # statement, driver parameters, executemany; ("COMMIT", None, False) between
+
+
+def record(ds: DataSet, run: Callable[[], ScanResult]) -> tuple[list[Call], ScanResult]:
+    """Every driver call of ``run`` (a scan or a route), in order, with its commits: what the bare-driver replay
+    sends."""
+    calls: list[Call] = []
+
+    def before(_c, _cur, statement, parameters, _ctx, executemany):  # type: ignore[no-untyped-def]
+        # A batch of SQLAlchemy's "insertmanyvalues" (INSERT … VALUES (…), (…) RETURNING) is reported with
+        # executemany=True but sent with execute() and flat parameters.
+        many = executemany and isinstance(parameters, (list, tuple)) and bool(parameters) \
+            and isinstance(parameters[0], (list, tuple, dict))
+        calls.append((statement, parameters, many))
+
+    def on_commit(_conn):  # type: ignore[no-untyped-def]
+        calls.append(("COMMIT", None, False))
+
+    event.listen(ds.engine, "before_cursor_execute", before)
+    event.listen(ds.engine, "commit", on_commit)
+    try:
+        result = run()
+    finally:
+        event.remove(ds.engine, "before_cursor_execute", before)
+        event.remove(ds.engine, "commit", on_commit)
+    return calls, result
+
+
+def replay(ds: DataSet, calls: list[Call]) -> None:
+    """Recorded calls through the bare DBAPI connection (same pool, same PRAGMAs, same statements, parameters,
+    row counts and commits; no Python logic, no SQLAlchemy): the floor for the SQL as the scan/route issues it."""
+    pooled = ds.engine.raw_connection()
+    try:
+        dbapi = pooled.driver_connection
+        cur = dbapi.cursor()
+        for statement, params, many in calls:
+            if statement == "COMMIT":
+                dbapi.commit()
+                continue
+            if many:
+                cur.executemany(statement, params)
+            else:
+                cur.execute(statement, params)
+            if cur.description is not None:
+                cur.fetchall()
         cur.close()
-        conn.rollback()
-    return core_ms, raw_ms, rows
+    finally:
+        pooled.close()
 
 
-def restore(ds: DataSet) -> None:
-    """Undo a scan: its reminder, inbox and outbox rows away, the due steps' next look-up time back."""
-    with ds.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        for table in (outbox_t, notification_t, reminder_t):
-            conn.execute(sa.delete(table))
-        conn.execute(sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id"))
-                     .values(next_reminder_at=sa.bindparam("b_next")), ds.due_steps)
-    # Untimed, so every repetition starts alike: PostgreSQL vacuums the dead rows and index entries the last scan
-    # and this restore left; SQLite empties its WAL (otherwise an automatic checkpoint lands in some scans' commit).
+@dataclass
+class Runs:
+    """Wall and CPU ms of this process, one entry per repetition."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def add(self, wall: float, cpu: float) -> None:
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+
+    @property
+    def med(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def med_cpu(self) -> float:
+        return statistics.median(self.cpu)
+
+
+@dataclass
+class DueTimings:
+    rows: int = 0
+    select: Runs = field(default_factory=Runs)  # Core, execute + fetch
+    select_driver: Runs = field(default_factory=Runs)
+    scan: Runs = field(default_factory=Runs)  # (b) scan(): raise only
+    scan_replay: Runs = field(default_factory=Runs)
+    route: Runs = field(default_factory=Runs)  # (c) route() of what the scan raised
+    route_replay: Runs = field(default_factory=Runs)
+    both: Runs = field(default_factory=Runs)  # (d) scheduler.run_scan: scan() then route()
+    scan_result: ScanResult | None = None
+    route_result: ScanResult | None = None
+    both_result: ScanResult | None = None
+
+
+def measure_due(ds: DataSet, select_reps: int, scan_reps: int) -> DueTimings:
+    """(a) to (d) taking turns, so load on the machine hits all alike: the select (Core, and the bare driver),
+    scan, route, the driver replays of both, and scan + route. The select is timed from execute to the last row
+    fetched on an open read transaction; scan and route from call to return (connections, transactions, commits
+    included). Before each timed run the state is reset, untimed: reminder rows (and inbox/outbox rows) deleted
+    and the steps' next_reminder_at put back before a scan; inbox/outbox rows deleted and routed_at set back to
+    NULL before a route (after a scan that is nothing, but the tables are settled alike)."""
+    t = DueTimings()
+    query = due_steps_query(NOW, LIMIT)
+    statement, params = _capture(ds.engine, lambda c: c.execute(query).all())[0]
+    # Warm-up, recording the calls the replays send.
+    reset_scan(ds)
+    scan_calls, result = record(ds, lambda: do_scan(ds, NOW))
+    check_scan(ds, result)
+    reset_route(ds)
+    route_calls, result = record(ds, lambda: do_route(ds, NOW))
+    check_route(ds, result)
+    reset_scan(ds)
+    check_both(ds, do_both(ds, NOW))
+    reset_scan(ds)  # the select (a) runs on the state before a scan
+    for i in range(max(select_reps, scan_reps)):
+        with ds.engine.connect() as conn, conn.begin():
+            if i == 0:
+                conn.execute(query).all()  # warm-up
+            wall, cpu, rows = _timed(lambda: conn.execute(query).all())
+            if len(rows) != min(ds.due, LIMIT):
+                raise SystemExit(f"{ds.label}: the due query found {len(rows)} rows, not {min(ds.due, LIMIT)}")
+            t.rows = len(rows)
+            t.select.add(wall, cpu)
+        pooled = ds.engine.raw_connection()
+        try:
+            cur = pooled.driver_connection.cursor()
+            wall, cpu, _ = _timed(lambda: (cur.execute(statement, params), cur.fetchall()))
+            t.select_driver.add(wall, cpu)
+            cur.close()
+            pooled.driver_connection.rollback()
+        finally:
+            pooled.close()
+        if i >= scan_reps:
+            continue
+        reset_scan(ds)
+        wall, cpu, t.scan_result = _timed(lambda: do_scan(ds, NOW))
+        check_scan(ds, t.scan_result)
+        t.scan.add(wall, cpu)
+        reset_route(ds)  # settles what the scan left (nothing to undo yet)
+        wall, cpu, t.route_result = _timed(lambda: do_route(ds, NOW))
+        check_route(ds, t.route_result)
+        t.route.add(wall, cpu)
+        reset_route(ds)
+        wall, cpu, _ = _timed(lambda: replay(ds, route_calls))
+        check_state(ds, "route replay", routed=True)
+        t.route_replay.add(wall, cpu)
+        reset_scan(ds)
+        wall, cpu, _ = _timed(lambda: replay(ds, scan_calls))
+        check_state(ds, "scan replay", routed=False)
+        t.scan_replay.add(wall, cpu)
+        reset_scan(ds)
+        wall, cpu, t.both_result = _timed(lambda: do_both(ds, NOW))
+        check_both(ds, t.both_result)
+        t.both.add(wall, cpu)
+        reset_scan(ds)
+    return t
+
+
+def _settle(ds: DataSet) -> None:
+    # Untimed, so every repetition starts alike: PostgreSQL vacuums the dead rows and index entries the last run
+    # and the reset left; SQLite empties its WAL (otherwise an automatic checkpoint lands in some runs' commit).
     if ds.backend == "postgresql":
         with ds.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM step, reminder, notification, outbox")
@@ -401,79 +535,152 @@ def restore(ds: DataSet) -> None:
             conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def run_scan(ds: DataSet, now: datetime) -> ScanResult:
-    return scan(engine=ds.engine, resolve=ds.core.catalog.resolve, public_url=PUBLIC_URL, now=now)
+def reset_scan(ds: DataSet) -> None:
+    """Undo a scan (and any routing): reminder, inbox and outbox rows deleted, the due steps' next look-up time
+    put back."""
+    with ds.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        for table in (outbox_t, notification_t, reminder_t):
+            conn.execute(sa.delete(table))
+        conn.execute(sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id"))
+                     .values(next_reminder_at=sa.bindparam("b_next")), ds.due_steps)
+    _settle(ds)
 
 
-def check(ds: DataSet, result: ScanResult) -> None:
-    expected = 2 * ds.due  # due_soon + due_now; each to the case's coordinator: one inbox row, one email
+def reset_route(ds: DataSet) -> None:
+    """Undo a route: inbox and outbox rows deleted, the reminders unrouted again (routed_at NULL)."""
+    with ds.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        for table in (outbox_t, notification_t):
+            conn.execute(sa.delete(table))
+        conn.execute(sa.update(reminder_t).where(reminder_t.c.routed_at.is_not(None)).values(routed_at=None))
+    _settle(ds)
+
+
+def do_scan(ds: DataSet, now: datetime) -> ScanResult:
+    return scan(engine=ds.engine, resolve=ds.core.catalog.resolve, now=now)
+
+
+def do_route(ds: DataSet, now: datetime) -> ScanResult:
+    return route(engine=ds.engine, public_url=PUBLIC_URL, now=now)
+
+
+def do_both(ds: DataSet, now: datetime) -> ScanResult:
+    """The scheduler's job as it runs: scan(), then route()."""
+    return scheduler_run_scan(ds.core, now=now)
+
+
+def _expect(ds: DataSet, what: str, result: ScanResult, want: tuple[int, ...]) -> None:
     got = (result.steps, result.reminders, result.notifications, result.outbox, result.unrouted)
-    if got != (ds.due, expected, expected, expected, 0):
-        raise SystemExit(f"{ds.label}: unexpected scan result {result} (expected {ds.due} steps, "
-                         f"{expected} reminders/notifications/outbox, 0 unrouted)")
+    if got != want:
+        raise SystemExit(f"{ds.label}: unexpected {what} result {result}; expected (steps, reminders, inbox, "
+                         f"outbox, unrouted) = {want}")
 
 
-def full_scan(ds: DataSet, reps: int) -> tuple[float, list[float], ScanResult]:
-    restore(ds)
-    warm = run_scan(ds, NOW)  # warm-up
-    check(ds, warm)
-    results: list[ScanResult] = []
+def check_state(ds: DataSet, what: str, *, routed: bool) -> None:
+    """The rows in the database after a scan (routed=False) or after scan and route (routed=True)."""
+    expected = 2 * ds.due  # due_soon + due_now; each to the case's coordinator: one inbox row, one email
+    with ds.engine.connect() as conn:
+        def count(table: sa.Table, *where: Any) -> int:
+            return conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
 
-    def one() -> None:
-        results.append(run_scan(ds, NOW))
-
-    med, times = _median_ms(one, reps, between=lambda: restore(ds))
-    for r in results:
-        check(ds, r)
-    restore(ds)
-    return med, times, results[-1]
+        got = {"reminders": count(reminder_t), "unrouted": count(reminder_t, reminder_t.c.routed_at.is_(None)),
+               "inbox": count(notification_t), "outbox": count(outbox_t)}
+    want = {"reminders": expected, "unrouted": 0 if routed else expected,
+            "inbox": expected if routed else 0, "outbox": expected if routed else 0}
+    if got != want:
+        raise SystemExit(f"{ds.label}: after {what} the database holds {got}, expected {want}")
 
 
-def idle_scans(sets: list[DataSet], reps: int) -> dict[str, tuple[float, float]]:
-    """Nothing due: scan and bare select at IDLE_NOW, the data sets taking turns run by run."""
+def check_scan(ds: DataSet, result: ScanResult) -> None:
+    _expect(ds, "scan", result, (ds.due, 2 * ds.due, 0, 0, 0))
+    check_state(ds, "scan", routed=False)
+
+
+def check_route(ds: DataSet, result: ScanResult) -> None:
+    _expect(ds, "route", result, (0, 0, 2 * ds.due, 2 * ds.due, 0))
+    check_state(ds, "route", routed=True)
+
+
+def check_both(ds: DataSet, result: ScanResult) -> None:
+    _expect(ds, "scan + route", result, (ds.due, 2 * ds.due, 2 * ds.due, 2 * ds.due, 0))
+    check_state(ds, "scan + route", routed=True)
+
+
+@dataclass
+class IdleTimings:
+    scan: Runs = field(default_factory=Runs)
+    both: Runs = field(default_factory=Runs)
+    select: Runs = field(default_factory=Runs)
+
+
+def idle_scans(sets: list[DataSet], reps: int) -> dict[str, IdleTimings]:
+    """Nothing due: scan, scan + route and the bare select at IDLE_NOW, the data sets taking turns run by run."""
     for ds in sets:
-        restore(ds)
-        if run_scan(ds, IDLE_NOW).steps != 0:
+        reset_scan(ds)
+        if do_scan(ds, IDLE_NOW).steps != 0 or do_both(ds, IDLE_NOW) != ScanResult():
             raise SystemExit(f"{ds.label}: something is due at {IDLE_NOW}")
-    scans: dict[str, list[float]] = defaultdict(list)
-    selects: dict[str, list[float]] = defaultdict(list)
+    out = {ds.label: IdleTimings() for ds in sets}
     query = due_steps_query(IDLE_NOW, LIMIT)
     for _ in range(reps):
         for ds in sets:
-            gc.collect()
-            t0 = time.perf_counter()
-            run_scan(ds, IDLE_NOW)
-            scans[ds.label].append((time.perf_counter() - t0) * 1000)
+            t = out[ds.label]
+            wall, cpu, _ = _timed(lambda ds=ds: do_scan(ds, IDLE_NOW))
+            t.scan.add(wall, cpu)
+            wall, cpu, _ = _timed(lambda ds=ds: do_both(ds, IDLE_NOW))
+            t.both.add(wall, cpu)
             with ds.engine.connect() as conn:
-                t0 = time.perf_counter()
-                conn.execute(query).all()
-                selects[ds.label].append((time.perf_counter() - t0) * 1000)
-    return {ds.label: (statistics.median(scans[ds.label]), statistics.median(selects[ds.label])) for ds in sets}
+                wall, cpu, _ = _timed(lambda conn=conn: conn.execute(query).all())
+                t.select.add(wall, cpu)
+    return out
 
 
 # -- plans ----------------------------------------------------------------------------------------------------------
 
 
-def plans(ds: DataSet) -> list[tuple[str, str]]:
+def _route_query(ds: DataSet) -> tuple[str, Any]:
+    """The statement and parameters of route's first SELECT (reminders not yet routed), taken from a real route;
+    left with the reminders raised and unrouted."""
+    reset_scan(ds)
+    do_scan(ds, NOW)
+    calls, _ = record(ds, lambda: do_route(ds, NOW))
+    reset_route(ds)
+    return next((s, p) for s, p, _ in calls if s.lstrip().upper().startswith("SELECT") and "routed_at" in s)
+
+
+def plans(ds: DataSet) -> list[tuple[str, str, str]]:
+    """(name, plan text, the index it should use). The due queries on the state before a scan (``--due`` steps
+    due), route's query on the state route meets (the reminders raised, none routed)."""
     query = due_steps_query(NOW, LIMIT)
-    out = []
     variants = [("bare due query", query)]
     if ds.backend == "postgresql":
         variants.append(("scan's query (FOR UPDATE OF step SKIP LOCKED)",
                          query.with_for_update(of=step_t, skip_locked=True)))
+        variants.append(("nothing-due query (now before every next_reminder_at)", due_steps_query(IDLE_NOW, LIMIT)))
+    reset_scan(ds)
+    out = []
     for name, q in variants:
         statement, params = _capture(ds.engine, lambda c, q=q: c.execute(q).all())[0]
-        prefixes = (["EXPLAIN QUERY PLAN "] if ds.backend == "sqlite"
-                    else ["EXPLAIN ", "EXPLAIN (ANALYZE, BUFFERS) "][: 2 if q is query else 1])
-        for prefix in prefixes:
-            with ds.engine.connect() as conn:
-                rows = conn.exec_driver_sql(prefix + statement, params).all()
-                conn.rollback()
-            if ds.backend == "sqlite":
-                text = "\n".join(f"{'  ' * _depth(rows, r)}{r[-1]}" for r in rows)
-            else:
-                text = "\n".join(r[0] for r in rows)
-            out.append((f"{name}: {prefix.strip()}", text))
+        out += _explain(ds, name, statement, params, "ix_step_next_reminder", analyze="FOR UPDATE" not in name)
+    statement, params = _route_query(ds)
+    out += _explain(ds, f"route's query ({2 * ds.due:,} reminders raised, none routed)", statement, params,
+                    "ix_reminder_unrouted", analyze=True)
+    reset_scan(ds)
+    return out
+
+
+def _explain(ds: DataSet, name: str, statement: str, params: Any, index: str,
+             analyze: bool) -> list[tuple[str, str, str]]:
+    prefixes = (["EXPLAIN QUERY PLAN "] if ds.backend == "sqlite"
+                else ["EXPLAIN ", "EXPLAIN (ANALYZE, BUFFERS) "][: 2 if analyze else 1])
+    out = []
+    for prefix in prefixes:
+        with ds.engine.connect() as conn:  # rolled back: EXPLAIN ANALYZE of a FOR UPDATE query leaves no locks
+            rows = conn.exec_driver_sql(prefix + statement, params).all()
+            conn.rollback()
+        if ds.backend == "sqlite":
+            text = "\n".join(f"{'  ' * _depth(rows, r)}{r[-1]}" for r in rows)
+        else:
+            text = "\n".join(r[0] for r in rows)
+        out.append((f"{name}: {prefix.strip()}", text, index))
     return out
 
 
@@ -509,16 +716,20 @@ def _area(filename: str, func: str) -> str:
 
 
 def profile_scan(ds: DataSet, top: int = 14) -> list[str]:
-    restore(ds)
-    prof = cProfile.Profile()
+    reset_scan(ds)
+    prof = cProfile.Profile(time.process_time)  # CPU time: other load on the machine would smear wall time
     prof.enable()
-    run_scan(ds, NOW)
+    result = do_scan(ds, NOW)
     prof.disable()
-    restore(ds)
+    check_scan(ds, result)
+    reset_scan(ds)
     stats = pstats.Stats(prof)
     total = stats.total_tt  # type: ignore[attr-defined]
     entries = stats.stats  # type: ignore[attr-defined]
-    lines = [f"cProfile of one scan on {ds.label} ({total * 1000:.1f} ms under the profiler)", "",
+    lines = [f"cProfile of one scan (raise only) on {ds.label} ({total * 1000:.1f} ms of this process's CPU time "
+             "under the "
+             "profiler, which inflates many small calls most; on PostgreSQL the server's own work is not in it, see "
+             "the statement table)", "",
              "top functions by cumulative time:"]
     rows = sorted(entries.items(), key=lambda kv: kv[1][3], reverse=True)
     for (fname, line, func), (cc, nc, tt, ct, _callers) in rows[:top]:
@@ -555,10 +766,11 @@ def _kind(statement: str) -> str:
     return f"{found.group(1).upper()} {found.group(2)}" if found else s[:30]
 
 
-def statement_breakdown(ds: DataSet) -> tuple[float, list[tuple[str, int, float]]]:
-    """Wall time of one scan and, per kind of statement, how many driver calls and how long they took
-    (cursor execute up to the end of fetching, as SQLAlchemy reports it), plus commit."""
-    restore(ds)
+def statement_breakdown(ds: DataSet, prepare: Callable[[], Any],
+                        run: Callable[[], Any]) -> tuple[float, list[tuple[str, int, float]]]:
+    """Wall time of one ``run`` (after an untimed ``prepare``) and, per kind of statement, how many driver calls
+    and how long they took (cursor execute up to the end of fetching, as SQLAlchemy reports it), plus commit."""
+    prepare()
     timing: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     started: list[float] = []
 
@@ -585,14 +797,30 @@ def statement_breakdown(ds: DataSet) -> tuple[float, list[tuple[str, int, float]
     dialect.do_commit = timed_commit  # type: ignore[method-assign]
     try:
         t0 = time.perf_counter()
-        run_scan(ds, NOW)
+        run()
         wall = (time.perf_counter() - t0) * 1000
     finally:
         event.remove(ds.engine, "before_cursor_execute", before)
         event.remove(ds.engine, "after_cursor_execute", after)
         del dialect.do_commit
-    restore(ds)
+    reset_scan(ds)
     return wall, sorted(((k, int(v[0]), v[1] * 1000) for k, v in timing.items()), key=lambda r: -r[2])
+
+
+def gc_effect(ds: DataSet, reps: int) -> tuple[float, float]:
+    on, off = [], []
+    for _ in range(reps):
+        reset_scan(ds)
+        on.append(_timed(lambda: do_scan(ds, NOW))[0])
+        reset_scan(ds)
+        gc.collect()
+        gc.disable()
+        try:
+            off.append(_timed(lambda: do_scan(ds, NOW))[0])
+        finally:
+            gc.enable()
+    reset_scan(ds)
+    return statistics.median(on), statistics.median(off)
 
 
 # -- output ---------------------------------------------------------------------------------------------------------
@@ -644,19 +872,24 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[s
             with sets[0].engine.connect() as conn:
                 out["server"] = conn.exec_driver_sql("SHOW server_version").scalar()
         for ds in sets:
-            log(f"{ds.label}: timing select ×{args.select_reps}, scan ×{args.scan_reps}")
-            sel_core, sel_raw, n_rows = select_due(ds, NOW, args.select_reps)
-            scan_med, scan_times, result = full_scan(ds, args.scan_reps)
-            out["rows"][ds.label] = {"select": sel_core, "select_raw": sel_raw, "rows": n_rows, "scan": scan_med,
-                                     "scan_times": scan_times, "result": result}
+            log(f"{ds.label}: timing select ×{args.select_reps}, scan, route, their driver replays and scan + route "
+                f"×{args.scan_reps}, taking turns")
+            out["rows"][ds.label] = measure_due(ds, args.select_reps, args.scan_reps)
         log(f"{backend}: nothing-due scans ×{args.idle_reps}, both sizes taking turns")
         out["idle"] = idle_scans(sets, args.idle_reps)
-        big = out["rows"][sets[0].label]
-        ratio = big["scan"] / big["select"]
+        big: DueTimings = out["rows"][sets[0].label]
+        ratio = big.scan.med / big.select.med
         if args.profile == "always" or (args.profile == "auto" and ratio > 2):
             log(f"{sets[0].label}: profiling one scan")
-            out["breakdown"] = statement_breakdown(sets[0])
-            out["profile"] = profile_scan(sets[0])
+            ds = sets[0]
+            out["breakdown"] = [
+                ("scan (raise only)", *statement_breakdown(ds, lambda: reset_scan(ds), lambda: do_scan(ds, NOW))),
+                ("route", *statement_breakdown(ds, lambda: (reset_scan(ds), do_scan(ds, NOW), reset_route(ds)),
+                                               lambda: do_route(ds, NOW))),
+            ]
+            out["gc"] = gc_effect(ds, 3)
+            out["profile"] = profile_scan(ds)
+        out["load_avg"] = os.getloadavg()
         return out
     finally:
         for ds in sets:
@@ -672,6 +905,8 @@ def report(backend: str, out: dict[str, Any], args: argparse.Namespace) -> None:
     sets: list[DataSet] = out["sets"]
     big, small = sets
     print(f"\n=== {backend} " + "=" * 80)
+    print("load average at the end of this backend's timings: " + ", ".join(f"{x:.1f}" for x in out["load_avg"])
+          + f" ({os.cpu_count()} CPUs): other work on the machine inflates every figure alike")
     if backend == "sqlite":
         print(f"SQLite {sqlite3.sqlite_version}, WAL, "
               f"synchronous={big.core.settings.sqlite_synchronous} for the timings (OFF only for the load)")
@@ -682,47 +917,106 @@ def report(backend: str, out: dict[str, Any], args: argparse.Namespace) -> None:
                 [[ds.label, f"{ds.cases:,}", f"{ds.open_steps:,}", f"{ds.open_steps:,}", f"{ds.due:,}",
                   f"{ds.load_seconds:.1f} s"] for ds in sets]))
     print()
+    rows, context = [], []
+    for ds in sets:
+        t: DueTimings = out["rows"][ds.label]
+        res = t.scan_result
+        assert res is not None
+        sel, scn = t.select.med, t.scan.med
+        rows.append([ds.label, f"{t.rows:,}", ms(sel), ms(scn), f"{scn / sel:.1f}x",
+                     f"{res.steps:,} / {res.reminders:,}", f"{1000 * scn / max(1, res.reminders):.0f} µs",
+                     f"{1000 * (scn - sel) / max(1, res.reminders):.0f} µs"])
+        context.append([ds.label, ms(t.select_driver.med), f"{ms(t.scan_replay.med)} (CPU {ms(t.scan_replay.med_cpu)})",
+                        f"{t.scan_replay.med / sel:.1f}x", f"{scn / t.scan_replay.med:.1f}x", ms(t.select.med_cpu),
+                        ms(t.scan.med_cpu), f"{t.scan.med_cpu / max(1e-9, t.select.med_cpu):.1f}x"])
+    print(f"(a) due SELECT (LIMIT {LIMIT}, median of {args.select_reps}) vs (b) scan() raising the reminders of those "
+          f"steps (raise only, no routing; median of {args.scan_reps}); the issue's target is scan/select <= 2x")
+    print(table(["data set", "rows", "(a) select", "(b) scan", "scan/select", "steps / reminders raised",
+                 "scan per reminder", "(scan - select) per reminder"], rows))
+    print("  select: execute + fetch through Core on an open read transaction; scan: scan() from call to return "
+          "(its connections, transactions and commits included; with exactly 1,000 due it also runs a second, "
+          "empty batch). Taken in turns; before each scan its reminder rows are deleted and next_reminder_at put "
+          "back.")
+    print()
+    print("The same runs in context: the floor under SQLAlchemy and the Python logic, and CPU time")
+    print(table(["data set", "select on driver", "scan's SQL on driver", "SQL floor/select", "scan/SQL floor",
+                 "client CPU: select", "client CPU: scan", "CPU scan/select"], context))
+    print("  on driver: the same statements, parameters, row counts and commits (recorded from a scan) sent "
+          "through the bare DBAPI connection, no SQLAlchemy, no Python logic. client CPU: CPU time of this "
+          "process, less smeared by other load than wall time (on SQLite it includes the database engine; on "
+          "PostgreSQL the server's work is not in it).")
+    for ds in sets:
+        t = out["rows"][ds.label]
+        print(f"  {ds.label}: scan runs " + ", ".join(ms(x) for x in t.scan.wall)
+              + "; select runs " + ", ".join(ms(x) for x in t.select.wall))
+    print()
     rows = []
     for ds in sets:
-        r = out["rows"][ds.label]
-        res: ScanResult = r["result"]
-        rows.append([ds.label, f"{r['rows']:,}", ms(r["select"]), ms(r["select_raw"]), ms(r["scan"]),
-                     f"{r['scan'] / r['select']:.1f}x", f"{res.reminders:,} / {res.notifications:,} / {res.outbox:,}",
-                     f"{1000 * r['scan'] / max(1, res.reminders):.0f} µs",
-                     f"{1000 * (r['scan'] - r['select']) / max(1, res.reminders):.0f} µs"])
-    print(f"(a) due SELECT (LIMIT {LIMIT}, median of {args.select_reps}) vs (b) full scan raising the reminders "
-          f"(median of {args.scan_reps}; target scan/select <= 2x)")
-    print(table(["data set", "rows", "(a) select, Core", "select, driver", "(b) scan", "scan/select",
-                 "reminders / inbox / outbox", "scan per reminder", "(scan-select) per reminder"], rows))
+        t = out["rows"][ds.label]
+        res = t.route_result
+        assert res is not None
+        rte, written = t.route.med, res.notifications + res.outbox
+        rows.append([ds.label, f"{t.scan_result.reminders:,}", f"{res.notifications:,} / {res.outbox:,}",
+                     f"{res.unrouted:,}", ms(rte), f"{1000 * rte / max(1, t.scan_result.reminders):.0f} µs",
+                     f"{1000 * rte / max(1, written):.0f} µs",
+                     f"{ms(t.route_replay.med)} (CPU {ms(t.route_replay.med_cpu)})",
+                     f"{rte / t.route_replay.med:.1f}x", ms(t.route.med_cpu),
+                     f"{1000 * t.route.med_cpu / max(1, written):.0f} µs"])
+    print(f"(c) route() of the reminders that scan raised (median of {args.scan_reps}; before each, inbox/outbox "
+          "rows deleted and routed_at set back to NULL)")
+    print(table(["data set", "reminders routed", "inbox / outbox rows written", "unrouted", "(c) route",
+                 "per reminder", "per row written", "route's SQL on driver", "route/SQL floor", "client CPU: route",
+                 "CPU per row written"], rows))
+    print(f"  route runs in batches of {LIMIT}: with 2,000 reminders that is two full batches and a third, empty one.")
     for ds in sets:
-        print(f"  {ds.label} scan runs: " + ", ".join(ms(t) for t in out["rows"][ds.label]["scan_times"]))
+        t = out["rows"][ds.label]
+        print(f"  {ds.label}: route runs " + ", ".join(ms(x) for x in t.route.wall))
+    print()
+    rows = []
+    for ds in sets:
+        t = out["rows"][ds.label]
+        res = t.both_result
+        assert res is not None
+        rows.append([ds.label, ms(t.scan.med), ms(t.route.med), ms(t.scan.med + t.route.med), ms(t.both.med),
+                     f"{t.both.med / t.select.med:.1f}x", f"{1000 * t.both.med / max(1, res.reminders):.0f} µs",
+                     ms(t.both.med_cpu),
+                     f"{res.steps:,} / {res.reminders:,} / {res.notifications:,} / {res.outbox:,} / {res.unrouted}"])
+    print(f"(d) scan + route together: pathway.scheduler.run_scan (scan(), then route(); median of {args.scan_reps})")
+    print(table(["data set", "(b) scan", "(c) route", "(b) + (c)", "(d) scan + route", "(d)/select",
+                 "(d) per reminder", "client CPU: (d)", "steps / reminders / inbox / outbox / unrouted"], rows))
+    for ds in sets:
+        t = out["rows"][ds.label]
+        print(f"  {ds.label}: scan + route runs " + ", ".join(ms(x) for x in t.both.wall))
     print()
     idle = out["idle"]
-    (b_scan, b_sel), (s_scan, s_sel) = idle[big.label], idle[small.label]
-    print(f"(c) nothing due (now = {IDLE_NOW:%Y-%m-%d %H:%M}Z, before every next_reminder_at; "
-          f"median of {args.idle_reps}, the two sizes taking turns)")
-    print(table(["", f"{big.open_steps:,} open (N)", f"{small.open_steps:,} open (N/100)", "N / (N/100)"],
-                [["scan (connect, BEGIN, SELECT, COMMIT)", ms(b_scan), ms(s_scan), f"{b_scan / s_scan:.2f}x"],
-                 ["bare SELECT (Core)", ms(b_sel), ms(s_sel), f"{b_sel / s_sel:.2f}x"]]))
+    b, s = idle[big.label], idle[small.label]
+    print(f"(e) nothing due (now = {IDLE_NOW:%Y-%m-%d %H:%M}Z, before every next_reminder_at; "
+          f"median of {args.idle_reps}, the two sizes taking turns; wall, and this process's CPU)")
+    print(table(["", f"{big.open_steps:,} open (N)", f"{small.open_steps:,} open (N/100)", "N / (N/100)",
+                 "CPU at N", "CPU at N/100"],
+                [[label, ms(x.med), ms(y.med), f"{x.med / y.med:.2f}x", ms(x.med_cpu), ms(y.med_cpu)]
+                 for label, x, y in (("scan (connect, BEGIN, SELECT, COMMIT)", b.scan, s.scan),
+                                     ("scan + route (run_scan: two such transactions)", b.both, s.both),
+                                     ("bare SELECT (Core)", b.select, s.select))]))
     print()
     print(f"Query plans on {big.label}:")
-    for name, text in out["plans"]:
+    for name, text, index in out["plans"]:
         print(f"-- {name}")
         print("   " + text.replace("\n", "\n   "))
-        if "ix_step_next_reminder" in text:
-            print("   => uses the partial index ix_step_next_reminder")
-        else:
-            print("   => does NOT use ix_step_next_reminder")
-    if "breakdown" in out:
-        wall, parts = out["breakdown"]
+        print(f"   => {'uses' if index in text else 'does NOT use'} the partial index {index}")
+    for name, wall, parts in out.get("breakdown", []):
         print()
-        print(f"One scan on {big.label} by statement ({ms(wall)} wall; driver time per statement, as SQLAlchemy "
+        print(f"One {name} on {big.label} by statement ({ms(wall)} wall; driver time per statement, as SQLAlchemy "
               "sees it from cursor execute to its return, plus commit):")
         accounted = sum(p[2] for p in parts)
         print(table(["statement", "calls", "time", "share of wall"],
                     [[k, str(n), ms(t), f"{100 * t / wall:.0f}%"] for k, n, t in parts]
-                    + [["rest: Python in scan, SQLAlchemy, connect", "", ms(wall - accounted),
+                    + [[f"rest: Python in {name.split()[0]}, SQLAlchemy, connect", "", ms(wall - accounted),
                         f"{100 * (wall - accounted) / wall:.0f}%"]]))
+    if "gc" in out:
+        on, off = out["gc"]
+        print(f"\nThe same scan (raise only) with the cyclic garbage collector on / off (median of 3 each): "
+              f"{ms(on)} / {ms(off)}")
     if "profile" in out:
         print()
         print("\n".join(out["profile"]))
@@ -737,7 +1031,7 @@ def main() -> None:
                         " or FORLOP_TEST_POSTGRES_URL)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 20k open steps, fewer repetitions")
     parser.add_argument("--select-reps", type=int, default=15)
-    parser.add_argument("--scan-reps", type=int, default=5)
+    parser.add_argument("--scan-reps", type=int, default=5, help="repetitions of scan, route and scan + route")
     parser.add_argument("--idle-reps", type=int, default=21)
     parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
                         help="profile one scan: when scan/select > 2x (auto), always or never")

@@ -84,7 +84,8 @@ def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 10
 def _raise(conn: sa.Connection, rows: list[sa.Row[Any]], *, resolve: Resolver, now: datetime) -> int:
     if not rows:
         return 0
-    waiting = _unaccepted_handovers(conn, {r.case_id for r in rows if r.code in _handover_codes(rows, resolve, conn)})
+    handover_codes = _handover_codes(rows, resolve, conn)
+    waiting = _unaccepted_handovers(conn, {r.case_id for r in rows if r.code in handover_codes})
     reminders: list[tuple[Any, ...]] = []
     advances: list[tuple[Any, ...]] = []
     for row in rows:
