@@ -34,7 +34,7 @@ def create_app(core: Forlop) -> FastAPI:
         core.close()
 
     app = FastAPI(
-        title="Forløp", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json",
+        title="Forløp", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", responses=problems.DOCUMENTED,
         description="Care pathways for people exposed to violence in close relationships. "
                     "Errors are RFC 9457 problem+json. Sign in at /api/v1/auth/token.",
     )

@@ -33,7 +33,10 @@ def idempotent(core: Forlop, user: User, request: Request, key: str | None, body
     if seen is not None:
         if seen.fingerprint != fingerprint:
             raise HTTPException(422, "Idempotency-Key: this key was used for a different request")
-        return JSONResponse(seen.body, status_code=seen.status, headers={"Idempotency-Replayed": "true"})
+        headers = {"Idempotency-Replayed": "true"}
+        if isinstance(seen.body, dict) and isinstance(seen.body.get("version"), int):
+            headers["ETag"] = f'"{seen.body["version"]}"'  # a case answer's ETag is its version: answer as the first did
+        return JSONResponse(seen.body, status_code=seen.status, headers=headers)
     response = run()
     try:
         with core.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():

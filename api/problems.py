@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException
 
 from pathway.errors import (
@@ -25,6 +27,25 @@ from pathway.errors import (
 )
 
 PROBLEM = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An error answer (RFC 9457). Some types add fields: errors, agency, missing_scope, stage, allowed, ..."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = Field(examples=["/problems/stale-version"])
+    title: str = Field(examples=["Conflict"])
+    status: int = Field(ge=400, le=599, examples=[409])
+    detail: str
+    instance: str = Field(examples=["/api/v1/cases/BGO-2026-0042/steps/K1/complete"])
+
+
+# Every error of every route, in the OpenAPI document (instead of FastAPI's default 422, which is not what we send).
+DOCUMENTED: dict[int | str, dict[str, Any]] = {
+    code: {"description": text, "content": {PROBLEM: {"schema": Problem.model_json_schema()}}}
+    for code, text in (("4XX", "The request was refused: problem+json saying what and where, never a value sent"),
+                       ("5XX", "The server could not answer (database unavailable, or an unexpected error)"))
+}
 log = logging.getLogger("forlop.api")
 
 
@@ -35,22 +56,32 @@ def problem(status: int, detail: str, *, instance: str, type: str = "about:blank
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+# A quoted value in a domain message is kept only when it looks like a code ('K6', 'police', 'move_out_planned')
+# or a single character; anything else the caller typed ('Kari Nordmann', a date, an address) is not echoed.
+_QUOTED = re.compile(r"'([^']*)'")
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}|[A-Z]{1,3}[0-9]{1,3}|.")
+
+
+def _said(exc: Exception) -> str:
+    return _QUOTED.sub(lambda m: m.group(0) if _CODE.fullmatch(m.group(1)) else "'…'", str(exc))
+
+
 def _domain(exc: ForlopError, instance: str) -> JSONResponse:
     """Domain and store errors: what went wrong and where, in terms of stages, codes and versions only."""
     if isinstance(exc, ConcurrencyConflict):
         return problem(409, str(exc), instance=instance, type="/problems/stale-version",
                        expected_version=exc.expected, current_version=exc.actual)
     if isinstance(exc, OperationNotAllowed):
-        return problem(409, str(exc), instance=instance, type="/problems/operation-not-allowed",
+        return problem(409, _said(exc), instance=instance, type="/problems/operation-not-allowed",
                        stage=exc.stage, allowed=exc.allowed)
     if isinstance(exc, ConsentRequired):
         return problem(409, str(exc), instance=instance, type="/problems/consent-required", agency=exc.agency,
                        missing_scope=exc.missing_scope)
     if isinstance(exc, InvalidArgument):
-        return problem(422, str(exc), instance=instance, type="/problems/invalid-argument",
-                       errors=[{"loc": ["body", exc.field], "msg": str(exc)}])
+        return problem(422, _said(exc), instance=instance, type="/problems/invalid-argument",
+                       errors=[{"loc": ["body", exc.field], "msg": _said(exc)}])
     if isinstance(exc, UnknownCheckpoint):
-        return problem(404, str(exc), instance=instance, type="/problems/unknown-step")
+        return problem(404, _said(exc), instance=instance, type="/problems/unknown-step")
     if isinstance(exc, NotFound):
         return problem(404, "not found", instance=instance)
     if isinstance(exc, DefinitionError):
@@ -58,7 +89,7 @@ def _domain(exc: ForlopError, instance: str) -> JSONResponse:
                        errors=[{"file": p.file, "line": p.line, "column": p.column, "field": p.field,
                                 "msg": p.message} for p in exc.problems])
     if isinstance(exc, DomainError):
-        return problem(409, str(exc), instance=instance, type="/problems/refused")
+        return problem(409, _said(exc), instance=instance, type="/problems/refused")
     return problem(500, "an unexpected error occurred; it has been logged", instance=instance)
 
 
@@ -68,6 +99,8 @@ def status_for(exc: Exception) -> int:
         return _domain(exc, "").status_code
     if isinstance(exc, HTTPException):
         return exc.status_code
+    if isinstance(exc, DataError):
+        return 422
     return 500
 
 
@@ -80,6 +113,12 @@ def install(app: FastAPI) -> None:
     async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
         return problem(503, "the database is unavailable; try again shortly", instance=request.url.path,
                        headers={"Retry-After": "5"})
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database refuses (PostgreSQL: a NUL character, a number out of range) came with the request.
+        return problem(422, "the request holds a value that cannot be stored or searched for (e.g. a NUL character)",
+                       instance=request.url.path)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

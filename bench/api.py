@@ -16,7 +16,7 @@ figures and never asserts on time. In one run:
    (a) ``GET /healthz`` (the framework's floor), (b) ``GET /api/v1/cases?limit=50`` (the coordinator's first
    page) and (c) ``POST /api/v1/cases/{ref}/steps/K1/complete`` with ``If-Match: "<version>"``, each request on
    its own case (K1 of a fresh case, then K2 of a case whose K1 is done; 409s are counted apart). Alongside: CPU
-   used by the client, by the server processes and by the whole machine (the rest is mostly PostgreSQL), and
+   used by the client, by the server processes, by the database's backends and by the rest of the machine, and
    PostgreSQL's commits and inserted rows per request.
 4. Stops the server with SIGTERM (timing the clean shutdown) and drops the database.
 
@@ -30,9 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import json
 import os
 import platform
+import shlex
 import shutil
 import signal
 import socket
@@ -159,26 +159,33 @@ def _children(pid: int) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds of this process, of the server (supervisor + workers) and of the machine over a window."""
+    """CPU seconds over a window: this process (the client), the server (supervisor + workers), the PostgreSQL
+    backends connected to the bench database, and the whole machine ("other" = everything else running)."""
 
-    def __init__(self, server_pids: list[int]) -> None:
+    def __init__(self, server_pids: list[int], db: Database) -> None:
         self.server_pids = server_pids
+        self.db = db
 
     def snapshot(self) -> dict[str, Any]:
+        pg_pids = self.db.backend_pids()
         return {"wall": time.perf_counter(), "client": time.process_time(),
-                "server": sum(_proc_cpu(p) for p in self.server_pids), "machine": _machine_busy()}
+                "server": sum(_proc_cpu(p) for p in self.server_pids),
+                "pg": {p: _proc_cpu(p) for p in pg_pids}, "machine": _machine_busy()}
 
     @staticmethod
     def delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
         wall = b["wall"] - a["wall"]
-        out = {"client": (b["client"] - a["client"]) / wall, "server": (b["server"] - a["server"]) / wall}
+        out = {"client": (b["client"] - a["client"]) / wall, "server": (b["server"] - a["server"]) / wall,
+               # backends that started during the window count from zero; those that ended are lost (the
+               # server's pools keep theirs open, so that is rare)
+               "pg": sum(cpu - a["pg"].get(pid, 0.0) for pid, cpu in b["pg"].items()) / wall}
         if a["machine"] and b["machine"]:
             busy, total = b["machine"][0] - a["machine"][0], b["machine"][1] - a["machine"][1]
             cpus = os.cpu_count() or 1
             out["machine"] = busy / total * cpus if total > 0 else float("nan")
         else:
             out["machine"] = float("nan")
-        out["rest"] = out["machine"] - out["client"] - out["server"]
+        out["other"] = out["machine"] - out["client"] - out["server"] - out["pg"]
         return out
 
 
@@ -204,12 +211,17 @@ class Database:
             self.created = False
         self.admin.dispose()
 
+    def backend_pids(self) -> list[int]:
+        with self.admin.connect() as conn:
+            return list(conn.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE datname = :d"),
+                                     {"d": DB_NAME}).scalars())
+
     def stats(self) -> dict[str, int]:
         """Cumulative counters of the bench database (flushed by backends about once a second)."""
         with self.admin.connect() as conn:
             conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
             row = conn.execute(sa.text(
-                "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched, blks_read, blks_hit "
+                "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_fetched, blks_read, blks_hit, sessions "
                 "FROM pg_stat_database WHERE datname = :d"), {"d": DB_NAME}).mappings().one()
         return dict(row)
 
@@ -219,6 +231,16 @@ def build_data_set(url: str, cases: int) -> tuple[list[str], dict[str, float]]:
     started = time.perf_counter()
     core = bootstrap(Settings(env="test", database_url=url, scheduler="off"))
     migrated = time.perf_counter() - started
+
+    # Only the data set's own connections skip the wait for the WAL flush at commit; the server measured later
+    # runs with the database's settings (synchronous_commit as printed above).
+    @sa.event.listens_for(core.engine, "connect")
+    def _no_flush_wait(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET synchronous_commit = off")
+        dbapi_conn.commit()
+
+    core.engine.dispose()
     try:
         services.add_user(engine=core.engine, username=USERNAME, role="coordinator", unit=UNIT)
         set_password(core.engine, USERNAME, PASSWORD)
@@ -251,14 +273,17 @@ def build_data_set(url: str, cases: int) -> tuple[list[str], dict[str, float]]:
 
 
 class Server:
-    def __init__(self, url: str, workers: int, port: int, logdir: str) -> None:
+    def __init__(self, url: str, workers: int, port: int, logdir: str, command: str | None = None) -> None:
         self.port = port
         self.workers = workers
         self.log_path = Path(logdir) / "server.log"
         self.base = f"http://{HOST}:{port}"
-        forlop = Path(sys.executable).parent / "forlop"
-        self.command = [str(forlop) if forlop.exists() else sys.executable, *([] if forlop.exists() else
-                        ["-m", "pathway.cli"]), "serve", "--workers", str(workers), "--host", HOST, "--port", str(port)]
+        if command:
+            base = shlex.split(command)
+        else:
+            forlop = Path(sys.executable).parent / "forlop"
+            base = [str(forlop), "serve"] if forlop.exists() else [sys.executable, "-m", "pathway.cli", "serve"]
+        self.command = [*base, "--workers", str(workers), "--host", HOST, "--port", str(port)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("FORLOP_") and k != "DATABASE_URL"}
         env.update(FORLOP_DATABASE_URL=url, FORLOP_ENV="test", FORLOP_SCHEDULER="off")
         self.log = open(self.log_path, "wb")
@@ -428,10 +453,6 @@ class Result:
     note: str = ""
 
     @property
-    def ok(self) -> int:
-        return sum(n for s, n in self.statuses.items() if 200 <= s < 300)
-
-    @property
     def count(self) -> int:
         return len(self.latencies)
 
@@ -560,20 +581,29 @@ def report(results: dict[tuple[str, int], Result], clients: list[int]) -> None:
             per = max(r.count, 1)
             rows.append([LABELS[kind], f"{r.count:,}", f"{r.rps:,.0f}", ms(p50), ms(p99), vs, vs50,
                          f"{r.statuses.get(409, 0):,}", f"{other + sum(r.errors.values()):,}",
-                         _pct_cpu(r.cpu.get("client")), _pct_cpu(r.cpu.get("server")), _pct_cpu(r.cpu.get("rest")),
-                         _pct_cpu(r.cpu.get("machine")),
+                         _pct_cpu(r.cpu.get("client")), _pct_cpu(r.cpu.get("server")), _pct_cpu(r.cpu.get("pg")),
+                         _pct_cpu(r.cpu.get("other")), _pct_cpu(r.cpu.get("machine")),
                          f"{r.pg.get('xact_commit', 0) / per:.2f}" if r.pg else "n/a",
-                         f"{r.pg.get('tup_inserted', 0) / per:.2f}" if r.pg else "n/a"])
+                         f"{r.pg.get('tup_inserted', 0) / per:.2f}" if r.pg else "n/a",
+                         f"{r.pg.get('sessions', 0) / r.wall:.1f}" if r.pg and r.wall else "n/a"])
         say(table(["endpoint", "requests", "req/s", "p50 ms", "p99 ms", "healthz÷ req/s", "p50÷healthz", "409",
-                   "other err", "CPU client", "CPU server", "CPU rest", "CPU machine", "commits/req", "inserts/req"],
+                   "other err", "CPU client", "CPU server", "CPU pg", "CPU other", "CPU machine", "commits/req", "inserts/req", "new pg conns/s"],
                   rows))
         for kind in ENDPOINTS:
             r = results.get((kind, n))
             if r is not None and (r.errors or r.note or r.samples):
                 say(f"  {LABELS[kind]}: {r.note} {dict(r.errors) or ''} {r.samples or ''}".rstrip())
+    one = results.get(("healthz", min(clients)))
+    if one is not None and pct(one.latencies, 50) > 0.030 and one.cpu.get("server", 1.0) < 0.5:
+        say(f"\n  note: /healthz takes {ms(pct(one.latencies, 50))} ms at p50 with {min(clients)} client(s) while the "
+            f"server uses {_pct_cpu(one.cpu.get('server'))} of a CPU: the time is spent waiting, not working. A "
+            "floor near 40 ms is Nagle's algorithm meeting the client's delayed ACK: with --workers > 1 uvicorn "
+            "binds the listener itself with proto 0, so asyncio never sets TCP_NODELAY on accepted connections.")
     say("\n  (healthz÷ req/s: how many /healthz requests the server answers in the time of one of these; "
-        "CPU: share of one CPU, 100% = one core busy; 'rest' = machine − client − server, mostly PostgreSQL; "
-        "commits and inserts per request from pg_stat_database)")
+        "CPU: share of one CPU, 100% = one core busy; pg = the bench database's backends; other = the rest of "
+        "the machine (other programs: when it is high, every figure is squeezed); commits, inserts and new "
+        "connections (sessions) from pg_stat_database, which backends update about once a second, so they are "
+        "approximate; the pg CPU misses backends that ended within the window, so it is low when conns/s is not 0)")
 
     say("\n== side by side: req/s (p50 / p99 ms) ==")
     rows = []
@@ -636,7 +666,7 @@ def _importable(name: str) -> bool:
 
 async def run_measurements(args: argparse.Namespace, server: Server, token: str, work: CompletionWork,
                            db: Database) -> dict[tuple[str, int], Result]:
-    meter = CpuMeter(server.pids())
+    meter = CpuMeter(server.pids(), db)
     results: dict[tuple[str, int], Result] = {}
     common = {"port": server.port, "token": token, "work": work, "client_kind": args.client}
     for n in args.clients:
@@ -663,6 +693,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pg-url", default=os.environ.get("FORLOP_TEST_POSTGRES_URL", DEFAULT_PG),
                    help="a PostgreSQL server URL allowed to CREATE/DROP DATABASE")
     p.add_argument("--quick", action="store_true", help="smoke run: 2,000 cases, 3 s per measurement")
+    p.add_argument("--server-command", default=None,
+                   help="to compare a variant of the server: the command line up to its options, e.g. "
+                        "'env PYTHONPATH=/tmp/variant .venv/bin/python -m pathway.cli serve' (default: forlop serve); "
+                        "--workers, --host and --port are appended")
     p.add_argument("--keep-log", action="store_true", help="keep the server's log file (its path is printed)")
     args = p.parse_args(argv)
     args.cases = args.cases if args.cases is not None else (2_000 if args.quick else 10_000)
@@ -697,7 +731,7 @@ def main(argv: list[str] | None = None) -> int:
             f"in {build['open']:.1f} s ({args.cases / build['open']:,.0f}/s); migrate {build['migrate']:.1f} s; "
             f"total {build['total']:.1f} s")
         port = free_port()
-        server = Server(db.url, args.workers, port, logdir)
+        server = Server(db.url, args.workers, port, logdir, args.server_command)
         note(f"starting: {' '.join(server.command)}")
         ready = server.wait_ready()
         say(f"  server: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(server.command))} "

@@ -16,8 +16,9 @@ run. It prints figures and never asserts on time. Five parts, in one run:
    row counts and payload sizes; every DML row count is checked against the engine's. Same PRAGMAs and
    ``BEGIN IMMEDIATE`` on SQLite. Engine and raw run alternately in chunks of cases, so load on the machine
    hits both alike; the ratio engine/raw is the figure to watch.
-3. Scale: bulk-insert copies of a freshly opened case (Core executemany) to 10,000 and then 100,000 open
-   cases, and time the same kind of batch of operations on randomly chosen existing cases at both sizes.
+3. Scale: one database with 10,000 and one with 100,000 open cases (copies of a freshly opened case, made with
+   ``INSERT ... SELECT`` inside the database), and the same kind of batch of operations on randomly chosen
+   existing cases in each, alternating between the two in small chunks; per-op cost at both sizes and ratio.
 4. Memory per loaded case: tracemalloc around loading cases into memory (references kept).
 5. Time to compile a definition (``pathway.machine._build``) and to parse+validate it (``load_definition``).
 """
@@ -32,6 +33,7 @@ import os
 import platform
 import pstats
 import random
+import re
 import shutil
 import sqlite3
 import statistics
@@ -106,11 +108,11 @@ _t = timedelta(0)
 for _op in SEQUENCE:
     _t += _op.after
     OFFSETS.append(_t)
-SCALE_OPS = range(1, 6)
+SCALE_OPS = range(1, 6)  # the scale batch: K1, K2, assign_coordinator, record_consent, start_support
 TARGETS = {"sqlite": 2.0, "postgresql": 1.5}  # engine time / raw time per operation
 # 2,000 cases x 15 operations x (engine + raw) x 2 backends keeps the whole default run near 10 minutes on the
 # 2-core machine: the engine measured 2-5 ms per persisted operation there, so 10,000 cases would take ~40.
-DEFAULT_CASES = 2_000  # the scale batch: K1, K2, assign_coordinator, record_consent, start_support
+DEFAULT_CASES = 2_000
 
 
 @dataclass
@@ -161,7 +163,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, indent: str 
     left = {0} | {i for i in range(len(headers)) if not all(numeric(r[i]) for r in rows)}
 
     def line(cells: Sequence[str]) -> str:
-        return indent + "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return (indent + "  ".join(cells)).rstrip()
 
     out = [line(headers), indent + "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
@@ -321,17 +324,41 @@ def _subst(value: Any, mapping: dict[Any, Any]) -> Any:
         return value
 
 
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _uuids_in(value: Any, found: dict[uuid.UUID, None]) -> None:
+    """Every id in recorded parameters: UUID objects (psycopg) or 32-digit hex strings (SQLite's Uuid)."""
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _uuids_in(v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _uuids_in(v, found)
+    elif isinstance(value, uuid.UUID):
+        found[value] = None
+    elif isinstance(value, str) and len(value) == 32 and _HEX32.match(value):
+        found[uuid.UUID(value)] = None
+
+
 @dataclass
 class Template:
-    """What the engine sent, per operation, for one case; plus the ids to substitute for another case."""
+    """What the engine sent, per operation, for one case; replayable for another case with its own ids."""
 
     case_id: uuid.UUID
     reference: str
-    child_ids: list[uuid.UUID]
     ops: list[list[Stmt]]
+    ids: list[uuid.UUID] = field(default_factory=list)  # the case's and its rows' ids, found in the parameters
+
+    def __post_init__(self) -> None:
+        found: dict[uuid.UUID, None] = {}
+        for stmts in self.ops:
+            for _sql, params, _many, _rc in stmts:
+                _uuids_in(params, found)
+        self.ids = [i for i in found if i != self.case_id]
 
     def mapping(self, case_id: uuid.UUID, reference: str) -> dict[Any, Any]:
-        pairs = [(self.case_id, case_id)] + [(c, uuid.uuid5(case_id, str(c))) for c in self.child_ids]
+        pairs = [(self.case_id, case_id)] + [(old, uuid.uuid5(case_id, str(old))) for old in self.ids]
         m: dict[Any, Any] = {self.reference: reference}
         for old, new in pairs:
             m[old], m[old.hex], m[str(old)] = new, new.hex, str(new)
@@ -342,18 +369,16 @@ class Template:
         return [(sql, _subst(params, m), many, rc) for sql, params, many, rc in self.ops[k]]
 
 
-def record_template(core: Forlop, h: Handle) -> Template:
+def record_template(core: Forlop, h: Handle, ops: int = len(SEQUENCE)) -> Template:
+    """Run the first ``ops`` operations of SEQUENCE on a new case, recording what the engine sends."""
     rec = Recorder(core.engine)
-    ops: list[list[Stmt]] = []
+    recorded: list[list[Stmt]] = []
     with rec:
-        for k in range(len(SEQUENCE)):
+        for k in range(ops):
             engine_op(core, k, h)
-            ops.append(rec.take())
+            recorded.append(rec.take())
     assert h.case_id is not None
-    with core.engine.connect() as conn:
-        children = [r.id for r in conn.execute(sa.select(step_t.c.id).where(step_t.c.case_id == h.case_id))]
-        children += [r.id for r in conn.execute(sa.select(handover_t.c.id).where(handover_t.c.case_id == h.case_id))]
-    return Template(case_id=h.case_id, reference=h.reference, child_ids=children, ops=ops)
+    return Template(case_id=h.case_id, reference=h.reference, ops=recorded)
 
 
 class RawRunner:
@@ -525,35 +550,60 @@ def run_engine_vs_raw(backend: str, dbs: Databases, args: argparse.Namespace) ->
 
 
 class CopyMaker:
-    """Bulk copies of one freshly opened case (its case row, steps and open event), with fresh ids."""
+    """Bulk copies of one freshly opened case, made inside the database (``INSERT ... SELECT`` over a numbered
+    temporary table): the case row with a new id and reference, and the rows ``open_case`` wrote in every other
+    table keyed by ``case_id`` (found by recording it), with new ids. The copies are ordinary open cases to the
+    engine; their copied event hash chain would not pass an audit, which the benchmark does not run."""
 
     def __init__(self, core: Forlop) -> None:
         self.core = core
-        h = Handle(start=T0)
-        engine_op(core, 0, h)
-        with core.engine.connect() as conn:
-            self.case = dict(conn.execute(sa.select(case_t).where(case_t.c.reference == h.reference)).mappings().one())
-            cid = self.case["id"]
-            self.steps = [dict(r) for r in conn.execute(sa.select(step_t).where(step_t.c.case_id == cid)).mappings()]
-            self.tasks = [dict(r) for r in conn.execute(sa.select(handover_t).where(handover_t.c.case_id == cid)).mappings()]
-            self.events = [dict(r) for r in conn.execute(sa.select(event_t).where(event_t.c.case_id == cid)).mappings()]
+        self.pg = core.engine.dialect.name == "postgresql"
+        template = record_template(core, Handle(start=T0), ops=1)
+        self.case_id = template.case_id
+        written = {m.group(1) for sql, *_ in template.ops[0] if (m := re.match(r"\s*INSERT INTO (\w+)", sql))}
+        tables = {t.name: t for t in case_t.metadata.sorted_tables}
+        self.tables = [case_t] + [tables[n] for n in tables if n in written and n != case_t.name
+                                  and "case_id" in tables[n].c]
+        for t in self.tables[1:]:
+            for fk in t.foreign_keys:
+                if fk.column.table is not case_t:
+                    raise RuntimeError(f"cannot copy {t.name}: it refers to {fk.column.table.name}")
         self.made: list[str] = []
 
-    def make(self, count: int, batch: int = 5000) -> None:
+    def _select(self, table: sa.Table) -> str:
+        new_id = "gen_random_uuid()" if self.pg else "lower(hex(randomblob(16)))"
+        ref = "'BLK-' || lpad(c.n::text, 7, '0')" if self.pg else "'BLK-' || printf('%07d', c.n)"
+        key = "id" if table is case_t else "case_id"
+        exprs = []
+        for col in table.c:
+            if table is case_t and col.name == "reference":
+                exprs.append(ref)
+            elif col.name == key:
+                exprs.append("c.cid")
+            elif col.name == "id":
+                exprs.append(new_id)
+            else:
+                exprs.append(f't."{col.name}"')
+        names = ", ".join(f'"{col.name}"' for col in table.c)
+        return (f'INSERT INTO "{table.name}" ({names}) SELECT {", ".join(exprs)} '
+                f'FROM "{table.name}" AS t, bench_copy AS c WHERE t."{key}" = :template')
+
+    def make(self, count: int, batch: int = 25_000) -> None:
+        template = self.case_id if self.pg else self.case_id.hex
         for start in range(0, count, batch):
-            cases, steps, events = [], [], []
-            for _ in range(min(batch, count - start)):
-                cid = uuid.uuid4()
-                ref = f"BLK-{len(self.made) + 1:07d}"
-                self.made.append(ref)
-                cases.append({**self.case, "id": cid, "reference": ref})
-                steps += [{**s, "id": uuid.uuid5(cid, f"{s['code']}#{s['occurrence']}"), "case_id": cid}
-                          for s in self.steps]
-                events += [{**e, "case_id": cid} for e in self.events]
+            first, last = len(self.made) + 1, len(self.made) + min(batch, count - start)
+            if self.pg:
+                numbered = ("CREATE TEMP TABLE bench_copy AS SELECT n, gen_random_uuid() AS cid "
+                            "FROM generate_series(CAST(:first AS integer), CAST(:last AS integer)) AS n")
+            else:
+                numbered = ("CREATE TEMP TABLE bench_copy AS WITH RECURSIVE s(n) AS (SELECT :first UNION ALL "
+                            "SELECT n + 1 FROM s WHERE n < :last) SELECT n, lower(hex(randomblob(16))) AS cid FROM s")
             with self.core.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-                conn.execute(sa.insert(case_t), cases)
-                conn.execute(sa.insert(step_t), steps)
-                conn.execute(sa.insert(event_t), events)
+                conn.execute(sa.text(numbered), {"first": first, "last": last})
+                for table in self.tables:
+                    conn.execute(sa.text(self._select(table)), {"template": template})
+                conn.execute(sa.text("DROP TABLE bench_copy"))
+            self.made += [f"BLK-{n:07d}" for n in range(first, last + 1)]
         self.settle()
 
     def settle(self) -> None:
@@ -825,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     dbs = Databases(pg, args.workdir, args.sqlite_synchronous)
     rng = random.Random(args.seed)
     say(f"  SQLite files in {dbs.tmp} ; {fsync_probe(dbs.tmp)}")
-    say(f"  command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    say(f"  command: {' '.join([sys.executable, *sys.argv])} (in {os.getcwd()})")
     say(f"  sequence ({len(SEQUENCE)} operations per case): " + "; ".join(op.name for op in SEQUENCE))
     results, scales, memory = [], {}, {}
     try:

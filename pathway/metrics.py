@@ -24,16 +24,18 @@ decided (done, or overdue now), cases ``closed`` and their ``outcomes``, the ret
 
 Small-count suppression, so that no person can be recognised
 ---------------------------------------------------------------
-- Every published count from 1 to 4 is given as the string ``"<5"`` (primary suppression). 0 is shown: it
-  describes nobody.
-- Complementary suppression: counts that add up to another published count form a group (outcome codes add up to
-  the cases closed; units add up to all units; the four months of a tertial add up to the tertial). Whenever such a
-  total is shown, no suppressed count of its group may be worked out from it: a group never has exactly one
-  suppressed count, and every ``"<5"`` must keep at least two possible values when the visible counts are
-  subtracted from the total (someone who knows that ``"<5"`` means 1–4 and ``"x"`` means 5 or more). If that
-  does not hold, the smallest visible count of 5 or more in the group is hidden as ``"x"``, and again, until it
-  holds; when nothing is left to hide, the total itself is hidden as ``"x"``. This runs to a fixpoint over all
-  groups together.
+- Every published count from 1 to 4 is given as the string ``"<5"`` (primary suppression). A 0 describes nobody
+  and is shown as 0, unless it is needed as a complement (below); ``"<5"`` therefore means "0 to 4".
+- Complementary suppression: counts that add up to another published count form a sum (the outcome codes add up
+  to the cases closed; the units add up to all units; the four months of a tertial add up to the tertial). No
+  ``"<5"`` may be worked out from the published sums, also by combining several of them (a unit's months, all
+  units' months and the tertials form a two-way table with margins): each ``"<5"`` must keep at least two possible
+  values in some table of whole numbers that fits everything published (``"<5"`` = 0–4, ``"x"`` = 5 or more).
+  ``suppress`` proves that by finding such a table (moving suppressed counts by ±1 so that every sum still
+  holds); while it cannot, it also suppresses the smallest visible member of the sum where the search got stuck
+  (the next-smallest cell of that row: a 0 becomes ``"<5"``, a count of 5 or more becomes ``"x"``), and when no
+  member is left, the sum's total (``"x"``). Not finding a proof counts as unsafe, so the search can only cause
+  extra suppression; on two-way tables with margins it is exact.
 - The decisions are taken over the whole breakdown (every unit, every month of every tertial touched) and only then
   is the requested slice returned, so a report for one unit, for all units, by month or by tertial are consistent:
   no figure of one report can be subtracted from another's to undo a suppression. The period range is widened to
@@ -41,10 +43,11 @@ Small-count suppression, so that no person can be recognised
 - Shares and percentiles are given (as numbers) only when their base count is shown and at least 5; otherwise
   ``None``. A rate whose numerator is a published count (returned to abuser, repeat contact) is ``None`` whenever
   that count is suppressed, so the rate cannot undo it.
-- Deviation reasons: a reason text is named only when it was given at least 5 times in the row and is named in
-  every finer row (unit, month) where it occurs; the rest are added up under ``"other (<5)"``. When that bucket
-  would hold 1–4, the least frequent named reason joins it too (until it holds 5 or more, or nothing is named; then
-  its count is ``"<5"``). A bucket of 0 is left out.
+- Deviation reasons: each reason text is a count of its own (per row, in the same sums across units and months),
+  suppressed like every other count. A row names a reason only when its count there is shown (5 or more, not
+  suppressed); the rest are added up under ``"other (<5)"``. When that bucket would hold 1–4, the least frequent
+  named reason joins it too (until it holds 5 or more, or nothing is named; then its count is ``"<5"``). A bucket
+  of 0 is left out.
 
 The SQL is a handful of aggregate queries over ``pathway_case``, ``step`` and ``case_event`` (SQLAlchemy Core,
 the same on SQLite and PostgreSQL), each filtered by the period range; only the completed occurrences are streamed
@@ -57,7 +60,6 @@ import csv
 import io
 import json
 import math
-from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,7 +80,7 @@ __all__ = [
 ]
 
 Period = Literal["month", "tertial"]
-Count = int | str  # an exact count (0 or at least 5), SMALL (1–4) or HIDDEN (5 or more, hidden to protect a SMALL)
+Count = int | str  # an exact count (0 or at least 5), SMALL (0–4) or HIDDEN (5 or more, hidden to protect a SMALL)
 Resolver = Callable[[str, int], PathwayDefinition]
 K = TypeVar("K", bound=Hashable)
 
@@ -208,34 +210,132 @@ def _small(n: int) -> bool:
     return 0 < n < MIN_COUNT
 
 
-def _exposed(total: int, values: Sequence[int], states: Sequence[str]) -> bool:
-    """Whether the published group lets someone work out a suppressed member from the total."""
-    hidden = [i for i, s in enumerate(states) if s != _SHOWN]
-    if not hidden:
-        return False
-    if len(hidden) == 1:
-        return True
-    rest = total - sum(v for v, s in zip(values, states, strict=True) if s == _SHOWN)
-    lo = {i: 1 if states[i] == SMALL else MIN_COUNT for i in hidden}
-    lo_sum = sum(lo.values())
-    unbounded = sum(1 for i in hidden if states[i] != SMALL)  # HIDDEN: 5 or more, no upper bound known
-    hi_sum = sum(MIN_COUNT - 1 for i in hidden if states[i] == SMALL)
-    for i in hidden:
-        if states[i] != SMALL:
-            continue
-        others_lo = lo_sum - lo[i]
-        low = lo[i] if unbounded else max(lo[i], rest - (hi_sum - (MIN_COUNT - 1)))
-        high = min(MIN_COUNT - 1, rest - others_lo)
-        if high - low < 1:
-            return True
-    return False
+class _Audit:
+    """The published counts as a system of sums, and the search for another table that fits it.
+
+    A "<5" is safe when some other table of whole numbers agrees with everything published (every shown count,
+    every sum, "<5" meaning 0–4 and "x" meaning 5 or more) and gives it another value. The search moves
+    suppressed counts by ±1 so that every sum still holds (a cycle, as in a two-way table); finding one proves the
+    value cannot be worked out. Not finding one within the budget counts as unsafe, so the search can only cause
+    extra suppression, never too little. Two-way tables with their margins are network tables: there, ±1 cycles
+    find every alternative, so the check is exact.
+    """
+
+    DEPTH = 24
+    BUDGET = 4_000
+
+    def __init__(self, values: Mapping[Any, int], groups: list[tuple[Any, list[Any]]]) -> None:
+        self.values = values
+        self.state = {key: SMALL if _small(value) else _SHOWN for key, value in values.items()}
+        self.sums: list[dict[Any, int]] = []
+        self.sums_of: defaultdict[Any, list[int]] = defaultdict(list)
+        for total, members in groups:
+            coeff = {m: 1 for m in members}
+            coeff[total] = -1
+            self.sums.append(coeff)
+            for key in coeff:
+                self.sums_of[key].append(len(self.sums) - 1)
+
+    def _fits(self, key: Any, step: int) -> bool:
+        value = self.values[key] + step
+        return 0 <= value < MIN_COUNT if self.state[key] == SMALL else value >= MIN_COUNT
+
+    def protected(self, key: Any) -> tuple[bool, list[tuple[int, int]]]:
+        """Whether another value of ``key`` fits; if not, the sums the search got stuck in (with their depth)."""
+        stuck: list[tuple[int, int]] = []
+        for sign in (1, -1):
+            if self._fits(key, sign) and self._search(key, sign, stuck):
+                return True, []
+        return False, stuck
+
+    def _search(self, key: Any, sign: int, stuck: list[tuple[int, int]]) -> bool:
+        moved: dict[Any, int] = {}
+        imbalance: defaultdict[int, int] = defaultdict(int)
+        nodes = 0
+
+        def move(k: Any, step: int) -> None:
+            moved[k] = step
+            for e in self.sums_of[k]:
+                imbalance[e] += self.sums[e][k] * step
+
+        def undo(k: Any) -> None:
+            step = moved.pop(k)
+            for e in self.sums_of[k]:
+                imbalance[e] -= self.sums[e][k] * step
+
+        def search(depth: int) -> bool:
+            nonlocal nodes
+            open_sums = [e for e, v in imbalance.items() if v]
+            if not open_sums:
+                return True
+            if depth >= self.DEPTH or nodes >= self.BUDGET:
+                stuck.extend((depth, e) for e in open_sums)
+                return False
+            best: tuple[int, list[tuple[Any, int]]] | None = None
+            for e in sorted(open_sums):
+                need = -1 if imbalance[e] > 0 else 1
+                options = [(k, need * c) for k, c in self.sums[e].items()
+                           if self.state[k] != _SHOWN and k not in moved and self._fits(k, need * c)]
+                if not options:
+                    stuck.append((depth, e))
+                    return False
+                if best is None or len(options) < len(best[1]):
+                    best = (e, options)
+            assert best is not None
+            for k, step in best[1]:
+                nodes += 1
+                move(k, step)
+                if search(depth + 1):
+                    return True
+                undo(k)
+            return False
+
+        move(key, sign)
+        return search(0)
+
+    def complement(self, key: Any, stuck: list[tuple[int, int]]) -> Any | None:
+        """The count to hide next: the smallest visible count (a 0, else one of 5 or more) in the sum the search
+        got stuck in nearest to ``key`` (a member before the total); failing that, in the nearest sum linked to
+        ``key`` through suppressed counts."""
+        order = [e for _, e in sorted(set(stuck))]
+        seen: set[int] = set()
+        reached, frontier = {key}, [key]
+        while True:
+            for e in order:
+                if e in seen:
+                    continue
+                seen.add(e)
+                pick = self._candidate(e)
+                if pick is not None:
+                    return pick
+            order = []
+            for k in frontier:
+                for e in self.sums_of[k]:
+                    if e not in seen:
+                        order.append(e)
+            if not order:
+                return None
+            frontier = [k for e in order for k in self.sums[e] if self.state[k] != _SHOWN and k not in reached]
+            reached.update(frontier)
+
+    def _candidate(self, e: int) -> Any | None:
+        coeff = self.sums[e]
+        members = [(self.values[k], i, k) for i, (k, c) in enumerate(coeff.items())
+                   if c > 0 and self.state[k] == _SHOWN and (self.values[k] == 0 or self.values[k] >= MIN_COUNT)]
+        if members:
+            return min(members)[2]
+        total = next(k for k, c in coeff.items() if c < 0)
+        if self.state[total] == _SHOWN and self.values[total] >= MIN_COUNT:
+            return total
+        return None
 
 
 def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -> dict[K, Count]:
-    """Published values: counts 1–4 become SMALL; then, for every group ``(total, members)`` with
-    ``values[total] == sum(values[m] for m in members)``, the smallest visible members of 5 or more (and, when
-    none is left, the total) become HIDDEN until no suppressed member can be worked out from the total
-    (see the module's docstring). Deterministic: ties go to the member listed first."""
+    """Published values: counts 1–4 become SMALL; then, as long as some SMALL could be worked out from the
+    published sums (``groups``: ``(total, members)`` with ``values[total] == sum(values[m] for m in members)``),
+    the smallest visible member of the sum that gives it away is suppressed too (a 0 as SMALL, a count of 5 or
+    more as HIDDEN), or, when no member is left, its total. Deterministic for a given input: ties go to the member
+    listed first, SMALLs are treated in the order given."""
     groups = [(total, list(members)) for total, members in groups]
     for key, value in values.items():
         if value < 0:
@@ -243,25 +343,17 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
     for total, members in groups:
         if values[total] != sum(values[m] for m in members):
             raise ValueError(f"group {total!r}: the members do not add up to the total")
-    state = {key: SMALL if _small(value) else _SHOWN for key, value in values.items()}
-    changed = True
-    while changed:
-        changed = False
-        for total, members in groups:
-            if state[total] != _SHOWN:
-                continue
-            vals = [values[m] for m in members]
-            while _exposed(values[total], vals, [state[m] for m in members]):
-                candidates = [(values[m], i) for i, m in enumerate(members)
-                              if state[m] == _SHOWN and values[m] >= MIN_COUNT]
-                if candidates:
-                    state[members[min(candidates)[1]]] = HIDDEN
-                else:
-                    state[total] = HIDDEN
-                changed = True
-                if state[total] != _SHOWN:
-                    break
-    return {key: values[key] if s == _SHOWN else s for key, s in state.items()}
+    audit = _Audit(values, groups)
+    for key in [k for k, s in audit.state.items() if s == SMALL]:
+        while True:
+            safe, stuck = audit.protected(key)
+            if safe:
+                break
+            pick = audit.complement(key, stuck)
+            if pick is None:  # everything linked to it is suppressed already
+                break
+            audit.state[pick] = SMALL if values[pick] < MIN_COUNT else HIDDEN
+    return {key: values[key] if s == _SHOWN else s for key, s in audit.state.items()}
 
 
 def _fold(counts: Mapping[str, int], allowed: Callable[[str], bool] | None = None) -> tuple[set[str], int]:
@@ -415,6 +507,8 @@ class _Data:
         self.leads: defaultdict[Cell, list[float]] = defaultdict(list)
         self.reasons: defaultdict[Cell, Counter[str]] = defaultdict(Counter)
         self.texts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        # Free text could name a person; a reason is shown only when it was given in 5 or more different cases.
+        self.reason_cases: defaultdict[str, set[Any]] = defaultdict(set)
         self.intervals: dict[tuple[str, str], Interval] = {}
         self.outcomes: dict[str, list[str]] = {}
         for (pathway, _), definition in sorted(definitions.items(), key=lambda kv: -kv[0][1]):
@@ -423,11 +517,18 @@ class _Data:
             codes = self.outcomes.setdefault(pathway, [])
             codes += [c for c in definition.outcomes if c not in codes]
 
-    def month(self, at: datetime) -> str:
-        return self.months[bisect_right(self.starts, at) - 1]
-
     def interval(self, pathway: str, code: str, repeat: bool) -> Interval | None:
         return self.intervals.get((pathway, f"{code}{'+' if repeat else ''}"))
+
+    def kind(self, pathway: str, version: int, code: str, occurrence: int) -> tuple[Interval, Offset | None] | None:
+        """The interval an occurrence belongs to and the offset of its deadline (None: not a checkpoint)."""
+        definition = self.definitions.get((pathway, version))
+        checkpoint = definition.checkpoint.get(code) if definition is not None else None
+        if checkpoint is None:
+            return None
+        repeat, offset = _offset_of(checkpoint, occurrence)
+        iv = self.interval(pathway, code, repeat)
+        return None if iv is None else (iv, offset)
 
     def rolled(self) -> tuple[Counter[Cell], Counter[Cell], dict[Cell, list[float]], dict[Cell, Counter[str]]]:
         counts: Counter[Cell] = Counter()
@@ -468,40 +569,67 @@ def _not_paused_before(due: Any) -> Any:
     return sa.or_(case_t.c.paused_since.is_(None), due < case_t.c.paused_since)
 
 
+def _seconds_between(conn: sa.Connection, start: Any, end: Any) -> Any:
+    """``end - start`` in seconds, in SQL."""
+    if conn.dialect.name == "sqlite":
+        return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+    return sa.cast(sa.extract("epoch", end - start), sa.Float)
+
+
 def _collect_completed(conn: sa.Connection, data: _Data, lo: datetime, hi: datetime) -> None:
-    """Completed occurrences in the range, with the reason of a late completion: one streamed query."""
+    """Completed occurrences in the range, with the reason of a late completion: one query of narrow rows. The
+    database works out the period, whether it was on time and the elapsed seconds; only occurrences
+    whose case was resumed after their anchor (a pause may have moved the deadline) bring their timestamps, for
+    the working-day calendar."""
     late_note = sa.and_(
         event_t.c.case_id == step_t.c.case_id, event_t.c.at == step_t.c.ended_at,
         event_t.c.operation == "complete", event_t.c.reason.is_not(None),
         event_t.c.payload["code"].as_string() == step_t.c.code,
     )
+    resumed = (sa.select(event_t.c.case_id, sa.func.max(event_t.c.at).label("last"))
+               .where(event_t.c.operation == "resume").group_by(event_t.c.case_id).subquery())
+    paused = sa.and_(resumed.c.last.is_not(None), resumed.c.last > step_t.c.anchor_at)
+
+    def when_paused(column: Any) -> Any:
+        return sa.case((paused, column), else_=sa.null())
+
     query = (
         sa.select(case_t.c.pathway_id, case_t.c.definition_version, case_t.c.unit, step_t.c.code,
-                  step_t.c.occurrence, step_t.c.anchor_at, step_t.c.due_at, step_t.c.ended_at, event_t.c.reason)
-        .select_from(step_t.join(case_t, case_t.c.id == step_t.c.case_id).outerjoin(event_t, late_note))
+                  step_t.c.occurrence, _month_case(step_t.c.ended_at, data).label("period"),
+                  sa.case((step_t.c.ended_at <= step_t.c.due_at, 1), else_=0).label("within"),
+                  _seconds_between(conn, step_t.c.anchor_at, step_t.c.ended_at).label("elapsed"),
+                  when_paused(step_t.c.anchor_at).label("anchor_at"), when_paused(step_t.c.due_at).label("due_at"),
+                  when_paused(step_t.c.ended_at).label("ended_at"), event_t.c.reason, step_t.c.case_id)
+        .select_from(step_t.join(case_t, case_t.c.id == step_t.c.case_id).outerjoin(event_t, late_note)
+                     .outerjoin(resumed, resumed.c.case_id == step_t.c.case_id))
         .where(step_t.c.state == "done", step_t.c.adhoc.is_(False), step_t.c.due_at.is_not(None),
                step_t.c.ended_at >= lo, step_t.c.ended_at < hi)
     )
-    for row in conn.execute(query.execution_options(yield_per=10_000)):
-        definition = data.definitions.get((row.pathway_id, row.definition_version))
-        checkpoint = definition.checkpoint.get(row.code) if definition is not None else None
-        if checkpoint is None:
+    kinds: dict[tuple[str, int, str, int], tuple[str, Offset | None] | None] = {}
+    counts, within, leads, reasons, texts = data.counts, data.within, data.leads, data.reasons, data.texts
+    for pathway, version, unit, code, occurrence, period, on_time, elapsed, anchor_at, due_at, ended_at, reason, \
+            case_id in (row for rows in conn.execute(query).partitions(5_000) for row in rows):
+        key = (pathway, version, code, occurrence)
+        if key not in kinds:
+            found = data.kind(pathway, version, code, occurrence)
+            kinds[key] = None if found is None else (found[0].id, found[1])
+        kind = kinds[key]
+        if kind is None:
             continue
-        repeat, offset = _offset_of(checkpoint, row.occurrence)
-        iv = data.interval(row.pathway_id, row.code, repeat)
-        if iv is None:
-            continue
-        month = data.month(row.ended_at)
-        cell: Cell = (row.pathway_id, "completed", iv.id, row.unit, month)
-        data.counts[cell] += 1
-        if row.ended_at <= row.due_at:
-            data.within[cell] += 1
-        if offset is not None and row.anchor_at is not None:
-            data.leads[cell].append(lead_hours(row.anchor_at, row.due_at, row.ended_at, offset))
-        if row.reason is not None:
-            key = _reason_key(row.reason)
-            data.reasons[cell][key] += 1
-            data.texts[key][row.reason.strip()] += 1
+        iv_id, offset = kind
+        cell: Cell = (pathway, "completed", iv_id, unit, period)
+        counts[cell] += 1
+        within[cell] += on_time
+        if elapsed is not None:
+            if anchor_at is not None and offset is not None:
+                leads[cell].append(lead_hours(anchor_at, due_at, ended_at, offset))
+            else:
+                leads[cell].append(float(elapsed) / 3600)
+        if reason is not None:
+            r = _reason_key(reason)
+            reasons[cell][r] += 1
+            texts[r][reason.strip()] += 1
+            data.reason_cases[r].add(case_id)
 
 
 def _collect_overdue(conn: sa.Connection, data: _Data, lo: datetime, hi: datetime, now: datetime) -> None:
@@ -516,13 +644,9 @@ def _collect_overdue(conn: sa.Connection, data: _Data, lo: datetime, hi: datetim
     cols = [inner.c.pathway_id, inner.c.definition_version, inner.c.unit, inner.c.code, inner.c.occurrence,
             inner.c.period]
     for row in conn.execute(sa.select(*cols, sa.func.count().label("n")).group_by(*cols)):
-        definition = data.definitions.get((row.pathway_id, row.definition_version))
-        checkpoint = definition.checkpoint.get(row.code) if definition is not None else None
-        if checkpoint is None:
-            continue
-        iv = data.interval(row.pathway_id, row.code, _offset_of(checkpoint, row.occurrence)[0])
-        if iv is not None:
-            data.counts[(row.pathway_id, "overdue", iv.id, row.unit, row.period)] += int(row.n)
+        kind = data.kind(row.pathway_id, row.definition_version, row.code, row.occurrence)
+        if kind is not None:
+            data.counts[(row.pathway_id, "overdue", kind[0].id, row.unit, row.period)] += int(row.n)
 
 
 def _collect_cases(conn: sa.Connection, data: _Data, lo: datetime, hi: datetime, now: datetime) -> None:
@@ -592,8 +716,14 @@ def _measures(data: _Data, pathway: str) -> list[tuple[str, str]]:
     return found
 
 
-def _lattice(data: _Data, counts: Counter[Cell], tertials: list[str]) -> dict[Cell, Count]:
-    """Every published count of the whole breakdown and its groups, suppressed together."""
+def _reason_sub(iv_id: str, reason: str) -> str:
+    return f"{iv_id}\x1f{reason}"
+
+
+def _lattice(data: _Data, counts: Counter[Cell], reasons: dict[Cell, Counter[str]],
+             tertials: list[str]) -> dict[Cell, Count]:
+    """Every published count of the whole breakdown and its sums, suppressed together. A deviation reason is a
+    count too, in every row where it could be named (given at least 5 times in the tertial over all units)."""
     values: dict[Cell, int] = {}
     groups: list[tuple[Cell, list[Cell]]] = []
     pathways = sorted({p for p, _ in data.intervals} | {c[0] for c in counts})
@@ -604,10 +734,20 @@ def _lattice(data: _Data, counts: Counter[Cell], tertials: list[str]) -> dict[Ce
             months = months_of(tertial)
             units = sorted({c[3] for c in counts if c[0] == pathway and c[3] is not None and c[4] == tertial})
             rows: list[str | None] = [*units, None]
-            for measure, sub in measures:
+            nameable = [("reason", _reason_sub(iv_id, r)) for m, iv_id in measures if m == "completed"
+                         for r, n in sorted(reasons.get((pathway, m, iv_id, None, tertial), Counter()).items())
+                         if n >= MIN_COUNT]
+
+            def value(measure: str, sub: str, u: str | None, p: str) -> int:
+                if measure == "reason":
+                    iv_id, r = sub.split("\x1f", 1)
+                    return reasons.get((pathway, "completed", iv_id, u, p), Counter()).get(r, 0)  # noqa: B023
+                return counts.get((pathway, measure, sub, u, p), 0)  # noqa: B023
+
+            for measure, sub in [*measures, *nameable]:
                 for u in rows:
                     for p in [*months, tertial]:
-                        values[(pathway, measure, sub, u, p)] = counts.get((pathway, measure, sub, u, p), 0)
+                        values[(pathway, measure, sub, u, p)] = value(measure, sub, u, p)
                 for u in rows:  # the months of a tertial add up to the tertial
                     groups.append(((pathway, measure, sub, u, tertial),
                                    [(pathway, measure, sub, u, m) for m in months]))
@@ -619,39 +759,18 @@ def _lattice(data: _Data, counts: Counter[Cell], tertials: list[str]) -> dict[Ce
     return suppress(values, groups)
 
 
-def _reason_rows(data: _Data, reasons: dict[Cell, Counter[str]], counts: Counter[Cell],
-                 tertials: list[str]) -> dict[Cell, dict[str, Count]]:
-    """Deviation reasons per row: a reason is named in a row only if every finer row where it occurs names it."""
-    named: dict[Cell, set[str]] = {}
-    shown: dict[Cell, dict[str, Count]] = {}
+def _reasons_shown(data: _Data, cell: Cell, reasons: dict[Cell, Counter[str]],
+                   shown: dict[Cell, Count]) -> dict[str, Count]:
+    """The deviation reasons of one row: those whose count is published (5 or more, not suppressed), the rest
+    added up under OTHER (see ``fold_reasons``)."""
+    own = reasons.get(cell, Counter())
+    pathway, _, iv_id, unit, period = cell
 
-    def row(cell: Cell, children: list[Cell]) -> None:
-        own = reasons.get(cell, Counter())
+    def published(r: str) -> bool:
+        return (isinstance(shown.get((pathway, "reason", _reason_sub(iv_id, r), unit, period)), int)
+                and len(data.reason_cases[r]) >= MIN_COUNT)
 
-        def allowed(r: str) -> bool:
-            return all(r in named.get(c, set()) for c in children if reasons.get(c, Counter()).get(r, 0) > 0)
-
-        names, _ = _fold(own, allowed if children else None)
-        named[cell] = names
-        folded = fold_reasons(own, lambda r: r in names)
-        shown[cell] = {(_display(data, r) if r != OTHER else r): n for r, n in folded.items()}
-
-    for (pathway, iv_id), _ in data.intervals.items():
-        for tertial in tertials:
-            months = months_of(tertial)
-            units = sorted({c[3] for c in counts if c[0] == pathway and c[3] is not None and c[4] == tertial})
-
-            def cell(u: str | None, p: str) -> Cell:
-                return (pathway, "completed", iv_id, u, p)  # noqa: B023 - used inside this iteration only
-
-            for u in units:
-                for m in months:
-                    row(cell(u, m), [])
-                row(cell(u, tertial), [cell(u, m) for m in months])
-            for m in months:
-                row(cell(None, m), [cell(u, m) for u in units])
-            row(cell(None, tertial), [cell(u, tertial) for u in units] + [cell(None, m) for m in months])
-    return shown
+    return {(_display(data, r) if r != OTHER else r): n for r, n in fold_reasons(own, published).items()}
 
 
 def _display(data: _Data, key: str) -> str:
@@ -685,12 +804,12 @@ def timeliness(
     lo, hi = period_bounds(tertials[0])[0], period_bounds(tertials[-1])[1]
     with engine.connect() as conn:
         data = _Data(months, _registered(conn, resolve))
-        _collect_completed(conn, data, lo, hi)
+        for tertial in tertials:  # one tertial at a time: memory stays bounded, PostgreSQL may run it in parallel
+            _collect_completed(conn, data, *period_bounds(tertial))
         _collect_overdue(conn, data, lo, hi, now)
         _collect_cases(conn, data, lo, hi, now)
     counts, within, leads, reasons = data.rolled()
-    shown = _lattice(data, counts, tertials)
-    reason_rows = _reason_rows(data, reasons, counts, tertials)
+    shown = _lattice(data, counts, reasons, tertials)
 
     def get(cell: Cell) -> Count:
         return shown.get(cell, counts.get(cell, 0))  # a unit without data in a tertial: all its counts are 0
@@ -712,7 +831,7 @@ def timeliness(
                     median_hours=round(percentile(xs, 0.5), 1) if enough else None,
                     p90_hours=round(percentile(xs, 0.9), 1) if enough else None,
                     overdue_now=get((pathway, "overdue", iv.id, unit, p)),
-                    deviation_reasons=reason_rows.get(cell, {}),
+                    deviation_reasons=_reasons_shown(data, cell, reasons, shown),
                 ))
         for p in wanted:
             def case(measure: str, sub: str = "") -> Count:

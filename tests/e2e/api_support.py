@@ -6,8 +6,10 @@ PostgreSQL, the scheduler off; bearer tokens for every role; the app's route tab
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,8 @@ def is_public(route: RouteInfo) -> bool:
 
 
 def make_core(url: str) -> Forlop:
-    return bootstrap(Settings(env="test", database_url=url, scheduler="off", definitions_dir=ROOT / "definitions"))
+    return bootstrap(Settings(env="test", database_url=url, scheduler="off", definitions_dir=ROOT / "definitions",
+                              sqlite_synchronous="NORMAL"))
 
 
 @dataclass
@@ -196,9 +199,83 @@ def synthetic_person(**overrides: Any) -> dict[str, Any]:
     return person
 
 
+@contextmanager
+def _cheap_passwords() -> Iterator[None]:
+    """Argon2 at its cheapest while a module's world lives: the tests need speed, not hardness. (A hash carries
+    its parameters, so verifying is as cheap as hashing was; the dummy hash, verified for unknown users, too.)"""
+    from argon2 import PasswordHasher
+
+    from pathway import accounts
+
+    saved = accounts._hasher, accounts._DUMMY_HASH
+    accounts._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    accounts._DUMMY_HASH = accounts._hasher.hash("not a password anyone has")
+    try:
+        yield
+    finally:
+        accounts._hasher, accounts._DUMMY_HASH = saved
+
+
+@dataclass
+class _Template:
+    """A seeded database, made once per test session and backend, that each module's world is copied from.
+    (Only the data: each world signs in for itself, as session tokens expire.)"""
+    url: str
+
+
+def _seed_template(url: str) -> _Template:
+    core = make_core(url)
+    try:
+        seed_demo(core, cases=DEMO_CASES, seed=SEED)
+        return _Template(url=url)
+    finally:
+        core.close()
+
+
+@pytest.fixture(scope="session")
+def _api_templates(tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None) -> Iterator[dict[str, Any]]:
+    made: dict[str, Any] = {"sqlite_dir": tmp_path_factory.mktemp("api-template"), "postgres_url": postgres_url}
+    try:
+        yield made
+    finally:
+        if "postgresql" in made:
+            _drop_database(postgres_url, made["postgresql"].url)
+
+
+def _template(templates: dict[str, Any], backend: str) -> _Template:
+    if backend not in templates:
+        if backend == "sqlite":
+            templates[backend] = _seed_template(f"sqlite:///{templates['sqlite_dir'] / 'template.db'}")
+        else:
+            templates[backend] = _seed_template(_create_database(templates["postgres_url"], "tmpl"))
+    return templates[backend]  # type: ignore[no-any-return]
+
+
+def _create_database(server_url: str, suffix: str, *, template: str | None = None) -> str:
+    """A new database on the server of ``server_url`` (connected through that database, never the template)."""
+    server = sa.engine.make_url(server_url)
+    name = f"{server.database}_{suffix}_{uuid.uuid4().hex[:6]}"[-63:]
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    finally:
+        admin.dispose()
+    return server.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_database(server_url: str | None, url: str) -> None:
+    target = sa.engine.make_url(url)
+    admin = sa.create_engine(sa.engine.make_url(server_url), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 def _world(url: str, backend: str) -> World:
     core = make_core(url)
-    seed_demo(core, cases=DEMO_CASES, seed=SEED)
     app = create_app(core)
     return World(core=core, app=app, client=TestClient(app), lenient=TestClient(app, raise_server_exceptions=False),
                  backend=backend)
@@ -206,28 +283,30 @@ def _world(url: str, backend: str) -> World:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-          postgres_url: str | None) -> Iterator[World]:
-    """A seeded world for one test module: its own database, dropped afterwards.
+          _api_templates: dict[str, Any]) -> Iterator[World]:
+    """A seeded world for one test module: its own copy of the session's seeded database, dropped afterwards.
 
     The TestClient is used without ``with``: the app's lifespan (which would start a scheduler and close the
     core) is not run; the scheduler is off anyway."""
-    if request.param == "sqlite":
-        w = _world(f"sqlite:///{tmp_path_factory.mktemp('api') / 'forlop.db'}", "sqlite")
-        yield w
-        w.core.close()
-        return
-    if postgres_url is None:
+    if request.param == "postgresql" and _api_templates["postgres_url"] is None:
         pytest.skip("PostgreSQL not reachable (required and run under CI)")
-    server = sa.engine.make_url(postgres_url)
-    name = f"{server.database}_api_{uuid.uuid4().hex[:6]}"[:63]
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    with _cheap_passwords():
+        yield from _copied_world(request.param, tmp_path_factory, _api_templates)
+
+
+def _copied_world(backend: str, tmp_path_factory: pytest.TempPathFactory,
+                  _api_templates: dict[str, Any]) -> Iterator[World]:
+    template = _template(_api_templates, backend)
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("api") / "forlop.db"
+        shutil.copyfile(sa.engine.make_url(template.url).database, path)  # closed: the WAL is checkpointed
+        url = f"sqlite:///{path}"
+    else:
+        url = _create_database(_api_templates["postgres_url"], "api", template=sa.engine.make_url(template.url).database)
+    w = _world(url, backend)
     try:
-        w = _world(server.set(database=name).render_as_string(hide_password=False), "postgresql")
         yield w
-        w.core.close()
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        w.core.close()
+        if backend == "postgresql":
+            _drop_database(_api_templates["postgres_url"], url)

@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from api.deps import Allow
-from tests.e2e.api_support import (  # noqa: F401  (world is a fixture)
+
+pytest.register_assert_rewrite("tests.e2e.api_support")
+from tests.e2e.api_support import (  # noqa: E402
     ACTORS,
     API,
     ROLE_OF_ACTOR,
@@ -30,8 +32,9 @@ from tests.e2e.api_support import (  # noqa: F401  (world is a fixture)
     api_routes,
     is_public,
     synthetic_person,
-    world,
 )
+
+pytest_plugins = ["tests.e2e.api_support"]  # the world fixture (one seeded database per module)
 
 # Rejected callers first, the allowed ones last: an allowed call may change the resource under test.
 ORDER = ["anonymous", "forged", "nav", "manager", "admin", "other_coordinator", "police", "coordinator"]
@@ -66,6 +69,7 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "DeclineBody": lambda: {"reason": "ikke vår kommune"},
     "CompleteBody": lambda: {"note": "kontakt opprettet"},
     "Ids": lambda: {"ids": [str(uuid.uuid4())]},
+    "NameSearch": lambda: {"name": "Tora Oppdiktadottir 0001"},
     "UserIn": lambda: {"username": f"matrise{next(_USERS)}", "role": "coordinator", "unit": "voss",
                        "password": "et-langt-passord"},
 }
@@ -209,6 +213,7 @@ def test_the_authorization_matrix(world: World) -> None:
                 problems.append(f"{route.label} as {actor}: the 404 differs from a bare 'not found': {body}")
             elif cell.status >= 400 and response.headers.get("content-type") != "application/problem+json":
                 problems.append(f"{route.label} as {actor}: {cell.status} is not problem+json")
+    print(_table(routes, cells))  # shown by pytest -rP, and with the failure below
     assert not problems, ("authorization matrix (status, '!expected' where wrong):\n" + _table(routes, cells)
                           + "\n\n" + "\n".join(problems))
 

@@ -127,50 +127,61 @@ def test_intervals_are_named_by_their_anchor(definition: PathwayDefinition) -> N
 Group = tuple[Hashable, Sequence[Hashable]]
 
 
-def possible_values(published: Mapping[Hashable, object], groups: Sequence[Group], cap: int) -> dict[Hashable, set[int]]:
-    """Every value each suppressed cell can take, given every shown count, every group sum, "<5" = 1..4 and
-    "x" = 5..cap: a brute-force search over the suppressed cells (independent of the module's own check)."""
-    unknown = [k for k, v in published.items() if not isinstance(v, int)]
-    domain = {k: range(1, 5) if published[k] == SMALL else range(5, cap + 1) for k in unknown}
-    relevant = [(t, list(ms)) for t, ms in groups]
-    order = sorted(unknown, key=lambda k: len(domain[k]))
-    found: dict[Hashable, set[int]] = {k: set() for k in unknown}
-    value: dict[Hashable, int] = {}
+def solution_exists(published: Mapping[Hashable, object], groups: Sequence[Group],
+                    fixed: Mapping[Hashable, int]) -> bool:
+    """Whether some table of whole numbers fits everything published ("<5" = 0..4, "x" = 5 or more, every group
+    sum) with the cells in ``fixed`` set to the given values: interval propagation and search, independent of the
+    module's own check."""
+    cap = 2 * sum(v for v in published.values() if isinstance(v, int)) + 5 * len(published) + 20
+    lo: dict[Hashable, int] = {}
+    hi: dict[Hashable, int] = {}
+    for key, shown in published.items():
+        if isinstance(shown, int):
+            lo[key] = hi[key] = shown
+        elif shown == SMALL:
+            lo[key], hi[key] = 0, 4
+        else:
+            lo[key], hi[key] = 5, cap
+    for key, value in fixed.items():
+        if not lo[key] <= value <= hi[key]:
+            return False
+        lo[key] = hi[key] = value
+    sums = [{**{m: 1 for m in members}, total: -1} for total, members in groups]
 
-    def val(k: Hashable) -> int | None:
-        v = published[k]
-        return v if isinstance(v, int) else value.get(k)
-
-    def consistent() -> bool:
-        for total, members in relevant:
-            t = val(total)
-            known = [val(m) for m in members]
-            missing = [m for m, v in zip(members, known) if v is None]
-            partial = sum(v for v in known if v is not None)
-            low = partial + sum(domain[m][0] for m in missing)
-            high = partial + sum(domain[m][-1] for m in missing)
-            if t is not None:
-                if not low <= t <= high:
+    def propagate(lo: dict[Hashable, int], hi: dict[Hashable, int]) -> bool:
+        changed = True
+        while changed:
+            changed = False
+            for coeff in sums:
+                # sum(c * x) = 0: each term lies between -(the others' largest) and -(the others' smallest)
+                t_lo = {k: (lo[k] if c > 0 else -hi[k]) for k, c in coeff.items()}
+                t_hi = {k: (hi[k] if c > 0 else -lo[k]) for k, c in coeff.items()}
+                s_lo, s_hi = sum(t_lo.values()), sum(t_hi.values())
+                if s_lo > 0 or s_hi < 0:
                     return False
-            elif total in domain and not missing:
-                if partial not in domain[total]:
-                    return False
+                for k, c in coeff.items():
+                    term_lo, term_hi = -(s_hi - t_hi[k]), -(s_lo - t_lo[k])
+                    new_lo, new_hi = (term_lo, term_hi) if c > 0 else (-term_hi, -term_lo)
+                    if new_lo > lo[k] or new_hi < hi[k]:
+                        lo[k], hi[k] = max(lo[k], new_lo), min(hi[k], new_hi)
+                        if lo[k] > hi[k]:
+                            return False
+                        changed = True
         return True
 
-    def search(i: int) -> None:
-        if i == len(order):
-            for k in unknown:
-                found[k].add(value[k])
-            return
-        k = order[i]
-        for v in domain[k]:
-            value[k] = v
-            if consistent():
-                search(i + 1)
-            del value[k]
+    def search(lo: dict[Hashable, int], hi: dict[Hashable, int]) -> bool:
+        if not propagate(lo, hi):
+            return False
+        free = [k for k in lo if lo[k] < hi[k]]
+        if not free:
+            return True
+        k = min(free, key=lambda k: hi[k] - lo[k])
+        for v in range(lo[k], hi[k] + 1):
+            if search({**lo, k: v}, {**hi, k: v}):
+                return True
+        return False
 
-    search(0)
-    return found
+    return search(lo, hi)
 
 
 def assert_no_small_count_recoverable(values: Mapping[Hashable, int], groups: Sequence[Group],
@@ -181,14 +192,14 @@ def assert_no_small_count_recoverable(values: Mapping[Hashable, int], groups: Se
             assert shown == SMALL, f"{key}: {value} published as {shown!r}"
         elif isinstance(shown, int):
             assert shown == value
-        else:
-            assert shown in (SMALL, HIDDEN) and (shown == HIDDEN) == (value >= 5), (key, value, shown)
-    cap = max(values.values(), default=0) + 1
-    possible = possible_values(published, groups, cap)
-    for key, options in possible.items():
-        assert values[key] in options, f"{key}: the true value must stay possible"
-        if published[key] == SMALL:
-            assert len(options) >= 2, f"{key} = {values[key]} can be worked out: only {sorted(options)}"
+        else:  # a complement: a 0 as "<5", a count of 5 or more as "x"
+            assert (shown == SMALL and value == 0) or (shown == HIDDEN and value >= 5), (key, value, shown)
+    assert solution_exists(published, groups, {})
+    for key, value in values.items():
+        if 0 < value < 5:  # a 0 published as "<5" (a complement) may be worked out: it describes nobody
+            others = [v for v in range(0, 5) if v != value]
+            assert any(solution_exists(published, groups, {key: v}) for v in others), (
+                f"{key} = {value} can be worked out from the published totals")
 
 
 def one_row(cells: Sequence[int]) -> tuple[dict[Hashable, int], list[Group]]:
@@ -237,14 +248,28 @@ def test_two_small_cells_that_could_be_pinned_by_their_bounds_get_a_complement()
     published = suppress(values, groups)
     assert published[("c", 2)] == HIDDEN
     assert_no_small_count_recoverable(values, groups, published)
-    values, groups = one_row([1, 1, 30])  # 2 = 1 + 1: both pinned at 1
-    assert suppress(values, groups)[("c", 2)] == HIDDEN
+    values, groups = one_row([1, 1, 30])  # 1 + 1 = 2 = 0 + 2 = 2 + 0: not pinned, no complement needed
+    assert suppress(values, groups) == {("c", 0): SMALL, ("c", 1): SMALL, ("c", 2): 30, "total": 32}
+
+
+def test_a_zero_is_the_cheapest_complement() -> None:
+    values, groups = one_row([3, 0, 0, 5])  # 3 + a "<5" = 3: the first "<5" is 0, 1, 2 or 3
+    published = suppress(values, groups)
+    assert published == {("c", 0): SMALL, ("c", 1): SMALL, ("c", 2): 0, ("c", 3): 5, "total": 8}
+    assert_no_small_count_recoverable(values, groups, published)
 
 
 def test_the_total_is_hidden_when_no_visible_cell_can_protect() -> None:
-    values, groups = one_row([3, 0, 0, 5])  # hiding 5 is not enough: x >= 5 and 3 + x = 8 pins both
+    values, groups = one_row([4, 4])  # 8 = 4 + 4 pins both, and there is nothing else to hide
     published = suppress(values, groups)
-    assert published == {("c", 0): SMALL, ("c", 1): 0, ("c", 2): 0, ("c", 3): HIDDEN, "total": HIDDEN}
+    assert published == {("c", 0): SMALL, ("c", 1): SMALL, "total": HIDDEN}
+    assert_no_small_count_recoverable(values, groups, published)
+
+
+def test_four_ones_adding_up_to_a_small_total_stay_unknown() -> None:
+    values, groups = one_row([1, 1, 1, 1])  # "<5" can be 0: 4 = 0 + 1 + 1 + 2 fits too
+    published = suppress(values, groups)
+    assert set(published.values()) == {SMALL}
     assert_no_small_count_recoverable(values, groups, published)
 
 
@@ -274,6 +299,29 @@ def test_no_small_count_can_be_worked_out_from_a_table_with_row_and_column_total
     assert_no_small_count_recoverable(values, groups, suppress(values, groups))
 
 
+def cube(cells: Mapping[tuple[int, int, int], int]) -> tuple[dict[Hashable, int], list[Group]]:
+    """A three-way table with every margin (like outcome × unit × month); index -1 is the total over an axis."""
+    dims = [max(c[a] for c in cells) + 1 for a in range(3)]
+    axes = [[*range(n), -1] for n in dims]
+    values: dict[Hashable, int] = {}
+    groups: list[Group] = []
+    for key in itertools.product(*axes):
+        values[key] = sum(v for c, v in cells.items() if all(key[a] in (-1, c[a]) for a in range(3)))
+        for a in range(3):
+            if key[a] == -1:
+                groups.append((key, [key[:a] + (i,) + key[a + 1:] for i in range(dims[a])]))
+    return values, groups
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.dictionaries(st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(0, 1)),
+                       st.integers(min_value=0, max_value=7), min_size=12, max_size=12))
+def test_no_small_count_can_be_worked_out_from_a_three_way_table_with_all_margins(
+        cells: dict[tuple[int, int, int], int]) -> None:
+    values, groups = cube(cells)
+    assert_no_small_count_recoverable(values, groups, suppress(values, groups))
+
+
 def test_a_known_two_way_table_keeps_its_small_cells_safe() -> None:
     # units × months with both margins: 2 in (0, 0) needs a partner in its row and in its column
     values, groups = table([[2, 10, 20], [7, 8, 30]])
@@ -285,8 +333,9 @@ def test_a_known_two_way_table_keeps_its_small_cells_safe() -> None:
 
 
 def test_suppression_is_deterministic() -> None:
-    values, groups = table([[3, 6, 6], [6, 6, 3]])
-    assert suppress(values, groups) == suppress(dict(reversed(list(values.items()))), groups)
+    values, groups = table([[3, 6, 6], [6, 6, 3], [7, 1, 9]])
+    first = suppress(values, groups)
+    assert all(suppress(dict(values), list(groups)) == first for _ in range(5))
 
 
 # -- reasons ---------------------------------------------------------------------------------------------------
@@ -338,11 +387,15 @@ def test_csv_has_a_header_and_one_row_per_interval_period_and_unit() -> None:
     assert text.encode("utf-8").decode("utf-8") == text
 
 
-def test_the_attacker_itself_finds_a_naive_publication() -> None:
-    """Guard for the guard: the brute-force search does find what plain "<5" would give away."""
+def test_the_attacker_itself_finds_what_plain_small_count_suppression_gives_away() -> None:
+    """Guard for the guard: the search does find what a "<5" alone, or a naive complement, would give away."""
     values, groups = one_row([20, 2, 12, 6])
     naive = {k: (SMALL if 0 < v < 5 else v) for k, v in values.items()}
-    assert possible_values(naive, groups, 50)[("c", 1)] == {2}
-    both = dict(naive, **{("c", 3): HIDDEN})
-    assert possible_values(both, groups, 50)[("c", 1)] == {1, 2, 3}
-    assert list(itertools.islice(sorted(possible_values(both, groups, 50)[("c", 3)]), 3)) == [5, 6, 7]
+    assert [v for v in range(0, 5) if solution_exists(naive, groups, {("c", 1): v})] == [2]
+    with_complement = {**naive, ("c", 3): HIDDEN}
+    assert [v for v in range(0, 5) if solution_exists(with_complement, groups, {("c", 1): v})] == [0, 1, 2, 3]
+    values, groups = table([[4, 4, 7], [4, 4, 7]])  # four 4s: pinned through the grand total
+    pinned = {k: (SMALL if 0 < v < 5 else HIDDEN) for k, v in values.items()}
+    pinned.update({("T", 2): 14, ("T", "T"): 30})
+    with pytest.raises(AssertionError, match="worked out"):
+        assert_no_small_count_recoverable(values, groups, pinned)

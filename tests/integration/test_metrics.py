@@ -1,0 +1,211 @@
+"""Timeliness figures over a small known data set built through the real services, on SQLite and PostgreSQL.
+
+Fourteen cases opened on Monday 2 November 2026 in one unit (synthetic: no person data beyond made-up names):
+
+- K1 (24 h): cases 0–6 done after 1–7 h; case 7 paused for a day, then done 27.5 h after first contact (3.5 h
+  on the clock, the deadline moved to 48 h); cases 8–11 done late after 30–33 h with a deviation note;
+  cases 12 and 13 not done (overdue).
+- K2 (24 h): cases 0–6 late after 26 h, all noting a wait for an interpreter (written in several ways); case 7
+  after 28 h (4 h on the clock); cases 8–11 after 12 h.
+- K3 (coordinator, 2 working days): cases 0–9 assigned after 20 h; 10–13 never (overdue).
+- Closed after 5 days: cases 0–4 safe housing, 5–6 returned to the abuser, 7 declined. Case 13 has been paused
+  since 10 November (its K12 deadline, 30 November, fell inside the pause: not overdue).
+- Cases 12 and 13 are new contacts of the people of cases 0 and 1 (repeat contact).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from pathway import services
+from pathway.bootstrap import Forlop
+from pathway.cases import Case
+from pathway.metrics import HIDDEN, OTHER, SMALL, CaseFigures, IntervalFigures, Report, timeliness, to_csv
+from pathway.people import PersonRecord
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)  # Monday 2 November 2026, 09:00 in Oslo
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+UNIT = "testenhet"
+NAMES = {0: "Testperson En", 1: "Testperson To", 12: "Testperson En", 13: "Testperson To"}
+K1_LATE_NOTES = {8: "Personen svarte ikke", 9: "Personen svarte ikke", 10: "Personen svarte ikke", 11: "Annet"}
+K2_LATE_NOTES = ["Ventet på tolk", "ventet på tolk", "Ventet  på tolk ", "Ventet på tolk", "Ventet på tolk",
+                 "VENTET PÅ TOLK", "Ventet på tolk"]
+OUTCOMES = {0: "safe_housing", 1: "safe_housing", 2: "safe_housing", 3: "safe_housing", 4: "safe_housing",
+            5: "returned_to_abuser", 6: "returned_to_abuser", 7: "declined"}
+
+
+def open_case(core: Forlop, at: datetime, unit: str = UNIT, name: str | None = None) -> str:
+    person = PersonRecord(name=name) if name else None
+    return services.open_case(
+        uow=core.uow(), pathway_id="krisesenter", unit=unit, first_contact_at=at, actor="koordinator",
+        keys=core.keys, index_key=core.settings.index_key, reference_prefix="TST", person=person, at=at,
+    ).reference
+
+
+def change(core: Forlop, ref: str, fn) -> Case:  # type: ignore[no-untyped-def]
+    case, _ = services.change_case(uow=core.uow(), reference=ref, expected_version=None, change=fn)
+    return case
+
+
+def hours(h: float) -> timedelta:
+    return timedelta(hours=h)
+
+
+def build(core: Forlop) -> None:
+    refs = {}
+    for i in range(14):
+        refs[i] = open_case(core, T0 + hours(i), name=NAMES.get(i))
+    for i, ref in refs.items():
+        opened = T0 + hours(i)
+        if i <= 6:
+            change(core, ref, lambda c, at=opened + hours(i + 1): c.complete("K1", actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(26), n=K2_LATE_NOTES[i]:
+                   c.complete("K2", actor="k", at=at, note=n))
+        elif i == 7:
+            change(core, ref, lambda c, at=opened + hours(0.5): c.pause(actor="k", at=at, reason="på sykehus"))
+            change(core, ref, lambda c, at=opened + hours(24.5): c.resume(actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(27.5): c.complete("K1", actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(28): c.complete("K2", actor="k", at=at))
+        elif i <= 11:
+            change(core, ref, lambda c, at=opened + hours(12): c.complete("K2", actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(30 + i - 8), n=K1_LATE_NOTES[i]:
+                   c.complete("K1", actor="k", at=at, note=n))
+        if i <= 9:
+            change(core, ref, lambda c, at=opened + hours(20): c.assign_coordinator("koordinator", actor="leder", at=at))
+        if i in OUTCOMES:
+            change(core, ref, lambda c, at=opened + timedelta(days=5), o=OUTCOMES[i]:
+                   c.close(o, actor="k", at=at, reason="avsluttet"))
+    change(core, refs[13], lambda c: c.pause(actor="k", at=datetime(2026, 11, 10, 8, tzinfo=UTC), reason="borte"))
+
+
+def report(core: Forlop, period: str = "month", start: date = date(2026, 11, 1), end: date = date(2026, 11, 30),
+           unit: str | None = None) -> Report:
+    return timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
+                      start=start, end=end, unit=unit, now=NOW)
+
+
+def row(r: Report, checkpoint: str, period: str = "2026-11", repeat: bool = False) -> IntervalFigures:
+    return next(x for x in r.intervals if x.checkpoint == checkpoint and x.period == period
+                and (x.interval == f"{checkpoint}→{checkpoint}") == repeat)
+
+
+def cases(r: Report, period: str = "2026-11") -> CaseFigures:
+    return next(x for x in r.cases if x.period == period)
+
+
+@pytest.fixture
+def built(core: Forlop) -> Forlop:
+    build(core)
+    return core
+
+
+def test_the_known_data_set_gives_the_exact_figures(built: Forlop) -> None:
+    r = report(built)
+    assert r.periods == ("2026-11",) and r.unit is None and r.generated_at == NOW
+
+    k1 = row(r, "K1")
+    assert (k1.interval, k1.deadline) == ("K0→K1", "24 hours")
+    assert k1.completed == 12
+    assert k1.within_deadline_share == 0.667  # 8 of 12: the paused case counts as on time
+    # leads 1..7 h, the paused case 3.5 h (27.5 h less the day paused), late 30..33 h
+    assert k1.median_hours == 5.5  # 6.5 if the paused day were counted
+    assert k1.p90_hours == 31.9
+    assert k1.overdue_now == SMALL  # cases 12 and 13
+    assert k1.deviation_reasons == {OTHER: SMALL}  # 3 + 1 notes: no reason given 5 times
+
+    k2 = row(r, "K2")
+    assert (k2.completed, k2.within_deadline_share) == (12, 0.417)
+    assert (k2.median_hours, k2.p90_hours) == (26.0, 26.0)
+    assert k2.deviation_reasons == {"Ventet på tolk": 7}  # the same reason, however it was written
+
+    k3 = row(r, "K3")
+    assert (k3.interval, k3.deadline, k3.completed, k3.within_deadline_share) == ("K0→K3", "2 working days", 10, 1.0)
+    assert (k3.median_hours, k3.p90_hours, k3.overdue_now) == (20.0, 20.0, SMALL)
+
+    k4 = row(r, "K4")
+    assert (k4.completed, k4.within_deadline_share, k4.median_hours, k4.overdue_now) == (0, None, None, 6)
+    k12 = row(r, "K12")
+    assert (k12.interval, k12.completed, k12.overdue_now) == ("K0→K12", 0, 5)  # case 13's clock stands still
+    assert row(r, "K12", repeat=True).deadline == "every 28 days ×2, then every 42 days"
+
+    c = cases(r)
+    assert (c.opened, c.coordinator_decided, c.coordinator_within_share) == (14, 14, 0.714)
+    assert c.closed == 8
+    assert c.outcomes == {"safe_housing": 5, "returned_to_abuser": SMALL, "moved_away": 0, "declined": SMALL,
+                          "transferred": 0, "ended_early": 0}
+    assert c.returned_to_abuser_share is None  # it would give the suppressed count away
+    assert (c.repeat_contact, c.repeat_contact_share) == (SMALL, None)
+
+
+def test_months_tertials_and_units_agree(built: Forlop) -> None:
+    months = report(built, start=date(2026, 9, 1), end=date(2026, 12, 31))
+    assert months.periods == ("2026-09", "2026-10", "2026-11", "2026-12")
+    tertial = report(built, period="tertial", start=date(2026, 11, 15), end=date(2026, 11, 15))
+    assert tertial.periods == ("2026-T3",)
+    one_unit = report(built, unit=UNIT)
+    other_unit = report(built, unit="annen enhet")
+    for checkpoint in ("K1", "K2", "K3", "K4", "K12"):
+        nov = row(months, checkpoint)
+        assert row(tertial, checkpoint, "2026-T3") == IntervalFigures(**{
+            **{f: getattr(nov, f) for f in IntervalFigures.__slots__}, "period": "2026-T3"})
+        assert row(one_unit, checkpoint) == IntervalFigures(**{
+            **{f: getattr(nov, f) for f in IntervalFigures.__slots__}, "unit": UNIT})
+        for month in ("2026-09", "2026-10", "2026-12"):
+            empty = row(months, checkpoint, month)
+            assert (empty.completed, empty.within_deadline_share, empty.overdue_now) == (0, None, 0)
+        nothing = row(other_unit, checkpoint)
+        assert (nothing.completed, nothing.overdue_now, nothing.median_hours) == (0, 0, None)
+    assert cases(tertial, "2026-T3").outcomes == cases(months).outcomes
+    assert cases(one_unit).closed == 8 and cases(other_unit).closed == 0
+
+
+def test_a_small_unit_cannot_be_worked_out_from_all_units_minus_the_others(core: Forlop) -> None:
+    refs = [open_case(core, T0 + hours(i), unit="stor") for i in range(6)]
+    refs += [open_case(core, T0 + hours(i), unit="liten") for i in range(2)]
+    for i, ref in enumerate(refs):
+        change(core, ref, lambda c, at=T0 + hours(i + 2): c.complete("K1", actor="k", at=at))
+    everyone = row(report(core), "K1")
+    small = row(report(core, unit="liten"), "K1")
+    big = row(report(core, unit="stor"), "K1")
+    assert everyone.completed == 8 and small.completed == SMALL
+    assert big.completed == HIDDEN  # 8 - 6 would give the small unit's 2 away
+    assert big.within_deadline_share is None and big.median_hours is None
+    # and the big unit's tertial minus its other months does not give its November back either
+    big_months = report(core, unit="stor", start=date(2026, 9, 1), end=date(2026, 12, 31))
+    big_tertial = row(report(core, period="tertial", unit="stor"), "K1", "2026-T3")
+    visible = [row(big_months, "K1", m).completed for m in ("2026-09", "2026-10", "2026-12")]
+    assert not (isinstance(big_tertial.completed, int) and all(isinstance(v, int) for v in visible))
+
+
+def test_the_report_as_csv(built: Forlop) -> None:
+    r = report(built)
+    text = to_csv(r)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == len(r.intervals) + len(r.cases)
+    k1 = next(x for x in rows if x["section"] == "interval" and x["checkpoint"] == "K1")
+    assert (k1["interval"], k1["period"], k1["unit"], k1["completed"], k1["within_deadline_share"]) == (
+        "K0→K1", "2026-11", "*", "12", "0.667")
+    assert (k1["median_hours"], k1["p90_hours"], k1["overdue_now"]) == ("5.5", "31.9", "<5")
+    c = next(x for x in rows if x["section"] == "case")
+    assert (c["closed"], c["outcome_safe_housing"], c["outcome_returned_to_abuser"], c["returned_to_abuser_share"]) \
+        == ("8", "5", "<5", "")
+    assert "Testperson" not in text and "TST-" not in text  # aggregates only: no name, no case reference
+
+
+def test_periods_and_arguments_are_checked(core: Forlop) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        timeliness(engine=core.engine, resolve=core.catalog.resolve, period="month", start=date(2026, 11, 1),
+                   end=date(2026, 11, 30), now=datetime(2026, 12, 1))
+    with pytest.raises(ValueError, match="unknown period"):
+        timeliness(engine=core.engine, resolve=core.catalog.resolve, period="week",  # type: ignore[arg-type]
+                   start=date(2026, 11, 1), end=date(2026, 11, 30), now=NOW)
+    with pytest.raises(ValueError, match="before start"):
+        report(core, start=date(2026, 11, 30), end=date(2026, 11, 1))
+    empty = report(core)
+    assert all(x.completed == 0 and x.overdue_now == 0 for x in empty.intervals)
+    assert cases(empty).opened == 0
