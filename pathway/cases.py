@@ -269,7 +269,8 @@ class Case:
             )
         if step.state != "active":
             raise self._not_allowed("complete", f"'{code}' is waiting ({self._waiting_for(step)})")
-        late = step.overdue(at)
+        due = self._effective_due(step, at)
+        late = due is not None and due < at
         # A missed deadline is allowed, but its reason must be documented: the note becomes the event's reason.
         note = _text("note", note, required=late,
                      missing="the deadline has passed: give the reason for the deviation as a note")
@@ -818,11 +819,20 @@ class Case:
         self.steps.append(step)
         return step
 
+    def _effective_due(self, step: Step, at: datetime) -> datetime | None:
+        """The deadline at ``at``: while the clock is paused, the pause so far (after the anchor) does not count."""
+        if step.due_at is None or self.paused_since is None:
+            return step.due_at
+        start = max(self.paused_since, step.anchor_at or self.paused_since)
+        return step.due_at + max(at - start, timedelta(0))
+
     def _end(self, step: Step, trigger: str, actor: str, at: datetime) -> None:
+        due = self._effective_due(step, at)
         try:
             step_transition(trigger, step)
         except MachineError as exc:
             raise self._not_allowed(trigger, f"'{step.code}' is {step.state}") from exc
+        step.due_at = due  # ended during a pause: its deadline moves as a resume would have moved it
         step.ended_at, step.ended_by = at, actor
         if trigger == "complete" and not step.adhoc:
             self._schedule_repeat(step, at)

@@ -45,13 +45,15 @@ Small-count suppression, so that no person can be recognised
   that count is suppressed, so the rate cannot undo it.
 - Deviation reasons: each reason text is a count of its own (per row, in the same sums across units and months),
   suppressed like every other count. A row names a reason only when its count there is shown (5 or more, not
-  suppressed); the rest are added up under ``"other (<5)"``. When that bucket would hold 1–4, the least frequent
+  suppressed) and the text was given in at least 5 different cases (free text could name a person); the rest are
+  added up under ``"other (<5)"``. When that bucket would hold 1–4, the least frequent
   named reason joins it too (until it holds 5 or more, or nothing is named; then its count is ``"<5"``). A bucket
   of 0 is left out.
 
 The SQL is a handful of aggregate queries over ``pathway_case``, ``step`` and ``case_event`` (SQLAlchemy Core,
-the same on SQLite and PostgreSQL), each filtered by the period range; only the completed occurrences are streamed
-row by row (narrow rows), because lead times need the working-day calendar, which SQL does not have.
+the same on SQLite and PostgreSQL), each filtered by the period range. Only the completed occurrences come row by
+row (one query per tertial, narrow rows: the database works out period, on-time flag and elapsed seconds), because
+percentiles need every lead time and a pause is taken off with the working-day calendar, which SQL does not have.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 
 from pathway.calendar import OSLO, Unit, shift
-from pathway.definition import CONSENT_PREFIX, FIRST_CONTACT, Checkpoint, Offset, PathwayDefinition
+from pathway.definition import FIRST_CONTACT, Checkpoint, Offset, PathwayDefinition
 from pathway.store.tables import case_t, definition_t, event_t, step_t
 
 __all__ = [
@@ -229,26 +231,36 @@ class _Audit:
         self.state = {key: SMALL if _small(value) else _SHOWN for key, value in values.items()}
         self.sums: list[dict[Any, int]] = []
         self.sums_of: defaultdict[Any, list[int]] = defaultdict(list)
+        self.suppressed_in: list[list[tuple[Any, int]]] = []  # per sum: its suppressed counts and their signs
         for total, members in groups:
             coeff = {m: 1 for m in members}
             coeff[total] = -1
             self.sums.append(coeff)
+            self.suppressed_in.append([(k, c) for k, c in coeff.items() if self.state[k] != _SHOWN])
             for key in coeff:
                 self.sums_of[key].append(len(self.sums) - 1)
+
+    def suppress(self, key: Any) -> None:
+        self.state[key] = SMALL if self.values[key] < MIN_COUNT else HIDDEN
+        for e in self.sums_of[key]:
+            self.suppressed_in[e].append((key, self.sums[e][key]))
 
     def _fits(self, key: Any, step: int) -> bool:
         value = self.values[key] + step
         return 0 <= value < MIN_COUNT if self.state[key] == SMALL else value >= MIN_COUNT
 
-    def protected(self, key: Any) -> tuple[bool, list[tuple[int, int]]]:
-        """Whether another value of ``key`` fits; if not, the sums the search got stuck in (with their depth)."""
+    def protected(self, key: Any) -> tuple[set[Any], list[tuple[int, int]]]:
+        """The counts another fitting table changes, ``key`` among them (each of them can therefore not be worked
+        out either); if none is found: empty, and the sums the search got stuck in (with their depth)."""
         stuck: list[tuple[int, int]] = []
         for sign in (1, -1):
-            if self._fits(key, sign) and self._search(key, sign, stuck):
-                return True, []
-        return False, stuck
+            if self._fits(key, sign):
+                moved = self._search(key, sign, stuck)
+                if moved:
+                    return moved, []
+        return set(), stuck
 
-    def _search(self, key: Any, sign: int, stuck: list[tuple[int, int]]) -> bool:
+    def _search(self, key: Any, sign: int, stuck: list[tuple[int, int]]) -> set[Any]:
         moved: dict[Any, int] = {}
         imbalance: defaultdict[int, int] = defaultdict(int)
         nodes = 0
@@ -274,8 +286,8 @@ class _Audit:
             best: tuple[int, list[tuple[Any, int]]] | None = None
             for e in sorted(open_sums):
                 need = -1 if imbalance[e] > 0 else 1
-                options = [(k, need * c) for k, c in self.sums[e].items()
-                           if self.state[k] != _SHOWN and k not in moved and self._fits(k, need * c)]
+                options = [(k, need * c) for k, c in self.suppressed_in[e]
+                           if k not in moved and self._fits(k, need * c)]
                 if not options:
                     stuck.append((depth, e))
                     return False
@@ -291,7 +303,7 @@ class _Audit:
             return False
 
         move(key, sign)
-        return search(0)
+        return set(moved) if search(0) else set()
 
     def complement(self, key: Any, stuck: list[tuple[int, int]]) -> Any | None:
         """The count to hide next: the smallest visible count (a 0, else one of 5 or more) in the sum the search
@@ -344,15 +356,17 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
         if values[total] != sum(values[m] for m in members):
             raise ValueError(f"group {total!r}: the members do not add up to the total")
     audit = _Audit(values, groups)
+    safe: set[K] = set()
     for key in [k for k, s in audit.state.items() if s == SMALL]:
-        while True:
-            safe, stuck = audit.protected(key)
-            if safe:
+        while key not in safe:
+            moved, stuck = audit.protected(key)
+            if moved:
+                safe |= moved  # suppressing more later only adds room: they stay safe
                 break
             pick = audit.complement(key, stuck)
             if pick is None:  # everything linked to it is suppressed already
                 break
-            audit.state[pick] = SMALL if values[pick] < MIN_COUNT else HIDDEN
+            audit.suppress(pick)
     return {key: values[key] if s == _SHOWN else s for key, s in audit.state.items()}
 
 
@@ -608,7 +622,7 @@ def _collect_completed(conn: sa.Connection, data: _Data, lo: datetime, hi: datet
     kinds: dict[tuple[str, int, str, int], tuple[str, Offset | None] | None] = {}
     counts, within, leads, reasons, texts = data.counts, data.within, data.leads, data.reasons, data.texts
     for pathway, version, unit, code, occurrence, period, on_time, elapsed, anchor_at, due_at, ended_at, reason, \
-            case_id in (row for rows in conn.execute(query).partitions(5_000) for row in rows):
+            case_id in conn.execute(query):
         key = (pathway, version, code, occurrence)
         if key not in kinds:
             found = data.kind(pathway, version, code, occurrence)

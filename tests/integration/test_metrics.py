@@ -167,14 +167,17 @@ def test_months_tertials_and_units_agree(built: Forlop) -> None:
 def test_a_small_unit_cannot_be_worked_out_from_all_units_minus_the_others(core: Forlop) -> None:
     refs = [open_case(core, T0 + hours(i), unit="stor") for i in range(6)]
     refs += [open_case(core, T0 + hours(i), unit="liten") for i in range(2)]
-    for i, ref in enumerate(refs):
-        change(core, ref, lambda c, at=T0 + hours(i + 2): c.complete("K1", actor="k", at=at))
+    for i, ref in enumerate(refs):  # all late, all for the same reason
+        change(core, ref, lambda c, at=T0 + hours(i + 30): c.complete("K1", actor="k", at=at, note="Ventet på tolk"))
     everyone = row(report(core), "K1")
     small = row(report(core, unit="liten"), "K1")
     big = row(report(core, unit="stor"), "K1")
     assert everyone.completed == 8 and small.completed == SMALL
     assert big.completed == HIDDEN  # 8 - 6 would give the small unit's 2 away
     assert big.within_deadline_share is None and big.median_hours is None
+    # the reason is named for all units, so it cannot be named with its count for the big unit either
+    assert everyone.deviation_reasons == {"Ventet på tolk": 8}
+    assert big.deviation_reasons == {OTHER: 6} and small.deviation_reasons == {OTHER: SMALL}
     # and the big unit's tertial minus its other months does not give its November back either
     big_months = report(core, unit="stor", start=date(2026, 9, 1), end=date(2026, 12, 31))
     big_tertial = row(report(core, period="tertial", unit="stor"), "K1", "2026-T3")

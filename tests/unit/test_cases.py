@@ -796,3 +796,12 @@ def test_completing_after_the_deadline_needs_the_reason_for_the_deviation(case, 
     assert case.new_events[-1].reason == "personen var ikke tilgjengelig"
     case.complete("K2", actor="k", at=start + timedelta(hours=1))  # in time: no reason needed
     assert case.new_events[-1].reason is None
+
+
+def test_completing_during_a_pause_does_not_count_the_paused_time_as_late(case, start) -> None:  # type: ignore[no-untyped-def]
+    case.pause(actor="k", at=start + timedelta(hours=20), reason="på sykehus")
+    # K1 was due 24 h after first contact; 20 h in, the clock stopped; 30 h later it is still only 20 h used.
+    case.complete("K1", actor="k", at=start + timedelta(hours=50))
+    k1 = next(s for s in case.steps if s.code == "K1")
+    assert k1.state == "done" and k1.due_at == start + timedelta(hours=54)
+    assert k1.ended_at <= k1.due_at  # counts as within the deadline in the managers' figures
