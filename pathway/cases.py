@@ -841,7 +841,7 @@ class Case:
         checkpoint = self.definition.checkpoint[step.code]
         if not checkpoint.repeat or self.phase not in checkpoint.phases:
             return
-        rule = _repeat_rule(checkpoint, step.occurrence + 1)
+        rule = checkpoint.repeat_interval(step.occurrence + 1)
         if rule is None:
             return
         nxt = self._new_step(step.code, step.occurrence + 1, checkpoint.owners[0], at)
@@ -939,16 +939,6 @@ class Case:
             step.due_at = self._due(checkpoint, step, anchor_at) if anchor_at is not None else None
             step_transition("activate", step)
             step.activated_at = at
-
-
-def _repeat_rule(checkpoint: Checkpoint, occurrence: int) -> Offset | None:
-    """The interval before ``occurrence`` (2, 3, ...) of a repeating checkpoint, or None when repeats are over."""
-    n = occurrence - 1
-    for rule in checkpoint.repeat:
-        if rule.times is None or n <= rule.times:
-            return rule.every
-        n -= rule.times
-    return None
 
 
 # -- replay ------------------------------------------------------------------------------------------------

@@ -116,6 +116,15 @@ class Checkpoint(_Frozen):
     def owners(self) -> tuple[str, ...]:
         return (self.owner,) if isinstance(self.owner, str) else self.owner
 
+    def repeat_interval(self, occurrence: int) -> Offset | None:
+        """The interval before ``occurrence`` (2, 3, ...) of a repeating checkpoint, or None when repeats are over."""
+        n = occurrence - 1
+        for rule in self.repeat:
+            if rule.times is None or n <= rule.times:
+                return rule.every
+            n -= rule.times
+        return None
+
 
 class Phase(_Frozen):
     id: Ident

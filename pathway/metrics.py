@@ -441,19 +441,9 @@ def intervals(definition: PathwayDefinition) -> list[Interval]:
     return found
 
 
-def _repeat_offset(checkpoint: Checkpoint, occurrence: int) -> Offset | None:
-    """The offset before ``occurrence`` (2, 3, ...) of a repeating checkpoint (as ``cases._repeat_rule``)."""
-    n = occurrence - 1
-    for rule in checkpoint.repeat:
-        if rule.times is None or n <= rule.times:
-            return rule.every
-        n -= rule.times
-    return None
-
-
 def _offset_of(checkpoint: Checkpoint, occurrence: int) -> tuple[bool, Offset | None]:
     if checkpoint.repeat and occurrence > 1:
-        return True, _repeat_offset(checkpoint, occurrence)
+        return True, checkpoint.repeat_interval(occurrence)
     return False, checkpoint.deadline
 
 
