@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,15 +17,28 @@ from pathway.store.tables import access_t, break_glass_t
 BREAK_GLASS_TTL = timedelta(hours=12)
 
 
-def log_access(engine: sa.Engine, request: Request, user: User, action: str, *, case_reference: str | None = None,
-               task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
-               reason: str | None = None) -> None:
-    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+def access_writer(request: Request, user: User, action: str, *, case_reference: str | None = None,
+                  task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
+                  reason: str | None = None) -> Callable[[sa.Connection], None]:
+    """Writes one access-log row on a given connection: inside a change's own transaction, for writes."""
+
+    def write(conn: sa.Connection) -> None:
         conn.execute(sa.insert(access_t).values(
             id=uuid.uuid4(), at=datetime.now(timezone.utc), username=user.username, role=user.role, action=action,
             case_reference=case_reference, task_id=task_id,
             client=request.client.host if request.client else None, status=status, break_glass=break_glass,
             reason=reason))
+
+    return write
+
+
+def log_access(engine: sa.Engine, request: Request, user: User, action: str, *, case_reference: str | None = None,
+               task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
+               reason: str | None = None) -> None:
+    """Log a read (or a refused write) in a transaction of its own."""
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        access_writer(request, user, action, case_reference=case_reference, task_id=task_id, status=status,
+                      break_glass=break_glass, reason=reason)(conn)
 
 
 def grant_break_glass(engine: sa.Engine, user: User, case_id: uuid.UUID, reason: str) -> datetime:

@@ -83,15 +83,20 @@ def open_case(
 
 
 def change_case(
-    *, uow: UnitOfWork, reference: str, expected_version: int | None, change: Callable[[Case], T]
+    *, uow: UnitOfWork, reference: str, expected_version: int | None, change: Callable[[Case], T],
+    also: Callable[[sa.Connection], None] | None = None,
 ) -> tuple[Case, T]:
-    """Load a case, apply one domain operation and save it with its event; stale versions raise a conflict."""
+    """Load a case, apply one domain operation and save it with its event; stale versions raise a conflict.
+
+    ``also`` writes more in the same transaction (the access-log row of the write), so both or neither persist."""
     with uow:
         case = uow.cases.get(reference)
         if expected_version is not None and expected_version != case.version:
             raise ConcurrencyConflict(reference, expected_version, case.version)
         result = change(case)
         uow.cases.save(case, expected_version=expected_version)
+        if also is not None:
+            also(uow.conn)
         uow.commit()
     return case, result
 

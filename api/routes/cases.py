@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.access import grant_break_glass, has_break_glass, log_access
+from api.access import access_writer, grant_break_glass, has_break_glass, log_access
 from api.problems import status_for
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
@@ -201,13 +201,13 @@ def _operate(request: Request, core: Core, user: User, reference: str, *, action
     def run() -> JSONResponse:
         at = _now()
         try:
-            case, _ = services.change_case(uow=core.uow(), reference=reference, expected_version=version,
-                                           change=lambda c: change(c, at))
+            case, _ = services.change_case(
+                uow=core.uow(), reference=reference, expected_version=version, change=lambda c: change(c, at),
+                also=access_writer(request, user, action, case_reference=reference, break_glass=emergency))
         except Exception as exc:
             log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
                        break_glass=emergency)
             raise
-        log_access(core.engine, request, user, action, case_reference=reference, break_glass=emergency)
         with core.uow() as uow:
             events = uow.cases.events(case.id)
         return _case_response(case, events, [], lang=user.language)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.access import log_access
+from api.access import access_writer, log_access
 from api.problems import status_for
 from api.deps import Core, Partner
 from api.fhir import PartnerTaskView, task_resource
@@ -117,13 +117,14 @@ def _move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status
     view = _one(core, user, task_id)
     at = datetime.now(timezone.utc)
     try:
-        services.change_case(uow=core.uow(), reference=view.case_reference, expected_version=None,
-                             change=lambda c: c.update_handover(task_id, status, actor=user.username, at=at, note=note))
+        services.change_case(
+            uow=core.uow(), reference=view.case_reference, expected_version=None,
+            change=lambda c: c.update_handover(task_id, status, actor=user.username, at=at, note=note),
+            also=access_writer(request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id))
     except Exception as exc:
         log_access(core.engine, request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id,
                    status=status_for(exc))
         raise
-    log_access(core.engine, request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id)
     return _out(_one(core, user, task_id), user.language)
 
 
