@@ -544,7 +544,13 @@ class Case:
             raise InvalidArgument("status", f"must be one of {', '.join(_HANDOVER_MOVES)}")
         if task.status not in _HANDOVER_MOVES[status]:
             raise self._not_allowed(f"handover {status}", f"the task is {task.status}")
-        note = _text("note", note, required=status == "declined")
+        step = self._latest(task.code)
+        due = self._effective_due(step, at) if step is not None and step.is_open else None
+        late = status == "completed" and due is not None and due < at
+        # Declining needs a reason; so does completing after the deadline (the deviation must be documented).
+        note = _text("note", note, required=status == "declined" or late,
+                     missing="the deadline has passed: give the reason for the deviation as a note" if late
+                     else "a reason is required for this operation")
 
         def apply() -> None:
             task.status, task.updated_at = status, at
@@ -558,7 +564,7 @@ class Case:
                 self._refresh(at)
 
         self._record(
-            "update_handover", actor=actor, at=at, reason=note if status == "declined" else None,
+            "update_handover", actor=actor, at=at, reason=note if status == "declined" or late else None,
             payload={"task_id": str(task_id), "status": status, "note": note}, apply=apply,
         )
 

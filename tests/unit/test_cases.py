@@ -805,3 +805,16 @@ def test_completing_during_a_pause_does_not_count_the_paused_time_as_late(case, 
     k1 = next(s for s in case.steps if s.code == "K1")
     assert k1.state == "done" and k1.due_at == start + timedelta(hours=54)
     assert k1.ended_at <= k1.due_at  # counts as within the deadline in the managers' figures
+
+
+def test_an_agency_completing_a_handover_after_its_deadline_gives_the_reason(case, start) -> None:  # type: ignore[no-untyped-def]
+    from pathway.errors import InvalidArgument
+
+    case.record_consent("police", scope=["name", "contact", "threat_assessment"], given=True, actor="k",
+                        at=start + timedelta(hours=1))
+    task = case.create_handover("K6", actor="k", at=start + timedelta(hours=2))
+    late = start + timedelta(days=5)  # K6 was due one working day after consent
+    with pytest.raises(InvalidArgument, match="deviation"):
+        case.update_handover(task, "completed", actor="politi", at=late)
+    case.update_handover(task, "completed", actor="politi", at=late, note="ventet på avhør")
+    assert case.new_events[-1].reason == "ventet på avhør"
