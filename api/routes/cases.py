@@ -117,10 +117,9 @@ def list_cases(
         else:
             bound = datetime.fromisoformat(value)
         query = query.where(sa.tuple_(key, case_t.c.id) > sa.tuple_(sa.literal(bound, key.type), uuid.UUID(last_id)))
-    rows = core_rows = []
     with core.engine.connect() as conn:
-        core_rows = conn.execute(query.order_by(key, case_t.c.id).limit(limit + 1)).all()
-    rows = core_rows[:limit]
+        fetched = conn.execute(query.order_by(key, case_t.c.id).limit(limit + 1)).all()
+    rows = fetched[:limit]
     log_access(core.engine, request, user, "case.list")
     items = [CaseSummary(
         reference=r.reference, stage=r.phase, unit=r.unit, coordinator=r.coordinator, opened_at=r.opened_at,
@@ -129,7 +128,7 @@ def list_cases(
         due_soon=r.next_due_at is not None and now <= r.next_due_at < now + DUE_SOON, version=r.version,
     ) for r in rows]
     nxt = None
-    if len(core_rows) > limit:
+    if len(fetched) > limit:
         last = rows[-1]
         value = {"next_due": last.next_due_at or _FAR, "opened_at": last.opened_at, "reference": last.reference}[sort]
         nxt = _encode_cursor([value.isoformat() if isinstance(value, datetime) else value, str(last.id)])

@@ -375,10 +375,8 @@ def test_email_server_that_never_greets_times_out_as_transient() -> None:
         listener.bind((HOST, 0))
         listener.listen(1)  # accepts the TCP connection in the backlog, never says a word
         channel = EmailChannel(host=HOST, port=listener.getsockname()[1], sender=SENDER, timeout=0.5)
-        started = time.monotonic()
-        with pytest.raises(DeliveryError) as caught:
+        with pytest.raises(DeliveryError) as caught:  # without the timeout this would wait forever
             channel.send(to=TO, message=make_message(), rendered=RENDERED)
-        assert time.monotonic() - started < 5
 
     assert caught.value.transient is True
 
@@ -575,10 +573,8 @@ def test_webhook_client_errors_are_permanent(webhook_server: WebhookServer, path
 
 def test_webhook_slow_server_times_out_as_transient(webhook_server: WebhookServer) -> None:
     channel = WebhookChannel(secret=WEBHOOK_SECRET, timeout=0.3)
-    started = time.monotonic()
-    with pytest.raises(DeliveryError) as caught:
+    with pytest.raises(DeliveryError) as caught:  # the server answers 2xx, but only after the timeout
         channel.send(url=f"{webhook_server.base}/slow", message=make_message())
-    assert time.monotonic() - started < 2.5
     assert caught.value.transient is True
     assert caught.value.status is None
 
