@@ -45,9 +45,17 @@ MAX_TEXT = 2000
 GENESIS = "0" * 64
 
 
-def utc(at: datetime) -> datetime:
-    if at.tzinfo is None:
-        raise InvalidArgument("at", "timestamps must carry a time zone")
+# Every time a case is given lies in this window: deadlines and reminder rungs reach years beyond it
+# (offsets are bounded to ten years), and year 1 or 9999 would overflow datetime on the way.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def utc(at: datetime, field_name: str = "at") -> datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidArgument(field_name, "timestamps must carry a time zone")
+    if not EARLIEST <= at < LATEST:
+        raise InvalidArgument(field_name, f"must lie between {EARLIEST.year} and {LATEST.year}")
     return at.astimezone(timezone.utc)
 
 
@@ -214,7 +222,7 @@ class Case:
         reason: str | None = None,
     ) -> Case:
         """Open a case at first contact. A first contact more than an hour before ``at`` is backdating: give a reason."""
-        first_contact_at, at = utc(first_contact_at), utc(at)
+        first_contact_at, at = utc(first_contact_at, "first_contact_at"), utc(at)
         actor = _actor(actor)
         if first_contact_at > at + BACKDATE_TOLERANCE:
             raise InvalidArgument("first_contact_at", "first contact cannot lie in the future")
@@ -298,7 +306,7 @@ class Case:
         self, *, title: str, owner: str, due_at: datetime, actor: str, at: datetime, reason: str
     ) -> str:
         """Add an ad-hoc step with its own deadline; returns its code (A1, A2, ...)."""
-        at, actor, due_at = utc(at), _actor(actor), utc(due_at)
+        at, actor, due_at = utc(at), _actor(actor), utc(due_at, "due_at")
         self._require_open("add_step")
         self._require_adaptation("add_step")
         reason = _text("reason", reason, required=True)
@@ -387,7 +395,7 @@ class Case:
 
     def record_milestone(self, name: str, *, when: datetime, actor: str, at: datetime, reason: str | None = None) -> None:
         """Record (or move) a milestone such as a planned move-out date; deadlines anchored on it follow."""
-        at, actor, when = utc(at), _actor(actor), utc(when)
+        at, actor, when = utc(at), _actor(actor), utc(when, "when")
         self._require_open("record_milestone")
         if name not in self.definition.milestones:
             raise InvalidArgument("name", f"unknown milestone '{name}'")

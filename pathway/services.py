@@ -13,7 +13,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pathway.cases import GENESIS, Case, Event, event_hash, replay
+from pathway.cases import GENESIS, Case, Event, event_hash, replay, utc
 from pathway.crypto import KeyRing, blind_index
 from pathway.definition import PathwayDefinition
 from pathway.errors import ConcurrencyConflict, DomainError, InvalidArgument, NotFound
@@ -65,7 +65,7 @@ def open_case(
         if person is not None and person.has_children:
             conditions.add("children")
         case_id = uuid.uuid4()
-        reference = next_reference(uow.conn, prefix=reference_prefix, year=first_contact_at.astimezone(timezone.utc).year)
+        reference = next_reference(uow.conn, prefix=reference_prefix, year=utc(first_contact_at, "first_contact_at").year)
         case = Case.open(
             definition, case_id=case_id, reference=reference, unit=unit, first_contact_at=first_contact_at,
             actor=actor, at=at, conditions=sorted(conditions & set(definition.conditions)), reason=reason,
