@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Path
 from fastapi.responses import PlainTextResponse
 
-from api import limits, problems
+from api import limits, problems, web
 from api.deps import AnyUser, Core
 from api.routes import admin, auth, cases, inbox, reports, tasks
 from pathway.bootstrap import Forlop
@@ -43,6 +43,7 @@ def create_app(core: Forlop) -> FastAPI:
     limits.install(app)  # body, header and URL limits before anything reads the request
     for module in (auth, cases, tasks, inbox, reports, admin):
         app.include_router(module.router)
+    web.install(app)
 
     @app.get("/healthz", tags=["operations"], openapi_extra=PUBLIC, summary="Alive")
     def healthz() -> dict[str, str]:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import re
 from http import HTTPStatus
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from pathway.errors import (
@@ -25,6 +27,7 @@ from pathway.errors import (
     OperationNotAllowed,
     UnknownCheckpoint,
 )
+from pathway.store.failures import DatabaseFailure, database_failure
 
 PROBLEM = "application/problem+json"
 
@@ -66,37 +69,55 @@ def _said(exc: Exception) -> str:
     return _QUOTED.sub(lambda m: m.group(0) if _CODE.fullmatch(m.group(1)) else "'…'", str(exc))
 
 
-def _domain(exc: ForlopError, instance: str) -> JSONResponse:
-    """Domain and store errors: what went wrong and where, in terms of stages, codes and versions only."""
+def describe(exc: ForlopError) -> tuple[int, str, str, dict[str, Any]]:
+    """Domain and store errors as (status, detail, type, extra fields): what went wrong and where, in terms of
+    stages, codes and versions only. The API answers it as problem+json; a page shows it beside the form."""
     if isinstance(exc, ConcurrencyConflict):
-        return problem(409, str(exc), instance=instance, type="/problems/stale-version",
-                       expected_version=exc.expected, current_version=exc.actual)
+        return 409, str(exc), "/problems/stale-version", dict(expected_version=exc.expected,
+                                                              current_version=exc.actual)
     if isinstance(exc, OperationNotAllowed):
-        return problem(409, _said(exc), instance=instance, type="/problems/operation-not-allowed",
-                       stage=exc.stage, allowed=exc.allowed)
+        return 409, _said(exc), "/problems/operation-not-allowed", dict(stage=exc.stage, allowed=exc.allowed)
     if isinstance(exc, ConsentRequired):
-        return problem(409, str(exc), instance=instance, type="/problems/consent-required", agency=exc.agency,
-                       missing_scope=exc.missing_scope)
+        return 409, str(exc), "/problems/consent-required", dict(agency=exc.agency, missing_scope=exc.missing_scope)
     if isinstance(exc, InvalidArgument):
-        return problem(422, _said(exc), instance=instance, type="/problems/invalid-argument",
-                       errors=[{"loc": ["body", exc.field], "msg": _said(exc)}])
+        return 422, _said(exc), "/problems/invalid-argument", dict(errors=[{"loc": ["body", exc.field],
+                                                                            "msg": _said(exc)}])
     if isinstance(exc, UnknownCheckpoint):
-        return problem(404, _said(exc), instance=instance, type="/problems/unknown-step")
+        return 404, _said(exc), "/problems/unknown-step", {}
     if isinstance(exc, NotFound):
-        return problem(404, "not found", instance=instance)
+        return 404, "not found", "about:blank", {}
     if isinstance(exc, DefinitionError):
-        return problem(422, "the definition is invalid", instance=instance, type="/problems/invalid-definition",
-                       errors=[{"file": p.file, "line": p.line, "column": p.column, "field": p.field,
-                                "msg": p.message} for p in exc.problems])
+        return 422, "the definition is invalid", "/problems/invalid-definition", dict(errors=[
+            {"file": p.file, "line": p.line, "column": p.column, "field": p.field, "msg": p.message}
+            for p in exc.problems])
     if isinstance(exc, DomainError):
-        return problem(409, _said(exc), instance=instance, type="/problems/refused")
-    return problem(500, "an unexpected error occurred; it has been logged", instance=instance)
+        return 409, _said(exc), "/problems/refused", {}
+    return 500, "an unexpected error occurred; it has been logged", "about:blank", {}
+
+
+def _domain(exc: ForlopError, instance: str) -> JSONResponse:
+    status, detail, kind, extra = describe(exc)
+    return problem(status, detail, instance=instance, type=kind, **extra)
+
+
+# A full disk is the server's lack of storage (507); the other states pass, so a client may retry (503).
+DATABASE_STATUS = {"full": 507, "read_only": 503, "timeout": 503, "unavailable": 503}
+
+
+def database_problem(failure: DatabaseFailure, *, instance: str) -> JSONResponse:
+    status = DATABASE_STATUS[failure.kind]
+    return problem(status, failure.message, instance=instance,
+                   type="/problems/database-" + failure.kind.replace("_", "-"),
+                   headers={"Retry-After": "5"} if status == 503 else None)
 
 
 def status_for(exc: Exception) -> int:
     """The HTTP status an error will be answered with (for the access log)."""
+    failure = database_failure(exc)
+    if failure is not None:
+        return DATABASE_STATUS[failure.kind]
     if isinstance(exc, ForlopError):
-        return _domain(exc, "").status_code
+        return describe(exc)[0]
     if isinstance(exc, HTTPException):
         return exc.status_code
     if isinstance(exc, DataError):
@@ -104,36 +125,52 @@ def status_for(exc: Exception) -> int:
     return 500
 
 
+NOT_PAGES = ("/api/", "/openapi.json", "/docs", "/redoc", "/healthz", "/readyz")
+
+
+def _for(request: Request, answer: JSONResponse) -> Response:
+    """The problem for an API caller; for a page (when the app serves pages), the same problem as a page."""
+    render: Callable[[Request, JSONResponse], Response] | None = getattr(request.app.state, "render_problem", None)
+    if render is None or request.url.path.startswith(NOT_PAGES):
+        return answer
+    return render(request, answer)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ForlopError)
-    async def _forlop(request: Request, exc: ForlopError) -> JSONResponse:
-        return _domain(exc, request.url.path)
+    async def _forlop(request: Request, exc: ForlopError) -> Response:
+        return _for(request, _domain(exc, request.url.path))
 
-    @app.exception_handler(OperationalError)
-    async def _database_down(request: Request, exc: OperationalError) -> JSONResponse:
-        return problem(503, "the database is unavailable; try again shortly", instance=request.url.path,
-                       headers={"Retry-After": "5"})
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        failure = database_failure(exc)
+        if failure is None:  # not the database's state (an IntegrityError is a bug): unexpected
+            return await _unexpected(request, exc)
+        return _for(request, database_problem(failure, instance=request.url.path))
 
     @app.exception_handler(DataError)
-    async def _unstorable(request: Request, exc: DataError) -> JSONResponse:
+    async def _unstorable(request: Request, exc: DataError) -> Response:
         # A value the database refuses (PostgreSQL: a NUL character, a number out of range) came with the request.
-        return problem(422, "the request holds a value that cannot be stored or searched for (e.g. a NUL character)",
-                       instance=request.url.path)
+        return _for(request, problem(
+            422, "the request holds a value that cannot be stored or searched for (e.g. a NUL character)",
+            instance=request.url.path))
 
     @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), instance=request.url.path,
-                       headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return _for(request, problem(exc.status_code, str(exc.detail), instance=request.url.path,
+                                     headers=getattr(exc, "headers", None)))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         # Say where and what, never echo the rejected value (it may be personal data).
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        return problem(422, "the request is invalid", instance=request.url.path, errors=errors)
+        return _for(request, problem(422, "the request is invalid", instance=request.url.path, errors=errors))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # The route template, not the URL or the exception text: neither may carry case data into the log.
         route = getattr(request.scope.get("route"), "path", "?")
         log.error("unexpected %s on %s %s", type(exc).__name__, request.method, route)
-        return problem(500, "an unexpected error occurred; it has been logged", instance=request.url.path)
+        return _for(request, problem(500, "an unexpected error occurred; it has been logged",
+                                     instance=request.url.path))

@@ -17,6 +17,8 @@ from pathway.store.engine import WRITE
 from pathway.store.tables import token_t, user_t
 
 SESSION_TTL = timedelta(minutes=30)
+WEB_IDLE = timedelta(minutes=30)  # a browser session ends after this long without a request
+WEB_LIFETIME = timedelta(hours=10)  # ... and in any case this long after sign-in (a working day)
 PERSONAL_MAX_TTL = timedelta(days=365)
 LOCK_AFTER = 5  # failed logins in a row
 LOCK_FOR = timedelta(minutes=15)
@@ -60,8 +62,9 @@ def _user(row: sa.Row) -> User:  # type: ignore[type-arg]
 
 
 def login(engine: sa.Engine, username: str, password: str, *, now: datetime | None = None,
-          slow: bool = True) -> tuple[str, User, datetime]:
-    """Check a password and issue a session token; repeated failures are slowed, then locked for a while."""
+          slow: bool = True, kind: str = "session", ttl: timedelta = SESSION_TTL) -> tuple[str, User, datetime]:
+    """Check a password and issue a token (an API ``session`` or a browser ``web`` session); repeated failures
+    are slowed, then locked for a while."""
     now = now or datetime.now(timezone.utc)
     failures = 0
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
@@ -74,7 +77,7 @@ def login(engine: sa.Engine, username: str, password: str, *, now: datetime | No
         locked = row is not None and row.locked_until is not None and row.locked_until > now
         if ok and not locked:
             conn.execute(sa.update(user_t).where(user_t.c.id == row.id).values(failed_logins=0, locked_until=None))
-            token, expires = _issue(conn, row.id, "session", None, now, SESSION_TTL)
+            token, expires = _issue(conn, row.id, kind, None, now, ttl)
             return token, _user(row), expires
         if row is not None:
             failures = row.failed_logins + 1
@@ -113,10 +116,40 @@ def authenticate(engine: sa.Engine, token: str, *, now: datetime | None = None) 
         row = conn.execute(
             sa.select(user_t, token_t.c.id.label("token_id"))
             .join(token_t, token_t.c.user_id == user_t.c.id)
-            .where(token_t.c.token_hash == _token_hash(token), token_t.c.revoked_at.is_(None),
-                   token_t.c.expires_at > now, user_t.c.active.is_(True))
+            .where(token_t.c.token_hash == _token_hash(token), token_t.c.kind != "web",
+                   token_t.c.revoked_at.is_(None), token_t.c.expires_at > now, user_t.c.active.is_(True))
         ).first()
     return None if row is None else _user(row)
+
+
+def authenticate_web(engine: sa.Engine, token: str, *, now: datetime | None = None,
+                     idle: timedelta = WEB_IDLE, lifetime: timedelta = WEB_LIFETIME) -> User | None:
+    """The user of a browser session, if it was used within ``idle``; each use pushes the end of the session
+    (never past ``lifetime`` after sign-in)."""
+    now = now or datetime.now(timezone.utc)
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        row = conn.execute(
+            sa.select(user_t, token_t.c.id.label("token_id"), token_t.c.created_at.label("signed_in_at"),
+                      token_t.c.expires_at.label("session_ends"))
+            .join(token_t, token_t.c.user_id == user_t.c.id)
+            .where(token_t.c.token_hash == _token_hash(token), token_t.c.kind == "web",
+                   token_t.c.revoked_at.is_(None), token_t.c.expires_at > now, user_t.c.active.is_(True))
+        ).first()
+        if row is None:
+            return None
+        ends = min(now + idle, row.signed_in_at + lifetime)
+        if ends - row.session_ends > timedelta(seconds=30):  # not a write on every request of a busy page
+            conn.execute(sa.update(token_t).where(token_t.c.id == row.token_id).values(expires_at=ends,
+                                                                                       last_used_at=now))
+    return _user(row)
+
+
+def end_session(engine: sa.Engine, token: str, *, now: datetime | None = None) -> None:
+    """Sign out: the token is revoked, so a copy of the cookie is worth nothing afterwards."""
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        conn.execute(sa.update(token_t).where(token_t.c.token_hash == _token_hash(token),
+                                              token_t.c.revoked_at.is_(None))
+                     .values(revoked_at=now or datetime.now(timezone.utc)))
 
 
 def list_tokens(engine: sa.Engine, user: User) -> list[sa.Row]:  # type: ignore[type-arg]

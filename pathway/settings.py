@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -31,9 +32,16 @@ class Settings(BaseSettings):
     reference_prefix: str = Field(default="BGO", pattern=r"^[A-Z]{2,8}$")
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1, le=100)  # per process; match the worker's concurrency
+    db_max_overflow: int = Field(default=10, ge=0, le=100)  # extra connections opened under a burst, then closed
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # wait for a free connection, then 503
+    db_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)  # PostgreSQL: give up connecting after this
+    db_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=3600)  # PostgreSQL, the API only; 0: none
+    shutdown_grace_seconds: int = Field(default=30, ge=1, le=3600)  # SIGTERM: in-flight requests get this long
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = Field(default="http://127.0.0.1:8000", description="base of the links in notifications")
+    web_idle_minutes: int = Field(default=30, ge=1, le=480)  # a browser session ends after this long unused
+    report_target_share: float = Field(default=0.8, gt=0, le=1)  # the target line of the timeliness charts
 
     # Reminders and delivery
     scheduler: Literal["embedded", "off"] = "embedded"  # "off" when `forlop scheduler` runs as its own process
@@ -41,6 +49,7 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: int = Field(default=15, ge=1, le=3600)
     outbox_max_attempts: int = Field(default=8, ge=1, le=100)
     outbox_base_delay_seconds: int = Field(default=30, ge=1, le=86_400)
+    outbox_lease_seconds: int = Field(default=300, ge=1, le=86_400)  # a claimed message is retried after this
     smtp_host: str | None = None  # no host: email is not sent (messages wait in the outbox)
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_starttls: bool = True
@@ -49,6 +58,10 @@ class Settings(BaseSettings):
     smtp_sender: str = "forlop@localhost"
     webhook_secret: str = DEV_WEBHOOK_SECRET
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @property
+    def web_idle(self) -> timedelta:
+        return timedelta(minutes=self.web_idle_minutes)
 
     @model_validator(mode="after")
     def _refuse_unsafe_values(self) -> Settings:

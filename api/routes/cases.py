@@ -7,6 +7,7 @@ import inspect
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 
@@ -19,8 +20,9 @@ from api.access import access_writer, grant_break_glass, has_break_glass, log_ac
 from api.problems import status_for
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
-from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
+from api.schemas import DUE_SOON, CaseDetail, CaseList, CaseSummary, case_detail
 from pathway.accounts import User
+from pathway.bootstrap import Forlop
 from pathway import services
 from pathway.cases import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
@@ -28,7 +30,7 @@ from pathway.people import PersonRecord
 from pathway.store.tables import FAR_DUE_SQL, break_glass_t, case_t
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
-DUE_SOON = timedelta(hours=24)
+
 Reason = Annotated[str | None, Field(default=None, max_length=2000, examples=["personen er på sykehus"])]
 IfMatch = Annotated[str | None, Header(alias="If-Match", description='The case version you read, e.g. "7"')]
 
@@ -81,6 +83,31 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
 _FAR = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 
+def _overdue(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at < now, case_t.c.closed_at.is_(None))
+
+
+def _due_soon(now: datetime) -> sa.ColumnElement[bool]:
+    # not NULL first: NOT (NULL >= now ...) is NULL, which would drop cases without a deadline from due_soon=false
+    return sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at >= now,
+                   case_t.c.next_due_at < now + DUE_SOON)
+
+
+def case_counts(core: Forlop, unit: str | None) -> dict[str, int]:
+    """How many of a unit's open cases are overdue, due within a day, and paused (the dashboard's counts)."""
+    now = _now()
+
+    def n(clause: sa.ColumnElement[bool]) -> Any:
+        return sa.func.count().filter(clause)
+
+    with core.engine.connect() as conn:
+        row = conn.execute(sa.select(sa.func.count().label("open"), n(_overdue(now)).label("overdue"),
+                                     n(_due_soon(now)).label("due_soon"),
+                                     n(case_t.c.paused_since.is_not(None)).label("paused"))
+                           .where(case_t.c.unit == unit, case_t.c.closed_at.is_(None))).one()
+    return dict(row._mapping)
+
+
 @router.get("", response_model=CaseList, summary="Cases of my unit")
 def list_cases(
     request: Request, core: Core, user: Coordinator,
@@ -109,13 +136,9 @@ def list_cases(
     if coordinator:
         query = query.where(case_t.c.coordinator == coordinator)
     if overdue is not None:
-        late = sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at < now, case_t.c.closed_at.is_(None))
-        query = query.where(late if overdue else sa.not_(late))
+        query = query.where(_overdue(now) if overdue else sa.not_(_overdue(now)))
     if due_soon is not None:
-        # not NULL first: NOT (NULL >= now ...) is NULL, which would drop cases without a deadline from due_soon=false
-        soon = sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at >= now,
-                       case_t.c.next_due_at < now + DUE_SOON)
-        query = query.where(soon if due_soon else sa.not_(soon))
+        query = query.where(_due_soon(now) if due_soon else sa.not_(_due_soon(now)))
     if q:
         query = query.where(case_t.c.reference.startswith(q.upper(), autoescape=True))
     if cursor:
@@ -157,6 +180,12 @@ def search_by_name(request: Request, core: Core, user: Coordinator, body: NameSe
 
 @router.get("/{reference}", response_model=CaseDetail, summary="One case: steps, timeline, consents, handovers")
 def get_case(request: Request, core: Core, user: Coordinator, reference: str) -> JSONResponse:
+    detail = read_case(request, core, user, reference)
+    return JSONResponse(detail.model_dump(mode="json"), headers={"ETag": f'"{detail.version}"'})
+
+
+def read_case(request: Request, core: Forlop, user: User, reference: str, *, lang: str | None = None) -> CaseDetail:
+    """One case as the coordinator sees it (the API's answer and the case page); the read is logged."""
     _, emergency = _case_access(core, user, reference)
     with core.uow() as uow:
         case = uow.cases.get(reference)
@@ -164,7 +193,7 @@ def get_case(request: Request, core: Core, user: Coordinator, reference: str) ->
         grants = uow.conn.execute(sa.select(break_glass_t.c.username, break_glass_t.c.reason, break_glass_t.c.granted_at)
                                   .where(break_glass_t.c.case_id == case.id)).all()
     log_access(core.engine, request, user, "case.read", case_reference=reference, break_glass=emergency)
-    return _case_response(case, events, grants, lang=user.language)
+    return case_detail(case, events, grants, now=_now(), lang=lang or user.language)
 
 
 def _case_response(case: Case, events: list[Any], grants: list[Any], *, lang: str, status: int = 200) -> JSONResponse:
@@ -196,21 +225,28 @@ def _version(if_match: str | None, body_version: int | None) -> int:
     raise HTTPException(428, "give the case version you read (If-Match header or a 'version' field)")
 
 
+def apply_operation(request: Request, core: Forlop, user: User, reference: str, *, action: str, version: int,
+                    change: Callable[[Case, datetime], Any]) -> Case:
+    """Apply one engine operation under the version check and log the write (a refused one too)."""
+    _, emergency = _case_access(core, user, reference)
+    at = _now()
+    try:
+        case, _ = services.change_case(
+            uow=core.uow(), reference=reference, expected_version=version, change=lambda c: change(c, at),
+            also=access_writer(request, user, action, case_reference=reference, break_glass=emergency))
+    except Exception as exc:
+        log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
+                   break_glass=emergency)
+        raise
+    return case
+
+
 def _operate(request: Request, core: Core, user: User, reference: str, *, action: str, version: int,
              key: str | None, body: dict[str, Any], change: Callable[[Case, datetime], Any]) -> JSONResponse:
-    """Apply one engine operation under the version check, answer with the new case, log the write."""
-    _, emergency = _case_access(core, user, reference)
+    """Apply one engine operation, answer with the new case; a retried request (same key) gets the first answer."""
 
     def run() -> JSONResponse:
-        at = _now()
-        try:
-            case, _ = services.change_case(
-                uow=core.uow(), reference=reference, expected_version=version, change=lambda c: change(c, at),
-                also=access_writer(request, user, action, case_reference=reference, break_glass=emergency))
-        except Exception as exc:
-            log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
-                       break_glass=emergency)
-            raise
+        case = apply_operation(request, core, user, reference, action=action, version=version, change=change)
         with core.uow() as uow:
             events = uow.cases.events(case.id)
         return _case_response(case, events, [], lang=user.language)
@@ -296,21 +332,27 @@ Key = IdempotencyKey
 @router.post("", status_code=201, response_model=CaseDetail, summary="Open a case at first contact")
 def open_case(request: Request, core: Core, user: Coordinator, body: OpenBody, key: Key = None) -> JSONResponse:
     def run() -> JSONResponse:
-        at = _now()
-        try:
-            case = services.open_case(
-                uow=core.uow(), pathway_id=body.pathway, unit=user.unit or "",
-                first_contact_at=body.first_contact_at or at, actor=user.username, keys=core.keys,
-                index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
-                person=body.person, conditions=body.conditions, reason=body.reason, at=at)
-        except DefinitionVersionMissing:
-            raise InvalidArgument("pathway", "no such pathway") from None
-        log_access(core.engine, request, user, "case.open", case_reference=case.reference)
+        case = open_new_case(request, core, user, body)
         with core.uow() as uow:
             events = uow.cases.events(case.id)
         return _case_response(case, events, [], lang=user.language, status=201)
 
     return idempotent(core, user, request, key, body.model_dump(mode="json"), run)
+
+
+def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) -> Case:
+    """Open a case in the coordinator's unit (the API's and the page's way); the write is logged."""
+    at = _now()
+    try:
+        case = services.open_case(
+            uow=core.uow(), pathway_id=body.pathway, unit=user.unit or "",
+            first_contact_at=body.first_contact_at or at, actor=user.username, keys=core.keys,
+            index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
+            person=body.person, conditions=body.conditions, reason=body.reason, at=at)
+    except DefinitionVersionMissing:
+        raise InvalidArgument("pathway", "no such pathway") from None
+    log_access(core.engine, request, user, "case.open", case_reference=case.reference)
+    return case
 
 
 @router.put("/{reference}/person", response_model=CaseDetail, summary="Replace the person record (encrypted)")
@@ -326,12 +368,26 @@ def put_person(request: Request, core: Core, user: Coordinator, reference: str, 
     return _case_response(case, events, [], lang=user.language)
 
 
+@dataclass(frozen=True)
+class Operation:
+    """An engine operation as the API and the case page offer it: its body model and what it does to a case."""
+
+    action: str  # "case.complete": the access log's action, and the case page's form name
+    path: str
+    body: type[BaseModel]
+    change: Callable[[Any, str, User], Callable[[Case, datetime], Any]]
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
 def _route(path: str, action: str, body_type: type[BaseModel], summary: str,
            change: Callable[[Any, str, User], Callable[[Case, datetime], Any]]) -> None:
     """Register one engine operation: POST /cases/{reference}/<path> with its body model.
 
     The endpoint's signature is built here so that OpenAPI names the route's own path parameter
     (code, trigger, name or agency) and its body model, and nothing else."""
+    OPERATIONS[action] = Operation(action, path, body_type, change)
     target_name = next((n for n in ("code", "trigger", "name", "agency") if "{" + n + "}" in path), None)
 
     def endpoint(**kw: Any) -> JSONResponse:

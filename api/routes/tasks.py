@@ -113,7 +113,8 @@ class CompleteBody(BaseModel):
     note: Annotated[str | None, Field(default=None, max_length=2000, examples=["kontakt opprettet"])] = None
 
 
-def _move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status: str, note: str | None) -> TaskOut:
+def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status: str, note: str | None) -> TaskOut:
+    """Accept, decline or complete one of the agency's tasks (the API's and the page's way); the write is logged."""
     view = _one(core, user, task_id)
     at = datetime.now(timezone.utc)
     try:
@@ -130,14 +131,14 @@ def _move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status
 
 @router.post("/{task_id}/accept", response_model=TaskOut, summary="Accept a handover task")
 def accept(request: Request, core: Core, user: Partner, task_id: uuid.UUID) -> TaskOut:
-    return _move(request, core, user, task_id, "accepted", None)
+    return move(request, core, user, task_id, "accepted", None)
 
 
 @router.post("/{task_id}/decline", response_model=TaskOut, summary="Decline a handover task, with a reason")
 def decline(request: Request, core: Core, user: Partner, task_id: uuid.UUID, body: DeclineBody) -> TaskOut:
-    return _move(request, core, user, task_id, "declined", body.reason)
+    return move(request, core, user, task_id, "declined", body.reason)
 
 
 @router.post("/{task_id}/complete", response_model=TaskOut, summary="Complete a handover task, with a note")
 def complete(request: Request, core: Core, user: Partner, task_id: uuid.UUID, body: CompleteBody) -> TaskOut:
-    return _move(request, core, user, task_id, "completed", body.note)
+    return move(request, core, user, task_id, "completed", body.note)

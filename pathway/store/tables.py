@@ -282,7 +282,7 @@ class ApiTokenRow(SQLModel, table=True):
 
     id: uuid.UUID = Field(primary_key=True)
     user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
-    kind: str = Field(max_length=16)  # session, personal
+    kind: str = Field(max_length=16)  # session (API), web (browser cookie), personal
     name: str | None = Field(default=None, max_length=100)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _ts()

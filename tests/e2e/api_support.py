@@ -81,6 +81,8 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
         original = getattr(ctx, "original_route", ctx)
         if not isinstance(original, APIRoute):
             continue  # /openapi.json, /docs, /redoc: served by FastAPI itself
+        if not getattr(original, "include_in_schema", True):
+            continue  # the web pages: their own matrix is in tests/e2e/test_web_pages.py
         body_field = getattr(ctx, "body_field", None)
         for method in sorted(ctx.methods or ()):
             found.append(RouteInfo(

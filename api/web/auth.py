@@ -1,0 +1,97 @@
+"""Signing in and out, the front page (which sends each role to its own start page), the language switch, and
+the notification inbox every role has."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from api.deps import Core
+from api.web import session as s
+from api.web.render import page
+from api.web.session import AnySession, Posted
+from notifications import inbox
+from pathway.accounts import LoginFailed, end_session, login
+
+router = APIRouter(include_in_schema=False)
+START = {"coordinator": "/cases", "partner": "/tasks", "manager": "/reports", "admin": "/admin/users"}
+
+
+def see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+@router.get("/")
+def front(session: AnySession) -> RedirectResponse:
+    return see_other(START[session.user.role])
+
+
+@router.get("/login")
+def login_page(request: Request, next: Annotated[str, Query(max_length=500)] = "/",
+               note: Annotated[str, Query(max_length=20)] = "") -> Response:
+    nonce = s.new_login_nonce()
+    response = page(request, "login.html", None, nonce=nonce, next=s.safe_next(next), note=note, failed=False)
+    s.set_cookie(response, request.app.state.core, s.LOGIN_COOKIE, nonce, max_age=3600)
+    return response
+
+
+@router.post("/login")
+def login_submit(request: Request, core: Core,
+                 username: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=1024)],
+                 nonce: Annotated[str, Form(max_length=100)], next: Annotated[str, Form(max_length=500)] = "/",
+                 ) -> Response:
+    s.check_login_nonce(request, nonce)
+    try:
+        token, user, _ = login(core.engine, username, password, kind="web", ttl=core.settings.web_idle)
+    except LoginFailed:
+        fresh = s.new_login_nonce()
+        response = page(request, "login.html", None, status=401, nonce=fresh, next=s.safe_next(next), note="",
+                        failed=True, username=username)
+        s.set_cookie(response, core, s.LOGIN_COOKIE, fresh, max_age=3600)
+        return response
+    target = s.safe_next(next)
+    response = see_other(target if target != "/" else START[user.role])
+    s.set_cookie(response, core, s.COOKIE, token)  # a session cookie: gone when the browser closes
+    response.delete_cookie(s.LOGIN_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, core: Core, session: AnySession, form: Posted) -> Response:
+    end_session(core.engine, session.token)
+    response = see_other("/login?note=signed_out")
+    response.delete_cookie(s.COOKIE, path="/")
+    return response
+
+
+@router.get("/language")
+def choose_language(request: Request, set: Annotated[str, Query(pattern="^(nb|en)$")],
+                    next: Annotated[str, Query(max_length=500)] = "/") -> Response:
+    response = see_other(s.safe_next(next))
+    s.set_cookie(response, request.app.state.core, s.LANG_COOKIE, set, max_age=365 * 86400)
+    return response
+
+
+@router.get("/inbox")
+def inbox_page(request: Request, core: Core, session: AnySession, unread: bool = False) -> Response:
+    rows = inbox.inbox(engine=core.engine, username=session.user.username, unread_only=unread, limit=200)
+    return page(request, "inbox.html", session, rows=rows, only_unread=unread)
+
+
+@router.post("/inbox")
+def inbox_mark(request: Request, core: Core, session: AnySession, form: Posted) -> Response:
+    ids = []
+    for value in form.getlist("id"):
+        try:
+            ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    if ids:
+        inbox.mark_read(engine=core.engine, username=session.user.username, ids=ids[:500],
+                        now=datetime.now(timezone.utc), read=form.get("read") != "no")
+    return see_other("/inbox")
+

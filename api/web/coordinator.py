@@ -1,0 +1,190 @@
+"""The coordinator's pages: the unit's cases, opening a case, and the case page with every engine operation.
+
+Every page goes through the same functions as the API (the list, the case detail, the operations and their body
+models), so the two cannot disagree about what is allowed or what is logged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from api.deps import Core
+from api.problems import describe
+from api.routes import cases as api
+from api.schemas import DUE_SOON
+from api.web import diagram
+from api.web.auth import see_other
+from api.web.render import OSLO, page
+from api.web.session import CoordinatorPage, Posted, Session, language
+from pathway.errors import ConcurrencyConflict, ForlopError
+from pathway.store.tables import user_t
+
+router = APIRouter(include_in_schema=False)
+# Operations that cannot be undone ask for a confirmation (a checkbox: it works without script, and is read out).
+IRREVERSIBLE = {"case.skip", "case.close", "case.transfer"}
+TIMES = {"due_at", "when", "first_contact_at"}
+
+
+@router.get("/cases")
+def dashboard(
+    request: Request, core: Core, session: CoordinatorPage,
+    q: Annotated[str, Query(max_length=32)] = "",
+    stage: Annotated[str, Query(max_length=64)] = "",
+    deadline: Literal["all", "overdue", "due_soon"] = "all",
+    status: Literal["open", "closed", "all"] = "open",
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    user = session.user
+    listed = api.list_cases(request, core, user, status=status, stage=stage or None, coordinator=None,
+                            overdue=True if deadline == "overdue" else None,
+                            due_soon=True if deadline == "due_soon" else None, q=q.strip() or None,
+                            sort="next_due", cursor=cursor, limit=50)
+    definition = core.catalog.latest("krisesenter")
+    stages = {p.id: p.title for p in definition.phases}
+    filters = {"q": q, "stage": stage, "deadline": deadline, "status": status}
+    return page(request, "cases.html", session, cases=listed.items, next_cursor=listed.next_cursor,
+                counts=api.case_counts(core, user.unit), stages=stages, filters=filters, paged=cursor is not None)
+
+
+@router.get("/cases/new")
+def new_case(request: Request, core: Core, session: CoordinatorPage) -> Response:
+    return _new_case_page(request, core, session)
+
+
+def _new_case_page(request: Request, core: Core, session: Session, *, status: int = 200,
+                   errors: list[dict[str, Any]] | None = None, message: str | None = None) -> Response:
+    return page(request, "case_new.html", session, status=status, definition=core.catalog.latest("krisesenter"),
+                errors=errors or [], message=message)
+
+
+@router.post("/cases/new")
+def open_case(request: Request, core: Core, session: CoordinatorPage, form: Posted) -> Response:
+    data: dict[str, Any] = {"conditions": form.getlist("conditions"), "reason": form.get("reason") or None}
+    if form.get("first_contact_at"):
+        data["first_contact_at"] = form.get("first_contact_at")
+    person = {k: form.get(f"person_{k}") for k in ("name", "safe_contact") if form.get(f"person_{k}")}
+    if person:
+        data["person"] = person
+    try:
+        body = api.OpenBody.model_validate(_local_times(data))
+        case = api.open_new_case(request, core, session.user, body)
+    except ValidationError as exc:
+        return _new_case_page(request, core, session, status=422, errors=_errors(exc))
+    except ForlopError as exc:
+        status, detail, _, _ = describe(exc)
+        return _new_case_page(request, core, session, status=status, message=detail)
+    return see_other(f"/cases/{case.reference}")
+
+
+@router.get("/cases/{reference}")
+def case_page(request: Request, core: Core, session: CoordinatorPage, reference: str,
+              done: Annotated[str, Query(max_length=40)] = "") -> Response:
+    return _case_page(request, core, session, reference, saved=bool(done))
+
+
+def _case_page(request: Request, core: Core, session: Session, reference: str, *, status: int = 200,
+               saved: bool = False, conflict: bool = False, refused: dict[str, Any] | None = None,
+               failed_action: str = "", errors: list[dict[str, Any]] | None = None) -> Response:
+    lang = _lang(request, session)
+    detail = api.read_case(request, core, session.user, reference, lang=lang)
+    definition = core.catalog.resolve(detail.pathway, detail.pathway_version)
+    now = datetime.now(timezone.utc)
+    with core.engine.connect() as conn:
+        coordinators = list(conn.execute(sa.select(user_t.c.username).where(
+            user_t.c.role == "coordinator", user_t.c.unit == session.user.unit, user_t.c.active.is_(True))
+            .order_by(user_t.c.username)).scalars())
+    phases = {p.id: p for p in definition.phases}
+    moves = []
+    for op in detail.allowed_operations:
+        if op.startswith("advance:"):
+            trigger = op.split(":", 1)[1]
+            t = definition.transition[trigger]
+            moves.append((trigger, t.kind, phases[t.dest].title))
+    closed = detail.closed_at is not None
+    return page(request, "case.html", session, status=status, case=detail, definition=definition,
+                case_overdue=not closed and detail.next_due_at is not None and detail.next_due_at < now,
+                case_due_soon=not closed and detail.next_due_at is not None
+                and now <= detail.next_due_at < now + DUE_SOON,
+                diagram=diagram.build(definition, detail, lang, now), allowed=set(detail.allowed_operations),
+                moves=moves, coordinators=coordinators, saved=saved, conflict=conflict, refused=refused,
+                failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
+                handover_checkpoints=[c for c in definition.checkpoints if c.handover is not None])
+
+
+def _lang(request: Request, session: Session) -> str:
+    return language(request, session.user)
+
+
+@router.post("/cases/{reference}/do/{action}")
+def operate(request: Request, core: Core, session: CoordinatorPage, reference: str, action: str,
+            form: Posted) -> Response:
+    operation = api.OPERATIONS.get(f"case.{action}")
+    if operation is None:
+        return _case_page(request, core, session, reference, status=404, failed_action=action,
+                          refused={"detail": "no such operation", "allowed": []})
+    try:
+        version = int(str(form.get("version", "")))
+    except ValueError:
+        return _case_page(request, core, session, reference, status=422, failed_action=action,
+                          errors=[{"loc": "version", "msg": "missing"}])
+    if operation.action in IRREVERSIBLE and form.get("confirm") != "yes":
+        return _case_page(request, core, session, reference, status=422, failed_action=action,
+                          errors=[{"loc": "confirm", "msg": "confirm"}])
+    target = str(form.get("target", ""))
+    try:
+        body = operation.body.model_validate(_local_times(_fields(form, operation.body)))
+        api.apply_operation(request, core, session.user, reference, action=operation.action, version=version,
+                            change=operation.change(body, target, session.user))
+    except ValidationError as exc:
+        return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc))
+    except ConcurrencyConflict:
+        return _case_page(request, core, session, reference, status=409, conflict=True, failed_action=action)
+    except ForlopError as exc:
+        status, detail, _, extra = describe(exc)
+        if status == 404 and detail == "not found":
+            raise
+        return _case_page(request, core, session, reference, status=status, failed_action=action,
+                          refused={"detail": detail, "allowed": extra.get("allowed", [])})
+    return see_other(f"/cases/{reference}?done={action}#result")
+
+
+def _fields(form: FormData, model: Any) -> dict[str, Any]:
+    """The form's values for a body model: lists for list fields, booleans from yes/no, empty as absent."""
+    data: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name == "version":
+            continue
+        if "list" in str(info.annotation):
+            data[name] = form.getlist(name)
+            continue
+        value = form.get(name)
+        if value is None or value == "":
+            continue
+        if info.annotation is bool:
+            data[name] = value == "yes"
+        else:
+            data[name] = value
+    return data
+
+
+def _local_times(data: dict[str, Any]) -> dict[str, Any]:
+    """A time typed into a page is Norwegian local time (a datetime-local input has no zone)."""
+    for key in TIMES & data.keys():
+        try:
+            value = datetime.fromisoformat(str(data[key]))
+        except ValueError:
+            continue  # left for the model to refuse, with its own message
+        data[key] = value.replace(tzinfo=OSLO) if value.tzinfo is None else value
+    return data
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    # where and what, never the value typed (it may be personal data)
+    return [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]

@@ -1,0 +1,79 @@
+"""The manager's report page: timeliness against the target, as SVG charts each with its data table, and the
+CSV. The figures are the API's report (counts under 5 suppressed); the page only draws them."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from api.access import log_access
+from api.deps import Core
+from api.routes.reports import _report
+from api.web import charts
+from api.web.i18n import translator
+from api.web.render import page, percent
+from api.web.session import ManagerPage, language
+from pathway import metrics
+
+router = APIRouter(include_in_schema=False)
+Scope = Literal["unit", "all"]
+
+
+@router.get("/reports")
+def report_page(request: Request, core: Core, session: ManagerPage,
+                period: Literal["month", "tertial"] = "month", start: date | None = None, end: date | None = None,
+                scope: Scope = "unit", at: Annotated[str, Query(max_length=10)] = "",
+                interval: Annotated[str, Query(max_length=40)] = "") -> Response:
+    report = _report(core, session.user, period, start, end, scope)
+    log_access(core.engine, request, session.user, "report.read")
+    t = translator(language(request, session.user))
+    target = core.settings.report_target_share
+    shown_period = at if at in report.periods else (report.periods[-1] if report.periods else "")
+    rows = [r for r in report.intervals if r.unit == report.unit]
+    names = list(dict.fromkeys(r.interval for r in rows))
+    chosen = interval if interval in names else (names[0] if names else "")
+    in_period = [r for r in rows if r.period == shown_period]
+    over_time = [r for r in rows if r.interval == chosen]
+    overdue: dict[str, tuple[int, bool]] = {}
+    for r in rows:
+        n, hidden = overdue.get(r.interval, (0, False))
+        overdue[r.interval] = (n + r.overdue_now, hidden) if isinstance(r.overdue_now, int) else (n, True)
+    target_label = f"{t('Target')} {percent(target)}"
+    by_checkpoint = charts.share_bars(
+        "share-checkpoint", f"{t('Share within deadline per checkpoint')} ({shown_period})",
+        f"{t('Target')} {percent(target)}", [(r.interval, r.within_deadline_share, _share_text(r, t))
+                                              for r in in_period], target, target_label)
+    by_period = charts.share_bars(
+        "share-period", f"{t('Share within deadline per period')}: {chosen}", f"{t('Target')} {percent(target)}",
+        [(r.period, r.within_deadline_share, _share_text(r, t)) for r in over_time], target, target_label,
+        horizontal=False)
+    lead = charts.range_bars(
+        "lead-time", f"{t('Lead time per checkpoint (median and 90th percentile, hours)')} ({shown_period})", "",
+        [(r.interval, r.median_hours, r.p90_hours) for r in in_period], "h")
+    overdue_chart = charts.count_bars(
+        "overdue-now", t("Overdue now per checkpoint"), "",
+        [(name, n, f"{n}{' +' if hidden else ''}") for name, (n, hidden) in overdue.items()])
+    cases = [c for c in report.cases if c.unit == report.unit]
+    return page(request, "report.html", session, report=report, charts=[by_checkpoint, by_period, lead,
+                overdue_chart], in_period=in_period, over_time=over_time, overdue=overdue, cases=cases,
+                shown_period=shown_period, names=names, chosen=chosen, target=target,
+                query={"period": period, "start": report.start.isoformat(), "end": report.end.isoformat(),
+                       "scope": scope})
+
+
+def _share_text(row: metrics.IntervalFigures, t: object) -> str:
+    if row.within_deadline_share is None:
+        return "–" if row.completed == 0 else str(row.completed)
+    return percent(row.within_deadline_share)
+
+
+@router.get("/reports/timeliness.csv")
+def report_csv(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
+               start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
+    report = _report(core, session.user, period, start, end, scope)
+    log_access(core.engine, request, session.user, "report.csv")
+    return Response(metrics.to_csv(report), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="forlop-timeliness.csv"'})
