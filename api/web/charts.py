@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LABEL_W = 120  # room for the labels left of horizontal bars
+LABEL_W = 170  # room for the labels left of horizontal bars ("move_out_planned→K10")
 ROW_H = 26
 PLOT_W = 360
 
@@ -72,7 +72,8 @@ def share_bars(chart_id: str, title: str, description: str, rows: list[tuple[str
         h = height * (share or 0)
         x = 50 + i * col
         css = "bar-missing" if share is None else ("bar" if share >= target else "bar-low")
-        chart.bars.append(Bar(x + 4, 10 + height - h, col - 8, max(h, 1), css, label, text,
+        chart.bars.append(Bar(x + 4, 10 + height - h, col - 8, max(h, 1), css, label[2:] if len(label) > 6 else label,
+                              text,
                               x + col / 2, height + 28, x + col / 2, 6 + height - h))
     y = 10 + height * (1 - target)
     chart.lines.append(Line(46, y, chart.width - 10, y, "target", target_label, 4, y + 4))

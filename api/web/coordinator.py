@@ -113,7 +113,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 case_due_soon=not closed and detail.next_due_at is not None
                 and now <= detail.next_due_at < now + DUE_SOON,
                 diagram=diagram.build(definition, detail, lang, now), allowed=set(detail.allowed_operations),
-                moves=moves, coordinators=coordinators, saved=saved, conflict=conflict, refused=refused,
+                moves=moves, coordinators=coordinators, stages={p.id: p.title for p in definition.phases}, saved=saved, conflict=conflict, refused=refused,
                 failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
                 handover_checkpoints=[c for c in definition.checkpoints if c.handover is not None])
 

@@ -67,8 +67,8 @@ class RouteInfo:
         return f"{self.method} {self.path}"
 
 
-def api_routes(app: FastAPI) -> list[RouteInfo]:
-    """Every API operation the app serves, as the app resolves it (FastAPI >= 0.16x includes routers lazily:
+def _routes(app: FastAPI) -> Iterator[tuple[Any, APIRoute]]:
+    """Every route the app serves, as the app resolves it (FastAPI >= 0.16x includes routers lazily:
     ``app.routes`` then holds the included routers, whose effective routes carry the prefix and dependencies)."""
     try:
         from fastapi.routing import iter_route_contexts
@@ -76,13 +76,24 @@ def api_routes(app: FastAPI) -> list[RouteInfo]:
         contexts: Iterator[Any] = iter(app.routes)
     else:
         contexts = iter_route_contexts(app.routes)
-    found = []
     for ctx in contexts:
         original = getattr(ctx, "original_route", ctx)
-        if not isinstance(original, APIRoute):
-            continue  # /openapi.json, /docs, /redoc: served by FastAPI itself
-        if not getattr(original, "include_in_schema", True):
-            continue  # the web pages: their own matrix is in tests/e2e/test_web_pages.py
+        if isinstance(original, APIRoute):  # not /openapi.json, /docs, /redoc: served by FastAPI itself
+            yield ctx, original
+
+
+def page_routes(app: FastAPI, method: str) -> list[str]:
+    """The paths of the web pages (routes left out of the API's schema) answering ``method``."""
+    return sorted({ctx.path_format or ctx.path for ctx, original in _routes(app)
+                   if not original.include_in_schema and method in (ctx.methods or ())})
+
+
+def api_routes(app: FastAPI) -> list[RouteInfo]:
+    """Every API operation the app serves (the web pages have their own matrix, in test_web_pages.py)."""
+    found = []
+    for ctx, original in _routes(app):
+        if not original.include_in_schema:
+            continue
         body_field = getattr(ctx, "body_field", None)
         for method in sorted(ctx.methods or ()):
             found.append(RouteInfo(
