@@ -101,7 +101,7 @@ def _domain(exc: ForlopError, instance: str) -> JSONResponse:
 
 
 # A full disk is the server's lack of storage (507); the other states pass, so a client may retry (503).
-DATABASE_STATUS = {"full": 507, "read_only": 503, "timeout": 503, "unavailable": 503}
+DATABASE_STATUS = {"full": 507, "read_only": 503, "cannot_open": 503, "timeout": 503, "unavailable": 503}
 
 
 def database_problem(failure: DatabaseFailure, *, instance: str) -> JSONResponse:
