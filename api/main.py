@@ -3,4 +3,4 @@
 from api.app import create_app
 from pathway.bootstrap import bootstrap
 
-app = create_app(bootstrap())
+app = create_app(bootstrap(serving=True))

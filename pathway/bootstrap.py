@@ -47,11 +47,18 @@ class Forlop:
         self.engine.dispose()
 
 
-def bootstrap(settings: Settings | None = None, *, migrate: bool = True, register_definitions: bool = True) -> Forlop:
-    """Build the core: migrate the database to the newest schema and register the definitions directory."""
+def bootstrap(settings: Settings | None = None, *, migrate: bool = True, register_definitions: bool = True,
+              serving: bool = False) -> Forlop:
+    """Build the core: migrate the database to the newest schema and register the definitions directory.
+
+    ``serving``: the core of an API process, whose statements are bounded by ``db_statement_timeout_seconds``
+    (batch work such as ``forlop audit verify`` or a migration may rightly run longer)."""
     settings = settings or get_settings()
     engine = create_engine(
-        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size
+        settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow, pool_timeout=settings.db_pool_timeout_seconds,
+        connect_timeout=settings.db_connect_timeout_seconds,
+        statement_timeout=settings.db_statement_timeout_seconds if serving else None,
     )
     if migrate:
         upgrade(engine)

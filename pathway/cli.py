@@ -609,8 +609,9 @@ def serve(
     err.print(f"Forløp on http://{host or settings.host}:{port or settings.port}  (database: {settings.database_url.split('@')[-1]})")
     if workers > 1:
         _nodelay_listening_socket()
+    # SIGTERM: stop accepting, let the requests in flight finish (at most the grace period), then exit.
     uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port, workers=workers,
-                log_level="info", proxy_headers=False)
+                log_level="info", proxy_headers=False, timeout_graceful_shutdown=settings.shutdown_grace_seconds)
 
 
 def _nodelay_listening_socket() -> None:
@@ -636,14 +637,20 @@ def main() -> None:
     """Entry point: domain and usage errors are handled per command; the database being away is handled here."""
     import sqlalchemy as sa
 
+    from pathway.store.failures import database_failure
+
     try:
         app()
-    except sa.exc.OperationalError as exc:
-        err.print(f"error: the database is unavailable or refused the operation ({type(exc.orig).__name__}: "
-                  f"{str(exc.orig).splitlines()[0][:200]})", markup=False)
-        raise SystemExit(1) from None
-    except sa.exc.DBAPIError as exc:
-        err.print(f"error: database error ({type(exc.orig).__name__})", markup=False)
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+        failure = database_failure(exc)
+        orig = getattr(exc, "orig", None) or exc
+        if failure is None:  # e.g. a constraint: its text may quote a value, so only its type
+            err.print(f"error: database error ({type(orig).__name__})", markup=False)
+            raise SystemExit(1) from None
+        # The driver's first line says which server or file and why ("Connection refused", "disk is full").
+        first = (str(orig).strip().splitlines() or [""])[0][:200]
+        err.print(f"error: {failure.message} ({type(orig).__name__}: {first})", markup=False, highlight=False,
+                  soft_wrap=True)
         raise SystemExit(1) from None
     except ForlopError as exc:  # a command let one through (a bad key spec, a missing definition version, ...)
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)

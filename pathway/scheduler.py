@@ -39,7 +39,8 @@ def run_scan(core: Forlop, *, now: datetime | None = None) -> ScanResult:
 
 def run_dispatch(core: Forlop, *, now: datetime | None = None) -> DispatchResult:
     policy = RetryPolicy(max_attempts=core.settings.outbox_max_attempts,
-                         base_delay=timedelta(seconds=core.settings.outbox_base_delay_seconds))
+                         base_delay=timedelta(seconds=core.settings.outbox_base_delay_seconds),
+                         lease=timedelta(seconds=core.settings.outbox_lease_seconds))
     result = dispatch(engine=core.engine, email=core.email_channel, webhook=core.webhook_channel,
                       now=now or datetime.now(timezone.utc), policy=policy)
     if result.sent or result.retried or result.dead:

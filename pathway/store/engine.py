@@ -20,13 +20,26 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5, echo: bool = False) -> sa.Engine:
+def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 5, max_overflow: int | None = None,
+                  pool_timeout: float = 30.0, connect_timeout: int = 10, statement_timeout: float | None = None,
+                  echo: bool = False) -> sa.Engine:
+    """An engine with a bounded pool: a request waits at most ``pool_timeout`` for a connection, a new PostgreSQL
+    connection at most ``connect_timeout`` seconds, and (if given) a PostgreSQL statement at most
+    ``statement_timeout`` seconds, lock waits included; so a database outage fails requests fast, never hangs them."""
     url = normalise_url(url)
+    pool = {"pool_size": pool_size, "max_overflow": pool_size if max_overflow is None else max_overflow,
+            "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30})
+        if make_url(url).database in (None, "", ":memory:"):
+            pool = {}  # an in-memory database lives in one connection (SingletonThreadPool): no pool to size
+        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30}, **pool)
         _sqlite_setup(engine, sqlite_synchronous)
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
+    connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
+    if statement_timeout:
+        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    # Pre-ping: a connection the server dropped (a restart, a failover) is replaced at checkout, not failed on.
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **pool)
 
 
 def _sqlite_setup(engine: sa.Engine, synchronous: str) -> None:
