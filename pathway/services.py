@@ -90,7 +90,7 @@ def change_case(
 
     ``also`` writes more in the same transaction (the access-log row of the write), so both or neither persist."""
     with uow:
-        case = uow.cases.get(reference)
+        case = uow.cases.get(reference, lock=True)
         if expected_version is not None and expected_version != case.version:
             raise ConcurrencyConflict(reference, expected_version, case.version)
         result = change(case)
@@ -112,7 +112,7 @@ def update_person(
 ) -> Case:
     at = at or now()
     with uow:
-        case = uow.cases.get(reference)
+        case = uow.cases.get(reference, lock=True)
         if expected_version is not None and expected_version != case.version:
             raise ConcurrencyConflict(reference, expected_version, case.version)
         blob = uow.conn.execute(sa.select(person_t.c.ciphertext).where(person_t.c.case_id == case.id)).scalar()
@@ -323,7 +323,7 @@ def migrate_cases(
         try:
             uow = uow_factory()
             with uow:
-                case = uow.cases.get_by_id(case_id)
+                case = uow.cases.get_by_id(case_id, lock=True)
                 case.migrate(target, mapping, actor=actor, at=now(), reason=reason)
                 if apply:
                     uow.cases.save(case)

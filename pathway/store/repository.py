@@ -33,6 +33,11 @@ _Loaded = tuple[int, bool, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tup
 _STEP_ROW_COLS = (*_STEP_COLS, "next_reminder_at")
 _CASE_BY_REFERENCE = sa.select(case_t).where(case_t.c.reference == sa.bindparam("ref"))
 _CASE_BY_ID = sa.select(case_t).where(case_t.c.id == sa.bindparam("id"))
+# A writer locks the case row before reading the rest (PostgreSQL; SQLite's writers hold the database lock already):
+# under READ COMMITTED each statement sees the latest commit, so without the lock a write committed between reading
+# the case row and its steps would give a case half old, half new (version 1 with K1 already done).
+_CASE_BY_REFERENCE_LOCKED = _CASE_BY_REFERENCE.with_for_update()
+_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
 _STEPS_OF_CASE = (sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.case_id == sa.bindparam("case_id"))
                   .order_by(step_t.c.position))
 _TASKS_OF_CASE = (sa.select(*[handover_t.c[c] for c in _TASK_COLS])
@@ -111,14 +116,16 @@ class CaseRepository:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def get(self, reference: str) -> Case:
-        row = self._conn.execute(_CASE_BY_REFERENCE, {"ref": reference}).mappings().first()
+    def get(self, reference: str, *, lock: bool = False) -> Case:
+        """The case; with ``lock``, for a change: its row is locked until the transaction ends."""
+        row = self._conn.execute(_CASE_BY_REFERENCE_LOCKED if lock else _CASE_BY_REFERENCE,
+                                 {"ref": reference}).mappings().first()
         if row is None:
             raise NotFound("case", reference)
         return self._build(row)
 
-    def get_by_id(self, case_id: uuid.UUID) -> Case:
-        row = self._conn.execute(_CASE_BY_ID, {"id": case_id}).mappings().first()
+    def get_by_id(self, case_id: uuid.UUID, *, lock: bool = False) -> Case:
+        row = self._conn.execute(_CASE_BY_ID_LOCKED if lock else _CASE_BY_ID, {"id": case_id}).mappings().first()
         if row is None:
             raise NotFound("case", case_id)
         return self._build(row)
