@@ -1,11 +1,14 @@
-"""Limits every request meets before the app sees it: body size, header size and count, a UTF-8 URL.
+"""Limits every request meets before the app sees it: body size, header size and count, UTF-8 text.
 
-A body is counted as it arrives, so a 10 MB upload (with or without Content-Length, chunked or not) is refused
-after the first megabyte instead of being read into memory. Refusals are problem+json that name the limit.
+A body is counted (and a JSON or form body decoded) as it arrives, so a 10 MB upload, with or without
+Content-Length, chunked or not, is refused after the first megabyte instead of being read into memory.
+Refusals are problem+json that name the limit.
 """
 
 from __future__ import annotations
 
+import codecs
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, HTTPException, Request
@@ -21,34 +24,40 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_HEADER_BYTES = 32 * 1024
 MAX_HEADERS = 100
 
-
 TOO_LARGE = "/problems/request-too-large"
 HEADERS_TOO_LARGE = "/problems/request-headers-too-large"
 MALFORMED = "/problems/malformed-request"
+# Bodies that are text by their media type: JSON must be UTF-8 (RFC 8259), and so are the forms we take.
+# Python's json.loads would otherwise take an encoded surrogate, and Starlette's form parser decodes as Latin-1.
+TEXT_BODIES = ("application/json", "application/x-www-form-urlencoded")
 
 
 def install(app: FastAPI) -> None:
-    """Put the limits in front of ``app`` and answer a body that passes its limit with 413 problem+json."""
+    """Put the limits in front of ``app``; a body refused while the app reads it is answered as problem+json."""
     app.add_middleware(RequestLimits)
 
-    @app.exception_handler(RequestTooLarge)
-    async def _too_large(request: Request, exc: RequestTooLarge) -> JSONResponse:
-        return problem(413, str(exc.detail), instance=request.url.path, type=TOO_LARGE, limit=exc.limit,
-                       headers={"Connection": "close"})
+    @app.exception_handler(BodyRefused)
+    async def _refused(request: Request, exc: BodyRefused) -> JSONResponse:
+        return exc.answer(request.url.path)
 
 
-class RequestTooLarge(HTTPException):
-    """Raised from ``receive`` when a body passes the limit; an HTTPException, so FastAPI's body parsing lets it
-    through to the problem+json handler instead of answering 400."""
+class BodyRefused(HTTPException):
+    """Raised from ``receive`` while the app reads a body. An HTTPException, so FastAPI's body parsing passes it
+    on to the handler above instead of answering a generic 400."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
-        self.limit = limit
+    def __init__(self, status: int, type: str, detail: str, **extra: Any) -> None:
+        super().__init__(status, detail)
+        self.type, self.extra = type, extra
+
+    def answer(self, instance: str) -> JSONResponse:
+        return problem(self.status_code, str(self.detail), instance=instance, type=self.type,
+                       headers={"Connection": "close"}, **self.extra)
 
 
 class RequestLimits:
     """ASGI middleware: refuse oversized bodies (413), oversized or too many headers (431), a malformed
-    Content-Length (400) and a path or query string that is not UTF-8 once percent-decoded (400)."""
+    Content-Length (400), a JSON or form body that is not UTF-8 (400) and a path or query string that is not
+    UTF-8 once percent-decoded (400)."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int = MAX_BODY_BYTES,
                  max_header_bytes: int = MAX_HEADER_BYTES, max_headers: int = MAX_HEADERS) -> None:
@@ -63,17 +72,25 @@ class RequestLimits:
             return
         refusal = self._refusal(scope)
         if refusal is not None:
-            await self._answer(scope, receive, send, *refusal)
+            await refusal.answer(scope.get("path", ""))(scope, receive, send)
             return
         received = 0
+        decoder = codecs.getincrementaldecoder("utf-8")() if _is_text(scope) else None
 
         async def counted() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise RequestTooLarge(self.max_body_bytes)
+                chunk = message.get("body", b"")
+                if received + len(chunk) > self.max_body_bytes:
+                    raise self._too_large()
+                if decoder is not None:
+                    try:
+                        decoder.decode(chunk, final=not message.get("more_body", False))
+                    except UnicodeDecodeError as exc:
+                        raise BodyRefused(400, MALFORMED, f"the request body is not valid UTF-8 (byte "
+                                                          f"{received + max(exc.start, 0)})") from None
+                received += len(chunk)
             return message
 
         started = False
@@ -85,38 +102,43 @@ class RequestLimits:
 
         try:
             await self.app(scope, counted, watched)
-        except RequestTooLarge as exc:
-            # Normally the app's HTTPException handler answers; this is for a body read outside a route.
+        except BodyRefused as exc:
+            # Normally the app's handler answers; this is for a body read outside a route.
             if started:
                 raise
-            await self._answer(scope, receive, send, 413, TOO_LARGE, str(exc.detail), {"limit": exc.limit})
+            await exc.answer(scope.get("path", ""))(scope, receive, send)
 
-    def _refusal(self, scope: Scope) -> tuple[int, str, str, dict[str, int]] | None:
+    def _too_large(self) -> BodyRefused:
+        return BodyRefused(413, TOO_LARGE, f"the request body is larger than the limit of {self.max_body_bytes} bytes",
+                           limit=self.max_body_bytes)
+
+    def _refusal(self, scope: Scope) -> BodyRefused | None:
         headers = scope.get("headers") or []
         if len(headers) > self.max_headers:
-            return 431, HEADERS_TOO_LARGE, f"more than {self.max_headers} request headers", {"limit": self.max_headers}
+            return BodyRefused(431, HEADERS_TOO_LARGE, f"more than {self.max_headers} request headers",
+                               limit=self.max_headers)
         if sum(len(name) + len(value) + 4 for name, value in headers) > self.max_header_bytes:
-            return 431, HEADERS_TOO_LARGE, f"the request headers are larger than the limit of " \
-                f"{self.max_header_bytes} bytes", {"limit": self.max_header_bytes}
+            return BodyRefused(431, HEADERS_TOO_LARGE, "the request headers are larger than the limit of "
+                                                       f"{self.max_header_bytes} bytes", limit=self.max_header_bytes)
         lengths = [value for name, value in headers if name.lower() == b"content-length"]
         if lengths:
             if len(set(lengths)) != 1 or not lengths[0].isdigit() or len(lengths[0]) > 18:
-                return 400, MALFORMED, "Content-Length: not a number of bytes", {}
+                return BodyRefused(400, MALFORMED, "Content-Length: not a number of bytes")
             if int(lengths[0]) > self.max_body_bytes:
-                return 413, TOO_LARGE, f"the request body is larger than the limit of {self.max_body_bytes} bytes", \
-                    {"limit": self.max_body_bytes}
+                return self._too_large()
         for part, raw in (("path", scope.get("raw_path")), ("query string", scope.get("query_string"))):
             if raw and not _utf8(unquote_to_bytes(raw)):
-                return 400, MALFORMED, f"the URL's {part} is not valid UTF-8 once percent-decoded", {}
+                return BodyRefused(400, MALFORMED, f"the URL's {part} is not valid UTF-8 once percent-decoded")
         return None
 
-    @staticmethod
-    async def _answer(scope: Scope, receive: Receive, send: Send, status: int, type: str, detail: str,
-                      extra: dict[str, int]) -> None:
-        # The instance is the path as the server decoded it (invalid bytes already replaced), never the query.
-        response = problem(status, detail, instance=scope.get("path", ""), type=type,
-                           headers={"Connection": "close"}, **extra)
-        await response(scope, receive, send)
+
+def _is_text(scope: Scope) -> bool:
+    for name, value in scope.get("headers") or []:
+        if name.lower() == b"content-type":
+            media, _, params = value.decode("latin-1").lower().partition(";")
+            charset = params.partition("charset=")[2].strip(' "')
+            return media.strip() in TEXT_BODIES and charset in ("", "utf-8", "utf8")
+    return False
 
 
 def _utf8(data: bytes) -> bool:

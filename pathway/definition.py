@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scanner import RoundTripScanner, ScannerError
 
 from pathway.calendar import Unit
 from pathway.errors import DefinitionError, Problem
@@ -217,7 +219,9 @@ def load_definition(path: str | Path) -> PathwayDefinition:
     """Read, parse and validate one definition file; raises ``DefinitionError`` listing every problem."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        # One byte past the limit is enough to refuse it: /dev/zero or a huge file is never read whole.
+        with path.open("rb") as file:
+            raw = file.read(MAX_DEFINITION_BYTES + 1)
     except OSError as exc:
         raise DefinitionError([Problem(str(path), 1, 1, "(file)", f"cannot read: {exc.strerror}")]) from None
     return parse_definition(raw, filename=str(path))
@@ -226,7 +230,10 @@ def load_definition(path: str | Path) -> PathwayDefinition:
 def parse_definition(source: bytes | str, *, filename: str = "<definition>") -> PathwayDefinition:
     """Parse and validate definition text; raises ``DefinitionError`` listing every problem."""
     if isinstance(source, str):
-        source = source.encode("utf-8")
+        try:
+            source = source.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ('\ud800') has no UTF-8 form
+            raise DefinitionError([Problem(filename, 1, 1, "(file)", f"not UTF-8 (character {exc.start})")]) from None
     if len(source) > MAX_DEFINITION_BYTES:
         raise DefinitionError([Problem(filename, 1, 1, "(file)", f"larger than {MAX_DEFINITION_BYTES} bytes")])
     try:
@@ -234,6 +241,10 @@ def parse_definition(source: bytes | str, *, filename: str = "<definition>") -> 
     except UnicodeDecodeError as exc:
         raise DefinitionError([Problem(filename, 1, 1, "(file)", f"not UTF-8 (byte {exc.start})")]) from None
     doc = _read_yaml(text, filename)
+    if not any(key in _REQUIRED for key in doc):
+        # Some other file (a path typed wrong, /etc/passwd): one problem, and nothing of its content echoed.
+        raise DefinitionError([Problem(filename, 1, 1, "(document)", "not a pathway definition: it has none of "
+                                       f"the keys {', '.join(sorted(_REQUIRED))}")])
     try:
         definition = PathwayDefinition.model_validate(doc)
     except ValidationError as exc:
@@ -247,6 +258,7 @@ def parse_definition(source: bytes | str, *, filename: str = "<definition>") -> 
 
 
 _LISTS = {"checkpoints": "code", "phases": "id", "transitions": "trigger"}
+_REQUIRED = frozenset(name for name, f in PathwayDefinition.model_fields.items() if f.is_required())
 
 
 def _problems_beside_broken_items(filename: str, doc: Any, exc: ValidationError) -> list[Problem]:
@@ -292,6 +304,8 @@ def _problems_beside_broken_items(filename: str, doc: Any, exc: ValidationError)
 def _read_yaml(text: str, filename: str) -> Any:
     # Round-trip mode keeps line/column of every key; YAML 1.2 core schema, no Python tags.
     yaml = YAML(typ="rt")
+    yaml.Scanner = _ShallowScanner
+    yaml.Constructor = _MarkedConstructor
     yaml.allow_duplicate_keys = False
     try:
         _refuse_alias_bombs(yaml, text, filename)
@@ -309,6 +323,48 @@ def _read_yaml(text: str, filename: str) -> Any:
 
 MAX_ALIASES = 200
 MAX_NODES = 50_000
+MAX_DEPTH = 64  # the shipped definition nests 7 deep
+
+
+class _ShallowScanner(RoundTripScanner):
+    """Refuses nesting deeper than MAX_DEPTH as it scans. ruamel's scanner is quadratic in the depth of flow
+    collections (50,000 '[' would take hours) and its composer recursive (a RecursionError, not a YAMLError)."""
+
+    def fetch_flow_collection_start(self, TokenClass: Any, to_push: str) -> None:  # noqa: N803 (ruamel's name)
+        self._check_depth(1)
+        super().fetch_flow_collection_start(TokenClass, to_push)
+
+    def add_indent(self, column: int) -> bool:
+        added = super().add_indent(column)
+        if added:
+            self._check_depth(0)
+        return bool(added)
+
+    def _check_depth(self, more: int) -> None:
+        if self.flow_level + len(self.indents) + more > MAX_DEPTH:
+            raise ScannerError(None, None, f"nested deeper than {MAX_DEPTH} levels", self.reader.get_mark())
+
+
+class _MarkedConstructor(RoundTripConstructor):
+    """A value its explicit tag cannot hold (``!!int abc``, ``!!timestamp 2001-99-99``, an integer of 5,000 digits,
+    a scalar tagged ``!!set``) makes ruamel raise a bare ValueError, KeyError or AttributeError; this turns it into
+    a YAML error at the value's place."""
+
+    def construct_document(self, node: Any) -> Any:
+        # Build every value where it is met, not in a later pass: so an error still knows its node, and an alias
+        # inside its own anchor (&a [*a]) comes out as null instead of a structure that contains itself.
+        self.deep_construct = True
+        return super().construct_document(node)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError) as exc:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            raise ConstructorError(None, None, f"cannot read this {tag} value ({type(exc).__name__})",
+                                   node.start_mark) from None
 
 
 def _refuse_alias_bombs(yaml: YAML, text: str, filename: str) -> None:
@@ -345,8 +401,11 @@ def _refuse_alias_bombs(yaml: YAML, text: str, filename: str) -> None:
                                            f"than {MAX_ALIASES} aliases (an alias bomb?)")])
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
+def _one_line(text: str, limit: int = 300) -> str:
+    """Text as one printable line: a problem is one line of `forlop validate` output, and a hostile key or value
+    (a line break, a terminal escape, a bidi override) must not forge another line or rewrite the terminal."""
+    text = "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in " ".join(text.split()))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _problem_at(filename: str, doc: Any, loc: Iterable[int | str], message: str) -> Problem:
@@ -358,23 +417,34 @@ def _problem_at(filename: str, doc: Any, loc: Iterable[int | str], message: str)
     ]
     line, col, node = 1, 1, doc
     for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line, col = node.lc.key(part)
-            line, col = line + 1, col + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
-            line, col = node.lc.item(part)
-            line, col = line + 1, col + 1
-            node = node[part]
-        else:
+        where = _position(node, part)
+        if where is None:
             break
-    return Problem(filename, line, col, _field_name(loc), message)
+        line, col = where[0] + 1, where[1] + 1
+        node = node[part]
+    return Problem(filename, line, col, _field_name(loc), _one_line(message))
+
+
+def _position(node: Any, part: int | str) -> tuple[int, int] | None:
+    """Where the YAML put ``node[part]`` (0-based), if it kept it: a key from a merge (<<) or an item of a
+    collection with a tag of its own has no position."""
+    try:
+        if isinstance(node, CommentedMap) and part in node:
+            found = node.lc.key(part)
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            found = node.lc.item(part)
+        else:
+            return None
+    except (KeyError, IndexError, TypeError):
+        return None
+    return (found[0], found[1]) if found else None
 
 
 def _field_name(loc: Iterable[int | str]) -> str:
     name = ""
     for part in loc:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+        key = _one_line(str(part), limit=80)
+        name += f"[{part}]" if isinstance(part, int) else (f".{key}" if name else key)
     return name or "(document)"
 
 
