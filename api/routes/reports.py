@@ -14,6 +14,7 @@ from api.deps import Core, Manager
 from pathway import metrics
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
+from pathway.cases import EARLIEST, LATEST
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Period = Annotated[Literal["month", "tertial"], Query(description="month or tertial (Jan–Apr, May–Aug, Sep–Dec)")]
@@ -26,6 +27,8 @@ def _report(core: Forlop, user: User, period: str, start: date | None, end: date
     start = start or end - timedelta(days=365)
     if start > end or (end - start).days > 3 * 366:
         raise HTTPException(422, "start must come before end, and the span be at most three years")
+    if start < EARLIEST.date() or end >= LATEST.date():  # year 1 or 9999 overflows the periods' arithmetic
+        raise HTTPException(422, f"start and end must lie between {EARLIEST.year} and {LATEST.year}")
     # A manager sees their own unit, or every unit together; never another unit on its own.
     unit = user.unit if scope == "unit" and user.unit else None
     return metrics.timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
