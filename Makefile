@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test resilience bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ run: $(STAMP)
 ## test: the whole test suite (SQLite always; PostgreSQL when it is reachable, required under CI)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
+
+## resilience: the fault suite alone (killed workers and scheduler, a stopped database, a full disk), with its figures
+resilience: $(STAMP)
+	$(BIN)/python -m pytest tests/resilience -n 2 -rP
 
 ## bench: the engine benchmark (prints figures; never asserts on time)
 bench: $(STAMP)

@@ -63,10 +63,11 @@ class Request:
 class WebhookReceiver:
     """A real HTTP server that records every POST. ``status`` may be changed while it runs; with
     ``hang_first`` the first request is recorded and then answered only after that many seconds
-    (or at ``stop``), so a test can kill the sender while the request is in flight."""
+    (or at ``stop``), so a test can kill the sender while the request is in flight; ``delay`` slows every answer."""
 
     status: int = 200
     hang_first: float = 0.0
+    delay: float = 0.0  # seconds before answering each request (a slow receiver)
     requests: list[Request] = field(default_factory=list)
     first_arrived: threading.Event = field(default_factory=threading.Event)
     _release: threading.Event = field(default_factory=threading.Event)
@@ -102,6 +103,8 @@ class WebhookReceiver:
                 if first and receiver.hang_first:
                     receiver.first_arrived.set()
                     receiver._release.wait(receiver.hang_first)
+                elif receiver.delay:
+                    time.sleep(receiver.delay)
                 status = receiver.status
                 try:
                     self.send_response(status)

@@ -1,0 +1,91 @@
+"""The database's states that are no bug of ours are answered as such, never as a 500: no free connection in the
+pool (503, on SQLite and PostgreSQL), a read-only PostgreSQL (a standby after a failover: 503), and a statement
+that waits past the API's statement timeout, e.g. on a lock (503, at once rather than a hang).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from pathway.accounts import login
+from pathway.bootstrap import Forlop, bootstrap
+from pathway.demo import DEMO_PASSWORD
+from pathway.store.tables import case_t
+
+from .support import API, PROBLEM, say, seed_world
+
+
+@contextmanager
+def api(core: Forlop, *, serving: bool = False, **settings: Any) -> Iterator[tuple[Forlop, TestClient]]:
+    """The app over its own core (same database, other settings), signed in as the demo coordinator."""
+    token, _, _ = login(core.engine, "koordinator", DEMO_PASSWORD)  # signing in writes: before anything breaks
+    other = bootstrap(core.settings.model_copy(update={"scheduler": "off", **settings}), migrate=False,
+                      register_definitions=False, serving=serving)
+    try:
+        with TestClient(create_app(other), headers={"Authorization": f"Bearer {token}"}) as client:
+            yield other, client
+    finally:
+        other.close()
+
+
+def assert_problem(r: Any, status: int, kind: str) -> None:
+    assert r.status_code == status and r.headers["content-type"] == PROBLEM, r.text
+    assert r.json()["type"] == kind
+    assert r.headers.get("retry-after") == "5"
+
+
+def test_a_request_that_finds_no_free_connection_in_the_pool_gets_503_not_500(core: Forlop) -> None:
+    seed_world(core, cases=1)
+    with api(core, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=0.2) as (small, client):
+        held = small.engine.connect()  # the pool's only connection, busy elsewhere
+        try:
+            busy = client.get(API + "/cases")
+        finally:
+            held.close()
+        free = client.get(API + "/cases")
+    say(f"[{core.engine.dialect.name}] pool of one, held: {busy.status_code} {busy.json()['type']}; "
+        f"released: {free.status_code}")
+    assert_problem(busy, 503, "/problems/database-timeout")
+    assert free.status_code == 200
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_a_read_only_postgresql_answers_503_not_500(core: Forlop) -> None:
+    ref = seed_world(core, cases=1)[0]
+    name = core.engine.url.database
+    with core.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on'))
+    try:
+        with api(core) as (_, client):  # new connections: read-only, as on a standby
+            write = client.post(f"{API}/cases/{ref}/pause", headers={"If-Match": '"1"'}, json={"reason": "syntetisk"})
+    finally:
+        with core.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{name}" RESET default_transaction_read_only'))
+    say(f"[postgresql] read-only database: write {write.status_code} {write.json()['type']}")
+    assert_problem(write, 503, "/problems/database-read-only")
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_a_write_waiting_on_a_lock_past_the_statement_timeout_gets_503_and_works_once_the_lock_is_gone(
+        core: Forlop) -> None:
+    ref = seed_world(core, cases=1)[0]
+    with api(core, serving=True, db_statement_timeout_seconds=0.5) as (_, client):
+        with core.engine.connect() as locker:  # another transaction holds the case's row (a stuck batch job)
+            locker.execute(sa.select(case_t.c.id).where(case_t.c.reference == ref).with_for_update())
+            started = time.monotonic()
+            waited = client.post(f"{API}/cases/{ref}/pause", headers={"If-Match": '"1"'}, json={"reason": "syntetisk"})
+            took = time.monotonic() - started
+            locker.rollback()
+        after = client.post(f"{API}/cases/{ref}/pause", headers={"If-Match": '"1"'}, json={"reason": "syntetisk"})
+    say(f"[postgresql] write behind a held row lock, statement timeout 0.5 s: {waited.status_code} "
+        f"{waited.json()['type']} after {took:.2f} s; once released: {after.status_code}")
+    assert_problem(waited, 503, "/problems/database-timeout")
+    assert after.status_code == 200 and after.json()["version"] == 2  # the refused attempt left nothing behind
