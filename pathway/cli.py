@@ -172,11 +172,16 @@ def db_upgrade(database_url: DatabaseUrl = None) -> None:
 def _parse_time(text: str | None) -> datetime | None:
     if text is None:
         return None
+    from pathway.cases import EARLIEST, LATEST
+
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(f"not an ISO 8601 time: {text!r}") from None
-    return value.replace(tzinfo=OSLO) if value.tzinfo is None else value
+    value = value.replace(tzinfo=OSLO) if value.tzinfo is None else value
+    if not EARLIEST <= value < LATEST:  # year 1 or 9999 overflows the deadline arithmetic
+        raise typer.BadParameter(f"must lie between {EARLIEST.year} and {LATEST.year}: {text!r}")
+    return value
 
 
 @case_app.command("open")

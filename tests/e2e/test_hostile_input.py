@@ -513,6 +513,14 @@ def test_the_cli_refuses_a_traversed_or_foreign_path_with_a_clear_message(tmp_pa
             assert "stateDiagram" not in output
 
 
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+05:00", "9999-12-31", "1969-12-31T23:00:00Z"])
+def test_the_cli_refuses_a_time_at_the_ends_of_the_calendar(tmp_path: Path, when: str) -> None:
+    database = ("--database-url", f"sqlite:///{tmp_path / 'forlop.db'}")
+    for args in (("scan", "--now", when), ("case", "open", "--unit", "u", "--as", "t", "--first-contact", when)):
+        proc = _cli(*args, *database)
+        assert proc.returncode == 2 and "between 1970 and 2100" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
 # -- memory --------------------------------------------------------------------------------------------------------
 
 
