@@ -24,8 +24,8 @@ class Forlop:
     engine: sa.Engine
     catalog: DefinitionCatalog
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.catalog)
+    def uow(self, *, read_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.catalog, read_only=read_only)
 
     @cached_property
     def keys(self) -> KeyRing:

@@ -218,7 +218,7 @@ def case_show(reference: str, database_url: DatabaseUrl = None,
 
     core = _core(database_url)
     try:
-        case = services.get_case(uow=core.uow(), reference=reference)
+        case = services.get_case(uow=core.uow(read_only=True), reference=reference)
     except ForlopError as exc:
         raise _fail(exc) from None
     if as_json:

@@ -187,7 +187,7 @@ def get_case(request: Request, core: Core, user: Coordinator, reference: str) ->
 def read_case(request: Request, core: Forlop, user: User, reference: str, *, lang: str | None = None) -> CaseDetail:
     """One case as the coordinator sees it (the API's answer and the case page); the read is logged."""
     _, emergency = _case_access(core, user, reference)
-    with core.uow() as uow:
+    with core.uow(read_only=True) as uow:  # one snapshot: never a case half before, half after a write
         case = uow.cases.get(reference)
         events = uow.cases.events(case.id)
         grants = uow.conn.execute(sa.select(break_glass_t.c.username, break_glass_t.c.reason, break_glass_t.c.granted_at)

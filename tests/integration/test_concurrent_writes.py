@@ -80,3 +80,32 @@ def test_the_lock_is_the_case_row_only_other_cases_are_written_meanwhile(core: F
         uow.cases.get(ref, lock=True)
         case, _ = complete_k1(core, other_ref)  # another case of the same unit: not held up
     assert case.version == 2
+
+
+def test_a_read_while_a_write_commits_sees_the_case_whole_before_or_after(core: Forlop) -> None:
+    """The same interleaving for a read (the case page, ``forlop case show``): it must not show version 1 with K1
+    already done, nor a timeline longer than the version."""
+    add_user(core, "k1")
+    ref = open_case(core, T0)
+    reader = threading.get_ident()
+    written: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: written.update(case=complete_k1(core, ref)[0]))
+
+    def after_the_case_row(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == reader and "FROM pathway_case" in statement and not written \
+                and not thread.is_alive():
+            thread.start()
+            thread.join(timeout=3)
+
+    event.listen(core.engine, "after_cursor_execute", after_the_case_row)
+    try:
+        with core.uow(read_only=True) as uow:
+            case = uow.cases.get(ref)
+            events = uow.cases.events(case.id)
+    finally:
+        event.remove(core.engine, "after_cursor_execute", after_the_case_row)
+    thread.join(timeout=60)
+
+    k1 = next(s for s in case.steps if s.code == "K1")
+    assert written["case"].version == 2  # the write went through meanwhile
+    assert (case.version, k1.state, len(events)) in ((1, "active", 1), (2, "done", 2))
