@@ -24,11 +24,11 @@ def _report(core: Forlop, user: User, period: str, start: date | None, end: date
             scope: str) -> metrics.Report:
     today = datetime.now(timezone.utc).date()
     end = end or today
+    if not EARLIEST.date() <= (start or end) or end >= LATEST.date():  # year 1 or 9999 overflows date arithmetic
+        raise HTTPException(422, f"start and end must lie between {EARLIEST.year} and {LATEST.year}")
     start = start or end - timedelta(days=365)
     if start > end or (end - start).days > 3 * 366:
         raise HTTPException(422, "start must come before end, and the span be at most three years")
-    if start < EARLIEST.date() or end >= LATEST.date():  # year 1 or 9999 overflows the periods' arithmetic
-        raise HTTPException(422, f"start and end must lie between {EARLIEST.year} and {LATEST.year}")
     # A manager sees their own unit, or every unit together; never another unit on its own.
     unit = user.unit if scope == "unit" and user.unit else None
     return metrics.timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]

@@ -232,7 +232,7 @@ def test_a_time_at_the_ends_of_the_calendar_is_a_422_naming_the_field(world: Wor
     assert problem["errors"][0]["loc"] == ["body", "when"]
 
 
-@pytest.mark.parametrize("params", [{"end": "9999-12-31"}, {"start": "9999-12-01", "end": "9999-12-31"},
+@pytest.mark.parametrize("params", [{"end": "9999-12-31"}, {"start": "9999-12-01", "end": "9999-12-31"}, {"end": "0001-01-01"},
                                     {"start": "0001-01-01", "end": "0001-02-01", "scope": "all"},
                                     {"start": "1969-06-01", "end": "1970-02-01", "period": "tertial"}])
 def test_a_report_period_at_the_ends_of_the_calendar_is_a_422(world: World, params: dict[str, str]) -> None:
