@@ -66,10 +66,12 @@ def core_at(path: Path, **kw: bool) -> Forlop:
                               scheduler="off"), **kw)
 
 
-def sign_in(client: TestClient) -> dict[str, str]:
+def signed_in(client: TestClient, ref: str) -> tuple[dict[str, str], int]:
+    """The demo coordinator's authorization header, and the case's version as the API gives it."""
     r = client.post(API + "/auth/token", data={"username": "koordinator", "password": "demo"})
     assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return auth, client.get(f"{API}/cases/{ref}", headers=auth).json()["version"]
 
 
 def pause_or_resume(client: TestClient, auth: dict[str, str], ref: str, version: int, n: int) -> tuple[int, dict]:
@@ -91,8 +93,7 @@ def test_a_full_disk_answers_507_and_leaves_an_intact_database_that_works_again_
         core = core_at(db)
         ref = seed_world(core, cases=3)[0]
         with TestClient(create_app(core)) as client:
-            auth = sign_in(client)
-            version = client.get(f"{API}/cases/{ref}", headers=auth).json()["version"]
+            auth, version = signed_in(client, ref)
             filler = disk / "filler"
             with open(filler, "wb") as f:  # leave some room: the first writes still fit, the disk fills up under them
                 free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
@@ -142,8 +143,7 @@ def test_a_read_only_database_answers_503_and_the_cli_and_server_say_why(tmp_pat
     writer = core_at(db)
     ref = seed_world(writer, cases=2)[0]
     with TestClient(create_app(writer)) as client:
-        auth = sign_in(client)
-        version = client.get(f"{API}/cases/{ref}", headers=auth).json()["version"]
+        auth, version = signed_in(client, ref)
     writer.close()
 
     with read_only_view(home, tmp_path / "ro") as ro:
