@@ -30,7 +30,16 @@ from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.demo import DEMO_PASSWORD, seed_demo
 from pathway.store.tables import case_t, event_t, step_t
-from tests.integration.support import HOST, ROOT, forlop_argv, forlop_env, free_port, run_forlop, stop_process, wait_until
+from tests.integration.support import (
+    HOST,
+    ROOT,
+    forlop_argv,
+    forlop_env,
+    free_port,
+    run_forlop,
+    stop_process,
+    wait_until,
+)
 
 UNIT = "bergen-sentrum"  # the demo coordinator's unit
 # The checkpoints of a fresh case (with children) that are completed by hand, each once (K12 repeats: only its

@@ -54,9 +54,10 @@ def test_killing_an_api_worker_loses_no_acknowledged_change_and_half_applies_non
     acknowledged = [i for i in intents if i.acknowledged]
     cut = [i for i in intents if not i.acknowledged]
     code, summary = audit_verify(core.settings.database_url)
+    applied = sum(bool(i.applied) for i in cut)
     say(f"[{db}] acknowledged {len(acknowledged)}, found {len(acknowledged) - len(found.missing)}, "
         f"half-applied {len(found.half_applied)}, completed twice {len(found.completed_twice)}; workers killed "
-        f"{len(killed)}, replaced {len(replaced)}; answers cut off {len(cut)} (applied {sum(bool(i.applied) for i in cut)}, "
+        f"{len(killed)}, replaced {len(replaced)}; answers cut off {len(cut)} (applied {applied}, "
         f"not applied {sum(i.applied is False for i in cut)}); requests {statuses(attempts)}; "
         f"{found.cases} cases, {found.events} events; audit verify: {summary.splitlines()[0]}")
 
@@ -70,4 +71,4 @@ def test_killing_an_api_worker_loses_no_acknowledged_change_and_half_applies_non
     assert not [a for a in attempts if a.status is not None and a.status >= 500]
     assert "Traceback" not in log, log[-3000:]
     # Nothing was left undone: every case reached its last hand-completable step.
-    assert len(acknowledged) + sum(bool(i.applied) for i in cut) == found.events - found.cases
+    assert len(acknowledged) + applied == found.events - found.cases

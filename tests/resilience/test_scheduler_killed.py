@@ -96,7 +96,8 @@ def test_killing_the_scheduler_mid_dispatch_loses_no_reminder_and_repeats_at_mos
             try:
                 # Kill it once it has delivered a few more (a different number each time, so the kill lands at a
                 # different point of a batch), while messages are still waiting.
-                assert wait_until(lambda: len(received(receiver, sink)) >= before + 4 + 7 * n or proc.poll() is not None,
+                wanted = before + 4 + 7 * n
+                assert wait_until(lambda: len(received(receiver, sink)) >= wanted or proc.poll() is not None,
                                   timeout=120)
                 assert proc.poll() is None, log.read_text()[-3000:]
                 os.kill(proc.pid, signal.SIGKILL)
