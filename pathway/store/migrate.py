@@ -26,6 +26,9 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     cfg = alembic_config()
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            # An API process's engine cancels long statements; building an index on a large table may rightly be one.
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

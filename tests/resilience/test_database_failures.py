@@ -5,6 +5,7 @@ that waits past the API's statement timeout, e.g. on a lock (503, at once rather
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from api.app import create_app
 from pathway.accounts import login
 from pathway.bootstrap import Forlop, bootstrap
 from pathway.demo import DEMO_PASSWORD
+from pathway.store.migrate import upgrade
 from pathway.store.tables import case_t
 
 from .support import API, PROBLEM, say, seed_world
@@ -89,3 +91,27 @@ def test_a_write_waiting_on_a_lock_past_the_statement_timeout_gets_503_and_works
         f"{waited.json()['type']} after {took:.2f} s; once released: {after.status_code}")
     assert_problem(waited, 503, "/problems/database-timeout")
     assert after.status_code == 200 and after.json()["version"] == 2  # the refused attempt left nothing behind
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_the_api_statement_timeout_bounds_requests_but_not_its_migrations(core: Forlop) -> None:
+    served = bootstrap(core.settings.model_copy(update={"db_statement_timeout_seconds": 0.2}), serving=True)
+    try:
+        with served.engine.connect() as conn:
+            bound = conn.exec_driver_sql("SHOW statement_timeout").scalar_one()
+        # The migration has to wait for a lock longer than a request may take (a stand-in for a long index build).
+        locker = core.engine.connect()
+        locker.exec_driver_sql("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE")
+        release = threading.Timer(0.6, locker.rollback)
+        release.start()
+        started = time.monotonic()
+        try:
+            upgrade(served.engine)
+        finally:
+            release.join()
+            locker.close()
+        took = time.monotonic() - started
+    finally:
+        served.close()
+    say(f"[postgresql] API statement timeout {bound}; a migration behind a lock held 0.6 s finished after {took:.2f} s")
+    assert bound == "200ms"
