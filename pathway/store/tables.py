@@ -144,6 +144,12 @@ class EventRow(SQLModel, table=True):
     """Append-only, hash-chained per case. (case_id, seq) as key: a second writer of the same seq fails."""
 
     __tablename__ = "case_event"
+    __table_args__ = (
+        # The timeliness report asks when each case was last resumed; pauses are rare, so the index is small and
+        # the report never reads the whole event table for them.
+        sa.Index("ix_event_resume", "case_id", "at", sqlite_where=sa.text("operation = 'resume'"),
+                 postgresql_where=sa.text("operation = 'resume'")),
+    )
 
     case_id: uuid.UUID = Field(foreign_key="pathway_case.id", primary_key=True)
     seq: int = Field(primary_key=True)
