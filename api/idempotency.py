@@ -22,10 +22,17 @@ IdempotencyKey = Annotated[
 ]
 
 
+Writer = Callable[[sa.Connection], None]
+
+
 def idempotent(core: Forlop, user: User, request: Request, key: str | None, body: Any,
-               run: Callable[[], JSONResponse]) -> JSONResponse:
+               run: Callable[[Writer | None], JSONResponse], *,
+               replay: Callable[[], JSONResponse] | None = None) -> JSONResponse:
+    """Run a POST once per key. With ``replay``, the key is claimed inside the change's own transaction (``run``
+    gets the writer to pass on): if the answer is then lost (a killed worker, a dropped connection), the retry
+    finds the claim, knows the change was made, and answers with ``replay`` instead of refusing a stale version."""
     if key is None:
-        return run()
+        return run(None)
     fingerprint = hashlib.sha256(json.dumps([request.url.path, body], sort_keys=True, default=str).encode()).hexdigest()
     with core.engine.connect() as conn:
         seen = conn.execute(sa.select(idempotency_t).where(
@@ -33,17 +40,29 @@ def idempotent(core: Forlop, user: User, request: Request, key: str | None, body
     if seen is not None:
         if seen.fingerprint != fingerprint:
             raise HTTPException(422, "Idempotency-Key: this key was used for a different request")
+        if seen.body is None and replay is not None:  # claimed with the change; the first answer never got out
+            response = replay()
+            response.headers["Idempotency-Replayed"] = "true"
+            return response
         headers = {"Idempotency-Replayed": "true"}
         if isinstance(seen.body, dict) and isinstance(seen.body.get("version"), int):
             headers["ETag"] = f'"{seen.body["version"]}"'  # a case answer's ETag is its version: answer as the first did
         return JSONResponse(seen.body, status_code=seen.status, headers=headers)
-    response = run()
+    row = dict(username=user.username, key=key, method=request.method, path=request.url.path[:500],
+               fingerprint=fingerprint, created_at=datetime.now(timezone.utc))
+
+    def claim(conn: sa.Connection) -> None:
+        conn.execute(sa.insert(idempotency_t).values(**row, status=0, body=None))
+
+    response = run(claim if replay is not None else None)
+    answer = dict(status=response.status_code, body=json.loads(bytes(response.body)))
     try:
         with core.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            conn.execute(sa.insert(idempotency_t).values(
-                username=user.username, key=key, method=request.method, path=request.url.path[:500],
-                fingerprint=fingerprint, status=response.status_code, body=json.loads(bytes(response.body)),
-                created_at=datetime.now(timezone.utc)))
+            if replay is not None:
+                conn.execute(sa.update(idempotency_t).where(
+                    idempotency_t.c.username == user.username, idempotency_t.c.key == key).values(**answer))
+            else:
+                conn.execute(sa.insert(idempotency_t).values(**row, **answer))
     except sa.exc.IntegrityError:
         pass  # a concurrent retry stored it first; its change was refused by the version check
     return response

@@ -226,14 +226,22 @@ def _version(if_match: str | None, body_version: int | None) -> int:
 
 
 def apply_operation(request: Request, core: Forlop, user: User, reference: str, *, action: str, version: int,
-                    change: Callable[[Case, datetime], Any]) -> Case:
-    """Apply one engine operation under the version check and log the write (a refused one too)."""
+                    change: Callable[[Case, datetime], Any],
+                    also: Callable[[sa.Connection], None] | None = None) -> Case:
+    """Apply one engine operation under the version check and log the write (a refused one too); ``also``
+    writes more in the same transaction (the claim of an Idempotency-Key)."""
     _, emergency = _case_access(core, user, reference)
     at = _now()
+    log_write = access_writer(request, user, action, case_reference=reference, break_glass=emergency)
+
+    def write(conn: sa.Connection) -> None:
+        log_write(conn)
+        if also is not None:
+            also(conn)
+
     try:
-        case, _ = services.change_case(
-            uow=core.uow(), reference=reference, expected_version=version, change=lambda c: change(c, at),
-            also=access_writer(request, user, action, case_reference=reference, break_glass=emergency))
+        case, _ = services.change_case(uow=core.uow(), reference=reference, expected_version=version,
+                                       change=lambda c: change(c, at), also=write)
     except Exception as exc:
         log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
                    break_glass=emergency)
@@ -243,15 +251,17 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
 
 def _operate(request: Request, core: Core, user: User, reference: str, *, action: str, version: int,
              key: str | None, body: dict[str, Any], change: Callable[[Case, datetime], Any]) -> JSONResponse:
-    """Apply one engine operation, answer with the new case; a retried request (same key) gets the first answer."""
+    """Apply one engine operation, answer with the new case; a retried request (same key) gets the first answer,
+    or, if that answer was lost after the change committed, the case as it is now."""
 
-    def run() -> JSONResponse:
-        case = apply_operation(request, core, user, reference, action=action, version=version, change=change)
+    def run(claim: Callable[[sa.Connection], None] | None) -> JSONResponse:
+        case = apply_operation(request, core, user, reference, action=action, version=version, change=change,
+                               also=claim)
         with core.uow() as uow:
             events = uow.cases.events(case.id)
         return _case_response(case, events, [], lang=user.language)
 
-    return idempotent(core, user, request, key, body, run)
+    return idempotent(core, user, request, key, body, run, replay=lambda: get_case(request, core, user, reference))
 
 
 class Versioned(BaseModel):
@@ -331,7 +341,7 @@ Key = IdempotencyKey
 
 @router.post("", status_code=201, response_model=CaseDetail, summary="Open a case at first contact")
 def open_case(request: Request, core: Core, user: Coordinator, body: OpenBody, key: Key = None) -> JSONResponse:
-    def run() -> JSONResponse:
+    def run(_: object) -> JSONResponse:
         case = open_new_case(request, core, user, body)
         with core.uow() as uow:
             events = uow.cases.events(case.id)

@@ -9,10 +9,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fhir.resources.R4B.task import Task
 
 from pathway import accounts
 from pathway.scheduler import run_scan
+from pathway.store.tables import idempotency_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, UNIT, World, synthetic_person  # noqa: E402
@@ -207,6 +209,29 @@ def test_idempotency_key_replays_the_first_answer_and_applies_once(world: World)
     # keys belong to their user: another coordinator's same key is a different request
     c = w.client.post(f"{API}/cases", json=body, headers={**w.auth("koordinator2"), "Idempotency-Key": hk["Idempotency-Key"]})
     assert c.status_code == 201 and c.json()["reference"] != a.json()["reference"]
+
+
+def test_a_retry_after_a_lost_answer_learns_the_change_was_made_and_nothing_is_applied_twice(world: World) -> None:
+    w = world
+    ref = w.open_case(synthetic_person())["reference"]
+    v = w.version(ref)
+    h = {**w.auth(K), "If-Match": f'"{v}"', "Idempotency-Key": f"lost-{uuid.uuid4()}"}
+    stale = {**h, "If-Match": f'"{v - 1}"', "Idempotency-Key": f"refused-{uuid.uuid4()}"}
+    refused = w.client.post(f"{API}/cases/{ref}/pause", json={"reason": "venter på tolk"}, headers=stale)
+    assert refused.status_code == 409
+    with w.core.engine.connect() as conn:  # a refused change claims no key: its retry is refused again, not replayed
+        assert conn.execute(sa.select(idempotency_t.c.key).where(
+            idempotency_t.c.key == stale["Idempotency-Key"])).first() is None
+    first = w.client.post(f"{API}/cases/{ref}/pause", json={"reason": "venter på tolk"}, headers=h)
+    assert first.status_code == 200
+    # The worker dies after the change committed, before its answer was stored: the claim made with the change
+    # is all there is.
+    with w.core.engine.begin() as conn:
+        conn.execute(sa.update(idempotency_t).where(idempotency_t.c.key == h["Idempotency-Key"]).values(body=None))
+    retry = w.client.post(f"{API}/cases/{ref}/pause", json={"reason": "venter på tolk"}, headers=h)
+    assert retry.status_code == 200, retry.text  # not 409 stale version: the change was made
+    assert retry.headers.get("idempotency-replayed") == "true" and retry.json()["version"] == v + 1
+    assert retry.json()["paused_since"] is not None and w.version(ref) == v + 1
 
 
 # -- handovers -----------------------------------------------------------------------------------------------
