@@ -38,6 +38,8 @@ users_app = typer.Typer(help="People who work with Forløp.", no_args_is_help=Tr
 outbox_app = typer.Typer(help="Messages waiting for email and webhook delivery.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(outbox_app, name="outbox")
+reports_app = typer.Typer(help="The managers' timeliness report.", no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
 
 out = Console()
 err = Console(stderr=True)
@@ -536,6 +538,21 @@ def scan(
     if dispatch:
         sent = run_dispatch(core, now=at)
         out.print(f"outbox: {sent.sent} sent, {sent.retried} to retry, {sent.dead} dead")
+
+
+@reports_app.command("snapshot")
+def reports_snapshot(database_url: DatabaseUrl = None) -> None:
+    """Compute the default timeliness report of every unit now and store it (the scheduler does this every
+    FORLOP_REPORT_SNAPSHOT_MINUTES); the API answers the default report from it."""
+    import time
+
+    from pathway.scheduler import run_report_snapshots
+
+    core = _core(database_url)
+    began = time.perf_counter()
+    written = run_report_snapshots(core)
+    out.print(f"report snapshots: {written} written in {time.perf_counter() - began:.1f} s")
+    core.close()
 
 
 @outbox_app.command("list")

@@ -76,9 +76,9 @@ from pathway.definition import FIRST_CONTACT, Checkpoint, Offset, PathwayDefinit
 from pathway.store.tables import case_t, definition_t, event_t, step_t
 
 __all__ = [
-    "HIDDEN", "MIN_COUNT", "OTHER", "SMALL", "CaseFigures", "Count", "Interval", "IntervalFigures", "Period",
-    "Report", "fold_reasons", "intervals", "lead_hours", "percentile", "period_bounds", "period_key",
-    "periods_covering", "suppress", "timeliness", "to_csv",
+    "HIDDEN", "MIN_COUNT", "OTHER", "SMALL", "Breakdown", "CaseFigures", "Count", "Interval", "IntervalFigures",
+    "Period", "Report", "breakdown", "default_span", "fold_reasons", "intervals", "lead_hours", "percentile",
+    "period_bounds", "period_key", "periods_covering", "reports_for_all_units", "suppress", "timeliness", "to_csv",
 ]
 
 Period = Literal["month", "tertial"]
@@ -168,6 +168,14 @@ def periods_covering(start: date, end: date, period: Period) -> list[str]:
             keys.append(key)
         day = period_dates(key)[1]
     return keys
+
+
+DEFAULT_DAYS = 365
+
+
+def default_span(today: date) -> tuple[date, date]:
+    """The span of the report when none is asked for: the last 365 days up to ``today`` (UTC)."""
+    return today - timedelta(days=DEFAULT_DAYS), today
 
 
 # -- numbers ---------------------------------------------------------------------------------------------------
@@ -808,6 +816,114 @@ def _display(data: _Data, key: str) -> str:
     return f"«{text}»" if text == OTHER else text
 
 
+def _checked_now(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("naive datetime: now must carry a time zone")
+    return now.astimezone(timezone.utc)
+
+
+def _checked_period(period: str) -> None:
+    if period not in ("month", "tertial"):
+        raise ValueError(f"unknown period '{period}' (month or tertial)")
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The whole breakdown of ``start``..``end`` (every unit, every month of every tertial touched), suppressed
+    once: the expensive part of a report. Any unit's report, by month or by tertial, is a slice of it."""
+
+    start: date
+    end: date
+    now: datetime
+    data: _Data
+    counts: Counter[Cell]
+    within: Counter[Cell]
+    leads: Mapping[Cell, list[float]]
+    reasons: dict[Cell, Counter[str]]
+    shown: dict[Cell, Count]
+
+    @property
+    def units(self) -> list[str]:
+        """Every unit with figures in the breakdown."""
+        return sorted({c[3] for c in self.counts if c[3] is not None})
+
+    def _get(self, cell: Cell) -> Count:
+        return self.shown.get(cell, self.counts.get(cell, 0))  # a unit without data in a tertial: all its counts are 0
+
+    def report(self, period: Period, unit: str | None) -> Report:
+        """The report of ``unit`` (``None``: all units together) by ``period``."""
+        _checked_period(period)
+        data, within, leads, reasons, get = self.data, self.within, self.leads, self.reasons, self._get
+        wanted = periods_covering(self.start, self.end, period)
+        interval_rows: list[IntervalFigures] = []
+        case_rows: list[CaseFigures] = []
+        pathways = sorted({p for p, _ in data.intervals} | {c[0] for c in self.counts})
+        for pathway in pathways:
+            ivs = sorted((iv for (p, _), iv in data.intervals.items() if p == pathway), key=lambda iv: iv.order)
+            for iv in ivs:
+                for p in wanted:
+                    cell: Cell = (pathway, "completed", iv.id, unit, p)
+                    completed = get(cell)
+                    xs = leads.get(cell, [])
+                    enough = isinstance(completed, int) and completed >= MIN_COUNT and len(xs) >= MIN_COUNT
+                    interval_rows.append(IntervalFigures(
+                        pathway=pathway, checkpoint=iv.checkpoint, interval=iv.name, deadline=iv.deadline, period=p,
+                        unit=unit, completed=completed, within_deadline_share=_share(within.get(cell, 0), completed),
+                        median_hours=round(percentile(xs, 0.5), 1) if enough else None,
+                        p90_hours=round(percentile(xs, 0.9), 1) if enough else None,
+                        overdue_now=get((pathway, "overdue", iv.id, unit, p)),
+                        deviation_reasons=_reasons_shown(data, cell, reasons, self.shown),
+                    ))
+            for p in wanted:
+                def case(measure: str, sub: str = "") -> Count:
+                    return get((pathway, measure, sub, unit, p))  # noqa: B023 - used inside this iteration only
+
+                closed, opened, repeat = case("closed"), case("opened"), case("repeat")
+                outcomes = {o: case("outcome", o) for o in data.outcomes.get(pathway, [])}
+                returned = outcomes.get(RETURNED_TO_ABUSER)
+                decided = case("coordinator")
+                case_rows.append(CaseFigures(
+                    pathway=pathway, period=p, unit=unit, opened=opened, coordinator_decided=decided,
+                    coordinator_within_share=_share(within.get((pathway, "coordinator", "", unit, p), 0), decided),
+                    closed=closed, outcomes=outcomes,
+                    returned_to_abuser_share=_share(returned, closed) if isinstance(returned, int) else None,
+                    repeat_contact=repeat,
+                    repeat_contact_share=_share(repeat, opened) if isinstance(repeat, int) else None,
+                ))
+        return Report(period=period, start=self.start, end=self.end, unit=unit, generated_at=self.now,
+                      periods=tuple(wanted), intervals=tuple(interval_rows), cases=tuple(case_rows))
+
+    def reports_for_all_units(self, period: Period) -> dict[str | None, Report]:
+        """The report of every unit with figures, and of all units together (key ``None``)."""
+        return {unit: self.report(period, unit) for unit in [*self.units, None]}
+
+
+def breakdown(*, engine: sa.Engine, resolve: Resolver, start: date, end: date, now: datetime) -> Breakdown:
+    """Collect, roll up and suppress the whole breakdown of every tertial overlapping ``start``..``end``."""
+    now = _checked_now(now)
+    tertials = periods_covering(start, end, "tertial")
+    months = [m for t in tertials for m in months_of(t)]
+    lo, hi = period_bounds(tertials[0])[0], period_bounds(tertials[-1])[1]
+    with engine.connect() as conn:
+        data = _Data(months, _registered(conn, resolve))
+        for tertial in tertials:  # one tertial at a time: memory stays bounded, PostgreSQL may run it in parallel
+            _collect_completed(conn, data, *period_bounds(tertial))
+        _collect_overdue(conn, data, lo, hi, now)
+        _collect_cases(conn, data, lo, hi, now)
+    counts, within, leads, reasons = data.rolled()
+    shown = _lattice(data, counts, reasons, tertials)
+    return Breakdown(start=start, end=end, now=now, data=data, counts=counts, within=within, leads=leads,
+                     reasons=reasons, shown=shown)
+
+
+def reports_for_all_units(*, engine: sa.Engine, resolve: Resolver, period: Period, start: date, end: date,
+                          now: datetime) -> dict[str | None, Report]:
+    """The report of every unit with figures and of all units together (key ``None``), from one breakdown:
+    each is the same as ``timeliness`` gives for that unit."""
+    _checked_period(period)
+    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now).reports_for_all_units(period)
+
+
 def timeliness(
     *,
     engine: sa.Engine,
@@ -821,64 +937,10 @@ def timeliness(
     """Timeliness figures per checkpoint interval and per period (every period overlapping ``start``..``end``,
     in full), for ``unit`` or, with ``unit=None``, all units together. Counts below 5 are suppressed as described
     in the module's docstring. ``resolve(pathway_id, version)`` gives a definition (``DefinitionCatalog.resolve``)."""
-    if period not in ("month", "tertial"):
-        raise ValueError(f"unknown period '{period}' (month or tertial)")
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("naive datetime: now must carry a time zone")
-    now = now.astimezone(timezone.utc)
-    wanted = periods_covering(start, end, period)
-    tertials = periods_covering(start, end, "tertial")
-    months = [m for t in tertials for m in months_of(t)]
-    lo, hi = period_bounds(tertials[0])[0], period_bounds(tertials[-1])[1]
-    with engine.connect() as conn:
-        data = _Data(months, _registered(conn, resolve))
-        for tertial in tertials:  # one tertial at a time: memory stays bounded, PostgreSQL may run it in parallel
-            _collect_completed(conn, data, *period_bounds(tertial))
-        _collect_overdue(conn, data, lo, hi, now)
-        _collect_cases(conn, data, lo, hi, now)
-    counts, within, leads, reasons = data.rolled()
-    shown = _lattice(data, counts, reasons, tertials)
-
-    def get(cell: Cell) -> Count:
-        return shown.get(cell, counts.get(cell, 0))  # a unit without data in a tertial: all its counts are 0
-
-    interval_rows: list[IntervalFigures] = []
-    case_rows: list[CaseFigures] = []
-    pathways = sorted({p for p, _ in data.intervals} | {c[0] for c in counts})
-    for pathway in pathways:
-        ivs = sorted((iv for (p, _), iv in data.intervals.items() if p == pathway), key=lambda iv: iv.order)
-        for iv in ivs:
-            for p in wanted:
-                cell: Cell = (pathway, "completed", iv.id, unit, p)
-                completed = get(cell)
-                xs = leads.get(cell, [])
-                enough = isinstance(completed, int) and completed >= MIN_COUNT and len(xs) >= MIN_COUNT
-                interval_rows.append(IntervalFigures(
-                    pathway=pathway, checkpoint=iv.checkpoint, interval=iv.name, deadline=iv.deadline, period=p,
-                    unit=unit, completed=completed, within_deadline_share=_share(within.get(cell, 0), completed),
-                    median_hours=round(percentile(xs, 0.5), 1) if enough else None,
-                    p90_hours=round(percentile(xs, 0.9), 1) if enough else None,
-                    overdue_now=get((pathway, "overdue", iv.id, unit, p)),
-                    deviation_reasons=_reasons_shown(data, cell, reasons, shown),
-                ))
-        for p in wanted:
-            def case(measure: str, sub: str = "") -> Count:
-                return get((pathway, measure, sub, unit, p))  # noqa: B023 - used inside this iteration only
-
-            closed, opened, repeat = case("closed"), case("opened"), case("repeat")
-            outcomes = {o: case("outcome", o) for o in data.outcomes.get(pathway, [])}
-            returned = outcomes.get(RETURNED_TO_ABUSER)
-            decided = case("coordinator")
-            case_rows.append(CaseFigures(
-                pathway=pathway, period=p, unit=unit, opened=opened, coordinator_decided=decided,
-                coordinator_within_share=_share(within.get((pathway, "coordinator", "", unit, p), 0), decided),
-                closed=closed, outcomes=outcomes,
-                returned_to_abuser_share=_share(returned, closed) if isinstance(returned, int) else None,
-                repeat_contact=repeat,
-                repeat_contact_share=_share(repeat, opened) if isinstance(repeat, int) else None,
-            ))
-    return Report(period=period, start=start, end=end, unit=unit, generated_at=now, periods=tuple(wanted),
-                  intervals=tuple(interval_rows), cases=tuple(case_rows))
+    _checked_period(period)
+    _checked_now(now)
+    periods_covering(start, end, period)  # refuse an end before start before touching the database
+    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now).report(period, unit)
 
 
 # -- CSV -------------------------------------------------------------------------------------------------------

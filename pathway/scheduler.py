@@ -1,4 +1,5 @@
-"""The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, and deliver the outbox.
+"""The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, deliver the outbox, and
+compute the managers' default timeliness report in the background (``pathway.store.snapshots``).
 
 Runs inside the server process by default (``FORLOP_SCHEDULER=embedded``) or as its own process
 (``forlop scheduler``) when several API processes share one database. Any number of schedulers may run at
@@ -18,6 +19,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from notifications.dispatcher import DispatchResult, RetryPolicy, dispatch
 from pathway.store.scan import ScanResult, route, scan
+from pathway.store.snapshots import refresh_snapshots
 
 if TYPE_CHECKING:
     from pathway.bootstrap import Forlop
@@ -48,6 +50,14 @@ def run_dispatch(core: Forlop, *, now: datetime | None = None) -> DispatchResult
     return result
 
 
+def run_report_snapshots(core: Forlop, *, now: datetime | None = None) -> int:
+    """Compute and store the default timeliness report of every unit and all units; returns how many."""
+    written = refresh_snapshots(engine=core.engine, resolve=core.catalog.resolve,
+                                now=now or datetime.now(timezone.utc))
+    log.info("report snapshots: %d written", written)
+    return written
+
+
 def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]
     # A database outage must not kill the scheduler: log it (no data) and try again at the next interval.
     try:
@@ -57,11 +67,14 @@ def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]
 
 
 def build_scheduler(core: Forlop, *, blocking: bool = False) -> BaseScheduler:
-    """A scheduler with the scan and dispatch jobs; never two runs of the same job at once in one process."""
+    """A scheduler with the scan, dispatch and report snapshot jobs; never two runs of the same job at once in one
+    process."""
     scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=timezone.utc)
     now = datetime.now(timezone.utc)
-    for job, seconds in ((run_scan, core.settings.scan_interval_seconds),
-                         (run_dispatch, core.settings.dispatch_interval_seconds)):
+    jobs = [(run_scan, core.settings.scan_interval_seconds), (run_dispatch, core.settings.dispatch_interval_seconds)]
+    if core.settings.report_snapshot_minutes:
+        jobs.append((run_report_snapshots, core.settings.report_snapshot_minutes * 60))
+    for job, seconds in jobs:
         scheduler.add_job(_guarded, "interval", args=[job, core], seconds=seconds, id=job.__name__,
                           max_instances=1, coalesce=True, next_run_time=now, misfire_grace_time=None)
     return scheduler

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     public_url: str = Field(default="http://127.0.0.1:8000", description="base of the links in notifications")
     web_idle_minutes: int = Field(default=30, ge=1, le=480)  # a browser session ends after this long unused
     report_target_share: float = Field(default=0.8, gt=0, le=1)  # the target line of the timeliness charts
+    # The default timeliness report is computed in the background this often and answered from while younger
+    # than twice this; 0: always computed on request.
+    report_snapshot_minutes: int = Field(default=15, ge=0, le=1440)
 
     # Reminders and delivery
     scheduler: Literal["embedded", "off"] = "embedded"  # "off" when `forlop scheduler` runs as its own process
@@ -62,6 +65,11 @@ class Settings(BaseSettings):
     @property
     def web_idle(self) -> timedelta:
         return timedelta(minutes=self.web_idle_minutes)
+
+    @property
+    def report_snapshot_max_age(self) -> timedelta | None:
+        """How old a report snapshot may be and still be answered from; ``None``: snapshots are off."""
+        return timedelta(minutes=2 * self.report_snapshot_minutes) if self.report_snapshot_minutes else None
 
     @model_validator(mode="after")
     def _refuse_unsafe_values(self) -> Settings:

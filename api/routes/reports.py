@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -15,6 +15,7 @@ from pathway import metrics
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.cases import EARLIEST, LATEST
+from pathway.store import snapshots
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Period = Annotated[Literal["month", "tertial"], Query(description="month or tertial (Jan–Apr, May–Aug, Sep–Dec)")]
@@ -22,17 +23,26 @@ Period = Annotated[Literal["month", "tertial"], Query(description="month or tert
 
 def _report(core: Forlop, user: User, period: str, start: date | None, end: date | None,
             scope: str) -> metrics.Report:
-    today = datetime.now(timezone.utc).date()
-    end = end or today
+    now = datetime.now(timezone.utc)
+    default = start is None and end is None
+    end = end or now.date()
     if not EARLIEST.date() <= (start or end) or end >= LATEST.date():  # year 1 or 9999 overflows date arithmetic
         raise HTTPException(422, f"start and end must lie between {EARLIEST.year} and {LATEST.year}")
-    start = start or end - timedelta(days=365)
+    start = start or metrics.default_span(end)[0]
     if start > end or (end - start).days > 3 * 366:
         raise HTTPException(422, "start must come before end, and the span be at most three years")
     # A manager sees their own unit, or every unit together; never another unit on its own.
     unit = user.unit if scope == "unit" and user.unit else None
+    max_age = core.settings.report_snapshot_max_age
+    if default and max_age is not None:
+        # The default report is computed in the background (the national breakdown takes long); its
+        # generated_at says when. A missing or stale snapshot (scheduler off or behind) is computed live.
+        snapshot = snapshots.read_snapshot(core.engine, period=period, start=start, end=end, unit=unit,
+                                           not_before=now - max_age)
+        if snapshot is not None:
+            return snapshot
     return metrics.timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
-                              start=start, end=end, unit=unit, now=datetime.now(timezone.utc))
+                              start=start, end=end, unit=unit, now=now)
 
 
 @router.get("/timeliness", summary="Share within deadline, lead times, overdue now, deviation reasons, outcomes")

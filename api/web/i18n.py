@@ -207,6 +207,7 @@ NB: dict[str, str] = {
         "Forløpstid per sjekkpunkt (median og 90-persentil, timer)",
     "Overdue now per checkpoint": "Over frist nå per sjekkpunkt",
     "Target": "Mål",
+    "Figures as of": "Tall per",
     "Share": "Andel",
     "Completed": "Fullført",
     "Median hours": "Median timer",

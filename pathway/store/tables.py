@@ -6,7 +6,7 @@ Every timestamp is timezone-aware UTC (``UTCDateTime`` also makes SQLite give th
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -348,6 +348,20 @@ class IdempotencyRow(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class ReportSnapshotRow(SQLModel, table=True):
+    """A timeliness report computed in the background (``pathway.store.snapshots``), so that managers get the
+    default report without waiting for the national breakdown. Aggregates only, already suppressed."""
+
+    __tablename__ = "report_snapshot"
+
+    period: str = Field(primary_key=True, max_length=8)  # month or tertial
+    period_start: date = Field(primary_key=True)
+    period_end: date = Field(primary_key=True)
+    unit: str = Field(primary_key=True, max_length=64)  # "*": all units together
+    computed_at: datetime = _ts()
+    report: dict[str, Any] = _json()
+
+
 # The coordinators' list sorts open cases of a unit by next deadline, cases without one last. Its index is an
 # expression index written by hand in migration 0005 (dialect-specific literal); the query must use FAR_DUE_SQL.
 FAR_DUE_SQL = {"postgresql": "'9999-12-31 00:00:00+00'::timestamptz", "sqlite": "'9999-12-31 00:00:00.000000'"}
@@ -367,3 +381,4 @@ token_t = ApiTokenRow.__table__
 access_t = AccessLogRow.__table__
 break_glass_t = BreakGlassRow.__table__
 idempotency_t = IdempotencyRow.__table__
+snapshot_t = ReportSnapshotRow.__table__

@@ -245,3 +245,24 @@ def test_every_word_of_the_pages_has_its_bokmal() -> None:
     assert len(used) > 100
     missing = sorted(u for u in used if u not in NB)
     assert not missing, f"no bokmål for: {missing}"
+
+
+def test_the_report_page_says_how_fresh_its_figures_are(world: World) -> None:
+    from api.web.render import local
+    from pathway.scheduler import run_report_snapshots
+    from pathway.store.tables import snapshot_t
+
+    now = datetime.now(timezone.utc)
+    # A snapshot from the background job, 5 minutes old (of the same day, or the default span would differ).
+    as_of = max(now - timedelta(minutes=5), now.replace(hour=0, minute=0, second=0, microsecond=0))
+    run_report_snapshots(world.core, now=as_of)
+    try:
+        page = browser(world, "leder").get("/reports")
+        assert page.status_code == 200
+        assert re.search(rf"Tall per <time [^>]*>{re.escape(local(as_of, 'nb'))}</time>", page.text), page.text
+        live = browser(world, "leder").get("/reports", params={"period": "month", "scope": "unit",
+                                                               "start": "2026-01-01", "end": "2026-11-27"})
+        assert "Tall per" in live.text and local(as_of, "nb") not in live.text  # a chosen span is computed now
+    finally:
+        with world.core.engine.begin() as conn:
+            conn.execute(snapshot_t.delete())

@@ -212,3 +212,21 @@ def test_periods_and_arguments_are_checked(core: Forlop) -> None:
     empty = report(core)
     assert all(x.completed == 0 and x.overdue_now == 0 for x in empty.intervals)
     assert cases(empty).opened == 0
+
+
+def test_one_breakdown_gives_every_units_report_as_timeliness_does(core: Forlop) -> None:
+    from pathway.demo import seed_demo
+    from pathway.metrics import breakdown, reports_for_all_units
+
+    seed_demo(core, cases=60, seed=1, now=NOW)
+    start, end = date(2025, 12, 1), date(2026, 12, 1)
+    whole = breakdown(engine=core.engine, resolve=core.catalog.resolve, start=start, end=end, now=NOW)
+    assert len(whole.units) >= 3
+    for period in ("month", "tertial"):
+        reports = reports_for_all_units(engine=core.engine, resolve=core.catalog.resolve, period=period,
+                                        start=start, end=end, now=NOW)
+        assert set(reports) == {*whole.units, None}
+        for unit, from_breakdown in reports.items():
+            assert from_breakdown == report(core, period, start, end, unit=unit)
+            assert from_breakdown == whole.report(period, unit)  # type: ignore[arg-type]
+        assert any(r.completed not in (0, SMALL) for r in reports[None].intervals)  # figures, not only zeros
