@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,8 +31,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
-        from urllib.parse import quote
-
         return auth.see_other(f"/login?next={quote(exc.next_path, safe='/')}")
 
     @app.exception_handler(PageNotFound)

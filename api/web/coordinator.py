@@ -23,7 +23,7 @@ from api.web import diagram
 from api.web.auth import see_other
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
-from pathway.errors import ConcurrencyConflict, ForlopError
+from pathway.errors import ConcurrencyConflict, ForlopError, NotFound
 from pathway.store.tables import user_t
 
 router = APIRouter(include_in_schema=False)
@@ -92,7 +92,7 @@ def case_page(request: Request, core: Core, session: CoordinatorPage, reference:
 def _case_page(request: Request, core: Core, session: Session, reference: str, *, status: int = 200,
                saved: bool = False, conflict: bool = False, refused: dict[str, Any] | None = None,
                failed_action: str = "", errors: list[dict[str, Any]] | None = None) -> Response:
-    lang = _lang(request, session)
+    lang = language(request, session.user)
     detail = api.read_case(request, core, session.user, reference, lang=lang)
     definition = core.catalog.resolve(detail.pathway, detail.pathway_version)
     now = datetime.now(timezone.utc)
@@ -112,14 +112,10 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 case_overdue=not closed and detail.next_due_at is not None and detail.next_due_at < now,
                 case_due_soon=not closed and detail.next_due_at is not None
                 and now <= detail.next_due_at < now + DUE_SOON,
-                diagram=diagram.build(definition, detail, lang, now), allowed=set(detail.allowed_operations),
+                diagram=diagram.build(definition, detail, lang), allowed=set(detail.allowed_operations),
                 moves=moves, coordinators=coordinators, stages={p.id: p.title for p in definition.phases}, saved=saved, conflict=conflict, refused=refused,
                 failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
                 handover_checkpoints=[c for c in definition.checkpoints if c.handover is not None])
-
-
-def _lang(request: Request, session: Session) -> str:
-    return language(request, session.user)
 
 
 @router.post("/cases/{reference}/do/{action}")
@@ -148,7 +144,7 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
         return _case_page(request, core, session, reference, status=409, conflict=True, failed_action=action)
     except ForlopError as exc:
         status, detail, _, extra = describe(exc)
-        if status == 404 and detail == "not found":
+        if isinstance(exc, NotFound):  # not the user's case: the 404 page, as for reading it
             raise
         return _case_page(request, core, session, reference, status=status, failed_action=action,
                           refused={"detail": detail, "allowed": extra.get("allowed", [])})

@@ -5,8 +5,6 @@ by colour)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-
 from api.schemas import CaseDetail
 from pathway.definition import PathwayDefinition
 
@@ -50,7 +48,7 @@ class Diagram:
     summary: dict[str, int]
 
 
-def checkpoint_states(detail: CaseDetail, now: datetime) -> dict[str, str]:
+def checkpoint_states(detail: CaseDetail) -> dict[str, str]:
     """Each checkpoint's state on the case: its newest occurrence, and overdue when an open one is late."""
     states: dict[str, str] = {}
     for step in detail.steps:
@@ -62,8 +60,8 @@ def checkpoint_states(detail: CaseDetail, now: datetime) -> dict[str, str]:
     return states
 
 
-def build(definition: PathwayDefinition, detail: CaseDetail, lang: str, now: datetime) -> Diagram:
-    states = checkpoint_states(detail, now)
+def build(definition: PathwayDefinition, detail: CaseDetail, lang: str) -> Diagram:
+    states = checkpoint_states(detail)
     placed: set[str] = set()
     boxes = []
     for i, phase in enumerate(definition.phases):

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from api.access import log_access
 from api.deps import Core
-from api.routes.reports import _report
+from api.routes.reports import _report, timeliness_csv
 from api.web import charts
 from api.web.i18n import translator
 from api.web.render import page, percent
@@ -44,11 +44,11 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     target_label = f"{t('Target')} {percent(target)}"
     by_checkpoint = charts.share_bars(
         "share-checkpoint", f"{t('Share within deadline per checkpoint')} ({shown_period})",
-        f"{t('Target')} {percent(target)}", [(r.interval, r.within_deadline_share, _share_text(r, t))
+        f"{t('Target')} {percent(target)}", [(r.interval, r.within_deadline_share, _share_text(r))
                                               for r in in_period], target, target_label)
     by_period = charts.share_bars(
         "share-period", f"{t('Share within deadline per period')}: {chosen}", f"{t('Target')} {percent(target)}",
-        [(r.period, r.within_deadline_share, _share_text(r, t)) for r in over_time], target, target_label,
+        [(r.period, r.within_deadline_share, _share_text(r)) for r in over_time], target, target_label,
         horizontal=False)
     lead = charts.range_bars(
         "lead-time", f"{t('Lead time per checkpoint (median and 90th percentile, hours)')} ({shown_period})", "",
@@ -64,7 +64,7 @@ def report_page(request: Request, core: Core, session: ManagerPage,
                        "scope": scope})
 
 
-def _share_text(row: metrics.IntervalFigures, t: object) -> str:
+def _share_text(row: metrics.IntervalFigures) -> str:
     if row.within_deadline_share is None:
         return "–" if row.completed == 0 else str(row.completed)
     return percent(row.within_deadline_share)
@@ -73,7 +73,4 @@ def _share_text(row: metrics.IntervalFigures, t: object) -> str:
 @router.get("/reports/timeliness.csv")
 def report_csv(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
                start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
-    report = _report(core, session.user, period, start, end, scope)
-    log_access(core.engine, request, session.user, "report.csv")
-    return Response(metrics.to_csv(report), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": 'attachment; filename="forlop-timeliness.csv"'})
+    return timeliness_csv(request, core, session.user, period=period, start=start, end=end, scope=scope)

@@ -58,6 +58,6 @@ def page(request: Request, template: str, session: Session | None, *, status: in
     html = env.get_template(template).render(
         request=request, session=session, user=session.user if session else None, lang=lang, t=translator(lang),
         when=lambda v, with_time=True: local(v, lang, with_time=with_time), op_label=lambda o: operation_label(o, lang),
-        kind_label=lambda k: kind_label(k, lang), text=lambda v: v.en if lang == "en" else v.nb,
+        kind_label=lambda k: kind_label(k, lang), text=lambda v: v.get(lang),
         unread=unread, demo=core.settings.env in ("demo", "development"), path=request.url.path, **context)
     return HTMLResponse(html, status_code=status, headers=headers)
