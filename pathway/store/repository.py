@@ -56,6 +56,8 @@ def _update_by_id(table: sa.Table, cols: tuple[str, ...]) -> sa.Update:
 
 
 _UPDATE_STEP = _update_by_id(step_t, _STEP_ROW_COLS)
+_PARK_STEP_CODE = sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id")).values(code=sa.bindparam("b_code"))
+_CODE = _STEP_COLS.index("code")
 _UPDATE_TASK = _update_by_id(handover_t, _TASK_COLS)
 
 
@@ -190,8 +192,14 @@ class CaseRepository:
             raise ConcurrencyConflict(case.reference, expected, actual)
         new_steps = [s for s in case.steps if s.id not in steps]
         new_tasks = [t for t in case.handovers if t.id not in tasks]
-        self._insert_children(case, new_steps, new_tasks)
         changed = [s for s in case.steps if s.id in steps and steps[s.id] != _step_values(s)]
+        recoded = [s for s in changed if steps[s.id][_CODE] != s.code]
+        if recoded:
+            # A migration may rename codes into each other (K8 -> K9 while K9 -> K10) or give a new step a code that
+            # a renamed one leaves: park the renamed rows on codes no checkpoint can have first, so that no single
+            # statement meets the unique (case, code, occurrence) of a row that has not moved yet.
+            self._conn.execute(_PARK_STEP_CODE, [{"b_id": s.id, "b_code": f"~{i}"} for i, s in enumerate(recoded)])
+        self._insert_children(case, new_steps, new_tasks)
         self._update_rows(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s), _next_reminder(case, s)) for s in changed])
         self._update_rows(_UPDATE_TASK, _TASK_COLS, [_task_values(t) for t in case.handovers
                                                      if t.id in tasks and tasks[t.id] != _task_values(t)])

@@ -6,13 +6,14 @@ import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pathway.calendar import OSLO
 from pathway.cases import GENESIS, Case, Event, Step, event_hash, replay
-from pathway.definition import PathwayDefinition, parse_definition
+from pathway.definition import PathwayDefinition, load_definition, parse_definition
 from pathway.errors import (
     ConsentRequired,
     DomainError,
@@ -818,3 +819,29 @@ def test_an_agency_completing_a_handover_after_its_deadline_gives_the_reason(cas
         case.update_handover(task, "completed", actor="politi", at=late)
     case.update_handover(task, "completed", actor="politi", at=late, note="ventet på avhør")
     assert case.new_events[-1].reason == "ventet på avhør"
+
+
+# -- migrating to a new version that renumbers its checkpoints ----------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "definitions" / "examples"
+
+
+def test_a_migration_that_gives_a_code_to_another_checkpoint_keeps_every_step_apart(
+    case: Case, definition: PathwayDefinition, hours: Hours
+) -> None:
+    from ruamel.yaml import YAML
+
+    v2 = load_definition(EXAMPLES / "krisesenter-v2" / "krisesenter.yaml")
+    mapping = YAML(typ="safe").load((EXAMPLES / "krisesenter-v1-to-v2.yaml").read_text(encoding="utf-8"))
+    assert mapping["K8"] == "K9" and v2.checkpoint["K8"].handover is not None  # v1's K8 is v2's K9; K8 is new
+    to_support(case, hours)
+    meeting = step(case, "K8")
+    case.migrate(v2, mapping, actor=ACTOR, at=hours(3), reason="ny versjon av forløpet")
+
+    assert step(case, "K9").id == meeting.id and step(case, "K9").state == meeting.state == "pending"
+    health = step(case, "K8")
+    assert health.id != meeting.id
+    assert len({s.id for s in case.steps}) == len(case.steps)
+    versions = {definition.key: definition, v2.key: v2}
+    rebuilt = replay(case.new_events, lambda pathway_id, version: versions[(pathway_id, version)])
+    assert rebuilt.snapshot() == case.snapshot()
