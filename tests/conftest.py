@@ -12,9 +12,40 @@ import sqlalchemy as sa
 
 from pathway.bootstrap import Forlop, bootstrap
 from pathway.settings import Settings
+from tests.suite import clock, processes
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+_CLOCK = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    processes.mark_run()
+    config.stash[_CLOCK] = clock.start()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return config.stash[_CLOCK]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session) -> object:
+    """End what this process started; in the controller (after xdist's workers are gone), fail the run if any
+    process of it is still alive, and end those too."""
+    result = yield
+    processes.end_all()
+    if not hasattr(session.config, "workerinput"):
+        left = processes.leftovers()
+        if left:
+            processes.kill_leftovers()
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            lines = [f"{len(left)} process(es) started by the suite were still running at its end (now ended):", *left]
+            if reporter is not None:
+                reporter.write_line("\n".join(lines), red=True, bold=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return result
 
 
 def _postgres_admin_url() -> str | None:

@@ -39,6 +39,7 @@ from pathway.store.tables import case_t, outbox_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, ROOT, World, synthetic_person  # noqa: E402
+from tests.suite import processes  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 
@@ -575,7 +576,7 @@ class Server:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("FORLOP_") and k != "DATABASE_URL"}
         environ.update(FORLOP_ENV="test", FORLOP_SCHEDULER="off", FORLOP_DEFINITIONS_DIR=str(ROOT / "definitions"))
         self.log = tmp / "server.log"
-        self.proc = subprocess.Popen(
+        self.proc = processes.spawn(
             [str(FORLOP), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--database-url",
              f"sqlite:///{tmp / 'forlop.db'}"], cwd=ROOT, env=environ, stdin=subprocess.DEVNULL,
             stdout=self.log.open("w"), stderr=subprocess.STDOUT)
@@ -631,12 +632,7 @@ class Server:
         raise AssertionError("no VmRSS")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        processes.end(self.proc, grace=30)
 
 
 def _length(answer: bytes) -> int:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.suite import processes
+
 ROOT = Path(__file__).resolve().parents[2]
 FORLOP = Path(sys.executable).with_name("forlop")
 CHROMIUM = os.environ.get("FORLOP_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -38,8 +40,8 @@ def demo_server(workdir: Path, *, cases: int = 60) -> Iterator[str]:
                    capture_output=True, timeout=600)
     port = free_port()
     log = (workdir / "server.log").open("wb")
-    server = subprocess.Popen([str(FORLOP), "serve", "--port", str(port)], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    server = processes.spawn([str(FORLOP), "serve", "--port", str(port)], env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -53,9 +55,5 @@ def demo_server(workdir: Path, *, cases: int = 60) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        processes.end(server, grace=20)
         log.close()

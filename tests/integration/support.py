@@ -28,6 +28,7 @@ from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.reminders import HANDOVER_UNACCEPTED, rung_times
 from pathway.store.tables import case_t, handover_t, step_t
+from tests.suite import processes
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,18 +218,13 @@ def run_forlop(*args: str, database_url: str, timeout: float = 120, **env: str) 
 
 
 def popen_forlop(*args: str, database_url: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(forlop_argv(*args), env=forlop_env(database_url, **env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    return processes.spawn(forlop_argv(*args), env=forlop_env(database_url, **env), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
-def stop_process(proc: subprocess.Popen[str], timeout: float = 10) -> None:
-    """Make sure a process we started is gone (used in ``finally``)."""
-    if proc.poll() is None:
-        proc.kill()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Make sure a process we started, and every process of its group, is gone (used in ``finally``)."""
+    processes.end(proc, timeout=timeout)
 
 
 def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> bool:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from pathway.bootstrap import Forlop
 from pathway.store.tables import notification_t, outbox_t, reminder_t
+from tests.suite.processes import spawn
 
 from .support import (
     add_user,
@@ -66,7 +67,7 @@ def scan_at_once(core: Forlop, now: datetime, processes: int = 2) -> list[tuple[
     """Start ``processes`` × ``forlop scan --now … --no-dispatch`` before waiting on any; their printed counts."""
     env = forlop_env(core.settings.database_url, GO_AT=str(time.time() + 4.0))
     argv = [sys.executable, "-c", GATED, "scan", "--now", now.isoformat(), "--no-dispatch"]
-    procs = [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [spawn(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(processes)]
     outputs = []
     try:

@@ -30,6 +30,7 @@ from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.demo import DEMO_PASSWORD, seed_demo
 from pathway.store.tables import case_t, event_t, step_t
+from tests.suite import processes
 from tests.integration.support import (
     HOST,
     ROOT,
@@ -146,7 +147,7 @@ def api_server(database_url: str, *, workers: int = 2, log_dir: Path, **env: str
     port = free_port()
     log = log_dir / f"serve-{port}.log"
     with open(log, "wb") as out:  # a file, not a pipe: a pipe nobody reads fills up and stalls the server
-        proc = subprocess.Popen(
+        proc = processes.spawn(
             forlop_argv("serve", "--workers", str(workers), "--host", HOST, "--port", str(port)),
             env=forlop_env(database_url, FORLOP_SCHEDULER="off", **env), stdout=out, stderr=subprocess.STDOUT,
             cwd=ROOT)
@@ -158,12 +159,7 @@ def api_server(database_url: str, *, workers: int = 2, log_dir: Path, **env: str
         assert started and proc.poll() is None, f"the server did not start:\n{server.log_text()[-3000:]}"
         yield server
     finally:
-        stop_process(proc)  # type: ignore[arg-type]
-        for pid in _children(proc.pid):  # workers of a supervisor that was killed
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_process(proc)  # the supervisor's whole group: its workers and multiprocessing's resource tracker
 
 
 # -- a private PostgreSQL cluster --------------------------------------------------------------------------------

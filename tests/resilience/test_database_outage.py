@@ -22,6 +22,7 @@ import pytest
 
 from pathway.bootstrap import Forlop, bootstrap
 from pathway.settings import Settings
+from tests.suite import processes
 
 from .support import (
     PG_BIN,
@@ -78,9 +79,9 @@ def test_postgresql_stopped_under_load_gives_503_at_once_and_the_app_recovers_wi
     refs = seed_world(core, cases=CASES)
     scheduler_log = tmp_path / "scheduler.log"
     with open(scheduler_log, "wb") as out:
-        scheduler = subprocess.Popen(forlop_argv("scheduler"), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                     env=forlop_env(url, FORLOP_SCAN_INTERVAL_SECONDS="1",
-                                                    FORLOP_DISPATCH_INTERVAL_SECONDS="1"))
+        scheduler = processes.spawn(forlop_argv("scheduler"), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                    env=forlop_env(url, FORLOP_SCAN_INTERVAL_SECONDS="1",
+                                                   FORLOP_DISPATCH_INTERVAL_SECONDS="1"))
     try:
         with api_server(url, workers=2, log_dir=tmp_path) as server:
             workers = server.workers()

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from pathway.bootstrap import Forlop
 from pathway.store.tables import outbox_t, reminder_t
+from tests.suite import processes
 from tests.integration.support import (
     HOST,
     MailSink,
@@ -80,8 +81,8 @@ def world(core: Forlop) -> Iterator[tuple[WebhookReceiver, MailSink, dict[str, s
 
 def start_scheduler(core: Forlop, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:  # a file, not a pipe nobody reads
-        return subprocess.Popen(forlop_argv("scheduler"), env=forlop_env(core.settings.database_url, **env),
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        return processes.spawn(forlop_argv("scheduler"), env=forlop_env(core.settings.database_url, **env),
+                               stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
 def test_killing_the_scheduler_mid_dispatch_loses_no_reminder_and_repeats_at_most_the_one_in_flight(
