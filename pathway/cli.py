@@ -621,6 +621,8 @@ def serve(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run the HTTP server (migrates the database first)."""
+    import signal
+
     import uvicorn
 
     settings = _settings(database_url)
@@ -631,9 +633,28 @@ def serve(
     err.print(f"Forløp on http://{host or settings.host}:{port or settings.port}  (database: {settings.database_url.split('@')[-1]})")
     if workers > 1:
         _nodelay_listening_socket()
-    # SIGTERM: stop accepting, let the requests in flight finish (at most the grace period), then exit.
-    uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port, workers=workers,
-                log_level="info", proxy_headers=False, timeout_graceful_shutdown=settings.shutdown_grace_seconds)
+    # SIGTERM and SIGINT: stop accepting, let the requests in flight finish (at most the grace period), exit 0.
+    # After that shutdown uvicorn re-raises the signal it caught to the handler it found. For SIGINT that is
+    # Python's KeyboardInterrupt, which uvicorn.run takes as the normal end; SIGTERM's default handler would kill
+    # the process instead (exit 143 with one worker). So SIGTERM is made to mean what Ctrl-C means.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        uvicorn.run("api.main:app", host=host or settings.host, port=port or settings.port, workers=workers,
+                    log_level="info", proxy_headers=False, timeout_graceful_shutdown=settings.shutdown_grace_seconds)
+    finally:
+        _reap_resource_tracker()
+
+
+def _reap_resource_tracker() -> None:
+    """The workers are started with multiprocessing's spawn, which also starts a resource tracker process. It ends
+    only when it reads end-of-file from this process, i.e. after this process has exited, so it would outlive
+    ``forlop serve`` (and hold its stdout open) for a moment. Stop it and wait for it: when serve exits, nothing it
+    started is left. The call is private to multiprocessing (3.8+); without it the tracker still ends by itself."""
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def _nodelay_listening_socket() -> None:

@@ -1,6 +1,9 @@
 """SIGTERM to ``forlop serve --workers 2`` while a write is in flight: the write finishes and is answered, then
 the server exits 0. The write is held in flight by the test, which holds the case's lock (PostgreSQL: the row,
 SQLite: the write lock) and lets go only after the signal. On SQLite and on PostgreSQL.
+
+And with one worker or two, SIGTERM (as ``kill`` and ``docker stop`` send it) and Ctrl-C (SIGINT to the whole
+process group, as a terminal sends it) end the server with exit code 0, leaving no process behind.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from pathway.bootstrap import Forlop
 from pathway.store.tables import case_t
+from tests.integration.support import HOST, ROOT, forlop_argv, forlop_env, free_port
 
 from .support import API, CLIENT_TIMEOUT, Server, api_server, say, seed_world, wait_until
 
@@ -104,3 +110,48 @@ def test_sigterm_finishes_the_write_in_flight_then_the_server_exits_cleanly(core
     assert answer["status"] == 200 and answer["body"]["version"] == 2 and version == 2
     assert code == 0
     assert "Cancel" not in log and "Traceback" not in log, log[-3000:]
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left (a zombie counts: nobody has waited for it)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("signum", "to_group"), [(signal.SIGTERM, False), (signal.SIGINT, True)],
+                         ids=["SIGTERM", "Ctrl-C"])
+def test_a_stop_signal_ends_the_server_with_exit_code_0_and_nothing_left(
+        tmp_path: Path, workers: int, signum: signal.Signals, to_group: bool) -> None:
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:  # serve migrates the fresh database itself before it starts a worker
+        proc = subprocess.Popen(
+            forlop_argv("serve", "--workers", str(workers), "--host", HOST, "--port", str(port)),
+            env=forlop_env(f"sqlite:///{tmp_path / 'forlop.db'}", FORLOP_SCHEDULER="off"), stdout=out,
+            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    pgid = proc.pid
+    try:
+        server = Server(proc, f"http://{HOST}:{port}", log, workers)
+        assert wait_until(lambda: proc.poll() is not None or (server.started() >= workers and server.serving()),
+                          timeout=120)
+        assert proc.poll() is None, server.log_text()[-3000:]
+        if to_group:
+            os.killpg(pgid, signum)
+        else:
+            proc.send_signal(signum)
+        code = proc.wait(timeout=120)
+        left = _group_alive(pgid)
+        text = server.log_text()
+    finally:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+    assert code == 0, text[-3000:]
+    assert not left
+    assert "Traceback" not in text, text[-3000:]
