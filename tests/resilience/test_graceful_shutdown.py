@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,6 @@ import sqlalchemy as sa
 
 from pathway.bootstrap import Forlop
 from pathway.store.tables import case_t
-from tests.integration.support import HOST, ROOT, forlop_argv, forlop_env, free_port
 
 from .support import API, CLIENT_TIMEOUT, Server, api_server, say, seed_world, wait_until
 
@@ -126,32 +124,17 @@ def _group_alive(pgid: int) -> bool:
                          ids=["SIGTERM", "Ctrl-C"])
 def test_a_stop_signal_ends_the_server_with_exit_code_0_and_nothing_left(
         tmp_path: Path, workers: int, signum: signal.Signals, to_group: bool) -> None:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:  # serve migrates the fresh database itself before it starts a worker
-        proc = subprocess.Popen(
-            forlop_argv("serve", "--workers", str(workers), "--host", HOST, "--port", str(port)),
-            env=forlop_env(f"sqlite:///{tmp_path / 'forlop.db'}", FORLOP_SCHEDULER="off"), stdout=out,
-            stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
-    pgid = proc.pid
-    try:
-        server = Server(proc, f"http://{HOST}:{port}", log, workers)
-        assert wait_until(lambda: proc.poll() is not None or (server.started() >= workers and server.serving()),
-                          timeout=120)
-        assert proc.poll() is None, server.log_text()[-3000:]
+    # serve migrates the fresh database itself; api_server starts it in a session of its own (so its pid is the
+    # group's id) and kills that whole group when the block ends, whatever happened in it
+    with api_server(f"sqlite:///{tmp_path / 'forlop.db'}", workers=workers, log_dir=tmp_path) as server:
+        pgid = server.proc.pid
         if to_group:
             os.killpg(pgid, signum)
         else:
-            proc.send_signal(signum)
-        code = proc.wait(timeout=120)
+            server.proc.send_signal(signum)
+        code = server.proc.wait(timeout=120)
         left = _group_alive(pgid)
-        text = server.log_text()
-    finally:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=30)
-    assert code == 0, text[-3000:]
+        log = server.log_text()
+    assert code == 0, log[-3000:]
     assert not left
-    assert "Traceback" not in text, text[-3000:]
+    assert "Traceback" not in log, log[-3000:]
