@@ -50,7 +50,9 @@ DatabaseUrl = Annotated[
 ]
 Actor = Annotated[str, typer.Option("--as", envvar="FORLOP_ACTOR", help="Who makes the change (user name).")]
 Reason = Annotated[Optional[str], typer.Option("--reason", "-r", help="Why (required where the plan changes).")]
-Version = Annotated[Optional[int], typer.Option("--version", "-V", help="The case version you read; a stale one is refused.")]
+Version = Annotated[Optional[int], typer.Option(
+    "--version", "-V", help="The case version you read (`case show`); refused if the case has changed since. "
+                            "Default: the version it is at now.")]
 
 
 def _settings(database_url: str | None) -> Settings:
@@ -196,7 +198,7 @@ def case_open(
     reason: Reason = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Open a case at first contact and print its reference."""
+    """Open a case at first contact and print its reference (only that, so `REF=$(forlop case open ...)` keeps it)."""
     from pathway import services
 
     core = _core(database_url)
@@ -209,7 +211,7 @@ def case_open(
         )
     except ForlopError as exc:
         raise _fail(exc) from None
-    out.print(case.reference)
+    out.print(case.reference, markup=False, highlight=False)
 
 
 @case_app.command("show")
@@ -230,7 +232,7 @@ def case_show(reference: str, database_url: DatabaseUrl = None,
     d = case.definition
     out.print(f"[bold]{case.reference}[/]  {d.id} v{d.version}  stage: [bold]{case.phase}[/]  version: {case.version}"
               + ("  [yellow]PAUSED[/]" if case.paused_since else ""))
-    table = Table("step", "name", "state", "due (Oslo)", "")
+    table = Table("step", "name", "state", "due (Oslo)", "overdue")
     for step in case.steps:
         name = step.title if step.adhoc else d.checkpoint[step.code].name.nb
         flag = "[red]OVERDUE[/]" if step.overdue(now) else ""
@@ -328,8 +330,9 @@ def case_close(reference: str, outcome: str, actor: Actor, reason: Reason = None
 @case_app.command("list")
 def case_list(database_url: DatabaseUrl = None,
               unit: Annotated[Optional[str], typer.Option()] = None,
-              limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50) -> None:
-    """Open cases with stage and next deadline (soonest first)."""
+              limit: Annotated[int, typer.Option(min=1, max=10_000, help="Show at most this many.")] = 50,
+              show_all: Annotated[bool, typer.Option("--all", help="Show every open case.")] = False) -> None:
+    """Open cases with stage and next deadline (soonest first); says on stderr when there are more than shown."""
     import sqlalchemy as sa
 
     from pathway.store.tables import case_t, step_t
@@ -337,19 +340,21 @@ def case_list(database_url: DatabaseUrl = None,
     core = _core(database_url)
     nxt = (sa.select(sa.func.min(step_t.c.due_at)).where(step_t.c.case_id == case_t.c.id, step_t.c.ended_at.is_(None))
            .scalar_subquery())
+    wanted = [case_t.c.closed_at.is_(None)] + ([case_t.c.unit == unit] if unit else [])
     query = (sa.select(case_t.c.reference, case_t.c.phase, case_t.c.unit, case_t.c.paused_since, nxt.label("next_due"))
-             .where(case_t.c.closed_at.is_(None)).order_by(nxt.label("next_due")).limit(limit))
-    if unit:
-        query = query.where(case_t.c.unit == unit)
+             .where(*wanted).order_by(nxt.label("next_due")).limit(None if show_all else limit))
     with core.engine.connect() as conn:
         rows = conn.execute(query).all()
+        total = len(rows) if show_all else conn.execute(sa.select(sa.func.count()).where(*wanted)).scalar_one()
     now = datetime.now(timezone.utc)
-    table = Table("reference", "stage", "unit", "next deadline (Oslo)", "")
+    table = Table("reference", "stage", "unit", "next deadline (Oslo)", "status")
     for r in rows:
         due = r.next_due.replace(tzinfo=timezone.utc) if r.next_due and r.next_due.tzinfo is None else r.next_due
         flag = "paused" if r.paused_since else ("[red]OVERDUE[/]" if due and due < now else "")
         table.add_row(r.reference, r.phase, r.unit, _local(due), flag)
     out.print(table)
+    if len(rows) < total:  # on stderr, so that a pipe gets the table alone
+        err.print(f"showing {len(rows)} of {total}; use --limit N or --all for more", highlight=False)
 
 
 # -- audit -----------------------------------------------------------------------------------------------

@@ -102,16 +102,19 @@ class NotFound(StoreError):
 
 
 class ConcurrencyConflict(StoreError):
-    """The case changed since it was read: the write was refused and nothing was changed."""
+    """The version given is not the case's current one (it changed since it was read, or the version is wrong):
+    the write was refused and nothing was changed."""
 
     def __init__(self, reference: str, expected: int, actual: int | None) -> None:
         self.reference = reference
         self.expected = expected
         self.actual = actual
-        super().__init__(
-            f"case {reference} was changed by someone else (expected version {expected}, found {actual}); "
-            "reload and try again"
-        )
+        if actual is not None and expected > actual:
+            # Versions only grow, so nobody changed it: the version given was never read from this case.
+            what = f"is at version {actual}, but version {expected} was given (a version it has not reached)"
+        else:
+            what = f"was changed by someone else: version {expected} was given, but it is now at version {actual}"
+        super().__init__(f"case {reference} {what}; reload and try again")
 
 
 class DefinitionVersionMissing(StoreError):

@@ -379,6 +379,7 @@ def test_opening_a_case_prints_a_reference_for_the_current_year(database: Databa
 
 def test_show_prints_the_stage_and_the_first_checkpoints(database: Database, case: str) -> None:
     result = database.ok("case", "show", case)
+    assert re.search(r"\bstep\b.*\bname\b.*\bstate\b.*\bdue \(Oslo\).*\boverdue\b", result.stdout), result
     assert case in result.stdout
     assert "stage: intake" in result.stdout
     assert "version: 1" in result.stdout
@@ -423,10 +424,36 @@ def test_a_stale_version_is_refused_and_nothing_changes(database: Database, case
     assert result.code == 1, result
     line = result.line_with("changed by someone else")
     assert case in line
+    assert "version 1 was given" in line and "now at version 2" in line
     after = database.snapshot(case)
     assert after["version"] == before["version"] == 2
     assert step_states(after)["K2"] == "active"
     assert after == before
+
+
+def test_a_version_the_case_has_not_reached_is_refused_naming_both(database: Database, case: str) -> None:
+    result = database.run("case", "complete", case, "K1", *ACTOR, "--version", "2")
+    assert result.code == 1, result
+    line = result.line_with("error:")
+    assert case in line and "at version 1" in line and "version 2 was given" in line
+    assert "someone else" not in line  # nobody changed it: the number given is wrong
+    assert step_states(database.snapshot(case))["K1"] == "active"
+
+
+def test_list_names_every_column_and_says_how_many_it_leaves_out(database: Database) -> None:
+    references = [database.open_case() for _ in range(3)]
+    database.ok("case", "pause", references[0], *ACTOR, "--reason", "synthetic: in hospital")
+    result = database.ok("case", "list", "--limit", "2")
+    header = next(line for line in result.stdout.splitlines() if "reference" in line)
+    assert re.search(r"\breference\b.*\bstage\b.*\bunit\b.*\bnext deadline \(Oslo\).*\bstatus\b", header), result
+    assert sum(ref in result.stdout for ref in references) == 2
+    assert result.stderr.strip() == "showing 2 of 3; use --limit N or --all for more"
+
+    everything = database.ok("case", "list", "--all")
+    assert all(ref in everything.stdout for ref in references)
+    assert "paused" in everything.line_with(references[0])
+    assert "showing" not in everything.output
+    assert "showing" not in database.ok("case", "list").output  # 3 of 3 under the default limit of 50
 
 
 def test_an_operation_not_allowed_names_the_stage_and_the_allowed_operations(database: Database, case: str) -> None:
