@@ -94,6 +94,11 @@ def _progress() -> Progress:
                     console=err, disable=not err.is_terminal and os.environ.get("FORLOP_PROGRESS") != "1")
 
 
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 case``, ``2 cases``: a count with its noun in the right number."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _local(at: datetime | None) -> str:
     return "—" if at is None else at.astimezone(OSLO).strftime("%Y-%m-%d %H:%M")
 
@@ -115,8 +120,9 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Definition files 
             for problem in exc.problems:
                 out.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         else:
-            err.print(f"{path}: ok ({definition.id} v{definition.version}, {len(definition.checkpoints)} checkpoints)",
-                      markup=False, highlight=False)
+            checkpoints = _count(len(definition.checkpoints), "checkpoint")
+            err.print(f"{path}: ok ({definition.id} v{definition.version}, {checkpoints})",
+                      markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(2)
 
@@ -373,8 +379,8 @@ def audit_verify(database_url: DatabaseUrl = None,
                                        progress=lambda n: progress.advance(task, n))
     for problem in report.problems:
         out.print(problem, markup=False, highlight=False, soft_wrap=True)
-    err.print(f"{report.cases} cases, {report.events} events: "
-              + ("chain intact" if report.ok else f"{len(report.problems)} problem(s)"))
+    err.print(f"{_count(report.cases, 'case')}, {_count(report.events, 'event')}: "
+              + ("chain intact" if report.ok else _count(len(report.problems), "problem")))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -434,7 +440,7 @@ def migrate(
             err.print(f"refused ({n}): {why}", markup=False, soft_wrap=True)
         raise typer.Exit(2)
     verb = "moved" if apply else "would move"
-    out.print(f"{summary.open_cases} open case(s) on {source.id} v{source.version}; {verb} {summary.moved} "
+    out.print(f"{_count(summary.open_cases, 'open case')} on {source.id} v{source.version}; {verb} {summary.moved} "
               f"to v{target.version}" + ("" if apply else " (dry run; add --apply)"))
     for why, n in summary.refused.items():
         out.print(f"  not moved ({n}): {why}", markup=False)
@@ -460,7 +466,7 @@ def keys_rotate(database_url: DatabaseUrl = None) -> None:
     with _progress() as progress:
         task = progress.add_task("re-encrypting", total=None)
         n = services.rotate_person_keys(engine=core.engine, keys=core.keys, progress=lambda k: progress.advance(task, k))
-    out.print(f"{n} person record(s) re-encrypted under key '{core.keys.active_id}'")
+    out.print(f"{_count(n, 'person record')} re-encrypted under key '{core.keys.active_id}'")
 
 
 # -- users ----------------------------------------------------------------------------------------------------
@@ -538,8 +544,8 @@ def scan(
     core = _core(database_url)
     at = _parse_time(now)
     result = run_scan(core, now=at)
-    out.print(f"scan: {result.steps} steps, {result.reminders} reminders, {result.notifications} inbox, "
-              f"{result.outbox} outbox, {result.unrouted} without recipient")
+    out.print(f"scan: {_count(result.steps, 'step')}, {_count(result.reminders, 'reminder')}, "
+              f"{result.notifications} inbox, {result.outbox} outbox, {result.unrouted} without recipient")
     if dispatch:
         sent = run_dispatch(core, now=at)
         out.print(f"outbox: {sent.sent} sent, {sent.retried} to retry, {sent.dead} dead")
@@ -587,7 +593,7 @@ def outbox_retry(ids: Annotated[Optional[list[str]], typer.Argument(help="Outbox
     except ValueError:
         raise typer.BadParameter("outbox ids are UUIDs (see `forlop outbox list`)") from None
     n = retry_dead(engine=core.engine, now=datetime.now(timezone.utc), ids=wanted)
-    out.print(f"{n} message(s) queued again")
+    out.print(f"{_count(n, 'message')} queued again")
 
 
 # -- demo and server ----------------------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
         made[profile] += 1
         if progress is not None:
             progress(1)
-    return f"{cases} synthetic cases: " + ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
+    made_of = ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
+    return f"{cases} synthetic case{'' if cases == 1 else 's'}: {made_of}"
 
 
 DEVIATIONS = ["personen var ikke tilgjengelig", "venter på tolk", "personen ba om utsettelse", "høy arbeidsmengde"]

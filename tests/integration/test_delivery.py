@@ -218,7 +218,7 @@ def test_a_failing_endpoint_goes_dead_after_the_configured_attempts_and_retry_qu
         # The command line queues every remaining dead letter (as of the wall clock: it has no --now).
         queued = run_forlop("outbox", "retry", database_url=url)
         assert queued.returncode == 0, queued.stderr
-        assert f"{len(others)} message(s) queued again" in queued.stdout
+        assert f"{len(others)} message{'' if len(others) == 1 else 's'} queued again" in queued.stdout
         pending = [r for r in outbox_rows(core) if r.status == "pending"]
         assert {str(r.id) for r in pending} == set(others)
         assert all(r.attempts == 0 and r.last_error is None for r in pending)

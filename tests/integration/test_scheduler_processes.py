@@ -34,7 +34,7 @@ from .support import (
 BASE = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)  # Monday 09:00 in Oslo
 CASES = 300  # round one has more due steps than one scan batch (1000): both processes get work
 ROUNDS = (BASE + timedelta(days=2), BASE + timedelta(days=9), BASE + timedelta(days=40))
-SCAN_LINE = re.compile(r"scan: (\d+) steps, (\d+) reminders, (\d+) inbox, (\d+) outbox, (\d+) without recipient")
+SCAN_LINE = re.compile(r"scan: (\d+) steps?, (\d+) reminders?, (\d+) inbox, (\d+) outbox, (\d+) without recipient")
 
 # Both processes import everything and open the database first, then start the scan at the same instant.
 GATED = ("import os, sys, time\n"
