@@ -28,6 +28,7 @@ from pathway.settings import DEV_ENCRYPTION_KEYS
 ROOT = Path(__file__).resolve().parents[2]
 FORLOP = Path(sys.executable).with_name("forlop")
 KRISESENTER = ROOT / "definitions" / "krisesenter.yaml"
+EXAMPLES = ROOT / "definitions" / "examples"
 SCHEMA = ROOT / "definitions" / "pathway.schema.json"
 ACTOR = ("--as", "tester")
 
@@ -364,7 +365,7 @@ def test_db_upgrade_creates_the_database(fresh_database: Database) -> None:
     assert result.code == 0, result
     assert fresh_database.path.exists()
     assert fresh_database.count("pathway_case") == 0
-    assert "krisesenter v1" in result.stderr
+    assert "definitions: krisesenter v1\n" in result.stderr  # the examples in definitions/examples/ are not live
 
 
 def test_opening_a_case_prints_a_reference_for_the_current_year(database: Database) -> None:
@@ -670,6 +671,23 @@ def test_migrate_from_an_unknown_version_exits_2_without_a_stack_trace(migrating
     result = database.run("migrate", "--from", "7", "--to", "2", "--map", write_map(tmp_path / "map.yaml"), *ACTOR)
     assert result.code == 2, result
     assert "v7" in result.line_with("error:")
+
+
+def test_the_shipped_example_v2_and_its_mapping_move_a_case_in_support(database: Database, case: str) -> None:
+    """definitions/examples/: v2 adds a health handover as K8 and renumbers v1's K8-K13 as K9-K14."""
+    move_to_support(database, case)
+    before = step_states(database.snapshot(case))
+    assert before["K8"] == "pending" and "K14" not in before
+    database.ok("db", "upgrade", env={"FORLOP_DEFINITIONS_DIR": str(EXAMPLES / "krisesenter-v2")})
+    result = database.ok("migrate", "--from", "1", "--to", "2", "--map", EXAMPLES / "krisesenter-v1-to-v2.yaml",
+                         *ACTOR, "--apply")
+    assert "1 open case on krisesenter v1; moved 1 to v2" in result.stdout
+    snapshot = database.snapshot(case)
+    after = step_states(snapshot)
+    assert snapshot["pathway"] == ["krisesenter", 2]
+    assert after["K9"] == before["K8"] and after["K10"] == before["K9"] and after["K14"] == before["K13"]
+    assert after["K8"] == "pending"  # the new health handover, until consent for the health services
+    database.ok("audit", "verify")
 
 
 # -- keys ---------------------------------------------------------------------------------------------------
