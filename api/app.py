@@ -1,4 +1,4 @@
-"""The HTTP application: FastAPI under /api/v1, problem+json errors, OpenAPI at /openapi.json."""
+"""The HTTP application: FastAPI under /api/v1, problem+json errors, OpenAPI at /openapi.json and /docs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Path
 from fastapi.responses import PlainTextResponse
 
-from api import limits, problems, web
+from api import docs, limits, problems, web
 from api.deps import AnyUser, Core
 from api.routes import admin, auth, cases, inbox, reports, tasks
 from pathway.bootstrap import Forlop
@@ -34,7 +34,8 @@ def create_app(core: Forlop) -> FastAPI:
         core.close()
 
     app = FastAPI(
-        title="Forløp", version="0.1.0", lifespan=lifespan, openapi_url="/openapi.json", responses=problems.DOCUMENTED,
+        title="Forløp", version="0.1.0", lifespan=lifespan, responses=problems.DOCUMENTED,
+        openapi_url=None, docs_url=None, redoc_url=None,  # served by api.docs: no CDN, admins only in production
         description="Care pathways for people exposed to violence in close relationships. "
                     "Errors are RFC 9457 problem+json. Sign in at /api/v1/auth/token.",
     )
@@ -43,6 +44,7 @@ def create_app(core: Forlop) -> FastAPI:
     limits.install(app)  # body, header and URL limits before anything reads the request
     for module in (auth, cases, tasks, inbox, reports, admin):
         app.include_router(module.router)
+    docs.install(app)  # before the pages' /static mount
     web.install(app)
 
     @app.get("/healthz", tags=["operations"], openapi_extra=PUBLIC, summary="Alive")

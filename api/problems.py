@@ -125,7 +125,7 @@ def status_for(exc: Exception) -> int:
     return 500
 
 
-NOT_PAGES = ("/api/", "/openapi.json", "/docs", "/redoc", "/healthz", "/readyz")
+NOT_PAGES = ("/api/", "/openapi.json", "/docs", "/healthz", "/readyz")
 
 
 def _for(request: Request, answer: JSONResponse) -> Response:

@@ -1,5 +1,6 @@
-"""Security headers on every answer (pages and API): no inline script, no framing, no referrer, no caching of
-anything but the static files (a case page left in a shared computer's cache would be a leak)."""
+"""Security headers on every answer (pages, API and its /docs): nothing from another site, no inline script, no
+framing, no referrer, no caching of anything but the static files (a case page left in a shared computer's cache
+would be a leak)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-# The interactive API docs (/docs) load their script and styles from a CDN; they get their own, looser policy.
-DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 COMMON = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),
@@ -30,13 +27,12 @@ class SecurityHeaders:
             return
         path: str = scope["path"]
         static = path.startswith("/static/")
-        csp = DOCS_CSP if path in ("/docs", "/redoc") else CSP
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"] \
                     if not static else list(message.get("headers", []))
-                headers += COMMON + [(b"content-security-policy", csp.encode())]
+                headers += COMMON + [(b"content-security-policy", CSP.encode())]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers

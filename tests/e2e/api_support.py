@@ -6,6 +6,7 @@ PostgreSQL, the scheduler off; bearer tokens for every role; the app's route tab
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -196,6 +197,16 @@ class World:
         detail = self.operate(reference, "handovers", {"code": code})
         task = next(t for t in detail["handovers"] if t["code"] == code and t["status"] == "requested")
         return reference, uuid.UUID(task["id"])
+
+
+def signed_in(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> TestClient:
+    """``client`` with a page session (cookie), as a browser has after signing in at /login."""
+    page = client.get("/login")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    r = client.post("/login", data={"username": username, "password": password, "nonce": nonce},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    return client
 
 
 _PERSONS = 0

@@ -341,3 +341,37 @@ def test_english_is_one_click_away(browser: Browser, base_url: str) -> None:
     expect(page.locator("html")).to_have_attribute("lang", "en")
     page.get_by_role("link", name="Norsk (bokmål)").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Sakene i min enhet")
+
+
+def test_the_api_docs_work_with_nothing_from_another_site(browser: Browser, base_url: str) -> None:
+    """Swagger UI at /docs lists the operations and calls the API (sign-in included) under the pages' strict
+    Content-Security-Policy: every request goes to this server, none fails, and nothing is blocked."""
+    page = context(browser, base_url).new_page()
+    requests: list[str] = []
+    failed: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+    page.on("response", lambda r: failed.append(f"{r.url}: {r.status}") if r.status >= 400 else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)  # a CSP refusal is one
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto("/docs")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() > 30
+
+    page.get_by_role("button", name="Authorize").first.click()  # OAuth2 password flow against /api/v1/auth/token
+    page.locator("#oauth_username").fill("koordinator")
+    page.locator("#oauth_password").fill("demo")
+    page.locator(".auth-btn-wrapper .authorize").click()
+    expect(page.locator(".auth-container")).to_contain_text("Authorized")
+    page.locator(".auth-btn-wrapper .btn-done").click()
+    me = page.locator("#operations-authentication-me_api_v1_me_get")
+    me.locator(".opblock-summary").click()
+    me.get_by_role("button", name="Try it out").click()
+    me.get_by_role("button", name="Execute").click()
+    expect(me.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200")
+    expect(me.locator(".live-responses-table .microlight").first).to_contain_text('"koordinator"')
+    shot(page, "api-docs")
+
+    assert [url for url in requests if not url.startswith(base_url + "/")] == []
+    assert failed == [] and errors == [], (failed, errors)

@@ -17,7 +17,7 @@ from pathway.accounts import authenticate_web, login
 from pathway.store.tables import access_t, case_t, token_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import World, page_routes  # noqa: E402
+from tests.e2e.api_support import World, page_routes, signed_in  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 
@@ -28,13 +28,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 def browser(w: World, username: str | None) -> TestClient:
     """A client with a page session (cookie), as a browser has after signing in."""
     client = TestClient(w.app, raise_server_exceptions=True)
-    if username is not None:
-        page = client.get("/login")
-        nonce = re.search(r'name="nonce" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        r = client.post("/login", data={"username": username, "password": "demo", "nonce": nonce},
-                        follow_redirects=False)
-        assert r.status_code == 303, r.text
-    return client
+    return client if username is None else signed_in(client, username)
 
 
 def csrf_of(client: TestClient, path: str) -> str:
