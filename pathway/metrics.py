@@ -173,9 +173,11 @@ def periods_covering(start: date, end: date, period: Period) -> list[str]:
 DEFAULT_DAYS = 365
 
 
-def default_span(today: date) -> tuple[date, date]:
-    """The span of the report when none is asked for: the last 365 days up to ``today`` (UTC)."""
-    return today - timedelta(days=DEFAULT_DAYS), today
+def default_span(today: datetime | date) -> tuple[date, date]:
+    """The span of the report when none is asked for: the last 365 days up to ``today`` (a moment is read in
+    Europe/Oslo: at 00:30 on 1 January in Oslo the report reaches into January, though UTC is still in December)."""
+    day = _local_date(today)
+    return day - timedelta(days=DEFAULT_DAYS), day
 
 
 # -- numbers ---------------------------------------------------------------------------------------------------

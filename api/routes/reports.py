@@ -25,7 +25,7 @@ def _report(core: Forlop, user: User, period: str, start: date | None, end: date
             scope: str) -> metrics.Report:
     now = datetime.now(timezone.utc)
     default = start is None and end is None
-    end = end or now.date()
+    end = end or metrics.default_span(now)[1]
     if not EARLIEST.date() <= (start or end) or end >= LATEST.date():  # year 1 or 9999 overflows date arithmetic
         raise HTTPException(422, f"start and end must lie between {EARLIEST.year} and {LATEST.year}")
     start = start or metrics.default_span(end)[0]

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,7 +83,7 @@ def refresh_snapshots(*, engine: sa.Engine, resolve: metrics.Resolver, now: date
     written."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("naive datetime: now must carry a time zone")
-    start, end = metrics.default_span(now.astimezone(timezone.utc).date())  # the API's default, on the same day
+    start, end = metrics.default_span(now)  # the API's default, on the same day
     whole = metrics.breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now)
     with engine.connect() as conn:
         # A unit of a manager without figures yet gets its (empty) report too, rather than a live one.

@@ -207,13 +207,13 @@ def test_the_manager_sees_the_report_change_when_a_case_is_opened(browser: Brows
 
     coordinator = context(browser, base_url).new_page()
     sign_in(coordinator, "koordinator")
-    # How many demo cases fall in the current period depends on the day of the month; below 5 the count is hidden.
-    # Open cases until it is shown (on any day at most 5), then one more.
+    # How many demo cases fall in the current period depends on the day of the month (none just after midnight on
+    # the 1st); from 1 to 4 the count is hidden. Open cases until at least 5 are shown (at most 5), then one more.
     before = opened_this_period()
     for n in range(5):
-        if before.isdigit():
+        if before.isdigit() and int(before) >= 5:
             break
-        assert before == "skjult", before
+        assert before.endswith("skjult") or before.isdigit(), before  # "færre enn 5: skjult"
         open_case(coordinator, f"Tora Rapport Fyllesen {n}")
         manager.reload()
         before = opened_this_period()

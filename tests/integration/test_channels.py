@@ -21,6 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
@@ -156,18 +157,20 @@ class Certificate:
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> Certificate:
-    """A self-signed certificate for 127.0.0.1/localhost, valid for one day."""
+    """A self-signed certificate for 127.0.0.1/localhost, valid around the suite's "now" and the real one: OpenSSL
+    checks it against the real clock, which a run at a chosen date (FORLOP_TEST_TODAY) does not move."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "forlop-test-smtp")])
     now = dt.datetime.now(dt.UTC)
+    real = time_machine.escape_hatch.datetime.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
+        .not_valid_before(min(now, real) - dt.timedelta(minutes=5))
+        .not_valid_after(max(now, real) + dt.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(HOST)), x509.DNSName("localhost")]),
             critical=False,

@@ -32,7 +32,7 @@ def seeded(core: Forlop) -> Forlop:
 
 
 def live(core: Forlop, period: str, unit: str | None, now: datetime) -> metrics.Report:
-    start, end = metrics.default_span(now.date())
+    start, end = metrics.default_span(now)
     return metrics.timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
                               start=start, end=end, unit=unit, now=now)
 
@@ -49,11 +49,11 @@ def test_the_job_stores_every_units_report_equal_to_the_live_one(seeded: Forlop)
     services.add_user(engine=seeded.engine, username="leder-ny", role="manager", unit="ny-enhet")  # no cases yet
     now = datetime.now(UTC)
     written = run_report_snapshots(seeded, now=now)
-    units = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve,
-                              start=metrics.default_span(now.date())[0], end=now.date(), now=now).units
+    start, end = metrics.default_span(now)  # the day in Oslo (at 00:30 on 1 January, UTC is still in December)
+    units = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve, start=start, end=end,
+                              now=now).units
     assert "ny-enhet" not in units
     assert written == 2 * (len(units) + 2)  # month and tertial: every unit, the new one and all units
-    start, end = metrics.default_span(now.date())
     for period in ("month", "tertial"):
         for unit in (units[0], "ny-enhet", None):
             stored = read_snapshot(seeded.engine, period=period, start=start, end=end, unit=unit, not_before=now)
@@ -66,8 +66,8 @@ def test_the_job_stores_every_units_report_equal_to_the_live_one(seeded: Forlop)
 def test_the_default_report_is_answered_from_a_fresh_snapshot(seeded: Forlop) -> None:
     run_report_snapshots(seeded)
     computed_at = age_snapshots(seeded, timedelta(minutes=5))  # younger than 2 x 15 minutes
-    unit = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve,
-                             start=metrics.default_span(computed_at.date())[0], end=computed_at.date(),
+    start, end = metrics.default_span(computed_at)
+    unit = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve, start=start, end=end,
                              now=computed_at).units[0]
     for scope, expected_unit in (("unit", unit), ("all", None)):
         answer = _report(seeded, manager(unit), "month", None, None, scope)
@@ -88,7 +88,7 @@ def test_a_snapshot_older_than_twice_the_interval_is_not_used(seeded: Forlop) ->
 def test_a_custom_span_is_always_computed_live(seeded: Forlop) -> None:
     run_report_snapshots(seeded)
     computed_at = age_snapshots(seeded, timedelta(minutes=1))
-    start, end = metrics.default_span(computed_at.date())
+    start, end = metrics.default_span(computed_at)
     answer = _report(seeded, manager(None), "month", start, end, "all")  # the default span, but asked for
     assert answer.generated_at > computed_at
 

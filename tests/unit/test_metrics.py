@@ -25,6 +25,7 @@ from pathway.metrics import (
     CaseFigures,
     IntervalFigures,
     Report,
+    default_span,
     fold_reasons,
     intervals,
     lead_hours,
@@ -67,6 +68,12 @@ def test_a_moment_belongs_to_the_period_of_its_oslo_date() -> None:
         period_key(datetime(2026, 5, 1), "month")
     with pytest.raises(ValueError, match="unknown period"):
         period_key(date(2026, 5, 1), "week")  # type: ignore[arg-type]
+
+
+def test_the_default_report_reaches_the_day_it_is_in_oslo() -> None:
+    new_year_in_oslo = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 January in Oslo
+    assert default_span(new_year_in_oslo) == (date(2026, 1, 1), date(2027, 1, 1))
+    assert default_span(date(2028, 2, 29)) == (date(2027, 3, 1), date(2028, 2, 29))
 
 
 def test_period_bounds_are_oslo_midnights_in_utc_and_periods_cover_a_range() -> None:
