@@ -33,7 +33,6 @@ import collections
 import os
 import platform
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +51,8 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import cleanup  # noqa: E402
+from bench.cleanup import Made  # noqa: E402
 from pathway import services  # noqa: E402
 from pathway.accounts import set_password  # noqa: E402
 from pathway.bootstrap import bootstrap  # noqa: E402
@@ -194,21 +195,15 @@ class CpuMeter:
 
 class Database:
     def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
         self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         self.url = sa.engine.make_url(admin_url).set(database=DB_NAME).render_as_string(hide_password=False)
-        self.created = False
 
-    def create(self) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{DB_NAME}"'))
-        self.created = True
+    def create(self, made: Made) -> None:
+        """The bench database, new (one left by an earlier run is dropped first); ``made`` drops it at the end."""
+        made.database(self.admin_url, DB_NAME)
 
-    def drop(self) -> None:
-        if self.created:
-            with self.admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)'))
-            self.created = False
+    def close(self) -> None:
         self.admin.dispose()
 
     def backend_pids(self) -> list[int]:
@@ -273,7 +268,7 @@ def build_data_set(url: str, cases: int) -> tuple[list[str], dict[str, float]]:
 
 
 class Server:
-    def __init__(self, url: str, workers: int, port: int, logdir: str, command: str | None = None) -> None:
+    def __init__(self, made: Made, url: str, workers: int, port: int, logdir: str, command: str | None = None) -> None:
         self.port = port
         self.workers = workers
         self.log_path = Path(logdir) / "server.log"
@@ -287,8 +282,10 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FORLOP_") and k != "DATABASE_URL"}
         env.update(FORLOP_DATABASE_URL=url, FORLOP_ENV="test", FORLOP_SCHEDULER="off")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        # In a session of its own: a Ctrl-C in the terminal reaches only this benchmark, which stops the server
+        # with SIGTERM below (and ``made`` kills its process group, workers too, whatever happens).
+        self.proc = made.spawn(self.command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL)
         self.stopped: dict[str, Any] = {}
 
     def log_text(self) -> str:
@@ -325,7 +322,7 @@ class Server:
                 self.stopped = {"signal": "SIGTERM", "seconds": time.perf_counter() - started,
                                 "exit": self.proc.returncode}
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the supervisor and its workers
                 self.proc.wait(timeout=10)
                 self.stopped = {"signal": "SIGKILL after SIGTERM timed out", "seconds": timeout,
                                 "exit": self.proc.returncode}
@@ -681,7 +678,7 @@ async def run_measurements(args: argparse.Namespace, server: Server, token: str,
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(made: Made, argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--cases", type=int, default=None, help="open cases in the unit (default 10,000; 2,000 with --quick)")
     p.add_argument("--workers", type=int, default=2, help="server worker processes (forlop serve --workers)")
@@ -719,19 +716,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     db = Database(url.render_as_string(hide_password=False))
     environment(db, args)
-    logdir = tempfile.mkdtemp(prefix="forlop-bench-api-")
+    logdir = tempfile.mkdtemp(prefix="forlop-bench-api-") if args.keep_log else str(made.temp_dir("forlop-bench-api-"))
     server: Server | None = None
     results: dict[tuple[str, int], Result] = {}
     stopped: dict[str, Any] = {}
     try:
-        db.create()
+        db.create(made)
         note(f"building the data set: {args.cases:,} open cases in {DB_NAME} ...")
         refs, build = build_data_set(db.url, args.cases)
         say(f"\n== data set ==\n  {args.cases:,} open cases of unit {UNIT} opened one by one with services.open_case "
             f"in {build['open']:.1f} s ({args.cases / build['open']:,.0f}/s); migrate {build['migrate']:.1f} s; "
             f"total {build['total']:.1f} s")
         port = free_port()
-        server = Server(db.url, args.workers, port, logdir, args.server_command)
+        server = Server(made, db.url, args.workers, port, logdir, args.server_command)
         note(f"starting: {' '.join(server.command)}")
         ready = server.wait_ready()
         say(f"  server: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(server.command))} "
@@ -749,9 +746,8 @@ def main(argv: list[str] | None = None) -> int:
             stopped = server.stop()
             if args.keep_log:
                 note(f"server log: {server.log_path}")
-        db.drop()
-        if not args.keep_log:
-            shutil.rmtree(logdir, ignore_errors=True)
+        db.close()
+        made.remove()  # the database and the log folder, before the report
     if results:
         report(results, args.clients)
     if stopped:
@@ -762,4 +758,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cleanup.run(main)

@@ -38,7 +38,6 @@ import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
@@ -61,6 +60,11 @@ from pathway.store.engine import WRITE
 from pathway.store.tables import case_t, event_t, handover_t, step_t
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import cleanup  # noqa: E402
+from bench.cleanup import Made  # noqa: E402
+
 DEFINITIONS_DIR = ROOT / "definitions"
 PATHWAY = "krisesenter"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -188,28 +192,19 @@ def loadavg() -> str:
 class Databases:
     """Fresh databases per backend, each a copy of one migrated template (a file copy on SQLite, ``CREATE DATABASE
     ... TEMPLATE`` on PostgreSQL), so every database of a run has the same schema and definitions even while the
-    working tree changes under it. SQLite files live in a temporary directory; everything is dropped at the end."""
+    working tree changes under it. SQLite files live in a temporary directory; ``made`` removes everything at the
+    end of the run."""
 
-    def __init__(self, pg_admin_url: str, workdir: str | None, synchronous: str) -> None:
+    def __init__(self, made: Made, pg_admin_url: str, workdir: str | None, synchronous: str) -> None:
+        self.made = made
         self.pg_admin_url = pg_admin_url
         self.synchronous = synchronous
-        self.tmp = tempfile.mkdtemp(prefix="forlop-bench-", dir=workdir)
+        self.tmp = str(made.temp_dir("forlop-bench-", workdir))
         self.definitions = Path(self.tmp) / "definitions"  # a snapshot: the run uses one version of the YAML
         self.definitions.mkdir()
         for path in DEFINITIONS_DIR.glob("*.yaml"):
             shutil.copy(path, self.definitions / path.name)
-        self.pg_created: list[str] = []
-        self._admin: sa.Engine | None = None
         self._templates: dict[str, str] = {}
-
-    def _pg(self, sql: str) -> None:
-        if self._admin is None:
-            self._admin = sa.create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
-        with self._admin.connect() as conn:
-            conn.execute(sa.text(sql))
-
-    def _pg_url(self, db: str) -> str:
-        return sa.engine.make_url(self.pg_admin_url).set(database=db).render_as_string(hide_password=False)
 
     def _template(self, backend: str) -> str:
         if backend not in self._templates:
@@ -217,10 +212,7 @@ class Databases:
                 name, url = str(Path(self.tmp) / "template.db"), f"sqlite:///{self.tmp}/template.db"
             else:
                 name = f"forlop_bench_{os.getpid()}_template"
-                self._pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                self._pg(f'CREATE DATABASE "{name}"')
-                self.pg_created.append(name)
-                url = self._pg_url(name)
+                url = self.made.database(self.pg_admin_url, name)
             bootstrap(self.settings(url)).close()  # migrate, register the definitions
             self._templates[backend] = name
         return self._templates[backend]
@@ -233,11 +225,7 @@ class Databases:
             if Path(template + "-wal").exists():
                 shutil.copy(template + "-wal", str(path) + "-wal")
             return f"sqlite:///{path}"
-        db = f"forlop_bench_{os.getpid()}_{name}"
-        self._pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        self._pg(f'CREATE DATABASE "{db}" TEMPLATE "{template}"')
-        self.pg_created.append(db)
-        return self._pg_url(db)
+        return self.made.database(self.pg_admin_url, f"forlop_bench_{os.getpid()}_{name}", template=template)
 
     def settings(self, url: str) -> Settings:
         return Settings(env="test", database_url=url, definitions_dir=self.definitions,
@@ -246,13 +234,6 @@ class Databases:
     def core(self, url: str) -> Forlop:
         """The wired core on a database made by ``new`` (already migrated)."""
         return bootstrap(self.settings(url), migrate=False)
-
-    def cleanup(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        if self._admin is not None:
-            for db in reversed(self.pg_created):
-                self._pg(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-            self._admin.dispose()
 
 
 def pg_connect_kwargs(url: str) -> dict[str, Any]:
@@ -833,7 +814,7 @@ def fsync_probe(directory: str) -> str:
     return f"4 KB write + fdatasync: p50 {us(pct(times, 50))} µs, p99 {us(pct(times, 99))} µs"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(made: Made, argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--cases", type=int, default=None,
                    help=f"cases walked through the whole sequence per backend (default {DEFAULT_CASES:,}; 200 with "
@@ -872,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     environment(pg, backends)
-    dbs = Databases(pg, args.workdir, args.sqlite_synchronous)
+    dbs = Databases(made, pg, args.workdir, args.sqlite_synchronous)
     rng = random.Random(args.seed)
     say(f"  SQLite files in {dbs.tmp} ; {fsync_probe(dbs.tmp)}")
     say(f"  command: {' '.join([sys.executable, *sys.argv])} (in {os.getcwd()})")
@@ -903,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile == "always" or (args.profile == "auto" and missed):
             profile_sqlite(dbs, args)
     finally:
-        dbs.cleanup()
+        made.remove()  # before the summary: the databases and files are not needed for it
 
     say("\n== summary ==")
     say(table(["backend", "engine ops/s", "raw ops/s", "engine/raw", "target", "engine p50/p99 µs", "raw p50/p99 µs",
@@ -932,4 +913,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cleanup.run(main)

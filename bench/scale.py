@@ -48,7 +48,6 @@ import re
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 import zlib
@@ -69,6 +68,8 @@ sys.path.insert(0, str(ROOT))
 from fastapi.testclient import TestClient  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from bench import cleanup  # noqa: E402
+from bench.cleanup import Made  # noqa: E402
 from pathway import metrics, services  # noqa: E402
 from pathway.accounts import set_password  # noqa: E402
 from pathway.bootstrap import Forlop, bootstrap  # noqa: E402
@@ -922,20 +923,12 @@ def explain(sets: list[DataSet], op: Operation) -> str:
 # == main =============================================================================================================
 
 
-def _database(admin: sa.Engine, name: str, *, reuse: bool) -> bool:
-    """Create the database (dropping a left-over of this benchmark's own name); True if reused as it was."""
+def _exists(admin: sa.Engine, name: str) -> bool:
     with admin.connect() as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
-        if exists and reuse:
-            return True
-        if exists:
-            log(f"dropping {name}, left over from an earlier run of this benchmark")
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return False
+        return conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
 
 
-def main() -> None:
+def main(made: Made) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="large set = 300 x scale units (1.0: 300,000 cases)")
     parser.add_argument("--per-unit", type=int, default=1000, help="cases per unit (the templates)")
@@ -963,7 +956,7 @@ def main() -> None:
     with admin.connect() as conn:
         print(f"PostgreSQL {conn.exec_driver_sql('SHOW server_version').scalar()}")
     # The definitions as they are now: the run keeps one version even if the working tree changes meanwhile.
-    workdir = Path(tempfile.mkdtemp(prefix="forlop_scale_"))
+    workdir = made.temp_dir("forlop_scale_")
     definitions = workdir / "definitions"
     shutil.copytree(ROOT / "definitions", definitions)
     sets = [DataSet("small", f"{args.name}_small", SMALL_UNITS, ""), DataSet("large", f"{args.name}_large", units, "")]
@@ -971,9 +964,14 @@ def main() -> None:
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, transient=False)
     try:
-        reused = [_database(admin, ds.name, reuse=args.reuse) for ds in sets]
-        for ds in sets:
-            ds.url = sa.engine.make_url(admin_url).set(database=ds.name).render_as_string(hide_password=False)
+        # A database of the same name left by an earlier run is dropped and made anew, unless --reuse asks for it.
+        reused = [args.reuse and _exists(admin, ds.name) for ds in sets]
+        for ds, was_reused in zip(sets, reused):
+            if was_reused:
+                made.drop_at_end(admin_url, ds.name)
+                ds.url = sa.engine.make_url(admin_url).set(database=ds.name).render_as_string(hide_password=False)
+            else:
+                ds.url = made.database(admin_url, ds.name)
             ds.core = bootstrap(_settings(ds.url, definitions))
         definition = sets[0].core.catalog.latest(PATHWAY)  # type: ignore[union-attr]
         if all(reused):
@@ -1080,22 +1078,19 @@ def main() -> None:
             if args.explain == "always" or (args.explain == "auto" and op.same_size and ratio >= 2):
                 print(f"\nWhere the time goes: {op.name}")
                 print(explain(sets, op))
+        if args.keep:  # only a finished run: a database cut short while loading is of no use to --reuse
+            for ds in sets:
+                made.keep(ds.name)
+            print(f"\nKept {', '.join(ds.name for ds in sets)} (drop them with DROP DATABASE, or run with --reuse).")
     finally:
         for ds in sets:
             if ds.client is not None:
                 ds.client.__exit__(None, None, None)
             elif ds.core is not None:
                 ds.core.close()
-        if not args.keep:
-            with admin.connect() as conn:
-                for ds in sets:
-                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{ds.name}" WITH (FORCE)'))
-        else:
-            print(f"\nKept {', '.join(ds.name for ds in sets)} (drop them with DROP DATABASE, or run with --reuse).")
         admin.dispose()
-        shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nTotal {time.perf_counter() - started:.0f} s.")
 
 
 if __name__ == "__main__":
-    main()
+    cleanup.run(main)

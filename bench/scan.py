@@ -44,11 +44,9 @@ import platform
 import pstats
 import random
 import re
-import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -67,6 +65,10 @@ from pathway.settings import Settings
 from pathway.store.engine import WRITE, normalise_url
 from pathway.store.scan import ScanResult, due_steps_query, route, scan
 from pathway.store.tables import case_t, notification_t, outbox_t, reminder_t, step_t, user_t
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import cleanup  # noqa: E402
+from bench.cleanup import Made  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PATHWAY = "krisesenter"
@@ -843,28 +845,19 @@ def admin_url(pg_url: str | None) -> str:
     return normalise_url(pg_url or os.environ.get("FORLOP_TEST_POSTGRES_URL") or DEFAULT_PG)
 
 
-def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def run_backend(backend: str, args: argparse.Namespace, workdir: Path, made: Made) -> dict[str, Any]:
     small_open = max(OPEN_PER_CASE, args.open_steps // 100)
     sizes = [("N", args.open_steps, args.due), ("N/100", small_open, args.due)]
-    created_pg: list[str] = []
     sets: list[DataSet] = []
-    admin = None
     try:
-        if backend == "postgresql":
-            admin = sa.create_engine(admin_url(args.pg_url), isolation_level="AUTOCOMMIT")
         for i, (tag, n_open, due) in enumerate(sizes):
             label = f"{backend} {tag}"
             if backend == "sqlite":
                 path = workdir / f"scan_{tag.replace('/', '_')}.db"
                 url = f"sqlite:///{path}"
             else:
-                assert admin is not None
-                name = f"forlop_bench_scan_{os.getpid()}_{i}"
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-                created_pg.append(name)
                 path = None
-                url = admin.url.set(database=name).render_as_string(hide_password=False)
+                url = made.database(admin_url(args.pg_url), f"forlop_bench_scan_{os.getpid()}_{i}")
             sets.append(build(label, url, open_steps=n_open, due=due, seed=42 + i, path=path))
 
         out: dict[str, Any] = {"sets": sets, "rows": {}, "plans": plans(sets[0])}
@@ -894,11 +887,7 @@ def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[s
     finally:
         for ds in sets:
             ds.core.close()
-        if admin is not None:
-            with admin.connect() as conn:
-                for name in created_pg:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.dispose()
+        made.remove()  # this backend's databases, before the next backend's are made
 
 
 def report(backend: str, out: dict[str, Any], args: argparse.Namespace) -> None:
@@ -1022,7 +1011,7 @@ def report(backend: str, out: dict[str, Any], args: argparse.Namespace) -> None:
         print("\n".join(out["profile"]))
 
 
-def main() -> None:
+def main(made: Made) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--open-steps", type=int, default=1_000_000, help="open steps in the large set (N)")
     parser.add_argument("--due", type=int, default=1000, help="open steps whose next rung has come")
@@ -1047,20 +1036,15 @@ def main() -> None:
     print(f"Reminder-scan benchmark, {time.strftime('%Y-%m-%d %H:%M')}, Python {platform.python_version()}, "
           f"SQLAlchemy {sa.__version__}, {os.cpu_count()} CPUs; now = {NOW:%Y-%m-%d %H:%M}Z")
     print(f"N = {args.open_steps:,} open steps (+ as many completed), {args.due:,} due; argv: {' '.join(sys.argv[1:])}")
-    workdir = Path(tempfile.mkdtemp(prefix="forlop_bench_scan_", dir=args.workdir))
     started = time.perf_counter()
-    try:
-        for backend in backends:
-            t0 = time.perf_counter()
-            out = run_backend(backend, args, workdir)
-            report(backend, out, args)
-            print(f"\n({backend}: {time.perf_counter() - t0:.0f} s including the loads)")
-            for f in workdir.glob("*"):
-                f.unlink()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    for backend in backends:
+        t0 = time.perf_counter()
+        workdir = made.temp_dir("forlop_bench_scan_", args.workdir)
+        out = run_backend(backend, args, workdir, made)  # removes what it made (workdir too) when it ends
+        report(backend, out, args)
+        print(f"\n({backend}: {time.perf_counter() - t0:.0f} s including the loads)")
     print(f"\nTotal {time.perf_counter() - started:.0f} s.")
 
 
 if __name__ == "__main__":
-    main()
+    cleanup.run(main)
