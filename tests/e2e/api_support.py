@@ -79,7 +79,7 @@ def _routes(app: FastAPI) -> Iterator[tuple[Any, APIRoute]]:
         contexts = iter_route_contexts(app.routes)
     for ctx in contexts:
         original = getattr(ctx, "original_route", ctx)
-        if isinstance(original, APIRoute):  # not /openapi.json, /docs, /redoc: served by FastAPI itself
+        if isinstance(original, APIRoute):  # not /openapi.json and /docs: plain routes of api/docs.py
             yield ctx, original
 
 
