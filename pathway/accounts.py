@@ -74,16 +74,22 @@ def login(engine: sa.Engine, username: str, password: str, *, now: datetime | No
             ok = _hasher.verify(stored, password) and row is not None and row.password_hash is not None
         except (VerificationError, InvalidHashError):
             ok = False
-        locked = row is not None and row.locked_until is not None and row.locked_until > now
-        if ok and not locked:
-            conn.execute(sa.update(user_t).where(user_t.c.id == row.id).values(failed_logins=0, locked_until=None))
+        # Both outcomes are single statements that read and write the counter in the database, so parallel
+        # guesses cannot overwrite each other's count (read-then-write let 60 guesses leave a count of 3), and a
+        # right password is refused if a lock was set after the row above was read.
+        unlocked = sa.or_(user_t.c.locked_until.is_(None), user_t.c.locked_until <= now)
+        if ok and row is not None and conn.execute(
+                sa.update(user_t).where(user_t.c.id == row.id, unlocked)
+                .values(failed_logins=0, locked_until=None).returning(user_t.c.id)).first() is not None:
             token, expires = _issue(conn, row.id, kind, None, now, ttl)
             return token, _user(row), expires
         if row is not None:
-            failures = row.failed_logins + 1
-            lock = now + LOCK_FOR if failures >= LOCK_AFTER and not locked else row.locked_until
-            conn.execute(sa.update(user_t).where(user_t.c.id == row.id).values(failed_logins=failures,
-                                                                              locked_until=lock))
+            failures = conn.execute(
+                sa.update(user_t).where(user_t.c.id == row.id).values(
+                    failed_logins=user_t.c.failed_logins + 1,
+                    locked_until=sa.case((sa.and_(user_t.c.failed_logins + 1 >= LOCK_AFTER, unlocked),
+                                          now + LOCK_FOR), else_=user_t.c.locked_until))
+                .returning(user_t.c.failed_logins)).scalar_one()
     # Committed above, so that the count survives; each failure in a row costs more time, up to two seconds.
     if slow:
         time.sleep(min(0.05 * 2 ** min(failures, 6), 2.0))
