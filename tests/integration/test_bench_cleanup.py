@@ -39,20 +39,6 @@ BENCHMARK = textwrap.dedent("""
 """)
 
 
-def _alive(pgid: int) -> list[int]:
-    """The live processes of the group (a zombie holds nothing: it waits for init, which reaps it in its own time)."""
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
 def _databases(url: str) -> set[str]:
     engine = sa.create_engine(url)
     try:
@@ -81,7 +67,7 @@ def test_a_stopped_benchmark_removes_what_it_made(tmp_path: Path, postgres_url: 
     child = ""
     try:
         folder, child = proc.stdout.readline().split()  # type: ignore[union-attr]
-        assert Path(folder).is_dir() and _alive(int(child))
+        assert Path(folder).is_dir() and processes.group(int(child))
         if postgres_url:
             assert name in _databases(postgres_url)
         if to_group:  # as a terminal's Ctrl-C: the benchmark's group, not the child's (a session of its own)
@@ -92,13 +78,13 @@ def test_a_stopped_benchmark_removes_what_it_made(tmp_path: Path, postgres_url: 
     finally:
         processes.end(proc)
         if child:  # in a session of its own: ending the benchmark's group does not reach it
-            for pid in _alive(int(child)):
+            for pid in processes.group(int(child)):
                 os.kill(pid, signal.SIGKILL)
         if postgres_url and name in _databases(postgres_url):  # only if the benchmark failed to: the test fails below
             _drop(postgres_url, name)
     assert proc.returncode == 128 + signum, err
     assert f"stopped by {signal.Signals(signum).name}" in err and "Traceback" not in err, err
     assert not Path(folder).exists()
-    assert _alive(int(child)) == []
+    assert processes.group(int(child)) == []
     if postgres_url:
         assert name not in _databases(postgres_url)

@@ -81,29 +81,6 @@ def add_coordinator(core: Forlop, username: str) -> None:
 # -- the server as a process ------------------------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            kids.append(int(entry))
-    return kids
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 @dataclass
 class Server:
     """``forlop serve`` running as a real process (a supervisor and its worker processes)."""
@@ -117,7 +94,7 @@ class Server:
         """The live worker processes (uvicorn's supervisor starts them with multiprocessing's spawn)."""
         if self.workers_wanted == 1:
             return [self.proc.pid] if self.proc.poll() is None else []
-        return sorted(p for p in _children(self.proc.pid) if "spawn_main" in _cmdline(p))
+        return [p for p in processes.children(self.proc.pid) if "spawn_main" in processes.cmdline(p)]
 
     def serving(self) -> bool:
         try:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 RUN = "PYTEST_FORLOP_RUN"  # not FORLOP_*: the helpers that start `forlop` drop those from its environment
@@ -90,21 +90,62 @@ def kill_leftovers() -> None:
             pass
 
 
-def _marked(token: bytes) -> list[tuple[int, str]]:
-    found = []
+# -- what /proc says --------------------------------------------------------------------------------------------
+
+
+def _live() -> Iterator[tuple[int, int, int]]:
+    """(pid, parent, process group) of every live process; a zombie holds nothing and is left out (its parent,
+    or init, reaps it in its own time)."""
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
+        if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
+            with open(f"/proc/{entry}/stat") as f:
+                state, parent, group = f.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if state != "Z":
+            yield int(entry), int(parent), int(group)
+
+
+def alive(pid: int, *, within: float = 0.0) -> bool:
+    """Whether ``pid`` is a live process; with ``within``, whether it still is after up to that many seconds."""
+    deadline = time.monotonic() + within
+    while any(p == pid for p, _, _ in _live()):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    return sorted(p for p, parent, _ in _live() if parent == pid)
+
+
+def group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid``."""
+    return sorted(p for p, _, g in _live() if g == pgid)
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _marked(token: bytes) -> list[tuple[int, str]]:
+    found = []
+    for pid, _, _ in _live():
+        if pid == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
                 if f"{RUN}=".encode() + token not in f.read().split(b"\0"):
                     continue
-            with open(f"/proc/{entry}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue  # a zombie holds nothing; its parent reaps it
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
-        found.append((int(entry), cmdline[:200]))
+        found.append((pid, cmdline(pid)[:200]))
     return found

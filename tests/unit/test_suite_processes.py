@@ -7,27 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from tests.suite import processes
 from tests.suite.processes import RUN
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _alive(pid: int, *, within: float = 0.0) -> bool:
-    """Whether ``pid`` is a live process (not a zombie); with ``within``, still so after that many seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                alive = f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            alive = False
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(0.05)
 
 
 def test_ending_a_process_ends_the_children_it_left_behind() -> None:
@@ -38,10 +23,10 @@ def test_ending_a_process_ends_the_children_it_left_behind() -> None:
     try:
         os.kill(proc.pid, 9)
         proc.wait(timeout=30)
-        assert _alive(child)
+        assert processes.alive(child)
     finally:
         processes.end(proc)
-    assert not _alive(child, within=10)
+    assert not processes.alive(child, within=10)
 
 
 def test_a_run_whose_test_leaves_a_process_behind_fails_and_ends_it(tmp_path: Path) -> None:
@@ -65,7 +50,7 @@ def test_a_run_whose_test_leaves_a_process_behind_fails_and_ends_it(tmp_path: Pa
         assert done.returncode == 1, done.stdout[-3000:]
         assert "1 process(es) started by the suite were still running at its end" in done.stdout, done.stdout[-3000:]
         assert "sleep 300" in done.stdout
-        assert not _alive(leaked, within=10)
+        assert not processes.alive(leaked, within=10)
     finally:
-        if _alive(leaked):
+        if processes.alive(leaked):
             os.kill(leaked, 9)
