@@ -602,7 +602,7 @@ def outbox_retry(ids: Annotated[Optional[list[str]], typer.Argument(help="Outbox
 @app.command()
 def demo(
     database_url: DatabaseUrl = None,
-    cases: Annotated[int, typer.Option(min=1, max=100_000, help="How many synthetic cases.")] = 300,
+    cases: Annotated[int, typer.Option(min=0, max=100_000, help="How many synthetic cases (0: only the demo users).")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data set).")] = 2026,
     reset: Annotated[bool, typer.Option(help="Delete an existing SQLite demo database first.")] = False,
 ) -> None:

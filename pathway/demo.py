@@ -72,7 +72,7 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
         made[profile] += 1
         if progress is not None:
             progress(1)
-    made_of = ", ".join(f"{k} {v}" for k, v in sorted(made.items()))
+    made_of = ", ".join(f"{k} {v}" for k, v in sorted(made.items())) or "only the demo users"
     return f"{cases} synthetic case{'' if cases == 1 else 's'}: {made_of}"
 
 
