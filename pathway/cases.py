@@ -106,6 +106,14 @@ class Consent:
         return [s for s in scope if not self.given or s not in self.scope]
 
 
+def shareable(task_scope: Iterable[str], basis: str, consent_scope: Iterable[str] | None) -> tuple[str, ...]:
+    """What of a handover task's scope its agency may be shown now. Consent is read when the task is read, not only
+    when it was created: a consent narrowed after the handover narrows what every open task shows at once, and a
+    withdrawn one (``None``) shows nothing. A task on a legal basis shares no consent scope."""
+    allowed = set(consent_scope or ()) if basis == "consent" else set()
+    return tuple(s for s in task_scope if s in allowed)
+
+
 @dataclass(slots=True)
 class HandoverTask:
     id: uuid.UUID

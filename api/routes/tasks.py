@@ -21,6 +21,7 @@ from api.fhir import PartnerTaskView, task_resource
 from pathway.accounts import User
 from pathway import services
 from pathway.bootstrap import Forlop
+from pathway.cases import shareable
 from pathway.errors import NotFound
 from pathway.store.tables import case_t, handover_t
 
@@ -43,7 +44,7 @@ class TaskOut(BaseModel):
 def _views(core: Forlop, user: User, *, task_id: uuid.UUID | None = None, status: str | None = None,
            limit: int = 100) -> list[PartnerTaskView]:
     query = (sa.select(handover_t, case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
-                       case_t.c.definition_version)
+                       case_t.c.definition_version, case_t.c.consents)
              .join(case_t, case_t.c.id == handover_t.c.case_id)
              .where(handover_t.c.agency == user.agency).order_by(handover_t.c.due_at, handover_t.c.id).limit(limit))
     if task_id is not None:
@@ -56,15 +57,17 @@ def _views(core: Forlop, user: User, *, task_id: uuid.UUID | None = None, status
     for r in rows:
         d = core.catalog.resolve(r.pathway_id, r.definition_version)
         checkpoint = d.checkpoint.get(r.code)
+        consent = r.consents.get(r.agency)
+        scope = shareable(r.scope, r.basis, consent["scope"] if consent and consent["given"] else None)
         name = None
-        if "name" in r.scope and r.status in ("requested", "accepted"):
+        if "name" in scope and r.status in ("requested", "accepted"):
             person = services.read_person(uow=core.uow(), reference=r.reference, keys=core.keys)
             name = person.name if person is not None else None
         views.append(PartnerTaskView(
             id=r.id, case_reference=r.reference, code=r.code,
             title_nb=checkpoint.name.nb if checkpoint else r.code, title_en=checkpoint.name.en if checkpoint else r.code,
             agency=r.agency, agency_name=d.agencies[r.agency].nb if r.agency in d.agencies else r.agency,
-            status=r.status, basis=r.basis, scope=tuple(r.scope), due_at=r.due_at, created_at=r.created_at,
+            status=r.status, basis=r.basis, scope=scope, due_at=r.due_at, created_at=r.created_at,
             updated_at=r.updated_at, contact=f"{r.coordinator or 'koordinator'} ({r.unit})", person_name=name))
     return views
 

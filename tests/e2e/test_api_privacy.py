@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from pathway import services
 from pathway.people import PersonRecord
@@ -33,6 +34,7 @@ from tests.e2e.api_support import (  # noqa: E402
     allow_of,
     api_routes,
     is_public,
+    signed_in,
     synthetic_person,
 )
 
@@ -246,6 +248,27 @@ def test_consent_withdrawn_cancels_the_task_and_hides_the_name(world: World) -> 
     after = police.call("GET", f"{API}/tasks/{task_id}").body
     assert after["status"] == "cancelled" and after["person_name"] is None
     assert name not in police.call("GET", f"{API}/tasks/{task_id}/fhir").text
+
+
+def test_consent_narrowed_after_the_handover_narrows_the_open_task_at_once(world: World) -> None:
+    w = world
+    reference, task_id = w.handover_case("police", scope=POLICE_SCOPE)
+    name = synthetic_name(w, reference)
+    police = Sweep(w, "politi")
+    assert police.call("GET", f"{API}/tasks/{task_id}").body["person_name"] == name
+    w.operate(reference, "consents/police", {"scope": ["contact", "threat_assessment"]})
+    one = police.call("GET", f"{API}/tasks/{task_id}").body
+    assert one["status"] == "requested" and one["person_name"] is None
+    assert one["asked"] == ["contact", "threat_assessment"]
+    listed = [t for t in police.call("GET", f"{API}/tasks").body if t["id"] == str(task_id)]
+    assert listed and listed[0]["person_name"] is None and "name" not in listed[0]["asked"]
+    fhir = police.call("GET", f"{API}/tasks/{task_id}/fhir")
+    assert name not in fhir.text and '"name"' not in json.dumps([i["type"] for i in fhir.body.get("input", [])])
+    page = signed_in(TestClient(w.app), "politi").get("/tasks")
+    assert page.status_code == 200 and name not in page.text
+    # Widened again, the task shows the name again: what is shown follows the consent as it is now.
+    w.operate(reference, "consents/police", {"scope": POLICE_SCOPE})
+    assert police.call("GET", f"{API}/tasks/{task_id}").body["person_name"] == name
 
 
 def synthetic_name(w: World, reference: str) -> str:
