@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Path
 from fastapi.responses import PlainTextResponse
 
-from api import docs, limits, problems, web
+from api import accesslog, docs, limits, problems, web
 from api.deps import AnyUser, Core
 from api.routes import admin, auth, cases, inbox, reports, tasks
 from pathway.bootstrap import Forlop
@@ -40,6 +40,7 @@ def create_app(core: Forlop) -> FastAPI:
                     "Errors are RFC 9457 problem+json. Sign in at /api/v1/auth/token.",
     )
     app.state.core = core
+    accesslog.install()  # no query strings in the server's access log
     problems.install(app)
     limits.install(app)  # body, header and URL limits before anything reads the request
     for module in (auth, cases, tasks, inbox, reports, admin):

@@ -39,6 +39,7 @@ from pathway.store.tables import case_t, outbox_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, ROOT, World, synthetic_person  # noqa: E402
+from tests.integration.support import wait_until  # noqa: E402
 from tests.suite import processes  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
@@ -669,6 +670,14 @@ def test_a_real_server_refuses_oversized_and_too_many_headers_with_a_4xx(server:
         print(f"{name}: {status}")
         assert status in (400, 431), f"{name}: {answer[:300]!r}"
         assert server.alive(), f"the server died on {name}"
+
+
+def test_a_real_server_logs_the_path_of_a_request_but_never_its_query_string(server: Server) -> None:
+    marker = "Tora-Oppdiktadottir-Loggtest"  # synthetic: what a search or filter might carry
+    assert httpx.get(f"http://127.0.0.1:{server.port}/healthz?q={marker}&token=hemmelig", timeout=10).status_code == 200
+    assert wait_until(lambda: '"GET /healthz HTTP/1.1" 200' in server.log.read_text(), timeout=30)
+    log = server.log.read_text()
+    assert marker not in log and "hemmelig" not in log and "/healthz?" not in log
 
 
 def test_a_real_server_refuses_bytes_that_are_no_url(server: Server) -> None:
