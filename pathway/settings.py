@@ -84,9 +84,10 @@ class Settings(BaseSettings):
             problems.append("FORLOP_INDEX_KEY is the development key; generate one with `forlop keys new`")
         url = make_url(self.database_url)
         if url.drivername.startswith("sqlite") and url.database:
-            path = Path(url.database)
-            if path.exists() and path.stat().st_mode & (stat.S_IROTH | stat.S_IWOTH):
-                problems.append(f"the database file {path} is readable or writable by others (chmod 600 it)")
+            for path in (Path(url.database + suffix) for suffix in ("", "-wal", "-shm")):  # the log holds data too
+                if path.exists() and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                    problems.append(f"the database file {path} can be read or written by others than its owner "
+                                    "(chmod 600 it)")
         if problems:
             raise ValueError("unsafe settings for production: " + "; ".join(problems))
         return self

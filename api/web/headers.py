@@ -17,9 +17,15 @@ COMMON = [
 ]
 
 
+# In production the site is served over HTTPS only (behind the municipality's proxy): a browser that has seen it
+# once never tries plain HTTP again, where a session cookie could be read on the way.
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.common = COMMON + [(b"content-security-policy", CSP.encode())] + ([HSTS] if hsts else [])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -32,7 +38,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"] \
                     if not static else list(message.get("headers", []))
-                headers += COMMON + [(b"content-security-policy", CSP.encode())]
+                headers += self.common
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers

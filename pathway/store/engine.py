@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,8 +32,11 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int 
     pool = {"pool_size": pool_size, "max_overflow": pool_size if max_overflow is None else max_overflow,
             "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        if make_url(url).database in (None, "", ":memory:"):
+        database = make_url(url).database
+        if database in (None, "", ":memory:"):
             pool = {}  # an in-memory database lives in one connection (SingletonThreadPool): no pool to size
+        else:
+            _create_private(Path(database))
         engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30}, **pool)
         _sqlite_setup(engine, sqlite_synchronous)
         return engine
@@ -40,6 +45,15 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int 
         connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     # Pre-ping: a connection the server dropped (a restart, a failover) is replaced at checkout, not failed on.
     return sa.create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **pool)
+
+
+def _create_private(path: Path) -> None:
+    """Create a new SQLite file readable by its owner alone; SQLite gives its -wal and -shm files the same mode.
+    Where it cannot be made (a read-only place), SQLite reports that itself when it opens the file."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass
 
 
 def _sqlite_setup(engine: sa.Engine, synchronous: str) -> None:

@@ -199,6 +199,13 @@ class World:
         return reference, uuid.UUID(task["id"])
 
 
+def production_client(world: World) -> TestClient:
+    """The same database under an app that believes it runs in production (https: its cookies are Secure)."""
+    settings = world.core.settings.model_copy(update={"env": "production"})
+    core = Forlop(settings=settings, engine=world.core.engine, catalog=world.core.catalog)
+    return TestClient(create_app(core), base_url="https://testserver")
+
+
 def signed_in(client: TestClient, username: str, password: str = DEMO_PASSWORD) -> TestClient:
     """``client`` with a page session (cookie), as a browser has after signing in at /login."""
     page = client.get("/login")

@@ -8,14 +8,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.web.headers import CSP
-from pathway.bootstrap import Forlop
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import World, signed_in  # noqa: E402
+from tests.e2e.api_support import World, production_client, signed_in  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 
@@ -52,26 +49,19 @@ def test_redoc_is_not_served(world: World) -> None:
     assert world.client.get("/redoc").status_code == 404
 
 
-def _production(world: World) -> TestClient:
-    """The same database under an app that believes it runs in production (https: its cookies are Secure)."""
-    settings = world.core.settings.model_copy(update={"env": "production"})
-    core = Forlop(settings=settings, engine=world.core.engine, catalog=world.core.catalog)
-    return TestClient(create_app(core), base_url="https://testserver")
-
-
 @pytest.mark.parametrize("path", ["/docs", "/openapi.json"])
 def test_in_production_only_an_administrator_gets_the_docs_and_others_find_nothing(world: World, path: str) -> None:
     refused = {
-        "anonymous": _production(world).get(path),
-        "a forged token": _production(world).get(path, headers={"Authorization": "Bearer fs_" + "x" * 43}),
-        "a coordinator's token": _production(world).get(path, headers=world.auth("koordinator")),
-        "a coordinator's session": signed_in(_production(world), "koordinator").get(path),
-        "a manager's session": signed_in(_production(world), "leder").get(path),
+        "anonymous": production_client(world).get(path),
+        "a forged token": production_client(world).get(path, headers={"Authorization": "Bearer fs_" + "x" * 43}),
+        "a coordinator's token": production_client(world).get(path, headers=world.auth("koordinator")),
+        "a coordinator's session": signed_in(production_client(world), "koordinator").get(path),
+        "a manager's session": signed_in(production_client(world), "leder").get(path),
     }
     for who, r in refused.items():
         assert r.status_code == 404 and r.json() == {**HIDDEN_404, "instance": path}, f"{who}: {r.text[:200]}"
-    by_token = _production(world).get(path, headers=world.auth("admin"))
-    by_session = signed_in(_production(world), "admin").get(path)
+    by_token = production_client(world).get(path, headers=world.auth("admin"))
+    by_session = signed_in(production_client(world), "admin").get(path)
     for r in (by_token, by_session):
         assert r.status_code == 200, r.text[:200]
         assert r.headers["content-security-policy"] == CSP

@@ -17,7 +17,7 @@ from pathway.accounts import authenticate_web, login
 from pathway.store.tables import access_t, case_t, token_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import World, page_routes, signed_in  # noqa: E402
+from tests.e2e.api_support import World, page_routes, production_client, signed_in  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 
@@ -176,6 +176,13 @@ def test_every_page_carries_the_security_headers_and_case_pages_are_not_cached(w
         assert not re.search(r"<script|\son[a-z]+=|style=", html), f"{page.name}: inline script or style"
     static = client.get("/static/forlop.css")
     assert static.status_code == 200 and "no-store" not in static.headers.get("cache-control", "")
+
+
+def test_in_production_every_answer_tells_the_browser_to_use_https_only(world: World) -> None:
+    production = production_client(world)
+    for path in ("/login", "/api/v1/me", "/static/forlop.css", "/cases/NO-SUCH"):
+        assert production.get(path).headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    assert "strict-transport-security" not in browser(world, None).get("/login").headers  # plain http in tests
 
 
 # -- what the case page says ---------------------------------------------------------------------------------------
