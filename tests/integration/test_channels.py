@@ -162,7 +162,8 @@ def certificate(tmp_path: Path) -> Certificate:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "forlop-test-smtp")])
     now = dt.datetime.now(dt.UTC)
-    real = time_machine.escape_hatch.datetime.datetime.now(dt.UTC)
+    hatch = time_machine.escape_hatch
+    real = hatch.datetime.datetime.now(dt.UTC) if hatch.is_travelling() else now
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
