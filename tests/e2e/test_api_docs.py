@@ -16,6 +16,9 @@ from tests.e2e.api_support import World, production_client, signed_in  # noqa: E
 
 pytest_plugins = ["tests.e2e.api_support"]
 
+# Asserts nothing that depends on the date: not run again at the Makefile's TEST_DATES.
+pytestmark = pytest.mark.any_date
+
 LINKS = re.compile(r'\s(?:src|href)="([^"]*)"')
 CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css"}
 HIDDEN_404 = {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "not found"}

@@ -246,6 +246,7 @@ def _a_case(page: Page) -> str:
     return page.locator("table.cases tbody th a").first.inner_text()
 
 
+@pytest.mark.any_date  # layout and accessibility
 @pytest.mark.parametrize("zoom", [1, 2], ids=["100%", "200%"])
 def test_every_page_passes_axe_and_holds_together_at_200_percent(browser: Browser, base_url: str,
                                                                  zoom: int) -> None:
@@ -294,6 +295,7 @@ def _overflow(page: Page) -> list[str]:
     return [f"the page scrolls sideways by {wide}px"] if wide > 1 else []
 
 
+@pytest.mark.any_date  # layout and accessibility
 def test_the_pages_work_by_keyboard_alone(browser: Browser, base_url: str) -> None:
     page = context(browser, base_url).new_page()
     page.goto("/login")

@@ -18,6 +18,9 @@ import sqlalchemy as sa
 from tests.integration.support import ROOT
 from tests.suite import processes
 
+# Asserts nothing that depends on the date: not run again at the Makefile's TEST_DATES.
+pytestmark = pytest.mark.any_date
+
 # A benchmark in miniature: it makes a folder, a child process (which starts a grandchild) and, given a server, a
 # database; says what it made; and waits to be stopped.
 BENCHMARK = textwrap.dedent("""

@@ -9,8 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.suite import processes
 from tests.suite.processes import RUN
+
+# Asserts nothing that depends on the date: not run again at the Makefile's TEST_DATES.
+pytestmark = pytest.mark.any_date
 
 ROOT = Path(__file__).resolve().parents[2]
 
