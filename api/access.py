@@ -23,13 +23,18 @@ def access_writer(request: Request, user: User, action: str, *, case_reference: 
     """Writes one access-log row on a given connection: inside a change's own transaction, for writes."""
 
     def write(conn: sa.Connection) -> None:
-        conn.execute(sa.insert(access_t).values(
-            id=uuid.uuid4(), at=datetime.now(timezone.utc), username=user.username, role=user.role, action=action,
-            case_reference=case_reference, task_id=task_id,
-            client=request.client.host if request.client else None, status=status, break_glass=break_glass,
-            reason=reason))
+        conn.execute(sa.insert(access_t).values(_row(request, user, action, case_reference, task_id, status=status,
+                                                     break_glass=break_glass, reason=reason)))
 
     return write
+
+
+def _row(request: Request, user: User, action: str, case_reference: str | None, task_id: uuid.UUID | None, *,
+         status: int = 200, break_glass: bool = False, reason: str | None = None) -> dict[str, Any]:
+    return dict(id=uuid.uuid4(), at=datetime.now(timezone.utc), username=user.username, role=user.role,
+                action=action, case_reference=case_reference, task_id=task_id,
+                client=request.client.host if request.client else None, status=status, break_glass=break_glass,
+                reason=reason)
 
 
 def log_access(engine: sa.Engine, request: Request, user: User, action: str, *, case_reference: str | None = None,
@@ -39,6 +44,16 @@ def log_access(engine: sa.Engine, request: Request, user: User, action: str, *, 
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
         access_writer(request, user, action, case_reference=case_reference, task_id=task_id, status=status,
                       break_glass=break_glass, reason=reason)(conn)
+
+
+def log_accesses(engine: sa.Engine, request: Request, user: User, action: str,
+                 shown: list[tuple[str, uuid.UUID | None]]) -> None:
+    """Log a read that showed several cases: one row per (case reference, task), in one transaction; a read that
+    showed nothing is one row without a case."""
+    rows = [_row(request, user, action, reference, task_id) for reference, task_id in shown] \
+        or [_row(request, user, action, None, None)]
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        conn.execute(sa.insert(access_t), rows)
 
 
 def grant_break_glass(engine: sa.Engine, user: User, case_id: uuid.UUID, reason: str) -> datetime:

@@ -27,10 +27,12 @@ Writer = Callable[[sa.Connection], None]
 
 def idempotent(core: Forlop, user: User, request: Request, key: str | None, body: Any,
                run: Callable[[Writer | None], JSONResponse], *,
-               replay: Callable[[], JSONResponse] | None = None) -> JSONResponse:
+               replay: Callable[[], JSONResponse] | None = None,
+               authorize: Callable[[], object] | None = None) -> JSONResponse:
     """Run a POST once per key. With ``replay``, the key is claimed inside the change's own transaction (``run``
     gets the writer to pass on): if the answer is then lost (a killed worker, a dropped connection), the retry
-    finds the claim, knows the change was made, and answers with ``replay`` instead of refusing a stale version."""
+    finds the claim, knows the change was made, and answers with ``replay`` instead of refusing a stale version.
+    ``authorize`` is asked before a stored answer is given again (it raises if the caller may no longer see it)."""
     if key is None:
         return run(None)
     fingerprint = hashlib.sha256(json.dumps([request.url.path, body], sort_keys=True, default=str).encode()).hexdigest()
@@ -44,6 +46,8 @@ def idempotent(core: Forlop, user: User, request: Request, key: str | None, body
             response = replay()
             response.headers["Idempotency-Replayed"] = "true"
             return response
+        if authorize is not None:
+            authorize()
         headers = {"Idempotency-Replayed": "true"}
         if isinstance(seen.body, dict) and isinstance(seen.body.get("version"), int):
             headers["ETag"] = f'"{seen.body["version"]}"'  # a case answer's ETag is its version: answer as the first did

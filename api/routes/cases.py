@@ -42,16 +42,16 @@ def _now() -> datetime:
 # -- access -------------------------------------------------------------------------------------------------
 
 
-def _case_access(core: Core, user: User, reference: str) -> tuple[uuid.UUID, bool]:
-    """The case id if the coordinator may see it (own unit, or emergency access); 404 otherwise."""
+def _case_access(request: Request, core: Forlop, user: User, reference: str, action: str) -> tuple[uuid.UUID, bool]:
+    """The case id if the coordinator may see it (own unit, or emergency access); 404 otherwise, and the refused
+    attempt is in the access log with its outcome."""
     with core.engine.connect() as conn:
         row = conn.execute(sa.select(case_t.c.id, case_t.c.unit).where(case_t.c.reference == reference)).first()
-        if row is None:
-            raise NotFound("case", reference)
-        if row.unit == user.unit:
+        if row is not None and row.unit == user.unit:
             return row.id, False
-        if has_break_glass(conn, user, row.id):
+        if row is not None and has_break_glass(conn, user, row.id):
             return row.id, True
+    log_access(core.engine, request, user, action, case_reference=reference, status=404)
     raise NotFound("case", reference)
 
 
@@ -186,7 +186,7 @@ def get_case(request: Request, core: Core, user: Coordinator, reference: str) ->
 
 def read_case(request: Request, core: Forlop, user: User, reference: str, *, lang: str | None = None) -> CaseDetail:
     """One case as the coordinator sees it (the API's answer and the case page); the read is logged."""
-    _, emergency = _case_access(core, user, reference)
+    _, emergency = _case_access(request, core, user, reference, "case.read")
     with core.uow(read_only=True) as uow:  # one snapshot: never a case half before, half after a write
         case = uow.cases.get(reference)
         events = uow.cases.events(case.id)
@@ -203,7 +203,7 @@ def _case_response(case: Case, events: list[Any], grants: list[Any], *, lang: st
 
 @router.get("/{reference}/person", response_model=PersonRecord, summary="The person (decrypted; every read is logged)")
 def get_person(request: Request, core: Core, user: Coordinator, reference: str) -> PersonRecord:
-    _, emergency = _case_access(core, user, reference)
+    _, emergency = _case_access(request, core, user, reference, "person.read")
     person = services.read_person(uow=core.uow(), reference=reference, keys=core.keys)
     log_access(core.engine, request, user, "person.read", case_reference=reference, break_glass=emergency)
     if person is None:
@@ -230,7 +230,7 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
                     also: Callable[[sa.Connection], None] | None = None) -> Case:
     """Apply one engine operation under the version check and log the write (a refused one too); ``also``
     writes more in the same transaction (the claim of an Idempotency-Key)."""
-    _, emergency = _case_access(core, user, reference)
+    _, emergency = _case_access(request, core, user, reference, action)
     at = _now()
     log_write = access_writer(request, user, action, case_reference=reference, break_glass=emergency)
 
@@ -261,7 +261,12 @@ def _operate(request: Request, core: Core, user: User, reference: str, *, action
             events = uow.cases.events(case.id)
         return _case_response(case, events, [], lang=user.language)
 
-    return idempotent(core, user, request, key, body, run, replay=lambda: get_case(request, core, user, reference))
+    def replayed() -> None:  # a stored answer is given again only to someone who may still see the case, logged
+        _, emergency = _case_access(request, core, user, reference, f"{action}.replay")
+        log_access(core.engine, request, user, f"{action}.replay", case_reference=reference, break_glass=emergency)
+
+    return idempotent(core, user, request, key, body, run, replay=lambda: get_case(request, core, user, reference),
+                      authorize=replayed)
 
 
 class Versioned(BaseModel):
@@ -368,7 +373,7 @@ def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) ->
 @router.put("/{reference}/person", response_model=CaseDetail, summary="Replace the person record (encrypted)")
 def put_person(request: Request, core: Core, user: Coordinator, reference: str, person: PersonRecord,
                if_match: IfMatch = None, version: Annotated[int | None, Query(ge=1)] = None) -> JSONResponse:
-    _, emergency = _case_access(core, user, reference)
+    _, emergency = _case_access(request, core, user, reference, "person.write")
     expected = _version(if_match, version)
     case = services.update_person(uow=core.uow(), reference=reference, expected_version=expected, person=person,
                                   actor=user.username, keys=core.keys, index_key=core.settings.index_key)

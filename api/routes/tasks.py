@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.access import access_writer, log_access
+from api.access import access_writer, log_access, log_accesses
 from api.problems import status_for
 from api.deps import Core, Partner
 from api.fhir import PartnerTaskView, task_resource
@@ -78,9 +78,11 @@ def _out(view: PartnerTaskView, lang: str) -> TaskOut:
                    status=view.status, due_at=view.due_at, contact=view.contact, person_name=view.person_name)
 
 
-def _one(core: Forlop, user: User, task_id: uuid.UUID) -> PartnerTaskView:
+def _one(request: Request, core: Forlop, user: User, task_id: uuid.UUID, action: str) -> PartnerTaskView:
+    """One task of the caller's agency; any other id is a 404, and the refused attempt is in the access log."""
     views = _views(core, user, task_id=task_id)
     if not views:
+        log_access(core.engine, request, user, action, task_id=task_id, status=404)
         raise NotFound("task", task_id)
     return views[0]
 
@@ -90,20 +92,21 @@ def list_tasks(request: Request, core: Core, user: Partner,
                status: Literal["requested", "accepted", "declined", "completed", "cancelled"] | None = None,
                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[TaskOut]:
     views = _views(core, user, status=status, limit=limit)
-    log_access(core.engine, request, user, "task.list")
+    # One row per case shown (its reference, and the name where the consent allows it), as for a case read.
+    log_accesses(core.engine, request, user, "task.list", [(v.case_reference, v.id) for v in views])
     return [_out(v, user.language) for v in views]
 
 
 @router.get("/{task_id}", response_model=TaskOut, summary="One handover task")
 def get_task(request: Request, core: Core, user: Partner, task_id: uuid.UUID) -> TaskOut:
-    view = _one(core, user, task_id)
+    view = _one(request, core, user, task_id, "task.read")
     log_access(core.engine, request, user, "task.read", case_reference=view.case_reference, task_id=task_id)
     return _out(view, user.language)
 
 
 @router.get("/{task_id}/fhir", summary="The task as an HL7 FHIR R4 Task resource")
 def get_task_fhir(request: Request, core: Core, user: Partner, task_id: uuid.UUID) -> dict[str, Any]:
-    view = _one(core, user, task_id)
+    view = _one(request, core, user, task_id, "task.read_fhir")
     log_access(core.engine, request, user, "task.read_fhir", case_reference=view.case_reference, task_id=task_id)
     return task_resource(view, base_url=core.settings.public_url)
 
@@ -118,7 +121,7 @@ class CompleteBody(BaseModel):
 
 def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status: str, note: str | None) -> TaskOut:
     """Accept, decline or complete one of the agency's tasks (the API's and the page's way); the write is logged."""
-    view = _one(core, user, task_id)
+    view = _one(request, core, user, task_id, f"task.{status}")
     at = datetime.now(timezone.utc)
     try:
         services.change_case(
@@ -129,7 +132,7 @@ def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status:
         log_access(core.engine, request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id,
                    status=status_for(exc))
         raise
-    return _out(_one(core, user, task_id), user.language)
+    return _out(_one(request, core, user, task_id, f"task.{status}"), user.language)
 
 
 @router.post("/{task_id}/accept", response_model=TaskOut, summary="Accept a handover task")

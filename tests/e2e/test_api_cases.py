@@ -14,7 +14,7 @@ from fhir.resources.R4B.task import Task
 
 from pathway import accounts
 from pathway.scheduler import run_scan
-from pathway.store.tables import idempotency_t
+from pathway.store.tables import access_t, idempotency_t, user_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, UNIT, World, synthetic_person  # noqa: E402
@@ -356,6 +356,60 @@ def test_the_access_log_shows_reads_and_writes_and_logs_its_own_reading(world: W
     assert by_user[0]["action"] == "audit.read"
     assert w.client.get(f"{API}/audit/access", headers=admin).status_code == 422
     assert w.client.get(f"{API}/audit/access", params={"case": ref}, headers=w.auth(K)).status_code == 403
+
+
+def _logged(w: World, **where: Any) -> set[tuple[Any, ...]]:
+    query = sa.select(access_t.c.username, access_t.c.action, access_t.c.case_reference, access_t.c.status)
+    for column, value in where.items():
+        query = query.where(access_t.c[column] == value)
+    with w.core.engine.connect() as conn:
+        return set(conn.execute(query).tuples())
+
+
+def test_refused_reads_and_writes_are_in_the_access_log_with_their_outcome(world: World) -> None:
+    w = world
+    ref, task_id = w.handover_case("police")
+    other = w.auth("koordinator2")  # bergen-nord
+    assert w.client.get(f"{API}/cases/{ref}", headers=other).status_code == 404
+    assert w.client.get(f"{API}/cases/{ref}/person", headers=other).status_code == 404
+    done = w.client.post(f"{API}/cases/{ref}/steps/K1/complete", json={}, headers={**other, "If-Match": '"1"'})
+    assert done.status_code == 404
+    assert {("koordinator2", "case.read", ref, 404), ("koordinator2", "person.read", ref, 404),
+            ("koordinator2", "case.complete", ref, 404)} <= _logged(w, username="koordinator2")
+    nav = w.auth("nav")
+    assert w.client.get(f"{API}/tasks/{task_id}", headers=nav).status_code == 404
+    assert w.client.post(f"{API}/tasks/{task_id}/accept", headers=nav).status_code == 404
+    with w.core.engine.connect() as conn:
+        refused = set(conn.execute(sa.select(access_t.c.action, access_t.c.task_id, access_t.c.status)
+                                   .where(access_t.c.username == "nav")).tuples())
+    assert {("task.read", task_id, 404), ("task.accepted", task_id, 404)} <= refused
+
+
+def test_a_partners_task_list_logs_one_row_per_case_it_shows(world: World) -> None:
+    w = world
+    refs = [w.handover_case("police")[0] for _ in range(3)]
+    shown = w.client.get(f"{API}/tasks", headers=w.auth("politi")).json()
+    assert {t["case_reference"] for t in shown} >= set(refs)
+    logged = {r for _, action, r, status in _logged(w, username="politi") if action == "task.list" and status == 200}
+    assert logged == {t["case_reference"] for t in shown}
+
+
+def test_a_replayed_answer_is_logged_and_refused_to_someone_who_may_no_longer_see_the_case(world: World) -> None:
+    w = world
+    ref = w.open_case(synthetic_person())["reference"]
+    h = {**w.auth(K), "If-Match": f'"{w.version(ref)}"', "Idempotency-Key": f"replay-{uuid.uuid4()}"}
+    assert w.client.post(f"{API}/cases/{ref}/steps/K1/complete", json={}, headers=h).status_code == 200
+    assert w.client.post(f"{API}/cases/{ref}/steps/K1/complete", json={}, headers=h).status_code == 200
+    assert (K, "case.complete.replay", ref, 200) in _logged(w, case_reference=ref)
+    with w.core.engine.begin() as conn:  # the coordinator moves to another unit
+        conn.execute(sa.update(user_t).where(user_t.c.username == K).values(unit="bergen-nord"))
+    try:
+        again = w.client.post(f"{API}/cases/{ref}/steps/K1/complete", json={}, headers=h)
+        assert again.status_code == 404 and "Tora" not in again.text
+        assert (K, "case.complete.replay", ref, 404) in _logged(w, case_reference=ref)
+    finally:
+        with w.core.engine.begin() as conn:
+            conn.execute(sa.update(user_t).where(user_t.c.username == K).values(unit=UNIT))
 
 
 # -- accounts ---------------------------------------------------------------------------------------------------
