@@ -238,12 +238,18 @@ def test_partners_see_no_person_but_the_name_their_consent_allows(world: World, 
     # (each name shown was checked by _scrub_allowed_names: an open task, "name" in its scope, its own person)
 
 
-def test_consent_withdrawn_cancels_the_task_and_hides_the_name(world: World) -> None:
-    w = world
+def _police_task_showing_the_name(w: World) -> tuple[str, uuid.UUID, str, Sweep]:
+    """A K6 task under a consent that covers the name, as the police see it: (reference, task id, name, police)."""
     reference, task_id = w.handover_case("police", scope=POLICE_SCOPE)
     name = synthetic_name(w, reference)
     police = Sweep(w, "politi")
     assert police.call("GET", f"{API}/tasks/{task_id}").body["person_name"] == name
+    return reference, task_id, name, police
+
+
+def test_consent_withdrawn_cancels_the_task_and_hides_the_name(world: World) -> None:
+    w = world
+    reference, task_id, name, police = _police_task_showing_the_name(w)
     w.operate(reference, "consents/police", {"scope": [], "given": False, "reason": "personen trakk samtykket"})
     after = police.call("GET", f"{API}/tasks/{task_id}").body
     assert after["status"] == "cancelled" and after["person_name"] is None
@@ -252,10 +258,7 @@ def test_consent_withdrawn_cancels_the_task_and_hides_the_name(world: World) -> 
 
 def test_consent_narrowed_after_the_handover_narrows_the_open_task_at_once(world: World) -> None:
     w = world
-    reference, task_id = w.handover_case("police", scope=POLICE_SCOPE)
-    name = synthetic_name(w, reference)
-    police = Sweep(w, "politi")
-    assert police.call("GET", f"{API}/tasks/{task_id}").body["person_name"] == name
+    reference, task_id, name, police = _police_task_showing_the_name(w)
     w.operate(reference, "consents/police", {"scope": ["contact", "threat_assessment"]})
     one = police.call("GET", f"{API}/tasks/{task_id}").body
     assert one["status"] == "requested" and one["person_name"] is None
