@@ -26,7 +26,8 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (auth, coordinator, partner, manager, admin):
         app.include_router(module.router)
-    app.add_middleware(SecurityHeaders, hsts=app.state.core.settings.env == "production")
+    core = app.state.core  # None in an app built only for its route table (the tests' matrices)
+    app.add_middleware(SecurityHeaders, hsts=core is not None and core.settings.env == "production")
     app.state.render_problem = problem_page
 
     @app.exception_handler(LoginRequired)
