@@ -363,7 +363,7 @@ def _logged(w: World, **where: Any) -> set[tuple[Any, ...]]:
     for column, value in where.items():
         query = query.where(access_t.c[column] == value)
     with w.core.engine.connect() as conn:
-        return set(conn.execute(query).tuples())
+        return {tuple(r) for r in conn.execute(query)}
 
 
 def test_refused_reads_and_writes_are_in_the_access_log_with_their_outcome(world: World) -> None:
@@ -380,8 +380,8 @@ def test_refused_reads_and_writes_are_in_the_access_log_with_their_outcome(world
     assert w.client.get(f"{API}/tasks/{task_id}", headers=nav).status_code == 404
     assert w.client.post(f"{API}/tasks/{task_id}/accept", headers=nav).status_code == 404
     with w.core.engine.connect() as conn:
-        refused = set(conn.execute(sa.select(access_t.c.action, access_t.c.task_id, access_t.c.status)
-                                   .where(access_t.c.username == "nav")).tuples())
+        refused = {tuple(r) for r in conn.execute(sa.select(access_t.c.action, access_t.c.task_id, access_t.c.status)
+                                                  .where(access_t.c.username == "nav"))}
     assert {("task.read", task_id, 404), ("task.accepted", task_id, 404)} <= refused
 
 
