@@ -834,13 +834,13 @@ class Case:
 
     def _new_step(self, code: str, occurrence: int, owner: str, at: datetime, *, adhoc: bool = False,
                   title: str | None = None) -> Step:
-        name = f"{code}#{occurrence}"
-        if any(s.id == uuid.uuid5(self.id, name) for s in self.steps):
+        step_id = uuid.uuid5(self.id, f"{code}#{occurrence}")
+        if any(s.id == step_id for s in self.steps):
             # A migration renamed the step that had this code (K8 -> K9) and the new version gives the code to another
             # checkpoint: this step needs an id of its own, the same on every replay (its position never changes).
-            name += f"@{len(self.steps)}"
+            step_id = uuid.uuid5(self.id, f"{code}#{occurrence}@{len(self.steps)}")
         step = Step(
-            id=uuid.uuid5(self.id, name), code=code, occurrence=occurrence, owner=owner,
+            id=step_id, code=code, occurrence=occurrence, owner=owner,
             created_at=at, adhoc=adhoc, title=title,
         )
         self.steps.append(step)
