@@ -51,7 +51,8 @@ def _case_access(request: Request, core: Forlop, user: User, reference: str, act
             return row.id, False
         if row is not None and has_break_glass(conn, user, row.id):
             return row.id, True
-    log_access(core.engine, request, user, action, case_reference=reference, status=404)
+    # The reference is logged only where it names a case: anything else is client input (of any length), not data.
+    log_access(core.engine, request, user, action, case_reference=reference if row is not None else None, status=404)
     raise NotFound("case", reference)
 
 

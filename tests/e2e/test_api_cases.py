@@ -376,6 +376,8 @@ def test_refused_reads_and_writes_are_in_the_access_log_with_their_outcome(world
     assert done.status_code == 404
     assert {("koordinator2", "case.read", ref, 404), ("koordinator2", "person.read", ref, 404),
             ("koordinator2", "case.complete", ref, 404)} <= _logged(w, username="koordinator2")
+    probe = w.client.get(f"{API}/cases/{'X' * 200}", headers=other)  # no such case: refused, logged without it
+    assert probe.status_code == 404 and ("koordinator2", "case.read", None, 404) in _logged(w, username="koordinator2")
     nav = w.auth("nav")
     assert w.client.get(f"{API}/tasks/{task_id}", headers=nav).status_code == 404
     assert w.client.post(f"{API}/tasks/{task_id}/accept", headers=nav).status_code == 404
