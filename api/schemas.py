@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pathway.cases import Case, Event
+from pathway.case import Case, Event
 
 DUE_SOON = timedelta(hours=24)
 

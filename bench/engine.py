@@ -51,9 +51,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from pathway.case.commands import (
+    Advance,
+    AssignCoordinator,
+    Close,
+    CompleteStep,
+    CreateHandover,
+    RecordConsent,
+    RecordMilestone,
+    UpdateHandover,
+)
 from pathway import services
 from pathway.bootstrap import Forlop, bootstrap
-from pathway.cases import Case
+from pathway.case import Case
 from pathway.definition import load_definition
 from pathway.settings import Settings
 from pathway.store.engine import WRITE
@@ -89,23 +99,20 @@ class Op:
 # A shelter stay without children: intake, consent and a police handover, support, move-out, closure.
 SEQUENCE: list[Op] = [
     Op("open", timedelta(0), None),
-    Op("complete K1", 4 * H, lambda c, at: c.complete("K1", actor="mottak", at=at)),
-    Op("complete K2", 2 * H, lambda c, at: c.complete("K2", actor="mottak", at=at)),
-    Op("assign_coordinator", 20 * H, lambda c, at: c.assign_coordinator("koordinator", actor="leder", at=at)),
-    Op("record_consent police", 3 * H, lambda c, at: c.record_consent(
-        "police", scope=["name", "contact", "threat_assessment"], given=True, actor="koordinator", at=at)),
-    Op("advance start_support", 1 * H, lambda c, at: c.advance("start_support", actor="koordinator", at=at)),
-    Op("create_handover K6", 2 * H, lambda c, at: c.create_handover("K6", actor="koordinator", at=at)),
-    Op("handover accepted", 6 * H, lambda c, at: c.update_handover(_task(c, "K6"), "accepted", actor="politi", at=at)),
-    Op("handover completed", 30 * H, lambda c, at: c.update_handover(
-        _task(c, "K6"), "completed", actor="politi", at=at, note="utført")),
-    Op("complete K8", 72 * H, lambda c, at: c.complete("K8", actor="koordinator", at=at)),
-    Op("record_milestone", 24 * H, lambda c, at: c.record_milestone(
-        "move_out_planned", when=at + timedelta(days=14), actor="koordinator", at=at)),
-    Op("complete K10", 48 * H, lambda c, at: c.complete("K10", actor="koordinator", at=at)),
-    Op("advance move_out", 240 * H, lambda c, at: c.advance("move_out", actor="koordinator", at=at)),
-    Op("complete K11", 96 * H, lambda c, at: c.complete("K11", actor="koordinator", at=at)),
-    Op("close", 168 * H, lambda c, at: c.close("safe_housing", actor="koordinator", at=at)),
+    Op("complete K1", 4 * H, lambda c, at: c.execute(CompleteStep("K1"), actor="mottak", at=at)),
+    Op("complete K2", 2 * H, lambda c, at: c.execute(CompleteStep("K2"), actor="mottak", at=at)),
+    Op("assign_coordinator", 20 * H, lambda c, at: c.execute(AssignCoordinator("koordinator"), actor="leder", at=at)),
+    Op("record_consent police", 3 * H, lambda c, at: c.execute(RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="koordinator", at=at)),
+    Op("advance start_support", 1 * H, lambda c, at: c.execute(Advance("start_support"), actor="koordinator", at=at)),
+    Op("create_handover K6", 2 * H, lambda c, at: c.execute(CreateHandover("K6"), actor="koordinator", at=at)),
+    Op("handover accepted", 6 * H, lambda c, at: c.execute(UpdateHandover(_task(c, "K6"), "accepted"), actor="politi", at=at)),
+    Op("handover completed", 30 * H, lambda c, at: c.execute(UpdateHandover(_task(c, "K6"), "completed", note="utført"), actor="politi", at=at)),
+    Op("complete K8", 72 * H, lambda c, at: c.execute(CompleteStep("K8"), actor="koordinator", at=at)),
+    Op("record_milestone", 24 * H, lambda c, at: c.execute(RecordMilestone("move_out_planned", when=at + timedelta(days=14)), actor="koordinator", at=at)),
+    Op("complete K10", 48 * H, lambda c, at: c.execute(CompleteStep("K10"), actor="koordinator", at=at)),
+    Op("advance move_out", 240 * H, lambda c, at: c.execute(Advance("move_out"), actor="koordinator", at=at)),
+    Op("complete K11", 96 * H, lambda c, at: c.execute(CompleteStep("K11"), actor="koordinator", at=at)),
+    Op("close", 168 * H, lambda c, at: c.execute(Close("safe_housing"), actor="koordinator", at=at)),
 ]
 OFFSETS: list[timedelta] = []
 _t = timedelta(0)
@@ -699,7 +706,7 @@ def measure_definition(path: Path, reps: int) -> dict[str, float]:
 def _bucket(filename: str) -> str:
     f = filename.replace("\\", "/")
     if "/pathway/cases.py" in f:
-        return "pathway.cases (domain)"
+        return "pathway.case (domain)"
     if "/pathway/store/" in f:
         return "pathway.store (repository, uow)"
     if "/pathway/" in f:

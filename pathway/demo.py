@@ -8,10 +8,22 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
+from pathway.case.commands import (
+    Advance,
+    AssignCoordinator,
+    Close,
+    CompleteStep,
+    CreateHandover,
+    Pause,
+    RecordConsent,
+    RecordMilestone,
+    Transfer,
+    UpdateHandover,
+)
 from pathway import services
 from pathway.accounts import set_password
 from pathway.bootstrap import Forlop
-from pathway.cases import Case
+from pathway.case import Case
 from pathway.errors import DomainError
 from pathway.people import PersonRecord
 
@@ -83,7 +95,7 @@ def _complete(case: Case, code: str, actor: str, at: datetime) -> None:
     """Complete a checkpoint; when it is late, give a (synthetic) deviation reason, as the pathway requires."""
     late = any(s.code == code and s.overdue(at) for s in case.steps)
     note = DEVIATIONS[zlib.crc32(f"{case.reference}{code}".encode()) % len(DEVIATIONS)] if late else None
-    case.complete(code, actor=actor, at=at, note=note)
+    case.execute(CompleteStep(code, note=note), actor=actor, at=at)
 
 
 def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime) -> None:
@@ -104,6 +116,7 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     coordinator = COORDINATORS[unit_index]
 
     def step(hours: float, change: Callable[[Case, datetime], object]) -> bool:
+        # ``change`` runs before step returns, so a lambda may use the loop variables of the moment.
         nonlocal clock
         at = clock + timedelta(hours=hours)
         if at >= now:
@@ -120,47 +133,41 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     ok = ok and step(rng.uniform(0.5, 6), lambda c, at: _complete(c, "K2", "mottak", at))
     if profile == "intake":
         return
-    ok = ok and step(rng.uniform(2, 40), lambda c, at: c.assign_coordinator(coordinator, actor="leder", at=at))
+    ok = ok and step(rng.uniform(2, 40), lambda c, at: c.execute(AssignCoordinator(coordinator), actor="leder", at=at))
     agencies = ["police", "nav"] if rng.random() < 0.7 else ["nav"]
     for agency in agencies:
         scope = ["name", "contact", "threat_assessment"] if agency == "police" else ["name", "contact", "finances"]
-        ok = ok and step(rng.uniform(1, 12), lambda c, at, a=agency, s=scope: c.record_consent(
-            a, scope=s, given=True, actor=coordinator, at=at))
+        ok = ok and step(rng.uniform(1, 12), lambda c, at: c.execute(RecordConsent(agency, scope=scope, given=True), actor=coordinator, at=at))
     if "children" in case.conditions:
         ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))
-    ok = ok and step(rng.uniform(1, 10), lambda c, at: c.advance("start_support", actor=coordinator, at=at))
+    ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(Advance("start_support"), actor=coordinator, at=at))
     for code in ("K6", "K7"):
-        ok = ok and step(rng.uniform(1, 30), lambda c, at, k=code: c.create_handover(k, actor=coordinator, at=at))
+        ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(CreateHandover(code), actor=coordinator, at=at))
     tasks = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers]
     for task_id in tasks:
         if rng.random() < 0.8:
-            ok = ok and step(rng.uniform(2, 20), lambda c, at, t=task_id: c.update_handover(t, "accepted", actor="partner", at=at))
+            ok = ok and step(rng.uniform(2, 20), lambda c, at: c.execute(UpdateHandover(task_id, "accepted"), actor="partner", at=at))
             if rng.random() < 0.8:
-                ok = ok and step(rng.uniform(5, 60), lambda c, at, t=task_id: c.update_handover(
-                    t, "completed", actor="partner", at=at, note="utført"))
+                ok = ok and step(rng.uniform(5, 60), lambda c, at: c.execute(UpdateHandover(task_id, "completed", note="utført"), actor="partner", at=at))
     if profile == "support_paused":
-        step(rng.uniform(5, 100), lambda c, at: c.pause(actor=coordinator, at=at, reason="personen er ikke tilgjengelig"))
+        step(rng.uniform(5, 100), lambda c, at: c.execute(Pause(reason="personen er ikke tilgjengelig"), actor=coordinator, at=at))
         return
     ok = ok and step(rng.uniform(24, 240), lambda c, at: _complete(c, "K8", coordinator, at))
     if profile == "support" or not ok:
         return
     if shelter:
         plan = clock + timedelta(days=rng.uniform(6, 20))
-        ok = ok and step(rng.uniform(1, 48), lambda c, at: c.record_milestone("move_out_planned", when=plan,
-                                                                              actor=coordinator, at=at))
+        ok = ok and step(rng.uniform(1, 48), lambda c, at: c.execute(RecordMilestone("move_out_planned", when=plan), actor=coordinator, at=at))
         ok = ok and step(rng.uniform(24, 96), lambda c, at: _complete(c, "K10", coordinator, at))
     ok = ok and step(rng.uniform(24, 300), lambda c, at: _complete(c, "K9", "nav", at))
-    ok = ok and step(rng.uniform(2, 48), lambda c, at: c.advance("move_out", actor=coordinator, at=at))
+    ok = ok and step(rng.uniform(2, 48), lambda c, at: c.execute(Advance("move_out"), actor=coordinator, at=at))
     if profile == "returned":
-        step(rng.uniform(24, 200), lambda c, at: c.advance("back_to_support", actor=coordinator, at=at,
-                                                           reason="ny krise; tilbake på krisesenteret"))
+        step(rng.uniform(24, 200), lambda c, at: c.execute(Advance("back_to_support", reason="ny krise; tilbake på krisesenteret"), actor=coordinator, at=at))
         return
     ok = ok and step(rng.uniform(24, 160), lambda c, at: _complete(c, "K11", coordinator, at))
     if profile == "closed" and ok:
         early = outcome in ("transferred", "ended_early", "returned_to_abuser", "declined")
         if outcome == "transferred":
-            step(rng.uniform(24, 400), lambda c, at: c.transfer("Testkommune", actor=coordinator, at=at,
-                                                                reason="flyttet til annen kommune"))
+            step(rng.uniform(24, 400), lambda c, at: c.execute(Transfer("Testkommune", reason="flyttet til annen kommune"), actor=coordinator, at=at))
         else:
-            step(rng.uniform(24, 400), lambda c, at: c.close(outcome, actor=coordinator, at=at,
-                                                             reason="avsluttet etter avtale" if early else None))
+            step(rng.uniform(24, 400), lambda c, at: c.execute(Close(outcome, reason="avsluttet etter avtale" if early else None), actor=coordinator, at=at))

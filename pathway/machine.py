@@ -18,11 +18,12 @@ from pathway.definition import PathwayDefinition
 # The small lifecycle every step (checkpoint occurrence or ad-hoc step) goes through.
 STEP_STATES = ("pending", "active", "done", "skipped", "cancelled")
 OPEN_STEP_STATES = frozenset({"pending", "active"})
+# The after-callbacks are methods of the step: they stamp it from the trigger's ``at`` (and ``actor``).
 STEP_TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "activate", "source": "pending", "dest": "active"},
-    {"trigger": "complete", "source": "active", "dest": "done"},
-    {"trigger": "skip", "source": ["pending", "active"], "dest": "skipped"},
-    {"trigger": "cancel", "source": ["pending", "active"], "dest": "cancelled"},
+    {"trigger": "activate", "source": "pending", "dest": "active", "after": "on_activate"},
+    {"trigger": "complete", "source": "active", "dest": "done", "after": "on_end"},
+    {"trigger": "skip", "source": ["pending", "active"], "dest": "skipped", "after": "on_end"},
+    {"trigger": "cancel", "source": ["pending", "active"], "dest": "cancelled", "after": "on_end"},
 ]
 CLOSE_EARLY = "_close_early"  # not a valid identifier in a definition, so it cannot clash with one
 
@@ -32,6 +33,7 @@ STEP_MACHINE = Machine(
     transitions=STEP_TRANSITIONS,
     initial="pending",
     auto_transitions=False,
+    send_event=True,
     model_attribute="state",
 )
 
@@ -47,17 +49,19 @@ class CompiledPathway:
         """The phase transitions that leave ``phase`` (the internal close-early one excluded)."""
         return [t for t in self.machine.get_triggers(phase) if t != CLOSE_EARLY]
 
-    def fire(self, trigger: str, model: object) -> bool:
-        """Fire a phase transition on a case; False when a condition refused it, MachineError when invalid."""
+    def fire(self, trigger: str, model: object, **context: Any) -> bool:
+        """Fire a phase transition on a case. The case's ``guard`` condition raises the domain's error when the
+        transition is not allowed now; ``MachineError`` means the trigger does not leave the current phase."""
         event = self.machine.events.get(trigger)
         if event is None:
             raise MachineError(f"no trigger '{trigger}'")
-        return bool(event.trigger(model))
+        return bool(event.trigger(model, **context))
 
 
-def step_transition(trigger: str, step: object) -> None:
-    """Move a step through its lifecycle; raises ``MachineError`` when the step is not in a source state."""
-    STEP_MACHINE.events[trigger].trigger(step)
+def step_transition(trigger: str, step: object, **context: Any) -> None:
+    """Move a step through its lifecycle; raises ``MachineError`` when the step is not in a source state.
+    ``context`` (``at``, ``actor``) reaches the step's after-callback."""
+    STEP_MACHINE.events[trigger].trigger(step, **context)
 
 
 _cache: dict[tuple[str, int, str], CompiledPathway] = {}
@@ -83,11 +87,14 @@ def _build(definition: PathwayDefinition) -> CompiledPathway:
             "trigger": t.trigger,
             "source": list(t.sources),
             "dest": t.dest,
-            "conditions": ["requirements_met"],  # resolved on the case object by name
+            # resolved on the case object by name: the guard raises the reason a transition is refused, the
+            # after-callback stamps what the transition records
+            "conditions": ["guard"],
+            "after": ["entered"],
         }
         for t in definition.transitions
     ]
-    transitions.append({"trigger": CLOSE_EARLY, "source": open_phases, "dest": final[0]})
+    transitions.append({"trigger": CLOSE_EARLY, "source": open_phases, "dest": final[0], "conditions": ["guard"]})
     machine = Machine(
         model=None,
         states=[p.id for p in definition.phases],

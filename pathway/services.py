@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from datetime import datetime, timedelta, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from pathway.cases import GENESIS, Case, Event, event_hash, replay, utc
+from pathway.case.commands import Command, Migrate, NotePersonChange, SetCondition
+from pathway.case import GENESIS, Case, Event, event_hash, replay, utc
 from pathway.crypto import KeyRing, blind_index
 from pathway.definition import PathwayDefinition
 from pathway.errors import ConcurrencyConflict, DomainError, InvalidArgument, NotFound
@@ -74,7 +75,7 @@ def open_case(
         if person is not None:
             repeat = _recent_contact(uow.conn, blind_index(index_key, person.name), since=at - REPEAT_CONTACT_WINDOW)
             _write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=True)
-            case.note_person_change(changed_fields(None, person), actor=actor, at=at)
+            case.execute(NotePersonChange(changed_fields(None, person)), actor=actor, at=at)
             uow.cases.save(case)
             if repeat:
                 uow.conn.execute(sa.update(case_t).where(case_t.c.id == case.id).values(repeat_contact=True))
@@ -86,7 +87,7 @@ def change_case(
     *, uow: UnitOfWork, reference: str, expected_version: int | None, change: Callable[[Case], T],
     also: Callable[[sa.Connection], None] | None = None,
 ) -> tuple[Case, T]:
-    """Load a case, apply one domain operation and save it with its event; stale versions raise a conflict.
+    """Load a case, change it and save it with its events, in one transaction; a stale version raises a conflict.
 
     ``also`` writes more in the same transaction (the access-log row of the write), so both or neither persist."""
     with uow:
@@ -99,6 +100,17 @@ def change_case(
             also(uow.conn)
         uow.commit()
     return case, result
+
+
+def execute(
+    *, uow: UnitOfWork, reference: str, expected_version: int | None, command: Command, actor: str,
+    at: datetime | None = None, also: Callable[[sa.Connection], None] | None = None,
+) -> tuple[Case, Any]:
+    """The one handler of a command on a stored case, for the API, the pages, the CLI and the demo alike.
+    Returns the case and what the command yields (an ad-hoc step's code, a handover task's id)."""
+    when = at or now()
+    return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also,
+                       change=lambda case: case.execute(command, actor=actor, at=when))
 
 
 def get_case(*, uow: UnitOfWork, reference: str) -> Case:
@@ -121,9 +133,9 @@ def update_person(
         if not fields:
             raise InvalidArgument("person", "nothing changed")
         if person.has_children and "children" in case.definition.conditions and "children" not in case.conditions:
-            case.set_condition("children", True, actor=actor, at=at, reason="children registered in the person record")
+            case.execute(SetCondition("children", True, reason="children registered in the person record"), actor=actor, at=at)
         _write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=old is None)
-        case.note_person_change(fields, actor=actor, at=at, reason=reason)
+        case.execute(NotePersonChange(fields, reason=reason), actor=actor, at=at)
         uow.cases.save(case, expected_version=expected_version)
         uow.commit()
     return case
@@ -324,7 +336,8 @@ def migrate_cases(
             uow = uow_factory()
             with uow:
                 case = uow.cases.get_by_id(case_id, lock=True)
-                case.migrate(target, mapping, actor=actor, at=now(), reason=reason)
+                case.execute(Migrate(target.id, target.version, mapping, reason), actor=actor, at=now(),
+                             resolve=lambda *_: target)
                 if apply:
                     uow.cases.save(case)
                     uow.commit()

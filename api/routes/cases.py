@@ -1,13 +1,11 @@
-"""Coordinators' routes: list cases, read one, and every engine operation as its own route."""
+"""Coordinators' routes: list cases, read one, open one, the person record and emergency access. The commands on a
+case have their routes in ``api.routes.operations``."""
 
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -16,15 +14,14 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.access import access_writer, grant_break_glass, has_break_glass, log_access
-from api.problems import status_for
+from api.access import grant_break_glass, has_break_glass, log_access
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
 from api.schemas import DUE_SOON, CaseDetail, CaseList, CaseSummary, case_detail
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway import services
-from pathway.cases import Case
+from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
 from pathway.store.tables import FAR_DUE_SQL, break_glass_t, case_t
@@ -42,7 +39,7 @@ def _now() -> datetime:
 # -- access -------------------------------------------------------------------------------------------------
 
 
-def _case_access(request: Request, core: Forlop, user: User, reference: str, action: str) -> tuple[uuid.UUID, bool]:
+def case_access(request: Request, core: Forlop, user: User, reference: str, action: str) -> tuple[uuid.UUID, bool]:
     """The case id if the coordinator may see it (own unit, or emergency access); 404 otherwise, and the refused
     attempt is in the access log with its outcome."""
     with core.engine.connect() as conn:
@@ -187,7 +184,7 @@ def get_case(request: Request, core: Core, user: Coordinator, reference: str) ->
 
 def read_case(request: Request, core: Forlop, user: User, reference: str, *, lang: str | None = None) -> CaseDetail:
     """One case as the coordinator sees it (the API's answer and the case page); the read is logged."""
-    _, emergency = _case_access(request, core, user, reference, "case.read")
+    _, emergency = case_access(request, core, user, reference, "case.read")
     with core.uow(read_only=True) as uow:  # one snapshot: never a case half before, half after a write
         case = uow.cases.get(reference)
         events = uow.cases.events(case.id)
@@ -197,14 +194,17 @@ def read_case(request: Request, core: Forlop, user: User, reference: str, *, lan
     return case_detail(case, events, grants, now=_now(), lang=lang or user.language)
 
 
-def _case_response(case: Case, events: list[Any], grants: list[Any], *, lang: str, status: int = 200) -> JSONResponse:
-    detail = case_detail(case, events, grants, now=_now(), lang=lang)
+def case_response(core: Forlop, case: Case, *, lang: str, status: int = 200) -> JSONResponse:
+    """The answer to a write: the case as it is now, with its timeline, and its version as the ETag."""
+    with core.uow() as uow:
+        events = uow.cases.events(case.id)
+    detail = case_detail(case, events, [], now=_now(), lang=lang)
     return JSONResponse(detail.model_dump(mode="json"), status_code=status, headers={"ETag": f'"{case.version}"'})
 
 
 @router.get("/{reference}/person", response_model=PersonRecord, summary="The person (decrypted; every read is logged)")
 def get_person(request: Request, core: Core, user: Coordinator, reference: str) -> PersonRecord:
-    _, emergency = _case_access(request, core, user, reference, "person.read")
+    _, emergency = case_access(request, core, user, reference, "person.read")
     person = services.read_person(uow=core.uow(), reference=reference, keys=core.keys)
     log_access(core.engine, request, user, "person.read", case_reference=reference, break_glass=emergency)
     if person is None:
@@ -215,7 +215,8 @@ def get_person(request: Request, core: Core, user: Coordinator, reference: str) 
 # -- writing ------------------------------------------------------------------------------------------------
 
 
-def _version(if_match: str | None, body_version: int | None) -> int:
+def version_of(if_match: str | None, body_version: int | None) -> int:
+    """The case version a write was based on: If-Match, else the body's ``version``; 428 without either."""
     if if_match is not None:
         try:
             return int(if_match.strip().removeprefix("W/").strip('"'))
@@ -224,110 +225,6 @@ def _version(if_match: str | None, body_version: int | None) -> int:
     if body_version is not None:
         return body_version
     raise HTTPException(428, "give the case version you read (If-Match header or a 'version' field)")
-
-
-def apply_operation(request: Request, core: Forlop, user: User, reference: str, *, action: str, version: int,
-                    change: Callable[[Case, datetime], Any],
-                    also: Callable[[sa.Connection], None] | None = None) -> Case:
-    """Apply one engine operation under the version check and log the write (a refused one too); ``also``
-    writes more in the same transaction (the claim of an Idempotency-Key)."""
-    _, emergency = _case_access(request, core, user, reference, action)
-    at = _now()
-    log_write = access_writer(request, user, action, case_reference=reference, break_glass=emergency)
-
-    def write(conn: sa.Connection) -> None:
-        log_write(conn)
-        if also is not None:
-            also(conn)
-
-    try:
-        case, _ = services.change_case(uow=core.uow(), reference=reference, expected_version=version,
-                                       change=lambda c: change(c, at), also=write)
-    except Exception as exc:
-        log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
-                   break_glass=emergency)
-        raise
-    return case
-
-
-def _operate(request: Request, core: Core, user: User, reference: str, *, action: str, version: int,
-             key: str | None, body: dict[str, Any], change: Callable[[Case, datetime], Any]) -> JSONResponse:
-    """Apply one engine operation, answer with the new case; a retried request (same key) gets the first answer,
-    or, if that answer was lost after the change committed, the case as it is now."""
-
-    def run(claim: Callable[[sa.Connection], None] | None) -> JSONResponse:
-        case = apply_operation(request, core, user, reference, action=action, version=version, change=change,
-                               also=claim)
-        with core.uow() as uow:
-            events = uow.cases.events(case.id)
-        return _case_response(case, events, [], lang=user.language)
-
-    def replayed() -> None:  # a stored answer is given again only to someone who may still see the case, logged
-        _, emergency = _case_access(request, core, user, reference, f"{action}.replay")
-        log_access(core.engine, request, user, f"{action}.replay", case_reference=reference, break_glass=emergency)
-
-    return idempotent(core, user, request, key, body, run, replay=lambda: get_case(request, core, user, reference),
-                      authorize=replayed)
-
-
-class Versioned(BaseModel):
-    version: int | None = Field(default=None, ge=1, description="the case version you read (or send If-Match)")
-
-
-class NoteBody(Versioned):
-    note: Reason = None
-
-
-class ReasonBody(Versioned):
-    reason: Reason = None
-
-
-class RequiredReason(Versioned):
-    reason: Annotated[str, Field(min_length=1, max_length=2000, examples=["ikke aktuelt for denne personen"])]
-
-
-class AdHocBody(RequiredReason):
-    title: Annotated[str, Field(min_length=1, max_length=2000, examples=["Følge til fastlege"])]
-    owner: Annotated[str, Field(min_length=1, max_length=64, examples=["coordinator"])]
-    due_at: datetime
-
-
-class MilestoneBody(Versioned):
-    when: datetime
-    reason: Reason = None
-
-
-class ConsentBody(Versioned):
-    scope: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20,
-                                                               examples=[["name", "contact", "threat_assessment"]])
-    given: bool = True
-    reason: Reason = None
-
-
-class CoordinatorBody(Versioned):
-    coordinator: Annotated[str, Field(min_length=1, max_length=64, examples=["koordinator"])]
-    reason: Reason = None
-
-
-class ConditionBody(Versioned):
-    value: bool
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
-
-
-class HandoverBody(Versioned):
-    code: Annotated[str, Field(min_length=1, max_length=32, examples=["K6"])]
-    legal_basis: Literal["avert_crime", "child_welfare_duty"] | None = None
-    reason: Reason = None
-
-
-class CloseBody(Versioned):
-    outcome: Annotated[str, Field(min_length=1, max_length=64, examples=["safe_housing"])]
-    reason: Reason = None
-
-
-class TransferBody(Versioned):
-    municipality: Annotated[str, Field(min_length=1, max_length=200, examples=["Testkommune"])]
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
 class BreakGlassBody(BaseModel):
@@ -348,10 +245,7 @@ Key = IdempotencyKey
 @router.post("", status_code=201, response_model=CaseDetail, summary="Open a case at first contact")
 def open_case(request: Request, core: Core, user: Coordinator, body: OpenBody, key: Key = None) -> JSONResponse:
     def run(_: object) -> JSONResponse:
-        case = open_new_case(request, core, user, body)
-        with core.uow() as uow:
-            events = uow.cases.events(case.id)
-        return _case_response(case, events, [], lang=user.language, status=201)
+        return case_response(core, open_new_case(request, core, user, body), lang=user.language, status=201)
 
     return idempotent(core, user, request, key, body.model_dump(mode="json"), run)
 
@@ -374,88 +268,12 @@ def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) ->
 @router.put("/{reference}/person", response_model=CaseDetail, summary="Replace the person record (encrypted)")
 def put_person(request: Request, core: Core, user: Coordinator, reference: str, person: PersonRecord,
                if_match: IfMatch = None, version: Annotated[int | None, Query(ge=1)] = None) -> JSONResponse:
-    _, emergency = _case_access(request, core, user, reference, "person.write")
-    expected = _version(if_match, version)
+    _, emergency = case_access(request, core, user, reference, "person.write")
+    expected = version_of(if_match, version)
     case = services.update_person(uow=core.uow(), reference=reference, expected_version=expected, person=person,
                                   actor=user.username, keys=core.keys, index_key=core.settings.index_key)
     log_access(core.engine, request, user, "person.write", case_reference=reference, break_glass=emergency)
-    with core.uow() as uow:
-        events = uow.cases.events(case.id)
-    return _case_response(case, events, [], lang=user.language)
-
-
-@dataclass(frozen=True)
-class Operation:
-    """An engine operation as the API and the case page offer it: its body model and what it does to a case."""
-
-    action: str  # "case.complete": the access log's action, and the case page's form name
-    path: str
-    body: type[BaseModel]
-    change: Callable[[Any, str, User], Callable[[Case, datetime], Any]]
-
-
-OPERATIONS: dict[str, Operation] = {}
-
-
-def _route(path: str, action: str, body_type: type[BaseModel], summary: str,
-           change: Callable[[Any, str, User], Callable[[Case, datetime], Any]]) -> None:
-    """Register one engine operation: POST /cases/{reference}/<path> with its body model.
-
-    The endpoint's signature is built here so that OpenAPI names the route's own path parameter
-    (code, trigger, name or agency) and its body model, and nothing else."""
-    OPERATIONS[action] = Operation(action, path, body_type, change)
-    target_name = next((n for n in ("code", "trigger", "name", "agency") if "{" + n + "}" in path), None)
-
-    def endpoint(**kw: Any) -> JSONResponse:
-        body = kw["body"]
-        target = kw.get(target_name, "") if target_name else ""
-        return _operate(kw["request"], kw["core"], kw["user"], kw["reference"], action=action,
-                        version=_version(kw["if_match"], getattr(body, "version", None)), key=kw["key"],
-                        body={"target": target, **body.model_dump(mode="json")},
-                        change=change(body, target, kw["user"]))
-
-    P = inspect.Parameter
-    params = [P("request", P.KEYWORD_ONLY, annotation=Request), P("core", P.KEYWORD_ONLY, annotation=Core),
-              P("user", P.KEYWORD_ONLY, annotation=Coordinator), P("reference", P.KEYWORD_ONLY, annotation=str)]
-    if target_name:
-        params.append(P(target_name, P.KEYWORD_ONLY, annotation=str))
-    params += [P("body", P.KEYWORD_ONLY, annotation=body_type),
-               P("if_match", P.KEYWORD_ONLY, annotation=IfMatch, default=None),
-               P("key", P.KEYWORD_ONLY, annotation=Key, default=None)]
-    endpoint.__signature__ = inspect.Signature(params, return_annotation=JSONResponse)  # type: ignore[attr-defined]
-    endpoint.__name__ = action.replace(".", "_")
-    router.add_api_route(path, endpoint, methods=["POST"], response_model=CaseDetail, summary=summary)
-
-
-_route("/{reference}/steps/{code}/complete", "case.complete", NoteBody, "Complete a checkpoint or ad-hoc step",
-       lambda b, code, u: lambda c, at: c.complete(code, actor=u.username, at=at, note=b.note))
-_route("/{reference}/steps/{code}/skip", "case.skip", RequiredReason, "Skip a checkpoint as not applicable",
-       lambda b, code, u: lambda c, at: c.skip(code, actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/steps", "case.add_step", AdHocBody, "Add an ad-hoc step with its own deadline",
-       lambda b, _, u: lambda c, at: c.add_step(title=b.title, owner=b.owner, due_at=b.due_at, actor=u.username,
-                                                at=at, reason=b.reason))
-_route("/{reference}/pause", "case.pause", RequiredReason, "Pause the clock",
-       lambda b, _, u: lambda c, at: c.pause(actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/resume", "case.resume", ReasonBody, "Resume the clock (deadlines move by the paused time)",
-       lambda b, _, u: lambda c, at: c.resume(actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/transitions/{trigger}", "case.advance", ReasonBody, "Move to another stage (forward or back)",
-       lambda b, trigger, u: lambda c, at: c.advance(trigger, actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/milestones/{name}", "case.milestone", MilestoneBody, "Record a milestone (e.g. planned move-out)",
-       lambda b, name, u: lambda c, at: c.record_milestone(name, when=b.when, actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/consents/{agency}", "case.consent", ConsentBody, "Record consent for an agency (or withdraw it)",
-       lambda b, agency, u: lambda c, at: c.record_consent(agency, scope=b.scope, given=b.given, actor=u.username,
-                                                           at=at, reason=b.reason))
-_route("/{reference}/coordinator", "case.coordinator", CoordinatorBody, "Assign the case's coordinator",
-       lambda b, _, u: lambda c, at: c.assign_coordinator(b.coordinator, actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/conditions/{name}", "case.condition", ConditionBody, "Set or clear a condition (e.g. children)",
-       lambda b, name, u: lambda c, at: c.set_condition(name, b.value, actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/handovers", "case.handover", HandoverBody, "Create a handover task (consent or legal basis)",
-       lambda b, _, u: lambda c, at: c.create_handover(b.code, actor=u.username, at=at, legal_basis=b.legal_basis,
-                                                       reason=b.reason))
-_route("/{reference}/close", "case.close", CloseBody, "Close with an outcome code",
-       lambda b, _, u: lambda c, at: c.close(b.outcome, actor=u.username, at=at, reason=b.reason))
-_route("/{reference}/transfer", "case.transfer", TransferBody, "Transfer to another municipality",
-       lambda b, _, u: lambda c, at: c.transfer(b.municipality, actor=u.username, at=at, reason=b.reason))
+    return case_response(core, case, lang=user.language)
 
 
 @router.post("/{reference}/break-glass", summary="Emergency access to a case outside my unit (reason required)")

@@ -18,10 +18,11 @@ from api.access import access_writer, log_access, log_accesses
 from api.problems import status_for
 from api.deps import Core, Partner
 from api.fhir import PartnerTaskView, task_resource
+from pathway.case.commands import UpdateHandover
 from pathway.accounts import User
 from pathway import services
 from pathway.bootstrap import Forlop
-from pathway.cases import shareable
+from pathway.case import shareable
 from pathway.errors import NotFound
 from pathway.store.tables import case_t, handover_t
 
@@ -122,11 +123,10 @@ class CompleteBody(BaseModel):
 def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status: str, note: str | None) -> TaskOut:
     """Accept, decline or complete one of the agency's tasks (the API's and the page's way); the write is logged."""
     view = _one(request, core, user, task_id, f"task.{status}")
-    at = datetime.now(timezone.utc)
     try:
-        services.change_case(
+        services.execute(
             uow=core.uow(), reference=view.case_reference, expected_version=None,
-            change=lambda c: c.update_handover(task_id, status, actor=user.username, at=at, note=note),
+            command=UpdateHandover(task_id, status, note=note), actor=user.username,
             also=access_writer(request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id))
     except Exception as exc:
         log_access(core.engine, request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id,

@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from api.deps import Core
 from api.problems import describe
 from api.routes import cases as api
+from api.routes import operations
 from api.schemas import DUE_SOON
 from api.web import diagram
 from api.web.auth import see_other
@@ -121,8 +122,8 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
 @router.post("/cases/{reference}/do/{action}")
 def operate(request: Request, core: Core, session: CoordinatorPage, reference: str, action: str,
             form: Posted) -> Response:
-    operation = api.OPERATIONS.get(f"case.{action}")
-    if operation is None:
+    command = operations.BY_ACTION.get(f"case.{action}")
+    if command is None:
         return _case_page(request, core, session, reference, status=404, failed_action=action,
                           refused={"detail": "no such operation", "allowed": []})
     try:
@@ -130,14 +131,14 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
     except ValueError:
         return _case_page(request, core, session, reference, status=422, failed_action=action,
                           errors=[{"loc": "version", "msg": "missing"}])
-    if operation.action in IRREVERSIBLE and form.get("confirm") != "yes":
+    if command.action in IRREVERSIBLE and form.get("confirm") != "yes":
         return _case_page(request, core, session, reference, status=422, failed_action=action,
                           errors=[{"loc": "confirm", "msg": "confirm"}])
     target = str(form.get("target", ""))
     try:
-        body = operation.body.model_validate(_local_times(_fields(form, operation.body)))
-        api.apply_operation(request, core, session.user, reference, action=operation.action, version=version,
-                            change=operation.change(body, target, session.user))
+        body = operations.BODIES[command].model_validate(_local_times(_fields(form, operations.BODIES[command])))
+        operations.apply_operation(request, core, session.user, reference, version=version,
+                                   command=operations.command_of(command, body, target))
     except ValidationError as exc:
         return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc))
     except ConcurrencyConflict:

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pathway.cases import Case, Consent, Event, HandoverTask, Step, iso, parse_iso
+from pathway.case import Case, Consent, Event, HandoverTask, Step, iso
 from pathway.definition import PathwayDefinition
 from pathway.errors import ConcurrencyConflict, NotFound
 from pathway.reminders import first_reminder_at
@@ -138,9 +138,9 @@ class CaseRepository:
             definition=self._resolve(row["pathway_id"], row["definition_version"]),
             unit=row["unit"], opened_at=row["opened_at"], phase=row["phase"],
             conditions=set(row["conditions"]), coordinator=row["coordinator"], paused_since=row["paused_since"],
-            milestones={k: parse_iso(v) for k, v in row["milestones"].items()},
+            milestones={k: datetime.fromisoformat(v) for k, v in row["milestones"].items()},
             consents={
-                a: Consent(a, tuple(c["scope"]), c["given"], parse_iso(c["recorded_at"]), c["recorded_by"])
+                a: Consent(a, tuple(c["scope"]), c["given"], datetime.fromisoformat(c["recorded_at"]), c["recorded_by"])
                 for a, c in row["consents"].items()
             },
             closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=row["transferred_to"],

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from pathway.case.commands import CompleteStep
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.errors import ConcurrencyConflict
@@ -27,7 +28,7 @@ T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
 def complete_k1(core: Forlop, ref: str) -> Any:
     return services.change_case(uow=core.uow(), reference=ref, expected_version=1,
-                                change=lambda c: c.complete("K1", actor="k1", at=T0))
+                                change=lambda c: c.execute(CompleteStep("K1"), actor="k1", at=T0))
 
 
 def test_a_writer_committing_while_another_loads_the_case_is_seen_whole_or_not_at_all(core: Forlop) -> None:

@@ -21,9 +21,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from pathway.case.commands import AssignCoordinator, Close, CompleteStep, Pause, Resume
 from pathway import services
 from pathway.bootstrap import Forlop
-from pathway.cases import Case
+from pathway.case import Case
 from pathway.metrics import HIDDEN, OTHER, SMALL, CaseFigures, IntervalFigures, Report, timeliness, to_csv
 from pathway.people import PersonRecord
 
@@ -63,24 +64,24 @@ def build(core: Forlop) -> None:
     for i, ref in refs.items():
         opened = T0 + hours(i)
         if i <= 6:
-            change(core, ref, lambda c, at=opened + hours(i + 1): c.complete("K1", actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(i + 1): c.execute(CompleteStep("K1"), actor="k", at=at))
             change(core, ref, lambda c, at=opened + hours(26), n=K2_LATE_NOTES[i]:
-                   c.complete("K2", actor="k", at=at, note=n))
+                   c.execute(CompleteStep("K2", note=n), actor="k", at=at))
         elif i == 7:
-            change(core, ref, lambda c, at=opened + hours(0.5): c.pause(actor="k", at=at, reason="på sykehus"))
-            change(core, ref, lambda c, at=opened + hours(24.5): c.resume(actor="k", at=at))
-            change(core, ref, lambda c, at=opened + hours(27.5): c.complete("K1", actor="k", at=at))
-            change(core, ref, lambda c, at=opened + hours(28): c.complete("K2", actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(0.5): c.execute(Pause(reason="på sykehus"), actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(24.5): c.execute(Resume(), actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(27.5): c.execute(CompleteStep("K1"), actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(28): c.execute(CompleteStep("K2"), actor="k", at=at))
         elif i <= 11:
-            change(core, ref, lambda c, at=opened + hours(12): c.complete("K2", actor="k", at=at))
+            change(core, ref, lambda c, at=opened + hours(12): c.execute(CompleteStep("K2"), actor="k", at=at))
             change(core, ref, lambda c, at=opened + hours(30 + i - 8), n=K1_LATE_NOTES[i]:
-                   c.complete("K1", actor="k", at=at, note=n))
+                   c.execute(CompleteStep("K1", note=n), actor="k", at=at))
         if i <= 9:
-            change(core, ref, lambda c, at=opened + hours(20): c.assign_coordinator("koordinator", actor="leder", at=at))
+            change(core, ref, lambda c, at=opened + hours(20): c.execute(AssignCoordinator("koordinator"), actor="leder", at=at))
         if i in OUTCOMES:
             change(core, ref, lambda c, at=opened + timedelta(days=5), o=OUTCOMES[i]:
-                   c.close(o, actor="k", at=at, reason="avsluttet"))
-    change(core, refs[13], lambda c: c.pause(actor="k", at=datetime(2026, 11, 10, 8, tzinfo=UTC), reason="borte"))
+                   c.execute(Close(o, reason="avsluttet"), actor="k", at=at))
+    change(core, refs[13], lambda c: c.execute(Pause(reason="borte"), actor="k", at=datetime(2026, 11, 10, 8, tzinfo=UTC)))
 
 
 def report(core: Forlop, period: str = "month", start: date = date(2026, 11, 1), end: date = date(2026, 11, 30),
@@ -168,7 +169,7 @@ def test_a_small_unit_cannot_be_worked_out_from_all_units_minus_the_others(core:
     refs = [open_case(core, T0 + hours(i), unit="stor") for i in range(6)]
     refs += [open_case(core, T0 + hours(i), unit="liten") for i in range(2)]
     for i, ref in enumerate(refs):  # all late, all for the same reason
-        change(core, ref, lambda c, at=T0 + hours(i + 30): c.complete("K1", actor="k", at=at, note="Ventet på tolk"))
+        change(core, ref, lambda c, at=T0 + hours(i + 30): c.execute(CompleteStep("K1", note="Ventet på tolk"), actor="k", at=at))
     everyone = row(report(core), "K1")
     small = row(report(core, unit="liten"), "K1")
     big = row(report(core, unit="stor"), "K1")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pathway.cases import Case
+from pathway.case import Case
 from pathway.definition import PathwayDefinition, load_definition
 
 SHIPPED = Path(__file__).resolve().parents[2] / "definitions" / "krisesenter.yaml"

@@ -20,7 +20,8 @@ import pytest
 from fhir.resources.R4B.task import Task
 
 from api.fhir import FHIR_STATUS, LEGAL_BASIS_NOTES, PartnerTaskView, task_resource
-from pathway.cases import HANDOVER_STATUSES, Case, HandoverTask
+from pathway.case.commands import Advance, CompleteStep, CreateHandover, RecordConsent, UpdateHandover
+from pathway.case import HANDOVER_STATUSES, Case, HandoverTask
 from pathway.definition import PathwayDefinition
 
 BASE = "https://forlop.example.org"
@@ -260,12 +261,12 @@ def test_a_handover_task_of_a_case_becomes_a_valid_task(
     case: Case, definition: PathwayDefinition, hours: Callable[[float], datetime]
 ) -> None:
     actor = "coordinator-1"
-    case.complete("K1", actor=actor, at=hours(1))
-    case.complete("K2", actor=actor, at=hours(1))
-    case.advance("start_support", actor=actor, at=hours(1.5))
-    case.record_consent("police", scope=["name", "contact", "threat_assessment"], given=True, actor=actor, at=hours(3))
-    task_id = case.create_handover("K6", actor=actor, at=hours(4))
-    case.update_handover(task_id, "accepted", actor="police-contact", at=hours(5))
+    case.execute(CompleteStep("K1"), actor=actor, at=hours(1))
+    case.execute(CompleteStep("K2"), actor=actor, at=hours(1))
+    case.execute(Advance("start_support"), actor=actor, at=hours(1.5))
+    case.execute(RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor=actor, at=hours(3))
+    task_id = case.execute(CreateHandover("K6"), actor=actor, at=hours(4))
+    case.execute(UpdateHandover(task_id, "accepted"), actor="police-contact", at=hours(5))
     (handover,) = case.handovers
 
     resource = task_resource(from_handover(case, definition, handover, contact=actor, person_name=NAME), base_url=BASE)

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from transitions import MachineError
 
-from pathway.cases import Case, Step
+from pathway.case.commands import Advance, CompleteStep
+from pathway.case import Case, Step
 from pathway.definition import PathwayDefinition, parse_definition
 from pathway.machine import STEP_MACHINE, STEP_STATES, compile_pathway, mermaid, step_transition
 
@@ -65,9 +66,9 @@ def test_a_thousand_cases_run_through_the_shared_machine_without_being_added_to_
             definition, case_id=uuid.UUID(int=n + 1), reference=f"C-{n}", unit="bergen",
             first_contact_at=at, actor="coordinator-1", at=at,
         )
-        case.complete("K1", actor="coordinator-1", at=at + timedelta(hours=1))
-        case.complete("K2", actor="coordinator-1", at=at + timedelta(hours=1))
-        case.advance("start_support", actor="coordinator-1", at=at + timedelta(hours=2))
+        case.execute(CompleteStep("K1"), actor="coordinator-1", at=at + timedelta(hours=1))
+        case.execute(CompleteStep("K2"), actor="coordinator-1", at=at + timedelta(hours=1))
+        case.execute(Advance("start_support"), actor="coordinator-1", at=at + timedelta(hours=2))
         cases.append(case)
     assert all(c.phase == "support" for c in cases)
     assert compiled.machine.models == machine_models == []
@@ -80,13 +81,13 @@ def test_a_thousand_cases_run_through_the_shared_machine_without_being_added_to_
 def test_the_step_machine_drives_a_step_through_its_lifecycle(start: datetime) -> None:
     step = Step(id=uuid.uuid4(), code="X", occurrence=1, owner="worker", created_at=start)
     assert step.state == "pending" and STEP_STATES[0] == "pending"
-    step_transition("activate", step)
-    assert step.state == "active"
-    step_transition("complete", step)
-    assert step.state == "done"
+    step_transition("activate", step, at=start)
+    assert step.state == "active" and step.activated_at == start
+    step_transition("complete", step, at=start + timedelta(hours=1), actor="worker")
+    assert step.state == "done" and (step.ended_at, step.ended_by) == (start + timedelta(hours=1), "worker")
     with pytest.raises(MachineError):
-        step_transition("cancel", step)
-    assert step.state == "done"
+        step_transition("cancel", step, at=start + timedelta(hours=2), actor="other")
+    assert step.state == "done" and step.ended_by == "worker"
 
 
 def test_a_pending_step_cannot_be_completed_without_being_activated(start: datetime) -> None:

@@ -1,0 +1,135 @@
+"""The case aggregate: one person's way through a pathway.
+
+A case holds its phase (a state of the definition's shared phase machine), its steps (each with the small
+pending → active → done/skipped/cancelled lifecycle of ``STEP_MACHINE``), consents, milestones and handover
+tasks. Every change is a command (``pathway.case.commands``) handed to ``Case.execute``: the command checks what
+is its own to check, the phase machine's guard what a transition needs, and then the case changes and appends one
+``Event`` carrying the command's fields, so that replaying the events rebuilds it exactly. A change that is not
+allowed raises a ``DomainError`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from transitions import MachineError
+
+from pathway.case.commands.base import Command, Context, Resolver
+from pathway.case.deadlines import Deadlines
+from pathway.case.events import Event, event_hash
+from pathway.case.values import BACKDATE_TOLERANCE, REASON_REQUIRED, actor_name, iso, text, utc
+from pathway.definition import PathwayDefinition
+from pathway.errors import InvalidArgument
+from pathway.machine import compile_pathway
+
+
+class Case(Deadlines):
+    """The case aggregate. Create with ``Case.open``; change with ``execute``; rebuild from events with ``replay``."""
+
+    @classmethod
+    def open(
+        cls,
+        definition: PathwayDefinition,
+        *,
+        case_id: uuid.UUID,
+        reference: str,
+        unit: str,
+        first_contact_at: datetime,
+        actor: str,
+        at: datetime,
+        conditions: Iterable[str] = (),
+        reason: str | None = None,
+    ) -> Case:
+        """Open a case at first contact. A first contact more than an hour before ``at`` is backdating: give a reason."""
+        first_contact_at, at = utc(first_contact_at, "first_contact_at"), utc(at)
+        actor = actor_name(actor)
+        if first_contact_at > at + BACKDATE_TOLERANCE:
+            raise InvalidArgument("first_contact_at", "first contact cannot lie in the future")
+        reason = text("reason", reason, required=first_contact_at < at - BACKDATE_TOLERANCE,
+                      missing="first contact lies more than an hour back: give the reason for backdating")
+        wanted = sorted(set(conditions))
+        for cond in wanted:
+            if cond not in definition.conditions:
+                raise InvalidArgument("conditions", f"unknown condition '{cond}'")
+        if not unit or len(unit) > 64:
+            raise InvalidArgument("unit", "a unit (1–64 characters) is required")
+        case = cls(id=case_id, reference=reference, definition=definition, unit=unit, opened_at=first_contact_at,
+                   phase=definition.initial_phase, conditions=set(wanted))
+        payload = {"pathway": definition.id, "version": definition.version, "reference": reference, "unit": unit,
+                   "first_contact_at": iso(first_contact_at), "conditions": wanted}
+
+        def apply() -> None:
+            case.refresh(first_contact_at)
+            for step in case.steps:
+                checkpoint = definition.checkpoint.get(step.code)
+                if checkpoint is not None and checkpoint.completed_by == "open":
+                    case.end(step, "complete", actor, first_contact_at)
+            case.refresh(at)
+
+        case.record("open", Context(actor, at), reason=reason, payload=payload, apply=apply)
+        return case
+
+    def execute(self, command: Command, *, actor: str, at: datetime, resolve: Resolver | None = None) -> Any:
+        """Run one command on the case: it changes the case and appends its event, or raises and changes nothing.
+        Returns what the command yields (the code of an ad-hoc step, the id of a handover task)."""
+        return command.run(self, Context(actor_name(actor), utc(at), resolve))
+
+    # -- the phase machine's callbacks (named in ``pathway.machine``) -----------------------------------------
+
+    def fire(self, trigger: str, ctx: Context, **context: Any) -> None:
+        """Take a phase transition; the machine refuses a trigger that does not leave this stage."""
+        try:
+            compile_pathway(self.definition).fire(trigger, self, at=ctx.at, actor=ctx.actor, **context)
+        except MachineError as exc:
+            raise self.not_allowed(trigger) from exc
+
+    def guard(self, event: Any) -> bool:
+        """Condition of every phase transition: raises why it may not be taken now (so the machine never
+        answers a bare no)."""
+        trigger, kw = event.event.name, event.kwargs
+        operation = kw["operation"]
+        transition = self.definition.transition.get(trigger)
+        if transition is None:  # closing early: an adaptation of the pathway, with a reason
+            if operation == "advance":
+                raise self.not_allowed(trigger)
+            self.require_adaptation(kw["adaptation"])
+            if not kw["reason"]:
+                raise InvalidArgument("reason", REASON_REQUIRED)
+            return True
+        if operation == "advance" and transition.dest in self.definition.final_phases:
+            raise self.not_allowed(trigger, "use close with an outcome code to end the case")
+        if transition.kind == "return":
+            self.require_adaptation("return")
+            if not kw["reason"]:
+                raise InvalidArgument("reason", REASON_REQUIRED)
+        missing = self.missing(transition.requires)
+        if missing:
+            raise self.not_allowed(trigger if operation == "advance" else operation,
+                                   f"first complete or skip: {', '.join(missing)}")
+        return True
+
+    def entered(self, event: Any) -> None:
+        """After-callback of every transition of the definition: stamp the milestone it records."""
+        transition = self.definition.transition[event.event.name]
+        if transition.records:
+            self.milestones[transition.records] = event.kwargs["at"]
+
+    # -- the event ---------------------------------------------------------------------------------------------
+
+    def record(self, operation: str, ctx: Context, *, reason: str | None, payload: dict[str, Any],
+               apply: Callable[[], None]) -> None:
+        """Apply a checked change and append its event, hash-chained to the one before."""
+        before = self.summary() if self.version else {}
+        apply()
+        self.version += 1
+        event = Event(
+            case_id=self.id, seq=self.version, at=ctx.at, actor=ctx.actor, operation=operation, reason=reason,
+            payload=payload, state_before=before, state_after=self.summary(), prev_hash=self.head_hash, hash="",
+        )
+        event = replace(event, hash=event_hash(self.head_hash, event.body()))
+        self.head_hash = event.hash
+        self.new_events.append(event)

@@ -1,0 +1,19 @@
+"""Every operation on a case, one frozen dataclass each: build one and hand it to ``Case.execute``.
+
+Adding an operation means adding a command class to one of these modules (plus its words in the pages'
+translations and, if the case page offers it, its form); the API's route, the page's form handling, the access
+log's action and replay all follow from the class.
+"""
+
+from pathway.case.commands.base import COMMANDS, Command, Context, Resolver, arg, fields_of
+from pathway.case.commands.clock import Pause, Resume
+from pathway.case.commands.facts import AssignCoordinator, NotePersonChange, RecordConsent, RecordMilestone, SetCondition
+from pathway.case.commands.handovers import CreateHandover, UpdateHandover
+from pathway.case.commands.stages import Advance, Close, Migrate, Transfer
+from pathway.case.commands.steps import AddStep, CompleteStep, SkipStep
+
+__all__ = [
+    "COMMANDS", "AddStep", "Advance", "AssignCoordinator", "Close", "Command", "CompleteStep", "Context",
+    "CreateHandover", "Migrate", "NotePersonChange", "Pause", "RecordConsent", "RecordMilestone", "Resolver",
+    "Resume", "SetCondition", "SkipStep", "Transfer", "UpdateHandover", "arg", "fields_of",
+]

@@ -1,0 +1,95 @@
+"""What every command is: a small frozen dataclass whose fields are its event's payload, and one ``run``.
+
+A command is built by whoever asks for the change (the API from a request body, the pages from a form, the CLI
+from its options, replay from a recorded event) and handed to ``Case.execute``. ``operation`` is the event's;
+``action``, ``route``, ``target`` and ``summary`` say how the entry points offer it; ``arg`` declares a field's
+limits once, for the domain's own checks' documentation and for the request bodies built from the command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pathway.case.values import parse_iso
+from pathway.definition import PathwayDefinition
+
+if TYPE_CHECKING:
+    from pathway.case.aggregate import Case
+    from pathway.case.events import Event
+
+Resolver = Callable[[str, int], PathwayDefinition]
+C = TypeVar("C", bound="Command")
+COMMANDS: dict[str, type[Command]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Who asks for the change and when; ``resolve`` finds a definition version (only migration needs it)."""
+
+    actor: str
+    at: datetime
+    resolve: Resolver | None = None
+
+
+def arg(default: Any = dataclasses.MISSING, *, min_length: int | None = None, max_length: int | None = None,
+        max_items: int | None = None, choices: tuple[str, ...] | None = None, example: Any = None) -> Any:
+    """A command field with the limits a request for it must keep (read by the API to build its body model)."""
+    meta = {"min_length": min_length, "max_length": max_length, "max_items": max_items, "choices": choices,
+            "example": example}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    operation: ClassVar[str]  # the event's operation
+    action: ClassVar[str]  # the access log's action and the case page's form name, e.g. "case.pause"
+    route: ClassVar[str | None] = None  # where the API offers it, below /cases/{reference}; None: not offered
+    target: ClassVar[str | None] = None  # the field the route's path names, e.g. "code"
+    summary: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "operation" in cls.__dict__:
+            COMMANDS[cls.operation] = cls
+
+    def run(self, case: Case, ctx: Context) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def from_event(cls: type[C], event: Event) -> C:
+        """The command that recorded ``event``: its fields from the payload, ``reason`` from the event."""
+        values: dict[str, Any] = {}
+        for name, kind in fields_of(cls).items():
+            raw = event.reason if name == "reason" else event.payload.get(name)
+            values[name] = _coerce(raw, kind)
+        return cls(**values)
+
+
+@cache
+def fields_of(cls: type[Command]) -> dict[str, Any]:
+    """The command's fields and their types, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(raw: Any, kind: Any) -> Any:
+    """A payload value (JSON) as the field's type: times, ids and tuples come back from their JSON forms."""
+    if raw is None:
+        return None
+    options = typing.get_args(kind) if typing.get_origin(kind) in (typing.Union, types.UnionType) else (kind,)
+    if datetime in options:
+        return parse_iso(raw)
+    if uuid.UUID in options:
+        return uuid.UUID(raw)
+    if any(typing.get_origin(o) is tuple for o in options):
+        return tuple(raw)
+    return raw

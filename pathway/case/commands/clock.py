@@ -1,0 +1,70 @@
+"""Commands on the case's clock: pause it (paused time does not count against deadlines) and resume it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from pathway.case.commands.base import Command, Context, arg
+from pathway.case.values import MAX_TEXT, text
+from pathway.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pathway.case.aggregate import Case
+
+
+@dataclass(frozen=True, slots=True)
+class Pause(Command):
+    """Stop the clock (person unreachable, in hospital, asks for a delay). Paused time moves due times."""
+
+    operation = "pause"
+    action = "case.pause"
+    route = "/pause"
+    summary = "Pause the clock"
+
+    reason: str = arg(min_length=1, max_length=MAX_TEXT, example="personen er på sykehus")
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        case.require_adaptation(self.operation)
+        if case.paused_since is not None:
+            raise case.not_allowed(self.operation, "the clock is already paused")
+        reason = text("reason", self.reason, required=True)
+
+        def apply() -> None:
+            case.paused_since = ctx.at
+
+        case.record(self.operation, ctx, reason=reason, payload={}, apply=apply)
+
+
+@dataclass(frozen=True, slots=True)
+class Resume(Command):
+    """Restart the clock; every open deadline moves by the time the clock stood still."""
+
+    operation = "resume"
+    action = "case.resume"
+    route = "/resume"
+    summary = "Resume the clock (deadlines move by the paused time)"
+
+    reason: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        paused_since = case.paused_since
+        if paused_since is None:
+            raise case.not_allowed(self.operation, "the clock is not paused")
+        if ctx.at < paused_since:
+            raise InvalidArgument("at", "resume cannot precede the pause")
+        reason = text("reason", self.reason, required=False)
+
+        def apply() -> None:
+            for step in case.steps:
+                if step.is_open and step.due_at is not None:
+                    # Only the part of the pause after the anchor counted against this deadline.
+                    start = max(paused_since, step.anchor_at or paused_since)
+                    step.due_at += max(ctx.at - start, timedelta(0))
+            case.paused_since = None
+            case.sync_handover_deadlines()
+
+        case.record(self.operation, ctx, reason=reason, payload={}, apply=apply)

@@ -1,0 +1,166 @@
+"""Commands that record facts about the person and the case: milestones, consents, the coordinator, conditions,
+and that the (encrypted) person record changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pathway.case.commands.base import Command, Context, arg
+from pathway.case.values import MAX_TEXT, Consent, iso, text, utc
+from pathway.definition import CONSENT_PREFIX
+from pathway.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pathway.case.aggregate import Case
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMilestone(Command):
+    """Record (or move) a milestone such as a planned move-out date; deadlines anchored on it follow."""
+
+    operation = "record_milestone"
+    action = "case.milestone"
+    route = "/milestones/{name}"
+    target = "name"
+    summary = "Record a milestone (e.g. planned move-out)"
+
+    name: str = arg(max_length=64, example="move_out_planned")
+    when: datetime = arg()
+    reason: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        when = utc(self.when, "when")
+        case.require_open(self.operation)
+        if self.name not in case.definition.milestones:
+            raise InvalidArgument("name", f"unknown milestone '{self.name}'")
+        reason = text("reason", self.reason, required=False)
+
+        def apply() -> None:
+            case.milestones[self.name] = when
+            case.reanchor(self.name)
+            case.refresh(ctx.at)
+
+        case.record(self.operation, ctx, reason=reason, payload={"name": self.name, "when": iso(when)}, apply=apply)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConsent(Command):
+    """Record the person's consent to share with one agency (or its withdrawal, which stops future handovers)."""
+
+    operation = "record_consent"
+    action = "case.consent"
+    route = "/consents/{agency}"
+    target = "agency"
+    summary = "Record consent for an agency (or withdraw it)"
+
+    agency: str = arg(max_length=64, example="police")
+    scope: tuple[str, ...] = arg((), max_items=20, max_length=64, example=["name", "contact", "threat_assessment"])
+    given: bool = arg(True)
+    reason: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        agency = self.agency
+        if agency not in case.definition.agencies:
+            raise InvalidArgument("agency", f"unknown agency '{agency}'")
+        scope = tuple(sorted(set(self.scope)))
+        for s in scope:
+            if s not in case.definition.consent_scopes:
+                raise InvalidArgument("scope", f"unknown consent scope '{s}'")
+        if self.given and not scope:
+            raise InvalidArgument("scope", "consent must name what may be shared")
+        reason = text("reason", self.reason, required=False)
+
+        def apply() -> None:
+            previous = case.consents.get(agency)
+            case.consents[agency] = Consent(agency, scope if self.given else (), self.given, ctx.at, ctx.actor)
+            if not self.given:
+                for task in case.handovers:
+                    if task.agency == agency and task.basis == "consent" and task.is_open:
+                        task.status, task.updated_at = "cancelled", ctx.at
+            elif previous is None or not previous.given:
+                case.reanchor(CONSENT_PREFIX + agency)
+            for step in case.open_steps_completed_by("consent"):
+                case.end(step, "complete", ctx.actor, ctx.at)
+            case.refresh(ctx.at)
+
+        case.record(self.operation, ctx, reason=reason,
+                    payload={"agency": agency, "scope": list(scope), "given": self.given}, apply=apply)
+
+
+@dataclass(frozen=True, slots=True)
+class AssignCoordinator(Command):
+    """Assign the coordinator who holds the whole picture; changing an assigned one needs a reason."""
+
+    operation = "assign_coordinator"
+    action = "case.coordinator"
+    route = "/coordinator"
+    summary = "Assign the case's coordinator"
+
+    coordinator: str = arg(min_length=1, max_length=64, example="koordinator")
+    reason: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        coordinator = text("coordinator", self.coordinator, required=True) or ""
+        reason = text("reason", self.reason, required=case.coordinator is not None)
+
+        def apply() -> None:
+            case.coordinator = coordinator
+            for step in case.open_steps_completed_by("assign_coordinator"):
+                case.end(step, "complete", ctx.actor, ctx.at)
+            case.refresh(ctx.at)
+
+        case.record(self.operation, ctx, reason=reason, payload={"coordinator": coordinator}, apply=apply)
+
+
+@dataclass(frozen=True, slots=True)
+class SetCondition(Command):
+    """Change a fact that decides which checkpoints apply (e.g. children turn out to be part of the case)."""
+
+    operation = "set_condition"
+    action = "case.condition"
+    route = "/conditions/{name}"
+    target = "name"
+    summary = "Set or clear a condition (e.g. children)"
+
+    name: str = arg(max_length=64, example="children")
+    value: bool = arg()
+    reason: str = arg(min_length=1, max_length=MAX_TEXT, example="barn registrert")
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        if self.name not in case.definition.conditions:
+            raise InvalidArgument("name", f"unknown condition '{self.name}'")
+        reason = text("reason", self.reason, required=True)
+        if (self.name in case.conditions) == self.value:
+            raise InvalidArgument("value", f"condition '{self.name}' is already {'set' if self.value else 'unset'}")
+
+        def apply() -> None:
+            if self.value:
+                case.conditions.add(self.name)
+            else:
+                case.conditions.discard(self.name)
+            case.refresh(ctx.at)
+
+        case.record(self.operation, ctx, reason=reason, payload={"name": self.name, "value": self.value}, apply=apply)
+
+
+@dataclass(frozen=True, slots=True)
+class NotePersonChange(Command):
+    """Record that the encrypted person record changed; the event names the fields, never their values."""
+
+    operation = "person_updated"
+    action = "person.write"
+
+    fields: tuple[str, ...]
+    reason: str | None = None
+
+    def run(self, case: Case, ctx: Context) -> None:
+        fields = sorted(set(self.fields))
+        if not fields:
+            raise InvalidArgument("fields", "no field changed")
+        reason = text("reason", self.reason, required=False)
+        case.record(self.operation, ctx, reason=reason, payload={"fields": fields}, apply=lambda: None)

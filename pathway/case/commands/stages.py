@@ -1,0 +1,157 @@
+"""Commands that move the case between stages: advance (forward or back), close, transfer, migrate.
+
+Whether a transition may be taken now is the phase machine's to say: its ``guard`` condition (on the case) raises
+the domain's error with the reason, and the machine refuses a trigger that does not leave the current stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pathway.case.commands.base import Command, Context, arg
+from pathway.case.values import MAX_TEXT, text
+from pathway.errors import InvalidArgument
+from pathway.machine import CLOSE_EARLY, compile_pathway
+
+if TYPE_CHECKING:
+    from pathway.case.aggregate import Case
+
+
+@dataclass(frozen=True, slots=True)
+class Advance(Command):
+    """Fire a phase transition of the definition (forward, or back to an earlier stage with a reason)."""
+
+    operation = "advance"
+    action = "case.advance"
+    route = "/transitions/{trigger}"
+    target = "trigger"
+    summary = "Move to another stage (forward or back)"
+
+    trigger: str = arg(max_length=64, example="start_support")
+    reason: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.trigger)
+        reason = text("reason", self.reason, required=False)
+
+        def apply() -> None:
+            case.fire(self.trigger, ctx, operation=self.operation, reason=reason)
+            transition = case.definition.transition[self.trigger]
+            if transition.kind == "return":
+                case.return_to(transition.dest, ctx.at, ctx.actor)
+            case.refresh(ctx.at)
+
+        case.record(self.operation, ctx, reason=reason, payload={"trigger": self.trigger}, apply=apply)
+
+
+def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: str | None, payload: dict[str, Any],
+               *, early: bool = False, also: Callable[[], None] | None = None) -> None:
+    """End the case: by the definition's transition to closure when the stage has one, else early (an
+    adaptation, with a reason). Open steps are cancelled, open handover tasks too, and the clock stops."""
+    case.require_open(operation)
+    if outcome not in case.definition.outcomes:
+        raise InvalidArgument("outcome", f"unknown outcome code; valid: {', '.join(case.definition.outcomes)}")
+    d = case.definition
+    trigger = CLOSE_EARLY if early else next(
+        (t for t in compile_pathway(d).triggers(case.phase) if d.transition[t].dest in d.final_phases), CLOSE_EARLY)
+    reason = text("reason", reason, required=False)
+
+    def apply() -> None:
+        closing = case.open_steps_completed_by("close")
+        case.fire(trigger, ctx, operation=operation, reason=reason,
+                  adaptation="close_early" if operation == "close" else operation)
+        for step in closing:
+            if step.state == "pending":
+                case.activate(step, ctx.at)
+            case.end(step, "complete", ctx.actor, ctx.at)
+        for step in case.steps:
+            if step.is_open:
+                case.end(step, "cancel", ctx.actor, ctx.at)
+        for task in case.handovers:
+            if task.is_open:
+                task.status, task.updated_at = "cancelled", ctx.at
+        case.paused_since = None
+        case.closed_at, case.outcome = ctx.at, outcome
+        if also is not None:
+            also()
+
+    case.record(operation, ctx, reason=reason, payload=payload, apply=apply)
+
+
+@dataclass(frozen=True, slots=True)
+class Close(Command):
+    """Close with an outcome code: normally from a stage that leads to closure, early with a reason."""
+
+    operation = "close"
+    action = "case.close"
+    route = "/close"
+    summary = "Close with an outcome code"
+
+    outcome: str = arg(min_length=1, max_length=64, example="safe_housing")
+    reason: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        close_case(case, ctx, self.operation, self.outcome, self.reason, {"outcome": self.outcome})
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer(Command):
+    """Transfer the person to another municipality: closes this case with the outcome 'transferred'."""
+
+    operation = "transfer"
+    action = "case.transfer"
+    route = "/transfer"
+    summary = "Transfer to another municipality"
+
+    municipality: str = arg(min_length=1, max_length=200, example="Testkommune")
+    reason: str = arg(min_length=1, max_length=MAX_TEXT, example="flyttet til annen kommune")
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        municipality = text("municipality", self.municipality, required=True) or ""
+        if "transferred" not in case.definition.outcomes:
+            raise InvalidArgument("outcome", "this pathway has no 'transferred' outcome")
+        close_case(case, ctx, self.operation, "transferred", self.reason, {"municipality": municipality}, early=True,
+                   also=lambda: setattr(case, "transferred_to", municipality))
+
+
+@dataclass(frozen=True, slots=True)
+class Migrate(Command):
+    """Move the case to another version of its pathway, renaming checkpoint codes by ``mapping``."""
+
+    operation = "migrate"
+    action = "case.migrate"
+
+    pathway: str
+    version: int
+    mapping: dict[str, str]
+    reason: str
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        reason = text("reason", self.reason, required=True)
+        if ctx.resolve is None:
+            raise InvalidArgument("pathway", "no definition catalog to migrate with")
+        definition = ctx.resolve(self.pathway, self.version)
+        unmapped = sorted({s.code for s in case.steps if not s.adhoc} - set(self.mapping))
+        if unmapped:
+            raise InvalidArgument("mapping", f"checkpoints in use are not mapped: {', '.join(unmapped)}")
+        unknown = sorted(v for v in self.mapping.values() if v not in definition.checkpoint)
+        if unknown:
+            raise InvalidArgument("mapping", f"not checkpoints of the new version: {', '.join(unknown)}")
+        if case.phase not in definition.phase_order:
+            raise InvalidArgument("mapping", f"the new version has no phase '{case.phase}'")
+
+        def apply() -> None:
+            case.definition = definition
+            for step in case.steps:
+                if not step.adhoc:
+                    step.code = self.mapping[step.code]
+            for task in case.handovers:
+                task.code = self.mapping.get(task.code, task.code)
+            case.refresh(ctx.at)
+
+        payload = {"pathway": definition.id, "version": definition.version, "mapping": dict(sorted(self.mapping.items()))}
+        case.record(self.operation, ctx, reason=reason, payload=payload, apply=apply)

@@ -1,0 +1,100 @@
+"""Commands on one step: complete it, skip it, or add an ad-hoc one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pathway.case.commands.base import Command, Context, arg
+from pathway.case.values import LATE_NOTE_REQUIRED, MAX_TEXT, iso, text, utc
+from pathway.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pathway.case.aggregate import Case
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteStep(Command):
+    """Mark the open occurrence of a checkpoint (or an ad-hoc step) done. Late, the note says why."""
+
+    operation = "complete"
+    action = "case.complete"
+    route = "/steps/{code}/complete"
+    target = "code"
+    summary = "Complete a checkpoint or ad-hoc step"
+
+    code: str = arg(max_length=32, example="K1")
+    note: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        step = case.open_step(self.code, self.operation)
+        checkpoint = case.definition.checkpoint.get(self.code)
+        if checkpoint is not None and checkpoint.completed_by != "manual":
+            raise case.not_allowed(
+                self.operation, f"'{self.code}' is completed by the '{checkpoint.completed_by}' operation, not by hand")
+        due = case.effective_due(step, ctx.at)
+        late = due is not None and due < ctx.at and step.state == "active"
+        # A missed deadline is allowed, but its reason must be documented: the note becomes the event's reason.
+        note = text("note", self.note, required=late, missing=LATE_NOTE_REQUIRED)
+        case.record(self.operation, ctx, reason=note if late else None, payload={"code": self.code, "note": note},
+                    apply=lambda: case.end(step, "complete", ctx.actor, ctx.at))
+
+
+@dataclass(frozen=True, slots=True)
+class SkipStep(Command):
+    """Mark a checkpoint not applicable for this person (an individual adaptation)."""
+
+    operation = "skip"
+    action = "case.skip"
+    route = "/steps/{code}/skip"
+    target = "code"
+    summary = "Skip a checkpoint as not applicable"
+
+    code: str = arg(max_length=32, example="K2")
+    reason: str = arg(min_length=1, max_length=MAX_TEXT, example="ikke aktuelt for denne personen")
+
+    def run(self, case: Case, ctx: Context) -> None:
+        case.require_open(self.operation)
+        case.require_adaptation(self.operation)
+        reason = text("reason", self.reason, required=True)
+        step = case.open_step(self.code, self.operation)
+        checkpoint = case.definition.checkpoint.get(self.code)
+        if checkpoint is not None and not checkpoint.skippable:
+            raise case.not_allowed(self.operation, f"checkpoint '{self.code}' cannot be skipped")
+        case.record(self.operation, ctx, reason=reason, payload={"code": self.code},
+                    apply=lambda: case.end(step, "skip", ctx.actor, ctx.at))
+
+
+@dataclass(frozen=True, slots=True)
+class AddStep(Command):
+    """Add an ad-hoc step with its own deadline; returns its code (A1, A2, ...)."""
+
+    operation = "add_step"
+    action = "case.add_step"
+    route = "/steps"
+    summary = "Add an ad-hoc step with its own deadline"
+
+    title: str = arg(min_length=1, max_length=MAX_TEXT, example="Følge til fastlege")
+    owner: str = arg(min_length=1, max_length=64, example="coordinator")
+    due_at: datetime = arg()
+    reason: str = arg(min_length=1, max_length=MAX_TEXT, example="avtalt med personen")
+
+    def run(self, case: Case, ctx: Context) -> str:
+        due_at = utc(self.due_at, "due_at")
+        case.require_open(self.operation)
+        case.require_adaptation(self.operation)
+        reason = text("reason", self.reason, required=True)
+        title = text("title", self.title, required=True)
+        if self.owner not in case.definition.roles and self.owner not in case.definition.agencies:
+            raise InvalidArgument("owner", f"unknown owner '{self.owner}' (not a role or an agency)")
+        code = f"A{sum(1 for s in case.steps if s.adhoc) + 1}"
+
+        def apply() -> None:
+            step = case.new_step(code, 1, self.owner, ctx.at, adhoc=True, title=title)
+            case.activate(step, ctx.at, anchor_at=ctx.at, due_at=due_at)
+
+        payload: dict[str, Any] = {"code": code, "title": title, "owner": self.owner, "due_at": iso(due_at)}
+        case.record(self.operation, ctx, reason=reason, payload=payload, apply=apply)
+        return code

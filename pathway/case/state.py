@@ -1,0 +1,180 @@
+"""What a case is (its fields) and what can be asked of it, without changing it."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pathway.case.events import GENESIS, Event, canonical
+from pathway.case.values import Consent, HandoverTask, Step, iso
+from pathway.definition import PathwayDefinition
+from pathway.errors import OperationNotAllowed, UnknownCheckpoint
+from pathway.machine import compile_pathway
+
+ENDED = ("done", "skipped", "cancelled")
+
+
+@dataclass(eq=False)
+class CaseState:
+    """The case's state. Operations live in ``pathway.case.commands``; ``Case`` runs them."""
+
+    id: uuid.UUID
+    reference: str
+    definition: PathwayDefinition
+    unit: str
+    opened_at: datetime
+    phase: str
+    conditions: set[str] = field(default_factory=set)
+    coordinator: str | None = None
+    paused_since: datetime | None = None
+    milestones: dict[str, datetime] = field(default_factory=dict)
+    consents: dict[str, Consent] = field(default_factory=dict)
+    handovers: list[HandoverTask] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    closed_at: datetime | None = None
+    outcome: str | None = None
+    transferred_to: str | None = None
+    version: int = 0
+    head_hash: str = GENESIS
+    new_events: list[Event] = field(default_factory=list)
+
+    # -- questions --------------------------------------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        return self.phase in self.definition.final_phases
+
+    def allowed_operations(self) -> list[str]:
+        """What can be done to the case now: the page offers exactly these, the operations refuse the rest."""
+        if self.is_closed:
+            return []
+        d = self.definition
+        ops = ["complete", "record_consent", "record_milestone", "assign_coordinator", "set_condition"]
+        ops += [f"advance:{t}" for t in compile_pathway(d).triggers(self.phase)
+                if d.transition[t].dest not in d.final_phases
+                and (d.transition[t].kind != "return" or "return" in d.adaptations)]
+        if any(c.handover for c in d.checkpoints):
+            ops.append("create_handover")
+        ops += [a for a in ("skip", "add_step", "transfer") if a in d.adaptations]
+        ops.append(("resume" if self.paused_since else "pause") if "pause" in d.adaptations else "")
+        if self.close_is_normal() or "close_early" in d.adaptations:
+            ops.append("close")
+        return [op for op in ops if op]
+
+    def open_steps(self) -> list[Step]:
+        return [s for s in self.steps if s.is_open]
+
+    def next_deadline(self) -> datetime | None:
+        dues = [s.due_at for s in self.steps if s.is_open and s.due_at is not None]
+        return min(dues) if dues else None
+
+    def close_is_normal(self) -> bool:
+        """Whether the current stage has a transition of the definition that leads to closure."""
+        d = self.definition
+        return any(d.transition[t].dest in d.final_phases for t in compile_pathway(d).triggers(self.phase))
+
+    def latest(self, code: str) -> Step | None:
+        latest = None
+        for step in self.steps:
+            if step.code == code and (latest is None or step.occurrence > latest.occurrence):
+                latest = step
+        return latest
+
+    def missing(self, codes: Iterable[str]) -> list[str]:
+        """Of ``codes``, those whose latest occurrence is still open."""
+        missing = []
+        for code in codes:
+            step = self.latest(code)
+            if step is not None and step.state not in ENDED:
+                missing.append(code)
+        return missing
+
+    def open_step(self, code: str, operation: str) -> Step:
+        step = self.latest(code)
+        if step is None:
+            if code in self.definition.checkpoint:
+                raise self.not_allowed(operation, f"checkpoint '{code}' does not apply yet in this case")
+            raise UnknownCheckpoint(code)
+        if not step.is_open:
+            raise self.not_allowed(operation, f"'{code}' is already {step.state}")
+        return step
+
+    def open_steps_completed_by(self, how: str) -> list[Step]:
+        return [
+            s for s in self.steps
+            if s.is_open and not s.adhoc and self.definition.checkpoint[s.code].completed_by == how
+        ]
+
+    def waiting_for(self, step: Step) -> str:
+        checkpoint = self.definition.checkpoint[step.code]
+        missing = self.missing(checkpoint.needs)
+        if missing:
+            return f"needs {', '.join(missing)}"
+        if checkpoint.deadline is not None:
+            return f"waits for {checkpoint.deadline.after}"
+        return "not active"
+
+    def effective_due(self, step: Step, at: datetime) -> datetime | None:
+        """The deadline at ``at``: while the clock is paused, the pause so far (after the anchor) does not count."""
+        if step.due_at is None or self.paused_since is None:
+            return step.due_at
+        start = max(self.paused_since, step.anchor_at or self.paused_since)
+        return step.due_at + max(at - start, timedelta(0))
+
+    # -- refusals ---------------------------------------------------------------------------------------------
+
+    def not_allowed(self, operation: str, detail: str = "") -> OperationNotAllowed:
+        return OperationNotAllowed(operation, stage=self.phase, allowed=self.allowed_operations(), detail=detail)
+
+    def require_open(self, operation: str) -> None:
+        if self.is_closed:
+            raise self.not_allowed(operation, "the case is closed")
+
+    def require_adaptation(self, adaptation: str) -> None:
+        if adaptation not in self.definition.adaptations:
+            raise self.not_allowed(adaptation, "this pathway does not allow that adaptation")
+
+    # -- the state as data ------------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain data: what replay must reproduce exactly."""
+        return {
+            "id": str(self.id),
+            "reference": self.reference,
+            "pathway": [self.definition.id, self.definition.version],
+            "unit": self.unit,
+            "opened_at": iso(self.opened_at),
+            "phase": self.phase,
+            "conditions": sorted(self.conditions),
+            "coordinator": self.coordinator,
+            "paused_since": iso(self.paused_since),
+            "milestones": {k: iso(v) for k, v in sorted(self.milestones.items())},
+            "consents": {
+                a: [list(c.scope), c.given, iso(c.recorded_at), c.recorded_by] for a, c in sorted(self.consents.items())
+            },
+            "handovers": [
+                [str(t.id), t.code, t.agency, list(t.scope), t.basis, t.status, iso(t.created_at), t.created_by,
+                 iso(t.due_at), iso(t.updated_at)]
+                for t in self.handovers
+            ],
+            "steps": [
+                [str(s.id), s.code, s.occurrence, s.owner, s.state, s.adhoc, s.title, iso(s.created_at),
+                 iso(s.anchor_at), iso(s.due_at), iso(s.activated_at), iso(s.ended_at), s.ended_by]
+                for s in self.steps
+            ],
+            "closed_at": iso(self.closed_at),
+            "outcome": self.outcome,
+            "transferred_to": self.transferred_to,
+            "version": self.version,
+        }
+
+    def digest(self) -> str:
+        return hashlib.sha256(canonical(self.snapshot())).hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        # Small enough to read in a timeline; the digest pins the whole state for replay checks.
+        return {"phase": self.phase, "paused": self.paused_since is not None, "digest": self.digest()}

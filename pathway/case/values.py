@@ -1,0 +1,140 @@
+"""The case's value objects and the checks every operation applies to its input.
+
+A step is one occurrence of a checkpoint (or an ad-hoc step); its ``state`` is driven by ``STEP_MACHINE``, whose
+after-callbacks (``on_activate``, ``on_end``) set its timestamps, so no operation writes them by hand.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pathway.errors import InvalidArgument
+from pathway.machine import OPEN_STEP_STATES
+
+LEGAL_BASES = {
+    # legal basis -> the agency it allows contacting without consent
+    "avert_crime": "police",  # straffeloven §196, avvergingsplikt
+    "child_welfare_duty": "child_welfare",  # opplysningsplikt til barnevernet
+}
+HANDOVER_STATUSES = ("requested", "accepted", "declined", "completed", "cancelled")
+BACKDATE_TOLERANCE = timedelta(hours=1)
+MAX_TEXT = 2000
+REASON_REQUIRED = "a reason is required for this operation"
+LATE_NOTE_REQUIRED = "the deadline has passed: give the reason for the deviation as a note"
+
+# Every time a case is given lies in this window: deadlines and reminder rungs reach years beyond it
+# (offsets are bounded to ten years), and year 1 or 9999 would overflow datetime on the way.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def utc(at: datetime, field_name: str = "at") -> datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidArgument(field_name, "timestamps must carry a time zone")
+    if not EARLIEST <= at < LATEST:
+        raise InvalidArgument(field_name, f"must lie between {EARLIEST.year} and {LATEST.year}")
+    return at.astimezone(timezone.utc)
+
+
+def iso(at: datetime | None) -> str | None:
+    return None if at is None else at.astimezone(timezone.utc).isoformat()
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def text(field_name: str, value: str | None, *, required: bool, missing: str = REASON_REQUIRED) -> str | None:
+    """A free text as an operation stores it: stripped, bounded, and present where the rule requires it."""
+    if value is not None:
+        value = value.strip()
+    if not value:
+        if required:
+            raise InvalidArgument(field_name, missing)
+        return None
+    if len(value) > MAX_TEXT:
+        raise InvalidArgument(field_name, f"longer than {MAX_TEXT} characters")
+    return value
+
+
+def actor_name(actor: str) -> str:
+    if not actor or not actor.strip() or len(actor) > 200:
+        raise InvalidArgument("actor", "who made the change must be given (1–200 characters)")
+    return actor.strip()
+
+
+@dataclass(slots=True)
+class Step:
+    """One occurrence of a checkpoint, or an ad-hoc step."""
+
+    id: uuid.UUID
+    code: str
+    occurrence: int
+    owner: str
+    created_at: datetime
+    state: str = "pending"
+    adhoc: bool = False
+    title: str | None = None
+    anchor_at: datetime | None = None
+    due_at: datetime | None = None
+    activated_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STEP_STATES
+
+    def overdue(self, now: datetime) -> bool:
+        return self.is_open and self.due_at is not None and self.due_at < now
+
+    # -- STEP_MACHINE's after-callbacks (the trigger's keyword arguments carry who and when) ----------------
+
+    def on_activate(self, event: Any) -> None:
+        self.activated_at = event.kwargs["at"]
+
+    def on_end(self, event: Any) -> None:
+        self.ended_at, self.ended_by = event.kwargs["at"], event.kwargs["actor"]
+
+
+@dataclass(slots=True)
+class Consent:
+    agency: str
+    scope: tuple[str, ...]
+    given: bool
+    recorded_at: datetime
+    recorded_by: str
+
+    def covers(self, scope: Iterable[str]) -> list[str]:
+        """The part of ``scope`` this consent does not cover (empty: all covered)."""
+        return [s for s in scope if not self.given or s not in self.scope]
+
+
+def shareable(task_scope: Iterable[str], basis: str, consent_scope: Iterable[str] | None) -> tuple[str, ...]:
+    """What of a handover task's scope its agency may be shown now. Consent is read when the task is read, not only
+    when it was created: a consent narrowed after the handover narrows what every open task shows at once, and a
+    withdrawn one (``None``) shows nothing. A task on a legal basis shares no consent scope."""
+    allowed = set(consent_scope or ()) if basis == "consent" else set()
+    return tuple(s for s in task_scope if s in allowed)
+
+
+@dataclass(slots=True)
+class HandoverTask:
+    id: uuid.UUID
+    code: str
+    agency: str
+    scope: tuple[str, ...]
+    basis: str  # "consent" or a key of LEGAL_BASES
+    status: str
+    created_at: datetime
+    created_by: str
+    due_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("requested", "accepted")
