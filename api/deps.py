@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from pathway.accounts import User, authenticate
+from pathway.accounts import ROLES, User, authenticate
 from pathway.bootstrap import Forlop
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
-ROLES = ("coordinator", "partner", "manager", "admin")
 
 
 def get_core(request: Request) -> Forlop:

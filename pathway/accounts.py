@@ -16,6 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pathway.store.engine import WRITE
 from pathway.store.tables import token_t, user_t
 
+ROLES = ("coordinator", "partner", "manager", "admin")  # what a user can be; every role check names these
+
 SESSION_TTL = timedelta(minutes=30)
 WEB_IDLE = timedelta(minutes=30)  # a browser session ends after this long without a request
 WEB_LIFETIME = timedelta(hours=10)  # ... and in any case this long after sign-in (a working day)

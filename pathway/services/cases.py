@@ -1,0 +1,113 @@
+"""Cases as use cases: open one at first contact, run a command on a stored one, read one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from pathway.case import Case, Command, utc
+from pathway.case.commands import NotePersonChange
+from pathway.crypto import KeyRing, blind_index
+from pathway.errors import ConcurrencyConflict
+from pathway.people import PersonRecord, changed_fields
+from pathway.services.people import recent_contact, write_person
+from pathway.store.tables import case_t, counter_t
+from pathway.store.uow import UnitOfWork
+
+T = TypeVar("T")
+REPEAT_CONTACT_WINDOW = timedelta(days=365)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def next_reference(conn: sa.Connection, *, prefix: str, year: int) -> str:
+    """The next pseudonymous reference, e.g. BGO-2026-0042: a counter, never derived from the person."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(counter_t).values(prefix=prefix, year=year, last=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[counter_t.c.prefix, counter_t.c.year], set_={"last": counter_t.c.last + 1}
+    ).returning(counter_t.c.last)
+    number = conn.execute(stmt).scalar_one()
+    return f"{prefix}-{year}-{number:04d}"
+
+
+def open_case(
+    *,
+    uow: UnitOfWork,
+    pathway_id: str,
+    unit: str,
+    first_contact_at: datetime,
+    actor: str,
+    keys: KeyRing,
+    index_key: str,
+    reference_prefix: str,
+    person: PersonRecord | None = None,
+    conditions: Iterable[str] = (),
+    reason: str | None = None,
+    at: datetime | None = None,
+) -> Case:
+    """Open a case at first contact on the newest version of a pathway, with its (encrypted) person record."""
+    at = at or now()
+    with uow:
+        definition = uow.catalog.latest(pathway_id, conn=uow.conn)
+        conditions = set(conditions)
+        if person is not None and person.has_children:
+            conditions.add("children")
+        case_id = uuid.uuid4()
+        reference = next_reference(uow.conn, prefix=reference_prefix, year=utc(first_contact_at, "first_contact_at").year)
+        case = Case.open(
+            definition, case_id=case_id, reference=reference, unit=unit, first_contact_at=first_contact_at,
+            actor=actor, at=at, conditions=sorted(conditions & set(definition.conditions)), reason=reason,
+        )
+        uow.cases.add(case)
+        if person is not None:
+            repeat = recent_contact(uow.conn, blind_index(index_key, person.name), since=at - REPEAT_CONTACT_WINDOW)
+            write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=True)
+            case.execute(NotePersonChange(changed_fields(None, person)), actor=actor, at=at)
+            uow.cases.save(case)
+            if repeat:
+                uow.conn.execute(sa.update(case_t).where(case_t.c.id == case.id).values(repeat_contact=True))
+        uow.commit()
+    return case
+
+
+def change_case(
+    *, uow: UnitOfWork, reference: str, expected_version: int | None, change: Callable[[Case], T],
+    also: Callable[[sa.Connection], None] | None = None,
+) -> tuple[Case, T]:
+    """Load a case, change it and save it with its events, in one transaction; a stale version raises a conflict.
+
+    ``also`` writes more in the same transaction (the access-log row of the write), so both or neither persist."""
+    with uow:
+        case = uow.cases.get(reference, lock=True)
+        if expected_version is not None and expected_version != case.version:
+            raise ConcurrencyConflict(reference, expected_version, case.version)
+        result = change(case)
+        uow.cases.save(case, expected_version=expected_version)
+        if also is not None:
+            also(uow.conn)
+        uow.commit()
+    return case, result
+
+
+def execute(
+    *, uow: UnitOfWork, reference: str, expected_version: int | None, command: Command, actor: str,
+    at: datetime | None = None, also: Callable[[sa.Connection], None] | None = None,
+) -> tuple[Case, Any]:
+    """The one handler of a command on a stored case, for the API, the pages, the CLI and the demo alike.
+    Returns the case and what the command yields (an ad-hoc step's code, a handover task's id)."""
+    when = at or now()
+    return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also,
+                       change=lambda case: case.execute(command, actor=actor, at=when))
+
+
+def get_case(*, uow: UnitOfWork, reference: str) -> Case:
+    with uow:
+        return uow.cases.get(reference)

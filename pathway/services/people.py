@@ -1,0 +1,103 @@
+"""The person record: encrypted at rest, found by a keyed blind index of the name, read only when asked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from pathway.case import Case
+from pathway.case.commands import NotePersonChange, SetCondition
+from pathway.crypto import KeyRing, blind_index
+from pathway.errors import ConcurrencyConflict, InvalidArgument, NotFound
+from pathway.people import PersonRecord, changed_fields, seal, unseal
+from pathway.store.engine import WRITE
+from pathway.store.tables import case_t, person_t
+from pathway.store.uow import UnitOfWork
+
+
+def update_person(
+    *, uow: UnitOfWork, reference: str, expected_version: int | None, person: PersonRecord, actor: str,
+    keys: KeyRing, index_key: str, reason: str | None = None, at: datetime | None = None,
+) -> Case:
+    at = at or datetime.now(timezone.utc)
+    with uow:
+        case = uow.cases.get(reference, lock=True)
+        if expected_version is not None and expected_version != case.version:
+            raise ConcurrencyConflict(reference, expected_version, case.version)
+        blob = uow.conn.execute(sa.select(person_t.c.ciphertext).where(person_t.c.case_id == case.id)).scalar()
+        old = unseal(blob, case_id=case.id, keys=keys) if blob is not None else None
+        fields = changed_fields(old, person)
+        if not fields:
+            raise InvalidArgument("person", "nothing changed")
+        if person.has_children and "children" in case.definition.conditions and "children" not in case.conditions:
+            case.execute(SetCondition("children", True, reason="children registered in the person record"), actor=actor, at=at)
+        write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=old is None)
+        case.execute(NotePersonChange(fields, reason=reason), actor=actor, at=at)
+        uow.cases.save(case, expected_version=expected_version)
+        uow.commit()
+    return case
+
+
+def read_person(*, uow: UnitOfWork, reference: str, keys: KeyRing) -> PersonRecord | None:
+    with uow:
+        row = uow.conn.execute(
+            sa.select(person_t.c.case_id, person_t.c.ciphertext)
+            .join(case_t, case_t.c.id == person_t.c.case_id).where(case_t.c.reference == reference)
+        ).first()
+        if row is None:
+            if uow.conn.execute(sa.select(case_t.c.id).where(case_t.c.reference == reference)).first() is None:
+                raise NotFound("case", reference)
+            return None
+        return unseal(row.ciphertext, case_id=row.case_id, keys=keys)
+
+
+def find_cases_by_name(*, uow: UnitOfWork, name: str, index_key: str) -> list[str]:
+    """References of the cases whose person has exactly this name (compared by blind index, nothing decrypted)."""
+    with uow:
+        rows = uow.conn.execute(
+            sa.select(case_t.c.reference).join(person_t, person_t.c.case_id == case_t.c.id)
+            .where(person_t.c.name_index == blind_index(index_key, name)).order_by(case_t.c.opened_at)
+        )
+        return [r.reference for r in rows]
+
+
+def recent_contact(conn: sa.Connection, name_index: str, *, since: datetime) -> bool:
+    query = (
+        sa.select(case_t.c.id).join(person_t, person_t.c.case_id == case_t.c.id)
+        .where(person_t.c.name_index == name_index, sa.or_(case_t.c.closed_at.is_(None), case_t.c.closed_at >= since))
+        .limit(1)
+    )
+    return conn.execute(query).first() is not None
+
+
+def write_person(conn: sa.Connection, case: Case, person: PersonRecord, *, keys: KeyRing, index_key: str,
+                  at: datetime, insert: bool) -> None:
+    key_id, blob, name_index = seal(person, case_id=case.id, keys=keys, index_key=index_key)
+    values = {"key_id": key_id, "ciphertext": blob, "name_index": name_index, "updated_at": at}
+    if insert:
+        conn.execute(sa.insert(person_t).values(case_id=case.id, **values))
+    else:
+        conn.execute(sa.update(person_t).where(person_t.c.case_id == case.id).values(**values))
+
+
+def rotate_person_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500,
+                       progress: Callable[[int], None] | None = None) -> int:
+    """Re-encrypt every person record not under the active key; returns how many were rewritten."""
+    done = 0
+    while True:
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            rows = conn.execute(
+                sa.select(person_t.c.case_id, person_t.c.ciphertext)
+                .where(person_t.c.key_id != keys.active_id).limit(batch)
+            ).all()
+            for row in rows:
+                blob = keys.rotate(row.ciphertext, aad=row.case_id.bytes)
+                conn.execute(sa.update(person_t).where(person_t.c.case_id == row.case_id)
+                             .values(ciphertext=blob, key_id=keys.active_id))
+        done += len(rows)
+        if progress is not None:
+            progress(len(rows))
+        if len(rows) < batch:
+            return done
