@@ -123,8 +123,8 @@ def mermaid(definition: PathwayDefinition, *, lang: str = "nb") -> str:
             label += f" [{', '.join(t.requires)}]"
         for source in t.sources:
             lines.append(f"    {source} --> {t.dest}: {esc(label)}")
-    for phase in sorted(definition.final_phases):
-        lines.append(f"    {phase} --> [*]")
+    for final in sorted(definition.final_phases):
+        lines.append(f"    {final} --> [*]")
     for phase in definition.phases:
         codes = [c for c in definition.checkpoints if c.phases[0] == phase.id]
         if not codes:

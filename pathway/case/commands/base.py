@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pathway.case.values import parse_iso
@@ -74,11 +73,16 @@ class Command:
         return cls(**values)
 
 
-@cache
+_FIELDS: dict[str, dict[str, Any]] = {}
+
+
 def fields_of(cls: type[Command]) -> dict[str, Any]:
     """The command's fields and their types, in declaration order."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    found = _FIELDS.get(cls.operation)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _FIELDS[cls.operation] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return found
 
 
 def _coerce(raw: Any, kind: Any) -> Any:
