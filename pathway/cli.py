@@ -570,7 +570,7 @@ def reports_snapshot(database_url: DatabaseUrl = None) -> None:
 def outbox_list(status: Annotated[str, typer.Option(help="dead, pending, sending, sent or all")] = "dead",
                 database_url: DatabaseUrl = None) -> None:
     """List outbox messages (by default the dead letters)."""
-    from notifications.dispatcher import list_outbox
+    from pathway.store.outbox import list_outbox
 
     core = _core(database_url)
     table = Table("id", "channel", "recipient", "status", "attempts", "last error")
@@ -585,7 +585,7 @@ def outbox_retry(ids: Annotated[Optional[list[str]], typer.Argument(help="Outbox
     """Give dead-letter messages a fresh set of delivery attempts."""
     import uuid as _uuid
 
-    from notifications.dispatcher import retry_dead
+    from pathway.store.outbox import retry_dead
 
     core = _core(database_url)
     try:

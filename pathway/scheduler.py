@@ -17,7 +17,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from notifications.dispatcher import DispatchResult, RetryPolicy, dispatch
+from notifications.dispatcher import DispatchResult, RetryPolicy
+from pathway.store.outbox import dispatch
 from pathway.store.scan import ScanResult, route, scan
 from pathway.store.snapshots import refresh_snapshots
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import AnyUser, Core
-from notifications import inbox
+from pathway.store import inbox
 
 router = APIRouter(prefix="/api/v1/inbox", tags=["inbox"])
 

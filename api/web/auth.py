@@ -14,8 +14,8 @@ from api.deps import Core
 from api.web import session as s
 from api.web.render import page
 from api.web.session import AnySession, Posted
-from notifications import inbox
 from pathway.accounts import LoginFailed, end_session, login
+from pathway.store import inbox
 
 router = APIRouter(include_in_schema=False)
 START = {"coordinator": "/cases", "partner": "/tasks", "manager": "/reports", "admin": "/admin/users"}

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from api.web.i18n import kind_label, operation_label, translator
 from api.web.session import Session, language
-from notifications import inbox
+from pathway.store import inbox
 
 OSLO = ZoneInfo("Europe/Oslo")
 HERE = Path(__file__).parent

@@ -5,6 +5,7 @@ says whether retrying later with the same idempotency key makes sense. No channe
 subject or body in an error or a log line.
 """
 
+from notifications.channels.base import EmailSender, WebhookSender
 from notifications.channels.email import EmailChannel, message_id_for
 from notifications.channels.errors import DeliveryError
 from notifications.channels.webhook import WebhookChannel, payload_for, sign, verify_signature
@@ -12,7 +13,9 @@ from notifications.channels.webhook import WebhookChannel, payload_for, sign, ve
 __all__ = [
     "DeliveryError",
     "EmailChannel",
+    "EmailSender",
     "WebhookChannel",
+    "WebhookSender",
     "message_id_for",
     "payload_for",
     "sign",

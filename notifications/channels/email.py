@@ -21,6 +21,7 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from notifications.channels.base import logged
 from notifications.channels.errors import DeliveryError
 from notifications.message import Message, Rendered
 
@@ -114,13 +115,7 @@ class EmailChannel:
     def send(self, *, to: str, message: Message, rendered: Rendered) -> None:
         """Deliver to ``to``; returns when the server has accepted the message, else raises DeliveryError."""
         msg = self.build(to=to, message=message, rendered=rendered)
-        key = message.idempotency_key
-        try:
-            self._deliver(to, msg)
-        except DeliveryError as exc:
-            log.warning("email not delivered: key=%s transient=%s reason=%s", key, exc.transient, exc.reason)
-            raise
-        log.info("email delivered: key=%s kind=%s", key, message.kind)
+        logged(log, "email", message, lambda: self._deliver(to, msg))
 
     def _deliver(self, to: str, msg: EmailMessage) -> None:
         try:

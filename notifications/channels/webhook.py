@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from notifications.channels.base import logged
 from notifications.channels.errors import DeliveryError
 from notifications.message import Message
 
@@ -98,13 +99,7 @@ class WebhookChannel:
 
     def send(self, *, url: str, message: Message) -> None:
         """Deliver to ``url``; returns on a 2xx answer, else raises DeliveryError."""
-        key = message.idempotency_key
-        try:
-            self._post(url, message)
-        except DeliveryError as exc:
-            log.warning("webhook not delivered: key=%s transient=%s reason=%s", key, exc.transient, exc.reason)
-            raise
-        log.info("webhook delivered: key=%s kind=%s", key, message.kind)
+        logged(log, "webhook", message, lambda: self._post(url, message))
 
     def _post(self, url: str, message: Message) -> None:
         _check_url(url)

@@ -6,22 +6,22 @@ PostgreSQL lets them skip each other's locked rows, and the unique key settles a
 first scan raises every rung that was passed, once each.
 
 Routing (``route``) then gives each reminder to its recipients: an inbox row each, and outbox rows for email and
-webhooks, in the same transaction that marks the reminder routed.
+webhooks, in the same transaction that marks the reminder routed. Who the recipients are is decided by
+``notifications.routing``; this module only fetches the candidates and writes the rows.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from notifications.routing import Candidate, Reminder, route_reminders
 from pathway.definition import PathwayDefinition
 from pathway.reminders import HANDOVER_UNACCEPTED, crossed, rung_times
 from pathway.store.engine import WRITE
@@ -36,6 +36,7 @@ from pathway.store.tables import (
 )
 
 Resolver = Callable[..., PathwayDefinition]
+Rows = Sequence[sa.Row[Unpack[tuple[Any, ...]]]]  # rows of any shape
 
 
 @dataclass
@@ -81,7 +82,7 @@ def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 10
             return total
 
 
-def _raise(conn: sa.Connection, rows: list[sa.Row[Any]], *, resolve: Resolver, now: datetime) -> int:
+def _raise(conn: sa.Connection, rows: Rows, *, resolve: Resolver, now: datetime) -> int:
     if not rows:
         return 0
     handover_codes = _handover_codes(rows, resolve, conn)
@@ -135,7 +136,7 @@ def _write_sqlite(conn: sa.Connection, reminders: list[tuple[Any, ...]], advance
     return conn.execute(insert, [dict(zip(_REMINDER_COLS, r, strict=True)) for r in reminders]).rowcount
 
 
-def _handover_codes(rows: list[sa.Row[Any]], resolve: Resolver, conn: sa.Connection) -> set[str]:
+def _handover_codes(rows: Rows, resolve: Resolver, conn: sa.Connection) -> set[str]:
     codes = set()
     for key in {(r.pathway_id, r.definition_version) for r in rows}:
         codes |= {c.code for c in resolve(*key, conn=conn).checkpoints if c.handover is not None}
@@ -149,7 +150,6 @@ def route(*, engine: sa.Engine, public_url: str, now: datetime, batch: int = 100
     """Route raised reminders to their recipients: an inbox row each, and outbox rows for email and webhooks,
     written in the same transaction as the mark that the reminder was routed (so: exactly once)."""
     total = ScanResult()
-    public_url = public_url.rstrip("/")
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             query = (
@@ -166,36 +166,29 @@ def route(*, engine: sa.Engine, public_url: str, now: datetime, batch: int = 100
             return total
 
 
-def _fan_out(conn: sa.Connection, rows: list[sa.Row[Any]], *, public_url: str, now: datetime) -> ScanResult:
+def _fan_out(conn: sa.Connection, rows: Rows, *, public_url: str, now: datetime) -> ScanResult:
     result = ScanResult()
     if not rows:
         return result
-    people = _Directory(conn, rows)
+    reminders = [Reminder(id=r.id, kind=r.kind, to=r.recipient, due_at=r.due_at, step_code=r.code, owner=r.owner,
+                          case_reference=r.reference, unit=r.unit, coordinator=r.coordinator) for r in rows]
     notifications, outbox = [], []
-    for row in rows:
-        manager = row.recipient == "manager"
-        recipients = people.recipients(row.owner if row.recipient == "owner" else row.recipient, row)
-        if not recipients:
+    for found in route_reminders(reminders, _candidates(conn, reminders), public_url=public_url):
+        if not found.recipients:
             result.unrouted += 1
             continue
-        # Units are free text ("Bergen sentrum"): encode it, or the link is no URL and the message cannot be rendered.
-        link = (f"{public_url}/reports?unit={quote(row.unit, safe='')}" if manager
-                else f"{public_url}/cases/{quote(row.reference, safe='')}")
-        payload = {"kind": "manager_escalation" if manager else row.kind, "due_at": row.due_at.isoformat(),
-                   "link": link, "case_reference": None if manager else row.reference,
-                   "step_code": None if manager else row.code, "unit": row.unit, "count": 1}
-        for user in recipients:
-            notifications.append({"id": uuid.uuid5(row.id, user.username), "reminder_id": row.id,
-                                  "username": user.username, "kind": payload["kind"],
-                                  "case_reference": payload["case_reference"], "step_code": payload["step_code"],
-                                  "unit": row.unit, "due_at": row.due_at, "link": link, "created_at": now,
+        payload, rid = found.payload(), found.reminder_id
+        for user in found.recipients:
+            notifications.append({"id": uuid.uuid5(rid, user.username), "reminder_id": rid,
+                                  "username": user.username, "kind": found.kind,
+                                  "case_reference": found.case_reference, "step_code": found.step_code,
+                                  "unit": found.unit, "due_at": found.due_at, "link": found.link, "created_at": now,
                                   "read_at": None})
-            for channel, address in (("email", user.email), ("webhook", user.webhook_url)):
-                if address:
-                    outbox.append({"id": uuid.uuid5(row.id, f"{user.username}/{channel}"), "reminder_id": row.id,
-                                   "username": user.username, "channel": channel, "payload": payload,
-                                   "status": "pending", "attempts": 0, "next_attempt_at": now,
-                                   "locked_until": None, "last_error": None, "created_at": now, "sent_at": None})
+            for channel in user.channels:
+                outbox.append({"id": uuid.uuid5(rid, f"{user.username}/{channel}"), "reminder_id": rid,
+                               "username": user.username, "channel": channel, "payload": payload,
+                               "status": "pending", "attempts": 0, "next_attempt_at": now,
+                               "locked_until": None, "last_error": None, "created_at": now, "sent_at": None})
     if notifications:
         conn.execute(sa.insert(notification_t), notifications)
     if outbox:
@@ -211,35 +204,18 @@ def _unaccepted_handovers(conn: sa.Connection, case_ids: set[uuid.UUID]) -> set[
     return {(r.case_id, r.code) for r in rows}
 
 
-class _Directory:
-    """Everyone who could receive a batch of reminders, loaded in one query and indexed once."""
-
-    def __init__(self, conn: sa.Connection, rows: list[sa.Row[Any]]) -> None:
-        units = {r.unit for r in rows}
-        names = {r.coordinator for r in rows if r.coordinator}
-        owners = {r.owner for r in rows}
-        users = conn.execute(
-            sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.agency, user_t.c.email,
-                      user_t.c.webhook_url).where(user_t.c.active.is_(True), sa.or_(
-                sa.and_(user_t.c.role.in_(["coordinator", "manager"]), user_t.c.unit.in_(units)),
-                sa.and_(user_t.c.role == "partner", user_t.c.agency.in_(owners)),
-                user_t.c.username.in_(names),
-            )).order_by(user_t.c.username)).all()
-        self.by_name = {u.username: u for u in users}
-        self.by_unit: dict[tuple[str, str | None], list[sa.Row[Any]]] = defaultdict(list)
-        self.by_agency: dict[str, list[sa.Row[Any]]] = defaultdict(list)
-        for user in users:
-            self.by_unit[(user.role, user.unit)].append(user)
-            if user.role == "partner" and user.agency:
-                self.by_agency[user.agency].append(user)
-
-    def recipients(self, to: str, row: sa.Row[Any]) -> list[sa.Row[Any]]:
-        """Who hears of a rung: an agency's contacts, the case's coordinator, or the unit's managers; when nobody
-        fits, the unit's coordinators, so that no reminder goes unheard."""
-        if to == "manager":
-            found = self.by_unit[("manager", row.unit)]
-        elif to == "coordinator":
-            found = [self.by_name[row.coordinator]] if row.coordinator in self.by_name else []
-        else:
-            found = self.by_agency.get(to, [])  # an agency owns the step; a role (crisis_centre) falls through
-        return found or self.by_unit[("coordinator", row.unit)]
+def _candidates(conn: sa.Connection, reminders: list[Reminder]) -> list[Candidate]:
+    """Everyone who could receive a batch of reminders, in one query: the units' coordinators and managers, the
+    owning agencies' partners, and the cases' coordinators by name (active users only)."""
+    units = {r.unit for r in reminders}
+    names = {r.coordinator for r in reminders if r.coordinator}
+    owners = {r.owner for r in reminders}
+    users = conn.execute(
+        sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.agency, user_t.c.email,
+                  user_t.c.webhook_url).where(user_t.c.active.is_(True), sa.or_(
+            sa.and_(user_t.c.role.in_(["coordinator", "manager"]), user_t.c.unit.in_(units)),
+            sa.and_(user_t.c.role == "partner", user_t.c.agency.in_(owners)),
+            user_t.c.username.in_(names),
+        )).order_by(user_t.c.username))
+    return [Candidate(username=u.username, role=u.role, unit=u.unit, agency=u.agency, email=u.email,
+                      webhook_url=u.webhook_url) for u in users]

@@ -19,11 +19,12 @@ import sqlalchemy as sa
 
 from notifications.channels import EmailChannel, WebhookChannel, message_id_for, verify_signature
 from notifications.channels.webhook import PAYLOAD_FIELDS
-from notifications.dispatcher import RetryPolicy, dispatch, list_outbox, retry_dead
+from notifications.dispatcher import RetryPolicy
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.people import PersonRecord
 from pathway.scheduler import run_scan
+from pathway.store.outbox import dispatch, list_outbox, retry_dead
 from pathway.store.tables import outbox_t
 
 from .support import (

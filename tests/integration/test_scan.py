@@ -7,10 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from notifications import inbox
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.scheduler import run_scan
+from pathway.store import inbox
 from pathway.store.tables import notification_t, outbox_t, reminder_t, step_t
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)  # Monday 09:00 in Oslo

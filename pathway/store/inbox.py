@@ -1,4 +1,5 @@
-"""The in-app inbox of each user: notifications written by the reminder scan, read or unread."""
+"""The in-app inbox of each user (the notification table): notifications written by the reminder scan, read or
+unread."""
 
 from __future__ import annotations
 

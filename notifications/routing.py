@@ -1,0 +1,123 @@
+"""Who hears of a reminder, and by which channels: a pure decision over plain facts (no database, no clock).
+
+The caller (the reminder scan's routing step, in the store layer) fetches the reminders and the candidates (the
+active coordinators and managers of the reminders' units, the partners of the agencies that own the steps, and the
+cases' coordinators by name), and writes what :func:`route_reminders` returns: an inbox row per recipient, an
+outbox row per channel.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+__all__ = ["Candidate", "Recipient", "Reminder", "Route", "route_reminders"]
+
+CHANNELS: tuple[str, ...] = ("email", "webhook")  # besides the inbox, which everyone has
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """A raised reminder with the facts of its step and case that routing needs."""
+
+    id: uuid.UUID
+    kind: str  # the rung's kind: due_soon, due_now, overdue, escalation, handover_unaccepted
+    to: str  # the rung's addressee: "owner", "coordinator", "manager", or an agency or role
+    due_at: datetime
+    step_code: str
+    owner: str  # the step's owner: an agency (police) or a role (crisis_centre)
+    case_reference: str
+    unit: str
+    coordinator: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An active user who may receive some reminder of the batch, with the addresses they gave."""
+
+    username: str
+    role: str
+    unit: str | None = None
+    agency: str | None = None
+    email: str | None = None
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    username: str
+    channels: tuple[str, ...]  # outside the inbox: each of CHANNELS the user has an address for
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What one reminder becomes: the notification's facts, and who gets it (nobody: no one could be found)."""
+
+    reminder_id: uuid.UUID
+    kind: str
+    due_at: datetime
+    link: str
+    case_reference: str | None  # None for managers, who see aggregated figures only
+    step_code: str | None
+    unit: str
+    recipients: tuple[Recipient, ...]
+
+    def payload(self) -> dict[str, Any]:
+        """The outbox payload (JSON) that ``notifications.dispatcher.to_message`` turns back into a Message."""
+        return {"kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
+                "case_reference": self.case_reference, "step_code": self.step_code, "unit": self.unit, "count": 1}
+
+
+def route_reminders(reminders: Iterable[Reminder], candidates: Iterable[Candidate], *, public_url: str) -> list[Route]:
+    """A route for each reminder, in order: its recipients among ``candidates`` and its link under ``public_url``."""
+    public_url = public_url.rstrip("/")
+    people = _Directory(candidates)
+    routes = []
+    for reminder in reminders:
+        manager = reminder.to == "manager"
+        found = people.recipients(reminder.owner if reminder.to == "owner" else reminder.to, reminder)
+        # Units are free text ("Bergen sentrum"): encode it, or the link is no URL and the message cannot be rendered.
+        link = (f"{public_url}/reports?unit={quote(reminder.unit, safe='')}" if manager
+                else f"{public_url}/cases/{quote(reminder.case_reference, safe='')}")
+        routes.append(Route(
+            reminder_id=reminder.id, kind="manager_escalation" if manager else reminder.kind, due_at=reminder.due_at,
+            link=link, case_reference=None if manager else reminder.case_reference,
+            step_code=None if manager else reminder.step_code, unit=reminder.unit,
+            recipients=tuple(Recipient(user.username, _channels(user)) for user in found)))
+    return routes
+
+
+def _channels(user: Candidate) -> tuple[str, ...]:
+    addresses = {"email": user.email, "webhook": user.webhook_url}
+    return tuple(channel for channel in CHANNELS if addresses[channel])
+
+
+class _Directory:
+    """The candidates, indexed once by name, by role and unit, and (partners) by agency."""
+
+    def __init__(self, candidates: Iterable[Candidate]) -> None:
+        self.by_name: dict[str, Candidate] = {}
+        self.by_unit: dict[tuple[str, str | None], list[Candidate]] = defaultdict(list)
+        self.by_agency: dict[str, list[Candidate]] = defaultdict(list)
+        for user in candidates:
+            self.by_name[user.username] = user
+            self.by_unit[(user.role, user.unit)].append(user)
+            if user.role == "partner" and user.agency:
+                self.by_agency[user.agency].append(user)
+
+    def recipients(self, to: str, reminder: Reminder) -> list[Candidate]:
+        """Who hears of a rung: an agency's contacts, the case's coordinator, or the unit's managers; when nobody
+        fits, the unit's coordinators, so that no reminder goes unheard."""
+        if to == "manager":
+            found = self.by_unit[("manager", reminder.unit)]
+        elif to == "coordinator":
+            coordinator = self.by_name.get(reminder.coordinator) if reminder.coordinator else None
+            found = [coordinator] if coordinator else []
+        else:
+            found = self.by_agency.get(to, [])  # an agency owns the step; a role (crisis_centre) falls through
+        return found or self.by_unit[("coordinator", reminder.unit)]

@@ -1,0 +1,62 @@
+"""Who hears of a reminder, and by which channels: the routing rule on plain facts, no database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from notifications.routing import Candidate, Recipient, Reminder, route_reminders
+
+DUE = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+URL = "https://forlop.example.invalid/"
+
+K1 = Candidate("k1", "coordinator", unit="Bergen sentrum", email="k1@example.invalid")
+K2 = Candidate("k2", "coordinator", unit="Bergen sentrum")
+M1 = Candidate("m1", "manager", unit="Bergen sentrum", webhook_url="https://hooks.example.invalid/m1")
+P1 = Candidate("p1", "partner", agency="police", email="p1@example.invalid", webhook_url="https://hooks.example.invalid")
+OTHER = Candidate("k9", "coordinator", unit="Oslo")
+EVERYONE = [K1, K2, M1, P1, OTHER]
+
+
+def reminder(to: str, *, owner: str = "police", coordinator: str | None = "k2", kind: str = "due_soon") -> Reminder:
+    return Reminder(id=uuid.uuid4(), kind=kind, to=to, due_at=DUE, step_code="K3", owner=owner,
+                    case_reference="BGO-2026-0042", unit="Bergen sentrum", coordinator=coordinator)
+
+
+def route_one(r: Reminder, candidates: list[Candidate] = EVERYONE) -> tuple[Recipient, ...]:
+    (found,) = route_reminders([r], candidates, public_url=URL)
+    assert found.reminder_id == r.id
+    return found.recipients
+
+
+def test_a_reminder_to_the_owner_reaches_the_owning_agencys_contacts_by_every_channel_they_gave() -> None:
+    assert route_one(reminder("owner")) == (Recipient("p1", ("email", "webhook")),)
+
+
+def test_a_reminder_to_the_coordinator_reaches_the_cases_own_coordinator_by_the_inbox_alone() -> None:
+    assert route_one(reminder("coordinator")) == (Recipient("k2", ()),)
+
+
+def test_a_reminder_to_managers_reaches_the_units_managers_with_no_case_in_the_message() -> None:
+    (found,) = route_reminders([reminder("manager")], EVERYONE, public_url=URL)
+    assert found.recipients == (Recipient("m1", ("webhook",)),)
+    assert (found.kind, found.case_reference, found.step_code) == ("manager_escalation", None, None)
+    assert found.link == "https://forlop.example.invalid/reports?unit=Bergen%20sentrum"
+
+
+def test_a_reminder_nobody_fits_falls_back_to_the_units_coordinators() -> None:
+    assert route_one(reminder("owner", owner="crisis_centre")) == (Recipient("k1", ("email",)), Recipient("k2", ()))
+    assert route_one(reminder("coordinator", coordinator=None)) == (Recipient("k1", ("email",)), Recipient("k2", ()))
+    assert route_one(reminder("manager"), [K1, K2, P1]) == (Recipient("k1", ("email",)), Recipient("k2", ()))
+
+
+def test_a_reminder_with_no_candidate_at_all_is_routed_to_nobody() -> None:
+    assert route_one(reminder("owner"), [OTHER]) == ()
+
+
+def test_a_case_reminder_links_to_the_case_and_carries_the_payload_the_dispatcher_reads() -> None:
+    (found,) = route_reminders([reminder("owner", kind="overdue")], EVERYONE, public_url=URL)
+    assert found.payload() == {"kind": "overdue", "due_at": DUE.isoformat(),
+                               "link": "https://forlop.example.invalid/cases/BGO-2026-0042",
+                               "case_reference": "BGO-2026-0042", "step_code": "K3", "unit": "Bergen sentrum",
+                               "count": 1}
