@@ -20,7 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from notifications.dispatcher import DispatchResult, RetryPolicy
 from pathway.store.outbox import dispatch
 from pathway.store.scan import ScanResult, route, scan
-from pathway.store.snapshots import refresh_snapshots
+from pathway.metrics.snapshots import refresh_snapshots
 
 if TYPE_CHECKING:
     from pathway.bootstrap import Forlop

@@ -6,20 +6,30 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from api.access import log_access
 from api.deps import Core
-from api.routes.reports import _report, timeliness_csv
 from api.web import charts
 from api.web.i18n import translator
 from api.web.render import page, percent
 from api.web.session import ManagerPage, language
-from pathway import metrics
+from pathway.accounts import User
+from pathway.bootstrap import Forlop
+from pathway.metrics.export import FILENAME, MEDIA_TYPE, to_csv
+from pathway.metrics.periods import Period
+from pathway.metrics.report import IntervalFigures, Report
+from pathway.metrics.view import Scope, SpanRefused, read_report
 
 router = APIRouter(include_in_schema=False)
-Scope = Literal["unit", "all"]
+
+
+def _read(core: Forlop, user: User, period: Period, start: date | None, end: date | None, scope: Scope) -> Report:
+    try:
+        return read_report(core, user, period, start, end, scope)
+    except SpanRefused as exc:  # the API's 422, shown as a problem page
+        raise HTTPException(422, str(exc)) from exc
 
 
 @router.get("/reports")
@@ -27,7 +37,7 @@ def report_page(request: Request, core: Core, session: ManagerPage,
                 period: Literal["month", "tertial"] = "month", start: date | None = None, end: date | None = None,
                 scope: Scope = "unit", at: Annotated[str, Query(max_length=10)] = "",
                 interval: Annotated[str, Query(max_length=40)] = "") -> Response:
-    report = _report(core, session.user, period, start, end, scope)
+    report = _read(core, session.user, period, start, end, scope)
     log_access(core.engine, request, session.user, "report.read")
     t = translator(language(request, session.user))
     target = core.settings.report_target_share
@@ -64,7 +74,7 @@ def report_page(request: Request, core: Core, session: ManagerPage,
                        "scope": scope})
 
 
-def _share_text(row: metrics.IntervalFigures) -> str:
+def _share_text(row: IntervalFigures) -> str:
     if row.within_deadline_share is None:
         return "–" if row.completed == 0 else str(row.completed)
     return percent(row.within_deadline_share)
@@ -73,4 +83,7 @@ def _share_text(row: metrics.IntervalFigures) -> str:
 @router.get("/reports/timeliness.csv")
 def report_csv(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
                start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
-    return timeliness_csv(request, core, session.user, period=period, start=start, end=end, scope=scope)
+    report = _read(core, session.user, period, start, end, scope)
+    log_access(core.engine, request, session.user, "report.csv")
+    return Response(to_csv(report), media_type=MEDIA_TYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'})

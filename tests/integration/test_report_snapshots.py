@@ -9,13 +9,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from api.routes.reports import _report
 from pathway import metrics, services
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.demo import seed_demo
+from pathway.metrics.snapshots import ALL_UNITS, read_snapshot
+from pathway.metrics.view import read_report as _report
 from pathway.scheduler import build_scheduler, run_report_snapshots
-from pathway.store.snapshots import ALL_UNITS, read_snapshot
 from pathway.store.tables import snapshot_t
 
 UTC = timezone.utc

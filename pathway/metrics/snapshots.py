@@ -17,13 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pathway import metrics
+from pathway.metrics.collect import Resolver
+from pathway.metrics.periods import Period, default_span
+from pathway.metrics.report import CaseFigures, IntervalFigures, Report, breakdown
 from pathway.store.tables import snapshot_t, user_t
 
 log = logging.getLogger("forlop.snapshots")
 
 ALL_UNITS = "*"
-PERIODS: tuple[metrics.Period, ...] = ("month", "tertial")
+PERIODS: tuple[Period, ...] = ("month", "tertial")
 
 
 def _iso(value: Any) -> str:
@@ -32,22 +34,22 @@ def _iso(value: Any) -> str:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def to_json(report: metrics.Report) -> dict[str, Any]:
+def to_json(report: Report) -> dict[str, Any]:
     """A report as JSON-ready data (``dataclasses.asdict``, dates as ISO strings)."""
     return json.loads(json.dumps(dataclasses.asdict(report), default=_iso))
 
 
-def from_json(data: dict[str, Any], *, generated_at: datetime) -> metrics.Report:
+def from_json(data: dict[str, Any], *, generated_at: datetime) -> Report:
     """A report back from ``to_json``, its rows as dataclasses again (the web page reads their attributes)."""
-    return metrics.Report(
+    return Report(
         period=data["period"], start=date.fromisoformat(data["start"]), end=date.fromisoformat(data["end"]),
         unit=data["unit"], generated_at=generated_at, periods=tuple(data["periods"]),
-        intervals=tuple(metrics.IntervalFigures(**r) for r in data["intervals"]),
-        cases=tuple(metrics.CaseFigures(**c) for c in data["cases"]),
+        intervals=tuple(IntervalFigures(**r) for r in data["intervals"]),
+        cases=tuple(CaseFigures(**c) for c in data["cases"]),
     )
 
 
-def write_snapshots(engine: sa.Engine, reports: Iterable[metrics.Report], *, computed_at: datetime) -> int:
+def write_snapshots(engine: sa.Engine, reports: Iterable[Report], *, computed_at: datetime) -> int:
     """Store ``reports`` in one transaction, in place of every earlier snapshot of their period kinds (the
     default span moves with the day, so older spans are stale). Returns how many were written; 0 when another
     scheduler wrote the same snapshots at the same moment (its figures are as good)."""
@@ -67,7 +69,7 @@ def write_snapshots(engine: sa.Engine, reports: Iterable[metrics.Report], *, com
 
 
 def read_snapshot(engine: sa.Engine, *, period: str, start: date, end: date, unit: str | None,
-                  not_before: datetime) -> metrics.Report | None:
+                  not_before: datetime) -> Report | None:
     """The stored report for this key if it was computed at ``not_before`` or later; else ``None``."""
     query = sa.select(snapshot_t.c.computed_at, snapshot_t.c.report).where(
         snapshot_t.c.period == period, snapshot_t.c.period_start == start, snapshot_t.c.period_end == end,
@@ -77,14 +79,14 @@ def read_snapshot(engine: sa.Engine, *, period: str, start: date, end: date, uni
     return None if row is None else from_json(row.report, generated_at=row.computed_at)
 
 
-def refresh_snapshots(*, engine: sa.Engine, resolve: metrics.Resolver, now: datetime) -> int:
-    """Compute the default report (``metrics.default_span``) of every unit (with figures, or with staff) and of
+def refresh_snapshots(*, engine: sa.Engine, resolve: Resolver, now: datetime) -> int:
+    """Compute the default report (``default_span``) of every unit (with figures, or with staff) and of
     all units, by month and by tertial, from one breakdown, and store it. Returns the number of snapshots
     written."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("naive datetime: now must carry a time zone")
-    start, end = metrics.default_span(now)  # the API's default, on the same day
-    whole = metrics.breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now)
+    start, end = default_span(now)  # the API's default, on the same day
+    whole = breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now)
     with engine.connect() as conn:
         # A unit of a manager without figures yet gets its (empty) report too, rather than a live one.
         staffed = set(conn.execute(sa.select(user_t.c.unit).where(user_t.c.unit.is_not(None)).distinct()).scalars())

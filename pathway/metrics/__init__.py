@@ -1,0 +1,54 @@
+"""Timeliness figures for managers: aggregates only, never a person.
+
+``timeliness`` answers, per checkpoint interval ("K0→K1": a checkpoint and the anchor its deadline counts from)
+and per period (month "2026-11" or tertial "2026-T3"; January–April is T1, May–August T2, September–December
+T3; dates are read in Europe/Oslo), for all units together or for one unit:
+
+- ``completed``: occurrences done in the period (by the time they were done);
+- ``within_deadline_share``: the share of those done by their deadline (``ended_at <= due_at``; ``due_at``
+  already includes paused time, because resuming moves every open deadline);
+- ``median_hours`` / ``p90_hours``: lead time in hours with paused time left out:
+  ``(ended_at - anchor_at) - (due_at - base_due)``, ``base_due`` being the deadline the definition gives
+  (``calendar.shift(anchor_at, offset)``; the repeat rule's offset for the 2nd, 3rd... occurrence of a repeating
+  checkpoint, named "K12→K12"). Percentiles interpolate linearly between the nearest ranks (as PostgreSQL's
+  ``percentile_cont``);
+- ``overdue_now``: occurrences still open at ``now`` whose deadline has passed, by the period of the deadline
+  (a deadline that fell inside a pause that still lasts is not overdue: the clock stands still);
+- ``deviation_reasons``: the documented reasons of late completions (the reason of ``complete`` events), counted
+  per reason text (compared without case and surrounding or repeated spaces).
+
+and per period the case figures: cases ``opened`` (by first contact), the share with a coordinator within the
+deadline (the checkpoint completed by ``assign_coordinator``, K3: two working days), among the cases where that is
+decided (done, or overdue now), cases ``closed`` and their ``outcomes``, the return-to-abuser rate at closure, and
+``repeat_contact`` (a new contact within 12 months, ``pathway_case.repeat_contact``) among the cases opened.
+
+Counts from 1 to 4 are suppressed, with whatever else would give them away (see ``suppression``).
+
+The modules, in the order a report is made:
+
+- ``periods``: period keys, their bounds in Europe/Oslo, the default span;
+- ``checkpoints``: the checkpoint intervals of a definition;
+- ``collect``: the SQL that collects the figures at the finest level (unit, month), and their roll-up;
+- ``lead_times``: lead times with paused time left out, and their percentiles;
+- ``suppression``: the small-number disclosure control (``suppress``, ``fold_reasons``);
+- ``report``: the report, cut from the whole breakdown suppressed at once (``timeliness``);
+- ``export``: the report as CSV;
+- ``snapshots``: the default report computed in the background and kept in ``report_snapshot``;
+- ``view``: the report as the API and the pages read it (the snapshot while it is fresh, else live).
+"""
+
+from pathway.metrics.checkpoints import Interval, intervals
+from pathway.metrics.collect import Resolver
+from pathway.metrics.export import to_csv
+from pathway.metrics.lead_times import lead_hours, percentile
+from pathway.metrics.periods import Period, default_span, months_of, period_bounds, period_key, periods_covering
+from pathway.metrics.report import (Breakdown, CaseFigures, IntervalFigures, Report, breakdown, reports_for_all_units,
+                                    timeliness)
+from pathway.metrics.suppression import HIDDEN, MIN_COUNT, OTHER, SMALL, Count, fold_reasons, suppress
+
+__all__ = [
+    "HIDDEN", "MIN_COUNT", "OTHER", "SMALL", "Breakdown", "CaseFigures", "Count", "Interval", "IntervalFigures",
+    "Period", "Report", "Resolver", "breakdown", "default_span", "fold_reasons", "intervals", "lead_hours",
+    "months_of", "percentile", "period_bounds", "period_key", "periods_covering", "reports_for_all_units",
+    "suppress", "timeliness", "to_csv",
+]

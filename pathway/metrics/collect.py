@@ -1,0 +1,262 @@
+"""Collecting the figures: a handful of aggregate queries over ``pathway_case``, ``step`` and ``case_event``
+(SQLAlchemy Core, the same on SQLite and PostgreSQL), each filtered by the period range. Only the completed
+occurrences come row by row (one query per tertial, narrow rows: the database works out period, on-time flag and
+elapsed seconds), because percentiles need every lead time and a pause is taken off with the working-day calendar,
+which SQL does not have.
+
+Figures are kept at the finest level (unit, month) and then rolled up to all units and to tertials."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from pathway.definition import Offset, PathwayDefinition
+from pathway.metrics.checkpoints import Interval, intervals, offset_of
+from pathway.metrics.lead_times import lead_hours
+from pathway.metrics.periods import months_of, period_bounds, period_dates, period_key
+from pathway.store.tables import case_t, definition_t, event_t, step_t
+
+Resolver = Callable[[str, int], PathwayDefinition]
+Cell = tuple[str, str, str, str | None, str]  # pathway, measure, sub, unit (None: all), period
+COORDINATOR_BY = "assign_coordinator"
+
+
+class Collected:
+    """Figures at the finest level (unit, month), then rolled up to all units and to tertials."""
+
+    def __init__(self, months: list[str], definitions: dict[tuple[str, int], PathwayDefinition]) -> None:
+        self.months = months
+        self.starts = [period_bounds(m)[0] for m in months]
+        self.tertial = {m: period_key(period_dates(m)[0], "tertial") for m in months}
+        self.definitions = definitions
+        self.counts: Counter[Cell] = Counter()
+        self.within: Counter[Cell] = Counter()
+        self.leads: defaultdict[Cell, list[float]] = defaultdict(list)
+        self.reasons: defaultdict[Cell, Counter[str]] = defaultdict(Counter)
+        self.texts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        # Free text could name a person; a reason is shown only when it was given in 5 or more different cases.
+        self.reason_cases: defaultdict[str, set[Any]] = defaultdict(set)
+        self.intervals: dict[tuple[str, str], Interval] = {}
+        self.outcomes: dict[str, list[str]] = {}
+        for (pathway, _), definition in sorted(definitions.items(), key=lambda kv: -kv[0][1]):
+            for iv in intervals(definition):
+                self.intervals.setdefault((pathway, iv.id), iv)
+            codes = self.outcomes.setdefault(pathway, [])
+            codes += [c for c in definition.outcomes if c not in codes]
+
+    def interval(self, pathway: str, code: str, repeat: bool) -> Interval | None:
+        return self.intervals.get((pathway, f"{code}{'+' if repeat else ''}"))
+
+    def kind(self, pathway: str, version: int, code: str, occurrence: int) -> tuple[Interval, Offset | None] | None:
+        """The interval an occurrence belongs to and the offset of its deadline (None: not a checkpoint)."""
+        definition = self.definitions.get((pathway, version))
+        checkpoint = definition.checkpoint.get(code) if definition is not None else None
+        if checkpoint is None:
+            return None
+        repeat, offset = offset_of(checkpoint, occurrence)
+        iv = self.interval(pathway, code, repeat)
+        return None if iv is None else (iv, offset)
+
+    def rolled(self) -> tuple[Counter[Cell], Counter[Cell], dict[Cell, list[float]], dict[Cell, Counter[str]]]:
+        """Counts, on-time counts, lead times and reasons, each cell also added to all units and to its tertial."""
+        counts: Counter[Cell] = Counter()
+        within: Counter[Cell] = Counter()
+        leads: defaultdict[Cell, list[float]] = defaultdict(list)
+        reasons: defaultdict[Cell, Counter[str]] = defaultdict(Counter)
+        for source, target in ((self.counts, counts), (self.within, within)):
+            for cell, n in source.items():
+                for up in self._up(cell):
+                    target[up] += n
+        for cell, xs in self.leads.items():
+            for up in self._up(cell):
+                leads[up].extend(xs)
+        for cell, c in self.reasons.items():
+            for up in self._up(cell):
+                reasons[up].update(c)
+        return counts, within, leads, reasons
+
+    def _up(self, cell: Cell) -> Iterable[Cell]:
+        pathway, measure, sub, unit, month = cell
+        for u in (unit, None):
+            for p in (month, self.tertial[month]):
+                yield pathway, measure, sub, u, p
+
+
+def _registered(conn: sa.Connection, resolve: Resolver) -> dict[tuple[str, int], PathwayDefinition]:
+    keys = conn.execute(sa.select(definition_t.c.pathway_id, definition_t.c.version)).all()
+    return {(p, v): resolve(p, v) for p, v in keys}
+
+
+def _month_case(column: Any, data: Collected) -> Any:
+    bounds = data.starts[1:] + [period_bounds(data.months[-1])[1]]
+    return sa.case(*[(column < b, m) for m, b in zip(data.months, bounds, strict=True)], else_=sa.null())
+
+
+def _not_paused_before(due: Any) -> Any:
+    """A deadline that fell inside a pause that still lasts has not passed: the clock stands still."""
+    return sa.or_(case_t.c.paused_since.is_(None), due < case_t.c.paused_since)
+
+
+def _seconds_between(conn: sa.Connection, start: Any, end: Any) -> Any:
+    """``end - start`` in seconds, in SQL."""
+    if conn.dialect.name == "sqlite":
+        return (sa.func.julianday(end) - sa.func.julianday(start)) * 86400.0
+    return sa.cast(sa.extract("epoch", end - start), sa.Float)
+
+
+def _reason_key(text: str) -> str:
+    """A reason as compared: without case and surrounding or repeated spaces."""
+    return " ".join(text.split()).casefold()
+
+
+
+def _collect_completed(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime) -> None:
+    """Completed occurrences in the range, with the reason of a late completion: one query of narrow rows. The
+    database works out the period, whether it was on time and the elapsed seconds; only occurrences
+    whose case was resumed after their anchor (a pause may have moved the deadline) bring their timestamps, for
+    the working-day calendar."""
+    late_note = sa.and_(
+        event_t.c.case_id == step_t.c.case_id, event_t.c.at == step_t.c.ended_at,
+        event_t.c.operation == "complete", event_t.c.reason.is_not(None),
+        event_t.c.payload["code"].as_string() == step_t.c.code,
+    )
+    resumed = (sa.select(event_t.c.case_id, sa.func.max(event_t.c.at).label("last"))
+               .where(event_t.c.operation == "resume").group_by(event_t.c.case_id).subquery())
+    paused = sa.and_(resumed.c.last.is_not(None), resumed.c.last > step_t.c.anchor_at)
+
+    def when_paused(column: Any) -> Any:
+        return sa.case((paused, column), else_=sa.null())
+
+    query = (
+        sa.select(case_t.c.pathway_id, case_t.c.definition_version, case_t.c.unit, step_t.c.code,
+                  step_t.c.occurrence, _month_case(step_t.c.ended_at, data).label("period"),
+                  sa.case((step_t.c.ended_at <= step_t.c.due_at, 1), else_=0).label("within"),
+                  _seconds_between(conn, step_t.c.anchor_at, step_t.c.ended_at).label("elapsed"),
+                  when_paused(step_t.c.anchor_at).label("anchor_at"), when_paused(step_t.c.due_at).label("due_at"),
+                  when_paused(step_t.c.ended_at).label("ended_at"), event_t.c.reason, step_t.c.case_id)
+        .select_from(step_t.join(case_t, case_t.c.id == step_t.c.case_id).outerjoin(event_t, late_note)
+                     .outerjoin(resumed, resumed.c.case_id == step_t.c.case_id))
+        .where(step_t.c.state == "done", step_t.c.adhoc.is_(False), step_t.c.due_at.is_not(None),
+               step_t.c.ended_at >= lo, step_t.c.ended_at < hi)
+    )
+    kinds: dict[tuple[str, int, str, int], tuple[str, Offset | None] | None] = {}
+    counts, within, leads, reasons, texts = data.counts, data.within, data.leads, data.reasons, data.texts
+    for pathway, version, unit, code, occurrence, period, on_time, elapsed, anchor_at, due_at, ended_at, reason, \
+            case_id in conn.execute(query):
+        key = (pathway, version, code, occurrence)
+        if key not in kinds:
+            found = data.kind(pathway, version, code, occurrence)
+            kinds[key] = None if found is None else (found[0].id, found[1])
+        kind = kinds[key]
+        if kind is None:
+            continue
+        iv_id, offset = kind
+        cell: Cell = (pathway, "completed", iv_id, unit, period)
+        counts[cell] += 1
+        within[cell] += on_time
+        if elapsed is not None:
+            if anchor_at is not None and offset is not None:
+                leads[cell].append(lead_hours(anchor_at, due_at, ended_at, offset))
+            else:
+                leads[cell].append(float(elapsed) / 3600)
+        if reason is not None:
+            r = _reason_key(reason)
+            reasons[cell][r] += 1
+            texts[r][reason.strip()] += 1
+            data.reason_cases[r].add(case_id)
+
+
+def _collect_overdue(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime, now: datetime) -> None:
+    inner = (
+        sa.select(case_t.c.pathway_id, case_t.c.definition_version, case_t.c.unit, step_t.c.code,
+                  step_t.c.occurrence, _month_case(step_t.c.due_at, data).label("period"))
+        .select_from(step_t.join(case_t, case_t.c.id == step_t.c.case_id))
+        .where(step_t.c.ended_at.is_(None), step_t.c.due_at.is_not(None), step_t.c.adhoc.is_(False),
+               step_t.c.due_at >= lo, step_t.c.due_at < hi, step_t.c.due_at < now,
+               _not_paused_before(step_t.c.due_at))
+    ).subquery()
+    cols = [inner.c.pathway_id, inner.c.definition_version, inner.c.unit, inner.c.code, inner.c.occurrence,
+            inner.c.period]
+    for row in conn.execute(sa.select(*cols, sa.func.count().label("n")).group_by(*cols)):
+        kind = data.kind(row.pathway_id, row.definition_version, row.code, row.occurrence)
+        if kind is not None:
+            data.counts[(row.pathway_id, "overdue", kind[0].id, row.unit, row.period)] += int(row.n)
+
+
+def _cases_by_month(conn: sa.Connection, data: Collected, at: sa.Column[Any], by: sa.Column[Any], lo: datetime,
+                    hi: datetime) -> sa.CursorResult[Any]:
+    """The cases whose ``at`` lies in the range, counted (``n``) per pathway, unit, month of ``at`` and ``by``."""
+    inner = (
+        sa.select(case_t.c.pathway_id, case_t.c.unit, by, _month_case(at, data).label("period"))
+        .where(at >= lo, at < hi)
+    ).subquery()
+    cols = [inner.c.pathway_id, inner.c.unit, inner.c.period, inner.c[by.name]]
+    return conn.execute(sa.select(*cols, sa.func.count().label("n")).group_by(*cols))
+
+
+def _collect_cases(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime) -> None:
+    for row in _cases_by_month(conn, data, case_t.c.opened_at, case_t.c.repeat_contact, lo, hi):
+        data.counts[(row.pathway_id, "opened", "", row.unit, row.period)] += int(row.n)
+        if row.repeat_contact:
+            data.counts[(row.pathway_id, "repeat", "", row.unit, row.period)] += int(row.n)
+
+    for row in _cases_by_month(conn, data, case_t.c.closed_at, case_t.c.outcome, lo, hi):
+        data.counts[(row.pathway_id, "closed", "", row.unit, row.period)] += int(row.n)
+        outcome = row.outcome or "(none)"
+        data.counts[(row.pathway_id, "outcome", outcome, row.unit, row.period)] += int(row.n)
+        codes = data.outcomes.setdefault(row.pathway_id, [])
+        if outcome not in codes:
+            codes.append(outcome)
+
+
+def _collect_coordinator(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime, now: datetime) -> None:
+    """Per month of first contact: the cases whose coordinator checkpoint is done or overdue now, and how many of
+    them got one within the deadline."""
+    coordinator = {key: next((c.code for c in d.checkpoints if c.completed_by == COORDINATOR_BY), None)
+                   for key, d in data.definitions.items()}
+    codes = sorted({c for c in coordinator.values() if c is not None})
+    if not codes:
+        return
+    done = step_t.c.state == "done"
+    inner = (
+        sa.select(
+            case_t.c.pathway_id, case_t.c.definition_version, case_t.c.unit, step_t.c.code,
+            _month_case(case_t.c.opened_at, data).label("period"),
+            sa.case((sa.and_(done, step_t.c.ended_at <= step_t.c.due_at), 1), else_=0).label("within"),
+            sa.case((done, 1), else_=0).label("done"),
+            sa.case((sa.and_(step_t.c.ended_at.is_(None), step_t.c.due_at < now,
+                             _not_paused_before(step_t.c.due_at)), 1), else_=0).label("overdue"),
+        )
+        .select_from(step_t.join(case_t, case_t.c.id == step_t.c.case_id))
+        .where(case_t.c.opened_at >= lo, case_t.c.opened_at < hi, step_t.c.code.in_(codes),
+               step_t.c.occurrence == 1, step_t.c.adhoc.is_(False))
+    ).subquery()
+    cols = [inner.c.pathway_id, inner.c.definition_version, inner.c.unit, inner.c.code, inner.c.period]
+    query = sa.select(*cols, sa.func.sum(inner.c.within).label("within"), sa.func.sum(inner.c.done).label("done"),
+                      sa.func.sum(inner.c.overdue).label("overdue")).group_by(*cols)
+    for row in conn.execute(query):
+        if coordinator.get((row.pathway_id, row.definition_version)) != row.code:
+            continue
+        cell: Cell = (row.pathway_id, "coordinator", "", row.unit, row.period)
+        data.counts[cell] += int(row.done or 0) + int(row.overdue or 0)
+        data.within[cell] += int(row.within or 0)
+
+
+def collect(*, engine: sa.Engine, resolve: Resolver, tertials: list[str], now: datetime) -> Collected:
+    """The figures of every month of ``tertials`` (consecutive, oldest first), at the finest level; ``now``
+    decides what is overdue."""
+    months = [m for t in tertials for m in months_of(t)]
+    lo, hi = period_bounds(tertials[0])[0], period_bounds(tertials[-1])[1]
+    with engine.connect() as conn:
+        data = Collected(months, _registered(conn, resolve))
+        for tertial in tertials:  # one tertial at a time: memory stays bounded, PostgreSQL may run it in parallel
+            _collect_completed(conn, data, *period_bounds(tertial))
+        _collect_overdue(conn, data, lo, hi, now)
+        _collect_cases(conn, data, lo, hi)
+        _collect_coordinator(conn, data, lo, hi, now)
+    return data

@@ -1,0 +1,265 @@
+"""The timeliness report: per checkpoint interval and period, and per period the case figures, for one unit or
+all units together (counts suppressed below 5; a share or percentile whose base is not shown is ``None``).
+
+A report is a slice of the whole breakdown of its span (every unit, every month of every tertial touched), which is
+suppressed at once before any slice is cut, so that no figure of one report can be subtracted from another's (see
+``pathway.metrics.suppression``): ``timeliness`` for one unit or all units, ``reports_for_all_units`` for every
+unit."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+import sqlalchemy as sa
+
+from pathway.metrics.collect import Cell, Collected, Resolver, collect
+from pathway.metrics.lead_times import percentile
+from pathway.metrics.periods import Period, months_of, periods_covering
+from pathway.metrics.suppression import MIN_COUNT, OTHER, Count, fold_reasons, suppress
+
+RETURNED_TO_ABUSER = "returned_to_abuser"
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalFigures:
+    pathway: str
+    checkpoint: str
+    interval: str  # "K0→K1"
+    deadline: str  # "24 hours", "2 working days", "every 28 days ×2, then every 42 days"
+    period: str  # "2026-11" or "2026-T3"
+    unit: str | None  # None: all units
+    completed: Count
+    within_deadline_share: float | None
+    median_hours: float | None
+    p90_hours: float | None
+    overdue_now: Count
+    deviation_reasons: dict[str, Count]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFigures:
+    pathway: str
+    period: str
+    unit: str | None
+    opened: Count
+    coordinator_decided: Count  # cases whose coordinator checkpoint is done or overdue now
+    coordinator_within_share: float | None
+    closed: Count
+    outcomes: dict[str, Count]
+    returned_to_abuser_share: float | None
+    repeat_contact: Count
+    repeat_contact_share: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    period: Period
+    start: date
+    end: date
+    unit: str | None
+    generated_at: datetime
+    periods: tuple[str, ...]
+    intervals: tuple[IntervalFigures, ...]
+    cases: tuple[CaseFigures, ...]
+
+
+def _share(numerator: int, base: Count) -> float | None:
+    if not isinstance(base, int) or base < MIN_COUNT:
+        return None
+    return round(numerator / base, 3)
+
+
+def _measures(data: Collected, pathway: str) -> list[tuple[str, str]]:
+    ivs = sorted((iv for (p, _), iv in data.intervals.items() if p == pathway), key=lambda iv: iv.order)
+    found = [(m, iv.id) for iv in ivs for m in ("completed", "overdue")]
+    found += [("opened", ""), ("repeat", ""), ("coordinator", ""), ("closed", "")]
+    found += [("outcome", c) for c in data.outcomes.get(pathway, [])]
+    return found
+
+
+def _reason_sub(iv_id: str, reason: str) -> str:
+    return f"{iv_id}\x1f{reason}"
+
+
+def _lattice(data: Collected, counts: Counter[Cell], reasons: dict[Cell, Counter[str]],
+             tertials: list[str]) -> dict[Cell, Count]:
+    """Every published count of the whole breakdown and its sums, suppressed together. A deviation reason is a
+    count too, in every row where it could be named (given at least 5 times in the tertial over all units)."""
+    values: dict[Cell, int] = {}
+    groups: list[tuple[Cell, list[Cell]]] = []
+    pathways = sorted({p for p, _ in data.intervals} | {c[0] for c in counts})
+    for pathway in pathways:
+        measures = _measures(data, pathway)
+        outcomes = [s for m, s in measures if m == "outcome"]
+        for tertial in tertials:
+            months = months_of(tertial)
+            units = sorted({c[3] for c in counts if c[0] == pathway and c[3] is not None and c[4] == tertial})
+            rows: list[str | None] = [*units, None]
+            nameable = [("reason", _reason_sub(iv_id, r)) for m, iv_id in measures if m == "completed"
+                         for r, n in sorted(reasons.get((pathway, m, iv_id, None, tertial), Counter()).items())
+                         if n >= MIN_COUNT]
+
+            def value(measure: str, sub: str, u: str | None, p: str) -> int:
+                if measure == "reason":
+                    iv_id, r = sub.split("\x1f", 1)
+                    return reasons.get((pathway, "completed", iv_id, u, p), Counter()).get(r, 0)  # noqa: B023
+                return counts.get((pathway, measure, sub, u, p), 0)  # noqa: B023
+
+            for measure, sub in [*measures, *nameable]:
+                for u in rows:
+                    for p in [*months, tertial]:
+                        values[(pathway, measure, sub, u, p)] = value(measure, sub, u, p)
+                for u in rows:  # the months of a tertial add up to the tertial
+                    groups.append(((pathway, measure, sub, u, tertial),
+                                   [(pathway, measure, sub, u, m) for m in months]))
+                for p in [*months, tertial]:  # the units add up to all units
+                    groups.append(((pathway, measure, sub, None, p), [(pathway, measure, sub, u, p) for u in units]))
+            for u in rows:  # the outcomes add up to the cases closed
+                for p in [*months, tertial]:
+                    groups.append(((pathway, "closed", "", u, p), [(pathway, "outcome", o, u, p) for o in outcomes]))
+    return suppress(values, groups)
+
+
+def _reasons_shown(data: Collected, cell: Cell, reasons: dict[Cell, Counter[str]],
+                   shown: dict[Cell, Count]) -> dict[str, Count]:
+    """The deviation reasons of one row: those whose count is published (5 or more, not suppressed), the rest
+    added up under OTHER (see ``fold_reasons``)."""
+    own = reasons.get(cell, Counter())
+    pathway, _, iv_id, unit, period = cell
+
+    def published(r: str) -> bool:
+        return (isinstance(shown.get((pathway, "reason", _reason_sub(iv_id, r), unit, period)), int)
+                and len(data.reason_cases[r]) >= MIN_COUNT)
+
+    return {(_display(data, r) if r != OTHER else r): n for r, n in fold_reasons(own, published).items()}
+
+
+def _display(data: Collected, key: str) -> str:
+    """The way a reason was most often written (a reason that reads like the OTHER label is told apart)."""
+    variants = data.texts.get(key)
+    text = min(variants.items(), key=lambda kv: (-kv[1], kv[0]))[0] if variants else key
+    return f"«{text}»" if text == OTHER else text
+
+
+def _checked_now(now: datetime) -> datetime:
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("naive datetime: now must carry a time zone")
+    return now.astimezone(timezone.utc)
+
+
+def _checked_period(period: str) -> None:
+    if period not in ("month", "tertial"):
+        raise ValueError(f"unknown period '{period}' (month or tertial)")
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """The whole breakdown of ``start``..``end`` (every unit, every month of every tertial touched), suppressed
+    once: the expensive part of a report. Any unit's report, by month or by tertial, is a slice of it."""
+
+    start: date
+    end: date
+    now: datetime
+    data: Collected
+    counts: Counter[Cell]
+    within: Counter[Cell]
+    leads: Mapping[Cell, list[float]]
+    reasons: dict[Cell, Counter[str]]
+    shown: dict[Cell, Count]
+
+    @property
+    def units(self) -> list[str]:
+        """Every unit with figures in the breakdown."""
+        return sorted({c[3] for c in self.counts if c[3] is not None})
+
+    def _get(self, cell: Cell) -> Count:
+        return self.shown.get(cell, self.counts.get(cell, 0))  # a unit without data in a tertial: all its counts are 0
+
+    def report(self, period: Period, unit: str | None) -> Report:
+        """The report of ``unit`` (``None``: all units together) by ``period``."""
+        _checked_period(period)
+        data, within, leads, reasons, get = self.data, self.within, self.leads, self.reasons, self._get
+        wanted = periods_covering(self.start, self.end, period)
+        interval_rows: list[IntervalFigures] = []
+        case_rows: list[CaseFigures] = []
+        pathways = sorted({p for p, _ in data.intervals} | {c[0] for c in self.counts})
+        for pathway in pathways:
+            ivs = sorted((iv for (p, _), iv in data.intervals.items() if p == pathway), key=lambda iv: iv.order)
+            for iv in ivs:
+                for p in wanted:
+                    cell: Cell = (pathway, "completed", iv.id, unit, p)
+                    completed = get(cell)
+                    xs = leads.get(cell, [])
+                    enough = isinstance(completed, int) and completed >= MIN_COUNT and len(xs) >= MIN_COUNT
+                    interval_rows.append(IntervalFigures(
+                        pathway=pathway, checkpoint=iv.checkpoint, interval=iv.name, deadline=iv.deadline, period=p,
+                        unit=unit, completed=completed, within_deadline_share=_share(within.get(cell, 0), completed),
+                        median_hours=round(percentile(xs, 0.5), 1) if enough else None,
+                        p90_hours=round(percentile(xs, 0.9), 1) if enough else None,
+                        overdue_now=get((pathway, "overdue", iv.id, unit, p)),
+                        deviation_reasons=_reasons_shown(data, cell, reasons, self.shown),
+                    ))
+            for p in wanted:
+                def case(measure: str, sub: str = "") -> Count:
+                    return get((pathway, measure, sub, unit, p))  # noqa: B023 - used inside this iteration only
+
+                closed, opened, repeat = case("closed"), case("opened"), case("repeat")
+                outcomes = {o: case("outcome", o) for o in data.outcomes.get(pathway, [])}
+                returned = outcomes.get(RETURNED_TO_ABUSER)
+                decided = case("coordinator")
+                case_rows.append(CaseFigures(
+                    pathway=pathway, period=p, unit=unit, opened=opened, coordinator_decided=decided,
+                    coordinator_within_share=_share(within.get((pathway, "coordinator", "", unit, p), 0), decided),
+                    closed=closed, outcomes=outcomes,
+                    returned_to_abuser_share=_share(returned, closed) if isinstance(returned, int) else None,
+                    repeat_contact=repeat,
+                    repeat_contact_share=_share(repeat, opened) if isinstance(repeat, int) else None,
+                ))
+        return Report(period=period, start=self.start, end=self.end, unit=unit, generated_at=self.now,
+                      periods=tuple(wanted), intervals=tuple(interval_rows), cases=tuple(case_rows))
+
+    def reports_for_all_units(self, period: Period) -> dict[str | None, Report]:
+        """The report of every unit with figures, and of all units together (key ``None``)."""
+        return {unit: self.report(period, unit) for unit in [*self.units, None]}
+
+
+def breakdown(*, engine: sa.Engine, resolve: Resolver, start: date, end: date, now: datetime) -> Breakdown:
+    """Collect, roll up and suppress the whole breakdown of every tertial overlapping ``start``..``end``."""
+    now = _checked_now(now)
+    tertials = periods_covering(start, end, "tertial")
+    data = collect(engine=engine, resolve=resolve, tertials=tertials, now=now)
+    counts, within, leads, reasons = data.rolled()
+    shown = _lattice(data, counts, reasons, tertials)
+    return Breakdown(start=start, end=end, now=now, data=data, counts=counts, within=within, leads=leads,
+                     reasons=reasons, shown=shown)
+
+
+def reports_for_all_units(*, engine: sa.Engine, resolve: Resolver, period: Period, start: date, end: date,
+                          now: datetime) -> dict[str | None, Report]:
+    """The report of every unit with figures and of all units together (key ``None``), from one breakdown:
+    each is the same as ``timeliness`` gives for that unit."""
+    _checked_period(period)
+    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now).reports_for_all_units(period)
+
+
+def timeliness(
+    *,
+    engine: sa.Engine,
+    resolve: Resolver,
+    period: Period,
+    start: date,
+    end: date,
+    unit: str | None = None,
+    now: datetime,
+) -> Report:
+    """Timeliness figures per checkpoint interval and per period (every period overlapping ``start``..``end``,
+    in full), for ``unit`` or, with ``unit=None``, all units together. Counts below 5 are suppressed as described
+    in the module's docstring. ``resolve(pathway_id, version)`` gives a definition (``DefinitionCatalog.resolve``)."""
+    _checked_period(period)
+    _checked_now(now)
+    periods_covering(start, end, period)  # refuse an end before start before touching the database
+    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now).report(period, unit)
+
