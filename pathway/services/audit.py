@@ -27,11 +27,12 @@ class AuditReport:
         return not self.problems
 
 
-def verify_audit(*, engine: sa.Engine, replay_with: Callable[[str, int], PathwayDefinition] | None = None,
+def verify_audit(*, engine: sa.Engine, replay_with: Callable[..., PathwayDefinition] | None = None,
                  progress: Callable[[int], None] | None = None) -> AuditReport:
     """Check every case's event chain: contiguous, each hash recomputes, head and count match the case row.
 
-    With ``replay_with``, also replay each case's events and compare the rebuilt state with the stored one.
+    With ``replay_with`` (the catalog's ``resolve``, which takes the connection to read on as ``conn``), also replay
+    each case's events and compare the rebuilt state with the stored one.
     """
     report = AuditReport()
     with engine.connect() as conn:
@@ -57,18 +58,17 @@ def verify_audit(*, engine: sa.Engine, replay_with: Callable[[str, int], Pathway
     return report
 
 
-def _events_by_case(conn: sa.Connection) -> Iterator[tuple[uuid.UUID, list[sa.Row]]]:
+def _events_by_case(conn: sa.Connection) -> Iterator[tuple[uuid.UUID, list[sa.RowMapping]]]:
+    """Each case's events in order, one case at a time (the whole log is never held in memory)."""
     rows = conn.execute(sa.select(event_t).order_by(event_t.c.case_id, event_t.c.seq)).mappings()
-    current: uuid.UUID | None = None
-    batch: list[sa.Row] = []
+    batch: list[sa.RowMapping] = []
     for row in rows:
-        if row["case_id"] != current and batch:
-            yield current, batch  # type: ignore[misc]
+        if batch and row["case_id"] != batch[0]["case_id"]:
+            yield batch[0]["case_id"], batch
             batch = []
-        current = row["case_id"]
         batch.append(row)
     if batch:
-        yield current, batch  # type: ignore[misc]
+        yield batch[0]["case_id"], batch
 
 
 def _chain_problems(ref: str, rows: list[sa.RowMapping], head: sa.Row | None) -> list[str]:

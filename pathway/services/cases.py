@@ -70,7 +70,7 @@ def open_case(
         if person is not None:
             repeat = recent_contact(uow.conn, blind_index(index_key, person.name), since=at - REPEAT_CONTACT_WINDOW)
             write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=True)
-            case.execute(NotePersonChange(changed_fields(None, person)), actor=actor, at=at)
+            case.execute(NotePersonChange(tuple(changed_fields(None, person))), actor=actor, at=at)
             uow.cases.save(case)
             if repeat:
                 uow.conn.execute(sa.update(case_t).where(case_t.c.id == case.id).values(repeat_contact=True))

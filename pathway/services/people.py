@@ -34,7 +34,7 @@ def update_person(
         if person.has_children and "children" in case.definition.conditions and "children" not in case.conditions:
             case.execute(SetCondition("children", True, reason="children registered in the person record"), actor=actor, at=at)
         write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=old is None)
-        case.execute(NotePersonChange(fields, reason=reason), actor=actor, at=at)
+        case.execute(NotePersonChange(tuple(fields), reason=reason), actor=actor, at=at)
         uow.cases.save(case, expected_version=expected_version)
         uow.commit()
     return case

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from pathway.case.commands import AssignCoordinator, CreateHandover, Pause, RecordConsent, Resume, UpdateHandover
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.scheduler import run_scan
@@ -71,7 +72,7 @@ def test_after_downtime_the_first_scan_raises_every_passed_rung_once(staffed: Fo
 
 def test_recipients_are_the_owner_the_coordinator_and_the_units_manager(staffed: Forlop) -> None:
     ref = open_case(staffed)
-    change(staffed, ref, lambda c: c.assign_coordinator("k1", actor="m1", at=T0 + timedelta(minutes=5)))
+    change(staffed, ref, lambda c: c.execute(AssignCoordinator("k1"), actor="m1", at=T0 + timedelta(minutes=5)))
     run_scan(staffed, now=T0 + timedelta(days=3))
     with staffed.engine.connect() as conn:
         rows = conn.execute(sa.select(notification_t.c.username, notification_t.c.kind, notification_t.c.step_code,
@@ -87,9 +88,9 @@ def test_recipients_are_the_owner_the_coordinator_and_the_units_manager(staffed:
 
 def test_a_paused_case_raises_nothing_and_resuming_starts_the_ladder_from_the_moved_deadline(staffed: Forlop) -> None:
     ref = open_case(staffed)
-    change(staffed, ref, lambda c: c.pause(actor="k1", at=T0 + timedelta(hours=1), reason="på sykehus"))
+    change(staffed, ref, lambda c: c.execute(Pause(reason="på sykehus"), actor="k1", at=T0 + timedelta(hours=1)))
     assert run_scan(staffed, now=T0 + timedelta(days=10)).reminders == 0
-    change(staffed, ref, lambda c: c.resume(actor="k1", at=T0 + timedelta(days=10)))
+    change(staffed, ref, lambda c: c.execute(Resume(), actor="k1", at=T0 + timedelta(days=10)))
     # The clock stood still for 10 days less an hour: K1 is now due 10 days 23 hours after first contact.
     resumed = T0 + timedelta(days=10)
     assert run_scan(staffed, now=resumed + timedelta(hours=16, minutes=59)).reminders == 0
@@ -101,11 +102,9 @@ def test_a_paused_case_raises_nothing_and_resuming_starts_the_ladder_from_the_mo
 def test_a_handover_nobody_accepted_escalates_to_the_coordinator_and_an_accepted_one_does_not(staffed: Forlop) -> None:
     refs = [open_case(staffed) for _ in range(2)]
     for ref in refs:
-        change(staffed, ref, lambda c: c.record_consent("police", scope=["name", "contact", "threat_assessment"],
-                                                        given=True, actor="k1", at=T0 + timedelta(hours=1)))
-        change(staffed, ref, lambda c: c.create_handover("K6", actor="k1", at=T0 + timedelta(hours=2)))
-    change(staffed, refs[1], lambda c: c.update_handover(c.handovers[0].id, "accepted", actor="p1",
-                                                        at=T0 + timedelta(hours=3)))
+        change(staffed, ref, lambda c: c.execute(RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k1", at=T0 + timedelta(hours=1)))
+        change(staffed, ref, lambda c: c.execute(CreateHandover("K6"), actor="k1", at=T0 + timedelta(hours=2)))
+    change(staffed, refs[1], lambda c: c.execute(UpdateHandover(c.handovers[0].id, "accepted"), actor="p1", at=T0 + timedelta(hours=3)))
     run_scan(staffed, now=T0 + timedelta(days=1, hours=2))  # K6 was due one working day after consent
     with staffed.engine.connect() as conn:
         rows = conn.execute(sa.select(notification_t.c.case_reference, notification_t.c.username, notification_t.c.kind)
@@ -118,8 +117,7 @@ def test_a_handover_nobody_accepted_escalates_to_the_coordinator_and_an_accepted
 
 def test_email_and_webhook_recipients_get_outbox_rows_in_the_same_transaction(staffed: Forlop) -> None:
     ref = open_case(staffed)
-    change(staffed, ref, lambda c: c.record_consent("police", scope=["name", "contact", "threat_assessment"],
-                                                    given=True, actor="k1", at=T0 + timedelta(hours=1)))
+    change(staffed, ref, lambda c: c.execute(RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k1", at=T0 + timedelta(hours=1)))
     result = run_scan(staffed, now=T0 + timedelta(hours=18))
     with staffed.engine.connect() as conn:
         rows = conn.execute(sa.select(outbox_t.c.username, outbox_t.c.channel, outbox_t.c.status, outbox_t.c.payload)).all()
