@@ -4,7 +4,8 @@ A partner agency (the police, NAV, child welfare, ...) sees only what the handov
 the pseudonymous case reference, which checkpoint is asked for, the deadline, and whom to
 call at the crisis centre. :func:`task_resource` builds exactly that and nothing more: never
 an address, a birth date or free text, and the person's name only when the consent's scope
-includes ``"name"`` (enforced by :class:`PartnerTaskView` itself).
+includes ``"name"`` (enforced by :class:`PartnerTaskView` itself, the partner's view in
+``pathway.views.tasks``).
 
 Status mapping (Forløp -> FHIR ``task-status``)::
 
@@ -20,12 +21,12 @@ FHIR's ``in-progress`` (and ``draft``, ``received``, ``ready``, ``on-hold``, ``f
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["FHIR_STATUS", "LEGAL_BASIS_NOTES", "PartnerTaskView", "task_resource"]
+from pathway.views.tasks import PartnerTaskView
+
+__all__ = ["FHIR_STATUS", "LEGAL_BASIS_NOTES", "task_resource"]
 
 FHIR_STATUS: dict[str, str] = {
     "requested": "requested",
@@ -40,39 +41,6 @@ LEGAL_BASIS_NOTES: dict[str, str] = {
     "avert_crime": "Legal basis: avert_crime (straffeloven § 196, avvergingsplikt); handed over without consent.",
     "child_welfare_duty": "Legal basis: child_welfare_duty (opplysningsplikt til barnevernet); handed over without consent.",
 }
-BASES = ("consent", *LEGAL_BASIS_NOTES)
-
-
-@dataclass(frozen=True, slots=True)
-class PartnerTaskView:
-    """What a partner agency may see of one handover task (built from a ``HandoverTask`` and its case)."""
-
-    id: uuid.UUID
-    case_reference: str  # pseudonymous
-    code: str  # checkpoint code, e.g. "K6"
-    title_nb: str
-    title_en: str
-    agency: str
-    agency_name: str
-    status: str  # Forløp's: requested, accepted, declined, completed, cancelled
-    basis: str  # "consent", "avert_crime" or "child_welfare_duty"
-    scope: tuple[str, ...]  # consent scope codes
-    due_at: datetime | None  # aware
-    created_at: datetime  # aware
-    updated_at: datetime  # aware
-    contact: str  # who to call at the crisis centre: a staff username or unit label
-    person_name: str | None = None  # only when the consent's scope includes "name"
-
-    def __post_init__(self) -> None:
-        if self.status not in FHIR_STATUS:
-            raise ValueError(f"unknown handover status {self.status!r}")
-        if self.basis not in BASES:
-            raise ValueError(f"unknown legal basis {self.basis!r}")
-        if self.person_name is not None and "name" not in self.scope:
-            raise ValueError("person_name may only be shared when the consent scope includes 'name'")
-        for label, at in (("due_at", self.due_at), ("created_at", self.created_at), ("updated_at", self.updated_at)):
-            if at is not None and at.utcoffset() is None:
-                raise ValueError(f"{label} must be timezone-aware")
 
 
 def _instant(at: datetime) -> str:

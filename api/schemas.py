@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from pathway.case import Case, Event
-
-DUE_SOON = timedelta(hours=24)
+from pathway.views.deadlines import deadline_status
 
 
 class CaseSummary(BaseModel):
@@ -110,10 +109,10 @@ def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: date
     steps = []
     for s in case.steps:
         name = s.title if s.adhoc else d.checkpoint[s.code].name.get(lang)
+        deadline = deadline_status(s.due_at, now, closed=not s.is_open)
         steps.append(StepOut(
             code=s.code, occurrence=s.occurrence, name=name or s.code, owner=s.owner, state=s.state, adhoc=s.adhoc,
-            due_at=s.due_at, overdue=s.overdue(now),
-            due_soon=s.is_open and s.due_at is not None and now <= s.due_at < now + DUE_SOON,
+            due_at=s.due_at, overdue=deadline == "overdue", due_soon=deadline == "due_soon",
             ended_at=s.ended_at, ended_by=s.ended_by))
     phase = next(p for p in d.phases if p.id == case.phase)
     return CaseDetail(

@@ -24,8 +24,8 @@ class Forlop:
     engine: sa.Engine
     catalog: DefinitionCatalog
 
-    def uow(self, *, read_only: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.catalog, read_only=read_only)
+    def uow(self, *, read_only: bool = False, snapshot: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.engine, self.catalog, read_only=read_only, snapshot=snapshot)
 
     @cached_property
     def keys(self) -> KeyRing:

@@ -6,15 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from api.access import access_entries, log_access
+from api.access import read_access_log
 from api.deps import Admin, Core
 from pathway.accounts import set_password
 from pathway import services
-from pathway.store.tables import user_t
+from pathway.views import users as views
 
 router = APIRouter(prefix="/api/v1", tags=["administration"])
 
@@ -58,16 +57,14 @@ def access_log(request: Request, core: Core, user: Admin,
                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AccessEntry]:
     if not case and not username:
         raise HTTPException(422, "give ?case=REFERENCE or ?user=NAME")
-    entries = access_entries(core.engine, case_reference=case, username=username, limit=limit)
-    log_access(core.engine, request, user, "audit.read", case_reference=case,
-               reason=f"user={username}" if username else None)
+    entries = read_access_log(core, request, user, case_reference=case, username=username, limit=limit)
     return [AccessEntry(**{k: e[k] for k in AccessEntry.model_fields}) for e in entries]
 
 
 @router.get("/users", response_model=list[UserOut], summary="Users and their roles")
 def users(core: Core, user: Admin) -> list[UserOut]:
-    with core.engine.connect() as conn:
-        rows = conn.execute(sa.select(user_t).order_by(user_t.c.username)).all()
+    with core.uow(read_only=True) as uow:
+        rows = views.users(uow.conn)
     return [UserOut(username=r.username, role=r.role, unit=r.unit, agency=r.agency, language=r.language,
                     active=r.active) for r in rows]
 

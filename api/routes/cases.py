@@ -3,28 +3,26 @@ case have their routes in ``api.routes.operations``."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.access import grant_break_glass, has_break_glass, log_access
+from api.access import access_writer, log_access, refused
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
-from api.schemas import DUE_SOON, CaseDetail, CaseList, CaseSummary, case_detail
+from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
+from pathway import policy, services
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway import services
 from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
-from pathway.store.tables import FAR_DUE_SQL, break_glass_t, case_t
+from pathway.store.access import grant_break_glass
+from pathway.views import cases as views
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -36,74 +34,27 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-# -- access -------------------------------------------------------------------------------------------------
+# -- access ---------------------------------------------------------------------------------------------------
+
+
+def _refuse(request: Request, core: Forlop, user: User, action: str, reference: str,
+            access: policy.CaseAccess) -> NotFound:
+    # The reference is logged only where it names a case: anything else is client input (of any length), not data.
+    return refused(core.engine, request, user, action, "case", reference,
+                   case_reference=reference if access.case_id is not None else None)
 
 
 def case_access(request: Request, core: Forlop, user: User, reference: str, action: str) -> tuple[uuid.UUID, bool]:
-    """The case id if the coordinator may see it (own unit, or emergency access); 404 otherwise, and the refused
-    attempt is in the access log with its outcome."""
-    with core.engine.connect() as conn:
-        row = conn.execute(sa.select(case_t.c.id, case_t.c.unit).where(case_t.c.reference == reference)).first()
-        if row is not None and row.unit == user.unit:
-            return row.id, False
-        if row is not None and has_break_glass(conn, user, row.id):
-            return row.id, True
-    # The reference is logged only where it names a case: anything else is client input (of any length), not data.
-    log_access(core.engine, request, user, action, case_reference=reference if row is not None else None, status=404)
-    raise NotFound("case", reference)
+    """The case id if the policy lets the coordinator see it, and whether through emergency access; 404 otherwise,
+    and the refused attempt is in the access log with its outcome."""
+    with core.uow(read_only=True) as uow:
+        access = policy.case_access(uow.conn, user, reference, now=_now())
+    if not access.allowed or access.case_id is None:
+        raise _refuse(request, core, user, action, reference, access)
+    return access.case_id, access.break_glass
 
 
 # -- reading ------------------------------------------------------------------------------------------------
-
-
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def _decode_cursor(cursor: str, sort: str) -> tuple[Any, uuid.UUID]:
-    """(sort key, case id) of the previous page's last case. A cursor is client input: anything but the two
-    strings this API hands out (one forged by hand) is a 422, never a 500 from deeper down."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, str) for v in values):
-            raise ValueError
-        value, last_id = values
-        bound: Any = value if sort == "reference" else datetime.fromisoformat(value)
-        if isinstance(bound, datetime):
-            if bound.tzinfo is None:
-                raise ValueError
-            bound = bound.astimezone(timezone.utc)
-        return bound, uuid.UUID(last_id)
-    except (ValueError, OverflowError):
-        raise HTTPException(422, "cursor: not a cursor this API handed out") from None
-
-
-_FAR = datetime(9999, 12, 31, tzinfo=timezone.utc)
-
-
-def _overdue(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at < now, case_t.c.closed_at.is_(None))
-
-
-def _due_soon(now: datetime) -> sa.ColumnElement[bool]:
-    # not NULL first: NOT (NULL >= now ...) is NULL, which would drop cases without a deadline from due_soon=false
-    return sa.and_(case_t.c.next_due_at.is_not(None), case_t.c.next_due_at >= now,
-                   case_t.c.next_due_at < now + DUE_SOON)
-
-
-def case_counts(core: Forlop, unit: str | None) -> dict[str, int]:
-    """How many of a unit's open cases are overdue, due within a day, and paused (the dashboard's counts)."""
-    now = _now()
-
-    def n(clause: sa.ColumnElement[bool]) -> Any:
-        return sa.func.count().filter(clause)
-
-    with core.engine.connect() as conn:
-        row = conn.execute(sa.select(sa.func.count().label("open"), n(_overdue(now)).label("overdue"),
-                                     n(_due_soon(now)).label("due_soon"),
-                                     n(case_t.c.paused_since.is_not(None)).label("paused"))
-                           .where(case_t.c.unit == unit, case_t.c.closed_at.is_(None))).one()
-    return dict(row._mapping)
 
 
 @router.get("", response_model=CaseList, summary="Cases of my unit")
@@ -119,45 +70,16 @@ def list_cases(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CaseList:
-    now = _now()
-    # The same expression as the index ix_case_open_unit_next_due, with the literal inline, so it is used.
-    far = sa.literal_column(FAR_DUE_SQL[core.engine.dialect.name], type_=case_t.c.next_due_at.type)
-    key = {"next_due": sa.func.coalesce(case_t.c.next_due_at, far), "opened_at": case_t.c.opened_at,
-           "reference": case_t.c.reference}[sort]
-    query = sa.select(case_t.c.reference, case_t.c.phase, case_t.c.unit, case_t.c.coordinator, case_t.c.opened_at,
-                      case_t.c.closed_at, case_t.c.paused_since, case_t.c.next_due_at, case_t.c.version,
-                      case_t.c.id).where(case_t.c.unit == user.unit)
-    if status != "all":
-        query = query.where(case_t.c.closed_at.is_(None) if status == "open" else case_t.c.closed_at.is_not(None))
-    if stage:
-        query = query.where(case_t.c.phase == stage)
-    if coordinator:
-        query = query.where(case_t.c.coordinator == coordinator)
-    if overdue is not None:
-        query = query.where(_overdue(now) if overdue else sa.not_(_overdue(now)))
-    if due_soon is not None:
-        query = query.where(_due_soon(now) if due_soon else sa.not_(_due_soon(now)))
-    if q:
-        query = query.where(case_t.c.reference.startswith(q.upper(), autoescape=True))
-    if cursor:
-        bound, last_id = _decode_cursor(cursor, sort)
-        query = query.where(sa.tuple_(key, case_t.c.id) > sa.tuple_(sa.literal(bound, key.type), last_id))
-    with core.engine.connect() as conn:
-        fetched = conn.execute(query.order_by(key, case_t.c.id).limit(limit + 1)).all()
-    rows = fetched[:limit]
-    log_access(core.engine, request, user, "case.list")
-    items = [CaseSummary(
-        reference=r.reference, stage=r.phase, unit=r.unit, coordinator=r.coordinator, opened_at=r.opened_at,
-        closed_at=r.closed_at, paused=r.paused_since is not None, next_due_at=r.next_due_at,
-        overdue=r.next_due_at is not None and r.next_due_at < now and r.closed_at is None,
-        due_soon=r.next_due_at is not None and now <= r.next_due_at < now + DUE_SOON, version=r.version,
-    ) for r in rows]
-    nxt = None
-    if len(fetched) > limit:
-        last = rows[-1]
-        value = {"next_due": last.next_due_at or _FAR, "opened_at": last.opened_at, "reference": last.reference}[sort]
-        nxt = _encode_cursor([value.isoformat() if isinstance(value, datetime) else value, str(last.id)])
-    return CaseList(items=items, next_cursor=nxt)
+    try:
+        with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
+            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=_now(), status=status, stage=stage,
+                                     coordinator=coordinator, overdue=overdue, due_soon=due_soon, q=q, sort=sort,
+                                     cursor=cursor, limit=limit)
+            access_writer(request, user, "case.list")(uow.conn)
+            uow.commit()
+    except views.BadCursor as exc:
+        raise HTTPException(422, str(exc)) from None
+    return CaseList(items=[CaseSummary(**item) for item in listed.items], next_cursor=listed.next_cursor)
 
 
 class NameSearch(BaseModel):
@@ -169,11 +91,11 @@ class NameSearch(BaseModel):
                          "so no record is decrypted to search.")
 def search_by_name(request: Request, core: Core, user: Coordinator, body: NameSearch) -> list[str]:
     found = services.find_cases_by_name(uow=core.uow(), name=body.name, index_key=core.settings.index_key)
-    with core.engine.connect() as conn:
-        mine = set(conn.execute(sa.select(case_t.c.reference).where(
-            case_t.c.reference.in_(found), case_t.c.unit == user.unit)).scalars()) if found else set()
-    log_access(core.engine, request, user, "case.search_by_name")
-    return [ref for ref in found if ref in mine]
+    with core.uow(snapshot=True) as uow:
+        mine = views.of_unit(uow.conn, found, policy.listed_unit(user))
+        access_writer(request, user, "case.search_by_name")(uow.conn)
+        uow.commit()
+    return mine
 
 
 @router.get("/{reference}", response_model=CaseDetail, summary="One case: steps, timeline, consents, handovers")
@@ -183,20 +105,25 @@ def get_case(request: Request, core: Core, user: Coordinator, reference: str) ->
 
 
 def read_case(request: Request, core: Forlop, user: User, reference: str, *, lang: str | None = None) -> CaseDetail:
-    """One case as the coordinator sees it (the API's answer and the case page); the read is logged."""
-    _, emergency = case_access(request, core, user, reference, "case.read")
-    with core.uow(read_only=True) as uow:  # one snapshot: never a case half before, half after a write
-        case = uow.cases.get(reference)
-        events = uow.cases.events(case.id)
-        grants = uow.conn.execute(sa.select(break_glass_t.c.username, break_glass_t.c.reason, break_glass_t.c.granted_at)
-                                  .where(break_glass_t.c.case_id == case.id)).all()
-    log_access(core.engine, request, user, "case.read", case_reference=reference, break_glass=emergency)
-    return case_detail(case, events, grants, now=_now(), lang=lang or user.language)
+    """One case as the coordinator sees it (the API's answer and the case page). The access check, the read and its
+    access-log row are one transaction and one snapshot: never a case half before, half after a write, never a case
+    shown and not logged. A refused read is logged apart, once its transaction is rolled back."""
+    now = _now()
+    with core.uow(snapshot=True) as uow:
+        access = policy.case_access(uow.conn, user, reference, now=now)
+        if access.allowed:
+            record = views.case_record(uow, reference)
+            access_writer(request, user, "case.read", case_reference=reference,
+                          break_glass=access.break_glass)(uow.conn)
+            uow.commit()
+    if not access.allowed:
+        raise _refuse(request, core, user, "case.read", reference, access)
+    return case_detail(record.case, record.events, record.grants, now=now, lang=lang or user.language)
 
 
 def case_response(core: Forlop, case: Case, *, lang: str, status: int = 200) -> JSONResponse:
     """The answer to a write: the case as it is now, with its timeline, and its version as the ETag."""
-    with core.uow() as uow:
+    with core.uow(read_only=True) as uow:
         events = uow.cases.events(case.id)
     detail = case_detail(case, events, [], now=_now(), lang=lang)
     return JSONResponse(detail.model_dump(mode="json"), status_code=status, headers={"ETag": f'"{case.version}"'})
@@ -279,11 +206,15 @@ def put_person(request: Request, core: Core, user: Coordinator, reference: str, 
 @router.post("/{reference}/break-glass", summary="Emergency access to a case outside my unit (reason required)")
 def break_glass(request: Request, core: Core, user: Coordinator, reference: str,
                 body: Annotated[BreakGlassBody, Body()]) -> dict[str, Any]:
-    with core.engine.connect() as conn:
-        case_id = conn.execute(sa.select(case_t.c.id).where(case_t.c.reference == reference)).scalar()
-    if case_id is None:
-        raise NotFound("case", reference)
-    expires = grant_break_glass(core.engine, user, case_id, body.reason)
-    log_access(core.engine, request, user, "case.break_glass", case_reference=reference, break_glass=True,
-               reason=body.reason)
+    now = _now()
+    expires = now + policy.BREAK_GLASS_TTL
+    with core.uow() as uow:  # the grant and its access-log row: both or neither
+        case_id = policy.break_glass_case(uow.conn, user, reference)
+        if case_id is None:
+            raise NotFound("case", reference)
+        grant_break_glass(uow.conn, username=user.username, case_id=case_id, reason=body.reason, granted_at=now,
+                          expires_at=expires)
+        access_writer(request, user, "case.break_glass", case_reference=reference, break_glass=True,
+                      reason=body.reason)(uow.conn)
+        uow.commit()
     return {"reference": reference, "expires_at": expires.isoformat()}

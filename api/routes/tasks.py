@@ -7,24 +7,21 @@ that the existence of a case is not revealed.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.access import access_writer, log_access, log_accesses
+from api.access import access_writer, log_access, refused
 from api.problems import status_for
 from api.deps import Core, Partner
-from api.fhir import PartnerTaskView, task_resource
+from api.fhir import task_resource
 from pathway.case.commands import UpdateHandover
 from pathway.accounts import User
-from pathway import services
+from pathway import policy, services
 from pathway.bootstrap import Forlop
-from pathway.case import shareable
-from pathway.errors import NotFound
-from pathway.store.tables import case_t, handover_t
+from pathway.views.tasks import PartnerTaskView, agency_tasks
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["partner tasks"])
 
@@ -42,73 +39,48 @@ class TaskOut(BaseModel):
     person_name: str | None = Field(description="only when the consent's scope includes the name")
 
 
-def _views(core: Forlop, user: User, *, task_id: uuid.UUID | None = None, status: str | None = None,
-           limit: int = 100) -> list[PartnerTaskView]:
-    query = (sa.select(handover_t, case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
-                       case_t.c.definition_version, case_t.c.consents)
-             .join(case_t, case_t.c.id == handover_t.c.case_id)
-             .where(handover_t.c.agency == user.agency).order_by(handover_t.c.due_at, handover_t.c.id).limit(limit))
-    if task_id is not None:
-        query = query.where(handover_t.c.id == task_id)
-    if status is not None:
-        query = query.where(handover_t.c.status == status)
-    with core.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    views = []
-    for r in rows:
-        d = core.catalog.resolve(r.pathway_id, r.definition_version)
-        checkpoint = d.checkpoint.get(r.code)
-        consent = r.consents.get(r.agency)
-        scope = shareable(r.scope, r.basis, consent["scope"] if consent and consent["given"] else None)
-        name = None
-        if "name" in scope and r.status in ("requested", "accepted"):
-            person = services.read_person(uow=core.uow(), reference=r.reference, keys=core.keys)
-            name = person.name if person is not None else None
-        views.append(PartnerTaskView(
-            id=r.id, case_reference=r.reference, code=r.code,
-            title_nb=checkpoint.name.nb if checkpoint else r.code, title_en=checkpoint.name.en if checkpoint else r.code,
-            agency=r.agency, agency_name=d.agencies[r.agency].nb if r.agency in d.agencies else r.agency,
-            status=r.status, basis=r.basis, scope=scope, due_at=r.due_at, created_at=r.created_at,
-            updated_at=r.updated_at, contact=f"{r.coordinator or 'koordinator'} ({r.unit})", person_name=name))
-    return views
-
-
 def _out(view: PartnerTaskView, lang: str) -> TaskOut:
     return TaskOut(id=view.id, case_reference=view.case_reference, code=view.code,
                    task=view.title_en if lang == "en" else view.title_nb, asked=list(view.scope), basis=view.basis,
                    status=view.status, due_at=view.due_at, contact=view.contact, person_name=view.person_name)
 
 
-def _one(request: Request, core: Forlop, user: User, task_id: uuid.UUID, action: str) -> PartnerTaskView:
-    """One task of the caller's agency; any other id is a 404, and the refused attempt is in the access log."""
-    views = _views(core, user, task_id=task_id)
-    if not views:
-        log_access(core.engine, request, user, action, task_id=task_id, status=404)
-        raise NotFound("task", task_id)
-    return views[0]
+def _one(request: Request, core: Forlop, user: User, task_id: uuid.UUID, action: str, *,
+         logged: bool = False) -> PartnerTaskView:
+    """One task of the caller's agency, with the access-log row of its read in the read's transaction if ``logged``;
+    any other id is a 404, and the refused attempt is in the access log."""
+    with core.uow(snapshot=logged, read_only=not logged) as uow:
+        found = agency_tasks(uow.conn, agency=policy.task_agency(user), catalog=core.catalog, keys=core.keys,
+                             task_id=task_id)
+        if found and logged:
+            access_writer(request, user, action, case_reference=found[0].case_reference, task_id=task_id)(uow.conn)
+            uow.commit()
+    if not found:
+        raise refused(core.engine, request, user, action, "task", task_id, task_id=task_id)
+    return found[0]
 
 
 @router.get("", response_model=list[TaskOut], summary="My agency's handover tasks")
 def list_tasks(request: Request, core: Core, user: Partner,
                status: Literal["requested", "accepted", "declined", "completed", "cancelled"] | None = None,
                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[TaskOut]:
-    views = _views(core, user, status=status, limit=limit)
-    # One row per case shown (its reference, and the name where the consent allows it), as for a case read.
-    log_accesses(core.engine, request, user, "task.list", [(v.case_reference, v.id) for v in views])
-    return [_out(v, user.language) for v in views]
+    with core.uow(snapshot=True) as uow:  # the list and its access-log rows: one transaction
+        tasks = agency_tasks(uow.conn, agency=policy.task_agency(user), catalog=core.catalog, keys=core.keys,
+                             status=status, limit=limit)
+        # One row per case shown (its reference, and the name where the consent allows it), as for a case read.
+        access_writer(request, user, "task.list", shown=[(t.case_reference, t.id) for t in tasks])(uow.conn)
+        uow.commit()
+    return [_out(t, user.language) for t in tasks]
 
 
 @router.get("/{task_id}", response_model=TaskOut, summary="One handover task")
 def get_task(request: Request, core: Core, user: Partner, task_id: uuid.UUID) -> TaskOut:
-    view = _one(request, core, user, task_id, "task.read")
-    log_access(core.engine, request, user, "task.read", case_reference=view.case_reference, task_id=task_id)
-    return _out(view, user.language)
+    return _out(_one(request, core, user, task_id, "task.read", logged=True), user.language)
 
 
 @router.get("/{task_id}/fhir", summary="The task as an HL7 FHIR R4 Task resource")
 def get_task_fhir(request: Request, core: Core, user: Partner, task_id: uuid.UUID) -> dict[str, Any]:
-    view = _one(request, core, user, task_id, "task.read_fhir")
-    log_access(core.engine, request, user, "task.read_fhir", case_reference=view.case_reference, task_id=task_id)
+    view = _one(request, core, user, task_id, "task.read_fhir", logged=True)
     return task_resource(view, base_url=core.settings.public_url)
 
 

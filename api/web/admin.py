@@ -6,12 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from api.access import access_entries, log_access
+from api.access import read_access_log
 from api.deps import Core
 from api.routes.admin import UserIn
 from api.web.auth import see_other
@@ -21,7 +20,7 @@ from pathway import services
 from pathway.accounts import set_password
 from pathway.definition import load_definition, parse_definition
 from pathway.errors import DefinitionError, ForlopError
-from pathway.store.tables import user_t
+from pathway.views import users as views
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 MAX_DEFINITION = 512 * 1024
@@ -34,9 +33,8 @@ def users(request: Request, core: Core, session: AdminPage, done: str = "") -> R
 
 def _users(request: Request, core: Core, session: Session, *, status: int = 200, saved: bool = False,
            errors: list[dict[str, Any]] | None = None, message: str | None = None) -> Response:
-    with core.engine.connect() as conn:
-        rows = conn.execute(sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.agency,
-                                      user_t.c.language, user_t.c.active).order_by(user_t.c.username)).all()
+    with core.uow(read_only=True) as uow:
+        rows = views.users(uow.conn)
     return page(request, "admin_users.html", session, status=status, users=rows, saved=saved, errors=errors or [],
                 message=message)
 
@@ -97,8 +95,7 @@ def access(request: Request, core: Core, session: AdminPage,
            user: Annotated[str, Query(max_length=64)] = "") -> Response:
     entries: list[dict[str, Any]] = []
     if case or user:
-        entries = access_entries(core.engine, case_reference=case or None, username=user or None, limit=500)
-        log_access(core.engine, request, session.user, "audit.read", case_reference=case or None,
-                   reason=f"user={user}" if user else None)
+        entries = read_access_log(core, request, session.user, case_reference=case or None, username=user or None,
+                                  limit=500)
     return page(request, "admin_access.html", session, entries=entries, case=case, who=user,
                 searched=bool(case or user))

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -19,13 +18,15 @@ from api.deps import Core
 from api.problems import describe
 from api.routes import cases as api
 from api.routes import operations
-from api.schemas import DUE_SOON
 from api.web import diagram
 from api.web.auth import see_other
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
+from pathway import policy
 from pathway.errors import ConcurrencyConflict, ForlopError, NotFound
-from pathway.store.tables import user_t
+from pathway.views.cases import case_counts
+from pathway.views.deadlines import deadline_status
+from pathway.views.users import coordinators_of
 
 router = APIRouter(include_in_schema=False)
 # Operations that cannot be undone ask for a confirmation (a checkbox: it works without script, and is read out).
@@ -47,11 +48,13 @@ def dashboard(
                             overdue=True if deadline == "overdue" else None,
                             due_soon=True if deadline == "due_soon" else None, q=q.strip() or None,
                             sort="next_due", cursor=cursor, limit=50)
+    with core.uow(read_only=True) as uow:
+        counts = case_counts(uow.conn, unit=policy.listed_unit(user), now=datetime.now(timezone.utc))
     definition = core.catalog.latest("krisesenter")
     stages = {p.id: p.title for p in definition.phases}
     filters = {"q": q, "stage": stage, "deadline": deadline, "status": status}
     return page(request, "cases.html", session, cases=listed.items, next_cursor=listed.next_cursor,
-                counts=api.case_counts(core, user.unit), stages=stages, filters=filters, paged=cursor is not None)
+                counts=counts, stages=stages, filters=filters, paged=cursor is not None)
 
 
 @router.get("/cases/new")
@@ -96,11 +99,8 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     lang = language(request, session.user)
     detail = api.read_case(request, core, session.user, reference, lang=lang)
     definition = core.catalog.resolve(detail.pathway, detail.pathway_version)
-    now = datetime.now(timezone.utc)
-    with core.engine.connect() as conn:
-        coordinators = list(conn.execute(sa.select(user_t.c.username).where(
-            user_t.c.role == "coordinator", user_t.c.unit == session.user.unit, user_t.c.active.is_(True))
-            .order_by(user_t.c.username)).scalars())
+    with core.uow(read_only=True) as uow:
+        coordinators = coordinators_of(uow.conn, session.user.unit)
     phases = {p.id: p for p in definition.phases}
     moves = []
     for op in detail.allowed_operations:
@@ -108,11 +108,9 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
             trigger = op.split(":", 1)[1]
             t = definition.transition[trigger]
             moves.append((trigger, t.kind, phases[t.dest].title))
-    closed = detail.closed_at is not None
+    deadline = deadline_status(detail.next_due_at, datetime.now(timezone.utc), closed=detail.closed_at is not None)
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
-                case_overdue=not closed and detail.next_due_at is not None and detail.next_due_at < now,
-                case_due_soon=not closed and detail.next_due_at is not None
-                and now <= detail.next_due_at < now + DUE_SOON,
+                case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang), allowed=set(detail.allowed_operations),
                 moves=moves, coordinators=coordinators, stages={p.id: p.title for p in definition.phases}, saved=saved, conflict=conflict, refused=refused,
                 failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.task import Task
 
-from api.fhir import FHIR_STATUS, LEGAL_BASIS_NOTES, PartnerTaskView, task_resource
+from api.fhir import FHIR_STATUS, LEGAL_BASIS_NOTES, task_resource
 from pathway.case.commands import Advance, CompleteStep, CreateHandover, RecordConsent, UpdateHandover
 from pathway.case import HANDOVER_STATUSES, Case, HandoverTask
 from pathway.definition import PathwayDefinition
+from pathway.views.tasks import PartnerTaskView
 
 BASE = "https://forlop.example.org"
 CREATED = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)

@@ -1,0 +1,86 @@
+"""Who may see and do what, and which fields: the one access policy, asked by every read and write of the API and the
+pages (their role gate, ``api.deps.Allow``, only decides who may call a route at all).
+
+- A coordinator sees and changes the cases of their own unit, in full, and a case of another unit while they hold an
+  unexpired emergency (break-glass) grant for it; any coordinator may ask for such a grant, with a reason.
+- A partner sees the handover tasks of their own agency only, and of a task's scope what the consent shares now; the
+  person's name only while the task is open and that scope includes it. Never an address.
+- Everything else is refused as if it were not there (404, never 403), so that a refusal does not reveal a case.
+  Managers see aggregated figures and administrators no case content: nothing here grants them a case or a task.
+
+Whether allowed or refused, the request is logged by its entry point (``api.access``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from pathway.accounts import User
+from pathway.case import shareable
+from pathway.views.access import has_break_glass
+from pathway.views.cases import case_owner
+
+BREAK_GLASS_TTL = timedelta(hours=12)  # how long an emergency grant lasts
+OPEN_TASK = ("requested", "accepted")  # a task that still needs the name to be carried out
+
+
+@dataclass(frozen=True, slots=True)
+class CaseAccess:
+    """The answer for one case: its id (None if no case has the reference), whether the user may see and change it,
+    and whether only through an emergency grant (which the access log then says)."""
+
+    case_id: uuid.UUID | None
+    allowed: bool = False
+    break_glass: bool = False
+
+
+def case_access(conn: sa.Connection, user: User, reference: str, *, now: datetime) -> CaseAccess:
+    """May the user see and change this case (in the caller's transaction, so the read that follows sees the case
+    as it was when this was answered)?"""
+    owner = case_owner(conn, reference)
+    if owner is None:
+        return CaseAccess(None)
+    if user.role != "coordinator":
+        return CaseAccess(owner.id)
+    if owner.unit == user.unit:
+        return CaseAccess(owner.id, allowed=True)
+    if has_break_glass(conn, username=user.username, case_id=owner.id, now=now):
+        return CaseAccess(owner.id, allowed=True, break_glass=True)
+    return CaseAccess(owner.id)
+
+
+def listed_unit(user: User) -> str | None:
+    """The unit whose cases the user may list, count and search: a coordinator's own; None lists nothing."""
+    return user.unit if user.role == "coordinator" else None
+
+
+def break_glass_case(conn: sa.Connection, user: User, reference: str) -> uuid.UUID | None:
+    """The case a coordinator may ask emergency access to (any case there is), or None."""
+    owner = case_owner(conn, reference) if user.role == "coordinator" else None
+    return owner.id if owner is not None else None
+
+
+def task_agency(user: User) -> str | None:
+    """The agency whose handover tasks the user may see and move: a partner's own; None sees none."""
+    return user.agency if user.role == "partner" else None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFields:
+    """What a partner sees of one of its agency's tasks beyond what every task shows."""
+
+    scope: tuple[str, ...]  # of the task's scope, what the consent shares now
+    name: bool  # the person's name
+
+
+def task_fields(task_scope: Iterable[str], basis: str, consent_scope: Iterable[str] | None,
+                status: str) -> TaskFields:
+    """The fields of a task its agency may see now: the consent is read when the task is, so a narrowed or
+    withdrawn consent (``consent_scope`` None) narrows every open task at once."""
+    scope = shareable(task_scope, basis, consent_scope)
+    return TaskFields(scope, "name" in scope and status in OPEN_TASK)

@@ -1,0 +1,83 @@
+"""A partner agency's handover tasks, with only what each handover needs (the policy's ``task_fields``)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from pathway.case import HANDOVER_STATUSES, LEGAL_BASES
+from pathway.crypto import KeyRing
+from pathway.people import unseal
+from pathway.policy import task_fields
+from pathway.store.catalog import DefinitionCatalog
+from pathway.store.tables import case_t, handover_t, person_t
+
+BASES = ("consent", *LEGAL_BASES)
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerTaskView:
+    """What a partner agency may see of one handover task (built from a ``HandoverTask`` and its case)."""
+
+    id: uuid.UUID
+    case_reference: str  # pseudonymous
+    code: str  # checkpoint code, e.g. "K6"
+    title_nb: str
+    title_en: str
+    agency: str
+    agency_name: str
+    status: str  # Forløp's: requested, accepted, declined, completed, cancelled
+    basis: str  # "consent", "avert_crime" or "child_welfare_duty"
+    scope: tuple[str, ...]  # consent scope codes
+    due_at: datetime | None  # aware
+    created_at: datetime  # aware
+    updated_at: datetime  # aware
+    contact: str  # who to call at the crisis centre: a staff username or unit label
+    person_name: str | None = None  # only when the consent's scope includes "name"
+
+    def __post_init__(self) -> None:
+        if self.status not in HANDOVER_STATUSES:
+            raise ValueError(f"unknown handover status {self.status!r}")
+        if self.basis not in BASES:
+            raise ValueError(f"unknown legal basis {self.basis!r}")
+        if self.person_name is not None and "name" not in self.scope:
+            raise ValueError("person_name may only be shared when the consent scope includes 'name'")
+        for label, at in (("due_at", self.due_at), ("created_at", self.created_at), ("updated_at", self.updated_at)):
+            if at is not None and at.utcoffset() is None:
+                raise ValueError(f"{label} must be timezone-aware")
+
+
+def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: DefinitionCatalog, keys: KeyRing,
+                 task_id: uuid.UUID | None = None, status: str | None = None,
+                 limit: int = 100) -> list[PartnerTaskView]:
+    """An agency's tasks (or the one ``task_id``, if it is the agency's), soonest due first; None sees none. A
+    person record is decrypted only for a task whose fields include the name."""
+    query = (sa.select(handover_t, case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
+                       case_t.c.definition_version, case_t.c.consents, person_t.c.ciphertext)
+             .join(case_t, case_t.c.id == handover_t.c.case_id)
+             .outerjoin(person_t, person_t.c.case_id == handover_t.c.case_id)
+             .where(handover_t.c.agency == agency if agency is not None else sa.false())
+             .order_by(handover_t.c.due_at, handover_t.c.id).limit(limit))
+    if task_id is not None:
+        query = query.where(handover_t.c.id == task_id)
+    if status is not None:
+        query = query.where(handover_t.c.status == status)
+    views = []
+    for r in conn.execute(query).all():
+        d = catalog.resolve(r.pathway_id, r.definition_version, conn=conn)
+        checkpoint = d.checkpoint.get(r.code)
+        consent = r.consents.get(r.agency)
+        shown = task_fields(r.scope, r.basis, consent["scope"] if consent and consent["given"] else None, r.status)
+        name = None
+        if shown.name and r.ciphertext is not None:
+            name = unseal(r.ciphertext, case_id=r.case_id, keys=keys).name
+        views.append(PartnerTaskView(
+            id=r.id, case_reference=r.reference, code=r.code,
+            title_nb=checkpoint.name.nb if checkpoint else r.code, title_en=checkpoint.name.en if checkpoint else r.code,
+            agency=r.agency, agency_name=d.agencies[r.agency].nb if r.agency in d.agencies else r.agency,
+            status=r.status, basis=r.basis, scope=shown.scope, due_at=r.due_at, created_at=r.created_at,
+            updated_at=r.updated_at, contact=f"{r.coordinator or 'koordinator'} ({r.unit})", person_name=name))
+    return views
