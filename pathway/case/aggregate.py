@@ -18,7 +18,7 @@ from typing import Any
 
 from transitions import MachineError
 
-from pathway.case.commands.base import Command, Context, Resolver
+from pathway.case.commands.base import COMMANDS, Command, Context, Resolver
 from pathway.case.deadlines import Deadlines
 from pathway.case.events import Event, event_hash
 from pathway.case.values import BACKDATE_TOLERANCE, REASON_REQUIRED, actor_name, iso, text, utc
@@ -87,30 +87,43 @@ class Case(Deadlines):
         except MachineError as exc:
             raise self.not_allowed(trigger) from exc
 
+    def transition_refusal(self, trigger: str, operation: str) -> tuple[str, str] | None:
+        """Why a transition of the definition may not be taken from here, whatever the case's steps: into a final
+        phase only by closing, back only where the pathway allows returning. The guard raises it; the advance
+        command offers only the transitions without one."""
+        transition = self.definition.transition[trigger]
+        if operation == "advance" and transition.dest in self.definition.final_phases:
+            return trigger, "use close with an outcome code to end the case"
+        if transition.kind == "return" and "return" not in self.definition.adaptations:
+            return "return", "this pathway does not allow that adaptation"
+        return None
+
     def guard(self, event: Any) -> bool:
         """Condition of every phase transition: raises why it may not be taken now (so the machine never
         answers a bare no)."""
         trigger, kw = event.event.name, event.kwargs
         operation = kw["operation"]
         transition = self.definition.transition.get(trigger)
-        if transition is None:  # closing early: an adaptation of the pathway, with a reason
+        if transition is None:  # closing early (the command checked the adaptation): with a reason
             if operation == "advance":
                 raise self.not_allowed(trigger)
-            self.require_adaptation(kw["adaptation"])
             if not kw["reason"]:
                 raise InvalidArgument("reason", REASON_REQUIRED)
             return True
-        if operation == "advance" and transition.dest in self.definition.final_phases:
-            raise self.not_allowed(trigger, "use close with an outcome code to end the case")
-        if transition.kind == "return":
-            self.require_adaptation("return")
-            if not kw["reason"]:
-                raise InvalidArgument("reason", REASON_REQUIRED)
+        refused = self.transition_refusal(trigger, operation)
+        if refused is not None:
+            raise self.not_allowed(*refused)
+        if transition.kind == "return" and not kw["reason"]:
+            raise InvalidArgument("reason", REASON_REQUIRED)
         missing = self.missing(transition.requires)
         if missing:
             raise self.not_allowed(trigger if operation == "advance" else operation,
                                    f"first complete or skip: {', '.join(missing)}")
         return True
+
+    def allowed_operations(self) -> list[str]:
+        """What can be done to the case now: what the commands offer, by the rule their ``run`` refuses by."""
+        return [op for command in COMMANDS.values() for op in command.offered(self)]
 
     def entered(self, event: Any) -> None:
         """After-callback of every transition of the definition: stamp the milestone it records."""

@@ -49,21 +49,8 @@ class CaseState:
         return self.phase in self.definition.final_phases
 
     def allowed_operations(self) -> list[str]:
-        """What can be done to the case now: the page offers exactly these, the operations refuse the rest."""
-        if self.is_closed:
-            return []
-        d = self.definition
-        ops = ["complete", "record_consent", "record_milestone", "assign_coordinator", "set_condition"]
-        ops += [f"advance:{t}" for t in compile_pathway(d).triggers(self.phase)
-                if d.transition[t].dest not in d.final_phases
-                and (d.transition[t].kind != "return" or "return" in d.adaptations)]
-        if any(c.handover for c in d.checkpoints):
-            ops.append("create_handover")
-        ops += [a for a in ("skip", "add_step", "transfer") if a in d.adaptations]
-        ops.append(("resume" if self.paused_since else "pause") if "pause" in d.adaptations else "")
-        if self.close_is_normal() or "close_early" in d.adaptations:
-            ops.append("close")
-        return [op for op in ops if op]
+        """What can be done to the case now (``Case`` asks its commands)."""
+        raise NotImplementedError
 
     def open_steps(self) -> list[Step]:
         return [s for s in self.steps if s.is_open]
@@ -129,14 +116,6 @@ class CaseState:
 
     def not_allowed(self, operation: str, detail: str = "") -> OperationNotAllowed:
         return OperationNotAllowed(operation, stage=self.phase, allowed=self.allowed_operations(), detail=detail)
-
-    def require_open(self, operation: str) -> None:
-        if self.is_closed:
-            raise self.not_allowed(operation, "the case is closed")
-
-    def require_adaptation(self, adaptation: str) -> None:
-        if adaptation not in self.definition.adaptations:
-            raise self.not_allowed(adaptation, "this pathway does not allow that adaptation")
 
     # -- the state as data ------------------------------------------------------------------------------------
 

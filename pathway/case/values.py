@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 from pathway.errors import InvalidArgument
 from pathway.machine import OPEN_STEP_STATES
@@ -25,6 +25,9 @@ BACKDATE_TOLERANCE = timedelta(hours=1)
 MAX_TEXT = 2000
 REASON_REQUIRED = "a reason is required for this operation"
 LATE_NOTE_REQUIRED = "the deadline has passed: give the reason for the deviation as a note"
+
+DUE_SOON = timedelta(hours=24)
+DeadlineStatus = Literal["overdue", "due_soon"]
 
 # Every time a case is given lies in this window: deadlines and reminder rungs reach years beyond it
 # (offsets are bounded to ten years), and year 1 or 9999 would overflow datetime on the way.
@@ -46,6 +49,16 @@ def iso(at: datetime | None) -> str | None:
 
 def parse_iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+def deadline_status(due_at: datetime | None, now: datetime, closed: bool = False) -> DeadlineStatus | None:
+    """The one rule for late work: "overdue" once the deadline has passed, "due_soon" within ``DUE_SOON`` before it;
+    None without a deadline and for a closed case or an ended step (it keeps its history, but is late no more)."""
+    if closed or due_at is None:
+        return None
+    if due_at < now:
+        return "overdue"
+    return "due_soon" if due_at < now + DUE_SOON else None
 
 
 def text(field_name: str, value: str | None, *, required: bool, missing: str = REASON_REQUIRED) -> str | None:
@@ -90,7 +103,7 @@ class Step:
         return self.state in OPEN_STEP_STATES
 
     def overdue(self, now: datetime) -> bool:
-        return self.is_open and self.due_at is not None and self.due_at < now
+        return deadline_status(self.due_at, now, closed=not self.is_open) == "overdue"
 
     # -- STEP_MACHINE's after-callbacks (the trigger's keyword arguments carry who and when) ----------------
 

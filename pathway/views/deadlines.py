@@ -1,28 +1,15 @@
-"""Overdue and due soon: the one rule, for a step, a case and the case list's SQL alike."""
+"""Overdue and due soon as SQL over the cases' next deadline: the domain's ``deadline_status``, for the case list."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
 import sqlalchemy as sa
 
+from pathway.case.values import DUE_SOON, DeadlineStatus, deadline_status
 from pathway.store.tables import case_t
 
-DUE_SOON = timedelta(hours=24)
-
-DeadlineStatus = Literal["overdue", "due_soon"]
-
-
-def deadline_status(due_at: datetime | None, now: datetime, closed: bool = False) -> DeadlineStatus | None:
-    """"overdue" once the deadline has passed, "due_soon" within ``DUE_SOON`` before it; None without a deadline
-    and for a closed case or an ended step (it keeps its history, but is late no more)."""
-    if closed or due_at is None:
-        return None
-    if due_at < now:
-        return "overdue"
-    return "due_soon" if due_at < now + DUE_SOON else None
-
+__all__ = ["DUE_SOON", "DeadlineStatus", "deadline_status", "due_soon_clause", "overdue_clause"]
 
 # The same rule as SQL over the cases' next deadline. Each clause is true or false, never NULL (a case without a
 # deadline is neither, so that NOT of a clause keeps it: overdue=false and overdue=true together are every case).

@@ -5,12 +5,15 @@ translations and, if the case page offers it, its form); the API's route, the pa
 log's action and replay all follow from the class.
 """
 
+# The order of registration is the order a case offers its operations in (the most common first).
 from pathway.case.commands.base import COMMANDS, Command, Context, Resolver, arg, fields_of
-from pathway.case.commands.clock import Pause, Resume
-from pathway.case.commands.facts import AssignCoordinator, NotePersonChange, RecordConsent, RecordMilestone, SetCondition
-from pathway.case.commands.handovers import CreateHandover, UpdateHandover
-from pathway.case.commands.stages import Advance, Close, Migrate, Transfer
-from pathway.case.commands.steps import AddStep, CompleteStep, SkipStep
+from pathway.case.commands.steps import AddStep, CompleteStep, SkipStep  # isort: skip
+from pathway.case.commands.facts import (  # isort: skip
+    AssignCoordinator, NotePersonChange, RecordConsent, RecordMilestone, SetCondition,
+)
+from pathway.case.commands.stages import Advance, Close, Migrate, Transfer  # isort: skip
+from pathway.case.commands.handovers import CreateHandover, UpdateHandover  # isort: skip
+from pathway.case.commands.clock import Pause, Resume  # isort: skip
 
 __all__ = [
     "COMMANDS", "AddStep", "Advance", "AssignCoordinator", "Close", "Command", "CompleteStep", "Context",

@@ -48,7 +48,7 @@ def arg(default: Any = dataclasses.MISSING, *, min_length: int | None = None, ma
     return dataclasses.field(default=default, metadata=meta)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Command:
     operation: ClassVar[str]  # the event's operation
     action: ClassVar[str]  # the access log's action and the case page's form name, e.g. "case.pause"
@@ -62,6 +62,30 @@ class Command:
 
     def run(self, case: Case, ctx: Context) -> Any:
         raise NotImplementedError
+
+    # -- whether it can be run at all now: one rule for what the case page offers and what ``run`` refuses -----
+
+    adaptation: ClassVar[str | None] = None  # the pathway must allow this adaptation for the command to be offered
+
+    @classmethod
+    def refusal(cls, case: Case) -> tuple[str, str] | None:
+        """Why the command cannot run on the case now, whatever its fields: (operation, detail) for the error;
+        None when it can. ``run`` raises it first; ``offered`` lists the command only without it."""
+        if case.is_closed:
+            return cls.operation, "the case is closed"
+        if cls.adaptation is not None and cls.adaptation not in case.definition.adaptations:
+            return cls.adaptation, "this pathway does not allow that adaptation"
+        return None
+
+    @classmethod
+    def offered(cls, case: Case) -> list[str]:
+        """The operations (as ``allowed_operations`` names them) this command offers on the case now."""
+        return [cls.operation] if cls.route is not None and cls.refusal(case) is None else []
+
+    def check(self, case: Case) -> None:
+        refused = self.refusal(case)
+        if refused is not None:
+            raise case.not_allowed(*refused)
 
     @classmethod
     def from_event(cls: type[C], event: Event) -> C:

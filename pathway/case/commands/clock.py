@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathway.case.aggregate import Case
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Pause(Command):
     """Stop the clock (person unreachable, in hospital, asks for a delay). Paused time moves due times."""
 
@@ -22,14 +22,18 @@ class Pause(Command):
     action = "case.pause"
     route = "/pause"
     summary = "Pause the clock"
+    adaptation = "pause"
 
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="personen er på sykehus")
 
+    @classmethod
+    def refusal(cls, case: Case) -> tuple[str, str] | None:
+        if case.paused_since is not None and not case.is_closed:
+            return cls.operation, "the clock is already paused"
+        return super().refusal(case)
+
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
-        case.require_adaptation(self.operation)
-        if case.paused_since is not None:
-            raise case.not_allowed(self.operation, "the clock is already paused")
+        self.check(case)
         reason = text("reason", self.reason, required=True)
 
         def apply() -> None:
@@ -38,7 +42,7 @@ class Pause(Command):
         case.record(self.operation, ctx, reason=reason, payload={}, apply=apply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Resume(Command):
     """Restart the clock; every open deadline moves by the time the clock stood still."""
 
@@ -49,11 +53,16 @@ class Resume(Command):
 
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
+    @classmethod
+    def refusal(cls, case: Case) -> tuple[str, str] | None:
+        if case.paused_since is None and not case.is_closed:
+            return cls.operation, "the clock is not paused"
+        return super().refusal(case)
+
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         paused_since = case.paused_since
-        if paused_since is None:
-            raise case.not_allowed(self.operation, "the clock is not paused")
+        assert paused_since is not None
         if ctx.at < paused_since:
             raise InvalidArgument("at", "resume cannot precede the pause")
         reason = text("reason", self.reason, required=False)

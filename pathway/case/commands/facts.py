@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from pathway.case.aggregate import Case
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RecordMilestone(Command):
     """Record (or move) a milestone such as a planned move-out date; deadlines anchored on it follow."""
 
@@ -32,7 +32,7 @@ class RecordMilestone(Command):
 
     def run(self, case: Case, ctx: Context) -> None:
         when = utc(self.when, "when")
-        case.require_open(self.operation)
+        self.check(case)
         if self.name not in case.definition.milestones:
             raise InvalidArgument("name", f"unknown milestone '{self.name}'")
         reason = text("reason", self.reason, required=False)
@@ -45,7 +45,7 @@ class RecordMilestone(Command):
         case.record(self.operation, ctx, reason=reason, payload={"name": self.name, "when": iso(when)}, apply=apply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RecordConsent(Command):
     """Record the person's consent to share with one agency (or its withdrawal, which stops future handovers)."""
 
@@ -61,7 +61,7 @@ class RecordConsent(Command):
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         agency = self.agency
         if agency not in case.definition.agencies:
             raise InvalidArgument("agency", f"unknown agency '{agency}'")
@@ -90,7 +90,7 @@ class RecordConsent(Command):
                     payload={"agency": agency, "scope": list(scope), "given": self.given}, apply=apply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AssignCoordinator(Command):
     """Assign the coordinator who holds the whole picture; changing an assigned one needs a reason."""
 
@@ -103,7 +103,7 @@ class AssignCoordinator(Command):
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         coordinator = text("coordinator", self.coordinator, required=True) or ""
         reason = text("reason", self.reason, required=case.coordinator is not None)
 
@@ -116,7 +116,7 @@ class AssignCoordinator(Command):
         case.record(self.operation, ctx, reason=reason, payload={"coordinator": coordinator}, apply=apply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SetCondition(Command):
     """Change a fact that decides which checkpoints apply (e.g. children turn out to be part of the case)."""
 
@@ -131,7 +131,7 @@ class SetCondition(Command):
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="barn registrert")
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         if self.name not in case.definition.conditions:
             raise InvalidArgument("name", f"unknown condition '{self.name}'")
         reason = text("reason", self.reason, required=True)
@@ -148,7 +148,7 @@ class SetCondition(Command):
         case.record(self.operation, ctx, reason=reason, payload={"name": self.name, "value": self.value}, apply=apply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class NotePersonChange(Command):
     """Record that the encrypted person record changed; the event names the fields, never their values."""
 

@@ -21,7 +21,7 @@ MOVES = {  # a task's new status -> the statuses it may come from
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CreateHandover(Command):
     """Create a handover task for a handover checkpoint's agency. Needs valid consent or a recorded legal basis."""
 
@@ -34,8 +34,14 @@ class CreateHandover(Command):
     legal_basis: str | None = arg(None, choices=tuple(LEGAL_BASES))
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
+    @classmethod
+    def refusal(cls, case: Case) -> tuple[str, str] | None:
+        if not any(c.handover for c in case.definition.checkpoints):
+            return cls.operation, "this pathway has no handover checkpoints"
+        return super().refusal(case)
+
     def run(self, case: Case, ctx: Context) -> uuid.UUID:
-        case.require_open(self.operation)
+        self.check(case)
         checkpoint = case.definition.checkpoint.get(self.code)
         if checkpoint is None or checkpoint.handover is None:
             raise InvalidArgument("code", f"'{self.code}' is not a handover checkpoint")
@@ -78,7 +84,7 @@ class CreateHandover(Command):
         return task_id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class UpdateHandover(Command):
     """The receiving agency accepts, declines (with a reason) or completes a handover task."""
 
@@ -90,7 +96,7 @@ class UpdateHandover(Command):
     note: str | None = None
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         task = next((t for t in case.handovers if t.id == self.task_id), None)
         if task is None:
             raise InvalidArgument("task_id", "no such handover task in this case")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pathway.case.aggregate import Case
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Advance(Command):
     """Fire a phase transition of the definition (forward, or back to an earlier stage with a reason)."""
 
@@ -32,8 +32,17 @@ class Advance(Command):
     trigger: str = arg(max_length=64, example="start_support")
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
+    @classmethod
+    def offered(cls, case: Case) -> list[str]:
+        if cls.refusal(case) is not None:
+            return []
+        return [f"advance:{t}" for t in compile_pathway(case.definition).triggers(case.phase)
+                if case.transition_refusal(t, cls.operation) is None]
+
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.trigger)
+        refused = self.refusal(case)
+        if refused is not None:
+            raise case.not_allowed(self.trigger, refused[1])
         reason = text("reason", self.reason, required=False)
 
         def apply() -> None:
@@ -50,7 +59,6 @@ def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: s
                *, early: bool = False, also: Callable[[], None] | None = None) -> None:
     """End the case: by the definition's transition to closure when the stage has one, else early (an
     adaptation, with a reason). Open steps are cancelled, open handover tasks too, and the clock stops."""
-    case.require_open(operation)
     if outcome not in case.definition.outcomes:
         raise InvalidArgument("outcome", f"unknown outcome code; valid: {', '.join(case.definition.outcomes)}")
     d = case.definition
@@ -60,8 +68,7 @@ def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: s
 
     def apply() -> None:
         closing = case.open_steps_completed_by("close")
-        case.fire(trigger, ctx, operation=operation, reason=reason,
-                  adaptation="close_early" if operation == "close" else operation)
+        case.fire(trigger, ctx, operation=operation, reason=reason)
         for step in closing:
             if step.state == "pending":
                 case.activate(step, ctx.at)
@@ -80,7 +87,7 @@ def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: s
     case.record(operation, ctx, reason=reason, payload=payload, apply=apply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Close(Command):
     """Close with an outcome code: normally from a stage that leads to closure, early with a reason."""
 
@@ -92,11 +99,19 @@ class Close(Command):
     outcome: str = arg(min_length=1, max_length=64, example="safe_housing")
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
+    @classmethod
+    def refusal(cls, case: Case) -> tuple[str, str] | None:
+        # Closing from a phase without a transition to closure is closing early: an adaptation.
+        if not case.is_closed and not case.close_is_normal() and "close_early" not in case.definition.adaptations:
+            return "close_early", "this pathway does not allow that adaptation"
+        return super().refusal(case)
+
     def run(self, case: Case, ctx: Context) -> None:
+        self.check(case)
         close_case(case, ctx, self.operation, self.outcome, self.reason, {"outcome": self.outcome})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Transfer(Command):
     """Transfer the person to another municipality: closes this case with the outcome 'transferred'."""
 
@@ -104,12 +119,13 @@ class Transfer(Command):
     action = "case.transfer"
     route = "/transfer"
     summary = "Transfer to another municipality"
+    adaptation = "transfer"
 
     municipality: str = arg(min_length=1, max_length=200, example="Testkommune")
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="flyttet til annen kommune")
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         municipality = text("municipality", self.municipality, required=True) or ""
         if "transferred" not in case.definition.outcomes:
             raise InvalidArgument("outcome", "this pathway has no 'transferred' outcome")
@@ -117,7 +133,7 @@ class Transfer(Command):
                    also=lambda: setattr(case, "transferred_to", municipality))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Migrate(Command):
     """Move the case to another version of its pathway, renaming checkpoint codes by ``mapping``."""
 
@@ -130,7 +146,7 @@ class Migrate(Command):
     reason: str
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         reason = text("reason", self.reason, required=True)
         if ctx.resolve is None:
             raise InvalidArgument("pathway", "no definition catalog to migrate with")

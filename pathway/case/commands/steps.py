@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pathway.case.aggregate import Case
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CompleteStep(Command):
     """Mark the open occurrence of a checkpoint (or an ad-hoc step) done. Late, the note says why."""
 
@@ -28,7 +28,7 @@ class CompleteStep(Command):
     note: str | None = arg(None, max_length=MAX_TEXT)
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
+        self.check(case)
         step = case.open_step(self.code, self.operation)
         checkpoint = case.definition.checkpoint.get(self.code)
         if checkpoint is not None and checkpoint.completed_by != "manual":
@@ -42,7 +42,7 @@ class CompleteStep(Command):
                     apply=lambda: case.end(step, "complete", ctx.actor, ctx.at))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SkipStep(Command):
     """Mark a checkpoint not applicable for this person (an individual adaptation)."""
 
@@ -51,13 +51,13 @@ class SkipStep(Command):
     route = "/steps/{code}/skip"
     target = "code"
     summary = "Skip a checkpoint as not applicable"
+    adaptation = "skip"
 
     code: str = arg(max_length=32, example="K2")
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="ikke aktuelt for denne personen")
 
     def run(self, case: Case, ctx: Context) -> None:
-        case.require_open(self.operation)
-        case.require_adaptation(self.operation)
+        self.check(case)
         reason = text("reason", self.reason, required=True)
         step = case.open_step(self.code, self.operation)
         checkpoint = case.definition.checkpoint.get(self.code)
@@ -67,7 +67,7 @@ class SkipStep(Command):
                     apply=lambda: case.end(step, "skip", ctx.actor, ctx.at))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AddStep(Command):
     """Add an ad-hoc step with its own deadline; returns its code (A1, A2, ...)."""
 
@@ -75,6 +75,7 @@ class AddStep(Command):
     action = "case.add_step"
     route = "/steps"
     summary = "Add an ad-hoc step with its own deadline"
+    adaptation = "add_step"
 
     title: str = arg(min_length=1, max_length=MAX_TEXT, example="Følge til fastlege")
     owner: str = arg(min_length=1, max_length=64, example="coordinator")
@@ -83,8 +84,7 @@ class AddStep(Command):
 
     def run(self, case: Case, ctx: Context) -> str:
         due_at = utc(self.due_at, "due_at")
-        case.require_open(self.operation)
-        case.require_adaptation(self.operation)
+        self.check(case)
         reason = text("reason", self.reason, required=True)
         title = text("title", self.title, required=True)
         if self.owner not in case.definition.roles and self.owner not in case.definition.agencies:
