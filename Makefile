@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-at resilience bench clean
+.PHONY: run test check test-at resilience bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,14 @@ run: $(STAMP)
 # everything but the fault suite and the tests marked any_date (no calendar logic in either) at each of these.
 TEST_DATES ?= 2027-01-01T00:30+01:00 2027-03-28T01:30+01:00 2028-02-29T12:00+01:00 2027-12-31T23:00+01:00
 
-## test: the whole test suite today, then again at each of TEST_DATES (SQLite always; PostgreSQL when reachable, required under CI)
-test: $(STAMP)
+## check: the architecture's guard rails: import contracts (layers, no cycles, a framework-free domain) and types
+check: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/mypy
+
+## test: the guard rails, the whole test suite today, then again at each of TEST_DATES (SQLite always; PostgreSQL
+## when reachable, required under CI)
+test: check
 	$(BIN)/python -m pytest -n 2 --durations=15
 	@for day in $(TEST_DATES); do \
 	    echo "== the date-sensitive tests at $$day (FORLOP_TEST_TODAY)"; \

@@ -22,8 +22,7 @@ import sqlalchemy as sa
 
 from pathway.accounts import User
 from pathway.case import shareable
-from pathway.views.access import has_break_glass
-from pathway.views.cases import case_owner
+from pathway.store.access import case_owner, has_break_glass
 
 BREAK_GLASS_TTL = timedelta(hours=12)  # how long an emergency grant lasts
 OPEN_TASK = ("requested", "accepted")  # a task that still needs the name to be carried out

@@ -1,4 +1,5 @@
-"""Writing the access log and emergency (break-glass) grants: rows appended, never changed."""
+"""The access log and emergency (break-glass) grants: rows appended, never changed, and the two lookups the access
+policy asks (whose case a reference is, whether a user holds a grant for it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pathway.store.engine import WRITE
-from pathway.store.tables import access_t, break_glass_t
+from pathway.store.tables import access_t, break_glass_t, case_t
 
 Writer = Callable[[sa.Connection], None]  # writes more in a transaction that someone else opened and commits
 
@@ -31,3 +32,15 @@ def grant_break_glass(conn: sa.Connection, *, username: str, case_id: uuid.UUID,
     """Record an emergency grant of one user to one case, in the caller's transaction."""
     conn.execute(sa.insert(break_glass_t).values(id=uuid.uuid4(), username=username, case_id=case_id, reason=reason,
                                                  granted_at=granted_at, expires_at=expires_at))
+
+
+def case_owner(conn: sa.Connection, reference: str) -> Any | None:
+    """The case's id and unit (a row), or None if no case has this reference."""
+    return conn.execute(sa.select(case_t.c.id, case_t.c.unit).where(case_t.c.reference == reference)).first()
+
+
+def has_break_glass(conn: sa.Connection, *, username: str, case_id: uuid.UUID, now: datetime) -> bool:
+    """Whether the user holds an unexpired emergency grant for the case."""
+    return conn.execute(sa.select(break_glass_t.c.id).where(
+        break_glass_t.c.username == username, break_glass_t.c.case_id == case_id,
+        break_glass_t.c.expires_at > now).limit(1)).first() is not None

@@ -1,9 +1,8 @@
-"""The access log as its reviewers read it, and the emergency (break-glass) grants as the policy and the case read."""
+"""The access log as its reviewers read it, and a case's emergency (break-glass) grants as the case page shows them."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,13 +19,6 @@ def access_entries(conn: sa.Connection, *, case_reference: str | None, username:
     if username:
         query = query.where(access_t.c.username == username)
     return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def has_break_glass(conn: sa.Connection, *, username: str, case_id: uuid.UUID, now: datetime) -> bool:
-    """Whether the user holds an unexpired emergency grant for the case."""
-    return conn.execute(sa.select(break_glass_t.c.id).where(
-        break_glass_t.c.username == username, break_glass_t.c.case_id == case_id,
-        break_glass_t.c.expires_at > now).limit(1)).first() is not None
 
 
 def emergency_grants(conn: sa.Connection, case_id: uuid.UUID) -> list[Any]:

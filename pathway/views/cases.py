@@ -148,11 +148,6 @@ def case_record(uow: UnitOfWork, reference: str) -> CaseRecord:
     return CaseRecord(case, uow.cases.events(case.id), emergency_grants(uow.conn, case.id))
 
 
-def case_owner(conn: sa.Connection, reference: str) -> Any | None:
-    """The case's id and unit (a row), or None if no case has this reference."""
-    return conn.execute(sa.select(case_t.c.id, case_t.c.unit).where(case_t.c.reference == reference)).first()
-
-
 def of_unit(conn: sa.Connection, references: list[str], unit: str | None) -> list[str]:
     """Those of ``references`` that are cases of ``unit``, in the order given."""
     if not references:
