@@ -1,0 +1,186 @@
+"""The ``forlop case`` commands: open, show, change and list cases."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from pathway.cli.common import (
+    Actor, DatabaseUrl, Reason, Version, _core, _fail, _local, _parse_time, case_app, err, out,
+)
+from pathway.errors import ForlopError
+
+if TYPE_CHECKING:
+    from pathway.case import Command
+
+
+@case_app.command("open")
+def case_open(
+    unit: Annotated[str, typer.Option(help="The crisis-centre unit that owns the case.")],
+    actor: Actor,
+    pathway_id: Annotated[str, typer.Option("--pathway", help="Pathway id.")] = "krisesenter",
+    first_contact: Annotated[Optional[str], typer.Option(help="When first contact was received (ISO 8601, Oslo time if no offset); default now.")] = None,
+    condition: Annotated[list[str], typer.Option(help="A condition that applies, e.g. children, shelter_stay.")] = [],  # noqa: B006
+    reason: Reason = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Open a case at first contact and print its reference (only that, so `REF=$(forlop case open ...)` keeps it)."""
+    from pathway import services
+
+    core = _core(database_url)
+    at = services.now()
+    try:
+        case = services.open_case(
+            uow=core.uow(), pathway_id=pathway_id, unit=unit, first_contact_at=_parse_time(first_contact) or at,
+            actor=actor, keys=core.keys, index_key=core.settings.index_key,
+            reference_prefix=core.settings.reference_prefix, conditions=condition, reason=reason, at=at,
+        )
+    except ForlopError as exc:
+        raise _fail(exc) from None
+    out.print(case.reference, markup=False, highlight=False)
+
+
+@case_app.command("show")
+def case_show(reference: str, database_url: DatabaseUrl = None,
+              as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Where a case stands: stage, version, steps with deadlines, consents and handovers."""
+    from pathway import services
+
+    core = _core(database_url)
+    try:
+        case = services.get_case(uow=core.uow(read_only=True), reference=reference)
+    except ForlopError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        sys.stdout.write(json.dumps(case.snapshot(), indent=2, ensure_ascii=False) + "\n")
+        return
+    now = services.now()
+    d = case.definition
+    out.print(f"[bold]{case.reference}[/]  {d.id} v{d.version}  stage: [bold]{case.phase}[/]  version: {case.version}"
+              + ("  [yellow]PAUSED[/]" if case.paused_since else ""))
+    table = Table("step", "name", "state", "due (Oslo)", "overdue")
+    for step in case.steps:
+        name = step.title if step.adhoc else d.checkpoint[step.code].name.nb
+        flag = "[red]OVERDUE[/]" if step.overdue(now) else ""
+        table.add_row(f"{step.code}#{step.occurrence}", name, step.state, _local(step.due_at), flag)
+    out.print(table)
+    for agency, consent in sorted(case.consents.items()):
+        out.print(f"consent {agency}: {'given' if consent.given else 'withdrawn'} {', '.join(consent.scope)}")
+    for task in case.handovers:
+        out.print(f"handover {task.id} {task.code} → {task.agency}: {task.status} (due {_local(task.due_at)})")
+    out.print(f"allowed now: {', '.join(case.allowed_operations()) or 'nothing (closed)'}")
+
+
+def _run(reference: str, version: int | None, database_url: str | None, actor: str,
+         command: Callable[[ModuleType], Command]) -> None:
+    """Build the command (from ``pathway.case.commands``, imported only when one runs, so that ``--help`` stays
+    fast), hand it to the handler the API and the pages use too, and say where the case now stands."""
+    from pathway import services
+    from pathway.case import commands
+
+    core = _core(database_url)
+    try:
+        case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=command(commands),
+                                   actor=actor)
+    except ForlopError as exc:
+        raise _fail(exc) from None
+    out.print(f"{case.reference}: stage {case.phase}, version {case.version}")
+
+
+@case_app.command("complete")
+def case_complete(reference: str, code: str, actor: Actor, version: Version = None,
+                  note: Annotated[Optional[str], typer.Option()] = None, database_url: DatabaseUrl = None) -> None:
+    """Mark a checkpoint (or ad-hoc step) done."""
+    _run(reference, version, database_url, actor, lambda c: c.CompleteStep(code, note=note))
+
+
+@case_app.command("skip")
+def case_skip(reference: str, code: str, actor: Actor, reason: Annotated[str, typer.Option("--reason", "-r")],
+              version: Version = None, database_url: DatabaseUrl = None) -> None:
+    """Mark a checkpoint not applicable for this person."""
+    _run(reference, version, database_url, actor, lambda c: c.SkipStep(code, reason=reason))
+
+
+@case_app.command("advance")
+def case_advance(reference: str, trigger: str, actor: Actor, reason: Reason = None, version: Version = None,
+                 database_url: DatabaseUrl = None) -> None:
+    """Move the case to another stage (e.g. start_support, move_out, back_to_intake)."""
+    _run(reference, version, database_url, actor, lambda c: c.Advance(trigger, reason=reason))
+
+
+@case_app.command("pause")
+def case_pause(reference: str, actor: Actor, reason: Annotated[str, typer.Option("--reason", "-r")],
+               version: Version = None, database_url: DatabaseUrl = None) -> None:
+    """Stop the clock; paused time does not count against deadlines."""
+    _run(reference, version, database_url, actor, lambda c: c.Pause(reason=reason))
+
+
+@case_app.command("resume")
+def case_resume(reference: str, actor: Actor, reason: Reason = None, version: Version = None,
+                database_url: DatabaseUrl = None) -> None:
+    """Restart the clock; open deadlines move by the paused time."""
+    _run(reference, version, database_url, actor, lambda c: c.Resume(reason=reason))
+
+
+@case_app.command("consent")
+def case_consent(reference: str, agency: str, actor: Actor,
+                 scope: Annotated[list[str], typer.Option(help="What may be shared (repeat).")] = [],  # noqa: B006
+                 withdraw: Annotated[bool, typer.Option(help="Record a withdrawal instead.")] = False,
+                 reason: Reason = None, version: Version = None, database_url: DatabaseUrl = None) -> None:
+    """Record consent to share with an agency (or its withdrawal)."""
+    _run(reference, version, database_url, actor,
+         lambda c: c.RecordConsent(agency, scope=tuple(scope), given=not withdraw, reason=reason))
+
+
+@case_app.command("coordinator")
+def case_coordinator(reference: str, coordinator: str, actor: Actor, reason: Reason = None, version: Version = None,
+                     database_url: DatabaseUrl = None) -> None:
+    """Assign the case's coordinator."""
+    _run(reference, version, database_url, actor, lambda c: c.AssignCoordinator(coordinator, reason=reason))
+
+
+@case_app.command("handover")
+def case_handover(reference: str, code: str, actor: Actor,
+                  legal_basis: Annotated[Optional[str], typer.Option(help="avert_crime or child_welfare_duty")] = None,
+                  reason: Reason = None, version: Version = None, database_url: DatabaseUrl = None) -> None:
+    """Create a handover task (needs consent for the agency, or a legal basis with a reason)."""
+    _run(reference, version, database_url, actor,
+         lambda c: c.CreateHandover(code, legal_basis=legal_basis, reason=reason))
+
+
+@case_app.command("close")
+def case_close(reference: str, outcome: str, actor: Actor, reason: Reason = None, version: Version = None,
+               database_url: DatabaseUrl = None) -> None:
+    """Close with an outcome code (safe_housing, returned_to_abuser, moved_away, declined, transferred, ended_early)."""
+    _run(reference, version, database_url, actor, lambda c: c.Close(outcome, reason=reason))
+
+
+@case_app.command("list")
+def case_list(database_url: DatabaseUrl = None,
+              unit: Annotated[Optional[str], typer.Option()] = None,
+              limit: Annotated[int, typer.Option(min=1, max=10_000, help="Show at most this many.")] = 50,
+              show_all: Annotated[bool, typer.Option("--all", help="Show every open case.")] = False) -> None:
+    """Open cases with stage and next deadline (soonest first); says on stderr when there are more than shown."""
+    from pathway.views.cases import case_counts, case_list
+
+    core = _core(database_url)
+    now = datetime.now(timezone.utc)
+    every_unit = unit is None  # the CLI serves the operator of the whole installation
+    with core.engine.connect() as conn:
+        listed = case_list(conn, unit=unit, every_unit=every_unit, now=now, status="open", sort="next_due",
+                           limit=None if show_all else limit)
+        total = case_counts(conn, unit=unit, every_unit=every_unit, now=now)["open"]
+    table = Table("reference", "stage", "unit", "next deadline (Oslo)", "status")
+    for c in listed.items:
+        flag = "paused" if c["paused"] else ("[red]OVERDUE[/]" if c["overdue"] else "")
+        table.add_row(c["reference"], c["stage"], c["unit"], _local(c["next_due_at"]), flag)
+    out.print(table)
+    if len(listed.items) < total:  # on stderr, so that a pipe gets the table alone
+        err.print(f"showing {len(listed.items)} of {total}; use --limit N or --all for more", highlight=False)
