@@ -33,7 +33,7 @@ PROBLEM = "application/problem+json"
 
 
 class Problem(BaseModel):
-    """An error answer (RFC 9457). Some types add fields: errors, agency, missing_scope, stage, allowed, ..."""
+    """An error answer (RFC 9457). Some types add fields: errors, agency, missing_scope, phase, allowed, ..."""
 
     model_config = ConfigDict(extra="allow")
     type: str = Field(examples=["/problems/stale-version"])
@@ -71,12 +71,13 @@ def _said(exc: Exception) -> str:
 
 def describe(exc: ForlopError) -> tuple[int, str, str, dict[str, Any]]:
     """Domain and store errors as (status, detail, type, extra fields): what went wrong and where, in terms of
-    stages, codes and versions only. The API answers it as problem+json; a page shows it beside the form."""
+    phases, codes and versions only. The API answers it as problem+json; a page shows it beside the form."""
     if isinstance(exc, ConcurrencyConflict):
         return 409, str(exc), "/problems/stale-version", dict(expected_version=exc.expected,
                                                               current_version=exc.actual)
     if isinstance(exc, OperationNotAllowed):
-        return 409, _said(exc), "/problems/operation-not-allowed", dict(stage=exc.stage, allowed=exc.allowed)
+        return 409, _said(exc), "/problems/operation-not-allowed", dict(phase=exc.phase, stage=exc.phase,  # stage: the old name of phase
+                                                                         allowed=exc.allowed)
     if isinstance(exc, ConsentRequired):
         return 409, str(exc), "/problems/consent-required", dict(agency=exc.agency, missing_scope=exc.missing_scope)
     if isinstance(exc, InvalidArgument):

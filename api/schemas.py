@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from pathway.case import Case, Event
 from pathway.views.deadlines import deadline_status
 
 
+OLD_NAME = "the old name of phase, kept for clients written against it"
+
+
 class CaseSummary(BaseModel):
     reference: str = Field(examples=["BGO-2026-0042"])
-    stage: str = Field(examples=["support"])
+    phase: str = Field(examples=["support"])
     unit: str
     coordinator: str | None
     opened_at: datetime
@@ -23,6 +26,11 @@ class CaseSummary(BaseModel):
     overdue: bool
     due_soon: bool
     version: int
+
+    @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
+    @property
+    def stage(self) -> str:
+        return self.phase
 
 
 class CaseList(BaseModel):
@@ -51,8 +59,18 @@ class EventOut(BaseModel):
     operation: str
     reason: str | None
     payload: dict[str, Any]
-    stage_before: str | None
-    stage_after: str | None
+    phase_before: str | None
+    phase_after: str | None
+
+    @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
+    @property
+    def stage_before(self) -> str | None:
+        return self.phase_before
+
+    @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
+    @property
+    def stage_after(self) -> str | None:
+        return self.phase_after
 
 
 class ConsentOut(BaseModel):
@@ -84,8 +102,8 @@ class CaseDetail(BaseModel):
     reference: str
     pathway: str
     pathway_version: int
-    stage: str
-    stage_title: str
+    phase: str
+    phase_title: str
     unit: str
     coordinator: str | None
     version: int
@@ -103,6 +121,16 @@ class CaseDetail(BaseModel):
     allowed_operations: list[str]
     emergency_access: list[EmergencyAccessOut]
 
+    @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
+    @property
+    def stage(self) -> str:
+        return self.phase
+
+    @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
+    @property
+    def stage_title(self) -> str:
+        return self.phase_title
+
 
 def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: datetime, lang: str) -> CaseDetail:
     d = case.definition
@@ -116,8 +144,8 @@ def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: date
             ended_at=s.ended_at, ended_by=s.ended_by))
     phase = next(p for p in d.phases if p.id == case.phase)
     return CaseDetail(
-        reference=case.reference, pathway=d.id, pathway_version=d.version, stage=case.phase,
-        stage_title=phase.title.get(lang), unit=case.unit, coordinator=case.coordinator, version=case.version,
+        reference=case.reference, pathway=d.id, pathway_version=d.version, phase=case.phase,
+        phase_title=phase.title.get(lang), unit=case.unit, coordinator=case.coordinator, version=case.version,
         opened_at=case.opened_at, paused_since=case.paused_since, closed_at=case.closed_at, outcome=case.outcome,
         conditions=sorted(case.conditions), milestones=dict(case.milestones), next_due_at=case.next_deadline(),
         steps=steps,
@@ -127,8 +155,8 @@ def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: date
                                due_at=t.due_at, created_at=t.created_at, updated_at=t.updated_at)
                    for t in case.handovers],
         timeline=[EventOut(seq=e.seq, at=e.at, actor=e.actor, operation=e.operation, reason=e.reason,
-                           payload=e.payload, stage_before=e.state_before.get("phase"),
-                           stage_after=e.state_after.get("phase")) for e in events],
+                           payload=e.payload, phase_before=e.state_before.get("phase"),
+                           phase_after=e.state_after.get("phase")) for e in events],
         allowed_operations=case.allowed_operations(),
         emergency_access=[EmergencyAccessOut(username=g.username, reason=g.reason, granted_at=g.granted_at)
                           for g in grants],

@@ -1,7 +1,7 @@
 """The errors of the pathway package: a small hierarchy, each carrying its context.
 
 They are mapped to HTTP (RFC 9457 problem+json) only in ``api/`` and to exit codes only in the CLI.
-Messages never carry a person's name, address or case content: only codes, stages and references.
+Messages never carry a person's name, address or case content: only codes, phases and references.
 """
 
 from __future__ import annotations
@@ -46,14 +46,14 @@ class DomainError(ForlopError):
 
 
 class OperationNotAllowed(DomainError):
-    """The operation is not allowed in the case's current stage."""
+    """The operation is not allowed in the case's current phase."""
 
-    def __init__(self, operation: str, *, stage: str, allowed: list[str], detail: str = "") -> None:
+    def __init__(self, operation: str, *, phase: str, allowed: list[str], detail: str = "") -> None:
         self.operation = operation
-        self.stage = stage
+        self.phase = phase
         self.allowed = allowed
         self.detail = detail
-        text = f"'{operation}' is not allowed in stage '{stage}'"
+        text = f"'{operation}' is not allowed in phase '{phase}'"
         if detail:
             text += f": {detail}"
         text += f"; allowed now: {', '.join(allowed) or 'none'}"

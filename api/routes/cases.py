@@ -61,7 +61,8 @@ def case_access(request: Request, core: Forlop, user: User, reference: str, acti
 def list_cases(
     request: Request, core: Core, user: Coordinator,
     status: Literal["open", "closed", "all"] = "open",
-    stage: Annotated[str | None, Query(max_length=64)] = None,
+    phase: Annotated[str | None, Query(max_length=64)] = None,
+    stage: Annotated[str | None, Query(max_length=64, deprecated=True, description="the old name of phase")] = None,
     coordinator: Annotated[str | None, Query(max_length=64)] = None,
     overdue: bool | None = None,
     due_soon: bool | None = None,
@@ -72,7 +73,7 @@ def list_cases(
 ) -> CaseList:
     try:
         with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
-            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=_now(), status=status, stage=stage,
+            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=_now(), status=status, phase=phase or stage,
                                      coordinator=coordinator, overdue=overdue, due_soon=due_soon, q=q, sort=sort,
                                      cursor=cursor, limit=limit)
             access_writer(request, user, "case.list")(uow.conn)

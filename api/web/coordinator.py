@@ -38,23 +38,23 @@ TIMES = {"due_at", "when", "first_contact_at"}
 def dashboard(
     request: Request, core: Core, session: CoordinatorPage,
     q: Annotated[str, Query(max_length=32)] = "",
-    stage: Annotated[str, Query(max_length=64)] = "",
+    phase: Annotated[str, Query(max_length=64)] = "",
     deadline: Literal["all", "overdue", "due_soon"] = "all",
     status: Literal["open", "closed", "all"] = "open",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
     user = session.user
-    listed = api.list_cases(request, core, user, status=status, stage=stage or None, coordinator=None,
+    listed = api.list_cases(request, core, user, status=status, phase=phase or None, stage=None, coordinator=None,
                             overdue=True if deadline == "overdue" else None,
                             due_soon=True if deadline == "due_soon" else None, q=q.strip() or None,
                             sort="next_due", cursor=cursor, limit=50)
     with core.uow(read_only=True) as uow:
         counts = case_counts(uow.conn, unit=policy.listed_unit(user), now=datetime.now(timezone.utc))
     definition = core.catalog.latest("krisesenter")
-    stages = {p.id: p.title for p in definition.phases}
-    filters = {"q": q, "stage": stage, "deadline": deadline, "status": status}
+    phases = {p.id: p.title for p in definition.phases}
+    filters = {"q": q, "phase": phase, "deadline": deadline, "status": status}
     return page(request, "cases.html", session, cases=listed.items, next_cursor=listed.next_cursor,
-                counts=counts, stages=stages, filters=filters, paged=cursor is not None)
+                counts=counts, phases=phases, filters=filters, paged=cursor is not None)
 
 
 @router.get("/cases/new")
@@ -112,7 +112,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang), allowed=set(detail.allowed_operations),
-                moves=moves, coordinators=coordinators, stages={p.id: p.title for p in definition.phases}, saved=saved, conflict=conflict, refused=refused,
+                moves=moves, coordinators=coordinators, phases={p.id: p.title for p in definition.phases}, saved=saved, conflict=conflict, refused=refused,
                 failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
                 handover_checkpoints=[c for c in definition.checkpoints if c.handover is not None])
 

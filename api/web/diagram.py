@@ -1,5 +1,5 @@
-"""The pathway of one case as an SVG diagram: the stages left to right, the current one marked, and under each
-stage its checkpoints marked done, skipped, overdue, open or not yet started (by a symbol and a word as well as
+"""The pathway of one case as an SVG diagram: the phases left to right, the current one marked, and under each
+phase its checkpoints marked done, skipped, overdue, open or not yet started (by a symbol and a word as well as
 by colour)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Mark:
 
 
 @dataclass(frozen=True)
-class StageBox:
+class PhaseBox:
     id: str
     title: str
     current: bool
@@ -43,7 +43,7 @@ class StageBox:
 class Diagram:
     width: float
     height: float
-    stages: tuple[StageBox, ...]
+    phases: tuple[PhaseBox, ...]
     arrows: tuple[tuple[float, float, float], ...]  # (x1, x2, y)
     summary: dict[str, int]
 
@@ -65,7 +65,7 @@ def build(definition: PathwayDefinition, detail: CaseDetail, lang: str) -> Diagr
     placed: set[str] = set()
     boxes = []
     for i, phase in enumerate(definition.phases):
-        marks = []
+        marks: list[Mark] = []
         for c in definition.checkpoints:
             if c.code in placed or c.phases[0] != phase.id:
                 continue
@@ -73,8 +73,8 @@ def build(definition: PathwayDefinition, detail: CaseDetail, lang: str) -> Diagr
             state = states.get(c.code, "not started")
             css, symbol = MARKS.get(state, MARKS["active"])
             marks.append(Mark(c.code, state, css, symbol, 12 + i * (BOX_W + GAP), HEAD_H + 16 + len(marks) * ROW_H))
-        boxes.append(StageBox(phase.id, phase.title.en if lang == "en" else phase.title.nb,
-                              phase.id == detail.stage, i * (BOX_W + GAP) + 2, HEAD_H + 12 + len(marks) * ROW_H,
+        boxes.append(PhaseBox(phase.id, phase.title.en if lang == "en" else phase.title.nb,
+                              phase.id == detail.phase, i * (BOX_W + GAP) + 2, HEAD_H + 12 + len(marks) * ROW_H,
                               tuple(marks)))
     height = max(b.height for b in boxes) + 8
     arrows = tuple((b.x + BOX_W, b.x + BOX_W + GAP - 4, HEAD_H / 2 + 2) for b in boxes[:-1])

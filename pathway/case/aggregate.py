@@ -81,7 +81,7 @@ class Case(Deadlines):
     # -- the phase machine's callbacks (named in ``pathway.machine``) -----------------------------------------
 
     def fire(self, trigger: str, ctx: Context, **context: Any) -> None:
-        """Take a phase transition; the machine refuses a trigger that does not leave this stage."""
+        """Take a phase transition; the machine refuses a trigger that does not leave this phase."""
         try:
             compile_pathway(self.definition).fire(trigger, self, at=ctx.at, actor=ctx.actor, **context)
         except MachineError as exc:

@@ -19,7 +19,7 @@ from pathway.machine import step_transition
 
 
 class Deadlines(CaseState):
-    """The case's steps and their deadlines, kept in line with its stage, conditions, anchors and the clock."""
+    """The case's steps and their deadlines, kept in line with its phase, conditions, anchors and the clock."""
 
     def new_step(self, code: str, occurrence: int, owner: str, at: datetime, *, adhoc: bool = False,
                  title: str | None = None) -> Step:
@@ -97,7 +97,7 @@ class Deadlines(CaseState):
                     task.due_at = step.due_at
 
     def return_to(self, dest: str, at: datetime, actor: str) -> None:
-        """Going back: checkpoints of the stage returned to start again; those only of later stages stop."""
+        """Going back: checkpoints of the phase returned to start again; those only of later phases stop."""
         order = self.definition.phase_order
         for t in self.definition.transitions:
             if t.records and any(order[s] >= order[dest] for s in t.sources):
@@ -133,7 +133,7 @@ class Deadlines(CaseState):
                 self.end(step, "cancel", "system", at)
                 continue
             # In an open case a step is cancelled only because its condition lapsed or the case went back to an
-            # earlier stage: either way the checkpoint applies again once its condition and stage do.
+            # earlier phase: either way the checkpoint applies again once its condition and phase do.
             if step.state == "cancelled" and applies and self.phase in checkpoint.phases:
                 step = self.new_step(checkpoint.code, step.occurrence + 1, checkpoint.owners[0], at)
             if step.state != "pending" or self.missing(checkpoint.needs):

@@ -60,7 +60,7 @@ class CaseState:
         return min(dues) if dues else None
 
     def close_is_normal(self) -> bool:
-        """Whether the current stage has a transition of the definition that leads to closure."""
+        """Whether the current phase has a transition of the definition that leads to closure."""
         d = self.definition
         return any(d.transition[t].dest in d.final_phases for t in compile_pathway(d).triggers(self.phase))
 
@@ -115,7 +115,7 @@ class CaseState:
     # -- refusals ---------------------------------------------------------------------------------------------
 
     def not_allowed(self, operation: str, detail: str = "") -> OperationNotAllowed:
-        return OperationNotAllowed(operation, stage=self.phase, allowed=self.allowed_operations(), detail=detail)
+        return OperationNotAllowed(operation, phase=self.phase, allowed=self.allowed_operations(), detail=detail)
 
     # -- the state as data ------------------------------------------------------------------------------------
 

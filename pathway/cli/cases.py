@@ -50,7 +50,7 @@ def case_open(
 @case_app.command("show")
 def case_show(reference: str, database_url: DatabaseUrl = None,
               as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Where a case stands: stage, version, steps with deadlines, consents and handovers."""
+    """Where a case stands: phase, version, steps with deadlines, consents and handovers."""
     from pathway import services
 
     core = _core(database_url)
@@ -63,7 +63,7 @@ def case_show(reference: str, database_url: DatabaseUrl = None,
         return
     now = services.now()
     d = case.definition
-    out.print(f"[bold]{case.reference}[/]  {d.id} v{d.version}  stage: [bold]{case.phase}[/]  version: {case.version}"
+    out.print(f"[bold]{case.reference}[/]  {d.id} v{d.version}  phase: [bold]{case.phase}[/]  version: {case.version}"
               + ("  [yellow]PAUSED[/]" if case.paused_since else ""))
     table = Table("step", "name", "state", "due (Oslo)", "overdue")
     for step in case.steps:
@@ -91,7 +91,7 @@ def _run(reference: str, version: int | None, database_url: str | None, actor: s
                                    actor=actor)
     except ForlopError as exc:
         raise _fail(exc) from None
-    out.print(f"{case.reference}: stage {case.phase}, version {case.version}")
+    out.print(f"{case.reference}: phase {case.phase}, version {case.version}")
 
 
 @case_app.command("complete")
@@ -111,7 +111,7 @@ def case_skip(reference: str, code: str, actor: Actor, reason: Annotated[str, ty
 @case_app.command("advance")
 def case_advance(reference: str, trigger: str, actor: Actor, reason: Reason = None, version: Version = None,
                  database_url: DatabaseUrl = None) -> None:
-    """Move the case to another stage (e.g. start_support, move_out, back_to_intake)."""
+    """Move the case to another phase (e.g. start_support, move_out, back_to_intake)."""
     _run(reference, version, database_url, actor, lambda c: c.Advance(trigger, reason=reason))
 
 
@@ -167,7 +167,7 @@ def case_list(database_url: DatabaseUrl = None,
               unit: Annotated[Optional[str], typer.Option()] = None,
               limit: Annotated[int, typer.Option(min=1, max=10_000, help="Show at most this many.")] = 50,
               show_all: Annotated[bool, typer.Option("--all", help="Show every open case.")] = False) -> None:
-    """Open cases with stage and next deadline (soonest first); says on stderr when there are more than shown."""
+    """Open cases with phase and next deadline (soonest first); says on stderr when there are more than shown."""
     from pathway.views.cases import case_counts, case_list
 
     core = _core(database_url)
@@ -177,10 +177,10 @@ def case_list(database_url: DatabaseUrl = None,
         listed = case_list(conn, unit=unit, every_unit=every_unit, now=now, status="open", sort="next_due",
                            limit=None if show_all else limit)
         total = case_counts(conn, unit=unit, every_unit=every_unit, now=now)["open"]
-    table = Table("reference", "stage", "unit", "next deadline (Oslo)", "status")
+    table = Table("reference", "phase", "unit", "next deadline (Oslo)", "status")
     for c in listed.items:
         flag = "paused" if c["paused"] else ("[red]OVERDUE[/]" if c["overdue"] else "")
-        table.add_row(c["reference"], c["stage"], c["unit"], _local(c["next_due_at"]), flag)
+        table.add_row(c["reference"], c["phase"], c["unit"], _local(c["next_due_at"]), flag)
     out.print(table)
     if len(listed.items) < total:  # on stderr, so that a pipe gets the table alone
         err.print(f"showing {len(listed.items)} of {total}; use --limit N or --all for more", highlight=False)

@@ -116,7 +116,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data set).")] = 2026,
     reset: Annotated[bool, typer.Option(help="Delete an existing SQLite demo database first.")] = False,
 ) -> None:
-    """Seed a synthetic data set: cases at every stage, some paused, overdue, with children, closed with each outcome."""
+    """Seed a synthetic data set: cases at every phase, some paused, overdue, with children, closed with each outcome."""
     from pathway.demo import seed_demo
     from pathway.settings import is_demo_allowed
 

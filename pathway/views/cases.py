@@ -34,7 +34,7 @@ class BadCursor(InvalidArgument):
 
 @dataclass(frozen=True, slots=True)
 class CasePage:
-    """One page of the list, and the cursor of the next (None on the last). Each case is a dict: reference, stage,
+    """One page of the list, and the cursor of the next (None on the last). Each case is a dict: reference, phase,
     unit, coordinator, opened_at, closed_at, paused, next_due_at, overdue, due_soon and version."""
 
     items: list[dict[str, Any]]
@@ -81,7 +81,7 @@ def _of_unit(unit: str | None, every_unit: bool) -> sa.ColumnElement[bool]:
 
 def case_list(
     conn: sa.Connection, *, unit: str | None, now: datetime, every_unit: bool = False, status: Status = "open",
-    stage: str | None = None, coordinator: str | None = None, overdue: bool | None = None,
+    phase: str | None = None, coordinator: str | None = None, overdue: bool | None = None,
     due_soon: bool | None = None, q: str | None = None, sort: Sort = "next_due", cursor: str | None = None,
     limit: int | None = 50,
 ) -> CasePage:
@@ -96,8 +96,8 @@ def case_list(
                       case_t.c.id).where(_of_unit(unit, every_unit))
     if status != "all":
         query = query.where(case_t.c.closed_at.is_(None) if status == "open" else case_t.c.closed_at.is_not(None))
-    if stage:
-        query = query.where(case_t.c.phase == stage)
+    if phase:
+        query = query.where(case_t.c.phase == phase)
     if coordinator:
         query = query.where(case_t.c.coordinator == coordinator)
     if overdue is not None:
@@ -122,7 +122,7 @@ def case_list(
 
 def _summary(r: Any, now: datetime) -> dict[str, Any]:
     deadline = deadline_status(r.next_due_at, now, closed=r.closed_at is not None)
-    return {"reference": r.reference, "stage": r.phase, "unit": r.unit, "coordinator": r.coordinator,
+    return {"reference": r.reference, "phase": r.phase, "unit": r.unit, "coordinator": r.coordinator,
             "opened_at": r.opened_at, "closed_at": r.closed_at, "paused": r.paused_since is not None,
             "next_due_at": r.next_due_at, "overdue": deadline == "overdue", "due_soon": deadline == "due_soon",
             "version": r.version}

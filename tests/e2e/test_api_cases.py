@@ -44,7 +44,8 @@ def test_open_a_case_and_read_it(world: World) -> None:
     r = w.client.post(f"{API}/cases", json={"person": person, "conditions": ["shelter_stay"]}, headers=w.auth(K))
     assert r.status_code == 201, r.text
     case = r.json()
-    assert case["unit"] == UNIT and case["stage"] == "intake" and _etag(r) == case["version"]
+    assert case["unit"] == UNIT and case["phase"] == "intake" and _etag(r) == case["version"]
+    assert (case["stage"], case["stage_title"]) == (case["phase"], case["phase_title"])  # the old names, kept
     assert case["conditions"] == ["children", "shelter_stay"]  # children: from the person record
     assert person["name"] not in r.text  # the case answer carries no person data; /person does
     detail = w.client.get(f"{API}/cases/{case['reference']}", headers=w.auth(K))
@@ -89,9 +90,12 @@ def test_list_filters_agree_with_the_flags_they_filter_on(world: World) -> None:
         assert sorted(c["reference"] for c in yes + no) == sorted(c["reference"] for c in everything), \
             f"{flag}=true and {flag}=false together should be every case"
     assert any(c["overdue"] for c in everything), "the seeded data should have an overdue case"
-    for stage in {c["stage"] for c in everything}:
-        assert {c["reference"] for c in _all_cases(w, stage=stage)} == \
-            {c["reference"] for c in everything if c["stage"] == stage}
+    for phase in {c["phase"] for c in everything}:
+        assert {c["reference"] for c in _all_cases(w, phase=phase)} == \
+            {c["reference"] for c in everything if c["phase"] == phase}
+        # ``stage``, the old name of the filter and the field, still works for clients written against it
+        assert [c["reference"] for c in _all_cases(w, stage=phase)] == [c["reference"] for c in _all_cases(w, phase=phase)]
+    assert all(c["stage"] == c["phase"] for c in everything)
     open_only = w.client.get(f"{API}/cases", params={"limit": 200}, headers=w.auth(K)).json()["items"]
     assert {c["reference"] for c in open_only} == {c["reference"] for c in everything if c["closed_at"] is None}
     one = everything[0]["reference"]

@@ -111,6 +111,7 @@ def test_values_the_database_cannot_hold_are_refused_not_server_errors(world: Wo
     answers = {
         "q with NUL": w.lenient.get(f"{API}/cases", params={"q": "\x00"}, headers=k),
         "stage with NUL": w.lenient.get(f"{API}/cases", params={"stage": "a\x00b"}, headers=k),
+        "phase with NUL": w.lenient.get(f"{API}/cases", params={"phase": "a\x00b"}, headers=k),
         "audit user with NUL": w.lenient.get(f"{API}/audit/access", params={"user": "a\x00"}, headers=admin),
         "pathway with NUL": w.lenient.post(f"{API}/cases", json={"pathway": "kri\x00"}, headers=k),
         "unknown pathway": w.lenient.post(f"{API}/cases", json={"pathway": "ingen-slik"}, headers=k),

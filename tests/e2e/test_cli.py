@@ -378,18 +378,18 @@ def test_opening_a_case_prints_a_reference_for_the_current_year(database: Databa
     assert database.count("pathway_case") == 2
 
 
-def test_show_prints_the_stage_and_the_first_checkpoints(database: Database, case: str) -> None:
+def test_show_prints_the_phase_and_the_first_checkpoints(database: Database, case: str) -> None:
     result = database.ok("case", "show", case)
     assert re.search(r"\bstep\b.*\bname\b.*\bstate\b.*\bdue \(Oslo\).*\boverdue\b", result.stdout), result
     assert case in result.stdout
-    assert "stage: intake" in result.stdout
+    assert "phase: intake" in result.stdout
     assert "version: 1" in result.stdout
     assert "K1#1" in result.stdout
     assert "K5#1" in result.stdout  # the case has children
     assert "allowed now:" in result.stdout
 
 
-def test_show_json_gives_the_pathway_stage_and_version(database: Database, case: str) -> None:
+def test_show_json_gives_the_pathway_phase_and_version(database: Database, case: str) -> None:
     snapshot = database.snapshot(case)
     assert snapshot["reference"] == case
     assert snapshot["pathway"] == ["krisesenter", 1]
@@ -407,7 +407,7 @@ def test_showing_an_unknown_case_exits_1(database: Database) -> None:
 
 def test_completing_a_checkpoint_records_it_and_raises_the_version(database: Database, case: str) -> None:
     result = database.ok("case", "complete", case, "K1", *ACTOR)
-    assert f"{case}: stage intake, version 2" in result.stdout
+    assert f"{case}: phase intake, version 2" in result.stdout
     snapshot = database.snapshot(case)
     assert snapshot["version"] == 2
     assert step_states(snapshot)["K1"] == "done"
@@ -446,7 +446,7 @@ def test_list_names_every_column_and_says_how_many_it_leaves_out(database: Datab
     database.ok("case", "pause", references[0], *ACTOR, "--reason", "synthetic: in hospital")
     result = database.ok("case", "list", "--limit", "2")
     header = next(line for line in result.stdout.splitlines() if "reference" in line)
-    assert re.search(r"\breference\b.*\bstage\b.*\bunit\b.*\bnext deadline \(Oslo\).*\bstatus\b", header), result
+    assert re.search(r"\breference\b.*\bphase\b.*\bunit\b.*\bnext deadline \(Oslo\).*\bstatus\b", header), result
     assert sum(ref in result.stdout for ref in references) == 2
     assert result.stderr.strip() == "showing 2 of 3; use --limit N or --all for more"
 
@@ -457,7 +457,7 @@ def test_list_names_every_column_and_says_how_many_it_leaves_out(database: Datab
     assert "showing" not in database.ok("case", "list").output  # 3 of 3 under the default limit of 50
 
 
-def test_an_operation_not_allowed_names_the_stage_and_the_allowed_operations(database: Database, case: str) -> None:
+def test_an_operation_not_allowed_names_the_phase_and_the_allowed_operations(database: Database, case: str) -> None:
     result = database.run("case", "complete", case, "K6", *ACTOR)
     assert result.code == 1, result
     line = result.line_with("not allowed")
@@ -593,7 +593,7 @@ def test_demo_is_refused_in_production_with_the_development_keys(fresh_database:
 @pytest.fixture(scope="session")
 def migration_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A definitions directory with a copy of the shipped pathway (v1), and a database with one case on it
-    in the support stage (so K8 is in use). Copied for each test."""
+    in the support phase (so K8 is in use). Copied for each test."""
     directory = tmp_path_factory.mktemp("migration")
     (directory / "definitions").mkdir()
     shutil.copy(KRISESENTER, directory / "definitions" / "krisesenter.yaml")

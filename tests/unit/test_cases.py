@@ -409,7 +409,7 @@ def test_a_transition_whose_requirements_are_open_is_refused_with_a_useful_messa
     with pytest.raises(OperationNotAllowed) as caught:
         case.execute(Advance("start_support"), actor=ACTOR, at=hours(2))
     error = caught.value
-    assert error.stage == "intake" and "K2" in error.detail and "K1" not in error.detail
+    assert error.phase == "intake" and "K2" in error.detail and "K1" not in error.detail
     assert "advance:start_support" in error.allowed and "complete" in error.allowed
     message = str(error)
     assert "K2" in message and "'intake'" in message and "allowed now: complete" in message
@@ -581,7 +581,7 @@ def test_every_operation_on_a_closed_case_is_refused_with_nothing_allowed(
     before, events = case.snapshot(), list(case.new_events)
     with pytest.raises(OperationNotAllowed) as caught:
         call(case, hours(2))
-    assert caught.value.allowed == [] and caught.value.stage == "closed"
+    assert caught.value.allowed == [] and caught.value.phase == "closed"
     assert "allowed now: none" in str(caught.value)
     assert case.snapshot() == before and case.new_events == events
 

@@ -11,7 +11,7 @@ from pathway.case.commands.steps import AddStep, CompleteStep, SkipStep  # isort
 from pathway.case.commands.facts import (  # isort: skip
     AssignCoordinator, NotePersonChange, RecordConsent, RecordMilestone, SetCondition,
 )
-from pathway.case.commands.stages import Advance, Close, Migrate, Transfer  # isort: skip
+from pathway.case.commands.phases import Advance, Close, Migrate, Transfer  # isort: skip
 from pathway.case.commands.handovers import CreateHandover, UpdateHandover  # isort: skip
 from pathway.case.commands.clock import Pause, Resume  # isort: skip
 

@@ -1,7 +1,7 @@
-"""Commands that move the case between stages: advance (forward or back), close, transfer, migrate.
+"""Commands that move the case between phases: advance (forward or back), close, transfer, migrate.
 
 Whether a transition may be taken now is the phase machine's to say: its ``guard`` condition (on the case) raises
-the domain's error with the reason, and the machine refuses a trigger that does not leave the current stage.
+the domain's error with the reason, and the machine refuses a trigger that does not leave the current phase.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Advance(Command):
-    """Fire a phase transition of the definition (forward, or back to an earlier stage with a reason)."""
+    """Fire a phase transition of the definition (forward, or back to an earlier phase with a reason)."""
 
     operation = "advance"
     action = "case.advance"
     route = "/transitions/{trigger}"
     target = "trigger"
-    summary = "Move to another stage (forward or back)"
+    summary = "Move to another phase (forward or back)"
 
     trigger: str = arg(max_length=64, example="start_support")
     reason: str | None = arg(None, max_length=MAX_TEXT)
@@ -57,7 +57,7 @@ class Advance(Command):
 
 def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: str | None, payload: dict[str, Any],
                *, early: bool = False, also: Callable[[], None] | None = None) -> None:
-    """End the case: by the definition's transition to closure when the stage has one, else early (an
+    """End the case: by the definition's transition to closure when the phase has one, else early (an
     adaptation, with a reason). Open steps are cancelled, open handover tasks too, and the clock stops."""
     if outcome not in case.definition.outcomes:
         raise InvalidArgument("outcome", f"unknown outcome code; valid: {', '.join(case.definition.outcomes)}")
@@ -89,7 +89,7 @@ def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: s
 
 @dataclass(frozen=True)
 class Close(Command):
-    """Close with an outcome code: normally from a stage that leads to closure, early with a reason."""
+    """Close with an outcome code: normally from a phase that leads to closure, early with a reason."""
 
     operation = "close"
     action = "case.close"
