@@ -53,14 +53,16 @@ class StepOut(BaseModel):
 
 
 class EventOut(BaseModel):
+    """One entry of the case's timeline, as it reads: what happened when, by whom, how the phase moved, and why."""
+
     seq: int
     at: datetime
-    actor: str
     operation: str
-    reason: str | None
-    payload: dict[str, Any]
+    actor: str
     phase_before: str | None
     phase_after: str | None
+    reason: str | None
+    payload: dict[str, Any]
 
     @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
     @property

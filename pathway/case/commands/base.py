@@ -56,9 +56,12 @@ class Command:
     target: ClassVar[str | None] = None  # the field the route's path names, e.g. "code"
     summary: ClassVar[str] = ""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        if "operation" in cls.__dict__:
-            COMMANDS[cls.operation] = cls
+    def __init_subclass__(cls, *, operation: str, action: str, route: str | None = None, target: str | None = None,
+                          summary: str = "", adaptation: str | None = None) -> None:
+        """``class Pause(Command, operation="pause", action="case.pause", ...)``: declare and register a command."""
+        cls.operation, cls.action, cls.route, cls.target = operation, action, route, target
+        cls.summary, cls.adaptation = summary, adaptation
+        COMMANDS[operation] = cls
 
     def run(self, case: Case, ctx: Context) -> Any:
         raise NotImplementedError

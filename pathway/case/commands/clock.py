@@ -15,14 +15,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Pause(Command):
+class Pause(Command, operation="pause", action="case.pause", route="/pause", summary="Pause the clock",
+            adaptation="pause"):
     """Stop the clock (person unreachable, in hospital, asks for a delay). Paused time moves due times."""
-
-    operation = "pause"
-    action = "case.pause"
-    route = "/pause"
-    summary = "Pause the clock"
-    adaptation = "pause"
 
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="personen er på sykehus")
 
@@ -43,13 +38,9 @@ class Pause(Command):
 
 
 @dataclass(frozen=True)
-class Resume(Command):
+class Resume(Command, operation="resume", action="case.resume", route="/resume",
+             summary="Resume the clock (deadlines move by the paused time)"):
     """Restart the clock; every open deadline moves by the time the clock stood still."""
-
-    operation = "resume"
-    action = "case.resume"
-    route = "/resume"
-    summary = "Resume the clock (deadlines move by the paused time)"
 
     reason: str | None = arg(None, max_length=MAX_TEXT)
 

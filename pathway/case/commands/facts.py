@@ -17,14 +17,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class RecordMilestone(Command):
+class RecordMilestone(Command, operation="record_milestone", action="case.milestone", route="/milestones/{name}",
+                      target="name", summary="Record a milestone (e.g. planned move-out)"):
     """Record (or move) a milestone such as a planned move-out date; deadlines anchored on it follow."""
-
-    operation = "record_milestone"
-    action = "case.milestone"
-    route = "/milestones/{name}"
-    target = "name"
-    summary = "Record a milestone (e.g. planned move-out)"
 
     name: str = arg(max_length=64, example="move_out_planned")
     when: datetime = arg()
@@ -46,14 +41,9 @@ class RecordMilestone(Command):
 
 
 @dataclass(frozen=True)
-class RecordConsent(Command):
+class RecordConsent(Command, operation="record_consent", action="case.consent", route="/consents/{agency}",
+                    target="agency", summary="Record consent for an agency (or withdraw it)"):
     """Record the person's consent to share with one agency (or its withdrawal, which stops future handovers)."""
-
-    operation = "record_consent"
-    action = "case.consent"
-    route = "/consents/{agency}"
-    target = "agency"
-    summary = "Record consent for an agency (or withdraw it)"
 
     agency: str = arg(max_length=64, example="police")
     scope: tuple[str, ...] = arg((), max_items=20, max_length=64, example=["name", "contact", "threat_assessment"])
@@ -91,13 +81,9 @@ class RecordConsent(Command):
 
 
 @dataclass(frozen=True)
-class AssignCoordinator(Command):
+class AssignCoordinator(Command, operation="assign_coordinator", action="case.coordinator", route="/coordinator",
+                        summary="Assign the case's coordinator"):
     """Assign the coordinator who holds the whole picture; changing an assigned one needs a reason."""
-
-    operation = "assign_coordinator"
-    action = "case.coordinator"
-    route = "/coordinator"
-    summary = "Assign the case's coordinator"
 
     coordinator: str = arg(min_length=1, max_length=64, example="koordinator")
     reason: str | None = arg(None, max_length=MAX_TEXT)
@@ -117,14 +103,9 @@ class AssignCoordinator(Command):
 
 
 @dataclass(frozen=True)
-class SetCondition(Command):
+class SetCondition(Command, operation="set_condition", action="case.condition", route="/conditions/{name}",
+                   target="name", summary="Set or clear a condition (e.g. children)"):
     """Change a fact that decides which checkpoints apply (e.g. children turn out to be part of the case)."""
-
-    operation = "set_condition"
-    action = "case.condition"
-    route = "/conditions/{name}"
-    target = "name"
-    summary = "Set or clear a condition (e.g. children)"
 
     name: str = arg(max_length=64, example="children")
     value: bool = arg()
@@ -149,11 +130,8 @@ class SetCondition(Command):
 
 
 @dataclass(frozen=True)
-class NotePersonChange(Command):
+class NotePersonChange(Command, operation="person_updated", action="person.write"):
     """Record that the encrypted person record changed; the event names the fields, never their values."""
-
-    operation = "person_updated"
-    action = "person.write"
 
     fields: tuple[str, ...]
     reason: str | None = None

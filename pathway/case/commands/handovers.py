@@ -22,13 +22,9 @@ MOVES = {  # a task's new status -> the statuses it may come from
 
 
 @dataclass(frozen=True)
-class CreateHandover(Command):
+class CreateHandover(Command, operation="create_handover", action="case.handover", route="/handovers",
+                     summary="Create a handover task (consent or legal basis)"):
     """Create a handover task for a handover checkpoint's agency. Needs valid consent or a recorded legal basis."""
-
-    operation = "create_handover"
-    action = "case.handover"
-    route = "/handovers"
-    summary = "Create a handover task (consent or legal basis)"
 
     code: str = arg(min_length=1, max_length=32, example="K6")
     legal_basis: str | None = arg(None, choices=tuple(LEGAL_BASES))
@@ -85,11 +81,8 @@ class CreateHandover(Command):
 
 
 @dataclass(frozen=True)
-class UpdateHandover(Command):
+class UpdateHandover(Command, operation="update_handover", action="task.update"):
     """The receiving agency accepts, declines (with a reason) or completes a handover task."""
-
-    operation = "update_handover"
-    action = "task.update"
 
     task_id: uuid.UUID
     status: str

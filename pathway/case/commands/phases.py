@@ -20,14 +20,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Advance(Command):
+class Advance(Command, operation="advance", action="case.advance", route="/transitions/{trigger}", target="trigger",
+              summary="Move to another phase (forward or back)"):
     """Fire a phase transition of the definition (forward, or back to an earlier phase with a reason)."""
-
-    operation = "advance"
-    action = "case.advance"
-    route = "/transitions/{trigger}"
-    target = "trigger"
-    summary = "Move to another phase (forward or back)"
 
     trigger: str = arg(max_length=64, example="start_support")
     reason: str | None = arg(None, max_length=MAX_TEXT)
@@ -88,13 +83,8 @@ def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: s
 
 
 @dataclass(frozen=True)
-class Close(Command):
+class Close(Command, operation="close", action="case.close", route="/close", summary="Close with an outcome code"):
     """Close with an outcome code: normally from a phase that leads to closure, early with a reason."""
-
-    operation = "close"
-    action = "case.close"
-    route = "/close"
-    summary = "Close with an outcome code"
 
     outcome: str = arg(min_length=1, max_length=64, example="safe_housing")
     reason: str | None = arg(None, max_length=MAX_TEXT)
@@ -112,14 +102,9 @@ class Close(Command):
 
 
 @dataclass(frozen=True)
-class Transfer(Command):
+class Transfer(Command, operation="transfer", action="case.transfer", route="/transfer",
+               summary="Transfer to another municipality", adaptation="transfer"):
     """Transfer the person to another municipality: closes this case with the outcome 'transferred'."""
-
-    operation = "transfer"
-    action = "case.transfer"
-    route = "/transfer"
-    summary = "Transfer to another municipality"
-    adaptation = "transfer"
 
     municipality: str = arg(min_length=1, max_length=200, example="Testkommune")
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="flyttet til annen kommune")
@@ -134,11 +119,8 @@ class Transfer(Command):
 
 
 @dataclass(frozen=True)
-class Migrate(Command):
+class Migrate(Command, operation="migrate", action="case.migrate"):
     """Move the case to another version of its pathway, renaming checkpoint codes by ``mapping``."""
-
-    operation = "migrate"
-    action = "case.migrate"
 
     pathway: str
     version: int
@@ -169,5 +151,6 @@ class Migrate(Command):
                 task.code = self.mapping.get(task.code, task.code)
             case.refresh(ctx.at)
 
-        payload = {"pathway": definition.id, "version": definition.version, "mapping": dict(sorted(self.mapping.items()))}
+        payload = {"pathway": definition.id, "version": definition.version,
+                   "mapping": dict(sorted(self.mapping.items()))}
         case.record(self.operation, ctx, reason=reason, payload=payload, apply=apply)

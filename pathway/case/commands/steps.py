@@ -15,14 +15,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CompleteStep(Command):
+class CompleteStep(Command, operation="complete", action="case.complete", route="/steps/{code}/complete",
+                   target="code", summary="Complete a checkpoint or ad-hoc step"):
     """Mark the open occurrence of a checkpoint (or an ad-hoc step) done. Late, the note says why."""
-
-    operation = "complete"
-    action = "case.complete"
-    route = "/steps/{code}/complete"
-    target = "code"
-    summary = "Complete a checkpoint or ad-hoc step"
 
     code: str = arg(max_length=32, example="K1")
     note: str | None = arg(None, max_length=MAX_TEXT)
@@ -43,15 +38,9 @@ class CompleteStep(Command):
 
 
 @dataclass(frozen=True)
-class SkipStep(Command):
+class SkipStep(Command, operation="skip", action="case.skip", route="/steps/{code}/skip", target="code",
+               summary="Skip a checkpoint as not applicable", adaptation="skip"):
     """Mark a checkpoint not applicable for this person (an individual adaptation)."""
-
-    operation = "skip"
-    action = "case.skip"
-    route = "/steps/{code}/skip"
-    target = "code"
-    summary = "Skip a checkpoint as not applicable"
-    adaptation = "skip"
 
     code: str = arg(max_length=32, example="K2")
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="ikke aktuelt for denne personen")
@@ -68,14 +57,9 @@ class SkipStep(Command):
 
 
 @dataclass(frozen=True)
-class AddStep(Command):
+class AddStep(Command, operation="add_step", action="case.add_step", route="/steps",
+              summary="Add an ad-hoc step with its own deadline", adaptation="add_step"):
     """Add an ad-hoc step with its own deadline; returns its code (A1, A2, ...)."""
-
-    operation = "add_step"
-    action = "case.add_step"
-    route = "/steps"
-    summary = "Add an ad-hoc step with its own deadline"
-    adaptation = "add_step"
 
     title: str = arg(min_length=1, max_length=MAX_TEXT, example="Følge til fastlege")
     owner: str = arg(min_length=1, max_length=64, example="coordinator")
