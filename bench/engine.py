@@ -705,7 +705,7 @@ def measure_definition(path: Path, reps: int) -> dict[str, float]:
 
 def _bucket(filename: str) -> str:
     f = filename.replace("\\", "/")
-    if "/pathway/cases.py" in f:
+    if "/pathway/case/" in f:
         return "pathway.case (domain)"
     if "/pathway/store/" in f:
         return "pathway.store (repository, uow)"

@@ -1075,7 +1075,7 @@ def main(made: Made) -> None:
                      "large/small"], rows))
         print("  report, live: scope=all adds up every unit, so its work grows with the data (its answer does not). The\n"
               "  own unit's report too, by design: its small-count suppression is decided over every unit's figures at\n"
-              "  once, so that no report can be subtracted from another (pathway/metrics.py). The default report is\n"
+              "  once, so that no report can be subtracted from another (pathway/metrics/suppression.py). The default report is\n"
               "  therefore answered from a snapshot the scheduler computes every FORLOP_REPORT_SNAPSHOT_MINUTES.")
         for op in ops:
             t = results[op.name]
