@@ -13,9 +13,10 @@ class WithoutQuery(logging.Filter):
     status)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) == 5 and isinstance(record.args[2], str):
+        if isinstance(record.args, tuple) and len(record.args) == 5:
             client, method, path, version, status = record.args
-            record.args = (client, method, path.split("?", 1)[0], version, status)
+            if isinstance(path, str):
+                record.args = (client, method, path.split("?", 1)[0], version, status)
         return True
 
 

@@ -27,7 +27,7 @@ class Unit(StrEnum):
 def _public_holidays(year: int) -> frozenset[date]:
     # include_sundays=False: by default the Norway calendar lists every Sunday as a
     # holiday; weekends are handled by weekday() instead, so keep only the real ones.
-    return frozenset(holidays.Norway(years=year, include_sundays=False))
+    return frozenset(holidays.country_holidays("NO", years=year, include_sundays=False))
 
 
 def is_working_day(day: date) -> bool:

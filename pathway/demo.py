@@ -136,7 +136,7 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     ok = ok and step(rng.uniform(2, 40), lambda c, at: c.execute(AssignCoordinator(coordinator), actor="leder", at=at))
     agencies = ["police", "nav"] if rng.random() < 0.7 else ["nav"]
     for agency in agencies:
-        scope = ["name", "contact", "threat_assessment"] if agency == "police" else ["name", "contact", "finances"]
+        scope = ("name", "contact", "threat_assessment") if agency == "police" else ("name", "contact", "finances")
         ok = ok and step(rng.uniform(1, 12), lambda c, at: c.execute(RecordConsent(agency, scope=scope, given=True), actor=coordinator, at=at))
     if "children" in case.conditions:
         ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))

@@ -25,7 +25,8 @@ def ladder(definition: PathwayDefinition, code: str, *, adhoc: bool = False) -> 
     return definition.ladder(None if adhoc else code)
 
 
-_Plan = tuple[tuple[int, str, str, int, Unit], ...]
+_PlannedRung = tuple[int, str, str, int, Unit]  # index, kind, to, amount, unit
+_Plan = tuple[_PlannedRung, ...]
 _plans: dict[tuple[str, int, str, str, bool], _Plan] = {}
 
 
@@ -34,7 +35,8 @@ def _plan(definition: PathwayDefinition, code: str, adhoc: bool) -> _Plan:
     key = (definition.id, definition.version, definition.sha256, code, adhoc)
     plan = _plans.get(key)
     if plan is None:
-        rungs = [(i, r.kind, r.to, r.at.amount, r.at.unit) for i, r in enumerate(ladder(definition, code, adhoc=adhoc))]
+        rungs: list[_PlannedRung] = [(i, r.kind, r.to, r.at.amount, r.at.unit)
+                                     for i, r in enumerate(ladder(definition, code, adhoc=adhoc))]
         checkpoint = None if adhoc else definition.checkpoint.get(code)
         if checkpoint is not None and checkpoint.handover is not None:
             rungs.append((len(rungs), HANDOVER_UNACCEPTED, "coordinator", 0, Unit.HOURS))

@@ -49,8 +49,8 @@ def login_submit(request: Request, core: Core,
         token, user, _ = login(core.engine, username, password, kind="web", ttl=core.settings.web_idle)
     except LoginFailed:
         fresh = s.new_login_nonce()
-        response = page(request, "login.html", None, status=401, nonce=fresh, next=s.safe_next(next), note="",
-                        failed=True, username=username)
+        response: Response = page(request, "login.html", None, status=401, nonce=fresh, next=s.safe_next(next),
+                                  note="", failed=True, username=username)
         s.set_cookie(response, core, s.LOGIN_COOKIE, fresh, max_age=3600)
         return response
     target = s.safe_next(next)

@@ -75,8 +75,8 @@ def share_bars(chart_id: str, title: str, description: str, rows: list[tuple[str
         chart.bars.append(Bar(x + 4, 10 + height - h, col - 8, max(h, 1), css, label[2:] if len(label) > 6 else label,
                               text,
                               x + col / 2, height + 28, x + col / 2, 6 + height - h))
-    y = 10 + height * (1 - target)
-    chart.lines.append(Line(46, y, chart.width - 10, y, "target", target_label, 4, y + 4))
+    target_y = 10 + height * (1 - target)
+    chart.lines.append(Line(46, target_y, chart.width - 10, target_y, "target", target_label, 4, target_y + 4))
     chart.lines.append(Line(46, height + 10, chart.width - 10, height + 10, "axis"))
     return chart
 

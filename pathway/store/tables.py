@@ -42,6 +42,19 @@ def _json(**kw: Any) -> Any:
     return Field(sa_type=sa.JSON, **kw)
 
 
+def _partial_index(name: str, *columns: str, where: str) -> sa.Index:
+    """An index over the rows that match ``where``, the same on SQLite and PostgreSQL."""
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model (SQLModel sets ``__table__`` without declaring it to type checkers)."""
+    table = sa.inspect(model).local_table
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return table
+
+
 class PathwayDefinitionRow(SQLModel, table=True):
     """A registered definition version. Its source is kept so a case can always be replayed on its version."""
 
@@ -91,17 +104,10 @@ class StepRow(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("case_id", "code", "occurrence", name="uq_step_occurrence"),
         # The scheduler's question: open steps by due time. Partial, so history never slows it down.
-        sa.Index(
-            "ix_step_open_due", "due_at",
-            sqlite_where=sa.text("ended_at IS NULL AND due_at IS NOT NULL"),
-            postgresql_where=sa.text("ended_at IS NULL AND due_at IS NOT NULL"),
-        ),
+        _partial_index("ix_step_open_due", "due_at", where="ended_at IS NULL AND due_at IS NOT NULL"),
         # The reminder scan's question: which open steps have reached the next rung of their ladder.
-        sa.Index(
-            "ix_step_next_reminder", "next_reminder_at",
-            sqlite_where=sa.text("ended_at IS NULL AND next_reminder_at IS NOT NULL"),
-            postgresql_where=sa.text("ended_at IS NULL AND next_reminder_at IS NOT NULL"),
-        ),
+        _partial_index("ix_step_next_reminder", "next_reminder_at",
+                       where="ended_at IS NULL AND next_reminder_at IS NOT NULL"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -147,8 +153,7 @@ class EventRow(SQLModel, table=True):
     __table_args__ = (
         # The timeliness report asks when each case was last resumed; pauses are rare, so the index is small and
         # the report never reads the whole event table for them.
-        sa.Index("ix_event_resume", "case_id", "at", sqlite_where=sa.text("operation = 'resume'"),
-                 postgresql_where=sa.text("operation = 'resume'")),
+        _partial_index("ix_event_resume", "case_id", "at", where="operation = 'resume'"),
     )
 
     case_id: uuid.UUID = Field(foreign_key="pathway_case.id", primary_key=True)
@@ -215,8 +220,7 @@ class ReminderRow(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("step_id", "rung", "due_at", name="uq_reminder_step_rung_due"),
         # Reminders not yet routed to their recipients' inbox and outbox (the routing job's question).
-        sa.Index("ix_reminder_unrouted", "raised_at",
-                 sqlite_where=sa.text("routed_at IS NULL"), postgresql_where=sa.text("routed_at IS NULL")),
+        _partial_index("ix_reminder_unrouted", "raised_at", where="routed_at IS NULL"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
@@ -258,11 +262,7 @@ class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         sa.UniqueConstraint("reminder_id", "username", "channel", name="uq_outbox_reminder_user_channel"),
-        sa.Index(
-            "ix_outbox_ready", "next_attempt_at",
-            sqlite_where=sa.text("status IN ('pending', 'sending')"),
-            postgresql_where=sa.text("status IN ('pending', 'sending')"),
-        ),
+        _partial_index("ix_outbox_ready", "next_attempt_at", where="status IN ('pending', 'sending')"),
         sa.Index("ix_outbox_status", "status"),
     )
 
@@ -366,19 +366,19 @@ class ReportSnapshotRow(SQLModel, table=True):
 # expression index written by hand in migration 0005 (dialect-specific literal); the query must use FAR_DUE_SQL.
 FAR_DUE_SQL = {"postgresql": "'9999-12-31 00:00:00+00'::timestamptz", "sqlite": "'9999-12-31 00:00:00.000000'"}
 
-definition_t = PathwayDefinitionRow.__table__
-case_t = CaseRow.__table__
-step_t = StepRow.__table__
-handover_t = HandoverRow.__table__
-event_t = EventRow.__table__
-person_t = PersonRow.__table__
-counter_t = ReferenceCounter.__table__
-user_t = UserRow.__table__
-reminder_t = ReminderRow.__table__
-notification_t = NotificationRow.__table__
-outbox_t = OutboxRow.__table__
-token_t = ApiTokenRow.__table__
-access_t = AccessLogRow.__table__
-break_glass_t = BreakGlassRow.__table__
-idempotency_t = IdempotencyRow.__table__
-snapshot_t = ReportSnapshotRow.__table__
+definition_t = _table(PathwayDefinitionRow)
+case_t = _table(CaseRow)
+step_t = _table(StepRow)
+handover_t = _table(HandoverRow)
+event_t = _table(EventRow)
+person_t = _table(PersonRow)
+counter_t = _table(ReferenceCounter)
+user_t = _table(UserRow)
+reminder_t = _table(ReminderRow)
+notification_t = _table(NotificationRow)
+outbox_t = _table(OutboxRow)
+token_t = _table(ApiTokenRow)
+access_t = _table(AccessLogRow)
+break_glass_t = _table(BreakGlassRow)
+idempotency_t = _table(IdempotencyRow)
+snapshot_t = _table(ReportSnapshotRow)
