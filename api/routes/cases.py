@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.access import access_writer, log_access, refused
+from api.access import access_writer, refused
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
 from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
@@ -21,6 +21,7 @@ from pathway.bootstrap import Forlop
 from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
+from pathway.services.people import cases_named, person_of
 from pathway.store.access import grant_break_glass
 from pathway.views import cases as views
 
@@ -91,8 +92,8 @@ class NameSearch(BaseModel):
              description="The name goes in the body, never in a URL; it is compared by a keyed blind index, "
                          "so no record is decrypted to search.")
 def search_by_name(request: Request, core: Core, user: Coordinator, body: NameSearch) -> list[str]:
-    found = services.find_cases_by_name(uow=core.uow(), name=body.name, index_key=core.settings.index_key)
-    with core.uow(snapshot=True) as uow:
+    with core.uow(snapshot=True) as uow:  # the search, the unit filter and the access-log row: one transaction
+        found = cases_named(uow.conn, body.name, core.settings.index_key)
         mine = views.of_unit(uow.conn, found, policy.listed_unit(user))
         access_writer(request, user, "case.search_by_name")(uow.conn)
         uow.commit()
@@ -132,9 +133,16 @@ def case_response(core: Forlop, case: Case, *, lang: str, status: int = 200) -> 
 
 @router.get("/{reference}/person", response_model=PersonRecord, summary="The person (decrypted; every read is logged)")
 def get_person(request: Request, core: Core, user: Coordinator, reference: str) -> PersonRecord:
-    _, emergency = case_access(request, core, user, reference, "person.read")
-    person = services.read_person(uow=core.uow(), reference=reference, keys=core.keys)
-    log_access(core.engine, request, user, "person.read", case_reference=reference, break_glass=emergency)
+    # The access check, the decryption and its access-log row: one transaction, as for the case (read_case).
+    with core.uow(snapshot=True) as uow:
+        access = policy.case_access(uow.conn, user, reference, now=_now())
+        if access.allowed:
+            person = person_of(uow.conn, reference, core.keys)
+            access_writer(request, user, "person.read", case_reference=reference,
+                          break_glass=access.break_glass)(uow.conn)
+            uow.commit()
+    if not access.allowed:
+        raise _refuse(request, core, user, "person.read", reference, access)
     if person is None:
         raise HTTPException(404, "this case has no person record")
     return person
@@ -186,10 +194,10 @@ def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) ->
             uow=core.uow(), pathway_id=body.pathway, unit=user.unit or "",
             first_contact_at=body.first_contact_at or at, actor=user.username, keys=core.keys,
             index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
-            person=body.person, conditions=body.conditions, reason=body.reason, at=at)
+            person=body.person, conditions=body.conditions, reason=body.reason, at=at,
+            also=lambda conn, opened: access_writer(request, user, "case.open", case_reference=opened.reference)(conn))
     except DefinitionVersionMissing:
         raise InvalidArgument("pathway", "no such pathway") from None
-    log_access(core.engine, request, user, "case.open", case_reference=case.reference)
     return case
 
 
@@ -199,8 +207,9 @@ def put_person(request: Request, core: Core, user: Coordinator, reference: str, 
     _, emergency = case_access(request, core, user, reference, "person.write")
     expected = version_of(if_match, version)
     case = services.update_person(uow=core.uow(), reference=reference, expected_version=expected, person=person,
-                                  actor=user.username, keys=core.keys, index_key=core.settings.index_key)
-    log_access(core.engine, request, user, "person.write", case_reference=reference, break_glass=emergency)
+                                  actor=user.username, keys=core.keys, index_key=core.settings.index_key,
+                                  also=access_writer(request, user, "person.write", case_reference=reference,
+                                                     break_glass=emergency))
     return case_response(core, case, lang=user.language)
 
 

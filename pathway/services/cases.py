@@ -52,6 +52,7 @@ def open_case(
     conditions: Iterable[str] = (),
     reason: str | None = None,
     at: datetime | None = None,
+    also: Callable[[sa.Connection, Case], None] | None = None,
 ) -> Case:
     """Open a case at first contact on the newest version of a pathway, with its (encrypted) person record."""
     at = at or now()
@@ -74,6 +75,8 @@ def open_case(
             uow.cases.save(case)
             if repeat:
                 uow.conn.execute(sa.update(case_t).where(case_t.c.id == case.id).values(repeat_contact=True))
+        if also is not None:  # more in the same transaction: the access-log row of the write
+            also(uow.conn, case)
         uow.commit()
     return case
 

@@ -20,6 +20,7 @@ from pathway.store.uow import UnitOfWork
 def update_person(
     *, uow: UnitOfWork, reference: str, expected_version: int | None, person: PersonRecord, actor: str,
     keys: KeyRing, index_key: str, reason: str | None = None, at: datetime | None = None,
+    also: Callable[[sa.Connection], None] | None = None,
 ) -> Case:
     at = at or datetime.now(timezone.utc)
     with uow:
@@ -36,31 +37,44 @@ def update_person(
         write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=old is None)
         case.execute(NotePersonChange(tuple(fields), reason=reason), actor=actor, at=at)
         uow.cases.save(case, expected_version=expected_version)
+        if also is not None:  # more in the same transaction: the access-log row of the write
+            also(uow.conn)
         uow.commit()
     return case
 
 
 def read_person(*, uow: UnitOfWork, reference: str, keys: KeyRing) -> PersonRecord | None:
+    """The case's person record, decrypted (None if it has none); ``NotFound`` if no case has the reference."""
     with uow:
-        row = uow.conn.execute(
-            sa.select(person_t.c.case_id, person_t.c.ciphertext)
-            .join(case_t, case_t.c.id == person_t.c.case_id).where(case_t.c.reference == reference)
-        ).first()
-        if row is None:
-            if uow.conn.execute(sa.select(case_t.c.id).where(case_t.c.reference == reference)).first() is None:
-                raise NotFound("case", reference)
-            return None
-        return unseal(row.ciphertext, case_id=row.case_id, keys=keys)
+        return person_of(uow.conn, reference, keys)
+
+
+def person_of(conn: sa.Connection, reference: str, keys: KeyRing) -> PersonRecord | None:
+    """``read_person`` in the caller's transaction (the API reads, checks and logs in one)."""
+    row = conn.execute(
+        sa.select(person_t.c.case_id, person_t.c.ciphertext)
+        .join(case_t, case_t.c.id == person_t.c.case_id).where(case_t.c.reference == reference)
+    ).first()
+    if row is None:
+        if conn.execute(sa.select(case_t.c.id).where(case_t.c.reference == reference)).first() is None:
+            raise NotFound("case", reference)
+        return None
+    return unseal(row.ciphertext, case_id=row.case_id, keys=keys)
 
 
 def find_cases_by_name(*, uow: UnitOfWork, name: str, index_key: str) -> list[str]:
     """References of the cases whose person has exactly this name (compared by blind index, nothing decrypted)."""
     with uow:
-        rows = uow.conn.execute(
-            sa.select(case_t.c.reference).join(person_t, person_t.c.case_id == case_t.c.id)
-            .where(person_t.c.name_index == blind_index(index_key, name)).order_by(case_t.c.opened_at)
-        )
-        return [r.reference for r in rows]
+        return cases_named(uow.conn, name, index_key)
+
+
+def cases_named(conn: sa.Connection, name: str, index_key: str) -> list[str]:
+    """``find_cases_by_name`` in the caller's transaction."""
+    rows = conn.execute(
+        sa.select(case_t.c.reference).join(person_t, person_t.c.case_id == case_t.c.id)
+        .where(person_t.c.name_index == blind_index(index_key, name)).order_by(case_t.c.opened_at)
+    )
+    return [r.reference for r in rows]
 
 
 def recent_contact(conn: sa.Connection, name_index: str, *, since: datetime) -> bool:
