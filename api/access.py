@@ -4,7 +4,6 @@ when, which case, what and from where (the request's client). The rows go throug
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
@@ -12,11 +11,12 @@ from fastapi import Request
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.errors import NotFound
-from pathway.store.access import Writer, append_access, apart
+from pathway.store.access import Writer, apart
+from pathway.store.access import access_writer as store_writer
 from pathway.views.access import access_entries
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection, Engine
+    from sqlalchemy import Engine
 
 Shown = list[tuple[str | None, uuid.UUID | None]]  # (case reference, task) of each thing a list showed
 
@@ -24,19 +24,10 @@ Shown = list[tuple[str | None, uuid.UUID | None]]  # (case reference, task) of e
 def access_writer(request: Request, user: User, action: str, *, case_reference: str | None = None,
                   task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
                   reason: str | None = None, shown: Shown | None = None) -> Writer:
-    """Writes the access-log rows of one request on a given connection, inside the read's or the change's own
-    transaction: one row, or with ``shown`` one per (case reference, task) that a list showed (a list that showed
-    nothing: one row without a case)."""
-
-    def write(conn: Connection) -> None:
-        at = datetime.now(timezone.utc)
-        client = request.client.host if request.client else None
-        targets = [(case_reference, task_id)] if shown is None else (shown or [(None, None)])
-        append_access(conn, [dict(id=uuid.uuid4(), at=at, username=user.username, role=user.role, action=action,
-                                  case_reference=reference, task_id=task, client=client, status=status,
-                                  break_glass=break_glass, reason=reason) for reference, task in targets])
-
-    return write
+    """The access-log rows of one request (``pathway.store.access.access_writer``), from the request's client."""
+    return store_writer(username=user.username, role=user.role, action=action,
+                        client=request.client.host if request.client else None, case_reference=case_reference,
+                        task_id=task_id, status=status, break_glass=break_glass, reason=reason, shown=shown)
 
 
 def log_access(engine: Engine, request: Request, user: User, action: str, *, case_reference: str | None = None,

@@ -63,6 +63,12 @@ def _user(row: sa.Row) -> User:  # type: ignore[type-arg]
     return User(row.id, row.username, row.role, row.unit, row.agency, row.language)
 
 
+def active_user(conn: sa.Connection, username: str) -> User | None:
+    """The active user of this name, or None."""
+    row = conn.execute(sa.select(user_t).where(user_t.c.username == username, user_t.c.active.is_(True))).first()
+    return _user(row) if row is not None else None
+
+
 def login(engine: sa.Engine, username: str, password: str, *, now: datetime | None = None,
           slow: bool = True, kind: str = "session", ttl: timedelta = SESSION_TTL) -> tuple[str, User, datetime]:
     """Check a password and issue a token (an API ``session`` or a browser ``web`` session); repeated failures

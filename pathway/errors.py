@@ -87,6 +87,14 @@ class InvalidArgument(DomainError):
         super().__init__(f"{field}: {message}")
 
 
+class NotPermitted(ForlopError):
+    """The acting user may not do this (the CLI's ``--as``; the API answers such a refusal as 404 instead)."""
+
+    def __init__(self, username: str, what: str) -> None:
+        self.username = username
+        super().__init__(f"'{username}' may not {what}")
+
+
 # -- the store -------------------------------------------------------------------------------------
 
 
@@ -120,6 +128,36 @@ class ConcurrencyConflict(StoreError):
 class DefinitionVersionMissing(StoreError):
     def __init__(self, pathway_id: str, version: int) -> None:
         super().__init__(f"pathway definition {pathway_id} v{version} is not registered in the database")
+
+
+class DatabaseError(StoreError):
+    """The database refused or failed a statement; nothing was changed. Only the driver error's type is kept
+    (``driver_error``): its text may quote a value. This class itself stands for a bug (a statement the database
+    cannot run); the store raises its subclasses for the database's states and for values it cannot hold."""
+
+    def __init__(self, driver_error: str, text: str | None = None) -> None:
+        self.driver_error = driver_error
+        super().__init__(text or f"database error ({driver_error})")
+
+
+class DatabaseUnavailable(DatabaseError):
+    """A state of the database, no bug: ``kind`` is full, read_only, cannot_open, timeout or unavailable, and
+    ``message`` says it for a person; ``cause`` is the driver's first line (which server or file, and why), never a
+    value from the statement."""
+
+    def __init__(self, kind: str, message: str, *, driver_error: str, first_line: str) -> None:
+        self.kind = kind
+        self.message = message
+        self.cause = f"{driver_error}: {first_line}"
+        super().__init__(driver_error, f"{message} ({self.cause})")
+
+
+class ValueNotStorable(DatabaseError):
+    """A value given cannot be stored or searched for (PostgreSQL: a NUL character, a number out of range)."""
+
+
+class ConstraintViolated(DatabaseError):
+    """A row broke a constraint, e.g. a unique key another transaction has just written."""
 
 
 # -- encryption ------------------------------------------------------------------------------------

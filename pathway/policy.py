@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from pathway.accounts import User
+from pathway.accounts import User, active_user
 from pathway.case import shareable
+from pathway.errors import NotPermitted
 from pathway.store.access import case_owner, has_break_glass
 
 BREAK_GLASS_TTL = timedelta(hours=12)  # how long an emergency grant lasts
@@ -51,6 +52,24 @@ def case_access(conn: sa.Connection, user: User, reference: str, *, now: datetim
     if has_break_glass(conn, username=user.username, case_id=owner.id, now=now):
         return CaseAccess(owner.id, allowed=True, break_glass=True)
     return CaseAccess(owner.id)
+
+
+def acting_user(conn: sa.Connection, username: str) -> User:
+    """The user the CLI acts as (``--as``): an active user, whose role and unit the rules here then apply to."""
+    user = active_user(conn, username)
+    if user is None:
+        raise NotPermitted(username, "act: there is no active user of that name (forlop users add)")
+    return user
+
+
+def may_open_in(user: User, unit: str) -> bool:
+    """A case is opened by a coordinator of the unit that will own it."""
+    return user.role == "coordinator" and user.unit == unit
+
+
+def may_migrate(user: User) -> bool:
+    """Moving cases to another version of their pathway is the administrator's (it changes no case's content)."""
+    return user.role == "admin"
 
 
 def listed_unit(user: User) -> str | None:

@@ -18,7 +18,49 @@ from pathway.cli.common import (
 from pathway.errors import ForlopError
 
 if TYPE_CHECKING:
+    from pathway.accounts import User
+    from pathway.bootstrap import Forlop
     from pathway.case import Command
+    from pathway.policy import CaseAccess
+    from pathway.store.access import Writer
+
+CLIENT = "cli"  # where the access log says a CLI read or write came from
+
+
+def _logged(user: User, action: str, reference: str | None, *, break_glass: bool = False,
+            status: int = 200) -> Writer:
+    """The access-log row of a CLI read or write: the same writer as the API's, from the client "cli"."""
+    from pathway.store.access import access_writer
+
+    return access_writer(username=user.username, role=user.role, action=action, client=CLIENT,
+                         case_reference=reference, break_glass=break_glass, status=status)
+
+
+def _acting(core: Forlop, actor: str) -> User:
+    """The user named by ``--as``: it must be an active user, and the access policy then applies to them."""
+    from pathway import policy
+
+    with core.engine.connect() as conn:
+        return policy.acting_user(conn, actor)
+
+
+def _let_at(core: Forlop, actor: str, reference: str, action: str) -> tuple[User, CaseAccess]:
+    """The acting user and their access to the case, as the API's policy answers it; a refusal is logged (as the
+    API logs one) and raised: an unknown case as not found, another unit's case as not permitted."""
+    from pathway import policy
+    from pathway.errors import NotFound, NotPermitted
+    from pathway.store.access import apart
+
+    with core.engine.connect() as conn:
+        user = policy.acting_user(conn, actor)
+        access = policy.case_access(conn, user, reference, now=datetime.now(timezone.utc))
+    if not access.allowed:
+        known = access.case_id is not None
+        apart(core.engine, _logged(user, action, reference if known else None, status=403 if known else 404))
+        if not known:
+            raise NotFound("case", reference)
+        raise NotPermitted(user.username, f"see or change case {reference}: it is not a case of their unit")
+    return user, access
 
 
 @case_app.command("open")
@@ -34,13 +76,20 @@ def case_open(
     """Open a case at first contact and print its reference (only that, so `REF=$(forlop case open ...)` keeps it)."""
     from pathway import services
 
+    from pathway import policy
+    from pathway.errors import NotPermitted
+
     core = _core(database_url)
     at = services.now()
     try:
+        user = _acting(core, actor)
+        if not policy.may_open_in(user, unit):
+            raise NotPermitted(user.username, f"open a case in unit '{unit}': a coordinator of that unit opens it")
         case = services.open_case(
             uow=core.uow(), pathway_id=pathway_id, unit=unit, first_contact_at=_parse_time(first_contact) or at,
-            actor=actor, keys=core.keys, index_key=core.settings.index_key,
+            actor=user.username, keys=core.keys, index_key=core.settings.index_key,
             reference_prefix=core.settings.reference_prefix, conditions=condition, reason=reason, at=at,
+            also=lambda conn, opened: _logged(user, "case.open", opened.reference)(conn),
         )
     except ForlopError as exc:
         raise _fail(exc) from None
@@ -48,14 +97,18 @@ def case_open(
 
 
 @case_app.command("show")
-def case_show(reference: str, database_url: DatabaseUrl = None,
+def case_show(reference: str, actor: Actor, database_url: DatabaseUrl = None,
               as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """Where a case stands: phase, version, steps with deadlines, consents and handovers."""
+    """Where a case stands: phase, version, steps with deadlines, consents and handovers (the read is logged)."""
     from pathway import services
 
     core = _core(database_url)
     try:
-        case = services.get_case(uow=core.uow(read_only=True), reference=reference)
+        user, access = _let_at(core, actor, reference, "case.read")
+        with core.uow(snapshot=True) as uow:  # the read and its access-log row: one transaction
+            case = uow.cases.get(reference)
+            _logged(user, "case.read", reference, break_glass=access.break_glass)(uow.conn)
+            uow.commit()
     except ForlopError as exc:
         raise _fail(exc) from None
     if as_json:
@@ -87,8 +140,11 @@ def _run(reference: str, version: int | None, database_url: str | None, actor: s
 
     core = _core(database_url)
     try:
-        case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=command(commands),
-                                   actor=actor)
+        built = command(commands)
+        user, access = _let_at(core, actor, reference, built.action)
+        case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=built,
+                                   actor=user.username,
+                                   also=_logged(user, built.action, reference, break_glass=access.break_glass))
     except ForlopError as exc:
         raise _fail(exc) from None
     out.print(f"{case.reference}: phase {case.phase}, version {case.version}")
@@ -163,20 +219,27 @@ def case_close(reference: str, outcome: str, actor: Actor, reason: Reason = None
 
 
 @case_app.command("list")
-def case_list(database_url: DatabaseUrl = None,
-              unit: Annotated[Optional[str], typer.Option()] = None,
+def case_list(actor: Actor, database_url: DatabaseUrl = None,
               limit: Annotated[int, typer.Option(min=1, max=10_000, help="Show at most this many.")] = 50,
               show_all: Annotated[bool, typer.Option("--all", help="Show every open case.")] = False) -> None:
-    """Open cases with phase and next deadline (soonest first); says on stderr when there are more than shown."""
+    """The open cases of your unit with phase and next deadline (soonest first); says on stderr when there are more
+    than shown. The read is logged."""
+    from pathway import policy
     from pathway.views.cases import case_counts, case_list
 
     core = _core(database_url)
     now = datetime.now(timezone.utc)
-    every_unit = unit is None  # the CLI serves the operator of the whole installation
-    with core.engine.connect() as conn:
-        listed = case_list(conn, unit=unit, every_unit=every_unit, now=now, status="open", sort="next_due",
-                           limit=None if show_all else limit)
-        total = case_counts(conn, unit=unit, every_unit=every_unit, now=now)["open"]
+    try:
+        user = _acting(core, actor)
+        unit = policy.listed_unit(user)  # the same rule as the API's list: a coordinator's own unit
+        with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
+            listed = case_list(uow.conn, unit=unit, now=now, status="open", sort="next_due",
+                               limit=None if show_all else limit)
+            total = case_counts(uow.conn, unit=unit, now=now)["open"]
+            _logged(user, "case.list", None)(uow.conn)
+            uow.commit()
+    except ForlopError as exc:
+        raise _fail(exc) from None
     table = Table("reference", "phase", "unit", "next deadline (Oslo)", "status")
     for c in listed.items:
         flag = "paused" if c["paused"] else ("[red]OVERDUE[/]" if c["overdue"] else "")

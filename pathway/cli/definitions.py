@@ -93,9 +93,17 @@ def migrate(
     """Move open cases to a new definition version with an explicit checkpoint mapping (dry run by default)."""
     from ruamel.yaml import YAML
 
-    from pathway import services
+    from pathway import policy, services
+    from pathway.errors import NotPermitted
 
     core = _core(database_url)
+    try:
+        with core.engine.connect() as conn:
+            user = policy.acting_user(conn, actor)
+        if not policy.may_migrate(user):
+            raise NotPermitted(user.username, "move cases to another version of their pathway (an administrator does)")
+    except ForlopError as exc:
+        raise _fail(exc) from None
     try:
         source = core.catalog.resolve(*_version_of(from_version, pathway_id))
         target = core.catalog.resolve(*_version_of(to_version, pathway_id))

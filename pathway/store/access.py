@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +19,24 @@ Writer = Callable[[sa.Connection], None]  # writes more in a transaction that so
 def append_access(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Append access-log rows (one statement) in the caller's transaction."""
     conn.execute(sa.insert(access_t), rows)
+
+
+def access_writer(*, username: str, role: str, action: str, client: str | None, case_reference: str | None = None,
+                  task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
+                  reason: str | None = None,
+                  shown: list[tuple[str | None, uuid.UUID | None]] | None = None) -> Writer:
+    """Writes the access-log rows of one read or write, of the API, the pages or the CLI alike, on a given connection
+    (inside the read's or the change's own transaction): one row, or with ``shown`` one per (case reference, task)
+    that a list showed (a list that showed nothing: one row without a case). ``client``: where from."""
+
+    def write(conn: sa.Connection) -> None:
+        at = datetime.now(timezone.utc)
+        targets = [(case_reference, task_id)] if shown is None else (shown or [(None, None)])
+        append_access(conn, [dict(id=uuid.uuid4(), at=at, username=username, role=role, action=action,
+                                  case_reference=reference, task_id=task, client=client, status=status,
+                                  break_glass=break_glass, reason=reason) for reference, task in targets])
+
+    return write
 
 
 def apart(engine: sa.Engine, write: Writer) -> None:

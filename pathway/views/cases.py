@@ -72,15 +72,13 @@ def _decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
         raise BadCursor() from None
 
 
-def _of_unit(unit: str | None, every_unit: bool) -> sa.ColumnElement[bool]:
-    """The cases of one unit; ``every_unit`` for the CLI, which serves the operator of the whole installation."""
-    if every_unit:
-        return sa.true()
+def _of_unit(unit: str | None) -> sa.ColumnElement[bool]:
+    """The cases of one unit (None: of no unit, for a user the policy lists nothing for)."""
     return case_t.c.unit == unit if unit is not None else sa.false()
 
 
 def case_list(
-    conn: sa.Connection, *, unit: str | None, now: datetime, every_unit: bool = False, status: Status = "open",
+    conn: sa.Connection, *, unit: str | None, now: datetime, status: Status = "open",
     phase: str | None = None, coordinator: str | None = None, overdue: bool | None = None,
     due_soon: bool | None = None, q: str | None = None, sort: Sort = "next_due", cursor: str | None = None,
     limit: int | None = 50,
@@ -93,7 +91,7 @@ def case_list(
            "reference": case_t.c.reference}[sort]
     query = sa.select(case_t.c.reference, case_t.c.phase, case_t.c.unit, case_t.c.coordinator, case_t.c.opened_at,
                       case_t.c.closed_at, case_t.c.paused_since, case_t.c.next_due_at, case_t.c.version,
-                      case_t.c.id).where(_of_unit(unit, every_unit))
+                      case_t.c.id).where(_of_unit(unit))
     if status != "all":
         query = query.where(case_t.c.closed_at.is_(None) if status == "open" else case_t.c.closed_at.is_not(None))
     if phase:
@@ -128,7 +126,7 @@ def _summary(r: Any, now: datetime) -> dict[str, Any]:
             "version": r.version}
 
 
-def case_counts(conn: sa.Connection, *, unit: str | None, now: datetime, every_unit: bool = False) -> dict[str, int]:
+def case_counts(conn: sa.Connection, *, unit: str | None, now: datetime) -> dict[str, int]:
     """How many of a unit's cases are open, and of those overdue, due soon and paused (the dashboard's counts)."""
 
     def n(clause: sa.ColumnElement[bool]) -> Any:
@@ -137,7 +135,7 @@ def case_counts(conn: sa.Connection, *, unit: str | None, now: datetime, every_u
     row = conn.execute(sa.select(sa.func.count().label("open"), n(overdue_clause(now)).label("overdue"),
                                  n(due_soon_clause(now)).label("due_soon"),
                                  n(case_t.c.paused_since.is_not(None)).label("paused"))
-                       .where(_of_unit(unit, every_unit), case_t.c.closed_at.is_(None))).one()
+                       .where(_of_unit(unit), case_t.c.closed_at.is_(None))).one()
     return dict(row._mapping)
 
 
@@ -153,5 +151,5 @@ def of_unit(conn: sa.Connection, references: list[str], unit: str | None) -> lis
     if not references:
         return []
     mine = set(conn.execute(sa.select(case_t.c.reference).where(
-        case_t.c.reference.in_(references), _of_unit(unit, False))).scalars())
+        case_t.c.reference.in_(references), _of_unit(unit))).scalars())
     return [ref for ref in references if ref in mine]

@@ -30,7 +30,8 @@ FORLOP = Path(sys.executable).with_name("forlop")
 KRISESENTER = ROOT / "definitions" / "krisesenter.yaml"
 EXAMPLES = ROOT / "definitions" / "examples"
 SCHEMA = ROOT / "definitions" / "pathway.schema.json"
-ACTOR = ("--as", "tester")
+ACTOR = ("--as", "tester")  # a coordinator of test-unit, where the tests open their cases
+ADMIN = ("--as", "tester-admin")
 
 pytestmark = pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")
 
@@ -58,14 +59,14 @@ class Result:
         return f"exit {self.code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
 
 
-def run(*args: object, env: dict[str, str] | None = None) -> Result:
+def run(*args: object, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
     """Run ``forlop ARGS`` in a clean environment (FORLOP_ENV=test, no inherited FORLOP_* settings)."""
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith("FORLOP_") and k not in ("DATABASE_URL", "COLUMNS", "LINES")}
     environ["FORLOP_ENV"] = "test"
     environ.update(env or {})
     proc = subprocess.run([str(FORLOP), *map(str, args)], capture_output=True, text=True, encoding="utf-8",
-                          env=environ, cwd=ROOT, timeout=300, check=False)
+                          env=environ, cwd=ROOT, timeout=300, check=False, input=stdin)
     result = Result(proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in result.output, f"forlop {' '.join(map(str, args))} printed a stack trace:\n{result}"
     return result
@@ -82,11 +83,11 @@ class Database:
     def url(self) -> str:
         return f"sqlite:///{self.path}"
 
-    def run(self, *args: object, env: dict[str, str] | None = None) -> Result:
-        return run(*args, "--database-url", self.url, env={**self.env, **(env or {})})
+    def run(self, *args: object, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+        return run(*args, "--database-url", self.url, env={**self.env, **(env or {})}, stdin=stdin)
 
-    def ok(self, *args: object, env: dict[str, str] | None = None) -> Result:
-        result = self.run(*args, env=env)
+    def ok(self, *args: object, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
+        result = self.run(*args, env=env, stdin=stdin)
         assert result.code == 0, f"forlop {' '.join(map(str, args))} failed:\n{result}"
         return result
 
@@ -94,7 +95,10 @@ class Database:
         return self.ok("case", "open", "--unit", "test-unit", *ACTOR, *extra).stdout.strip()
 
     def snapshot(self, reference: str) -> dict[str, Any]:
-        return json.loads(self.ok("case", "show", reference, "--json").stdout)
+        return json.loads(self.ok("case", "show", reference, "--json", *ACTOR).stdout)
+
+    def add_user(self, name: str, *options: str) -> None:
+        self.ok("users", "add", name, *options, "--password-stdin", stdin="et-langt-syntetisk-passord\n")
 
     def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.path) as conn:
@@ -134,7 +138,10 @@ def fresh_database(tmp_path: Path) -> Database:
 def upgraded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One database made by `forlop db upgrade`, copied for each test that starts from an empty database."""
     path = tmp_path_factory.mktemp("upgraded") / "forlop.db"
-    Database(path, {}).ok("db", "upgrade")
+    database = Database(path, {})
+    database.ok("db", "upgrade")
+    database.add_user("tester", "--role", "coordinator", "--unit", "test-unit")
+    database.add_user("tester-admin", "--role", "admin")
     return path
 
 
@@ -379,7 +386,7 @@ def test_opening_a_case_prints_a_reference_for_the_current_year(database: Databa
 
 
 def test_show_prints_the_phase_and_the_first_checkpoints(database: Database, case: str) -> None:
-    result = database.ok("case", "show", case)
+    result = database.ok("case", "show", case, *ACTOR)
     assert re.search(r"\bstep\b.*\bname\b.*\bstate\b.*\bdue \(Oslo\).*\boverdue\b", result.stdout), result
     assert case in result.stdout
     assert "phase: intake" in result.stdout
@@ -400,9 +407,38 @@ def test_show_json_gives_the_pathway_phase_and_version(database: Database, case:
 
 
 def test_showing_an_unknown_case_exits_1(database: Database) -> None:
-    result = database.run("case", "show", "BGO-1999-9999")
+    result = database.run("case", "show", "BGO-1999-9999", *ACTOR)
     assert result.code == 1, result
     assert "not found" in result.stderr
+
+
+def test_the_cli_acts_as_a_user_the_access_policy_lets_at_the_case(database: Database, case: str) -> None:
+    """--as names a real user, and the API's rules apply to them: a coordinator of another unit, an administrator and
+    a name that is no user are refused, change nothing, and the refusals are in the access log like the API's."""
+    database.add_user("other-coordinator", "--role", "coordinator", "--unit", "other-unit")
+    for actor, says in (("other-coordinator", "not a case of their unit"), ("tester-admin", "not a case of their unit"),
+                        ("nobody", "no active user")):
+        result = database.run("case", "complete", case, "K1", "--as", actor)
+        assert result.code == 1, result
+        assert says in result.line_with("may not"), result
+        assert database.run("case", "show", case, "--as", actor).code == 1
+    refused = database.query("SELECT username, action, status, client FROM access_log WHERE status <> 200")
+    assert ("other-coordinator", "case.complete", 403, "cli") in refused and ("tester-admin", "case.read", 403, "cli") \
+        in refused
+    assert database.snapshot(case)["version"] == 1
+    opened_elsewhere = database.run("case", "open", "--unit", "other-unit", *ACTOR)
+    assert opened_elsewhere.code == 1 and "open a case in unit 'other-unit'" in opened_elsewhere.stderr
+    migrate = database.run("migrate", "--from", "1", "--to", "1", "--map", KRISESENTER, *ACTOR)
+    assert migrate.code == 1 and "an administrator does" in migrate.stderr
+
+
+def test_every_cli_read_and_write_of_a_case_is_in_the_access_log(database: Database, case: str) -> None:
+    database.ok("case", "complete", case, "K1", *ACTOR)
+    database.ok("case", "show", case, *ACTOR)
+    database.ok("case", "list", *ACTOR)
+    rows = database.query("SELECT username, action, case_reference, status, client FROM access_log ORDER BY at")
+    assert rows == [("tester", "case.open", case, 200, "cli"), ("tester", "case.complete", case, 200, "cli"),
+                    ("tester", "case.read", case, 200, "cli"), ("tester", "case.list", None, 200, "cli")]
 
 
 def test_completing_a_checkpoint_records_it_and_raises_the_version(database: Database, case: str) -> None:
@@ -444,17 +480,17 @@ def test_a_version_the_case_has_not_reached_is_refused_naming_both(database: Dat
 def test_list_names_every_column_and_says_how_many_it_leaves_out(database: Database) -> None:
     references = [database.open_case() for _ in range(3)]
     database.ok("case", "pause", references[0], *ACTOR, "--reason", "synthetic: in hospital")
-    result = database.ok("case", "list", "--limit", "2")
+    result = database.ok("case", "list", "--limit", "2", *ACTOR)
     header = next(line for line in result.stdout.splitlines() if "reference" in line)
     assert re.search(r"\breference\b.*\bphase\b.*\bunit\b.*\bnext deadline \(Oslo\).*\bstatus\b", header), result
     assert sum(ref in result.stdout for ref in references) == 2
     assert result.stderr.strip() == "showing 2 of 3; use --limit N or --all for more"
 
-    everything = database.ok("case", "list", "--all")
+    everything = database.ok("case", "list", "--all", *ACTOR)
     assert all(ref in everything.stdout for ref in references)
     assert "paused" in everything.line_with(references[0])
     assert "showing" not in everything.output
-    assert "showing" not in database.ok("case", "list").output  # 3 of 3 under the default limit of 50
+    assert "showing" not in database.ok("case", "list", *ACTOR).output  # 3 of 3 under the default limit of 50
 
 
 def test_an_operation_not_allowed_names_the_phase_and_the_allowed_operations(database: Database, case: str) -> None:
@@ -491,7 +527,7 @@ def test_a_handover_with_consent_creates_a_task(database: Database, case: str) -
     database.ok("case", "consent", case, "police", *ACTOR,
                 "--scope", "name", "--scope", "contact", "--scope", "threat_assessment")
     database.ok("case", "handover", case, "K6", *ACTOR)
-    result = database.ok("case", "show", case)
+    result = database.ok("case", "show", case, *ACTOR)
     assert "consent police: given" in result.stdout
     assert re.search(r"handover \S+ K6 → police: ", result.stdout), result
 
@@ -599,6 +635,8 @@ def migration_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     shutil.copy(KRISESENTER, directory / "definitions" / "krisesenter.yaml")
     database = Database(directory / "forlop.db", {"FORLOP_DEFINITIONS_DIR": str(directory / "definitions")})
     database.ok("db", "upgrade")
+    database.add_user("tester", "--role", "coordinator", "--unit", "test-unit")
+    database.add_user("tester-admin", "--role", "admin")
     reference = database.open_case()
     move_to_support(database, reference)
     assert "K8" in step_states(database.snapshot(reference))
@@ -633,7 +671,7 @@ def write_map(path: Path, *, without: str | None = None) -> Path:
 def test_migrate_refuses_a_map_that_misses_a_checkpoint_in_use(migrating: tuple[Database, str], tmp_path: Path) -> None:
     database, reference = migrating
     mapping = write_map(tmp_path / "map.yaml", without="K8")
-    result = database.run("migrate", "--from", "1", "--to", "2", "--map", mapping, *ACTOR, "--apply")
+    result = database.run("migrate", "--from", "1", "--to", "2", "--map", mapping, *ADMIN, "--apply")
     assert result.code == 2, result
     assert "K8" in result.line_with("not mapped")
     assert database.snapshot(reference)["pathway"] == ["krisesenter", 1]
@@ -642,7 +680,7 @@ def test_migrate_refuses_a_map_that_misses_a_checkpoint_in_use(migrating: tuple[
 def test_migrate_dry_run_reports_the_count_and_moves_nothing(migrating: tuple[Database, str], tmp_path: Path) -> None:
     database, reference = migrating
     before = database.snapshot(reference)
-    result = database.run("migrate", "--from", "1", "--to", "2", "--map", write_map(tmp_path / "map.yaml"), *ACTOR)
+    result = database.run("migrate", "--from", "1", "--to", "2", "--map", write_map(tmp_path / "map.yaml"), *ADMIN)
     assert result.code == 0, result
     assert "would move 1" in result.stdout
     assert "dry run" in result.stdout
@@ -654,7 +692,7 @@ def test_migrate_dry_run_reports_the_count_and_moves_nothing(migrating: tuple[Da
 def test_migrate_apply_moves_the_case_and_the_chain_still_verifies(migrating: tuple[Database, str],
                                                                     tmp_path: Path) -> None:
     database, reference = migrating
-    result = database.run("migrate", "--from", "1", "--to", "2", "--map", write_map(tmp_path / "map.yaml"), *ACTOR,
+    result = database.run("migrate", "--from", "1", "--to", "2", "--map", write_map(tmp_path / "map.yaml"), *ADMIN,
                           "--apply")
     assert result.code == 0, result
     assert "moved 1" in result.stdout
@@ -668,7 +706,7 @@ def test_migrate_apply_moves_the_case_and_the_chain_still_verifies(migrating: tu
 def test_migrate_from_an_unknown_version_exits_2_without_a_stack_trace(migrating: tuple[Database, str],
                                                                       tmp_path: Path) -> None:
     database, _ = migrating
-    result = database.run("migrate", "--from", "7", "--to", "2", "--map", write_map(tmp_path / "map.yaml"), *ACTOR)
+    result = database.run("migrate", "--from", "7", "--to", "2", "--map", write_map(tmp_path / "map.yaml"), *ADMIN)
     assert result.code == 2, result
     assert "v7" in result.line_with("error:")
 
@@ -680,7 +718,7 @@ def test_the_shipped_example_v2_and_its_mapping_move_a_case_in_support(database:
     assert before["K8"] == "pending" and "K14" not in before
     database.ok("db", "upgrade", env={"FORLOP_DEFINITIONS_DIR": str(EXAMPLES / "krisesenter-v2")})
     result = database.ok("migrate", "--from", "1", "--to", "2", "--map", EXAMPLES / "krisesenter-v1-to-v2.yaml",
-                         *ACTOR, "--apply")
+                         *ADMIN, "--apply")
     assert "1 open case on krisesenter v1; moved 1 to v2" in result.stdout
     snapshot = database.snapshot(case)
     after = step_states(snapshot)
