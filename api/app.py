@@ -6,7 +6,6 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, AsyncIterator
 
-import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Path
 from fastapi.responses import PlainTextResponse
 
@@ -17,7 +16,7 @@ from pathway.bootstrap import Forlop
 from pathway.errors import DefinitionVersionMissing
 from pathway.machine import mermaid
 from pathway.scheduler import build_scheduler
-from pathway.store.migrate import is_current
+from pathway.store.migrate import readiness
 
 PUBLIC = {"x-public": True}
 
@@ -54,14 +53,9 @@ def create_app(core: Forlop) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"], openapi_extra=PUBLIC, summary="Database reachable, migrations current")
     def readyz() -> dict[str, Any]:
-        try:
-            with core.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-            current = is_current(core.engine)
-        except sa.exc.SQLAlchemyError:
-            raise HTTPException(status_code=503, detail="database unreachable") from None
-        if not current:
-            raise HTTPException(status_code=503, detail="database migrations are not current")
+        not_ready = readiness(core.engine)
+        if not_ready:
+            raise HTTPException(status_code=503, detail=not_ready)
         return {"status": "ready"}
 
     @app.get("/api/v1/pathways", tags=["pathways"], summary="Registered pathway definition versions")

@@ -5,24 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway.store.engine import WRITE
-from pathway.store.tables import idempotency_t
+from pathway.store.access import Writer
+from pathway.store.idempotency import KeyedRequest, answer_for, claim, store_answer
 
 IdempotencyKey = Annotated[
     str | None, Header(alias="Idempotency-Key", max_length=200, description="any unique string per intended change")
 ]
-
-
-Writer = Callable[[sa.Connection], None]
 
 
 def idempotent(core: Forlop, user: User, request: Request, key: str | None, body: Any,
@@ -36,9 +31,9 @@ def idempotent(core: Forlop, user: User, request: Request, key: str | None, body
     if key is None:
         return run(None)
     fingerprint = hashlib.sha256(json.dumps([request.url.path, body], sort_keys=True, default=str).encode()).hexdigest()
-    with core.engine.connect() as conn:
-        seen = conn.execute(sa.select(idempotency_t).where(
-            idempotency_t.c.username == user.username, idempotency_t.c.key == key)).first()
+    keyed = KeyedRequest(username=user.username, key=key, method=request.method, path=request.url.path,
+                         fingerprint=fingerprint)
+    seen = answer_for(core.engine, keyed)
     if seen is not None:
         if seen.fingerprint != fingerprint:
             raise HTTPException(422, "Idempotency-Key: this key was used for a different request")
@@ -52,21 +47,7 @@ def idempotent(core: Forlop, user: User, request: Request, key: str | None, body
         if isinstance(seen.body, dict) and isinstance(seen.body.get("version"), int):
             headers["ETag"] = f'"{seen.body["version"]}"'  # a case answer's ETag is its version: answer as the first did
         return JSONResponse(seen.body, status_code=seen.status, headers=headers)
-    row = dict(username=user.username, key=key, method=request.method, path=request.url.path[:500],
-               fingerprint=fingerprint, created_at=datetime.now(timezone.utc))
-
-    def claim(conn: sa.Connection) -> None:
-        conn.execute(sa.insert(idempotency_t).values(**row, status=0, body=None))
-
-    response = run(claim if replay is not None else None)
-    answer = dict(status=response.status_code, body=json.loads(bytes(response.body)))
-    try:
-        with core.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            if replay is not None:
-                conn.execute(sa.update(idempotency_t).where(
-                    idempotency_t.c.username == user.username, idempotency_t.c.key == key).values(**answer))
-            else:
-                conn.execute(sa.insert(idempotency_t).values(**row, **answer))
-    except sa.exc.IntegrityError:
-        pass  # a concurrent retry stored it first; its change was refused by the version check
+    response = run(claim(keyed) if replay is not None else None)
+    store_answer(core.engine, keyed, status=response.status_code, body=json.loads(bytes(response.body)),
+                 claimed=replay is not None)
     return response

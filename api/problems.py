@@ -12,13 +12,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError, DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from pathway.errors import (
     ConcurrencyConflict,
     ConsentRequired,
+    DatabaseError,
+    DatabaseUnavailable,
     DefinitionError,
     DomainError,
     ForlopError,
@@ -26,8 +26,8 @@ from pathway.errors import (
     NotFound,
     OperationNotAllowed,
     UnknownCheckpoint,
+    ValueNotStorable,
 )
-from pathway.store.failures import DatabaseFailure, database_failure
 
 PROBLEM = "application/problem+json"
 
@@ -105,24 +105,22 @@ def _domain(exc: ForlopError, instance: str) -> JSONResponse:
 DATABASE_STATUS = {"full": 507, "read_only": 503, "cannot_open": 503, "timeout": 503, "unavailable": 503}
 
 
-def database_problem(failure: DatabaseFailure, *, instance: str) -> JSONResponse:
-    status = DATABASE_STATUS[failure.kind]
-    return problem(status, failure.message, instance=instance,
-                   type="/problems/database-" + failure.kind.replace("_", "-"),
+def database_problem(exc: DatabaseUnavailable, *, instance: str) -> JSONResponse:
+    status = DATABASE_STATUS[exc.kind]
+    return problem(status, exc.message, instance=instance, type="/problems/database-" + exc.kind.replace("_", "-"),
                    headers={"Retry-After": "5"} if status == 503 else None)
 
 
 def status_for(exc: Exception) -> int:
     """The HTTP status an error will be answered with (for the access log)."""
-    failure = database_failure(exc)
-    if failure is not None:
-        return DATABASE_STATUS[failure.kind]
+    if isinstance(exc, DatabaseUnavailable):
+        return DATABASE_STATUS[exc.kind]
+    if isinstance(exc, ValueNotStorable):
+        return 422
     if isinstance(exc, ForlopError):
-        return describe(exc)[0]
+        return describe(exc)[0]  # any other DatabaseError is a bug: 500
     if isinstance(exc, HTTPException):
         return exc.status_code
-    if isinstance(exc, DataError):
-        return 422
     return 500
 
 
@@ -142,16 +140,17 @@ def install(app: FastAPI) -> None:
     async def _forlop(request: Request, exc: ForlopError) -> Response:
         return _for(request, _domain(exc, request.url.path))
 
-    @app.exception_handler(DBAPIError)
-    @app.exception_handler(PoolTimeout)
-    async def _database_down(request: Request, exc: Exception) -> Response:
-        failure = database_failure(exc)
-        if failure is None:  # not the database's state (an IntegrityError is a bug): unexpected
-            return await _unexpected(request, exc)
-        return _for(request, database_problem(failure, instance=request.url.path))
+    @app.exception_handler(DatabaseUnavailable)
+    async def _database_down(request: Request, exc: DatabaseUnavailable) -> Response:
+        return _for(request, database_problem(exc, instance=request.url.path))
 
-    @app.exception_handler(DataError)
-    async def _unstorable(request: Request, exc: DataError) -> Response:
+    @app.exception_handler(DatabaseError)
+    async def _database_bug(request: Request, exc: DatabaseError) -> Response:
+        # Not the database's state (a constraint broken, a statement it cannot run): a bug, answered as unexpected.
+        return await _unexpected(request, exc)
+
+    @app.exception_handler(ValueNotStorable)
+    async def _unstorable(request: Request, exc: ValueNotStorable) -> Response:
         # A value the database refuses (PostgreSQL: a NUL character, a number out of range) came with the request.
         return _for(request, problem(
             422, "the request holds a value that cannot be stored or searched for (e.g. a NUL character)",
@@ -172,6 +171,7 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         # The route template, not the URL or the exception text: neither may carry case data into the log.
         route = getattr(request.scope.get("route"), "path", "?")
-        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, route)
+        name = exc.driver_error if isinstance(exc, DatabaseError) else type(exc).__name__
+        log.error("unexpected %s on %s %s", name, request.method, route)
         return _for(request, problem(500, "an unexpected error occurred; it has been logged",
                                      instance=request.url.path))

@@ -18,6 +18,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from notifications.dispatcher import DispatchResult, RetryPolicy
+from pathway.errors import DatabaseError
 from pathway.store.outbox import dispatch
 from pathway.store.scan import ScanResult, route, scan
 from pathway.metrics.snapshots import refresh_snapshots
@@ -63,8 +64,9 @@ def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]
     # A database outage must not kill the scheduler: log it (no data) and try again at the next interval.
     try:
         job(core)
-    except sa.exc.SQLAlchemyError as exc:
-        log.error("%s skipped: database unavailable (%s)", job.__name__, type(exc).__name__)
+    except (DatabaseError, sa.exc.SQLAlchemyError) as exc:  # the store's, or SQLAlchemy's own (a dropped transaction)
+        name = exc.driver_error if isinstance(exc, DatabaseError) else type(exc).__name__
+        log.error("%s skipped: database unavailable (%s)", job.__name__, name)
 
 
 def build_scheduler(core: Forlop, *, blocking: bool = False) -> BaseScheduler:

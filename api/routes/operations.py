@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
@@ -29,6 +27,10 @@ from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.case import COMMANDS, Case, Command
 from pathway.case.commands import fields_of
+from pathway.store.access import Writer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -67,13 +69,13 @@ def command_of(command: type[Command], body: BaseModel, target: str) -> Command:
 
 
 def apply_operation(request: Request, core: Forlop, user: User, reference: str, *, command: Command, version: int,
-                    also: Callable[[sa.Connection], None] | None = None) -> Case:
+                    also: Writer | None = None) -> Case:
     """Run one command under the version check and log the write (a refused one too); ``also`` writes more in the
     same transaction (the claim of an Idempotency-Key). The API and the case page both come through here."""
     _, emergency = case_access(request, core, user, reference, command.action)
     log_write = access_writer(request, user, command.action, case_reference=reference, break_glass=emergency)
 
-    def write(conn: sa.Connection) -> None:
+    def write(conn: Connection) -> None:
         log_write(conn)
         if also is not None:
             also(conn)
@@ -93,7 +95,7 @@ def _operate(request: Request, core: Forlop, user: User, reference: str, *, comm
     """Run one command, answer with the new case; a retried request (same key) gets the first answer, or, if that
     answer was lost after the change committed, the case as it is now."""
 
-    def run(claim: Callable[[sa.Connection], None] | None) -> JSONResponse:
+    def run(claim: Writer | None) -> JSONResponse:
         case = apply_operation(request, core, user, reference, command=command, version=version, also=claim)
         return case_response(core, case, lang=user.language)
 

@@ -19,7 +19,7 @@ from api.web.session import AdminPage, Posted, Session
 from pathway import services
 from pathway.accounts import set_password
 from pathway.definition import load_definition, parse_definition
-from pathway.errors import DefinitionError, ForlopError
+from pathway.errors import DatabaseError, DefinitionError, ForlopError
 from pathway.views import users as views
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -49,6 +49,8 @@ def create_user(request: Request, core: Core, session: AdminPage, form: Posted) 
     except ValidationError as exc:
         errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
         return _users(request, core, session, status=422, errors=errors)
+    except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
+        raise
     except ForlopError as exc:
         return _users(request, core, session, status=409, message=str(exc))
     return see_other("/admin/users?done=1")

@@ -23,7 +23,7 @@ from api.web.auth import see_other
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
 from pathway import policy
-from pathway.errors import ConcurrencyConflict, ForlopError, NotFound
+from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
 from pathway.views.cases import case_counts
 from pathway.views.deadlines import deadline_status
 from pathway.views.users import coordinators_of
@@ -81,6 +81,8 @@ def open_case(request: Request, core: Core, session: CoordinatorPage, form: Post
         case = api.open_new_case(request, core, session.user, body)
     except ValidationError as exc:
         return _new_case_page(request, core, session, status=422, errors=_errors(exc))
+    except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
+        raise
     except ForlopError as exc:
         status, detail, _, _ = describe(exc)
         return _new_case_page(request, core, session, status=status, message=detail)
@@ -141,6 +143,8 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
         return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc))
     except ConcurrencyConflict:
         return _case_page(request, core, session, reference, status=409, conflict=True, failed_action=action)
+    except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
+        raise
     except ForlopError as exc:
         status, detail, _, extra = describe(exc)
         if isinstance(exc, NotFound):  # not the user's case: the 404 page, as for reading it

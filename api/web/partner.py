@@ -16,7 +16,7 @@ from api.routes import tasks as api
 from api.web.auth import see_other
 from api.web.render import page
 from api.web.session import PartnerPage, Posted, Session
-from pathway.errors import ForlopError
+from pathway.errors import DatabaseError, ForlopError
 
 router = APIRouter(include_in_schema=False)
 MOVES = {"accept": ("accepted", None), "decline": ("declined", api.DeclineBody),
@@ -50,6 +50,8 @@ def move_task(request: Request, core: Core, session: PartnerPage, task_id: uuid.
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
         return _page(request, core, session, status=422, failed=str(task_id), message=fields)
+    except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
+        raise
     except ForlopError as exc:
         code, detail, _, _ = describe(exc)
         if code == 404:

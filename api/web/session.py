@@ -14,13 +14,13 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
 from api.deps import ROLES, get_core
 from pathway.accounts import User, authenticate_web
 from pathway.bootstrap import Forlop
+from pathway.errors import DatabaseError
 
 COOKIE = "forlop_session"
 LOGIN_COOKIE = "forlop_login"
@@ -94,7 +94,7 @@ def optional_session(request: Request) -> Session | None:
     """The session, if there is a valid one (an error page shows the menu to a signed-in user)."""
     try:
         return _session(request)
-    except (LoginRequired, SQLAlchemyError):  # no session, or no database to ask: the page is shown without menu
+    except (LoginRequired, DatabaseError):  # no session, or no database to ask: the page is shown without menu
         return None
 
 

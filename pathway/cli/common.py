@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pathway.calendar import OSLO
-from pathway.errors import DefinitionError, ForlopError
+from pathway.errors import DatabaseError, DefinitionError, ForlopError
 from pathway.settings import Settings
 
 app = typer.Typer(
@@ -81,7 +81,7 @@ def _core(database_url: str | None):  # type: ignore[no-untyped-def]
 
 def _fail(exc: ForlopError, code: int = 1) -> typer.Exit:
     err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+    return typer.Exit(1 if isinstance(exc, DatabaseError) else code)  # the database's state is no usage error
 
 
 def _progress() -> Progress:

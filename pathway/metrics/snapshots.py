@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pathway.errors import ConstraintViolated
 from pathway.metrics.collect import Resolver
 from pathway.metrics.periods import Period, default_span
 from pathway.metrics.report import CaseFigures, IntervalFigures, Report, breakdown
@@ -62,7 +63,7 @@ def write_snapshots(engine: sa.Engine, reports: Iterable[Report], *, computed_at
         with engine.begin() as conn:
             conn.execute(snapshot_t.delete().where(snapshot_t.c.period.in_({row["period"] for row in rows})))
             conn.execute(snapshot_t.insert(), rows)
-    except sa.exc.IntegrityError:
+    except ConstraintViolated:  # the same snapshot's key, written by the other
         log.info("report snapshots: written by another scheduler at the same time")
         return 0
     return len(rows)

@@ -1,4 +1,5 @@
-"""Build the SQLAlchemy engine for SQLite (WAL, foreign keys, immediate transactions) or PostgreSQL."""
+"""Build the SQLAlchemy engine for SQLite (WAL, foreign keys, immediate transactions) or PostgreSQL; it raises the
+project's errors (``pathway.store.failures``), never the driver's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from pathway.store import failures
 
 WRITE = "forlop_write"  # execution option marking a connection that will write
 
@@ -29,8 +31,8 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int 
     connection at most ``connect_timeout`` seconds, and (if given) a PostgreSQL statement at most
     ``statement_timeout`` seconds, lock waits included; so a database outage fails requests fast, never hangs them."""
     url = normalise_url(url)
-    pool = {"pool_size": pool_size, "max_overflow": pool_size if max_overflow is None else max_overflow,
-            "pool_timeout": pool_timeout}
+    pool: dict[str, Any] = {"poolclass": failures.QueuePool, "pool_size": pool_size, "pool_timeout": pool_timeout,
+                            "max_overflow": pool_size if max_overflow is None else max_overflow}
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database in (None, "", ":memory:"):
@@ -39,12 +41,14 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int 
             _create_private(Path(database))
         engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 30}, **pool)
         _sqlite_setup(engine, sqlite_synchronous)
-        return engine
-    connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
-    if statement_timeout:
-        connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
-    # Pre-ping: a connection the server dropped (a restart, a failover) is replaced at checkout, not failed on.
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **pool)
+    else:
+        connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
+        if statement_timeout:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+        # Pre-ping: a connection the server dropped (a restart, a failover) is replaced at checkout, not failed on.
+        engine = sa.create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **pool)
+    failures.install(engine)
+    return engine
 
 
 def _create_private(path: Path) -> None:

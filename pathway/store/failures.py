@@ -1,14 +1,20 @@
-"""Which database failure an error stands for: the disk is full, the database is read-only, it did not answer in
-time, or it cannot be reached. The API answers each with its own 507/503 problem, the CLI with one clear line:
-a state of the database is never reported as an unexpected error (500).
+"""The store's boundary for the database's errors: every error of the driver (and the pool's timeout) is raised as
+one of the project's (``pathway.errors.DatabaseError`` and its subclasses), so nothing above the store knows
+SQLAlchemy's or a driver's exceptions. A state of the database (the disk is full, it is read-only, it did not
+answer in time, it cannot be reached) is ``DatabaseUnavailable``: the API answers each with its own 507/503 problem,
+the CLI with one clear line; it is never reported as an unexpected error (500).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.pool import PoolProxiedConnection
+
+from pathway.errors import ConstraintViolated, DatabaseError, DatabaseUnavailable, ValueNotStorable
 
 Kind = Literal["full", "read_only", "cannot_open", "timeout", "unavailable"]
 
@@ -28,28 +34,58 @@ _SQLITE: dict[int, Kind] = {5: "timeout", 6: "timeout", 8: "read_only", 13: "ful
 _POSTGRES: dict[str, Kind] = {"53100": "full", "25006": "read_only", "57014": "timeout", "55P03": "timeout"}
 
 
-@dataclass(frozen=True)
-class DatabaseFailure:
-    kind: Kind
-
-    @property
-    def message(self) -> str:
-        return MESSAGES[self.kind]
+def install(engine: sa.Engine) -> None:
+    """Raise the project's errors instead of the driver's for every statement, transaction and new connection of
+    ``engine`` (SQLAlchemy 2 calls ``handle_error`` for a failed connect too)."""
+    event.listen(engine, "handle_error", _translate, retval=True)
 
 
-def database_failure(exc: BaseException) -> DatabaseFailure | None:
-    """The failure ``exc`` stands for, or None if it is not about the database's state (a bug, bad data)."""
-    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free within the pool timeout
-        return DatabaseFailure("timeout")
-    if not isinstance(exc, sa.exc.DBAPIError):
+def _translate(ctx: ExceptionContext) -> BaseException | None:
+    # A pre-ping only decides whether to reconnect; an error of SQLAlchemy's own (not the driver's) is a bug: both
+    # stay as they are. Invalidation on a disconnect is unaffected: SQLAlchemy still does it after this hook.
+    if ctx.is_pre_ping or not isinstance(ctx.sqlalchemy_exception, sa.exc.DBAPIError):
         return None
-    orig = exc.orig
-    code = getattr(orig, "sqlite_errorcode", None)
+    return store_error(ctx.sqlalchemy_exception)
+
+
+def store_error(exc: sa.exc.DBAPIError | sa.exc.TimeoutError) -> DatabaseError:
+    """The project's error for a driver's (or the pool's) error."""
+    driver = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else exc
+    name = type(driver).__name__
+    if isinstance(exc, sa.exc.DataError):  # a value from the request, whatever the driver's code says
+        return ValueNotStorable(name)
+    kind = _kind(exc)
+    if kind is not None:
+        # The driver's first line says which server or file and why ("Connection refused", "disk is full"); the
+        # lines after it may quote a value (PostgreSQL's DETAIL).
+        first = (str(driver).strip().splitlines() or [""])[0][:200]
+        return DatabaseUnavailable(kind, MESSAGES[kind], driver_error=name, first_line=first)
+    if isinstance(exc, sa.exc.IntegrityError):
+        return ConstraintViolated(name)
+    return DatabaseError(name)
+
+
+def _kind(exc: sa.exc.DBAPIError | sa.exc.TimeoutError) -> Kind | None:
+    if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection came free within the pool timeout
+        return "timeout"
+    code = getattr(exc.orig, "sqlite_errorcode", None)
     if isinstance(code, int) and code & 0xFF in _SQLITE:
-        return DatabaseFailure(_SQLITE[code & 0xFF])
-    state = getattr(orig, "sqlstate", None)
+        return _SQLITE[code & 0xFF]
+    state = getattr(exc.orig, "sqlstate", None)
     if isinstance(state, str) and state in _POSTGRES:
-        return DatabaseFailure(_POSTGRES[state])
+        return _POSTGRES[state]
     if isinstance(exc, sa.exc.OperationalError) or exc.connection_invalidated:
-        return DatabaseFailure("unavailable")
+        return "unavailable"
     return None
+
+
+class QueuePool(sa.pool.QueuePool):
+    """SQLAlchemy's queue pool, raising ``DatabaseUnavailable`` (timeout) when no connection comes free in time. The
+    pool's TimeoutError is raised outside any statement, so ``handle_error`` never sees it; every connection, the
+    units of work's and the one-off reads', is checked out here."""
+
+    def connect(self) -> PoolProxiedConnection:
+        try:
+            return super().connect()
+        except sa.exc.TimeoutError as exc:
+            raise store_error(exc) from exc

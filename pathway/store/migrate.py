@@ -1,4 +1,4 @@
-"""Run Alembic migrations from code (``forlop db upgrade`` and start-up)."""
+"""Run Alembic migrations from code (``forlop db upgrade`` and start-up), and say whether the database is ready."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from pathway.errors import DatabaseError
 from pathway.store.engine import WRITE
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -38,3 +39,12 @@ def is_current(engine: sa.Engine) -> bool:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def readiness(engine: sa.Engine) -> str | None:
+    """Why the database cannot serve requests (unreachable, migrations not current), or None when it can."""
+    try:
+        current = is_current(engine)  # a query of its own: it finds out whether the database answers too
+    except (DatabaseError, sa.exc.SQLAlchemyError):  # any failure to ask it: a readiness probe only says "not ready"
+        return "database unreachable"
+    return None if current else "database migrations are not current"
