@@ -79,6 +79,7 @@ def case_open(
     from pathway import policy
     from pathway.errors import NotPermitted
 
+    first_contact_at = _parse_time(first_contact)  # bad input is a usage error (exit 2) before anything is asked
     core = _core(database_url)
     at = services.now()
     try:
@@ -86,7 +87,7 @@ def case_open(
         if not policy.may_open_in(user, unit):
             raise NotPermitted(user.username, f"open a case in unit '{unit}': a coordinator of that unit opens it")
         case = services.open_case(
-            uow=core.uow(), pathway_id=pathway_id, unit=unit, first_contact_at=_parse_time(first_contact) or at,
+            uow=core.uow(), pathway_id=pathway_id, unit=unit, first_contact_at=first_contact_at or at,
             actor=user.username, keys=core.keys, index_key=core.settings.index_key,
             reference_prefix=core.settings.reference_prefix, conditions=condition, reason=reason, at=at,
             also=lambda conn, opened: _logged(user, "case.open", opened.reference)(conn),
