@@ -8,22 +8,11 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
-from pathway.case.commands import (
-    Advance,
-    AssignCoordinator,
-    Close,
-    CompleteStep,
-    CreateHandover,
-    Pause,
-    RecordConsent,
-    RecordMilestone,
-    Transfer,
-    UpdateHandover,
-)
 from pathway import services
 from pathway.accounts import set_password
 from pathway.bootstrap import Forlop
 from pathway.case import Case
+from pathway.case import commands as do
 from pathway.errors import DomainError
 from pathway.people import PersonRecord
 
@@ -95,7 +84,7 @@ def _complete(case: Case, code: str, actor: str, at: datetime) -> None:
     """Complete a checkpoint; when it is late, give a (synthetic) deviation reason, as the pathway requires."""
     late = any(s.code == code and s.overdue(at) for s in case.steps)
     note = DEVIATIONS[zlib.crc32(f"{case.reference}{code}".encode()) % len(DEVIATIONS)] if late else None
-    case.execute(CompleteStep(code, note=note), actor=actor, at=at)
+    case.execute(do.CompleteStep(code, note=note), actor=actor, at=at)
 
 
 def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime) -> None:
@@ -133,41 +122,41 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     ok = ok and step(rng.uniform(0.5, 6), lambda c, at: _complete(c, "K2", "mottak", at))
     if profile == "intake":
         return
-    ok = ok and step(rng.uniform(2, 40), lambda c, at: c.execute(AssignCoordinator(coordinator), actor="leder", at=at))
+    ok = ok and step(rng.uniform(2, 40), lambda c, at: c.execute(do.AssignCoordinator(coordinator), actor="leder", at=at))
     agencies = ["police", "nav"] if rng.random() < 0.7 else ["nav"]
     for agency in agencies:
         scope = ("name", "contact", "threat_assessment") if agency == "police" else ("name", "contact", "finances")
-        ok = ok and step(rng.uniform(1, 12), lambda c, at: c.execute(RecordConsent(agency, scope=scope, given=True), actor=coordinator, at=at))
+        ok = ok and step(rng.uniform(1, 12), lambda c, at: c.execute(do.RecordConsent(agency, scope=scope, given=True), actor=coordinator, at=at))
     if "children" in case.conditions:
         ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))
-    ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(Advance("start_support"), actor=coordinator, at=at))
+    ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(do.Advance("start_support"), actor=coordinator, at=at))
     for code in ("K6", "K7"):
-        ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(CreateHandover(code), actor=coordinator, at=at))
+        ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(do.CreateHandover(code), actor=coordinator, at=at))
     tasks = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers]
     for task_id in tasks:
         if rng.random() < 0.8:
-            ok = ok and step(rng.uniform(2, 20), lambda c, at: c.execute(UpdateHandover(task_id, "accepted"), actor="partner", at=at))
+            ok = ok and step(rng.uniform(2, 20), lambda c, at: c.execute(do.UpdateHandover(task_id, "accepted"), actor="partner", at=at))
             if rng.random() < 0.8:
-                ok = ok and step(rng.uniform(5, 60), lambda c, at: c.execute(UpdateHandover(task_id, "completed", note="utført"), actor="partner", at=at))
+                ok = ok and step(rng.uniform(5, 60), lambda c, at: c.execute(do.UpdateHandover(task_id, "completed", note="utført"), actor="partner", at=at))
     if profile == "support_paused":
-        step(rng.uniform(5, 100), lambda c, at: c.execute(Pause(reason="personen er ikke tilgjengelig"), actor=coordinator, at=at))
+        step(rng.uniform(5, 100), lambda c, at: c.execute(do.Pause(reason="personen er ikke tilgjengelig"), actor=coordinator, at=at))
         return
     ok = ok and step(rng.uniform(24, 240), lambda c, at: _complete(c, "K8", coordinator, at))
     if profile == "support" or not ok:
         return
     if shelter:
         plan = clock + timedelta(days=rng.uniform(6, 20))
-        ok = ok and step(rng.uniform(1, 48), lambda c, at: c.execute(RecordMilestone("move_out_planned", when=plan), actor=coordinator, at=at))
+        ok = ok and step(rng.uniform(1, 48), lambda c, at: c.execute(do.RecordMilestone("move_out_planned", when=plan), actor=coordinator, at=at))
         ok = ok and step(rng.uniform(24, 96), lambda c, at: _complete(c, "K10", coordinator, at))
     ok = ok and step(rng.uniform(24, 300), lambda c, at: _complete(c, "K9", "nav", at))
-    ok = ok and step(rng.uniform(2, 48), lambda c, at: c.execute(Advance("move_out"), actor=coordinator, at=at))
+    ok = ok and step(rng.uniform(2, 48), lambda c, at: c.execute(do.Advance("move_out"), actor=coordinator, at=at))
     if profile == "returned":
-        step(rng.uniform(24, 200), lambda c, at: c.execute(Advance("back_to_support", reason="ny krise; tilbake på krisesenteret"), actor=coordinator, at=at))
+        step(rng.uniform(24, 200), lambda c, at: c.execute(do.Advance("back_to_support", reason="ny krise; tilbake på krisesenteret"), actor=coordinator, at=at))
         return
     ok = ok and step(rng.uniform(24, 160), lambda c, at: _complete(c, "K11", coordinator, at))
     if profile == "closed" and ok:
         early = outcome in ("transferred", "ended_early", "returned_to_abuser", "declined")
         if outcome == "transferred":
-            step(rng.uniform(24, 400), lambda c, at: c.execute(Transfer("Testkommune", reason="flyttet til annen kommune"), actor=coordinator, at=at))
+            step(rng.uniform(24, 400), lambda c, at: c.execute(do.Transfer("Testkommune", reason="flyttet til annen kommune"), actor=coordinator, at=at))
         else:
-            step(rng.uniform(24, 400), lambda c, at: c.execute(Close(outcome, reason="avsluttet etter avtale" if early else None), actor=coordinator, at=at))
+            step(rng.uniform(24, 400), lambda c, at: c.execute(do.Close(outcome, reason="avsluttet etter avtale" if early else None), actor=coordinator, at=at))
