@@ -94,7 +94,7 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     shelter = rng.random() < 0.6
     unit_index = rng.randrange(len(UNITS))
     case = services.open_case(
-        uow=core.uow(), pathway_id="krisesenter", unit=UNITS[unit_index], first_contact_at=start,
+        uow=core.uow(), pathway_id=core.settings.default_pathway, unit=UNITS[unit_index], first_contact_at=start,
         actor="mottak", keys=core.keys, index_key=core.settings.index_key,
         reference_prefix=core.settings.reference_prefix, person=_person(rng, n),
         conditions=["shelter_stay"] if shelter else [], at=start,

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     encryption_keys: str = DEV_ENCRYPTION_KEYS
     index_key: str = DEV_INDEX_KEY
     reference_prefix: str = Field(default="BGO", pattern=r"^[A-Z]{2,8}$")
+    # The pathway a case opens on when none is named (the API, the pages, the CLI and the demo alike).
+    default_pathway: str = Field(default="krisesenter", pattern=r"^[a-z][a-z0-9_-]{0,63}$")
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1, le=100)  # per process; match the worker's concurrency
     db_max_overflow: int = Field(default=10, ge=0, le=100)  # extra connections opened under a burst, then closed

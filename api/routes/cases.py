@@ -172,7 +172,8 @@ class OpenBody(BaseModel):
     conditions: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
     person: PersonRecord | None = None
     reason: Reason = None
-    pathway: Annotated[str, Field(max_length=64)] = "krisesenter"
+    pathway: Annotated[str | None, Field(max_length=64, description="default: the installation's pathway "
+                                                                     "(FORLOP_DEFAULT_PATHWAY, krisesenter)")] = None
 
 
 Key = IdempotencyKey
@@ -191,7 +192,7 @@ def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) ->
     at = _now()
     try:
         case = services.open_case(
-            uow=core.uow(), pathway_id=body.pathway, unit=user.unit or "",
+            uow=core.uow(), pathway_id=body.pathway or core.settings.default_pathway, unit=user.unit or "",
             first_contact_at=body.first_contact_at or at, actor=user.username, keys=core.keys,
             index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
             person=body.person, conditions=body.conditions, reason=body.reason, at=at,

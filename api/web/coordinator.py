@@ -50,7 +50,7 @@ def dashboard(
                             sort="next_due", cursor=cursor, limit=50)
     with core.uow(read_only=True) as uow:
         counts = case_counts(uow.conn, unit=policy.listed_unit(user), now=datetime.now(timezone.utc))
-    definition = core.catalog.latest("krisesenter")
+    definition = core.catalog.latest(core.settings.default_pathway)
     phases = {p.id: p.title for p in definition.phases}
     filters = {"q": q, "phase": phase, "deadline": deadline, "status": status}
     return page(request, "cases.html", session, cases=listed.items, next_cursor=listed.next_cursor,
@@ -64,7 +64,7 @@ def new_case(request: Request, core: Core, session: CoordinatorPage) -> Response
 
 def _new_case_page(request: Request, core: Core, session: Session, *, status: int = 200,
                    errors: list[dict[str, Any]] | None = None, message: str | None = None) -> Response:
-    return page(request, "case_new.html", session, status=status, definition=core.catalog.latest("krisesenter"),
+    return page(request, "case_new.html", session, status=status, definition=core.catalog.latest(core.settings.default_pathway),
                 errors=errors or [], message=message)
 
 

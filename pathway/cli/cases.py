@@ -67,7 +67,8 @@ def _let_at(core: Forlop, actor: str, reference: str, action: str) -> tuple[User
 def case_open(
     unit: Annotated[str, typer.Option(help="The crisis-centre unit that owns the case.")],
     actor: Actor,
-    pathway_id: Annotated[str, typer.Option("--pathway", help="Pathway id.")] = "krisesenter",
+    pathway_id: Annotated[Optional[str], typer.Option(
+        "--pathway", help="Pathway id; default FORLOP_DEFAULT_PATHWAY (krisesenter).")] = None,
     first_contact: Annotated[Optional[str], typer.Option(help="When first contact was received (ISO 8601, Oslo time if no offset); default now.")] = None,
     condition: Annotated[list[str], typer.Option(help="A condition that applies, e.g. children, shelter_stay.")] = [],  # noqa: B006
     reason: Reason = None,
@@ -87,7 +88,7 @@ def case_open(
         if not policy.may_open_in(user, unit):
             raise NotPermitted(user.username, f"open a case in unit '{unit}': a coordinator of that unit opens it")
         case = services.open_case(
-            uow=core.uow(), pathway_id=pathway_id, unit=unit, first_contact_at=first_contact_at or at,
+            uow=core.uow(), pathway_id=pathway_id or core.settings.default_pathway, unit=unit, first_contact_at=first_contact_at or at,
             actor=user.username, keys=core.keys, index_key=core.settings.index_key,
             reference_prefix=core.settings.reference_prefix, conditions=condition, reason=reason, at=at,
             also=lambda conn, opened: _logged(user, "case.open", opened.reference)(conn),

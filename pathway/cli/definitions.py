@@ -85,7 +85,8 @@ def migrate(
     to_version: Annotated[str, typer.Option("--to", help="Version to move them to.")],
     map_file: Annotated[Path, typer.Option("--map", help="YAML mapping old checkpoint code → new code.")],
     actor: Actor,
-    pathway_id: Annotated[str, typer.Option("--pathway")] = "krisesenter",
+    pathway_id: Annotated[Optional[str], typer.Option(
+        "--pathway", help="Pathway id; default FORLOP_DEFAULT_PATHWAY (krisesenter).")] = None,
     reason: Annotated[str, typer.Option("--reason", "-r")] = "pathway definition updated",
     apply: Annotated[bool, typer.Option("--apply", help="Really move the cases (default: dry run).")] = False,
     database_url: DatabaseUrl = None,
@@ -105,8 +106,9 @@ def migrate(
     except ForlopError as exc:
         raise _fail(exc) from None
     try:
-        source = core.catalog.resolve(*_version_of(from_version, pathway_id))
-        target = core.catalog.resolve(*_version_of(to_version, pathway_id))
+        pathway = pathway_id or core.settings.default_pathway
+        source = core.catalog.resolve(*_version_of(from_version, pathway))
+        target = core.catalog.resolve(*_version_of(to_version, pathway))
     except ForlopError as exc:
         raise _fail(exc, 2) from None
     try:
