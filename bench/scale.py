@@ -70,24 +70,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 from api.app import create_app  # noqa: E402
 from bench import cleanup  # noqa: E402
 from bench.cleanup import Made  # noqa: E402
-from pathway.case.commands import (
-    Advance,
-    AssignCoordinator,
-    Close,
-    CompleteStep,
-    CreateHandover,
-    NotePersonChange,
-    Pause,
-    RecordConsent,
-    RecordMilestone,
-    Resume,
-    Transfer,
-    UpdateHandover,
-)
 from pathway import metrics, services  # noqa: E402
 from pathway.accounts import set_password  # noqa: E402
 from pathway.bootstrap import Forlop, bootstrap  # noqa: E402
 from pathway.case import Case, Event, canonical, event_hash, iso, replay  # noqa: E402
+from pathway.case import commands as do  # noqa: E402
 from pathway.crypto import blind_index  # noqa: E402
 from pathway.definition import PathwayDefinition  # noqa: E402
 from pathway.demo import DEVIATIONS, FIRST, LAST  # noqa: E402
@@ -157,7 +144,7 @@ def _scenario(case: Case, rng: random.Random, now: datetime) -> None:
 
     def complete(code: str, actor: str, at: datetime) -> None:
         late = any(s.code == code and s.overdue(at) for s in case.steps)
-        case.execute(CompleteStep(code, note=note_for(code) if late else None), actor=actor, at=at)
+        case.execute(do.CompleteStep(code, note=note_for(code) if late else None), actor=actor, at=at)
 
     def follow_ups(until: datetime) -> None:
         # K12 (a follow-up conversation every 28 days, then 42): mostly done a few days early, some late.
@@ -198,42 +185,42 @@ def _scenario(case: Case, rng: random.Random, now: datetime) -> None:
     act(_uniform_hours(rng, 0.2, 6), lambda at: complete("K2", "mottak", at))
     if children:
         act(_uniform_hours(rng, 1, 30), lambda at: complete("K5", "mottak", at))
-    act(_uniform_hours(rng, 2, 72), lambda at: case.execute(AssignCoordinator(T_COORD), actor="leder", at=at))
+    act(_uniform_hours(rng, 2, 72), lambda at: case.execute(do.AssignCoordinator(T_COORD), actor="leder", at=at))
     consents = [("police", ["contact", "name", "threat_assessment"])] if rng.random() < 0.7 else []
     consents += [("nav", ["contact", "finances", "name"])] if rng.random() < 0.9 else []
     for agency, scope in consents:
-        act(_uniform_hours(rng, 1, 30), lambda at, a=agency, s=scope: case.execute(RecordConsent(a, scope=s, given=True), actor=T_COORD, at=at))
-    act(_uniform_hours(rng, 1, 12), lambda at: case.execute(Advance("start_support"), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 1, 30), lambda at, a=agency, s=scope: case.execute(do.RecordConsent(a, scope=s, given=True), actor=T_COORD, at=at))
+    act(_uniform_hours(rng, 1, 12), lambda at: case.execute(do.Advance("start_support"), actor=T_COORD, at=at))
     for agency, _ in consents:
         code = {"police": "K6", "nav": "K7"}[agency]
-        act(_uniform_hours(rng, 1, 30), lambda at, c=code: case.execute(CreateHandover(c), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 1, 30), lambda at, c=code: case.execute(do.CreateHandover(c), actor=T_COORD, at=at))
     for task in list(case.handovers):
         partner = {"police": "politi", "nav": "nav"}.get(task.agency, "partner")
-        if rng.random() < 0.85 and act(_uniform_hours(rng, 2, 40), lambda at, t=task, p=partner: case.execute(UpdateHandover(t.id, "accepted"), actor=p, at=at)) and rng.random() < 0.85:
-            act(_uniform_hours(rng, 5, 120), lambda at, t=task, p=partner: case.execute(UpdateHandover(t.id, "completed", note="utført"), actor=p, at=at))
+        if rng.random() < 0.85 and act(_uniform_hours(rng, 2, 40), lambda at, t=task, p=partner: case.execute(do.UpdateHandover(t.id, "accepted"), actor=p, at=at)) and rng.random() < 0.85:
+            act(_uniform_hours(rng, 5, 120), lambda at, t=task, p=partner: case.execute(do.UpdateHandover(t.id, "completed", note="utført"), actor=p, at=at))
     if rng.random() < 0.06:
-        act(_uniform_hours(rng, 24, 400), lambda at: case.execute(Pause(reason="personen er på sykehus"), actor=T_COORD, at=at))
-        act(_uniform_hours(rng, 72, 900), lambda at: case.execute(Resume(), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 24, 400), lambda at: case.execute(do.Pause(reason="personen er på sykehus"), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 72, 900), lambda at: case.execute(do.Resume(), actor=T_COORD, at=at))
     act(_uniform_hours(rng, 48, 400), lambda at: complete("K8", T_COORD, at))
     if rng.random() < 0.1:  # some end early: the person declines further follow-up
         outcome = rng.choice(["declined", "ended_early"])
-        act(_uniform_hours(rng, 24, 900), lambda at: case.execute(Close(outcome, reason="avsluttet etter avtale"), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 24, 900), lambda at: case.execute(do.Close(outcome, reason="avsluttet etter avtale"), actor=T_COORD, at=at))
         return
     if "shelter_stay" in case.conditions:
         plan = clock + timedelta(days=rng.uniform(8, 40))
-        act(_uniform_hours(rng, 1, 48), lambda at: case.execute(RecordMilestone("move_out_planned", when=plan), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 1, 48), lambda at: case.execute(do.RecordMilestone("move_out_planned", when=plan), actor=T_COORD, at=at))
         act(_uniform_hours(rng, 24, 300), lambda at: complete("K10", T_COORD, at))
     act(_uniform_hours(rng, 24, 500), lambda at: complete("K9", "nav", at))
-    act(_uniform_hours(rng, 2, 48), lambda at: case.execute(Advance("move_out"), actor=T_COORD, at=at))
+    act(_uniform_hours(rng, 2, 48), lambda at: case.execute(do.Advance("move_out"), actor=T_COORD, at=at))
     if rng.random() < 0.06:
-        act(_uniform_hours(rng, 24, 200), lambda at: case.execute(Advance("back_to_support", reason="ny krise; tilbake på krisesenteret"), actor=T_COORD, at=at))
-        act(_uniform_hours(rng, 72, 600), lambda at: case.execute(Advance("move_out"), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 24, 200), lambda at: case.execute(do.Advance("back_to_support", reason="ny krise; tilbake på krisesenteret"), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 72, 600), lambda at: case.execute(do.Advance("move_out"), actor=T_COORD, at=at))
     act(_uniform_hours(rng, 24, 170), lambda at: complete("K11", T_COORD, at))
     outcome = rng.choices([o for o, _ in OUTCOMES], [w for _, w in OUTCOMES])[0]
     if outcome == "transferred":
-        act(_uniform_hours(rng, 24, 600), lambda at: case.execute(Transfer("Testkommune", reason="flyttet til annen kommune"), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 24, 600), lambda at: case.execute(do.Transfer("Testkommune", reason="flyttet til annen kommune"), actor=T_COORD, at=at))
     else:
-        act(_uniform_hours(rng, 24, 600), lambda at: case.execute(Close(outcome, reason=None if outcome == "safe_housing" else "avsluttet etter avtale"), actor=T_COORD, at=at))
+        act(_uniform_hours(rng, 24, 600), lambda at: case.execute(do.Close(outcome, reason=None if outcome == "safe_housing" else "avsluttet etter avtale"), actor=T_COORD, at=at))
 
 
 def _person(rng: random.Random) -> dict[str, Any]:
@@ -281,7 +268,7 @@ def build_templates(definition: PathwayDefinition, *, count: int, now: datetime,
                                reference=reference, unit=T_UNIT, first_contact_at=first_contact, actor="mottak",
                                at=first_contact, conditions=conditions)
         person = _person(rng)
-        case.execute(NotePersonChange([k for k, v in person.items() if v not in (None, [], "none")]), actor="mottak", at=first_contact)
+        case.execute(do.NotePersonChange([k for k, v in person.items() if v not in (None, [], "none")]), actor="mottak", at=first_contact)
         _scenario(case, rng, now)
         events = list(case.new_events)
         case.new_events.clear()

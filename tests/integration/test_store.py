@@ -10,22 +10,10 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pathway.case.commands import (
-    AddStep,
-    Advance,
-    AssignCoordinator,
-    Close,
-    CompleteStep,
-    CreateHandover,
-    Pause,
-    RecordConsent,
-    Resume,
-    SkipStep,
-    UpdateHandover,
-)
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.case import Case, replay
+from pathway.case import commands as do
 from pathway.crypto import KeyRing, generate_key
 from pathway.definition import parse_definition
 from pathway.errors import ConcurrencyConflict, ConsentRequired, DefinitionError, DomainError, OperationNotAllowed
@@ -65,25 +53,25 @@ def walk_to_closure(core: Forlop, ref: str) -> None:
         moment = at
         change(core, ref, lambda c: fn(c, moment))
 
-    step(2, lambda c, at: c.execute(CompleteStep("K1"), actor="k", at=at))
-    step(1, lambda c, at: c.execute(CompleteStep("K2"), actor="k", at=at))
-    step(1, lambda c, at: c.execute(SkipStep("K5", reason="vurdert: ikke aktuelt"), actor="k", at=at))
-    step(1, lambda c, at: c.execute(AssignCoordinator("koordinator"), actor="leder", at=at))
-    step(1, lambda c, at: c.execute(RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k", at=at))
-    step(1, lambda c, at: c.execute(Advance("start_support"), actor="k", at=at))
-    step(1, lambda c, at: c.execute(CreateHandover("K6"), actor="k", at=at))
-    step(2, lambda c, at: c.execute(Pause(reason="på sykehus"), actor="k", at=at))
-    step(30, lambda c, at: c.execute(Resume(), actor="k", at=at))
-    step(1, lambda c, at: c.execute(UpdateHandover(c.handovers[0].id, "accepted"), actor="politi", at=at))
-    step(5, lambda c, at: c.execute(UpdateHandover(c.handovers[0].id, "completed", note="ok"), actor="politi", at=at))
-    step(1, lambda c, at: c.execute(AddStep(title="Følge til tannlege", owner="coordinator", due_at=at + timedelta(days=3), reason="avtalt med personen"), actor="k", at=at))
-    step(20, lambda c, at: c.execute(CompleteStep("A1"), actor="k", at=at))
-    step(1, lambda c, at: c.execute(SkipStep("K7", reason="har egen inntekt"), actor="k", at=at))
-    step(40, lambda c, at: c.execute(CompleteStep("K8"), actor="k", at=at))
-    step(10, lambda c, at: c.execute(CompleteStep("K9"), actor="nav", at=at))
-    step(5, lambda c, at: c.execute(Advance("move_out"), actor="k", at=at))
-    step(48, lambda c, at: c.execute(CompleteStep("K11"), actor="k", at=at))
-    step(24, lambda c, at: c.execute(Close("safe_housing"), actor="k", at=at))
+    step(2, lambda c, at: c.execute(do.CompleteStep("K1"), actor="k", at=at))
+    step(1, lambda c, at: c.execute(do.CompleteStep("K2"), actor="k", at=at))
+    step(1, lambda c, at: c.execute(do.SkipStep("K5", reason="vurdert: ikke aktuelt"), actor="k", at=at))
+    step(1, lambda c, at: c.execute(do.AssignCoordinator("koordinator"), actor="leder", at=at))
+    step(1, lambda c, at: c.execute(do.RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k", at=at))
+    step(1, lambda c, at: c.execute(do.Advance("start_support"), actor="k", at=at))
+    step(1, lambda c, at: c.execute(do.CreateHandover("K6"), actor="k", at=at))
+    step(2, lambda c, at: c.execute(do.Pause(reason="på sykehus"), actor="k", at=at))
+    step(30, lambda c, at: c.execute(do.Resume(), actor="k", at=at))
+    step(1, lambda c, at: c.execute(do.UpdateHandover(c.handovers[0].id, "accepted"), actor="politi", at=at))
+    step(5, lambda c, at: c.execute(do.UpdateHandover(c.handovers[0].id, "completed", note="ok"), actor="politi", at=at))
+    step(1, lambda c, at: c.execute(do.AddStep(title="Følge til tannlege", owner="coordinator", due_at=at + timedelta(days=3), reason="avtalt med personen"), actor="k", at=at))
+    step(20, lambda c, at: c.execute(do.CompleteStep("A1"), actor="k", at=at))
+    step(1, lambda c, at: c.execute(do.SkipStep("K7", reason="har egen inntekt"), actor="k", at=at))
+    step(40, lambda c, at: c.execute(do.CompleteStep("K8"), actor="k", at=at))
+    step(10, lambda c, at: c.execute(do.CompleteStep("K9"), actor="nav", at=at))
+    step(5, lambda c, at: c.execute(do.Advance("move_out"), actor="k", at=at))
+    step(48, lambda c, at: c.execute(do.CompleteStep("K11"), actor="k", at=at))
+    step(24, lambda c, at: c.execute(do.Close("safe_housing"), actor="k", at=at))
 
 
 def test_a_case_walked_to_closure_reloads_and_replays_to_the_same_state(core: Forlop) -> None:
@@ -100,7 +88,7 @@ def test_a_case_walked_to_closure_reloads_and_replays_to_the_same_state(core: Fo
 
 def test_every_change_appends_exactly_one_event_with_author_time_and_reason(core: Forlop) -> None:
     ref = open_case(core).reference
-    change(core, ref, lambda c: c.execute(Pause(reason="utilgjengelig"), actor="koordinator2", at=T0 + timedelta(hours=1)))
+    change(core, ref, lambda c: c.execute(do.Pause(reason="utilgjengelig"), actor="koordinator2", at=T0 + timedelta(hours=1)))
     case = stored(core, ref)
     with core.uow() as uow:
         last = uow.cases.events(case.id)[-1]
@@ -112,9 +100,9 @@ def test_every_change_appends_exactly_one_event_with_author_time_and_reason(core
 def test_a_stale_version_is_refused_and_changes_nothing(core: Forlop) -> None:
     ref = open_case(core).reference
     version = stored(core, ref).version
-    change(core, ref, lambda c: c.execute(CompleteStep("K1"), actor="a", at=T0 + timedelta(hours=1)), version=version)
+    change(core, ref, lambda c: c.execute(do.CompleteStep("K1"), actor="a", at=T0 + timedelta(hours=1)), version=version)
     with pytest.raises(ConcurrencyConflict) as caught:
-        change(core, ref, lambda c: c.execute(CompleteStep("K2"), actor="b", at=T0 + timedelta(hours=2)), version=version)
+        change(core, ref, lambda c: c.execute(do.CompleteStep("K2"), actor="b", at=T0 + timedelta(hours=2)), version=version)
     assert caught.value.expected == version and caught.value.actual == version + 1
     case = stored(core, ref)
     assert case.version == version + 1
@@ -127,8 +115,8 @@ def test_two_writers_who_read_the_same_version_cannot_both_win(core: Forlop) -> 
     results: list[str] = []
     barrier = threading.Barrier(2)
     operations = {
-        "complete": lambda c: c.execute(CompleteStep("K1"), actor="a", at=T0 + timedelta(hours=1)),
-        "pause": lambda c: c.execute(Pause(reason="utilgjengelig"), actor="b", at=T0 + timedelta(hours=1)),
+        "complete": lambda c: c.execute(do.CompleteStep("K1"), actor="a", at=T0 + timedelta(hours=1)),
+        "pause": lambda c: c.execute(do.Pause(reason="utilgjengelig"), actor="b", at=T0 + timedelta(hours=1)),
     }
 
     def worker(name: str) -> None:
@@ -156,9 +144,9 @@ def test_a_refused_operation_writes_nothing(core: Forlop) -> None:
     ref = open_case(core).reference
     before = stored(core, ref)
     with pytest.raises(ConsentRequired):
-        change(core, ref, lambda c: c.execute(CreateHandover("K6"), actor="k", at=T0 + timedelta(hours=1)))
+        change(core, ref, lambda c: c.execute(do.CreateHandover("K6"), actor="k", at=T0 + timedelta(hours=1)))
     with pytest.raises(OperationNotAllowed):
-        change(core, ref, lambda c: c.execute(Advance("start_support"), actor="k", at=T0 + timedelta(hours=1)))
+        change(core, ref, lambda c: c.execute(do.Advance("start_support"), actor="k", at=T0 + timedelta(hours=1)))
     after = stored(core, ref)
     assert after.digest() == before.digest()
     with core.engine.connect() as conn:
@@ -196,7 +184,7 @@ def test_person_keys_rotate_and_old_ciphertexts_stay_readable_until_then(core: F
 
 def test_a_new_contact_within_twelve_months_is_flagged(core: Forlop) -> None:
     first = open_case(core).reference
-    change(core, first, lambda c: c.execute(Close("declined", reason="takket nei"), actor="k", at=T0 + timedelta(days=2)))
+    change(core, first, lambda c: c.execute(do.Close("declined", reason="takket nei"), actor="k", at=T0 + timedelta(days=2)))
     again = open_case(core, at=T0 + timedelta(days=200)).reference
     other = open_case(core, person=PERSON.model_copy(update={"name": "Annen Testperson"}),
                       at=T0 + timedelta(days=200)).reference
@@ -242,7 +230,7 @@ def test_open_cases_migrate_to_a_new_version_only_with_a_complete_mapping(core: 
                           .replace("needs: [K3]\n    deadline: {after: K3", "needs: [K3]\n    deadline: {after: K3"))
     v1 = core.catalog.resolve("krisesenter", 1)
     ref = open_case(core).reference
-    change(core, ref, lambda c: c.execute(CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
+    change(core, ref, lambda c: c.execute(do.CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
     core.catalog.register(v2)
     identity = {c.code: c.code for c in v1.checkpoints if c.code != "K8"}
     partial = {k: v for k, v in identity.items() if k != "K1"}
@@ -262,8 +250,8 @@ def test_open_cases_migrate_to_a_new_version_only_with_a_complete_mapping(core: 
 def test_audit_verify_finds_an_edited_a_deleted_and_a_truncated_chain(core: Forlop) -> None:
     refs = [open_case(core).reference for _ in range(3)]
     for ref in refs:
-        change(core, ref, lambda c: c.execute(CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
-        change(core, ref, lambda c: c.execute(CompleteStep("K2"), actor="k", at=T0 + timedelta(hours=2)))
+        change(core, ref, lambda c: c.execute(do.CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
+        change(core, ref, lambda c: c.execute(do.CompleteStep("K2"), actor="k", at=T0 + timedelta(hours=2)))
     assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve).ok
     ids = {ref: stored(core, ref).id for ref in refs}
     with core.engine.begin() as conn:
@@ -301,15 +289,15 @@ def test_random_operation_sequences_persist_and_replay_exactly(core: Forlop, ops
         at += timedelta(hours=7)
         moment = at
         fn = {
-            "pause": lambda c: c.execute(Pause(reason="r"), actor="k", at=moment),
-            "resume": lambda c: c.execute(Resume(), actor="k", at=moment),
-            "consent": lambda c: c.execute(RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k", at=moment),
-            "handover": lambda c: c.execute(CreateHandover("K6"), actor="k", at=moment),
-            "advance": lambda c: c.execute(Advance("start_support"), actor="k", at=moment),
-            "back": lambda c: c.execute(Advance("back_to_intake", reason="tilbake"), actor="k", at=moment),
-            "close": lambda c: c.execute(Close("ended_early", reason="avsluttet"), actor="k", at=moment),
-            "coordinator": lambda c: c.execute(AssignCoordinator("k2", reason="bytte"), actor="k", at=moment),
-        }.get(op, lambda c, code=op: c.execute(CompleteStep(code), actor="k", at=moment))
+            "pause": lambda c: c.execute(do.Pause(reason="r"), actor="k", at=moment),
+            "resume": lambda c: c.execute(do.Resume(), actor="k", at=moment),
+            "consent": lambda c: c.execute(do.RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k", at=moment),
+            "handover": lambda c: c.execute(do.CreateHandover("K6"), actor="k", at=moment),
+            "advance": lambda c: c.execute(do.Advance("start_support"), actor="k", at=moment),
+            "back": lambda c: c.execute(do.Advance("back_to_intake", reason="tilbake"), actor="k", at=moment),
+            "close": lambda c: c.execute(do.Close("ended_early", reason="avsluttet"), actor="k", at=moment),
+            "coordinator": lambda c: c.execute(do.AssignCoordinator("k2", reason="bytte"), actor="k", at=moment),
+        }.get(op, lambda c, code=op: c.execute(do.CompleteStep(code), actor="k", at=moment))
         before = stored(core, ref)
         try:
             change(core, ref, fn)

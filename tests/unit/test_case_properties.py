@@ -18,24 +18,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pathway.case.commands import (
-    AddStep,
-    Advance,
-    AssignCoordinator,
-    Close,
-    CompleteStep,
-    CreateHandover,
-    NotePersonChange,
-    Pause,
-    RecordConsent,
-    RecordMilestone,
-    Resume,
-    SetCondition,
-    SkipStep,
-    Transfer,
-    UpdateHandover,
-)
 from pathway.case import GENESIS, Case, replay
+from pathway.case import commands as do
 from pathway.definition import PathwayDefinition, load_definition
 from pathway.errors import DomainError
 from pathway.machine import STEP_STATES
@@ -88,13 +72,13 @@ class CaseLifecycle(RuleBasedStateMachine):
         )
         # Random runs are short: start some of them further along, through the same checked operations.
         for agency in sorted(consent_to):
-            self.attempt(5, lambda c, at, agency=agency: c.execute(RecordConsent(agency, scope=list(DEFINITION.consent_scopes), given=True), actor="coordinator-1", at=at))
+            self.attempt(5, lambda c, at, agency=agency: c.execute(do.RecordConsent(agency, scope=list(DEFINITION.consent_scopes), given=True), actor="coordinator-1", at=at))
         if stage != "intake":
             for code in ("K1", "K2"):
-                self.attempt(60, lambda c, at, code=code: c.execute(CompleteStep(code), actor="coordinator-1", at=at))
-            self.attempt(60, lambda c, at: c.execute(Advance("start_support"), actor="coordinator-1", at=at))
+                self.attempt(60, lambda c, at, code=code: c.execute(do.CompleteStep(code), actor="coordinator-1", at=at))
+            self.attempt(60, lambda c, at: c.execute(do.Advance("start_support"), actor="coordinator-1", at=at))
         if stage == "after_stay":
-            self.attempt(60 * 24, lambda c, at: c.execute(Advance("move_out"), actor="coordinator-1", at=at))
+            self.attempt(60 * 24, lambda c, at: c.execute(do.Advance("move_out"), actor="coordinator-1", at=at))
         assert self.case.phase == stage
 
     # -- running one operation --------------------------------------------------------------------------
@@ -115,87 +99,87 @@ class CaseLifecycle(RuleBasedStateMachine):
 
     @rule(gap=gaps, code=st.sampled_from(CODES), actor=actors, note=reasons)
     def complete(self, gap: int, code: str, actor: str, note: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(CompleteStep(code, note=note), actor=actor, at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.CompleteStep(code, note=note), actor=actor, at=at))
 
     @rule(gap=gaps, index=st.integers(0, 20))
     def complete_an_open_step(self, gap: int, index: int) -> None:
         # Picking among the open steps makes valid completions common enough to move cases along.
         def operation(c: Case, at: datetime) -> None:
             open_steps = c.open_steps() or c.steps
-            c.execute(CompleteStep(open_steps[index % len(open_steps)].code), actor="coordinator-1", at=at)
+            c.execute(do.CompleteStep(open_steps[index % len(open_steps)].code), actor="coordinator-1", at=at)
 
         self.attempt(gap, operation)
 
     @rule(gap=gaps, code=st.sampled_from(CODES), reason=reasons)
     def skip(self, gap: int, code: str, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(SkipStep(code, reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
+        self.attempt(gap, lambda c, at: c.execute(do.SkipStep(code, reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
 
     @rule(gap=gaps, owner=st.sampled_from(OWNERS), title=st.sampled_from(["Call the GP", ""]),
           due_hours=st.integers(-24, 24 * 30), reason=reasons)
     def add_step(self, gap: int, owner: str, title: str, due_hours: int, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(AddStep(title=title, owner=owner, due_at=at + timedelta(hours=due_hours), reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
+        self.attempt(gap, lambda c, at: c.execute(do.AddStep(title=title, owner=owner, due_at=at + timedelta(hours=due_hours), reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
 
     @rule(gap=gaps, reason=reasons)
     def pause(self, gap: int, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(Pause(reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
+        self.attempt(gap, lambda c, at: c.execute(do.Pause(reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
 
     @rule(gap=gaps, reason=reasons)
     def resume(self, gap: int, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(Resume(reason=reason), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.Resume(reason=reason), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, trigger=st.sampled_from(TRIGGERS), reason=reasons)
     def advance(self, gap: int, trigger: str, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(Advance(trigger, reason=reason), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.Advance(trigger, reason=reason), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, trigger=st.sampled_from(TRIGGERS), reason=some_reason)
     def advance_with_a_reason(self, gap: int, trigger: str, reason: str) -> None:
-        self.attempt(gap, lambda c, at: c.execute(Advance(trigger, reason=reason), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.Advance(trigger, reason=reason), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, name=st.sampled_from(MILESTONES), days=st.integers(-30, 60))
     def record_milestone(self, gap: int, name: str, days: int) -> None:
-        self.attempt(gap, lambda c, at: c.execute(RecordMilestone(name, when=at + timedelta(days=days)), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.RecordMilestone(name, when=at + timedelta(days=days)), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, agency=st.sampled_from(AGENCIES), scope=st.sets(st.sampled_from(SCOPES), max_size=5),
           given=st.booleans(), reason=reasons)
     def record_consent(self, gap: int, agency: str, scope: set[str], given: bool, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(RecordConsent(agency, scope=sorted(scope), given=given, reason=reason), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.RecordConsent(agency, scope=sorted(scope), given=given, reason=reason), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, agency=st.sampled_from(list(DEFINITION.agencies)))
     def record_full_consent(self, gap: int, agency: str) -> None:
-        self.attempt(gap, lambda c, at: c.execute(RecordConsent(agency, scope=list(DEFINITION.consent_scopes), given=True), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.RecordConsent(agency, scope=list(DEFINITION.consent_scopes), given=True), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, coordinator=st.sampled_from(["coord-2", "coord-3", "", " "]), reason=reasons)
     def assign_coordinator(self, gap: int, coordinator: str, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(AssignCoordinator(coordinator, reason=reason), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.AssignCoordinator(coordinator, reason=reason), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, name=st.sampled_from(CONDITIONS), value=st.booleans(), reason=reasons)
     def set_condition(self, gap: int, name: str, value: bool, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(SetCondition(name, value, reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
+        self.attempt(gap, lambda c, at: c.execute(do.SetCondition(name, value, reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
 
     @rule(gap=gaps, code=st.sampled_from(["K6", "K7", "K6", "K7", "K1", "K99"]),
           legal_basis=st.sampled_from(LEGAL_BASES), reason=reasons)
     def create_handover(self, gap: int, code: str, legal_basis: str | None, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(CreateHandover(code, legal_basis=legal_basis, reason=reason), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.CreateHandover(code, legal_basis=legal_basis, reason=reason), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, index=st.integers(0, 2), status=st.sampled_from(STATUSES), note=reasons)
     def update_handover(self, gap: int, index: int, status: str, note: str | None) -> None:
         def operation(c: Case, at: datetime) -> None:
             task_id = c.handovers[index].id if index < len(c.handovers) else uuid.UUID(int=index)
-            c.execute(UpdateHandover(task_id, status, note=note), actor="police-contact", at=at)
+            c.execute(do.UpdateHandover(task_id, status, note=note), actor="police-contact", at=at)
 
         self.attempt(gap, operation)
 
     @rule(gap=gaps, outcome=st.sampled_from(OUTCOMES), reason=reasons)
     def close(self, gap: int, outcome: str, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(Close(outcome, reason=reason), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.Close(outcome, reason=reason), actor="coordinator-1", at=at))
 
     @rule(gap=gaps, municipality=st.sampled_from(["Askøy", ""]), reason=reasons)
     def transfer(self, gap: int, municipality: str, reason: str | None) -> None:
-        self.attempt(gap, lambda c, at: c.execute(Transfer(municipality, reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
+        self.attempt(gap, lambda c, at: c.execute(do.Transfer(municipality, reason=reason), actor="coordinator-1", at=at))  # type: ignore[arg-type]
 
     @rule(gap=gaps, fields=st.sets(st.sampled_from(["phone", "address", "name"])))
     def note_person_change(self, gap: int, fields: set[str]) -> None:
-        self.attempt(gap, lambda c, at: c.execute(NotePersonChange(fields), actor="coordinator-1", at=at))
+        self.attempt(gap, lambda c, at: c.execute(do.NotePersonChange(fields), actor="coordinator-1", at=at))
 
     # -- what must always hold --------------------------------------------------------------------------
 

@@ -11,26 +11,9 @@ from typing import Any
 
 import pytest
 
-from pathway.case.commands import (
-    Migrate,
-    AddStep,
-    Advance,
-    AssignCoordinator,
-    Close,
-    CompleteStep,
-    CreateHandover,
-    NotePersonChange,
-    Pause,
-    RecordConsent,
-    RecordMilestone,
-    Resume,
-    SetCondition,
-    SkipStep,
-    Transfer,
-    UpdateHandover,
-)
 from pathway.calendar import OSLO
 from pathway.case import GENESIS, Case, Event, Step, event_hash, replay
+from pathway.case import commands as do
 from pathway.definition import PathwayDefinition, load_definition, parse_definition
 from pathway.errors import (
     ConsentRequired,
@@ -61,14 +44,14 @@ def oslo(*args: int) -> datetime:
 
 
 def to_support(case: Case, hours: Hours, at: float = 1) -> None:
-    case.execute(CompleteStep("K1"), actor=ACTOR, at=hours(at))
-    case.execute(CompleteStep("K2"), actor=ACTOR, at=hours(at))
-    case.execute(Advance("start_support"), actor=ACTOR, at=hours(at + 0.5))
+    case.execute(do.CompleteStep("K1"), actor=ACTOR, at=hours(at))
+    case.execute(do.CompleteStep("K2"), actor=ACTOR, at=hours(at))
+    case.execute(do.Advance("start_support"), actor=ACTOR, at=hours(at + 0.5))
 
 
 def to_after_stay(case: Case, hours: Hours, at: float = 1) -> None:
     to_support(case, hours, at)
-    case.execute(Advance("move_out"), actor=ACTOR, at=hours(at + 1))
+    case.execute(do.Advance("move_out"), actor=ACTOR, at=hours(at + 1))
 
 
 def resolver(definition: PathwayDefinition) -> Callable[[str, int], PathwayDefinition]:
@@ -159,7 +142,7 @@ def test_k5_applies_when_children_are_part_of_the_case(open_case: Callable[..., 
 
 
 def test_k5_appears_when_children_turn_out_to_be_part_of_the_case(case: Case, hours: Hours) -> None:
-    case.execute(SetCondition("children", True, reason="the person has two children"), actor=ACTOR, at=hours(3))
+    case.execute(do.SetCondition("children", True, reason="the person has two children"), actor=ACTOR, at=hours(3))
     k5 = step(case, "K5")
     assert k5.state == "active" and k5.created_at == hours(3)
     assert k5.due_at == oslo(2026, 11, 24, 9, 0), "the deadline is still counted from first contact"
@@ -170,24 +153,24 @@ def test_unsetting_the_children_condition_cancels_k5_and_setting_it_again_brings
     open_case: Callable[..., Case], hours: Hours
 ) -> None:
     case = open_case(conditions=["children"])
-    case.execute(SetCondition("children", False, reason="registered by mistake"), actor=ACTOR, at=hours(1))
+    case.execute(do.SetCondition("children", False, reason="registered by mistake"), actor=ACTOR, at=hours(1))
     assert step(case, "K5").state == "cancelled"
-    case.execute(SetCondition("children", True, reason="children after all"), actor=ACTOR, at=hours(2))
+    case.execute(do.SetCondition("children", True, reason="children after all"), actor=ACTOR, at=hours(2))
     assert step(case, "K5").occurrence == 2 and step(case, "K5").state == "active"
 
 
 def test_setting_a_condition_needs_a_reason_and_a_change(case: Case, hours: Hours) -> None:
     with pytest.raises(InvalidArgument):
-        case.execute(SetCondition("children", True, reason=" "), actor=ACTOR, at=hours(1))
+        case.execute(do.SetCondition("children", True, reason=" "), actor=ACTOR, at=hours(1))
     with pytest.raises(InvalidArgument):
-        case.execute(SetCondition("children", False, reason="not set"), actor=ACTOR, at=hours(1))
+        case.execute(do.SetCondition("children", False, reason="not set"), actor=ACTOR, at=hours(1))
 
 
 # -- completing and skipping ----------------------------------------------------------------------------------
 
 
 def test_completing_a_checkpoint_marks_it_done_with_author_and_time(case: Case, hours: Hours) -> None:
-    case.execute(CompleteStep("K1", note="mapping done"), actor="staff-7", at=hours(2))
+    case.execute(do.CompleteStep("K1", note="mapping done"), actor="staff-7", at=hours(2))
     k1 = step(case, "K1")
     assert (k1.state, k1.ended_at, k1.ended_by) == ("done", hours(2), "staff-7")
     assert case.new_events[-1].payload == {"code": "K1", "note": "mapping done"}
@@ -196,27 +179,27 @@ def test_completing_a_checkpoint_marks_it_done_with_author_and_time(case: Case, 
 def test_completing_k6_by_hand_is_refused(case: Case, hours: Hours) -> None:
     to_support(case, hours)
     with pytest.raises(OperationNotAllowed) as caught:
-        case.execute(CompleteStep("K6"), actor=ACTOR, at=hours(3))
+        case.execute(do.CompleteStep("K6"), actor=ACTOR, at=hours(3))
     assert "handover" in str(caught.value)
 
 
 def test_skipping_needs_a_reason_and_k13_cannot_be_skipped(case: Case, hours: Hours) -> None:
     with pytest.raises(InvalidArgument):
-        case.execute(SkipStep("K12", reason=""), actor=ACTOR, at=hours(1))
+        case.execute(do.SkipStep("K12", reason=""), actor=ACTOR, at=hours(1))
     with pytest.raises(OperationNotAllowed):
-        case.execute(SkipStep("K13", reason="no"), actor=ACTOR, at=hours(1))
-    case.execute(SkipStep("K2", reason="has a safe place to stay with family"), actor=ACTOR, at=hours(1))
+        case.execute(do.SkipStep("K13", reason="no"), actor=ACTOR, at=hours(1))
+    case.execute(do.SkipStep("K2", reason="has a safe place to stay with family"), actor=ACTOR, at=hours(1))
     assert step(case, "K2").state == "skipped"
     assert case.new_events[-1].reason == "has a safe place to stay with family"
 
 
 def test_an_ad_hoc_step_gets_its_own_deadline_and_can_be_completed(case: Case, hours: Hours) -> None:
-    code = case.execute(AddStep(title="Follow up with the GP", owner="coordinator", due_at=hours(48), reason="asked for by the person"), actor=ACTOR, at=hours(1))
+    code = case.execute(do.AddStep(title="Follow up with the GP", owner="coordinator", due_at=hours(48), reason="asked for by the person"), actor=ACTOR, at=hours(1))
     assert code == "A1"
     assert (step(case, "A1").state, step(case, "A1").due_at) == ("active", hours(48))
-    case.execute(CompleteStep("A1"), actor=ACTOR, at=hours(2))
+    case.execute(do.CompleteStep("A1"), actor=ACTOR, at=hours(2))
     assert step(case, "A1").state == "done"
-    assert case.execute(AddStep(title="Second", owner="police", due_at=hours(50), reason="r"), actor=ACTOR, at=hours(3)) == "A2"
+    assert case.execute(do.AddStep(title="Second", owner="police", due_at=hours(50), reason="r"), actor=ACTOR, at=hours(3)) == "A2"
 
 
 # -- consent and handovers ------------------------------------------------------------------------------------
@@ -225,7 +208,7 @@ def test_an_ad_hoc_step_gets_its_own_deadline_and_can_be_completed(case: Case, h
 def test_a_handover_without_consent_is_refused_naming_the_agency(case: Case, hours: Hours) -> None:
     to_support(case, hours)
     with pytest.raises(ConsentRequired) as caught:
-        case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(3))
+        case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(3))
     assert caught.value.agency == "police"
     assert caught.value.missing_scope == POLICE_SCOPE
     assert "'police'" in str(caught.value)
@@ -234,17 +217,17 @@ def test_a_handover_without_consent_is_refused_naming_the_agency(case: Case, hou
 
 def test_a_consent_that_does_not_cover_the_scope_is_not_enough(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=["name", "contact"], given=True), actor=ACTOR, at=hours(3))
+    case.execute(do.RecordConsent("police", scope=["name", "contact"], given=True), actor=ACTOR, at=hours(3))
     with pytest.raises(ConsentRequired) as caught:
-        case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(4))
+        case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(4))
     assert caught.value.missing_scope == ["threat_assessment"]
 
 
 def test_a_consent_for_another_agency_is_not_enough(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("nav", scope=POLICE_SCOPE + ["finances"], given=True), actor=ACTOR, at=hours(3))
+    case.execute(do.RecordConsent("nav", scope=POLICE_SCOPE + ["finances"], given=True), actor=ACTOR, at=hours(3))
     with pytest.raises(ConsentRequired) as caught:
-        case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(4))
+        case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(4))
     assert caught.value.agency == "police"
 
 
@@ -252,69 +235,69 @@ def test_a_consent_covering_the_scope_creates_a_task_and_completing_it_completes
     case: Case, hours: Hours
 ) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
     assert step(case, "K4").state == "done", "recording consent completes K4"
     k6 = step(case, "K6")
     assert k6.state == "active"
     assert k6.due_at == hours(3) + timedelta(days=1), "1 working day after consent (Monday → Tuesday)"
-    task_id = case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(4))
+    task_id = case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(4))
     (task,) = case.handovers
     assert (task.id, task.agency, task.basis, task.status) == (task_id, "police", "consent", "requested")
     assert task.scope == tuple(POLICE_SCOPE) and task.due_at == k6.due_at
-    case.execute(UpdateHandover(task_id, "accepted"), actor="police-contact", at=hours(5))
+    case.execute(do.UpdateHandover(task_id, "accepted"), actor="police-contact", at=hours(5))
     assert step(case, "K6").state == "active"
-    case.execute(UpdateHandover(task_id, "completed"), actor="police-contact", at=hours(6))
+    case.execute(do.UpdateHandover(task_id, "completed"), actor="police-contact", at=hours(6))
     assert task.status == "completed"
     assert (step(case, "K6").state, step(case, "K6").ended_by) == ("done", "police-contact")
 
 
 def test_a_declined_handover_needs_a_note_and_leaves_k6_open(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
-    task_id = case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(4))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
+    task_id = case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(4))
     with pytest.raises(InvalidArgument):
-        case.execute(UpdateHandover(task_id, "declined"), actor="police-contact", at=hours(5))
-    case.execute(UpdateHandover(task_id, "declined", note="wrong district"), actor="police-contact", at=hours(5))
+        case.execute(do.UpdateHandover(task_id, "declined"), actor="police-contact", at=hours(5))
+    case.execute(do.UpdateHandover(task_id, "declined", note="wrong district"), actor="police-contact", at=hours(5))
     assert step(case, "K6").is_open
-    assert case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(6)) != task_id, "a new task may be sent"
+    assert case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(6)) != task_id, "a new task may be sent"
 
 
 def test_withdrawing_consent_cancels_open_tasks_and_refuses_later_handovers(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
-    case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(4))
-    case.execute(RecordConsent("police", scope=[], given=False, reason="withdrawn by phone"), actor=ACTOR, at=hours(5))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
+    case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(4))
+    case.execute(do.RecordConsent("police", scope=[], given=False, reason="withdrawn by phone"), actor=ACTOR, at=hours(5))
     (task,) = case.handovers
     assert (task.status, task.updated_at) == ("cancelled", hours(5))
     with pytest.raises(ConsentRequired) as caught:
-        case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(6))
+        case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(6))
     assert caught.value.agency == "police"
 
 
 def test_withdrawing_consent_leaves_a_task_sent_on_a_legal_basis(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
-    case.execute(CreateHandover("K6", legal_basis="avert_crime", reason="threat to kill"), actor=ACTOR, at=hours(4))
-    case.execute(RecordConsent("police", scope=[], given=False), actor=ACTOR, at=hours(5))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
+    case.execute(do.CreateHandover("K6", legal_basis="avert_crime", reason="threat to kill"), actor=ACTOR, at=hours(4))
+    case.execute(do.RecordConsent("police", scope=[], given=False), actor=ACTOR, at=hours(5))
     assert case.handovers[0].status == "requested"
 
 
 def test_consent_given_again_after_withdrawal_allows_handover_with_a_new_deadline(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
-    case.execute(RecordConsent("police", scope=[], given=False), actor=ACTOR, at=hours(4))
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(30))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(3))
+    case.execute(do.RecordConsent("police", scope=[], given=False), actor=ACTOR, at=hours(4))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(30))
     assert step(case, "K6").due_at == hours(30) + timedelta(days=1)
-    case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(31))
+    case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(31))
     assert case.handovers[-1].basis == "consent"
 
 
 def test_the_duty_to_avert_crime_allows_a_police_handover_without_consent(case: Case, hours: Hours) -> None:
     to_support(case, hours)
     with pytest.raises(InvalidArgument) as caught:
-        case.execute(CreateHandover("K6", legal_basis="avert_crime"), actor=ACTOR, at=hours(3))
+        case.execute(do.CreateHandover("K6", legal_basis="avert_crime"), actor=ACTOR, at=hours(3))
     assert caught.value.field == "reason"
-    case.execute(CreateHandover("K6", legal_basis="avert_crime", reason="threat to kill"), actor=ACTOR, at=hours(3))
+    case.execute(do.CreateHandover("K6", legal_basis="avert_crime", reason="threat to kill"), actor=ACTOR, at=hours(3))
     (task,) = case.handovers
     assert (task.agency, task.basis, task.scope) == ("police", "avert_crime", ())
     assert step(case, "K6").state == "active", "a legal basis does not wait for consent"
@@ -325,10 +308,10 @@ def test_the_duty_to_avert_crime_allows_a_police_handover_without_consent(case: 
 def test_the_duty_to_avert_crime_is_no_basis_for_nav(case: Case, hours: Hours) -> None:
     to_support(case, hours)
     with pytest.raises(InvalidArgument) as caught:
-        case.execute(CreateHandover("K7", legal_basis="avert_crime", reason="threat"), actor=ACTOR, at=hours(3))
+        case.execute(do.CreateHandover("K7", legal_basis="avert_crime", reason="threat"), actor=ACTOR, at=hours(3))
     assert caught.value.field == "legal_basis"
     with pytest.raises(InvalidArgument):
-        case.execute(CreateHandover("K6", legal_basis="child_welfare_duty", reason="x"), actor=ACTOR, at=hours(3))
+        case.execute(do.CreateHandover("K6", legal_basis="child_welfare_duty", reason="x"), actor=ACTOR, at=hours(3))
     assert case.handovers == []
 
 
@@ -352,10 +335,10 @@ def test_the_duty_to_inform_child_welfare_allows_a_handover_without_consent(
     case = Case.open(definition, case_id=uuid.UUID(int=7), reference="R", unit="bergen", first_contact_at=start,
                      actor=ACTOR, at=start, conditions=["children"])
     with pytest.raises(ConsentRequired):
-        case.execute(CreateHandover("KB"), actor=ACTOR, at=hours(1))
+        case.execute(do.CreateHandover("KB"), actor=ACTOR, at=hours(1))
     with pytest.raises(InvalidArgument):
-        case.execute(CreateHandover("KB", legal_basis="avert_crime", reason="x"), actor=ACTOR, at=hours(1))
-    case.execute(CreateHandover("KB", legal_basis="child_welfare_duty", reason="concern for child"), actor=ACTOR, at=hours(1))
+        case.execute(do.CreateHandover("KB", legal_basis="avert_crime", reason="x"), actor=ACTOR, at=hours(1))
+    case.execute(do.CreateHandover("KB", legal_basis="child_welfare_duty", reason="concern for child"), actor=ACTOR, at=hours(1))
     assert case.handovers[0].basis == "child_welfare_duty"
 
 
@@ -364,13 +347,13 @@ def test_the_duty_to_inform_child_welfare_allows_a_handover_without_consent(
 
 def test_pause_then_resume_moves_every_open_deadline_by_exactly_the_paused_time(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(2))
-    case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(2))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(2))
+    case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(2))
     before = {s.id: s.due_at for s in case.steps}
     open_before = {s.id for s in case.steps if s.is_open}
-    case.execute(Pause(reason="in hospital"), actor=ACTOR, at=hours(3))
+    case.execute(do.Pause(reason="in hospital"), actor=ACTOR, at=hours(3))
     assert case.paused_since == hours(3)
-    case.execute(Resume(), actor=ACTOR, at=hours(3 + 50))
+    case.execute(do.Resume(), actor=ACTOR, at=hours(3 + 50))
     paused = timedelta(hours=50)
     assert case.paused_since is None
     for s in case.steps:
@@ -382,32 +365,32 @@ def test_pause_then_resume_moves_every_open_deadline_by_exactly_the_paused_time(
 
 
 def test_pausing_twice_is_refused(case: Case, hours: Hours) -> None:
-    case.execute(Pause(reason="unreachable"), actor=ACTOR, at=hours(1))
+    case.execute(do.Pause(reason="unreachable"), actor=ACTOR, at=hours(1))
     with pytest.raises(OperationNotAllowed) as caught:
-        case.execute(Pause(reason="again"), actor=ACTOR, at=hours(2))
+        case.execute(do.Pause(reason="again"), actor=ACTOR, at=hours(2))
     assert "resume" in caught.value.allowed and "pause" not in caught.value.allowed
 
 
 def test_resuming_a_running_clock_is_refused_and_pausing_needs_a_reason(case: Case, hours: Hours) -> None:
     with pytest.raises(OperationNotAllowed):
-        case.execute(Resume(), actor=ACTOR, at=hours(1))
+        case.execute(do.Resume(), actor=ACTOR, at=hours(1))
     with pytest.raises(InvalidArgument):
-        case.execute(Pause(reason=""), actor=ACTOR, at=hours(1))
+        case.execute(do.Pause(reason=""), actor=ACTOR, at=hours(1))
 
 
 def test_resuming_before_the_pause_began_is_refused(case: Case, hours: Hours) -> None:
-    case.execute(Pause(reason="unreachable"), actor=ACTOR, at=hours(5))
+    case.execute(do.Pause(reason="unreachable"), actor=ACTOR, at=hours(5))
     with pytest.raises(InvalidArgument):
-        case.execute(Resume(), actor=ACTOR, at=hours(4))
+        case.execute(do.Resume(), actor=ACTOR, at=hours(4))
 
 
 # -- phases -----------------------------------------------------------------------------------------------------
 
 
 def test_a_transition_whose_requirements_are_open_is_refused_with_a_useful_message(case: Case, hours: Hours) -> None:
-    case.execute(CompleteStep("K1"), actor=ACTOR, at=hours(1))
+    case.execute(do.CompleteStep("K1"), actor=ACTOR, at=hours(1))
     with pytest.raises(OperationNotAllowed) as caught:
-        case.execute(Advance("start_support"), actor=ACTOR, at=hours(2))
+        case.execute(do.Advance("start_support"), actor=ACTOR, at=hours(2))
     error = caught.value
     assert error.phase == "intake" and "K2" in error.detail and "K1" not in error.detail
     assert "advance:start_support" in error.allowed and "complete" in error.allowed
@@ -416,9 +399,9 @@ def test_a_transition_whose_requirements_are_open_is_refused_with_a_useful_messa
 
 
 def test_a_skipped_requirement_counts_as_met(case: Case, hours: Hours) -> None:
-    case.execute(CompleteStep("K1"), actor=ACTOR, at=hours(1))
-    case.execute(SkipStep("K2", reason="staying with family"), actor=ACTOR, at=hours(1))
-    case.execute(Advance("start_support"), actor=ACTOR, at=hours(2))
+    case.execute(do.CompleteStep("K1"), actor=ACTOR, at=hours(1))
+    case.execute(do.SkipStep("K2", reason="staying with family"), actor=ACTOR, at=hours(1))
+    case.execute(do.Advance("start_support"), actor=ACTOR, at=hours(2))
     assert case.phase == "support"
 
 
@@ -428,7 +411,7 @@ def test_entering_support_creates_its_checkpoints(case: Case, hours: Hours) -> N
     assert {s.code: s.state for s in case.steps if s.code in ("K6", "K7", "K8", "K9")} == {
         "K6": "pending", "K7": "pending", "K8": "pending", "K9": "active",
     }
-    case.execute(AssignCoordinator("coord-2"), actor=ACTOR, at=hours(3))
+    case.execute(do.AssignCoordinator("coord-2"), actor=ACTOR, at=hours(3))
     assert step(case, "K3").state == "done" and case.coordinator == "coord-2"
     assert step(case, "K8").state == "active"
     assert step(case, "K8").due_at == hours(3) + timedelta(days=14), "10 working days after K3"
@@ -436,9 +419,9 @@ def test_entering_support_creates_its_checkpoints(case: Case, hours: Hours) -> N
 
 def test_an_unknown_trigger_or_one_from_another_stage_is_refused(case: Case, hours: Hours) -> None:
     with pytest.raises(OperationNotAllowed):
-        case.execute(Advance("teleport"), actor=ACTOR, at=hours(1))
+        case.execute(do.Advance("teleport"), actor=ACTOR, at=hours(1))
     with pytest.raises(OperationNotAllowed):
-        case.execute(Advance("move_out"), actor=ACTOR, at=hours(1))
+        case.execute(do.Advance("move_out"), actor=ACTOR, at=hours(1))
 
 
 def test_moving_out_records_the_milestone_and_starts_the_first_week_contact(case: Case, hours: Hours) -> None:
@@ -450,8 +433,8 @@ def test_moving_out_records_the_milestone_and_starts_the_first_week_contact(case
 def test_returning_to_an_earlier_stage_needs_a_reason_and_reopens_k1_and_k2(case: Case, hours: Hours) -> None:
     to_support(case, hours)
     with pytest.raises(InvalidArgument):
-        case.execute(Advance("back_to_intake"), actor=ACTOR, at=hours(5))
-    case.execute(Advance("back_to_intake", reason="went back to the abuser and returned"), actor=ACTOR, at=hours(5))
+        case.execute(do.Advance("back_to_intake"), actor=ACTOR, at=hours(5))
+    case.execute(do.Advance("back_to_intake", reason="went back to the abuser and returned"), actor=ACTOR, at=hours(5))
     assert case.phase == "intake"
     for code in ("K1", "K2"):
         assert step(case, code, 1).state == "done", "history is kept"
@@ -464,7 +447,7 @@ def test_returning_to_an_earlier_stage_needs_a_reason_and_reopens_k1_and_k2(case
 
 def test_coming_back_to_support_after_a_return_brings_its_open_checkpoints_back(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(Advance("back_to_intake", reason="went back to the abuser"), actor=ACTOR, at=hours(5))
+    case.execute(do.Advance("back_to_intake", reason="went back to the abuser"), actor=ACTOR, at=hours(5))
     to_support(case, hours, at=6)
     assert case.phase == "support"
     k9 = step(case, "K9")
@@ -475,9 +458,9 @@ def test_coming_back_to_support_after_a_return_brings_its_open_checkpoints_back(
 
 def test_moving_out_again_after_a_return_brings_the_first_week_contact_back(case: Case, hours: Hours) -> None:
     to_after_stay(case, hours)
-    case.execute(Advance("back_to_support", reason="the new flat fell through"), actor=ACTOR, at=hours(10))
+    case.execute(do.Advance("back_to_support", reason="the new flat fell through"), actor=ACTOR, at=hours(10))
     assert step(case, "K11").state == "cancelled" and "moved_out" not in case.milestones
-    case.execute(Advance("move_out"), actor=ACTOR, at=hours(20))
+    case.execute(do.Advance("move_out"), actor=ACTOR, at=hours(20))
     k11 = step(case, "K11")
     assert (k11.occurrence, k11.state, k11.due_at) == (2, "active", hours(20) + timedelta(days=7))
 
@@ -487,17 +470,17 @@ def test_moving_out_again_after_a_return_brings_the_first_week_contact_back(case
 
 def test_k12_repeats_every_28_days_three_times_then_every_42(case: Case) -> None:
     done_at = oslo(2026, 12, 21, 9, 0)
-    case.execute(CompleteStep("K12"), actor=ACTOR, at=done_at)
+    case.execute(do.CompleteStep("K12"), actor=ACTOR, at=done_at)
     second = step(case, "K12")
     assert (second.occurrence, second.state) == (2, "active")
     assert second.due_at == oslo(2027, 1, 18, 9, 0), "28 days after occurrence 1 was done"
-    case.execute(CompleteStep("K12"), actor=ACTOR, at=oslo(2027, 1, 18, 9, 0))
+    case.execute(do.CompleteStep("K12"), actor=ACTOR, at=oslo(2027, 1, 18, 9, 0))
     assert step(case, "K12").due_at == oslo(2027, 2, 15, 9, 0)
-    case.execute(CompleteStep("K12"), actor=ACTOR, at=oslo(2027, 2, 15, 9, 0))
+    case.execute(do.CompleteStep("K12"), actor=ACTOR, at=oslo(2027, 2, 15, 9, 0))
     fourth = step(case, "K12")
     assert fourth.occurrence == 4
     assert fourth.due_at == oslo(2027, 3, 29, 9, 0), "42 calendar days, Oslo wall time kept across DST"
-    case.execute(CompleteStep("K12"), actor=ACTOR, at=oslo(2027, 3, 29, 9, 0))
+    case.execute(do.CompleteStep("K12"), actor=ACTOR, at=oslo(2027, 3, 29, 9, 0))
     assert step(case, "K12").due_at == oslo(2027, 5, 10, 9, 0)
     assert [s.state for s in case.steps if s.code == "K12"] == ["done"] * 4 + ["active"]
 
@@ -507,16 +490,16 @@ def test_k12_repeats_every_28_days_three_times_then_every_42(case: Case) -> None
 
 def test_closing_from_intake_needs_a_reason(case: Case, hours: Hours) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        case.execute(Close("declined"), actor=ACTOR, at=hours(1))
+        case.execute(do.Close("declined"), actor=ACTOR, at=hours(1))
     assert caught.value.field == "reason"
 
 
 def test_closing_early_with_a_reason_completes_k13_and_cancels_every_open_step(case: Case, hours: Hours) -> None:
-    case.execute(AddStep(title="Call back", owner="coordinator", due_at=hours(8), reason="r"), actor=ACTOR, at=hours(1))
-    case.execute(Pause(reason="unreachable"), actor=ACTOR, at=hours(2))
+    case.execute(do.AddStep(title="Call back", owner="coordinator", due_at=hours(8), reason="r"), actor=ACTOR, at=hours(1))
+    case.execute(do.Pause(reason="unreachable"), actor=ACTOR, at=hours(2))
     open_before = {s.code for s in case.open_steps()}
     assert {"K1", "K2", "K3", "K4", "K12", "K13", "A1"} <= open_before
-    case.execute(Close("declined", reason="does not want follow-up"), actor=ACTOR, at=hours(3))
+    case.execute(do.Close("declined", reason="does not want follow-up"), actor=ACTOR, at=hours(3))
     assert case.is_closed and case.phase == "closed"
     assert (case.outcome, case.closed_at, case.paused_since) == ("declined", hours(3), None)
     assert step(case, "K13").state == "done"
@@ -527,48 +510,48 @@ def test_closing_early_with_a_reason_completes_k13_and_cancels_every_open_step(c
 
 def test_closing_cancels_open_handover_tasks(case: Case, hours: Hours) -> None:
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(2))
-    case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(3))
-    case.execute(Close("ended_early", reason="moved abroad"), actor=ACTOR, at=hours(4))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(2))
+    case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(3))
+    case.execute(do.Close("ended_early", reason="moved abroad"), actor=ACTOR, at=hours(4))
     assert case.handovers[0].status == "cancelled"
 
 
 def test_closing_after_the_stay_is_normal_and_needs_no_reason(case: Case, hours: Hours) -> None:
     to_after_stay(case, hours)
-    case.execute(Close("safe_housing"), actor=ACTOR, at=hours(5))
+    case.execute(do.Close("safe_housing"), actor=ACTOR, at=hours(5))
     assert case.is_closed and case.outcome == "safe_housing" and step(case, "K13").state == "done"
 
 
 def test_closing_with_an_unknown_outcome_is_refused(case: Case, hours: Hours) -> None:
     to_after_stay(case, hours)
     with pytest.raises(InvalidArgument) as caught:
-        case.execute(Close("happy"), actor=ACTOR, at=hours(5))
+        case.execute(do.Close("happy"), actor=ACTOR, at=hours(5))
     assert caught.value.field == "outcome"
 
 
 def test_a_transfer_closes_the_case_with_the_outcome_transferred(case: Case, hours: Hours) -> None:
     with pytest.raises(InvalidArgument):
-        case.execute(Transfer("Askøy", reason=""), actor=ACTOR, at=hours(1))
-    case.execute(Transfer("Askøy", reason="moving to a relative"), actor=ACTOR, at=hours(1))
+        case.execute(do.Transfer("Askøy", reason=""), actor=ACTOR, at=hours(1))
+    case.execute(do.Transfer("Askøy", reason="moving to a relative"), actor=ACTOR, at=hours(1))
     assert (case.outcome, case.transferred_to, case.is_closed) == ("transferred", "Askøy", True)
 
 
 CLOSED_CASE_CALLS: list[tuple[str, Callable[[Case, datetime], Any]]] = [
-    ("complete", lambda c, at: c.execute(CompleteStep("K1"), actor=ACTOR, at=at)),
-    ("skip", lambda c, at: c.execute(SkipStep("K1", reason="r"), actor=ACTOR, at=at)),
-    ("add_step", lambda c, at: c.execute(AddStep(title="t", owner="coordinator", due_at=at, reason="r"), actor=ACTOR, at=at)),
-    ("pause", lambda c, at: c.execute(Pause(reason="r"), actor=ACTOR, at=at)),
-    ("resume", lambda c, at: c.execute(Resume(), actor=ACTOR, at=at)),
-    ("advance", lambda c, at: c.execute(Advance("start_support"), actor=ACTOR, at=at)),
-    ("record_milestone", lambda c, at: c.execute(RecordMilestone("moved_out", when=at), actor=ACTOR, at=at)),
-    ("record_consent", lambda c, at: c.execute(RecordConsent("nav", scope=["name"], given=True), actor=ACTOR, at=at)),
-    ("assign_coordinator", lambda c, at: c.execute(AssignCoordinator("coord-2"), actor=ACTOR, at=at)),
-    ("set_condition", lambda c, at: c.execute(SetCondition("children", True, reason="r"), actor=ACTOR, at=at)),
-    ("create_handover", lambda c, at: c.execute(CreateHandover("K6", legal_basis="avert_crime", reason="r"), actor=ACTOR, at=at)),
-    ("close", lambda c, at: c.execute(Close("declined", reason="r"), actor=ACTOR, at=at)),
-    ("transfer", lambda c, at: c.execute(Transfer("Askøy", reason="r"), actor=ACTOR, at=at)),
+    ("complete", lambda c, at: c.execute(do.CompleteStep("K1"), actor=ACTOR, at=at)),
+    ("skip", lambda c, at: c.execute(do.SkipStep("K1", reason="r"), actor=ACTOR, at=at)),
+    ("add_step", lambda c, at: c.execute(do.AddStep(title="t", owner="coordinator", due_at=at, reason="r"), actor=ACTOR, at=at)),
+    ("pause", lambda c, at: c.execute(do.Pause(reason="r"), actor=ACTOR, at=at)),
+    ("resume", lambda c, at: c.execute(do.Resume(), actor=ACTOR, at=at)),
+    ("advance", lambda c, at: c.execute(do.Advance("start_support"), actor=ACTOR, at=at)),
+    ("record_milestone", lambda c, at: c.execute(do.RecordMilestone("moved_out", when=at), actor=ACTOR, at=at)),
+    ("record_consent", lambda c, at: c.execute(do.RecordConsent("nav", scope=["name"], given=True), actor=ACTOR, at=at)),
+    ("assign_coordinator", lambda c, at: c.execute(do.AssignCoordinator("coord-2"), actor=ACTOR, at=at)),
+    ("set_condition", lambda c, at: c.execute(do.SetCondition("children", True, reason="r"), actor=ACTOR, at=at)),
+    ("create_handover", lambda c, at: c.execute(do.CreateHandover("K6", legal_basis="avert_crime", reason="r"), actor=ACTOR, at=at)),
+    ("close", lambda c, at: c.execute(do.Close("declined", reason="r"), actor=ACTOR, at=at)),
+    ("transfer", lambda c, at: c.execute(do.Transfer("Askøy", reason="r"), actor=ACTOR, at=at)),
     ("migrate", lambda c, at: c.execute(
-        Migrate(c.definition.id, c.definition.version, {s.code: s.code for s in c.steps}, reason="r"),
+        do.Migrate(c.definition.id, c.definition.version, {s.code: s.code for s in c.steps}, reason="r"),
         actor=ACTOR, at=at, resolve=lambda *_: c.definition)),
 ]
 
@@ -577,7 +560,7 @@ CLOSED_CASE_CALLS: list[tuple[str, Callable[[Case, datetime], Any]]] = [
 def test_every_operation_on_a_closed_case_is_refused_with_nothing_allowed(
     case: Case, hours: Hours, name: str, call: Callable[[Case, datetime], Any]
 ) -> None:
-    case.execute(Close("declined", reason="declined"), actor=ACTOR, at=hours(1))
+    case.execute(do.Close("declined", reason="declined"), actor=ACTOR, at=hours(1))
     before, events = case.snapshot(), list(case.new_events)
     with pytest.raises(OperationNotAllowed) as caught:
         call(case, hours(2))
@@ -594,54 +577,54 @@ def busy_case(open_case: Callable[..., Case], hours: Hours) -> Case:
     """A case in support with children, consent to the police, a police task and partial consent to NAV."""
     case = open_case(conditions=["children"])
     to_support(case, hours)
-    case.execute(RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(2))
-    case.execute(RecordConsent("nav", scope=["name"], given=True), actor=ACTOR, at=hours(2))
-    case.execute(CreateHandover("K6"), actor=ACTOR, at=hours(3))
-    case.execute(AddStep(title="Call back", owner="coordinator", due_at=hours(30), reason="r"), actor=ACTOR, at=hours(3))
+    case.execute(do.RecordConsent("police", scope=POLICE_SCOPE, given=True), actor=ACTOR, at=hours(2))
+    case.execute(do.RecordConsent("nav", scope=["name"], given=True), actor=ACTOR, at=hours(2))
+    case.execute(do.CreateHandover("K6"), actor=ACTOR, at=hours(3))
+    case.execute(do.AddStep(title="Call back", owner="coordinator", due_at=hours(30), reason="r"), actor=ACTOR, at=hours(3))
     return case
 
 
 NAIVE = datetime(2026, 11, 24, 12, 0)
 REFUSED_CALLS: list[tuple[str, type[DomainError], Callable[[Case, datetime], Any]]] = [
-    ("complete k6 by hand", OperationNotAllowed, lambda c, at: c.execute(CompleteStep("K6"), actor=ACTOR, at=at)),
-    ("complete an unknown code", UnknownCheckpoint, lambda c, at: c.execute(CompleteStep("K99"), actor=ACTOR, at=at)),
-    ("complete a done checkpoint", OperationNotAllowed, lambda c, at: c.execute(CompleteStep("K1"), actor=ACTOR, at=at)),
-    ("complete a waiting checkpoint", OperationNotAllowed, lambda c, at: c.execute(CompleteStep("K8"), actor=ACTOR, at=at)),
-    ("complete without an actor", InvalidArgument, lambda c, at: c.execute(CompleteStep("K9"), actor=" ", at=at)),
-    ("complete at a naive time", InvalidArgument, lambda c, at: c.execute(CompleteStep("K9"), actor=ACTOR, at=NAIVE)),
-    ("complete with a huge note", InvalidArgument, lambda c, at: c.execute(CompleteStep("K9", note="x" * 3000), actor=ACTOR, at=at)),
-    ("skip k13", OperationNotAllowed, lambda c, at: c.execute(SkipStep("K13", reason="r"), actor=ACTOR, at=at)),
-    ("skip without reason", InvalidArgument, lambda c, at: c.execute(SkipStep("K9", reason=""), actor=ACTOR, at=at)),
-    ("skip a later-stage checkpoint", OperationNotAllowed, lambda c, at: c.execute(SkipStep("K11", reason="r"), actor=ACTOR, at=at)),
-    ("add a step for an unknown owner", InvalidArgument, lambda c, at: c.execute(AddStep(title="t", owner="neighbour", due_at=at, reason="r"), actor=ACTOR, at=at)),
-    ("add a step without title", InvalidArgument, lambda c, at: c.execute(AddStep(title="", owner="coordinator", due_at=at, reason="r"), actor=ACTOR, at=at)),
-    ("resume a running clock", OperationNotAllowed, lambda c, at: c.execute(Resume(), actor=ACTOR, at=at)),
-    ("advance into the final stage", OperationNotAllowed, lambda c, at: c.execute(Advance("close"), actor=ACTOR, at=at)),
-    ("advance from the wrong stage", OperationNotAllowed, lambda c, at: c.execute(Advance("start_support"), actor=ACTOR, at=at)),
-    ("return without a reason", InvalidArgument, lambda c, at: c.execute(Advance("back_to_intake"), actor=ACTOR, at=at)),
-    ("advance an unknown trigger", OperationNotAllowed, lambda c, at: c.execute(Advance("teleport"), actor=ACTOR, at=at)),
-    ("record an unknown milestone", InvalidArgument, lambda c, at: c.execute(RecordMilestone("wedding", when=at), actor=ACTOR, at=at)),
-    ("consent for an unknown agency", InvalidArgument, lambda c, at: c.execute(RecordConsent("bank", scope=["name"], given=True), actor=ACTOR, at=at)),
-    ("consent with an unknown scope", InvalidArgument, lambda c, at: c.execute(RecordConsent("nav", scope=["diary"], given=True), actor=ACTOR, at=at)),
-    ("consent with no scope", InvalidArgument, lambda c, at: c.execute(RecordConsent("nav", scope=[], given=True), actor=ACTOR, at=at)),
-    ("assign nobody", InvalidArgument, lambda c, at: c.execute(AssignCoordinator(" "), actor=ACTOR, at=at)),
-    ("set a condition already set", InvalidArgument, lambda c, at: c.execute(SetCondition("children", True, reason="r"), actor=ACTOR, at=at)),
-    ("set an unknown condition", InvalidArgument, lambda c, at: c.execute(SetCondition("pets", True, reason="r"), actor=ACTOR, at=at)),
-    ("hand over with partial consent", ConsentRequired, lambda c, at: c.execute(CreateHandover("K7"), actor=ACTOR, at=at)),
-    ("hand over twice", OperationNotAllowed, lambda c, at: c.execute(CreateHandover("K6"), actor=ACTOR, at=at)),
-    ("hand over a non-handover checkpoint", InvalidArgument, lambda c, at: c.execute(CreateHandover("K9"), actor=ACTOR, at=at)),
-    ("avert crime for nav", InvalidArgument, lambda c, at: c.execute(CreateHandover("K7", legal_basis="avert_crime", reason="r"), actor=ACTOR, at=at)),
-    ("a made-up legal basis", InvalidArgument, lambda c, at: c.execute(CreateHandover("K7", legal_basis="gut_feeling", reason="r"), actor=ACTOR, at=at)),
-    ("update an unknown task", InvalidArgument, lambda c, at: c.execute(UpdateHandover(uuid.UUID(int=99), "accepted"), actor=ACTOR, at=at)),
-    ("update to an unknown status", InvalidArgument, lambda c, at: c.execute(UpdateHandover(c.handovers[0].id, "lost"), actor=ACTOR, at=at)),
-    ("decline without a note", InvalidArgument, lambda c, at: c.execute(UpdateHandover(c.handovers[0].id, "declined"), actor=ACTOR, at=at)),
-    ("close with an unknown outcome", InvalidArgument, lambda c, at: c.execute(Close("happy"), actor=ACTOR, at=at)),
-    ("close early without a reason", InvalidArgument, lambda c, at: c.execute(Close("declined"), actor=ACTOR, at=at)),
-    ("transfer without a reason", InvalidArgument, lambda c, at: c.execute(Transfer("Askøy", reason=""), actor=ACTOR, at=at)),
+    ("complete k6 by hand", OperationNotAllowed, lambda c, at: c.execute(do.CompleteStep("K6"), actor=ACTOR, at=at)),
+    ("complete an unknown code", UnknownCheckpoint, lambda c, at: c.execute(do.CompleteStep("K99"), actor=ACTOR, at=at)),
+    ("complete a done checkpoint", OperationNotAllowed, lambda c, at: c.execute(do.CompleteStep("K1"), actor=ACTOR, at=at)),
+    ("complete a waiting checkpoint", OperationNotAllowed, lambda c, at: c.execute(do.CompleteStep("K8"), actor=ACTOR, at=at)),
+    ("complete without an actor", InvalidArgument, lambda c, at: c.execute(do.CompleteStep("K9"), actor=" ", at=at)),
+    ("complete at a naive time", InvalidArgument, lambda c, at: c.execute(do.CompleteStep("K9"), actor=ACTOR, at=NAIVE)),
+    ("complete with a huge note", InvalidArgument, lambda c, at: c.execute(do.CompleteStep("K9", note="x" * 3000), actor=ACTOR, at=at)),
+    ("skip k13", OperationNotAllowed, lambda c, at: c.execute(do.SkipStep("K13", reason="r"), actor=ACTOR, at=at)),
+    ("skip without reason", InvalidArgument, lambda c, at: c.execute(do.SkipStep("K9", reason=""), actor=ACTOR, at=at)),
+    ("skip a later-stage checkpoint", OperationNotAllowed, lambda c, at: c.execute(do.SkipStep("K11", reason="r"), actor=ACTOR, at=at)),
+    ("add a step for an unknown owner", InvalidArgument, lambda c, at: c.execute(do.AddStep(title="t", owner="neighbour", due_at=at, reason="r"), actor=ACTOR, at=at)),
+    ("add a step without title", InvalidArgument, lambda c, at: c.execute(do.AddStep(title="", owner="coordinator", due_at=at, reason="r"), actor=ACTOR, at=at)),
+    ("resume a running clock", OperationNotAllowed, lambda c, at: c.execute(do.Resume(), actor=ACTOR, at=at)),
+    ("advance into the final stage", OperationNotAllowed, lambda c, at: c.execute(do.Advance("close"), actor=ACTOR, at=at)),
+    ("advance from the wrong stage", OperationNotAllowed, lambda c, at: c.execute(do.Advance("start_support"), actor=ACTOR, at=at)),
+    ("return without a reason", InvalidArgument, lambda c, at: c.execute(do.Advance("back_to_intake"), actor=ACTOR, at=at)),
+    ("advance an unknown trigger", OperationNotAllowed, lambda c, at: c.execute(do.Advance("teleport"), actor=ACTOR, at=at)),
+    ("record an unknown milestone", InvalidArgument, lambda c, at: c.execute(do.RecordMilestone("wedding", when=at), actor=ACTOR, at=at)),
+    ("consent for an unknown agency", InvalidArgument, lambda c, at: c.execute(do.RecordConsent("bank", scope=["name"], given=True), actor=ACTOR, at=at)),
+    ("consent with an unknown scope", InvalidArgument, lambda c, at: c.execute(do.RecordConsent("nav", scope=["diary"], given=True), actor=ACTOR, at=at)),
+    ("consent with no scope", InvalidArgument, lambda c, at: c.execute(do.RecordConsent("nav", scope=[], given=True), actor=ACTOR, at=at)),
+    ("assign nobody", InvalidArgument, lambda c, at: c.execute(do.AssignCoordinator(" "), actor=ACTOR, at=at)),
+    ("set a condition already set", InvalidArgument, lambda c, at: c.execute(do.SetCondition("children", True, reason="r"), actor=ACTOR, at=at)),
+    ("set an unknown condition", InvalidArgument, lambda c, at: c.execute(do.SetCondition("pets", True, reason="r"), actor=ACTOR, at=at)),
+    ("hand over with partial consent", ConsentRequired, lambda c, at: c.execute(do.CreateHandover("K7"), actor=ACTOR, at=at)),
+    ("hand over twice", OperationNotAllowed, lambda c, at: c.execute(do.CreateHandover("K6"), actor=ACTOR, at=at)),
+    ("hand over a non-handover checkpoint", InvalidArgument, lambda c, at: c.execute(do.CreateHandover("K9"), actor=ACTOR, at=at)),
+    ("avert crime for nav", InvalidArgument, lambda c, at: c.execute(do.CreateHandover("K7", legal_basis="avert_crime", reason="r"), actor=ACTOR, at=at)),
+    ("a made-up legal basis", InvalidArgument, lambda c, at: c.execute(do.CreateHandover("K7", legal_basis="gut_feeling", reason="r"), actor=ACTOR, at=at)),
+    ("update an unknown task", InvalidArgument, lambda c, at: c.execute(do.UpdateHandover(uuid.UUID(int=99), "accepted"), actor=ACTOR, at=at)),
+    ("update to an unknown status", InvalidArgument, lambda c, at: c.execute(do.UpdateHandover(c.handovers[0].id, "lost"), actor=ACTOR, at=at)),
+    ("decline without a note", InvalidArgument, lambda c, at: c.execute(do.UpdateHandover(c.handovers[0].id, "declined"), actor=ACTOR, at=at)),
+    ("close with an unknown outcome", InvalidArgument, lambda c, at: c.execute(do.Close("happy"), actor=ACTOR, at=at)),
+    ("close early without a reason", InvalidArgument, lambda c, at: c.execute(do.Close("declined"), actor=ACTOR, at=at)),
+    ("transfer without a reason", InvalidArgument, lambda c, at: c.execute(do.Transfer("Askøy", reason=""), actor=ACTOR, at=at)),
     ("migrate with codes unmapped", InvalidArgument, lambda c, at: c.execute(
-        Migrate(c.definition.id, c.definition.version, {"K0": "K0"}, reason="r"), actor=ACTOR, at=at,
+        do.Migrate(c.definition.id, c.definition.version, {"K0": "K0"}, reason="r"), actor=ACTOR, at=at,
         resolve=lambda *_: c.definition)),
-    ("note no person change", InvalidArgument, lambda c, at: c.execute(NotePersonChange([]), actor=ACTOR, at=at)),
+    ("note no person change", InvalidArgument, lambda c, at: c.execute(do.NotePersonChange([]), actor=ACTOR, at=at)),
 ]
 
 
@@ -657,10 +640,10 @@ def test_a_refused_operation_changes_nothing(
 
 
 def test_pausing_a_paused_case_changes_nothing(busy_case: Case, hours: Hours) -> None:
-    busy_case.execute(Pause(reason="in hospital"), actor=ACTOR, at=hours(10))
+    busy_case.execute(do.Pause(reason="in hospital"), actor=ACTOR, at=hours(10))
     before, events = busy_case.snapshot(), list(busy_case.new_events)
     with pytest.raises(OperationNotAllowed):
-        busy_case.execute(Pause(reason="still"), actor=ACTOR, at=hours(11))
+        busy_case.execute(do.Pause(reason="still"), actor=ACTOR, at=hours(11))
     assert busy_case.snapshot() == before and busy_case.new_events == events
 
 
@@ -692,11 +675,11 @@ def test_editing_a_payload_breaks_the_recomputed_hash(busy_case: Case) -> None:
 
 
 def test_replay_reproduces_the_case(busy_case: Case, definition: PathwayDefinition, hours: Hours) -> None:
-    busy_case.execute(Pause(reason="in hospital"), actor=ACTOR, at=hours(10))
-    busy_case.execute(Resume(), actor=ACTOR, at=hours(20))
-    busy_case.execute(UpdateHandover(busy_case.handovers[0].id, "completed"), actor="police-contact", at=hours(21))
-    busy_case.execute(NotePersonChange(["phone"]), actor=ACTOR, at=hours(22))
-    busy_case.execute(Close("declined", reason="declined further follow-up"), actor=ACTOR, at=hours(23))
+    busy_case.execute(do.Pause(reason="in hospital"), actor=ACTOR, at=hours(10))
+    busy_case.execute(do.Resume(), actor=ACTOR, at=hours(20))
+    busy_case.execute(do.UpdateHandover(busy_case.handovers[0].id, "completed"), actor="police-contact", at=hours(21))
+    busy_case.execute(do.NotePersonChange(["phone"]), actor=ACTOR, at=hours(22))
+    busy_case.execute(do.Close("declined", reason="declined further follow-up"), actor=ACTOR, at=hours(23))
     rebuilt = replay(busy_case.new_events, resolver(definition))
     assert rebuilt.digest() == busy_case.digest()
     assert rebuilt.snapshot() == busy_case.snapshot()
@@ -790,17 +773,17 @@ def test_completing_after_the_deadline_needs_the_reason_for_the_deviation(case, 
 
     late = start + timedelta(hours=30)  # K1 was due 24 hours after first contact
     with pytest.raises(InvalidArgument, match="deviation"):
-        case.execute(CompleteStep("K1"), actor="k", at=late)
-    case.execute(CompleteStep("K1", note="personen var ikke tilgjengelig"), actor="k", at=late)
+        case.execute(do.CompleteStep("K1"), actor="k", at=late)
+    case.execute(do.CompleteStep("K1", note="personen var ikke tilgjengelig"), actor="k", at=late)
     assert case.new_events[-1].reason == "personen var ikke tilgjengelig"
-    case.execute(CompleteStep("K2"), actor="k", at=start + timedelta(hours=1))  # in time: no reason needed
+    case.execute(do.CompleteStep("K2"), actor="k", at=start + timedelta(hours=1))  # in time: no reason needed
     assert case.new_events[-1].reason is None
 
 
 def test_completing_during_a_pause_does_not_count_the_paused_time_as_late(case, start) -> None:  # type: ignore[no-untyped-def]
-    case.execute(Pause(reason="på sykehus"), actor="k", at=start + timedelta(hours=20))
+    case.execute(do.Pause(reason="på sykehus"), actor="k", at=start + timedelta(hours=20))
     # K1 was due 24 h after first contact; 20 h in, the clock stopped; 30 h later it is still only 20 h used.
-    case.execute(CompleteStep("K1"), actor="k", at=start + timedelta(hours=50))
+    case.execute(do.CompleteStep("K1"), actor="k", at=start + timedelta(hours=50))
     k1 = next(s for s in case.steps if s.code == "K1")
     assert k1.state == "done" and k1.due_at == start + timedelta(hours=54)
     assert k1.ended_at <= k1.due_at  # counts as within the deadline in the managers' figures
@@ -809,12 +792,12 @@ def test_completing_during_a_pause_does_not_count_the_paused_time_as_late(case, 
 def test_an_agency_completing_a_handover_after_its_deadline_gives_the_reason(case, start) -> None:  # type: ignore[no-untyped-def]
     from pathway.errors import InvalidArgument
 
-    case.execute(RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k", at=start + timedelta(hours=1))
-    task = case.execute(CreateHandover("K6"), actor="k", at=start + timedelta(hours=2))
+    case.execute(do.RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True), actor="k", at=start + timedelta(hours=1))
+    task = case.execute(do.CreateHandover("K6"), actor="k", at=start + timedelta(hours=2))
     late = start + timedelta(days=5)  # K6 was due one working day after consent
     with pytest.raises(InvalidArgument, match="deviation"):
-        case.execute(UpdateHandover(task, "completed"), actor="politi", at=late)
-    case.execute(UpdateHandover(task, "completed", note="ventet på avhør"), actor="politi", at=late)
+        case.execute(do.UpdateHandover(task, "completed"), actor="politi", at=late)
+    case.execute(do.UpdateHandover(task, "completed", note="ventet på avhør"), actor="politi", at=late)
     assert case.new_events[-1].reason == "ventet på avhør"
 
 
@@ -833,7 +816,7 @@ def test_a_migration_that_gives_a_code_to_another_checkpoint_keeps_every_step_ap
     assert mapping["K8"] == "K9" and v2.checkpoint["K8"].handover is not None  # v1's K8 is v2's K9; K8 is new
     to_support(case, hours)
     meeting = step(case, "K8")
-    case.execute(Migrate(v2.id, v2.version, mapping, reason="ny versjon av forløpet"), actor=ACTOR, at=hours(3),
+    case.execute(do.Migrate(v2.id, v2.version, mapping, reason="ny versjon av forløpet"), actor=ACTOR, at=hours(3),
                  resolve=lambda *_: v2)
 
     assert step(case, "K9").id == meeting.id and step(case, "K9").state == meeting.state == "pending"
