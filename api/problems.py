@@ -76,8 +76,9 @@ def describe(exc: ForlopError) -> tuple[int, str, str, dict[str, Any]]:
         return 409, str(exc), "/problems/stale-version", dict(expected_version=exc.expected,
                                                               current_version=exc.actual)
     if isinstance(exc, OperationNotAllowed):
-        return 409, _said(exc), "/problems/operation-not-allowed", dict(phase=exc.phase, stage=exc.phase,  # stage: the old name of phase
-                                                                         allowed=exc.allowed)
+        return 409, _said(exc), "/problems/operation-not-allowed", dict(
+            phase=exc.phase, stage=exc.phase,  # stage: the old name of phase, kept for clients written against it
+            allowed=exc.allowed)
     if isinstance(exc, ConsentRequired):
         return 409, str(exc), "/problems/consent-required", dict(agency=exc.agency, missing_scope=exc.missing_scope)
     if isinstance(exc, InvalidArgument):

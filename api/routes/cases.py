@@ -74,7 +74,8 @@ def list_cases(
 ) -> CaseList:
     try:
         with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
-            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=_now(), status=status, phase=phase or stage,
+            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=_now(), status=status,
+                                     phase=phase or stage,
                                      coordinator=coordinator, overdue=overdue, due_soon=due_soon, q=q, sort=sort,
                                      cursor=cursor, limit=limit)
             access_writer(request, user, "case.list")(uow.conn)

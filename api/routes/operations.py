@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
+
 def body_model(command: type[Command]) -> type[BaseModel]:
     """The request body of a command: its fields (but the one the path names) with their limits, and the version."""
     fields: dict[str, Any] = {"version": (int | None, Field(default=None, ge=1,

@@ -64,7 +64,8 @@ def new_case(request: Request, core: Core, session: CoordinatorPage) -> Response
 
 def _new_case_page(request: Request, core: Core, session: Session, *, status: int = 200,
                    errors: list[dict[str, Any]] | None = None, message: str | None = None) -> Response:
-    return page(request, "case_new.html", session, status=status, definition=core.catalog.latest(core.settings.default_pathway),
+    return page(request, "case_new.html", session, status=status,
+                definition=core.catalog.latest(core.settings.default_pathway),
                 errors=errors or [], message=message)
 
 
@@ -114,7 +115,8 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang), allowed=set(detail.allowed_operations),
-                moves=moves, coordinators=coordinators, phases={p.id: p.title for p in definition.phases}, saved=saved, conflict=conflict, refused=refused,
+                moves=moves, coordinators=coordinators, phases={p.id: p.title for p in definition.phases},
+                saved=saved, conflict=conflict, refused=refused,
                 failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
                 handover_checkpoints=[c for c in definition.checkpoints if c.handover is not None])
 
