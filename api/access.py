@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 Shown = list[tuple[str | None, uuid.UUID | None]]  # (case reference, task) of each thing a list showed
 
 
+def channel(request: Request) -> str:
+    """Where a change came from, as its event records it: the pages (``web``) or the API (``api``)."""
+    return "api" if request.url.path.startswith("/api/") else "web"
+
+
 def access_writer(request: Request, user: User, action: str, *, case_reference: str | None = None,
                   task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
                   reason: str | None = None, shown: Shown | None = None) -> Writer:

@@ -59,6 +59,7 @@ class EventOut(BaseModel):
     at: datetime
     operation: str
     actor: str
+    channel: str | None = Field(default=None, description="where the change came from: api, web, cli, scheduler")
     phase_before: str | None
     phase_after: str | None
     reason: str | None
@@ -156,7 +157,7 @@ def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: date
         handovers=[HandoverOut(id=str(t.id), code=t.code, agency=t.agency, basis=t.basis, status=t.status,
                                due_at=t.due_at, created_at=t.created_at, updated_at=t.updated_at)
                    for t in case.handovers],
-        timeline=[EventOut(seq=e.seq, at=e.at, actor=e.actor, operation=e.operation, reason=e.reason,
+        timeline=[EventOut(seq=e.seq, at=e.at, actor=e.actor, channel=e.channel, operation=e.operation, reason=e.reason,
                            payload=e.payload, phase_before=e.state_before.get("phase"),
                            phase_after=e.state_after.get("phase")) for e in events],
         allowed_operations=case.allowed_operations(),

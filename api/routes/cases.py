@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.access import access_writer, refused
+from api.access import access_writer, channel, refused
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
 from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
@@ -197,7 +197,8 @@ def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) ->
             first_contact_at=body.first_contact_at or at, actor=user.username, keys=core.keys,
             index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
             person=body.person, conditions=body.conditions, reason=body.reason, at=at,
-            also=lambda conn, opened: access_writer(request, user, "case.open", case_reference=opened.reference)(conn))
+            also=lambda conn, opened: access_writer(request, user, "case.open", case_reference=opened.reference)(conn),
+            channel=channel(request))
     except DefinitionVersionMissing:
         raise InvalidArgument("pathway", "no such pathway") from None
     return case
@@ -211,7 +212,7 @@ def put_person(request: Request, core: Core, user: Coordinator, reference: str, 
     case = services.update_person(uow=core.uow(), reference=reference, expected_version=expected, person=person,
                                   actor=user.username, keys=core.keys, index_key=core.settings.index_key,
                                   also=access_writer(request, user, "person.write", case_reference=reference,
-                                                     break_glass=emergency))
+                                                     break_glass=emergency), channel=channel(request))
     return case_response(core, case, lang=user.language)
 
 

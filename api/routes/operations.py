@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
-from api.access import access_writer, log_access
+from api.access import access_writer, channel, log_access
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
 from api.problems import status_for
@@ -83,7 +83,8 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
 
     try:
         case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=command,
-                                   actor=user.username, at=datetime.now(timezone.utc), also=write)
+                                   actor=user.username, at=datetime.now(timezone.utc), also=write,
+                                   channel=channel(request))
     except Exception as exc:
         log_access(core.engine, request, user, command.action, case_reference=reference, status=status_for(exc),
                    break_glass=emergency)

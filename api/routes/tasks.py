@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.access import access_writer, log_access, refused
+from api.access import access_writer, channel, log_access, refused
 from api.problems import status_for
 from api.deps import Core, Partner
 from api.fhir import task_resource
@@ -98,7 +98,7 @@ def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status:
     try:
         services.execute(
             uow=core.uow(), reference=view.case_reference, expected_version=None,
-            command=UpdateHandover(task_id, status, note=note), actor=user.username,
+            command=UpdateHandover(task_id, status, note=note), actor=user.username, channel=channel(request),
             also=access_writer(request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id))
     except Exception as exc:
         log_access(core.engine, request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id,

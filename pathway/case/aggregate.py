@@ -43,6 +43,7 @@ class Case(Deadlines):
         at: datetime,
         conditions: Iterable[str] = (),
         reason: str | None = None,
+        channel: str | None = None,
     ) -> Case:
         """Open a case at first contact. A first contact more than an hour before ``at`` is backdating: give a reason."""
         first_contact_at, at = utc(first_contact_at, "first_contact_at"), utc(at)
@@ -70,13 +71,14 @@ class Case(Deadlines):
                     case.end(step, "complete", actor, first_contact_at)
             case.refresh(at)
 
-        case.record("open", Context(actor, at), reason=reason, payload=payload, apply=apply)
+        case.record("open", Context(actor, at, channel=channel), reason=reason, payload=payload, apply=apply)
         return case
 
-    def execute(self, command: Command, *, actor: str, at: datetime, resolve: Resolver | None = None) -> Any:
+    def execute(self, command: Command, *, actor: str, at: datetime, resolve: Resolver | None = None,
+                channel: str | None = None) -> Any:
         """Run one command on the case: it changes the case and appends its event, or raises and changes nothing.
         Returns what the command yields (the code of an ad-hoc step, the id of a handover task)."""
-        return command.run(self, Context(actor_name(actor), utc(at), resolve))
+        return command.run(self, Context(actor_name(actor), utc(at), resolve, channel))
 
     # -- the phase machine's callbacks (named in ``pathway.machine``) -----------------------------------------
 
@@ -142,6 +144,7 @@ class Case(Deadlines):
         event = Event(
             case_id=self.id, seq=self.version, at=ctx.at, actor=ctx.actor, operation=operation, reason=reason,
             payload=payload, state_before=before, state_after=self.summary(), prev_hash=self.head_hash, hash="",
+            channel=ctx.channel,
         )
         event = replace(event, hash=event_hash(self.head_hash, event.body()))
         self.head_hash = event.hash

@@ -29,9 +29,11 @@ class Event:
     state_after: dict[str, Any]
     prev_hash: str
     hash: str
+    channel: str | None = None  # api, web, cli, scheduler; None on events from before channels were recorded
 
     def body(self) -> dict[str, Any]:
-        return {
+        """What the hash covers: the channel only where one was recorded, so older events keep their hashes."""
+        return ({"channel": self.channel} if self.channel is not None else {}) | {
             "case_id": str(self.case_id),
             "seq": self.seq,
             "at": iso(self.at),

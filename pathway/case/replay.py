@@ -20,7 +20,8 @@ def replay(events: Iterable[Event | dict[str, Any]], resolve: Resolver) -> Case:
         if case is None:
             case = _opened(e, resolve)
         elif e.operation in COMMANDS:
-            case.execute(COMMANDS[e.operation].from_event(e), actor=e.actor, at=e.at, resolve=resolve)
+            case.execute(COMMANDS[e.operation].from_event(e), actor=e.actor, at=e.at, resolve=resolve,
+                         channel=e.channel)
         else:
             raise DomainError(f"event {e.seq}: unknown operation '{e.operation}'")
         produced = case.new_events[-1]
@@ -44,4 +45,4 @@ def _opened(e: Event, resolve: Resolver) -> Case:
     assert first_contact_at is not None
     return Case.open(resolve(p["pathway"], p["version"]), case_id=e.case_id, reference=p["reference"], unit=p["unit"],
                      first_contact_at=first_contact_at, actor=e.actor, at=e.at, conditions=p["conditions"],
-                     reason=e.reason)
+                     reason=e.reason, channel=e.channel)

@@ -91,7 +91,7 @@ def case_open(
             uow=core.uow(), pathway_id=pathway_id or core.settings.default_pathway, unit=unit, first_contact_at=first_contact_at or at,
             actor=user.username, keys=core.keys, index_key=core.settings.index_key,
             reference_prefix=core.settings.reference_prefix, conditions=condition, reason=reason, at=at,
-            also=lambda conn, opened: _logged(user, "case.open", opened.reference)(conn),
+            also=lambda conn, opened: _logged(user, "case.open", opened.reference)(conn), channel="cli",
         )
     except ForlopError as exc:
         raise _fail(exc) from None
@@ -145,7 +145,7 @@ def _run(reference: str, version: int | None, database_url: str | None, actor: s
         built = command(commands)
         user, access = _let_at(core, actor, reference, built.action)
         case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=built,
-                                   actor=user.username,
+                                   actor=user.username, channel="cli",
                                    also=_logged(user, built.action, reference, break_glass=access.break_glass))
     except ForlopError as exc:
         raise _fail(exc) from None

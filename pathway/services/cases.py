@@ -53,6 +53,7 @@ def open_case(
     reason: str | None = None,
     at: datetime | None = None,
     also: Callable[[sa.Connection, Case], None] | None = None,
+    channel: str | None = None,
 ) -> Case:
     """Open a case at first contact on the newest version of a pathway, with its (encrypted) person record."""
     at = at or now()
@@ -66,12 +67,13 @@ def open_case(
         case = Case.open(
             definition, case_id=case_id, reference=reference, unit=unit, first_contact_at=first_contact_at,
             actor=actor, at=at, conditions=sorted(conditions & set(definition.conditions)), reason=reason,
+            channel=channel,
         )
         uow.cases.add(case)
         if person is not None:
             repeat = recent_contact(uow.conn, blind_index(index_key, person.name), since=at - REPEAT_CONTACT_WINDOW)
             write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=True)
-            case.execute(NotePersonChange(tuple(changed_fields(None, person))), actor=actor, at=at)
+            case.execute(NotePersonChange(tuple(changed_fields(None, person))), actor=actor, at=at, channel=channel)
             uow.cases.save(case)
             if repeat:
                 uow.conn.execute(sa.update(case_t).where(case_t.c.id == case.id).values(repeat_contact=True))
@@ -102,13 +104,14 @@ def change_case(
 
 def execute(
     *, uow: UnitOfWork, reference: str, expected_version: int | None, command: Command, actor: str,
-    at: datetime | None = None, also: Callable[[sa.Connection], None] | None = None,
+    at: datetime | None = None, also: Callable[[sa.Connection], None] | None = None, channel: str | None = None,
 ) -> tuple[Case, Any]:
     """The one handler of a command on a stored case, for the API, the pages, the CLI and the demo alike.
-    Returns the case and what the command yields (an ad-hoc step's code, a handover task's id)."""
+    Returns the case and what the command yields (an ad-hoc step's code, a handover task's id). ``channel`` (api,
+    web, cli, scheduler) is recorded on the event."""
     when = at or now()
     return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also,
-                       change=lambda case: case.execute(command, actor=actor, at=when))
+                       change=lambda case: case.execute(command, actor=actor, at=when, channel=channel))
 
 
 def get_case(*, uow: UnitOfWork, reference: str) -> Case:

@@ -52,7 +52,7 @@ def migrate_cases(
             with uow:
                 case = uow.cases.get_by_id(case_id, lock=True)
                 case.execute(Migrate(target.id, target.version, mapping, reason), actor=actor, at=datetime.now(timezone.utc),
-                             resolve=lambda *_: target)
+                             resolve=lambda *_: target, channel="cli")
                 if apply:
                     uow.cases.save(case)
                     uow.commit()

@@ -20,7 +20,7 @@ from pathway.store.uow import UnitOfWork
 def update_person(
     *, uow: UnitOfWork, reference: str, expected_version: int | None, person: PersonRecord, actor: str,
     keys: KeyRing, index_key: str, reason: str | None = None, at: datetime | None = None,
-    also: Callable[[sa.Connection], None] | None = None,
+    also: Callable[[sa.Connection], None] | None = None, channel: str | None = None,
 ) -> Case:
     at = at or datetime.now(timezone.utc)
     with uow:
@@ -33,9 +33,10 @@ def update_person(
         if not fields:
             raise InvalidArgument("person", "nothing changed")
         if person.has_children and "children" in case.definition.conditions and "children" not in case.conditions:
-            case.execute(SetCondition("children", True, reason="children registered in the person record"), actor=actor, at=at)
+            case.execute(SetCondition("children", True, reason="children registered in the person record"), actor=actor, at=at,
+                         channel=channel)
         write_person(uow.conn, case, person, keys=keys, index_key=index_key, at=at, insert=old is None)
-        case.execute(NotePersonChange(tuple(fields), reason=reason), actor=actor, at=at)
+        case.execute(NotePersonChange(tuple(fields), reason=reason), actor=actor, at=at, channel=channel)
         uow.cases.save(case, expected_version=expected_version)
         if also is not None:  # more in the same transaction: the access-log row of the write
             also(uow.conn)

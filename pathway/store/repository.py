@@ -104,7 +104,7 @@ def _event_row(e: Event) -> dict[str, Any]:
     return {
         "case_id": e.case_id, "seq": e.seq, "at": e.at, "actor": e.actor, "operation": e.operation,
         "reason": e.reason, "payload": e.payload, "state_before": e.state_before, "state_after": e.state_after,
-        "prev_hash": e.prev_hash, "hash": e.hash,
+        "prev_hash": e.prev_hash, "hash": e.hash, "channel": e.channel,
     }
 
 

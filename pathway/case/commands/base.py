@@ -36,6 +36,7 @@ class Context:
     actor: str
     at: datetime
     resolve: Resolver | None = None
+    channel: str | None = None  # where the change came from: api, web, cli, scheduler (recorded on its event)
 
 
 def arg(default: Any = dataclasses.MISSING, *, min_length: int | None = None, max_length: int | None = None,

@@ -9,6 +9,7 @@ from pathway.store.tables.access import (
     ApiTokenRow,
     BreakGlassRow,
     IdempotencyRow,
+    RateLimitRow,
     ReportSnapshotRow,
     UserRow,
 )
@@ -41,9 +42,10 @@ access_t = table_of(AccessLogRow)
 break_glass_t = table_of(BreakGlassRow)
 idempotency_t = table_of(IdempotencyRow)
 snapshot_t = table_of(ReportSnapshotRow)
+rate_limit_t = table_of(RateLimitRow)
 
 __all__ = [
     "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "counter_t", "definition_t", "event_t",
-    "handover_t", "idempotency_t", "notification_t", "outbox_t", "person_t", "reminder_t", "snapshot_t", "step_t",
+    "handover_t", "idempotency_t", "notification_t", "outbox_t", "person_t", "rate_limit_t", "reminder_t", "snapshot_t", "step_t",
     "token_t", "user_t",
 ]

@@ -45,6 +45,11 @@ class ApiTokenRow(SQLModel, table=True):
     user_id: uuid.UUID = Field(foreign_key="user_account.id", index=True)
     kind: str = Field(max_length=16)  # session (API), web (browser cookie), personal
     name: str | None = Field(default=None, max_length=100)
+    # The token that minted this one (a personal token is created from a password sign-in's session): revoking a
+    # token revokes every token it minted.
+    parent_id: uuid.UUID | None = Field(default=None, index=True)
+    # What a personal token may do (read, write, tasks); None for sessions, which may do what their user may.
+    scopes: list[str] | None = json(default=None)
     token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = ts()
     expires_at: datetime = ts()
@@ -86,6 +91,20 @@ class BreakGlassRow(SQLModel, table=True):
     reason: str = Field(max_length=2000)
     granted_at: datetime = ts()
     expires_at: datetime = ts()
+    # Read-only unless a write was asked for with its own stated reason.
+    write_reason: str | None = Field(default=None, max_length=2000)
+    ended_at: datetime | None = ts(default=None)  # ended early (by its holder or the owning unit)
+    ended_by: str | None = Field(default=None, max_length=64)
+
+
+class RateLimitRow(SQLModel, table=True):
+    """Attempts counted per key (a client address or an account name) in a fixed window, shared by every process."""
+
+    __tablename__ = "rate_limit"
+
+    key: str = Field(primary_key=True, max_length=200)  # e.g. "token:client:10.0.0.7", "token:user:koordinator"
+    window_start: datetime = ts()
+    count: int = 0
 
 
 class IdempotencyRow(SQLModel, table=True):

@@ -118,6 +118,7 @@ class EventRow(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     at: datetime = ts()
     actor: str = Field(max_length=200)
+    channel: str | None = Field(default=None, max_length=16)  # api, web, cli, scheduler (None before revision 0008)
     operation: str = Field(max_length=32)
     reason: str | None = Field(default=None, sa_type=sa.Text)
     payload: dict[str, Any] = json(default_factory=dict)

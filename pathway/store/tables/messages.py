@@ -45,7 +45,8 @@ class NotificationRow(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(primary_key=True)
-    reminder_id: uuid.UUID = Field(foreign_key="reminder.id")
+    # None for a notice that is no reminder (an emergency access to a unit's case)
+    reminder_id: uuid.UUID | None = Field(default=None, foreign_key="reminder.id")
     username: str = Field(max_length=64)
     kind: str = Field(max_length=32)
     case_reference: str | None = Field(default=None, max_length=32)
@@ -68,7 +69,7 @@ class OutboxRow(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(primary_key=True)
-    reminder_id: uuid.UUID = Field(foreign_key="reminder.id")
+    reminder_id: uuid.UUID | None = Field(default=None, foreign_key="reminder.id")  # None: a notice, as above
     username: str = Field(max_length=64)
     channel: str = Field(max_length=16)
     payload: dict[str, Any] = json(default_factory=dict)
