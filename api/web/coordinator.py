@@ -103,7 +103,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     detail = api.read_case(request, core, session.user, reference, lang=lang)
     definition = core.catalog.resolve(detail.pathway, detail.pathway_version)
     with core.uow(read_only=True) as uow:
-        coordinators = coordinators_of(uow.conn, session.user.unit)
+        coordinators = coordinators_of(uow.conn, detail.unit)  # the case's unit: its coordinator is one of theirs
     phases = {p.id: p for p in definition.phases}
     moves = []
     for op in detail.allowed_operations:

@@ -11,11 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from pathway.case import Case, Command, utc
-from pathway.case.commands import NotePersonChange
+from pathway.case.commands import AddStep, AssignCoordinator, NotePersonChange
 from pathway.crypto import KeyRing, blind_index
-from pathway.errors import ConcurrencyConflict
+from pathway.errors import ConcurrencyConflict, InvalidArgument
 from pathway.people import PersonRecord, changed_fields
 from pathway.services.people import recent_contact, write_person
+from pathway.store.staff import coordinators_of
 from pathway.store.tables import case_t, counter_t
 from pathway.store.uow import UnitOfWork
 
@@ -110,8 +111,31 @@ def execute(
     Returns the case and what the command yields (an ad-hoc step's code, a handover task's id). ``channel`` (api,
     web, cli, scheduler) is recorded on the event."""
     when = at or now()
-    return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also,
-                       change=lambda case: case.execute(command, actor=actor, at=when, channel=channel))
+
+    def change(case: Case) -> Any:
+        admissible(uow.conn, case, command)
+        return case.execute(command, actor=actor, at=when, channel=channel)
+
+    return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also, change=change)
+
+
+def admissible(conn: sa.Connection, case: Case, command: Command) -> None:
+    """What a person may ask of a case now, beyond what the case itself checks: who a command names must be able to
+    carry the work. Replay does not ask this (it reproduces what was recorded, under the rules of its day).
+
+    - The coordinator is an active coordinator user of the case's unit: naming anyone else (a police contact, a
+      user of another unit, a name typed freely) would send them the case's escalations without access to it.
+    - An ad-hoc step is owned by a crisis-centre role of the pathway: an agency gets work only through a handover
+      task, which the consent gate governs (``CreateHandover``).
+    """
+    if isinstance(command, AssignCoordinator):
+        if command.coordinator not in coordinators_of(conn, case.unit):
+            # The value is not repeated: a name typed here may be the person's, and errors never echo one.
+            raise InvalidArgument("coordinator", "not an active coordinator of the case's unit (choose one of its "
+                                                 "coordinators)")
+    elif isinstance(command, AddStep) and command.owner not in case.definition.roles:
+        raise InvalidArgument("owner", f"an ad-hoc step is owned by one of {', '.join(case.definition.roles)}; "
+                                       "an agency gets work through a handover task")
 
 
 def get_case(*, uow: UnitOfWork, reference: str) -> Case:
