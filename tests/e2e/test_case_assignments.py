@@ -5,16 +5,18 @@ police inbox then got escalations about a case it had no task or consent for."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 
 from pathway.scheduler import run_scan
 from pathway.store.tables import case_t, event_t, notification_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import API, World, synthetic_person  # noqa: E402
+from tests.e2e.api_support import API, World, signed_in, synthetic_person  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 PROBLEM = "application/problem+json"
@@ -73,3 +75,18 @@ def test_an_overdue_adhoc_step_escalates_to_the_unit_never_to_an_agency(world: W
                                     .where(case_t.c.reference == reference)).scalars())
     assert told and not told & {"politi", "nav"}, told
     assert channels == {"api"}  # every change of this case came through the API, and its events say so
+
+
+def test_each_event_records_the_channel_it_came_through(world: World) -> None:
+    """The audit trail says where each change came from: the API, the pages (the CLI's ``cli`` is tested with it)."""
+    w = world
+    reference = w.open_case(synthetic_person())["reference"]  # the API
+    client = signed_in(TestClient(w.app), "koordinator")
+    page = client.get(f"/cases/{reference}").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    r = client.post(f"/cases/{reference}/do/pause", data={"csrf": csrf, "version": str(w.version(reference)),
+                                                          "reason": "på sykehus"}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    timeline = w.client.get(f"{API}/cases/{reference}", headers=w.auth("koordinator")).json()["timeline"]
+    assert [(e["operation"], e["channel"]) for e in timeline] == [("open", "api"), ("person_updated", "api"),
+                                                                 ("pause", "web")]

@@ -439,6 +439,9 @@ def test_every_cli_read_and_write_of_a_case_is_in_the_access_log(database: Datab
     rows = database.query("SELECT username, action, case_reference, status, client FROM access_log ORDER BY at")
     assert rows == [("tester", "case.open", case, 200, "cli"), ("tester", "case.complete", case, 200, "cli"),
                     ("tester", "case.read", case, 200, "cli"), ("tester", "case.list", None, 200, "cli")]
+    # ... and each change's event says it came through the CLI
+    assert database.query("SELECT operation, channel FROM case_event ORDER BY seq") == [("open", "cli"),
+                                                                                      ("complete", "cli")]
 
 
 def test_completing_a_checkpoint_records_it_and_raises_the_version(database: Database, case: str) -> None:
