@@ -1,9 +1,15 @@
 """Who hears of a reminder, and by which channels: a pure decision over plain facts (no database, no clock).
 
-The caller (the reminder scan's routing step, in the store layer) fetches the reminders and the candidates (the
-active coordinators and managers of the reminders' units, the partners of the agencies that own the steps, and the
-cases' coordinators by name), and writes what :func:`route_reminders` returns: an inbox row per recipient, an
-outbox row per channel.
+The caller (the reminder scan's routing step, in the store layer) fetches the reminders with the facts of their steps
+(the step's owners, which of them are agencies, and which agencies hold an open handover task for it that their
+basis still allows), and the candidates (the active coordinators and managers of the reminders' units, the partners
+of the agencies that hold such a task, and the cases' coordinators by name), and writes what :func:`route_reminders`
+returns: an inbox row per recipient, an outbox row per channel.
+
+A partner hears only of tasks its agency holds. A rung addressed to an agency (``owner`` where the owner is an
+agency, or the agency by name) reaches that agency's contacts only while the agency holds an open handover task for
+the step (requested or accepted) whose basis is a legal basis or a consent that still covers the task's scope;
+otherwise the work is the coordinator's to chase, and the case's coordinator hears of it (else the unit's).
 """
 
 from __future__ import annotations
@@ -30,10 +36,12 @@ class Reminder:
     to: str  # the rung's addressee: "owner", "coordinator", "manager", or an agency or role
     due_at: datetime
     step_code: str
-    owner: str  # the step's owner: an agency (police) or a role (crisis_centre)
+    owners: tuple[str, ...]  # the step's owners: agencies (police) or roles (crisis_centre); K9 has two
     case_reference: str
     unit: str
     coordinator: str | None
+    agencies: frozenset[str]  # which names are agencies (the pathway's); the others are roles
+    holders: frozenset[str]  # the agencies holding an open handover task for the step that its basis still allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +88,7 @@ def route_reminders(reminders: Iterable[Reminder], candidates: Iterable[Candidat
     routes = []
     for reminder in reminders:
         manager = reminder.to == "manager"
-        found = people.recipients(reminder.owner if reminder.to == "owner" else reminder.to, reminder)
+        found = people.recipients(reminder)
         # Units are free text ("Bergen sentrum"): encode it, or the link is no URL and the message cannot be rendered.
         link = (f"{public_url}/reports?unit={quote(reminder.unit, safe='')}" if manager
                 else f"{public_url}/cases/{quote(reminder.case_reference, safe='')}")
@@ -110,14 +118,24 @@ class _Directory:
             if user.role == "partner" and user.agency:
                 self.by_agency[user.agency].append(user)
 
-    def recipients(self, to: str, reminder: Reminder) -> list[Candidate]:
-        """Who hears of a rung: an agency's contacts, the case's coordinator, or the unit's managers; when nobody
-        fits, the unit's coordinators, so that no reminder goes unheard."""
-        if to == "manager":
+    def recipients(self, reminder: Reminder) -> list[Candidate]:
+        """Who hears of a rung: the contacts of an agency that holds a task for the step, the case's coordinator,
+        or the unit's managers; when nobody fits, the unit's coordinators, so that no reminder goes unheard."""
+        if reminder.to == "manager":
             found = self.by_unit[("manager", reminder.unit)]
-        elif to == "coordinator":
-            coordinator = self.by_name.get(reminder.coordinator) if reminder.coordinator else None
-            found = [coordinator] if coordinator else []
+        elif reminder.to == "coordinator":
+            found = self._coordinator(reminder)
         else:
-            found = self.by_agency.get(to, [])  # an agency owns the step; a role (crisis_centre) falls through
-        return found or self.by_unit[("coordinator", reminder.unit)]
+            found = []
+            for name in reminder.owners if reminder.to == "owner" else (reminder.to,):
+                if name in reminder.holders:
+                    found += self.by_agency.get(name, [])
+                elif name in reminder.agencies:  # an agency without a task to act on: the coordinator chases it
+                    found += self._coordinator(reminder) or self.by_unit[("coordinator", reminder.unit)]
+                # a role (crisis_centre, housing) has no contacts by name: the unit's coordinators below
+        unique = list({user.username: user for user in found}.values())
+        return unique or self.by_unit[("coordinator", reminder.unit)]
+
+    def _coordinator(self, reminder: Reminder) -> list[Candidate]:
+        coordinator = self.by_name.get(reminder.coordinator) if reminder.coordinator else None
+        return [coordinator] if coordinator else []

@@ -7,7 +7,10 @@ first scan raises every rung that was passed, once each.
 
 Routing (``route``) then gives each reminder to its recipients: an inbox row each, and outbox rows for email and
 webhooks, in the same transaction that marks the reminder routed. Who the recipients are is decided by
-``notifications.routing``; this module only fetches the candidates and writes the rows.
+``notifications.routing``; this module only fetches the facts (the steps' owners, and in one query per batch the
+open handover tasks of the batch's cases with their basis and the consent as it is now) and the candidates, and
+writes the rows. Whether a task still counts is decided when the reminder is routed, not when it was raised: after
+a consent is withdrawn or narrowed, the agency hears of nothing more.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from notifications.routing import Candidate, Reminder, route_reminders
+from pathway.case import shareable
 from pathway.definition import PathwayDefinition
 from pathway.reminders import HANDOVER_UNACCEPTED, crossed, rung_times
+from pathway.store.catalog import DefinitionCatalog
 from pathway.store.engine import WRITE
 from pathway.store.tables import (
     case_t,
@@ -146,32 +151,77 @@ def _handover_codes(rows: Rows, resolve: Resolver, conn: sa.Connection) -> set[s
 # -- routing ----------------------------------------------------------------------------------------------
 
 
-def route(*, engine: sa.Engine, public_url: str, now: datetime, batch: int = 1000) -> ScanResult:
+def route(*, engine: sa.Engine, public_url: str, now: datetime, batch: int = 1000,
+          resolve: Resolver | None = None) -> ScanResult:
     """Route raised reminders to their recipients: an inbox row each, and outbox rows for email and webhooks,
-    written in the same transaction as the mark that the reminder was routed (so: exactly once)."""
+    written in the same transaction as the mark that the reminder was routed (so: exactly once). ``resolve`` gives
+    the cases' definitions (the steps' owners); without it, the registered definitions are read for this call."""
+    resolve = resolve or DefinitionCatalog(engine).resolve
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             query = (
-                sa.select(reminder_t.c.id, reminder_t.c.kind, reminder_t.c.recipient, reminder_t.c.due_at,
-                          step_t.c.code, step_t.c.owner, case_t.c.reference, case_t.c.unit, case_t.c.coordinator)
+                sa.select(reminder_t.c.id, reminder_t.c.case_id, reminder_t.c.kind, reminder_t.c.recipient,
+                          reminder_t.c.due_at, step_t.c.code, step_t.c.owner, step_t.c.adhoc, case_t.c.reference,
+                          case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id, case_t.c.definition_version)
                 .join(step_t, step_t.c.id == reminder_t.c.step_id).join(case_t, case_t.c.id == reminder_t.c.case_id)
                 .where(reminder_t.c.routed_at.is_(None)).order_by(reminder_t.c.raised_at, reminder_t.c.id).limit(batch)
             )
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(of=reminder_t, skip_locked=True)
             rows = conn.execute(query).all()
-            total.add(_fan_out(conn, rows, public_url=public_url, now=now))
+            total.add(_fan_out(conn, rows, resolve=resolve, public_url=public_url, now=now))
         if len(rows) < batch:
             return total
 
 
-def _fan_out(conn: sa.Connection, rows: Rows, *, public_url: str, now: datetime) -> ScanResult:
+def _reminders(conn: sa.Connection, rows: Rows, resolve: Resolver) -> list[Reminder]:
+    """The facts routing decides on: each step's owners (all of a checkpoint's; an ad-hoc step's one), which names
+    are agencies, and which agencies hold a task for the step that they may still act on."""
+    holders = _task_holders(conn, {r.case_id for r in rows if not r.adhoc})
+    agencies: dict[tuple[str, int], frozenset[str]] = {}
+    reminders = []
+    for r in rows:
+        definition = resolve(r.pathway_id, r.definition_version, conn=conn)
+        key = definition.key
+        if key not in agencies:
+            agencies[key] = frozenset(definition.agencies)
+        checkpoint = None if r.adhoc else definition.checkpoint.get(r.code)
+        reminders.append(Reminder(
+            id=r.id, kind=r.kind, to=r.recipient, due_at=r.due_at, step_code=r.code,
+            owners=checkpoint.owners if checkpoint is not None else (r.owner,), case_reference=r.reference,
+            unit=r.unit, coordinator=r.coordinator, agencies=agencies[key],
+            holders=frozenset() if r.adhoc else holders.get((r.case_id, r.code), frozenset())))
+    return reminders
+
+
+OPEN_TASK = ("requested", "accepted")  # a handover task its agency still has to act on
+
+
+def _task_holders(conn: sa.Connection, case_ids: set[uuid.UUID]) -> dict[tuple[uuid.UUID, str], frozenset[str]]:
+    """For each (case, checkpoint) of ``case_ids``, the agencies that hold an open handover task for it whose basis
+    allows it now: a legal basis, or a consent that still covers the task's whole scope. One query per batch."""
+    if not case_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(handover_t.c.case_id, handover_t.c.code, handover_t.c.agency, handover_t.c.scope,
+                  handover_t.c.basis, case_t.c.consents)
+        .join(case_t, case_t.c.id == handover_t.c.case_id)
+        .where(handover_t.c.case_id.in_(case_ids), handover_t.c.status.in_(OPEN_TASK)))
+    held: dict[tuple[uuid.UUID, str], set[str]] = {}
+    for r in rows:
+        consent = r.consents.get(r.agency)
+        consent_scope = consent["scope"] if consent and consent["given"] else None
+        if r.basis != "consent" or len(shareable(r.scope, r.basis, consent_scope)) == len(r.scope):
+            held.setdefault((r.case_id, r.code), set()).add(r.agency)
+    return {key: frozenset(names) for key, names in held.items()}
+
+
+def _fan_out(conn: sa.Connection, rows: Rows, *, resolve: Resolver, public_url: str, now: datetime) -> ScanResult:
     result = ScanResult()
     if not rows:
         return result
-    reminders = [Reminder(id=r.id, kind=r.kind, to=r.recipient, due_at=r.due_at, step_code=r.code, owner=r.owner,
-                          case_reference=r.reference, unit=r.unit, coordinator=r.coordinator) for r in rows]
+    reminders = _reminders(conn, rows, resolve)
     notifications, outbox = [], []
     for found in route_reminders(reminders, _candidates(conn, reminders), public_url=public_url):
         if not found.recipients:
@@ -206,15 +256,16 @@ def _unaccepted_handovers(conn: sa.Connection, case_ids: set[uuid.UUID]) -> set[
 
 def _candidates(conn: sa.Connection, reminders: list[Reminder]) -> list[Candidate]:
     """Everyone who could receive a batch of reminders, in one query: the units' coordinators and managers, the
-    owning agencies' partners, and the cases' coordinators by name (active users only)."""
+    partners of the agencies that hold a task for a step of the batch, and the cases' coordinators by name (active
+    users only)."""
     units = {r.unit for r in reminders}
     names = {r.coordinator for r in reminders if r.coordinator}
-    owners = {r.owner for r in reminders}
+    holders = {agency for r in reminders for agency in r.holders}
     users = conn.execute(
         sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.agency, user_t.c.email,
                   user_t.c.webhook_url).where(user_t.c.active.is_(True), sa.or_(
             sa.and_(user_t.c.role.in_(["coordinator", "manager"]), user_t.c.unit.in_(units)),
-            sa.and_(user_t.c.role == "partner", user_t.c.agency.in_(owners)),
+            sa.and_(user_t.c.role == "partner", user_t.c.agency.in_(holders)),
             user_t.c.username.in_(names),
         )).order_by(user_t.c.username))
     return [Candidate(username=u.username, role=u.role, unit=u.unit, agency=u.agency, email=u.email,

@@ -7,7 +7,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from pathway.case.commands import AssignCoordinator, CreateHandover, Pause, RecordConsent, Resume, UpdateHandover
+from pathway.case.commands import (
+    Advance,
+    AssignCoordinator,
+    CompleteStep,
+    CreateHandover,
+    Pause,
+    RecordConsent,
+    Resume,
+    UpdateHandover,
+)
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.scheduler import run_scan
@@ -157,3 +166,72 @@ def test_the_scan_is_one_query_over_the_partial_index(staffed: Forlop) -> None:
             conn.exec_driver_sql("SET enable_seqscan = off")
             plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
     assert "ix_step_next_reminder" in plan
+
+
+# -- a partner hears only of tasks its agency holds ---------------------------------------------------------------
+
+POLICE_SCOPE = ["name", "contact", "threat_assessment"]
+
+
+def heard(core: Forlop, code: str) -> set[tuple[str, str, str | None]]:
+    """(user, rung kind, case reference) of every inbox row about checkpoint ``code``."""
+    with core.engine.connect() as conn:
+        rows = conn.execute(sa.select(notification_t.c.username, notification_t.c.kind, notification_t.c.case_reference)
+                            .where(notification_t.c.step_code == code))
+        return {(u, k, r) for u, k, r in rows}
+
+
+def sent(core: Forlop, code: str) -> set[tuple[str, str, str, str]]:
+    """(user, channel, rung kind, case reference) of every outbox row (email, webhook) about checkpoint ``code``."""
+    with core.engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox_t.c.username, outbox_t.c.channel, outbox_t.c.payload)).all()
+    return {(u, ch, p["kind"], p["case_reference"]) for u, ch, p in rows if p["step_code"] == code}
+
+
+def test_nav_hears_nothing_of_housing_for_a_case_without_a_nav_task_and_the_coordinator_does(staffed: Forlop) -> None:
+    ref = open_case(staffed)
+    change(staffed, ref, lambda c: c.execute(AssignCoordinator("k1"), actor="m1", at=T0 + timedelta(minutes=5)))
+    for code in ("K1", "K2"):
+        change(staffed, ref, lambda c, code=code: c.execute(CompleteStep(code), actor="k1", at=T0 + timedelta(hours=1)))
+    change(staffed, ref, lambda c: c.execute(Advance("start_support"), actor="k1", at=T0 + timedelta(hours=2)))
+    # NAV holds a task in this case, but for the emergency money (K7), not for housing (K9, owners NAV and housing).
+    change(staffed, ref, lambda c: c.execute(RecordConsent("nav", scope=["name", "contact", "finances"]), actor="k1",
+                                             at=T0 + timedelta(hours=3)))
+    change(staffed, ref, lambda c: c.execute(CreateHandover("K7"), actor="k1", at=T0 + timedelta(hours=4)))
+    run_scan(staffed, now=T0 + timedelta(days=28, hours=1))  # K9 is due 28 days after first contact
+    k9 = heard(staffed, "K9")
+    assert {("k1", "due_soon", ref), ("k1", "due_now", ref)} <= k9
+    assert not any(user == "n1" for user, _, _ in k9)
+    assert not any(user == "n1" for user, *_ in sent(staffed, "K9"))
+    assert {("n1", "due_soon", ref), ("n1", "due_now", ref)} <= heard(staffed, "K7")  # the task NAV does hold
+
+
+def test_the_police_hear_of_k6_only_while_their_task_is_open_and_its_basis_covers_it(staffed: Forlop) -> None:
+    no_task, narrowed, withdrawn, legal = (open_case(staffed) for _ in range(4))
+    for ref in (no_task, narrowed, withdrawn, legal):
+        change(staffed, ref, lambda c: c.execute(AssignCoordinator("k1"), actor="m1", at=T0 + timedelta(minutes=5)))
+    for ref in (no_task, narrowed, withdrawn):
+        change(staffed, ref, lambda c: c.execute(RecordConsent("police", scope=POLICE_SCOPE), actor="k1",
+                                                 at=T0 + timedelta(hours=1)))
+    for ref in (narrowed, withdrawn):
+        change(staffed, ref, lambda c: c.execute(CreateHandover("K6"), actor="k1", at=T0 + timedelta(hours=2)))
+    change(staffed, legal, lambda c: c.execute(CreateHandover("K6", legal_basis="avert_crime", reason="fare for nye overgrep"),
+                                               actor="k1", at=T0 + timedelta(hours=2)))
+    run_scan(staffed, now=T0 + timedelta(hours=3))  # each K6 is due a working day after consent: "due soon" now
+    police = {(k, r) for u, k, r in heard(staffed, "K6") if u == "p1"}
+    assert police == {("due_soon", narrowed), ("due_soon", withdrawn), ("due_soon", legal)}
+    assert ("k1", "due_soon", no_task) in heard(staffed, "K6")  # consent, but no task: the coordinator's to chase
+    assert {(ch, k, r) for u, ch, k, r in sent(staffed, "K6") if u == "p1"} == {
+        ("webhook", "due_soon", narrowed), ("webhook", "due_soon", withdrawn), ("webhook", "due_soon", legal)}
+
+    # The consent narrowed so that it no longer covers the task's scope, and one withdrawn (its task is cancelled).
+    change(staffed, narrowed, lambda c: c.execute(RecordConsent("police", scope=["contact", "threat_assessment"]),
+                                                  actor="k1", at=T0 + timedelta(hours=4)))
+    change(staffed, withdrawn, lambda c: c.execute(RecordConsent("police", given=False, reason="trakk samtykket"),
+                                                   actor="k1", at=T0 + timedelta(hours=4)))
+    run_scan(staffed, now=T0 + timedelta(days=1, hours=3))  # "due now" for all four
+    after = heard(staffed, "K6")
+    assert {r for u, k, r in after if u == "p1" and k == "due_now"} == {legal}
+    assert {r for u, k, r in after if u == "k1" and k == "due_now"} == {no_task, narrowed, withdrawn}
+    assert {(k, r) for u, _, k, r in sent(staffed, "K6") if u == "p1"} == {
+        ("due_soon", narrowed), ("due_soon", withdrawn), ("due_soon", legal), ("due_now", legal)}
