@@ -127,5 +127,5 @@ def to_message(key: uuid.UUID, username: str, language: str | None, payload: dic
         idempotency_key=str(key), kind=payload["kind"], language="en" if language == "en" else "nb",
         recipient=username, due_at=datetime.fromisoformat(payload["due_at"]), link=payload["link"],
         case_reference=payload.get("case_reference"), step_code=payload.get("step_code"),
-        unit=payload.get("unit"), count=int(payload.get("count", 1)),
+        unit=payload.get("unit"), count=int(payload.get("count", 1)), actor=payload.get("actor"),
     )

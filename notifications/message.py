@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-Kind = Literal["due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted"]
-KINDS: tuple[str, ...] = ("due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted")
+Kind = Literal["due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted",
+               "break_glass"]
+KINDS: tuple[str, ...] = ("due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted",
+                          "break_glass")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,8 @@ class Message:
     step_code: str | None = None  # e.g. K6; never the step's free-text title
     unit: str | None = None
     count: int = 1  # manager messages: how many steps this concerns
+    # break_glass: the user name of the staff member who took emergency access (never the reason they gave)
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

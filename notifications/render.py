@@ -102,6 +102,7 @@ def _variables(message: Message) -> dict[str, Any]:
         "step_code": message.step_code,
         "unit": message.unit,
         "count": message.count,
+        "actor": message.actor,
     }
 
 
