@@ -5,7 +5,8 @@ the pseudonymous case reference, which checkpoint is asked for, the deadline, an
 call at the crisis centre. :func:`task_resource` builds exactly that and nothing more: never
 an address, a birth date or free text, and the person's name only when the consent's scope
 includes ``"name"`` (enforced by :class:`PartnerTaskView` itself, the partner's view in
-``pathway.views.tasks``).
+``pathway.views.tasks``). When the consent was narrowed or withdrawn after the handover, a
+``note`` says what is no longer shared, with the time of the change.
 
 Status mapping (Forløp -> FHIR ``task-status``)::
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from pathway.views.tasks import PartnerTaskView
 
-__all__ = ["FHIR_STATUS", "LEGAL_BASIS_NOTES", "task_resource"]
+__all__ = ["FHIR_STATUS", "LEGAL_BASIS_NOTES", "task_resource", "withheld_note"]
 
 FHIR_STATUS: dict[str, str] = {
     "requested": "requested",
@@ -78,6 +79,21 @@ def task_resource(task: PartnerTaskView, *, base_url: str) -> dict[str, Any]:
         inputs.append(_text_input("name", task.person_name))
     if inputs:
         resource["input"] = inputs
+    notes = []
     if task.basis != "consent":
-        resource["note"] = [{"text": LEGAL_BASIS_NOTES[task.basis]}]
+        notes.append({"text": LEGAL_BASIS_NOTES[task.basis]})
+    if task.withheld:
+        notes.append(withheld_note(task))
+    if notes:
+        resource["note"] = notes
     return resource
+
+
+def withheld_note(task: PartnerTaskView) -> dict[str, Any]:
+    """The note (an R4 Annotation) that the consent changed and what of the task's scope is no longer shared: in
+    bokmål, as the rest of the resource, with the scope codes for a machine."""
+    note: dict[str, Any] = {"text": f"Samtykket er endret: {', '.join(task.withheld_nb)} deles ikke lenger "
+                                    f"(consent-scope withheld: {', '.join(task.withheld)})."}
+    if task.consent_changed_at is not None:
+        note["time"] = _instant(task.consent_changed_at)
+    return note

@@ -31,18 +31,26 @@ class TaskOut(BaseModel):
     case_reference: str = Field(examples=["BGO-2026-0042"])
     code: str = Field(examples=["K6"])
     task: str = Field(description="what the handover is about", examples=["Overlevering til politiet"])
-    asked: list[str] = Field(description="what the person consented to share (scope)")
+    asked: list[str] = Field(description="of what the task asks to share, what the consent shares now (scope codes)")
     basis: str = Field(description="consent, or the legal basis used without consent")
     status: str
     due_at: datetime | None
     contact: str = Field(description="who to call at the crisis centre")
     person_name: str | None = Field(description="only when the consent's scope includes the name")
+    withheld: list[str] = Field(
+        description="of what the task asked to share, what the consent no longer shares (scope codes): it was "
+                    "narrowed or withdrawn after the handover", examples=[["name"]])
+    withheld_names: list[str] = Field(description="the same, named in the user's language", examples=[["Navn"]])
+    consent_changed_at: datetime | None = Field(
+        description="when the consent was last changed; given when something is withheld")
 
 
 def _out(view: PartnerTaskView, lang: str) -> TaskOut:
     return TaskOut(id=view.id, case_reference=view.case_reference, code=view.code,
                    task=view.title_en if lang == "en" else view.title_nb, asked=list(view.scope), basis=view.basis,
-                   status=view.status, due_at=view.due_at, contact=view.contact, person_name=view.person_name)
+                   status=view.status, due_at=view.due_at, contact=view.contact, person_name=view.person_name,
+                   withheld=list(view.withheld), consent_changed_at=view.consent_changed_at,
+                   withheld_names=list(view.withheld_en if lang == "en" else view.withheld_nb))
 
 
 def _one(request: Request, core: Forlop, user: User, task_id: uuid.UUID, action: str, *,
