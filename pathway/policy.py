@@ -1,8 +1,11 @@
 """Who may see and do what, and which fields: the one access policy, asked by every read and write of the API and the
 pages (their role gate, ``api.deps.Allow``, only decides who may call a route at all).
 
-- A coordinator sees and changes the cases of their own unit, in full, and a case of another unit while they hold an
-  unexpired emergency (break-glass) grant for it; any coordinator may ask for such a grant, with a reason.
+- A coordinator sees and changes the cases of their own unit, in full. A case of another unit they see while they
+  hold a running emergency (break-glass) grant for it, and change only if that grant was asked for with its own
+  stated write reason: read-only is the default. Any coordinator may ask for such a grant, with a reason; the owning
+  unit's coordinators and managers are told at once. A grant runs out after ``BREAK_GLASS_TTL``, or is ended early
+  by its holder or by a coordinator of the owning unit. A unit's manager reviews its grants (who, which case, when).
 - A partner sees the handover tasks of their own agency only, and of a task's scope what the consent shares now; the
   person's name only while the task is open and that scope includes it. Never an address.
 - Everything else is refused as if it were not there (404, never 403), so that a refusal does not reveal a case.
@@ -23,7 +26,7 @@ import sqlalchemy as sa
 from pathway.accounts import User, active_user
 from pathway.case import shareable
 from pathway.errors import NotPermitted
-from pathway.store.access import case_owner, has_break_glass
+from pathway.store.access import break_glass_held, case_owner
 
 BREAK_GLASS_TTL = timedelta(hours=12)  # how long an emergency grant lasts
 OPEN_TASK = ("requested", "accepted")  # a task that still needs the name to be carried out
@@ -31,26 +34,34 @@ OPEN_TASK = ("requested", "accepted")  # a task that still needs the name to be 
 
 @dataclass(frozen=True, slots=True)
 class CaseAccess:
-    """The answer for one case: its id (None if no case has the reference), whether the user may see and change it,
-    and whether only through an emergency grant (which the access log then says)."""
+    """The answer for one case: its id (None if no case has the reference), whether the user may see it
+    (``allowed``) and change it (``write``: the case, its person record, its handovers), and whether only through an
+    emergency grant (which the access log then says)."""
 
     case_id: uuid.UUID | None
     allowed: bool = False
     break_glass: bool = False
+    write: bool = False
+
+    @property
+    def read_only(self) -> bool:
+        """Seen, but not to be changed: an emergency grant asked for without a write reason."""
+        return self.allowed and not self.write
 
 
 def case_access(conn: sa.Connection, user: User, reference: str, *, now: datetime) -> CaseAccess:
-    """May the user see and change this case (in the caller's transaction, so the read that follows sees the case
-    as it was when this was answered)?"""
+    """May the user see this case, and change it (in the caller's transaction, so the read that follows sees the
+    case as it was when this was answered)? The API, the pages and the CLI all ask here, for reads and writes."""
     owner = case_owner(conn, reference)
     if owner is None:
         return CaseAccess(None)
     if user.role != "coordinator":
         return CaseAccess(owner.id)
     if owner.unit == user.unit:
-        return CaseAccess(owner.id, allowed=True)
-    if has_break_glass(conn, username=user.username, case_id=owner.id, now=now):
-        return CaseAccess(owner.id, allowed=True, break_glass=True)
+        return CaseAccess(owner.id, allowed=True, write=True)
+    held = break_glass_held(conn, username=user.username, case_id=owner.id, now=now)
+    if held is not None:
+        return CaseAccess(owner.id, allowed=True, break_glass=True, write=held == "write")
     return CaseAccess(owner.id)
 
 
@@ -81,6 +92,32 @@ def break_glass_case(conn: sa.Connection, user: User, reference: str) -> uuid.UU
     """The case a coordinator may ask emergency access to (any case there is), or None."""
     owner = case_owner(conn, reference) if user.role == "coordinator" else None
     return owner.id if owner is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakGlassEnd:
+    """Which running grants to a case the user may end: their own (``holder``), or, a coordinator of the owning
+    unit, anyone's (``holder`` None)."""
+
+    case_id: uuid.UUID
+    holder: str | None
+
+
+def break_glass_end(conn: sa.Connection, user: User, reference: str, *, now: datetime) -> BreakGlassEnd | None:
+    """May the user end emergency access to this case early, and whose? None: refused (as if there were no case)."""
+    owner = case_owner(conn, reference) if user.role == "coordinator" else None
+    if owner is None:
+        return None
+    if owner.unit == user.unit:
+        return BreakGlassEnd(owner.id, None)
+    if break_glass_held(conn, username=user.username, case_id=owner.id, now=now) is not None:
+        return BreakGlassEnd(owner.id, user.username)
+    return None
+
+
+def break_glass_reviewed(user: User) -> str | None:
+    """The unit whose emergency grants the user may review (who, which case, when): a manager's own; None: none."""
+    return user.unit if user.role == "manager" else None
 
 
 def task_agency(user: User) -> str | None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.access import access_writer, channel, refused
+from api.access import access_writer, channel, log_access, refused
 from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
 from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
@@ -22,7 +22,7 @@ from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
 from pathway.services.people import cases_named, person_of
-from pathway.store.access import grant_break_glass
+from pathway.store.access import end_break_glass, grant_break_glass
 from pathway.views import cases as views
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -45,13 +45,27 @@ def _refuse(request: Request, core: Forlop, user: User, action: str, reference: 
                    case_reference=reference if access.case_id is not None else None)
 
 
-def case_access(request: Request, core: Forlop, user: User, reference: str, action: str) -> tuple[uuid.UUID, bool]:
-    """The case id if the policy lets the coordinator see it, and whether through emergency access; 404 otherwise,
-    and the refused attempt is in the access log with its outcome."""
+class WriteRefused(HTTPException):
+    """A write by someone who may only read the case: emergency access asked for without a write reason (403)."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(403, f"emergency access to case {reference} is read-only: to change the case, its person "
+                              "record or its handovers, ask for emergency access again with a write_reason")
+
+
+def case_access(request: Request, core: Forlop, user: User, reference: str, action: str, *,
+                write: bool = False) -> tuple[uuid.UUID, bool]:
+    """The case id if the policy lets the coordinator see it (``write``: and change it), and whether through
+    emergency access; 404 if they may not see it, 403 (``WriteRefused``) if they may only read it. A refused
+    attempt is in the access log with its outcome."""
     with core.uow(read_only=True) as uow:
         access = policy.case_access(uow.conn, user, reference, now=_now())
     if not access.allowed or access.case_id is None:
         raise _refuse(request, core, user, action, reference, access)
+    if write and not access.write:
+        log_access(core.engine, request, user, action, case_reference=reference, status=403,
+                   break_glass=access.break_glass)
+        raise WriteRefused(reference)
     return access.case_id, access.break_glass
 
 
@@ -166,6 +180,21 @@ def version_of(if_match: str | None, body_version: int | None) -> int:
 
 class BreakGlassBody(BaseModel):
     reason: Annotated[str, Field(min_length=10, max_length=2000, examples=["akutt henvendelse utenfor åpningstid"])]
+    write_reason: Annotated[str | None, Field(
+        default=None, min_length=10, max_length=2000, examples=["må registrere akutt overlevering til politiet"],
+        description="why you must also change the case; without it the access is read-only")] = None
+
+
+class BreakGlassGranted(BaseModel):
+    reference: str
+    access: Literal["read", "write"]
+    expires_at: datetime
+    notified: int = Field(description="how many of the owning unit's coordinators and managers were told")
+
+
+class BreakGlassEnded(BaseModel):
+    reference: str
+    ended: list[str] = Field(description="whose emergency access ended (empty: none was running)")
 
 
 class OpenBody(BaseModel):
@@ -207,7 +236,7 @@ def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) ->
 @router.put("/{reference}/person", response_model=CaseDetail, summary="Replace the person record (encrypted)")
 def put_person(request: Request, core: Core, user: Coordinator, reference: str, person: PersonRecord,
                if_match: IfMatch = None, version: Annotated[int | None, Query(ge=1)] = None) -> JSONResponse:
-    _, emergency = case_access(request, core, user, reference, "person.write")
+    _, emergency = case_access(request, core, user, reference, "person.write", write=True)
     expected = version_of(if_match, version)
     case = services.update_person(uow=core.uow(), reference=reference, expected_version=expected, person=person,
                                   actor=user.username, keys=core.keys, index_key=core.settings.index_key,
@@ -216,18 +245,60 @@ def put_person(request: Request, core: Core, user: Coordinator, reference: str, 
     return case_response(core, case, lang=user.language)
 
 
-@router.post("/{reference}/break-glass", summary="Emergency access to a case outside my unit (reason required)")
+@router.post("/{reference}/break-glass", response_model=BreakGlassGranted,
+             summary="Emergency access to a case outside my unit (reason required; read-only without write_reason)",
+             description="The owning unit's coordinators and managers are told at once (inbox, and email or webhook "
+                         "where they gave one: the case reference, the unit and your user name, never the reason). "
+                         "The access lasts 12 hours unless ended early.")
 def break_glass(request: Request, core: Core, user: Coordinator, reference: str,
-                body: Annotated[BreakGlassBody, Body()]) -> dict[str, Any]:
+                body: Annotated[BreakGlassBody, Body()]) -> BreakGlassGranted:
+    return grant_access(request, core, user, reference, body)
+
+
+def grant_access(request: Request, core: Forlop, user: User, reference: str, body: BreakGlassBody) -> BreakGlassGranted:
+    """Grant a coordinator emergency access to a case (the API's and the case page's way): the grant, the notices to
+    the owning unit and the access-log rows commit together; 404 if there is no such case."""
     now = _now()
     expires = now + policy.BREAK_GLASS_TTL
-    with core.uow() as uow:  # the grant and its access-log row: both or neither
+    with core.uow() as uow:  # the grant, its notices and its access-log rows: all or nothing
         case_id = policy.break_glass_case(uow.conn, user, reference)
         if case_id is None:
             raise NotFound("case", reference)
-        grant_break_glass(uow.conn, username=user.username, case_id=case_id, reason=body.reason, granted_at=now,
-                          expires_at=expires)
+        told = grant_break_glass(uow.conn, username=user.username, case_id=case_id, reason=body.reason,
+                                 write_reason=body.write_reason, granted_at=now, expires_at=expires,
+                                 public_url=core.settings.public_url)
         access_writer(request, user, "case.break_glass", case_reference=reference, break_glass=True,
                       reason=body.reason)(uow.conn)
+        if body.write_reason is not None:
+            access_writer(request, user, "case.break_glass_write", case_reference=reference, break_glass=True,
+                          reason=body.write_reason)(uow.conn)
         uow.commit()
-    return {"reference": reference, "expires_at": expires.isoformat()}
+    return BreakGlassGranted(reference=reference, access="read" if body.write_reason is None else "write",
+                             expires_at=expires, notified=told)
+
+
+@router.post("/{reference}/break-glass/end", response_model=BreakGlassEnded,
+             summary="End emergency access to a case early (my own, or, in the owning unit, anyone's)")
+def end_emergency_access(request: Request, core: Core, user: Coordinator, reference: str,
+                         username: Annotated[str | None, Query(max_length=64, description=(
+                             "only this user's access (the owning unit); default: every running one"))] = None,
+                         ) -> BreakGlassEnded:
+    return BreakGlassEnded(reference=reference, ended=end_access(request, core, user, reference, holder=username))
+
+
+def end_access(request: Request, core: Forlop, user: User, reference: str, *, holder: str | None = None) -> list[str]:
+    """End emergency access to a case early, as the policy lets the user (the API's and the case page's way): the
+    names whose access ended. The change and its access-log row commit together; 404 if the user may not."""
+    now = _now()
+    with core.uow() as uow:
+        may = policy.break_glass_end(uow.conn, user, reference, now=now)
+        if may is not None:
+            ended = end_break_glass(uow.conn, case_id=may.case_id, holder=may.holder or holder, by=user.username,
+                                    now=now)
+            access_writer(request, user, "case.break_glass_end", case_reference=reference,
+                          break_glass=may.holder is not None, reason=", ".join(ended) or None)(uow.conn)
+            uow.commit()
+    if may is None:
+        raise _refuse(request, core, user, "case.break_glass_end", reference,
+                      policy.CaseAccess(case_id=None))
+    return ended

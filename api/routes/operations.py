@@ -72,8 +72,9 @@ def command_of(command: type[Command], body: BaseModel, target: str) -> Command:
 def apply_operation(request: Request, core: Forlop, user: User, reference: str, *, command: Command, version: int,
                     also: Writer | None = None) -> Case:
     """Run one command under the version check and log the write (a refused one too); ``also`` writes more in the
-    same transaction (the claim of an Idempotency-Key). The API and the case page both come through here."""
-    _, emergency = case_access(request, core, user, reference, command.action)
+    same transaction (the claim of an Idempotency-Key). The API and the case page both come through here. Someone
+    who may only read the case (emergency access without a write reason) is refused: 403, logged."""
+    _, emergency = case_access(request, core, user, reference, command.action, write=True)
     log_write = access_writer(request, user, command.action, case_reference=reference, break_glass=emergency)
 
     def write(conn: Connection) -> None:

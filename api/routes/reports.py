@@ -1,22 +1,25 @@
-"""Managers' routes: timeliness figures, aggregates only (counts under 5 suppressed), as JSON or CSV."""
+"""Managers' routes: timeliness figures, aggregates only (counts under 5 suppressed), as JSON or CSV; and the uses of
+emergency access to their unit's cases (who, which case reference, when: the review the access policy asks for)."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from api.access import log_access
+from api.access import access_writer, log_access
 from api.deps import Core, Manager
+from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.metrics import periods
 from pathway.metrics.export import FILENAME, MEDIA_TYPE, to_csv
 from pathway.metrics.report import Report
 from pathway.metrics.view import Scope, SpanRefused, read_report
+from pathway.views.break_glass import unit_uses
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Period = Annotated[Literal["month", "tertial"], Query(description="month or tertial (Jan–Apr, May–Aug, Sep–Dec)")]
@@ -48,3 +51,23 @@ def timeliness_csv(request: Request, core: Core, user: Manager, period: Period =
     log_access(core.engine, request, user, "report.csv")
     return Response(to_csv(report), media_type=MEDIA_TYPE,
                     headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'})
+
+
+@router.get("/break-glass", summary="Emergency access to my unit's cases: who, which case, when, read or write, ended")
+def break_glass_uses(request: Request, core: Core, user: Manager, period: Period = "month",
+                     start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    """The span is the timeliness report's (by default the last 365 days); each case reference shown is logged."""
+    end = end or periods.default_span(datetime.now(timezone.utc))[1]
+    start = start or periods.default_span(end)[0]
+    if start > end or (end - start).days > 3 * 366 or end >= date.max:
+        raise HTTPException(422, "start must come before end, and the span be at most three years")
+    unit = policy.break_glass_reviewed(user)
+    if unit is None:  # a manager without a unit reviews none
+        raise HTTPException(404, "not found")
+    with core.uow(snapshot=True) as uow:
+        uses = unit_uses(uow.conn, unit, start=start, end=end,
+                         period_of=lambda at: periods.period_key(at, period))
+        access_writer(request, user, "break_glass.review",
+                      shown=[(r, None) for r in dict.fromkeys(u["case_reference"] for u in uses.uses)])(uow.conn)
+        uow.commit()
+    return dataclasses.asdict(uses)

@@ -20,10 +20,12 @@ from api.routes import cases as api
 from api.routes import operations
 from api.web import diagram
 from api.web.auth import see_other
+from api.web.i18n import translator
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
 from pathway import policy
 from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
+from pathway.views.break_glass import case_grants
 from pathway.views.cases import case_counts
 from pathway.views.deadlines import deadline_status
 from pathway.views.users import coordinators_of
@@ -102,11 +104,19 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     lang = language(request, session.user)
     detail = api.read_case(request, core, session.user, reference, lang=lang)
     definition = core.catalog.resolve(detail.pathway, detail.pathway_version)
+    now = datetime.now(timezone.utc)
     with core.uow(read_only=True) as uow:
         coordinators = coordinators_of(uow.conn, detail.unit)  # the case's unit: its coordinator is one of theirs
+        # What the user may do here, as the policy answers it for the API too: read-only emergency access shows
+        # the case without its forms, and says how to ask for write access.
+        access = policy.case_access(uow.conn, session.user, reference, now=now)
+        grants = case_grants(uow.conn, access.case_id, now=now) if access.case_id is not None else []
+    own_unit = session.user.unit == detail.unit
+    mine = [g for g in grants if g.running and g.username == session.user.username]
+    may_end = any(g.running for g in grants) if own_unit else bool(mine)
     phases = {p.id: p for p in definition.phases}
     moves = []
-    for op in detail.allowed_operations:
+    for op in detail.allowed_operations if access.write else ():
         if op.startswith("advance:"):
             trigger = op.split(":", 1)[1]
             t = definition.transition[trigger]
@@ -114,7 +124,10 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     deadline = deadline_status(detail.next_due_at, datetime.now(timezone.utc), closed=detail.closed_at is not None)
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
-                diagram=diagram.build(definition, detail, lang), allowed=set(detail.allowed_operations),
+                diagram=diagram.build(definition, detail, lang),
+                allowed=set(detail.allowed_operations) if access.write else set(),
+                grants=grants, read_only=access.read_only, emergency=access.break_glass, may_end=may_end,
+                own_unit=own_unit,
                 moves=moves, coordinators=coordinators, phases={p.id: p.title for p in definition.phases},
                 saved=saved, conflict=conflict, refused=refused,
                 failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
@@ -143,6 +156,11 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
                                    command=operations.command_of(command, body, target))
     except ValidationError as exc:
         return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc))
+    except api.WriteRefused:  # read-only emergency access: refused (and logged) by the same check as the API's
+        t = translator(language(request, session.user))
+        return _case_page(request, core, session, reference, status=403, failed_action=action, refused={
+            "detail": t("Your emergency access to this case is read-only. To change it, ask for write access "
+                        "with its own reason."), "allowed": []})
     except ConcurrencyConflict:
         return _case_page(request, core, session, reference, status=409, conflict=True, failed_action=action)
     except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
@@ -154,6 +172,31 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
         return _case_page(request, core, session, reference, status=status, failed_action=action,
                           refused={"detail": detail, "allowed": extra.get("allowed", [])})
     return see_other(f"/cases/{reference}?done={action}#result")
+
+
+@router.post("/cases/{reference}/break-glass")
+def ask_write_access(request: Request, core: Core, session: CoordinatorPage, reference: str,
+                     form: Posted) -> Response:
+    """Emergency write access, asked for from the read-only case page: the reason and the write reason, both."""
+    data = {"reason": form.get("reason") or "", "write_reason": form.get("write_reason") or ""}
+    try:
+        body = api.BreakGlassBody.model_validate(data)
+    except ValidationError as exc:
+        return _case_page(request, core, session, reference, status=422, failed_action="break_glass",
+                          errors=_errors(exc))
+    api.grant_access(request, core, session.user, reference, body)
+    return see_other(f"/cases/{reference}?done=break_glass#result")
+
+
+@router.post("/cases/{reference}/break-glass/end")
+def end_emergency_access(request: Request, core: Core, session: CoordinatorPage, reference: str,
+                         form: Posted) -> Response:
+    """End emergency access early: the holder their own, a coordinator of the owning unit anyone's (or one's)."""
+    holder = str(form.get("username") or "") or None
+    api.end_access(request, core, session.user, reference, holder=holder)
+    with core.uow(read_only=True) as uow:  # the holder's own access just ended: the case is no longer theirs to see
+        still = policy.case_access(uow.conn, session.user, reference, now=datetime.now(timezone.utc)).allowed
+    return see_other(f"/cases/{reference}?done=break_glass_end#result" if still else "/cases")
 
 
 def _fields(form: FormData, model: Any) -> dict[str, Any]:

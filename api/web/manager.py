@@ -9,18 +9,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from api.access import log_access
+from api.access import access_writer, log_access
 from api.deps import Core
 from api.web import charts
 from api.web.i18n import translator
 from api.web.render import page, percent
 from api.web.session import ManagerPage, language
+from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.metrics.export import FILENAME, MEDIA_TYPE, to_csv
-from pathway.metrics.periods import Period
+from pathway.metrics.periods import Period, period_key
 from pathway.metrics.report import IntervalFigures, Report
 from pathway.metrics.view import Scope, SpanRefused, read_report
+from pathway.views.break_glass import Uses, unit_uses
 
 router = APIRouter(include_in_schema=False)
 
@@ -67,11 +69,27 @@ def report_page(request: Request, core: Core, session: ManagerPage,
         "overdue-now", t("Overdue now per checkpoint"), "",
         [(name, n, f"{n}{' +' if hidden else ''}") for name, (n, hidden) in overdue.items()])
     cases = [c for c in report.cases if c.unit == report.unit]
+    uses = _break_glass_uses(core, request, session.user, report)
     return page(request, "report.html", session, report=report, charts=[by_checkpoint, by_period, lead,
-                overdue_chart], in_period=in_period, over_time=over_time, overdue=overdue, cases=cases,
+                overdue_chart], in_period=in_period, over_time=over_time, overdue=overdue, cases=cases, uses=uses,
                 shown_period=shown_period, names=names, chosen=chosen, target=target,
                 query={"period": period, "start": report.start.isoformat(), "end": report.end.isoformat(),
                        "scope": scope})
+
+
+def _break_glass_uses(core: Forlop, request: Request, user: User, report: Report) -> Uses | None:
+    """The emergency grants to the manager's own unit's cases in the report's span (whatever unit the figures are
+    for), and the access-log row of each case reference shown, in the read's transaction."""
+    unit = policy.break_glass_reviewed(user)
+    if unit is None:
+        return None
+    with core.uow(snapshot=True) as uow:
+        uses = unit_uses(uow.conn, unit, start=report.start, end=report.end,
+                         period_of=lambda at: period_key(at, report.period))
+        access_writer(request, user, "break_glass.review",
+                      shown=[(r, None) for r in dict.fromkeys(u["case_reference"] for u in uses.uses)])(uow.conn)
+        uow.commit()
+    return uses
 
 
 def _share_text(row: IntervalFigures) -> str:

@@ -44,9 +44,11 @@ def _acting(core: Forlop, actor: str) -> User:
         return policy.acting_user(conn, actor)
 
 
-def _let_at(core: Forlop, actor: str, reference: str, action: str) -> tuple[User, CaseAccess]:
-    """The acting user and their access to the case, as the API's policy answers it; a refusal is logged (as the
-    API logs one) and raised: an unknown case as not found, another unit's case as not permitted."""
+def _let_at(core: Forlop, actor: str, reference: str, action: str, *,
+            write: bool = False) -> tuple[User, CaseAccess]:
+    """The acting user and their access to the case (``write``: to change it), as the API's policy answers it; a
+    refusal is logged (as the API logs one) and raised: an unknown case as not found, another unit's case, or a
+    change under read-only emergency access, as not permitted."""
     from pathway import policy
     from pathway.errors import NotFound, NotPermitted
     from pathway.store.access import apart
@@ -60,6 +62,10 @@ def _let_at(core: Forlop, actor: str, reference: str, action: str) -> tuple[User
         if not known:
             raise NotFound("case", reference)
         raise NotPermitted(user.username, f"see or change case {reference}: it is not a case of their unit")
+    if write and not access.write:
+        apart(core.engine, _logged(user, action, reference, break_glass=access.break_glass, status=403))
+        raise NotPermitted(user.username, f"change case {reference}: their emergency access is read-only (ask for "
+                                          "it again with a write reason)")
     return user, access
 
 
@@ -143,7 +149,7 @@ def _run(reference: str, version: int | None, database_url: str | None, actor: s
     core = _core(database_url)
     try:
         built = command(commands)
-        user, access = _let_at(core, actor, reference, built.action)
+        user, access = _let_at(core, actor, reference, built.action, write=True)
         case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=built,
                                    actor=user.username, channel="cli",
                                    also=_logged(user, built.action, reference, break_glass=access.break_glass))

@@ -1,5 +1,6 @@
-"""The access log and emergency (break-glass) grants: rows appended, never changed, and the two lookups the access
-policy asks (whose case a reference is, whether a user holds a grant for it)."""
+"""The access log and emergency (break-glass) grants: log rows appended, never changed; a grant changed only to end it
+early. The lookups the access policy asks (whose case a reference is, which grant a user holds for it), and the
+notices a grant sends to the owning unit, written in the grant's own transaction."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from notifications.notices import break_glass_notices
+from notifications.routing import Candidate
 from pathway.store.engine import WRITE
-from pathway.store.tables import access_t, break_glass_t, case_t
+from pathway.store.tables import access_t, break_glass_t, case_t, notification_t, outbox_t, user_t
 
 Writer = Callable[[sa.Connection], None]  # writes more in a transaction that someone else opened and commits
 
@@ -45,11 +48,51 @@ def apart(engine: sa.Engine, write: Writer) -> None:
         write(conn)
 
 
-def grant_break_glass(conn: sa.Connection, *, username: str, case_id: uuid.UUID, reason: str, granted_at: datetime,
-                      expires_at: datetime) -> None:
-    """Record an emergency grant of one user to one case, in the caller's transaction."""
-    conn.execute(sa.insert(break_glass_t).values(id=uuid.uuid4(), username=username, case_id=case_id, reason=reason,
-                                                 granted_at=granted_at, expires_at=expires_at))
+def grant_break_glass(conn: sa.Connection, *, username: str, case_id: uuid.UUID, reason: str,
+                      write_reason: str | None, granted_at: datetime, expires_at: datetime,
+                      public_url: str) -> int:
+    """Record an emergency grant of one user to one case (read-only unless ``write_reason`` is given) and tell the
+    owning unit's coordinators and managers: an inbox row each, and an outbox row for each address they gave. All
+    in the caller's transaction, so that no grant is ever given untold. Returns how many were told."""
+    grant_id = uuid.uuid4()
+    conn.execute(sa.insert(break_glass_t).values(id=grant_id, username=username, case_id=case_id, reason=reason,
+                                                 write_reason=write_reason, granted_at=granted_at,
+                                                 expires_at=expires_at))
+    case = conn.execute(sa.select(case_t.c.reference, case_t.c.unit).where(case_t.c.id == case_id)).one()
+    users = conn.execute(sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.email,
+                                   user_t.c.webhook_url).where(
+        user_t.c.active.is_(True), user_t.c.role.in_(["coordinator", "manager"]), user_t.c.unit == case.unit))
+    notices = break_glass_notices(
+        case_reference=case.reference, unit=case.unit, actor=username, expires_at=expires_at, public_url=public_url,
+        candidates=[Candidate(username=u.username, role=u.role, unit=u.unit, email=u.email,
+                              webhook_url=u.webhook_url) for u in users])
+    inbox = [{"id": uuid.uuid5(grant_id, n.username), "reminder_id": None, "username": n.username, "kind": n.kind,
+              "case_reference": n.case_reference, "step_code": None, "unit": n.unit, "due_at": n.due_at,
+              "link": n.link, "created_at": granted_at, "read_at": None} for n in notices]
+    outbox = [{"id": uuid.uuid5(grant_id, f"{n.username}/{channel}"), "reminder_id": None, "username": n.username,
+               "channel": channel, "payload": n.payload(), "status": "pending", "attempts": 0,
+               "next_attempt_at": granted_at, "locked_until": None, "last_error": None, "created_at": granted_at,
+               "sent_at": None} for n in notices for channel in n.channels]
+    if inbox:
+        conn.execute(sa.insert(notification_t), inbox)
+    if outbox:
+        conn.execute(sa.insert(outbox_t), outbox)
+    return len(notices)
+
+
+def end_break_glass(conn: sa.Connection, *, case_id: uuid.UUID, holder: str | None, by: str,
+                    now: datetime) -> list[str]:
+    """End early the running grants to a case (of one ``holder``, or of everyone), in the caller's transaction;
+    the names of those whose access ended (none: nothing was running)."""
+    query = sa.select(break_glass_t.c.id, break_glass_t.c.username).where(*_running(case_id, now))
+    if holder is not None:
+        query = query.where(break_glass_t.c.username == holder)
+    running = conn.execute(query).all()
+    if running:
+        conn.execute(sa.update(break_glass_t).where(break_glass_t.c.id.in_([r.id for r in running]),
+                                                    break_glass_t.c.ended_at.is_(None))
+                     .values(ended_at=now, ended_by=by))
+    return sorted({r.username for r in running})
 
 
 def case_owner(conn: sa.Connection, reference: str) -> Any | None:
@@ -57,8 +100,16 @@ def case_owner(conn: sa.Connection, reference: str) -> Any | None:
     return conn.execute(sa.select(case_t.c.id, case_t.c.unit).where(case_t.c.reference == reference)).first()
 
 
-def has_break_glass(conn: sa.Connection, *, username: str, case_id: uuid.UUID, now: datetime) -> bool:
-    """Whether the user holds an unexpired emergency grant for the case."""
-    return conn.execute(sa.select(break_glass_t.c.id).where(
-        break_glass_t.c.username == username, break_glass_t.c.case_id == case_id,
-        break_glass_t.c.expires_at > now).limit(1)).first() is not None
+def _running(case_id: uuid.UUID, now: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    """Of the grants, those to a case that give access now: not run out, not ended early."""
+    return (break_glass_t.c.case_id == case_id, break_glass_t.c.expires_at > now, break_glass_t.c.ended_at.is_(None))
+
+
+def break_glass_held(conn: sa.Connection, *, username: str, case_id: uuid.UUID, now: datetime) -> str | None:
+    """Whether the user holds a running emergency grant for the case: None (no), "read", or "write" (a grant asked
+    for with its own write reason)."""
+    writes = conn.execute(sa.select(break_glass_t.c.write_reason).where(
+        break_glass_t.c.username == username, *_running(case_id, now))).scalars().all()
+    if not writes:
+        return None
+    return "write" if any(w is not None for w in writes) else "read"
