@@ -562,7 +562,7 @@ def do_scan(ds: DataSet, now: datetime) -> ScanResult:
 
 
 def do_route(ds: DataSet, now: datetime) -> ScanResult:
-    return route(engine=ds.engine, public_url=PUBLIC_URL, now=now)
+    return route(engine=ds.engine, resolve=ds.core.catalog.resolve, public_url=PUBLIC_URL, now=now)
 
 
 def do_both(ds: DataSet, now: datetime) -> ScanResult:

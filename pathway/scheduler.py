@@ -33,7 +33,7 @@ def run_scan(core: Forlop, *, now: datetime | None = None) -> ScanResult:
     """One scan for due rungs, then routing of what it (or an earlier, interrupted run) raised."""
     now = now or datetime.now(timezone.utc)
     result = scan(engine=core.engine, resolve=core.catalog.resolve, now=now)
-    routed = route(engine=core.engine, public_url=core.settings.public_url, now=now)
+    routed = route(engine=core.engine, resolve=core.catalog.resolve, public_url=core.settings.public_url, now=now)
     result.notifications, result.outbox, result.unrouted = routed.notifications, routed.outbox, routed.unrouted
     if result.reminders or result.unrouted:
         log.info("scan: %d steps, %d reminders, %d inbox, %d outbox, %d without recipient", result.steps,

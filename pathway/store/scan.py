@@ -28,7 +28,6 @@ from notifications.routing import Candidate, Reminder, route_reminders
 from pathway.case import shareable
 from pathway.definition import PathwayDefinition
 from pathway.reminders import HANDOVER_UNACCEPTED, crossed, rung_times
-from pathway.store.catalog import DefinitionCatalog
 from pathway.store.engine import WRITE
 from pathway.store.tables import (
     case_t,
@@ -151,12 +150,10 @@ def _handover_codes(rows: Rows, resolve: Resolver, conn: sa.Connection) -> set[s
 # -- routing ----------------------------------------------------------------------------------------------
 
 
-def route(*, engine: sa.Engine, public_url: str, now: datetime, batch: int = 1000,
-          resolve: Resolver | None = None) -> ScanResult:
+def route(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetime, batch: int = 1000) -> ScanResult:
     """Route raised reminders to their recipients: an inbox row each, and outbox rows for email and webhooks,
     written in the same transaction as the mark that the reminder was routed (so: exactly once). ``resolve`` gives
-    the cases' definitions (the steps' owners); without it, the registered definitions are read for this call."""
-    resolve = resolve or DefinitionCatalog(engine).resolve
+    the cases' definitions (the steps' owners)."""
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
