@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
 from api.access import access_writer, channel, log_access, refused
 from api.deps import Coordinator, Core
@@ -22,7 +23,7 @@ from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
 from pathway.services.people import cases_named, person_of
-from pathway.store.access import end_break_glass, grant_break_glass
+from pathway.store.access import Writer, end_break_glass, grant_break_glass
 from pathway.views import cases as views
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
@@ -67,6 +68,22 @@ def case_access(request: Request, core: Forlop, user: User, reference: str, acti
                    break_glass=access.break_glass)
         raise WriteRefused(reference)
     return access.case_id, access.break_glass
+
+
+def rechecked(user: User, reference: str, write: Writer) -> Writer:
+    """``write`` (the access-log row of a change), after asking the policy again inside the change's own transaction
+    (the case row locked): a grant ended or run out since the check before the change refuses it (404, or 403 if
+    only reading is left), and the change rolls back."""
+
+    def check(conn: Connection) -> None:
+        access = policy.case_access(conn, user, reference, now=_now())
+        if not access.allowed:
+            raise NotFound("case", reference)
+        if not access.write:
+            raise WriteRefused(reference)
+        write(conn)
+
+    return check
 
 
 # -- reading ------------------------------------------------------------------------------------------------
@@ -238,10 +255,16 @@ def put_person(request: Request, core: Core, user: Coordinator, reference: str, 
                if_match: IfMatch = None, version: Annotated[int | None, Query(ge=1)] = None) -> JSONResponse:
     _, emergency = case_access(request, core, user, reference, "person.write", write=True)
     expected = version_of(if_match, version)
-    case = services.update_person(uow=core.uow(), reference=reference, expected_version=expected, person=person,
-                                  actor=user.username, keys=core.keys, index_key=core.settings.index_key,
-                                  also=access_writer(request, user, "person.write", case_reference=reference,
-                                                     break_glass=emergency), channel=channel(request))
+    try:
+        case = services.update_person(
+            uow=core.uow(), reference=reference, expected_version=expected, person=person, actor=user.username,
+            keys=core.keys, index_key=core.settings.index_key, channel=channel(request),
+            also=rechecked(user, reference, access_writer(request, user, "person.write", case_reference=reference,
+                                                          break_glass=emergency)))
+    except (NotFound, WriteRefused) as exc:  # refused by the check inside the write: logged apart, as any refusal
+        log_access(core.engine, request, user, "person.write", case_reference=reference, break_glass=emergency,
+                   status=404 if isinstance(exc, NotFound) else 403)
+        raise
     return case_response(core, case, lang=user.language)
 
 

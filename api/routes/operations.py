@@ -21,7 +21,7 @@ from api.deps import Coordinator, Core
 from api.idempotency import IdempotencyKey, idempotent
 from api.problems import status_for
 from api.schemas import CaseDetail
-from api.routes.cases import IfMatch, case_access, case_response, get_case, version_of
+from api.routes.cases import IfMatch, case_access, case_response, get_case, rechecked, version_of
 from pathway import services
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
@@ -75,7 +75,8 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
     same transaction (the claim of an Idempotency-Key). The API and the case page both come through here. Someone
     who may only read the case (emergency access without a write reason) is refused: 403, logged."""
     _, emergency = case_access(request, core, user, reference, command.action, write=True)
-    log_write = access_writer(request, user, command.action, case_reference=reference, break_glass=emergency)
+    log_write = rechecked(user, reference, access_writer(request, user, command.action, case_reference=reference,
+                                                         break_glass=emergency))
 
     def write(conn: Connection) -> None:
         log_write(conn)

@@ -220,6 +220,27 @@ def test_the_owning_unit_ends_someone_elses_access_and_others_may_not(
     assert ("case.break_glass_end", 200) in {(e.action, e.status) for e in _log(w, reference, OWN)}
 
 
+def test_a_grant_ended_after_the_check_before_a_write_still_refuses_the_write(
+        world: World, unit_people: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy is asked again inside the write's own transaction: what it answered a moment before is not enough."""
+    from api.routes import operations
+
+    w, reference = world, _granted_case(world, write_reason=WRITE_REASON)
+    checked_before = operations.case_access
+
+    def check_then_end(*args: Any, **kwargs: Any) -> tuple[uuid.UUID, bool]:
+        allowed = checked_before(*args, **kwargs)  # allowed: the grant still runs
+        assert w.client.post(f"{API}/cases/{reference}/break-glass/end", headers=w.auth(OWN)).json()["ended"]
+        return allowed
+
+    monkeypatch.setattr(operations, "case_access", check_then_end)
+    version = w.version(reference)
+
+    assert _pause(w, reference, OTHER).status_code == 404
+    assert w.version(reference) == version
+    assert ("case.pause", 404) in {(e.action, e.status) for e in _log(w, reference, OTHER)}
+
+
 def test_a_grant_that_ran_out_gives_no_access(world: World, unit_people: dict[str, Any]) -> None:
     w = world
     reference = w.open_case(synthetic_person())["reference"]
