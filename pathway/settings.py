@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 # Well-known keys for development, demo and tests only: refused in production.
@@ -17,6 +18,7 @@ DEV_ENCRYPTION_KEYS = "dev:ZGV2LW9ubHktZGV2LW9ubHktZGV2LW9ubHktZGV2LW8="
 DEV_INDEX_KEY = "ZGV2LWluZGV4LWtleS1kZXYtaW5kZXgta2V5LWRldi0="
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"
 ROOT = Path(__file__).resolve().parent.parent
+UNIT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # a unit's name, as FORLOP_UNITS lists it
 
 
 class Settings(BaseSettings):
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     reference_prefix: str = Field(default="BGO", pattern=r"^[A-Z]{2,8}$")
     # The pathway a case opens on when none is named (the API, the pages, the CLI and the demo alike).
     default_pathway: str = Field(default="krisesenter", pattern=r"^[a-z][a-z0-9_-]{0,63}$")
+    # The units a coordinator or manager can belong to (FORLOP_UNITS, comma-separated): the administrator's forms,
+    # the API, the CLI and the demo choose from these.
+    units: Annotated[tuple[str, ...], NoDecode] = ("bergen-sentrum", "bergen-nord", "askoy", "voss")
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1, le=100)  # per process; match the worker's concurrency
     db_max_overflow: int = Field(default=10, ge=0, le=100)  # extra connections opened under a burst, then closed
@@ -70,6 +75,18 @@ class Settings(BaseSettings):
 
     @property
     def report_snapshot_max_age(self) -> timedelta | None:
+    @field_validator("units", mode="before")
+    @classmethod
+    def _unit_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [u.strip() for u in value.split(",") if u.strip()]
+        if isinstance(value, (list, tuple)):
+            bad = [u for u in value if not isinstance(u, str) or not UNIT.fullmatch(u)]
+            if bad or not value or len(set(value)) != len(value):
+                raise ValueError("FORLOP_UNITS: one or more distinct unit names (a-z, 0-9, '-' or '_', at most 64), "
+                                 "separated by commas")
+        return value
+
         """How old a report snapshot may be and still be answered from; ``None``: snapshots are off."""
         return timedelta(minutes=2 * self.report_snapshot_minutes) if self.report_snapshot_minutes else None
 

@@ -1,21 +1,25 @@
-"""Administrators: users, pathway definitions, and the access log (whose reading is itself logged)."""
+"""Administrators: users (created, changed, deactivated and reactivated, given a new password, each change in the
+access log), and the access log by case, user and dates (whose reading is itself logged)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import date, datetime
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from pydantic import BaseModel
 
-from api.access import read_access_log
+from api.administration import USERNAME, PasswordIn, UserChange, UserIn, acting, choices, read_log
 from api.deps import Admin, Core
-from pathway.accounts import set_password
-from pathway import services
+from pathway.bootstrap import Forlop
+from pathway.errors import NotFound
+from pathway.services import users as service
 from pathway.views import users as views
+from pathway.views.access import LogFilter
 
 router = APIRouter(prefix="/api/v1", tags=["administration"])
+Target = Annotated[str, Path(min_length=1, max_length=64, pattern=USERNAME, description="The user's name")]
 
 
 class AccessEntry(BaseModel):
@@ -31,16 +35,6 @@ class AccessEntry(BaseModel):
     reason: str | None
 
 
-class UserIn(BaseModel):
-    username: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-    role: Literal["coordinator", "partner", "manager", "admin"]
-    unit: Annotated[str | None, Field(max_length=64)] = None
-    agency: Annotated[str | None, Field(max_length=64)] = None
-    language: Literal["nb", "en"] = "nb"
-    email: Annotated[str | None, Field(max_length=320)] = None
-    password: Annotated[str, Field(min_length=8, max_length=1024)]
-
-
 class UserOut(BaseModel):
     username: str
     role: str
@@ -50,14 +44,31 @@ class UserOut(BaseModel):
     active: bool
 
 
-@router.get("/audit/access", response_model=list[AccessEntry], summary="The access log, by case or by user")
+class Agency(BaseModel):
+    id: str
+    nb: str
+    en: str
+
+
+class Placements(BaseModel):
+    """Where a user can belong: a coordinator's or manager's unit, a partner contact's agency."""
+
+    units: list[str]
+    agencies: list[Agency]
+
+
+@router.get("/audit/access", response_model=list[AccessEntry],
+            summary="The access log, by case, by user (what they did and what was done to their account) and by "
+                    "date (Oslo calendar days, start and end included)")
 def access_log(request: Request, core: Core, user: Admin,
                case: Annotated[str | None, Query(max_length=32)] = None,
                username: Annotated[str | None, Query(alias="user", max_length=64)] = None,
+               start: date | None = None, end: date | None = None,
                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AccessEntry]:
-    if not case and not username:
-        raise HTTPException(422, "give ?case=REFERENCE or ?user=NAME")
-    entries = read_access_log(core, request, user, case_reference=case, username=username, limit=limit)
+    where = LogFilter(case or None, username or None, start, end)
+    if where.empty:
+        raise HTTPException(422, "give ?case=REFERENCE, ?user=NAME, or a date range (?start=, ?end=)")
+    entries = read_log(core, request, user, where, limit=limit)
     return [AccessEntry(**{k: e[k] for k in AccessEntry.model_fields}) for e in entries]
 
 
@@ -69,10 +80,55 @@ def users(core: Core, user: Admin) -> list[UserOut]:
                     active=r.active) for r in rows]
 
 
+@router.get("/users/placements", response_model=Placements, summary="The units and agencies a user can belong to")
+def placements(core: Core, user: Admin) -> Placements:
+    return Placements(units=list(views.units(core.settings)),
+                      agencies=[Agency(id=k, nb=v.nb, en=v.en) for k, v in views.agencies(core.catalog).items()])
+
+
 @router.post("/users", response_model=UserOut, status_code=201, summary="Create a user")
-def create_user(core: Core, user: Admin, body: UserIn) -> UserOut:
-    services.add_user(engine=core.engine, username=body.username, role=body.role, unit=body.unit,
-                      agency=body.agency, language=body.language, email=body.email)
-    set_password(core.engine, body.username, body.password)
-    return UserOut(username=body.username, role=body.role, unit=body.unit, agency=body.agency,
-                   language=body.language, active=True)
+def create_user(request: Request, core: Core, user: Admin, body: UserIn) -> UserOut:
+    service.add_user(engine=core.engine, username=body.username, role=body.role, unit=body.unit, agency=body.agency,
+                     language=body.language, email=body.email, password=body.password, choices=choices(core),
+                     by=acting(request, user))
+    return _user(core, body.username)
+
+
+@router.patch("/users/{username}", response_model=UserOut,
+              summary="Change a user's role, unit or agency (takes effect at their next request)")
+def user_update(request: Request, core: Core, user: Admin, username: Target, body: UserChange) -> UserOut:
+    command = service.ChangeUser(username, body.role, body.unit, body.agency)
+    service.administer(command, engine=core.engine, by=acting(request, user), choices=choices(core))
+    return _user(core, username)
+
+
+@router.post("/users/{username}/deactivate", response_model=UserOut,
+             summary="Deactivate a user: every session and token of theirs ends at once")
+def user_deactivate(request: Request, core: Core, user: Admin, username: Target) -> UserOut:
+    service.administer(service.Deactivate(username), engine=core.engine, by=acting(request, user),
+                       choices=choices(core))
+    return _user(core, username)
+
+
+@router.post("/users/{username}/reactivate", response_model=UserOut, summary="Let a deactivated user sign in again")
+def user_reactivate(request: Request, core: Core, user: Admin, username: Target) -> UserOut:
+    service.administer(service.Reactivate(username), engine=core.engine, by=acting(request, user),
+                       choices=choices(core))
+    return _user(core, username)
+
+
+@router.post("/users/{username}/password", response_model=UserOut,
+             summary="Give a user a new password (their sessions and tokens end)")
+def user_password(request: Request, core: Core, user: Admin, username: Target, body: PasswordIn) -> UserOut:
+    service.administer(service.ResetPassword(username, body.password), engine=core.engine,
+                       by=acting(request, user), choices=choices(core))
+    return _user(core, username)
+
+
+def _user(core: Forlop, username: str) -> UserOut:
+    with core.uow(read_only=True) as uow:
+        row = views.user(uow.conn, username)
+    if row is None:
+        raise NotFound("user", username)
+    return UserOut(username=row.username, role=row.role, unit=row.unit, agency=row.agency, language=row.language,
+                   active=row.active)

@@ -1,59 +1,136 @@
-"""The administrator's pages: users and their roles, the pathway definitions (with `forlop validate`'s
-problems shown inline), and the access log by case or by user (whose reading is itself logged)."""
+"""The administrator's pages: users (created, changed, deactivated and reactivated, given a new password, from
+lists of units and agencies), the pathway definitions (with `forlop validate`'s problems shown inline), and the
+access log by case, user and dates (whose reading is itself logged)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from api.access import read_access_log
+from api.administration import PasswordIn, UserChange, UserIn, acting, choices, read_log
 from api.deps import Core
-from api.routes.admin import UserIn
 from api.web.auth import see_other
+from api.web.i18n import translator
 from api.web.render import page
-from api.web.session import AdminPage, Posted, Session
-from pathway import services
-from pathway.accounts import set_password
+from api.web.session import AdminPage, Posted, Session, language
 from pathway.definition import load_definition, parse_definition
-from pathway.errors import DatabaseError, DefinitionError, ForlopError
+from pathway.errors import DatabaseError, DefinitionError, ForlopError, InvalidArgument, NotFound
+from pathway.services import users as service
 from pathway.views import users as views
+from pathway.views.access import LogFilter
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 MAX_DEFINITION = 512 * 1024
+# What a refused change says on the page (English keys, in bokmål from words.nb.yaml).
+FIELDS = {"username": "User name", "role": "Role", "unit": "Unit", "agency": "Agency", "password": "Password",
+          "language": "Language", "email": "Email", "start": "From", "end": "To"}
+MESSAGES = {"unit": "Choose a unit from the list.", "agency": "Choose an agency from the list.",
+            "password": "At least 8 characters.", "end": "The end date comes before the start date."}
+REFUSALS = {"self": "You cannot deactivate yourself; another administrator can.",
+            "last_admin": "This is the last active administrator; make another one first."}
+DONE = {"created": "Saved.", "user.update": "Saved.", "user.deactivate": "The user is deactivated and signed out.",
+        "user.reactivate": "The user can sign in again.", "user.password": "The new password is set."}
 
 
 @router.get("/users")
 def users(request: Request, core: Core, session: AdminPage, done: str = "") -> Response:
-    return _users(request, core, session, saved=bool(done))
+    return _users(request, core, session, done=DONE.get(done))
 
 
-def _users(request: Request, core: Core, session: Session, *, status: int = 200, saved: bool = False,
+def _users(request: Request, core: Core, session: Session, *, status: int = 200, done: str | None = None,
            errors: list[dict[str, Any]] | None = None, message: str | None = None) -> Response:
     with core.uow(read_only=True) as uow:
         rows = views.users(uow.conn)
-    return page(request, "admin_users.html", session, status=status, users=rows, saved=saved, errors=errors or [],
-                message=message)
+    return page(request, "admin_users.html", session, status=status, users=rows, done=done, errors=errors or [],
+                message=message, units=views.units(core.settings), agencies=views.agencies(core.catalog))
+
+
+def _refused(request: Request, core: Core, session: Session, exc: ValidationError | ForlopError) -> Response:
+    """The users page again, saying in the page's language what was refused and where."""
+    t = translator(language(request, session.user))
+    if isinstance(exc, ValidationError):
+        errors = [{"loc": t(FIELDS.get(str(e["loc"][-1]), str(e["loc"][-1]))) if e["loc"] else "", "msg": e["msg"]}
+                  for e in exc.errors()]
+        return _users(request, core, session, status=422, errors=errors)
+    if isinstance(exc, InvalidArgument):
+        msg = t(MESSAGES[exc.field]) if exc.field in MESSAGES else str(exc).removeprefix(f"{exc.field}: ")
+        return _users(request, core, session, status=422, errors=[{"loc": t(FIELDS.get(exc.field, exc.field)),
+                                                                    "msg": msg}])
+    if isinstance(exc, NotFound):
+        return _users(request, core, session, status=404, message="There is no such user.")
+    if isinstance(exc, service.AccountRefused):
+        return _users(request, core, session, status=409, message=REFUSALS[exc.rule])
+    return _users(request, core, session, status=409, message=str(exc))
+
+
+def _form(form: Posted, model: type[BaseModel]) -> Any:
+    return model.model_validate({k: v for k, v in form.items() if k in model.model_fields and v != ""})
 
 
 @router.post("/users")
 def create_user(request: Request, core: Core, session: AdminPage, form: Posted) -> Response:
     try:
-        body = UserIn.model_validate({k: v for k, v in form.items() if k in UserIn.model_fields and v != ""})
-        services.add_user(engine=core.engine, username=body.username, role=body.role, unit=body.unit,
-                          agency=body.agency, language=body.language, email=body.email)
-        set_password(core.engine, body.username, body.password)
-    except ValidationError as exc:
-        errors = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        return _users(request, core, session, status=422, errors=errors)
+        body = _form(form, UserIn)
+        service.add_user(engine=core.engine, username=body.username, role=body.role, unit=body.unit,
+                         agency=body.agency, language=body.language, email=body.email, password=body.password,
+                         choices=choices(core), by=acting(request, session.user))
     except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
         raise
-    except ForlopError as exc:
-        return _users(request, core, session, status=409, message=str(exc))
-    return see_other("/admin/users?done=1")
+    except (ValidationError, ForlopError) as exc:
+        return _refused(request, core, session, exc)
+    return see_other("/admin/users?done=created")
+
+
+# The CSRF check (``Posted``) comes before the role check here, as on every other form: a form not sent by our own
+# page is refused as such (403), whoever sends it.
+
+
+@router.post("/users/update")
+def user_update(request: Request, core: Core, form: Posted, session: AdminPage) -> Response:
+    def build() -> service.UserCommand:
+        body = _form(form, UserChange)
+        return service.ChangeUser(_target(form), body.role, body.unit, body.agency)
+
+    return _administer(request, core, session, build)
+
+
+@router.post("/users/deactivate")
+def user_deactivate(request: Request, core: Core, form: Posted, session: AdminPage) -> Response:
+    return _administer(request, core, session, lambda: service.Deactivate(_target(form)))
+
+
+@router.post("/users/reactivate")
+def user_reactivate(request: Request, core: Core, form: Posted, session: AdminPage) -> Response:
+    return _administer(request, core, session, lambda: service.Reactivate(_target(form)))
+
+
+@router.post("/users/password")
+def user_password(request: Request, core: Core, form: Posted, session: AdminPage) -> Response:
+    return _administer(request, core, session,
+                       lambda: service.ResetPassword(_target(form), _form(form, PasswordIn).password))
+
+
+def _target(form: Posted) -> str:
+    name = form.get("username")
+    if not isinstance(name, str) or not name:
+        raise NotFound("user", "")
+    return name
+
+
+def _administer(request: Request, core: Core, session: Session, build: Any) -> Response:
+    try:
+        command = build()
+        service.administer(command, engine=core.engine, by=acting(request, session.user), choices=choices(core))
+    except DatabaseError:
+        raise
+    except (ValidationError, ForlopError) as exc:
+        return _refused(request, core, session, exc)
+    return see_other(f"/admin/users?done={command.action}")
 
 
 @router.get("/definitions")
@@ -94,10 +171,26 @@ def validate(request: Request, core: Core, session: AdminPage, form: Posted) -> 
 @router.get("/access")
 def access(request: Request, core: Core, session: AdminPage,
            case: Annotated[str, Query(max_length=32)] = "",
-           user: Annotated[str, Query(max_length=64)] = "") -> Response:
-    entries: list[dict[str, Any]] = []
-    if case or user:
-        entries = read_access_log(core, request, session.user, case_reference=case or None, username=user or None,
-                                  limit=500)
-    return page(request, "admin_access.html", session, entries=entries, case=case, who=user,
-                searched=bool(case or user))
+           user: Annotated[str, Query(max_length=64)] = "",
+           start: Annotated[str, Query(max_length=10)] = "",
+           end: Annotated[str, Query(max_length=10)] = "") -> Response:
+    t = translator(language(request, session.user))
+    days: dict[str, date | None] = {}
+    errors: list[dict[str, str]] = []
+    for field, text in (("start", start), ("end", end)):
+        try:
+            days[field] = date.fromisoformat(text) if text else None
+        except ValueError:
+            days[field] = None
+            errors.append({"loc": t(FIELDS[field]), "msg": t("Give a date as YYYY-MM-DD.")})
+    where = LogFilter()
+    if not errors:
+        try:
+            where = LogFilter(case or None, user or None, days["start"], days["end"])
+        except InvalidArgument as exc:  # a day out of range, or the end before the start
+            first, last = days["start"], days["end"]
+            msg = MESSAGES["end"] if first and last and first > last else "Give a date between 1970 and 2099."
+            errors.append({"loc": t(FIELDS[exc.field]), "msg": t(msg)})
+    entries = read_log(core, request, session.user, where, limit=500) if not where.empty else []
+    return page(request, "admin_access.html", session, status=422 if errors else 200, entries=entries, case=case,
+                who=user, start=start, end=end, searched=not where.empty, errors=errors)

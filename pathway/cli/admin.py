@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
-from typing import Annotated, Optional
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from pathway.cli.common import (
-    DatabaseUrl, _core, _count, _fail, _progress, audit_app, db_app, err, keys_app, out, users_app,
+    Actor, DatabaseUrl, _core, _count, _fail, _local, _progress, audit_app, db_app, err, keys_app, out, users_app,
 )
-from pathway.errors import ForlopError
+from pathway.errors import ForlopError, InvalidArgument, NotPermitted
+
+if TYPE_CHECKING:
+    from pathway.bootstrap import Forlop
+    from pathway.services.users import Actor as Acting
+    from pathway.services.users import Choices, UserCommand
 
 
 # -- database ---------------------------------------------------------------------------------------------
@@ -72,35 +80,193 @@ def keys_rotate(database_url: DatabaseUrl = None) -> None:
 
 # -- users ------------------------------------------------------------------------------------------------
 
+CLIENT = "cli"  # where the access log says a change made here came from
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
 
-@users_app.command("add")
-def users_add(
-    username: str,
-    role: Annotated[str, typer.Option(help="coordinator, partner, manager or admin")],
-    unit: Annotated[Optional[str], typer.Option(help="Unit (coordinators, managers).")] = None,
-    agency: Annotated[Optional[str], typer.Option(help="Agency (partner contacts), e.g. police, nav.")] = None,
-    language: Annotated[str, typer.Option(help="nb or en")] = "nb",
-    email: Annotated[Optional[str], typer.Option(help="Where reminders are emailed (optional).")] = None,
-    webhook_url: Annotated[Optional[str], typer.Option(help="Where reminders are posted (optional).")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Create a user (asks for a password, or reads it with --password-stdin)."""
-    from pathway import services
-    from pathway.accounts import set_password
 
-    if password_stdin:
+def _password(from_stdin: bool) -> str:
+    """A new password: read from standard input, or asked for twice; shorter than 8 characters is a usage error."""
+    if from_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if len(password) < 8:
         err.print("error: password: at least 8 characters")
         raise typer.Exit(2)
+    return password
+
+
+def _administrator(core: Forlop, actor: str) -> Acting:
+    """The administrator named by ``--as``, as the access log will name them: an active user whose role is admin
+    (the API's role gate on the same changes)."""
+    from pathway import policy
+    from pathway.services.users import Actor as Acting
+
+    with core.engine.connect() as conn:
+        user = policy.acting_user(conn, actor)
+    if user.role != "admin":
+        raise NotPermitted(user.username, "administer users: an administrator does")
+    return Acting(user.username, user.role, CLIENT)
+
+
+def _choices(core: Forlop) -> Choices:
+    from pathway.services.users import Choices
+
+    return Choices.of(core.settings, core.catalog)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER variable and no passwd entry (some containers)
+        return "unknown"
+
+
+@users_app.command("add")
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="coordinator, partner, manager or admin")],
+    unit: Annotated[Optional[str], typer.Option(help="Unit (coordinators, managers): one of FORLOP_UNITS.")] = None,
+    agency: Annotated[Optional[str], typer.Option(
+        help="Agency (partner contacts): one of the registered pathways', e.g. police, nav.")] = None,
+    language: Annotated[str, typer.Option(help="nb or en")] = "nb",
+    email: Annotated[Optional[str], typer.Option(help="Where reminders are emailed (optional).")] = None,
+    webhook_url: Annotated[Optional[str], typer.Option(help="Where reminders are posted (optional).")] = None,
+    password_stdin: PasswordStdin = False,
+    actor: Annotated[Optional[str], typer.Option(
+        "--as", envvar="FORLOP_ACTOR", help="The administrator creating the user (the first one needs none).")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a user (asks for a password, or reads it with --password-stdin); logged as user.add."""
+    from pathway.services import users as service
+
+    password = _password(password_stdin)
     core = _core(database_url)
     try:
-        services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency,
-                          language=language, email=email, webhook_url=webhook_url)
+        # Without --as (the first administrator, on a new database) the access log names the system account.
+        by = _administrator(core, actor) if actor else service.Actor(f"os:{_login_name()}"[:64], "system", CLIENT)
+        service.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency,
+                         language=language, email=email, webhook_url=webhook_url, password=password,
+                         choices=_choices(core), by=by)
     except ForlopError as exc:
-        raise _fail(exc, 2) from None
-    set_password(core.engine, username, password)
+        raise _fail(exc, 2 if isinstance(exc, InvalidArgument) else 1) from None
     out.print(f"user {username} ({role}) created")
+
+
+def _administer(database_url: str | None, actor: str, build: Callable[[], UserCommand], done: str) -> None:
+    from pathway.services import users as service
+
+    core = _core(database_url)
+    try:
+        command = build()
+        service.administer(command, engine=core.engine, by=_administrator(core, actor), choices=_choices(core))
+    except ForlopError as exc:
+        raise _fail(exc, 2 if isinstance(exc, InvalidArgument) else 1) from None
+    out.print(done)
+
+
+@users_app.command("list")
+def users_list(actor: Actor, database_url: DatabaseUrl = None) -> None:
+    """Every user with role, unit, agency and whether active; and the units and agencies a user can belong to."""
+    from rich.table import Table
+
+    from pathway.views import users as views
+
+    core = _core(database_url)
+    try:
+        _administrator(core, actor)
+    except ForlopError as exc:
+        raise _fail(exc) from None
+    with core.uow(read_only=True) as uow:
+        rows = views.users(uow.conn)
+    table = Table("user", "role", "unit", "agency", "language", "active")
+    for r in rows:
+        table.add_row(r.username, r.role, r.unit or "", r.agency or "", r.language, "yes" if r.active else "no")
+    out.print(table)
+    choices = _choices(core)
+    err.print(f"units: {', '.join(choices.units)}; agencies: {', '.join(choices.agencies)}", highlight=False)
+
+
+@users_app.command("change")
+def users_change(
+    username: str,
+    role: Annotated[str, typer.Option(help="coordinator, partner, manager or admin")],
+    actor: Actor,
+    unit: Annotated[Optional[str], typer.Option(help="Unit (coordinators, managers): one of FORLOP_UNITS.")] = None,
+    agency: Annotated[Optional[str], typer.Option(help="Agency (partner contacts), e.g. police, nav.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Give a user another role, unit or agency (takes effect at their next request); logged as user.update."""
+    from pathway.services.users import ChangeUser
+
+    _administer(database_url, actor, lambda: ChangeUser(username, role, unit, agency),
+                f"user {username} is now {role}" + (f" of {unit or agency}" if unit or agency else ""))
+
+
+@users_app.command("deactivate")
+def users_deactivate(username: str, actor: Actor, database_url: DatabaseUrl = None) -> None:
+    """Deactivate a leaver: every session and token of theirs ends at once; logged as user.deactivate."""
+    from pathway.services.users import Deactivate
+
+    _administer(database_url, actor, lambda: Deactivate(username),
+                f"user {username} deactivated; their sessions and tokens have ended")
+
+
+@users_app.command("reactivate")
+def users_reactivate(username: str, actor: Actor, database_url: DatabaseUrl = None) -> None:
+    """Let a deactivated user sign in again (old sessions stay ended); logged as user.reactivate."""
+    from pathway.services.users import Reactivate
+
+    _administer(database_url, actor, lambda: Reactivate(username), f"user {username} can sign in again")
+
+
+@users_app.command("password")
+def users_password(username: str, actor: Actor, password_stdin: PasswordStdin = False,
+                   database_url: DatabaseUrl = None) -> None:
+    """Give a user a new password (asks for it, or reads it with --password-stdin); their sessions and tokens end.
+    Logged as user.password, never the password."""
+    from pathway.services.users import ResetPassword
+
+    password = _password(password_stdin)
+    _administer(database_url, actor, lambda: ResetPassword(username, password), f"user {username} has a new password")
+
+
+# -- the access log -----------------------------------------------------------------------------------------
+
+
+@audit_app.command("access")
+def audit_access(
+    actor: Actor,
+    case: Annotated[Optional[str], typer.Option(help="A case reference.")] = None,
+    user: Annotated[Optional[str], typer.Option(
+        "--user", help="A user: what they did, and what administrators did to their account.")] = None,
+    start: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="From this day (Oslo).")] = None,
+    end: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="To this day, included.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="The newest this many.")] = 200,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The access log by case, user and dates (newest first), for an administrator; the reading is logged too."""
+    from rich.table import Table
+
+    from pathway.store.access import access_writer
+    from pathway.views.access import LogFilter, access_entries
+
+    core = _core(database_url)
+    try:
+        where = LogFilter(case, user, start.date() if start else None, end.date() if end else None)
+        if where.empty:
+            raise InvalidArgument("case", "give --case, --user, --start or --end")
+        by = _administrator(core, actor)
+        with core.uow(snapshot=True) as uow:  # the read and its own access-log row: one transaction
+            entries = access_entries(uow.conn, where=where, limit=limit)
+            access_writer(username=by.username, role=by.role, action="audit.read", client=CLIENT,
+                          case_reference=where.case_reference, reason=where.described())(uow.conn)
+            uow.commit()
+    except ForlopError as exc:
+        raise _fail(exc, 2 if isinstance(exc, InvalidArgument) else 1) from None
+    table = Table("when (Oslo)", "user", "role", "action", "case", "client", "status", "details")
+    for e in entries:
+        table.add_row(_local(e["at"]), e["username"], e["role"], e["action"], e["case_reference"] or "",
+                      e["client"] or "", str(e["status"]), ("break-glass: " if e["break_glass"] else "")
+                      + (e["reason"] or ""))
+    out.print(table)

@@ -1,0 +1,67 @@
+"""What the administrator's API routes and pages share: the forms of a user (created, changed, given a password),
+where a user can belong, who is acting, and the access log read by case, user and dates (the reading logged)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Request
+from pydantic import BaseModel, Field
+
+from api.access import access_writer
+from pathway.accounts import User
+from pathway.bootstrap import Forlop
+from pathway.services.users import Actor, Choices
+from pathway.views.access import LogFilter, access_entries
+
+USERNAME = r"^[A-Za-z0-9._-]+$"
+Username = Annotated[str, Field(min_length=1, max_length=64, pattern=USERNAME)]
+Password = Annotated[str, Field(min_length=8, max_length=1024)]
+Role = Literal["coordinator", "partner", "manager", "admin"]
+
+
+Unit = Annotated[str | None, Field(max_length=64, description="One of FORLOP_UNITS (coordinators, managers)")]
+Agency = Annotated[str | None, Field(max_length=64, description="An agency of a registered pathway (partners)")]
+
+
+class UserIn(BaseModel):
+    username: Username
+    role: Role
+    unit: Unit = None
+    agency: Agency = None
+    language: Literal["nb", "en"] = "nb"
+    email: Annotated[str | None, Field(max_length=320)] = None
+    password: Password
+
+
+class UserChange(BaseModel):
+    """A user's new role and where they belong: a unit for coordinators and managers, an agency for partners."""
+
+    role: Role
+    unit: Unit = None
+    agency: Agency = None
+
+
+class PasswordIn(BaseModel):
+    password: Password
+
+
+def choices(core: Forlop) -> Choices:
+    """Where a user can belong, as every form and route checks it: the configured units, the pathways' agencies."""
+    return Choices.of(core.settings, core.catalog)
+
+
+def acting(request: Request, user: User) -> Actor:
+    """The administrator making a change, as the access log names them, from the request's client."""
+    return Actor(user.username, user.role, request.client.host if request.client else None)
+
+
+def read_log(core: Forlop, request: Request, user: User, where: LogFilter, *, limit: int) -> list[dict[str, Any]]:
+    """The access log by case, user and dates, for an administrator; the reading is itself logged (with its filter),
+    in its transaction."""
+    with core.uow(snapshot=True) as uow:
+        entries = access_entries(uow.conn, where=where, limit=limit)
+        access_writer(request, user, "audit.read", case_reference=where.case_reference,
+                      reason=where.described())(uow.conn)
+        uow.commit()
+    return entries
