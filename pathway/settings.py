@@ -69,12 +69,6 @@ class Settings(BaseSettings):
     webhook_secret: str = DEV_WEBHOOK_SECRET
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
-    @property
-    def web_idle(self) -> timedelta:
-        return timedelta(minutes=self.web_idle_minutes)
-
-    @property
-    def report_snapshot_max_age(self) -> timedelta | None:
     @field_validator("units", mode="before")
     @classmethod
     def _unit_list(cls, value: object) -> object:
@@ -87,6 +81,12 @@ class Settings(BaseSettings):
                                  "separated by commas")
         return value
 
+    @property
+    def web_idle(self) -> timedelta:
+        return timedelta(minutes=self.web_idle_minutes)
+
+    @property
+    def report_snapshot_max_age(self) -> timedelta | None:
         """How old a report snapshot may be and still be answered from; ``None``: snapshots are off."""
         return timedelta(minutes=2 * self.report_snapshot_minutes) if self.report_snapshot_minutes else None
 
