@@ -227,6 +227,8 @@ def test_the_forms_offer_the_configured_units_and_the_pathways_agencies_as_lists
     assert '<option value="police">Politiet</option>' in agency_select.group(1) and 'value="health"' in html
     assert 'name="unit" maxlength' not in html  # no free text
     assert "Deaktiver" in html and "Nytt passord" in html
+    active = [u for u in w.client.get(f"{API}/users", headers=w.auth("admin")).json() if u["active"]]
+    assert html.count('action="/admin/users/deactivate"') == len(active) - 1  # not offered for yourself
     english = TestClient(w.app, cookies={**client.cookies, "forlop_lang": "en"}).get("/admin/users").text
     assert '<option value="police">Police</option>' in english and "Deactivate" in english
     assert w.client.get(f"{API}/users/placements", headers=w.auth("admin")).json()["units"] == \
