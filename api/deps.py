@@ -1,4 +1,5 @@
-"""FastAPI dependencies as Annotated aliases: the core, the signed-in user, and who may call a route."""
+"""FastAPI dependencies as Annotated aliases: the core, the signed-in user, and who may call a route (its role, and
+for a personal token, its scope)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from pathway.accounts import ROLES, User, authenticate
+from pathway.accounts import PASSWORD, ROLES, Grant, User, bearer
 from pathway.bootstrap import Forlop
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+API = "/api/v1"
+# Reads that send what they look for in a body, so that a name never goes in a URL.
+READS_BY_POST = frozenset({f"{API}/cases/search"})
 
 
 def get_core(request: Request) -> Forlop:
@@ -20,16 +25,42 @@ def get_core(request: Request) -> Forlop:
 Core = Annotated[Forlop, Depends(get_core)]
 
 
-def current_user(core: Core, token: Annotated[str | None, Depends(oauth2)]) -> User:
-    user = authenticate(core.engine, token) if token else None
-    if user is None:
+def client_address(request: Request) -> str | None:
+    """The client's address (a proxy's own, unless uvicorn is told to trust its X-Forwarded-For)."""
+    return request.client.host if request.client else None
+
+
+def scope_needed(method: str, path: str) -> str | None:
+    """What a personal token must hold to call the route ``method path`` (its template): the one rule for every
+    route. A partner agency's task routes need ``tasks``; making, listing and revoking tokens needs a password
+    sign-in (no personal token has it); saying who you are needs nothing; any other read needs ``read`` and any
+    other change ``write``. A session may do whatever its user's role may."""
+    if path == f"{API}/me":
+        return None
+    if path == f"{API}/auth/tokens" or path.startswith(f"{API}/auth/tokens/"):
+        return PASSWORD
+    if path == f"{API}/tasks" or path.startswith(f"{API}/tasks/"):
+        return "tasks"
+    if method in ("GET", "HEAD") or path in READS_BY_POST:
+        return "read"
+    return "write"
+
+
+def current_grant(core: Core, token: Annotated[str | None, Depends(oauth2)]) -> Grant:
+    grant = bearer(core.engine, token) if token else None
+    if grant is None:
         raise HTTPException(401, "sign in first: a valid bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    return user
+    return grant
+
+
+def current_user(grant: Annotated[Grant, Depends(current_grant)]) -> User:
+    return grant.user
 
 
 class Allow:
-    """Who may call a route. Every route but the public ones declares one; the authorization test reads it."""
+    """Who may call a route: its roles, and (for a personal token) the scope ``scope_needed`` names for it. Every
+    route but the public ones declares one; the authorization test reads it."""
 
     def __init__(self, *roles: str, hide: bool = False) -> None:
         unknown = set(roles) - set(ROLES)
@@ -38,15 +69,22 @@ class Allow:
         self.roles = frozenset(roles)
         self.hide = hide  # answer 404 rather than 403, so that existence is not revealed
 
-    def __call__(self, user: Annotated[User, Depends(current_user)]) -> User:
-        if user.role not in self.roles:
+    def __call__(self, request: Request, grant: Annotated[Grant, Depends(current_grant)]) -> User:
+        if grant.user.role not in self.roles:
             if self.hide:
                 raise HTTPException(404, "not found")
             raise HTTPException(403, "your role may not do this")
-        return user
+        route = request.scope.get("route")
+        needed = scope_needed(request.method, getattr(route, "path", None) or request.url.path)
+        if not grant.allows(needed):
+            what = "a password sign-in's session" if needed == PASSWORD else f"the scope '{needed}'"
+            raise HTTPException(403, f"this token may not do this: it needs {what}", headers={
+                "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'})
+        return grant.user
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+CurrentGrant = Annotated[Grant, Depends(current_grant)]
 Coordinator = Annotated[User, Depends(Allow("coordinator", hide=True))]
 Partner = Annotated[User, Depends(Allow("partner", hide=True))]
 Manager = Annotated[User, Depends(Allow("manager"))]

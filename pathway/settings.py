@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = Field(default="http://127.0.0.1:8000", description="base of the links in notifications")
     web_idle_minutes: int = Field(default=30, ge=1, le=480)  # a browser session ends after this long unused
+    # Failed sign-in attempts (the API's token endpoint and the sign-in page together; a success is not counted),
+    # counted in the database for every process: per client address and per account name, each in a window of this
+    # many minutes; beyond: 429 until the window ends.
+    login_attempts_per_client: int = Field(default=20, ge=1, le=100_000)
+    login_attempts_per_name: int = Field(default=10, ge=1, le=100_000)
+    login_window_minutes: int = Field(default=5, ge=1, le=1440)
+    personal_token_max_days: int = Field(default=90, ge=1, le=365)  # the longest a personal API token lives
     report_target_share: float = Field(default=0.8, gt=0, le=1)  # the target line of the timeliness charts
     # The default timeliness report is computed in the background this often and answered from while younger
     # than twice this; 0: always computed on request.

@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import Core
+from api.deps import Core, client_address
 from api.web import session as s
+from api.web.i18n import translator
 from api.web.render import page
 from api.web.session import AnySession, Posted
-from pathway.accounts import LoginFailed, end_session, login
+from pathway.accounts import LoginFailed, LoginLimits, TooManyAttempts, end_session, login
 from pathway.store import inbox
 
 router = APIRouter(include_in_schema=False)
@@ -46,7 +47,11 @@ def login_submit(request: Request, core: Core,
                  ) -> Response:
     s.check_login_nonce(request, nonce)
     try:
-        token, user, _ = login(core.engine, username, password, kind="web", ttl=core.settings.web_idle)
+        token, user, _ = login(core.engine, username, password, kind="web", ttl=core.settings.web_idle,
+                               client=client_address(request),
+                               limits=LoginLimits.of(core.settings))
+    except TooManyAttempts as exc:
+        return too_many_attempts(request, exc.retry_after)
     except LoginFailed:
         fresh = s.new_login_nonce()
         response: Response = page(request, "login.html", None, status=401, nonce=fresh, next=s.safe_next(next),
@@ -58,6 +63,16 @@ def login_submit(request: Request, core: Core,
     s.set_cookie(response, core, s.COOKIE, token)  # a session cookie: gone when the browser closes
     response.delete_cookie(s.LOGIN_COOKIE, path="/")
     return response
+
+
+def too_many_attempts(request: Request, seconds: int) -> Response:
+    """The sign-in page's refusal (the API's is a 429 problem): how many minutes to wait, in the reader's language."""
+    minutes = -(-seconds // 60)
+    t = translator(s.language(request, None))
+    text = (t("Too many sign-in attempts. Try again in a minute.") if minutes == 1 else
+            t("Too many sign-in attempts. Try again in {minutes} minutes.").format(minutes=minutes))
+    return page(request, "error.html", None, status=429, status_code=429, detail=text,
+                headers={"Retry-After": str(seconds)})
 
 
 @router.post("/logout")
