@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Literal, get_args
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -23,7 +24,8 @@ from pathway.store.tables import token_t, user_t
 
 ROLES = ("coordinator", "partner", "manager", "admin")  # what a user can be; every role check names these
 # What a personal token may be allowed: reading, changing cases (and users), a partner agency's task work.
-SCOPES = ("read", "write", "tasks")
+Scope = Literal["read", "write", "tasks"]
+SCOPES: tuple[str, ...] = get_args(Scope)
 DEFAULT_SCOPES = ("read", "tasks")  # a personal token made without scopes may change no case
 # Held by a password sign-in's session only, never by a personal token: making and revoking tokens.
 PASSWORD = "password"

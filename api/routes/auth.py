@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -19,16 +19,16 @@ from pathway.accounts import (
     LoginFailed,
     LoginLimits,
     TokenNotAllowed,
+    Scope,
     TooManyAttempts,
+    bearer,
     issue_personal_token,
     list_tokens,
-    bearer,
     login,
     revoke_token,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["authentication"])
-Scope = Literal["read", "write", "tasks"]
 
 
 class TokenOut(BaseModel):
@@ -73,7 +73,8 @@ class PersonalTokenOut(BaseModel):
              responses={429: {**DOCUMENTED["4XX"], "description": "Too many sign-in attempts from this client or for "
                               "this user name (the token endpoint and the sign-in page together): try again after "
                               "Retry-After seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}}}}})
-def token(request: Request, core: Core, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut | JSONResponse:
+def token(request: Request, core: Core,
+          form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> TokenOut | JSONResponse:
     try:
         access, _, expires = login(core.engine, form.username, form.password, client=client_address(request),
                                    limits=LoginLimits.of(core.settings))
@@ -84,16 +85,12 @@ def token(request: Request, core: Core, form: Annotated[OAuth2PasswordRequestFor
     except LoginFailed:
         raise HTTPException(401, "wrong user name or password, or too many attempts: wait and try again",
                             headers={"WWW-Authenticate": "Bearer"}) from None
-    # Its id is not a secret: only the token itself signs in.
-    token_id = _token_id(core, access)
+    grant = bearer(core.engine, access)  # its id (not a secret: only the token itself signs in), to sign out with
+    if grant is None:  # the account was deactivated in the meantime
+        raise HTTPException(401, "sign in first: a valid bearer token is required",
+                            headers={"WWW-Authenticate": "Bearer"})
     return TokenOut(access_token=access, expires_in=int((expires - datetime.now(expires.tzinfo)).total_seconds()),
-                    token_id=token_id)
-
-
-def _token_id(core: Core, access: str) -> uuid.UUID:
-    grant = bearer(core.engine, access)
-    assert grant is not None  # just issued
-    return grant.token_id
+                    token_id=grant.token_id)
 
 
 @router.get("/me", response_model=Me, summary="Who am I, and with which token")
