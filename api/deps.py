@@ -3,6 +3,7 @@ for a personal token, its scope)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -47,7 +48,8 @@ def scope_needed(method: str, path: str) -> str | None:
 
 
 def current_grant(core: Core, token: Annotated[str | None, Depends(oauth2)]) -> Grant:
-    grant = bearer(core.engine, token) if token else None
+    grant = bearer(core.engine, token, personal_max=timedelta(days=core.settings.personal_token_max_days)) \
+        if token else None
     if grant is None:
         raise HTTPException(401, "sign in first: a valid bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -222,16 +222,20 @@ def _issue(conn: sa.Connection, user_id: uuid.UUID, kind: str, name: str | None,
     return token, token_id, expires
 
 
-def bearer(engine: sa.Engine, token: str, *, now: datetime | None = None) -> Grant | None:
-    """The grant of a bearer token (an API session or a personal token), if it is valid now."""
+def bearer(engine: sa.Engine, token: str, *, now: datetime | None = None,
+           personal_max: timedelta | None = None) -> Grant | None:
+    """The grant of a bearer token (an API session or a personal token), if it is valid now; a personal token
+    also only while younger than ``personal_max`` (so that a lower cap holds for the tokens made before it)."""
     now = now or datetime.now(timezone.utc)
+    young = sa.true() if personal_max is None else sa.or_(token_t.c.kind != "personal",
+                                                          token_t.c.created_at > now - personal_max)
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(user_t, token_t.c.id.label("token_id"), token_t.c.kind.label("token_kind"),
                       token_t.c.scopes.label("token_scopes"))
             .join(token_t, token_t.c.user_id == user_t.c.id)
             .where(token_t.c.token_hash == _token_hash(token), token_t.c.kind != "web",
-                   token_t.c.revoked_at.is_(None), token_t.c.expires_at > now, user_t.c.active.is_(True))
+                   token_t.c.revoked_at.is_(None), token_t.c.expires_at > now, young, user_t.c.active.is_(True))
         ).first()
     if row is None:
         return None

@@ -114,6 +114,20 @@ def test_a_personal_token_lives_at_most_the_settings_days(world: World) -> None:
                          headers=bearer(token)).status_code == 422
 
 
+def test_a_lower_cap_holds_for_the_personal_tokens_made_before_it(world: World) -> None:
+    w = world
+    token, _ = session(w, "koordinator")
+    grant = accounts.bearer(w.core.engine, token)
+    assert grant is not None
+    made_at = datetime.now(timezone.utc) - timedelta(days=2)
+    old, _, _, _ = accounts.issue_personal_token(w.core.engine, grant, name="gammel", days=90, max_days=90,
+                                                 now=made_at)
+    assert w.client.get(f"{API}/me", headers=bearer(old)).status_code == 200
+    assert app_with(w, personal_token_max_days=3).get(f"{API}/me", headers=bearer(old)).status_code == 200
+    assert app_with(w, personal_token_max_days=1).get(f"{API}/me", headers=bearer(old)).status_code == 401
+    assert app_with(w, personal_token_max_days=1).get(f"{API}/me", headers=bearer(token)).status_code == 200
+
+
 # -- scopes ------------------------------------------------------------------------------------------------------
 
 
