@@ -49,14 +49,3 @@ def refused(engine: Engine, request: Request, user: User, action: str, what: str
     """Log a refused request with its 404 and return the error to raise: refused as if nothing were there."""
     log_access(engine, request, user, action, case_reference=case_reference, task_id=task_id, status=404)
     return NotFound(what, key)
-
-
-def read_access_log(core: Forlop, request: Request, user: User, *, case_reference: str | None, username: str | None,
-                    limit: int) -> list[dict[str, Any]]:
-    """The access log by case or by user, for an administrator; the reading is itself logged, in its transaction."""
-    with core.uow(snapshot=True) as uow:
-        entries = access_entries(uow.conn, case_reference=case_reference, username=username, limit=limit)
-        access_writer(request, user, "audit.read", case_reference=case_reference,
-                      reason=f"user={username}" if username else None)(uow.conn)
-        uow.commit()
-    return entries

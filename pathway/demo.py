@@ -19,8 +19,6 @@ from pathway.people import PersonRecord
 # Obviously invented: a common first name and a surname no Norwegian has.
 FIRST = ["Kari", "Ola", "Ingrid", "Aisha", "Marta", "Leyla", "Nora", "Sofie", "Emma", "Amal", "Hanne", "Jonas"]
 LAST = ["Testesen", "Eksempelsen", "Prøvedal", "Fiktivsen", "Demoberg", "Syntetisk"]
-UNITS = ["bergen-sentrum", "bergen-nord", "askoy", "voss"]
-COORDINATORS = ["koordinator", "koordinator2", "koordinator3", "koordinator4"]
 OUTCOMES = ["safe_housing", "returned_to_abuser", "moved_away", "declined", "transferred", "ended_early"]
 PROFILES = ["new", "intake", "intake_overdue", "support", "support_paused", "after_stay", "returned", "closed"]
 WEIGHTS = [6, 10, 6, 22, 6, 14, 4, 32]
@@ -42,22 +40,25 @@ def _person(rng: random.Random, n: int) -> PersonRecord:
 
 # Demo users with the password "demo": only ever created by `forlop demo`, which is refused in production.
 DEMO_PASSWORD = "demo"
-DEMO_USERS = [
-    ("koordinator", "coordinator", "bergen-sentrum", None),
-    ("koordinator2", "coordinator", "bergen-nord", None),
-    ("koordinator3", "coordinator", "askoy", None),
-    ("koordinator4", "coordinator", "voss", None),
-    ("politi", "partner", None, "police"),
-    ("nav", "partner", None, "nav"),
-    ("leder", "manager", "bergen-sentrum", None),
-    ("admin", "admin", None, None),
-]
+
+
+def coordinator_of(index: int) -> str:
+    """The demo coordinator of the index-th configured unit: koordinator, koordinator2, ..."""
+    return "koordinator" if index == 0 else f"koordinator{index + 1}"
+
+
+def demo_users(units: tuple[str, ...]) -> list[tuple[str, str, str | None, str | None]]:
+    """(name, role, unit, agency) of the demo users: a coordinator per configured unit (FORLOP_UNITS), the first
+    unit's manager, a police and a NAV contact, an administrator."""
+    return [*((coordinator_of(i), "coordinator", unit, None) for i, unit in enumerate(units)),
+            ("politi", "partner", None, "police"), ("nav", "partner", None, "nav"),
+            ("leder", "manager", units[0], None), ("admin", "admin", None, None)]
 
 
 def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], None] | None = None,
               now: datetime | None = None) -> str:
     """Create the demo users and ``cases`` synthetic cases; returns a one-line summary of what was made."""
-    for username, role, unit, agency in DEMO_USERS:
+    for username, role, unit, agency in demo_users(core.settings.units):
         try:
             services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency)
         except DomainError:
@@ -92,9 +93,10 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         profile, rng.uniform(10, 120))
     start = now - timedelta(days=age)
     shelter = rng.random() < 0.6
-    unit_index = rng.randrange(len(UNITS))
+    units = core.settings.units
+    unit_index = rng.randrange(len(units))
     case = services.open_case(
-        uow=core.uow(), pathway_id=core.settings.default_pathway, unit=UNITS[unit_index], first_contact_at=start,
+        uow=core.uow(), pathway_id=core.settings.default_pathway, unit=units[unit_index], first_contact_at=start,
         actor="mottak", keys=core.keys, index_key=core.settings.index_key,
         reference_prefix=core.settings.reference_prefix, person=_person(rng, n),
         conditions=["shelter_stay"] if shelter else [], at=start,
@@ -102,7 +104,7 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
     if profile in ("new", "intake_overdue"):
         return
     clock = start
-    coordinator = COORDINATORS[unit_index]
+    coordinator = coordinator_of(unit_index)
 
     def step(hours: float, change: Callable[[Case, datetime], object]) -> bool:
         # ``change`` runs before step returns, so a lambda may use the loop variables of the moment.

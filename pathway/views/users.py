@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from pathway.definition.model import Text
 from pathway.settings import Settings
 from pathway.store.catalog import DefinitionCatalog
+from pathway.store.staff import coordinators_of as coordinators_of  # the case page's choice of coordinator (the rule's own list)
 from pathway.store.tables import user_t
 
 
@@ -26,11 +27,6 @@ def user(conn: sa.Connection, username: str) -> Any | None:
     return conn.execute(sa.select(*SHOWN).where(user_t.c.username == username)).first()
 
 
-def coordinators_of(conn: sa.Connection, unit: str | None) -> list[str]:
-    """The active coordinators of a unit, by name (whom a case of the unit may be assigned to)."""
-    return list(conn.execute(sa.select(user_t.c.username).where(
-        user_t.c.role == "coordinator", user_t.c.unit == unit, user_t.c.active.is_(True))
-        .order_by(user_t.c.username)).scalars())
 
 
 def units(settings: Settings) -> tuple[str, ...]:

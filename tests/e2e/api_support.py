@@ -133,9 +133,12 @@ def is_public(route: RouteInfo) -> bool:
 # -- the world -----------------------------------------------------------------------------------------------
 
 
-def make_core(url: str) -> Forlop:
-    return bootstrap(Settings(env="test", database_url=url, scheduler="off", definitions_dir=ROOT / "definitions",
-                              sqlite_synchronous="NORMAL"))
+def make_core(url: str, extra_units: tuple[str, ...] = ()) -> Forlop:
+    """The test world's core: the default units (FORLOP_UNITS), and any more a test module names in its
+    ``EXTRA_UNITS``."""
+    settings = Settings(env="test", database_url=url, scheduler="off", definitions_dir=ROOT / "definitions",
+                        sqlite_synchronous="NORMAL")
+    return bootstrap(settings.model_copy(update={"units": (*settings.units, *extra_units)}))
 
 
 @dataclass
@@ -305,8 +308,8 @@ def _drop_database(server_url: str | None, url: str) -> None:
         admin.dispose()
 
 
-def _world(url: str, backend: str) -> World:
-    core = make_core(url)
+def _world(url: str, backend: str, extra_units: tuple[str, ...] = ()) -> World:
+    core = make_core(url, extra_units)
     app = create_app(core)
     return World(core=core, app=app, client=TestClient(app), lenient=TestClient(app, raise_server_exceptions=False),
                  backend=backend)
@@ -322,11 +325,12 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "postgresql" and _api_templates["postgres_url"] is None:
         pytest.skip("PostgreSQL not reachable (required and run under CI)")
     with _cheap_passwords():
-        yield from _copied_world(request.param, tmp_path_factory, _api_templates)
+        yield from _copied_world(request.param, tmp_path_factory, _api_templates,
+                                 tuple(getattr(request.module, "EXTRA_UNITS", ())))
 
 
-def _copied_world(backend: str, tmp_path_factory: pytest.TempPathFactory,
-                  _api_templates: dict[str, Any]) -> Iterator[World]:
+def _copied_world(backend: str, tmp_path_factory: pytest.TempPathFactory, _api_templates: dict[str, Any],
+                  extra_units: tuple[str, ...] = ()) -> Iterator[World]:
     template = _template(_api_templates, backend)
     if backend == "sqlite":
         path = tmp_path_factory.mktemp("api") / "forlop.db"
@@ -334,7 +338,7 @@ def _copied_world(backend: str, tmp_path_factory: pytest.TempPathFactory,
         url = f"sqlite:///{path}"
     else:
         url = _create_database(_api_templates["postgres_url"], "api", template=sa.engine.make_url(template.url).database)
-    w = _world(url, backend)
+    w = _world(url, backend, extra_units)
     try:
         yield w
     finally:

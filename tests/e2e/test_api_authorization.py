@@ -59,6 +59,8 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "AddStepBody": lambda: {"title": "Følge til fastlege", "owner": "coordinator", "due_at": _future(),
                           "reason": "avtalt med personen"},
     "ResumeBody": lambda: {},
+    "UserChange": lambda: {"role": "coordinator", "unit": "voss"},
+    "PasswordIn": lambda: {"password": "et-nytt-langt-passord"},
     "AdvanceBody": lambda: {},
     "RecordMilestoneBody": lambda: {"when": _future(10)},
     "RecordConsentBody": lambda: {"scope": ["name", "contact", "threat_assessment"]},
@@ -91,6 +93,8 @@ PATH_VALUES: dict[str, dict[str, str]] = {
     "case_milestone": {"name": "move_out_planned"},
     "case_condition": {"name": "children"},
     "case_consent": {"agency": "police"},
+    **{route: {"username": "koordinator4"} for route in ("user_update", "user_deactivate", "user_reactivate",
+                                                          "user_password")},
 }
 COMMON_VALUES = {"pathway_id": "krisesenter", "version": "1"}
 

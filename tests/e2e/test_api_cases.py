@@ -20,6 +20,8 @@ pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, UNIT, World, synthetic_person  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
+INBOX_UNIT = "enhet-innboks"  # a unit of the inbox test alone, so no other test's scan or reads change its counts
+EXTRA_UNITS = (INBOX_UNIT,)
 
 K = "koordinator"
 
@@ -471,7 +473,7 @@ def test_inbox_after_a_scan_count_read_unread(world: World) -> None:
     w = world
     # a user of its own, so that no other test's scan or reads change the counts
     name = f"innboks{uuid.uuid4().hex[:6]}"
-    unit = f"enhet-{uuid.uuid4().hex[:6]}"
+    unit = INBOX_UNIT
     assert w.client.post(f"{API}/users", json={"username": name, "role": "coordinator", "unit": unit,
                                                "password": "et-langt-passord"},
                          headers=w.auth("admin")).status_code == 201

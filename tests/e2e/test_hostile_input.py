@@ -55,6 +55,7 @@ FORLOP = Path(sys.executable).with_name("forlop")
 SQL_INJECTIONS = ["'; DROP TABLE pathway_case;--", '" OR 1=1 --']
 TEMPLATE_INJECTIONS = ["{{7*7}}", "{% raw %}", "${7*7}", "<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 HOSTILE = SQL_INJECTIONS + TEMPLATE_INJECTIONS
+EXTRA_UNITS = tuple(HOSTILE)  # an operator could configure any text as a unit (FORLOP_UNITS)
 
 
 def refused(r: httpx.Response, *statuses: int) -> dict[str, Any]:
@@ -402,9 +403,14 @@ def _assert_every_table_is_there(w: World) -> None:
 
 
 def test_hostile_units_reach_notifications_as_text_never_as_markup_or_code(world: World) -> None:
-    """A unit is free text an administrator types; it travels into the reminders' inbox rows, emails and links.
-    Rendering them must show the text (escaped in HTML), never evaluate it."""
+    """A unit is text an operator configures (FORLOP_UNITS; an administrator only chooses from it); it travels into
+    the reminders' inbox rows, emails and links. Rendering them must show the text (escaped in HTML), never evaluate
+    it. A unit that is not configured is refused, naming the field."""
     w = world
+    problem = refused(w.client.post(f"{API}/users", json={"username": f"fiendtlig_x_{w.backend}", "role": "manager",
+                                                          "unit": "<b>ukjent</b>", "password": "langt passord"},
+                                    headers=w.auth("admin")), 422)
+    assert "unit" in str(problem)
     people = []
     for i, text in enumerate(HOSTILE):
         for role in ("coordinator", "manager"):
