@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-__all__ = ["OSLO", "Unit", "is_working_day", "shift", "working_days_between"]
+__all__ = ["OSLO", "Unit", "add_working_time", "is_working_day", "shift", "working_days_between", "working_time_between"]
 
 OSLO: ZoneInfo = ZoneInfo("Europe/Oslo")
 
@@ -87,3 +87,54 @@ def working_days_between(start: datetime, end: datetime) -> int:
     if last < first:
         return -working_days_between(end, start)
     return sum(is_working_day(first + timedelta(days=i)) for i in range(1, (last - first).days + 1))
+
+
+_DAY = timedelta(days=1)
+
+
+def _wall(moment: datetime) -> tuple[date, timedelta]:
+    """The Oslo local date of ``moment`` and its wall-clock time as the time since that date's midnight."""
+    local = moment.astimezone(OSLO)
+    return local.date(), timedelta(hours=local.hour, minutes=local.minute, seconds=local.second,
+                                   microseconds=local.microsecond)
+
+
+def working_time_between(start: datetime, end: datetime) -> timedelta:
+    """The part of [start, end) that lies on working days (Oslo wall clock, whole days); zero if end <= start.
+
+    Norway's clocks change on Sunday nights, so on a working day wall-clock time is real time."""
+    _require_aware(start, end)
+    if end <= start:
+        return timedelta(0)
+    (first, since), (last, until) = _wall(start), _wall(end)
+    if first == last:
+        return until - since if is_working_day(first) else timedelta(0)
+    total = (_DAY - since) if is_working_day(first) else timedelta(0)
+    total += _DAY * sum(is_working_day(first + timedelta(days=i)) for i in range(1, (last - first).days))
+    return total + (until if is_working_day(last) else timedelta(0))
+
+
+def add_working_time(start: datetime, amount: timedelta) -> datetime:
+    """``start`` moved forward by ``amount`` of working-day time (the inverse of ``working_time_between``): time on
+    weekends and public holidays does not count, so the result lies on a working day, keeping the wall clock.
+    Time that uses up a working day exactly goes on to the next working day's midnight. Returns UTC."""
+    _require_aware(start)
+    if amount <= timedelta(0):
+        return start.astimezone(timezone.utc)
+    day, since = _wall(start)
+    if not is_working_day(day):
+        since = timedelta(0)
+        day = _next_working_day(day)
+    remaining = amount
+    while remaining >= _DAY - since:
+        remaining -= _DAY - since
+        day, since = _next_working_day(day), timedelta(0)
+    wall = since + remaining
+    return _at_local(day, (datetime.min + wall).time())
+
+
+def _next_working_day(day: date) -> date:
+    day += _DAY
+    while not is_working_day(day):
+        day += _DAY
+    return day

@@ -7,15 +7,19 @@ Every step moves through ``STEP_MACHINE``; its after-callbacks stamp the step (`
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from transitions import MachineError
 
-from pathway.calendar import shift
+from pathway.calendar import Unit, add_working_time, shift, working_time_between
 from pathway.case.state import CaseState
 from pathway.case.values import Step
 from pathway.definition import CONSENT_PREFIX, FIRST_CONTACT, Checkpoint
 from pathway.machine import step_transition
+
+# Pauses begun from this moment move working-day deadlines in working time; one begun before keeps the rule it was
+# recorded under (by the paused time), so that the events of older cases replay to their recorded state.
+PAUSES_IN_WORKING_TIME_FROM = datetime(2026, 12, 7, tzinfo=timezone.utc)
 
 
 class Deadlines(CaseState):
@@ -59,6 +63,34 @@ class Deadlines(CaseState):
             return
         nxt = self.new_step(step.code, step.occurrence + 1, checkpoint.owners[0], at)
         self.activate(nxt, at, anchor_at=at, due_at=shift(at, rule.amount, rule.unit))
+
+    def effective_due(self, step: Step, at: datetime) -> datetime | None:
+        """The deadline at ``at``: while the clock is paused, the pause so far (after the anchor) does not count."""
+        if step.due_at is None or self.paused_since is None:
+            return step.due_at
+        return self.moved_by_pause(step, self.paused_since, at)
+
+    def moved_by_pause(self, step: Step, paused_since: datetime, until: datetime) -> datetime | None:
+        """The step's deadline moved by a pause from ``paused_since`` to ``until`` (only the part after its anchor
+        counted against it). A deadline in working days moves by the paused working time, counted in working time,
+        so that it still lands on a working day (paused Tue 10:00 to Thu 10:00 on "3 working days from Mon 10:00":
+        Mon 10:00 a week on, not Saturday); any other by the paused time."""
+        if step.due_at is None:
+            return None
+        start = max(paused_since, step.anchor_at or paused_since)
+        if self.deadline_unit(step) is Unit.WORKING_DAYS and paused_since >= PAUSES_IN_WORKING_TIME_FROM:
+            return add_working_time(step.due_at, working_time_between(start, until))
+        return step.due_at + max(until - start, timedelta(0))
+
+    def deadline_unit(self, step: Step) -> Unit | None:
+        """The unit the step's deadline was set in: its checkpoint's deadline, or its repeat interval for a repeat
+        of a repeating checkpoint; None for an ad-hoc step (a fixed time)."""
+        checkpoint = None if step.adhoc else self.definition.checkpoint.get(step.code)
+        if checkpoint is None:
+            return None
+        rule = checkpoint.repeat_interval(step.occurrence) if checkpoint.repeat and step.occurrence > 1 else None
+        offset = rule if rule is not None else checkpoint.deadline
+        return None if offset is None else Unit(offset.unit)
 
     def anchor(self, anchor: str) -> datetime | None:
         if anchor == FIRST_CONTACT:

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pathway.case.events import GENESIS, Event, canonical
@@ -105,12 +105,15 @@ class CaseState:
             return f"waits for {checkpoint.deadline.after}"
         return "not active"
 
-    def effective_due(self, step: Step, at: datetime) -> datetime | None:
-        """The deadline at ``at``: while the clock is paused, the pause so far (after the anchor) does not count."""
-        if step.due_at is None or self.paused_since is None:
-            return step.due_at
-        start = max(self.paused_since, step.anchor_at or self.paused_since)
-        return step.due_at + max(at - start, timedelta(0))
+    def recorded_until(self) -> datetime:
+        """The latest moment the case's record holds (first contact, a step ended, a consent, a handover task's
+        change, a pause, the close): a change recorded after the fact cannot have happened before it. Read from the
+        state, so that a command checks it the same way when it runs and when it is replayed."""
+        moments = [self.opened_at, *(m for m in (self.paused_since, self.closed_at) if m is not None),
+                   *(s.ended_at for s in self.steps if s.ended_at is not None),
+                   *(c.recorded_at for c in self.consents.values()),
+                   *(t.updated_at for t in self.handovers)]
+        return max(moments)
 
     # -- refusals ---------------------------------------------------------------------------------------------
 

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from pathway.store.access import Writer
 
 CLIENT = "cli"  # where the access log says a CLI read or write came from
+# Recorded after the fact: when the work was done (the event keeps both times; deadlines and figures use this one).
+At = Annotated[Optional[str], typer.Option(
+    "--at", help="When it was done, if earlier than now: ISO 8601, Oslo time if no offset; not before the case's "
+                 "previous change.")]
 
 
 def _logged(user: User, action: str, reference: str | None, *, break_glass: bool = False,
@@ -160,9 +164,11 @@ def _run(reference: str, version: int | None, database_url: str | None, actor: s
 
 @case_app.command("complete")
 def case_complete(reference: str, code: str, actor: Actor, version: Version = None,
-                  note: Annotated[Optional[str], typer.Option()] = None, database_url: DatabaseUrl = None) -> None:
-    """Mark a checkpoint (or ad-hoc step) done."""
-    _run(reference, version, database_url, actor, lambda c: c.CompleteStep(code, note=note))
+                  note: Annotated[Optional[str], typer.Option()] = None, at: At = None,
+                  database_url: DatabaseUrl = None) -> None:
+    """Mark a checkpoint (or ad-hoc step) done, now or --at when it was done."""
+    effective_at = _parse_time(at)
+    _run(reference, version, database_url, actor, lambda c: c.CompleteStep(code, note=note, effective_at=effective_at))
 
 
 @case_app.command("skip")
@@ -181,26 +187,31 @@ def case_advance(reference: str, trigger: str, actor: Actor, reason: Reason = No
 
 @case_app.command("pause")
 def case_pause(reference: str, actor: Actor, reason: Annotated[str, typer.Option("--reason", "-r")],
-               version: Version = None, database_url: DatabaseUrl = None) -> None:
-    """Stop the clock; paused time does not count against deadlines."""
-    _run(reference, version, database_url, actor, lambda c: c.Pause(reason=reason))
+               version: Version = None, at: At = None, database_url: DatabaseUrl = None) -> None:
+    """Stop the clock, now or from --at; paused time does not count against deadlines."""
+    effective_at = _parse_time(at)
+    _run(reference, version, database_url, actor, lambda c: c.Pause(reason=reason, effective_at=effective_at))
 
 
 @case_app.command("resume")
-def case_resume(reference: str, actor: Actor, reason: Reason = None, version: Version = None,
+def case_resume(reference: str, actor: Actor, reason: Reason = None, version: Version = None, at: At = None,
                 database_url: DatabaseUrl = None) -> None:
-    """Restart the clock; open deadlines move by the paused time."""
-    _run(reference, version, database_url, actor, lambda c: c.Resume(reason=reason))
+    """Restart the clock, now or from --at; open deadlines move by the paused time."""
+    effective_at = _parse_time(at)
+    _run(reference, version, database_url, actor, lambda c: c.Resume(reason=reason, effective_at=effective_at))
 
 
 @case_app.command("consent")
 def case_consent(reference: str, agency: str, actor: Actor,
                  scope: Annotated[list[str], typer.Option(help="What may be shared (repeat).")] = [],  # noqa: B006
                  withdraw: Annotated[bool, typer.Option(help="Record a withdrawal instead.")] = False,
-                 reason: Reason = None, version: Version = None, database_url: DatabaseUrl = None) -> None:
-    """Record consent to share with an agency (or its withdrawal)."""
+                 reason: Reason = None, version: Version = None, at: At = None,
+                 database_url: DatabaseUrl = None) -> None:
+    """Record consent to share with an agency (or its withdrawal), now or --at when it was given."""
+    effective_at = _parse_time(at)
     _run(reference, version, database_url, actor,
-         lambda c: c.RecordConsent(agency, scope=tuple(scope), given=not withdraw, reason=reason))
+         lambda c: c.RecordConsent(agency, scope=tuple(scope), given=not withdraw, reason=reason,
+                                   effective_at=effective_at))
 
 
 @case_app.command("coordinator")

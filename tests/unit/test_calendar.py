@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pathway.calendar import OSLO, Unit, is_working_day, shift, working_days_between
+from pathway.calendar import (
+    OSLO, Unit, add_working_time, is_working_day, shift, working_days_between, working_time_between,
+)
 
 UTC = timezone.utc
 
@@ -279,3 +281,57 @@ def test_shifting_backwards_lands_on_a_working_day_before_the_start(x: datetime,
     # The n-1 working days stepped over, plus the start day itself if it is a working day.
     start_counts = is_working_day(x.astimezone(OSLO).date())
     assert working_days_between(result, x) == n - 1 + start_counts
+
+
+# --- pauses on working-day deadlines: the paused working time, added back in working time -----------------------
+
+
+def moved_by_pause(start: datetime, working_days: int, paused_from: datetime, paused_to: datetime) -> datetime:
+    due = shift(start, working_days, Unit.WORKING_DAYS)
+    return add_working_time(due, working_time_between(paused_from, paused_to))
+
+
+def test_a_pause_tuesday_to_thursday_on_three_working_days_from_monday_lands_on_the_next_monday() -> None:
+    # Mon 5 Jan 2026 10:00 + 3 working days = Thu 8 Jan 10:00; two working days paused: Mon 12 Jan, not Sat 10 Jan.
+    assert shift(oslo(2026, 1, 5, 10), 3, Unit.WORKING_DAYS) == oslo(2026, 1, 8, 10)
+    assert working_time_between(oslo(2026, 1, 6, 10), oslo(2026, 1, 8, 10)) == timedelta(days=2)
+    assert moved_by_pause(oslo(2026, 1, 5, 10), 3, oslo(2026, 1, 6, 10), oslo(2026, 1, 8, 10)) == oslo(2026, 1, 12, 10)
+
+
+def test_a_pause_across_a_public_holiday_counts_neither_the_holiday_nor_lands_on_one() -> None:
+    # Ascension Day is Thu 14 May 2026. Mon 11 May 10:00 + 3 working days = Fri 15 May 10:00. Paused Tue 12 10:00
+    # to Fri 15 10:00: Tuesday 14 h, Wednesday 24 h, Friday 10 h = two working days. Due Tue 19 May 10:00.
+    assert shift(oslo(2026, 5, 11, 10), 3, Unit.WORKING_DAYS) == oslo(2026, 5, 15, 10)
+    assert working_time_between(oslo(2026, 5, 12, 10), oslo(2026, 5, 15, 10)) == timedelta(days=2)
+    assert moved_by_pause(oslo(2026, 5, 11, 10), 3, oslo(2026, 5, 12, 10), oslo(2026, 5, 15, 10)) == oslo(2026, 5, 19, 10)
+    # Due Wed 13 May 10:00 with one working day to add back: over Ascension to Fri 15 May 10:00.
+    assert add_working_time(oslo(2026, 5, 13, 10), timedelta(days=1)) == oslo(2026, 5, 15, 10)
+
+
+def test_a_pause_across_the_spring_change_keeps_the_wall_clock() -> None:
+    # Clocks go forward on Sun 29 Mar 2026. Mon 23 Mar 10:00 CET + 3 working days = Thu 26 Mar 10:00; paused Wed 25
+    # 10:00 to Fri 27 10:00 (two working days): due Mon 30 Mar 10:00 CEST, 08:00 UTC (09:00 UTC before the change).
+    due = moved_by_pause(oslo(2026, 3, 23, 10), 3, oslo(2026, 3, 25, 10), oslo(2026, 3, 27, 10))
+    assert due == oslo(2026, 3, 30, 10) == utc(2026, 3, 30, 8)
+    assert shift(oslo(2026, 3, 23, 10), 3, Unit.WORKING_DAYS) == utc(2026, 3, 26, 9)
+
+
+def test_paused_time_on_weekends_and_holidays_does_not_count() -> None:
+    assert working_time_between(oslo(2026, 1, 9, 16), oslo(2026, 1, 12, 8)) == timedelta(hours=16)  # Fri 16 - Mon 8
+    assert working_time_between(oslo(2026, 1, 10, 9), oslo(2026, 1, 11, 20)) == timedelta(0)  # a weekend
+    assert working_time_between(oslo(2026, 1, 12, 8), oslo(2026, 1, 9, 16)) == timedelta(0)  # the wrong way round
+    assert working_time_between(oslo(2026, 12, 24, 12), oslo(2026, 12, 28, 12)) == timedelta(hours=24)  # 24th: 12 h
+
+
+def test_working_time_that_uses_up_a_friday_goes_on_to_monday_midnight_not_saturday() -> None:
+    assert add_working_time(oslo(2026, 1, 9, 14), timedelta(hours=10)) == oslo(2026, 1, 12, 0)
+    assert add_working_time(oslo(2026, 1, 10, 14), timedelta(hours=3)) == oslo(2026, 1, 12, 3), "from a Saturday"
+    assert add_working_time(oslo(2026, 1, 10, 14), timedelta(0)) == oslo(2026, 1, 10, 14), "nothing to add back"
+
+
+@settings(deadline=None)
+@given(x=aware_datetimes, hours=st.integers(min_value=1, max_value=24 * 40))
+def test_adding_working_time_lands_on_a_working_day_that_much_working_time_later(x: datetime, hours: int) -> None:
+    result = add_working_time(x, timedelta(hours=hours))
+    assert is_working_day(result.astimezone(OSLO).date())
+    assert working_time_between(x, result) == timedelta(hours=hours)

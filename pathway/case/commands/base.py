@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pathway.case.values import parse_iso
+from pathway.case.values import iso, parse_iso, utc
 from pathway.definition import PathwayDefinition
+from pathway.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from pathway.case.aggregate import Case
@@ -99,6 +100,29 @@ class Command:
             raw = event.reason if name == "reason" else event.payload.get(name)
             values[name] = _coerce(raw, kind)
         return cls(**values)
+
+
+EFFECTIVE_AT = "effective_at"
+
+
+def effective_at(at: datetime | None, case: Case, ctx: Context) -> datetime:
+    """When a change took effect: ``at``, for one recorded after the fact, or else when it is recorded. It cannot
+    lie after the recording, nor before the latest moment the case's record holds (its previous change)."""
+    if at is None:
+        return ctx.at
+    at = utc(at, EFFECTIVE_AT)
+    if at > ctx.at:
+        raise InvalidArgument(EFFECTIVE_AT, "cannot lie in the future")
+    earliest = case.recorded_until()
+    if at < earliest:
+        raise InvalidArgument(EFFECTIVE_AT, f"cannot precede the case's previous change ({iso(earliest)})")
+    return at
+
+
+def with_effective_at(payload: dict[str, Any], at: datetime | None, effective: datetime) -> dict[str, Any]:
+    """The event's payload with the time the change took effect, where one was given (the event's own ``at`` is
+    when it was recorded). Absent otherwise, so that events from before keep their hashes."""
+    return payload if at is None else payload | {EFFECTIVE_AT: iso(effective)}
 
 
 _FIELDS: dict[str, dict[str, Any]] = {}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pathway.case.commands.base import Command, Context, arg
+from pathway.case.commands.base import EFFECTIVE_AT, Command, Context, arg, effective_at, with_effective_at
 from pathway.case.values import MAX_TEXT, text
 from pathway.errors import InvalidArgument
 
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Pause(Command, operation="pause", action="case.pause", route="/pause", summary="Pause the clock",
             adaptation="pause"):
-    """Stop the clock (person unreachable, in hospital, asks for a delay). Paused time moves due times."""
+    """Stop the clock (person unreachable, in hospital, asks for a delay), now or from when it stood still
+    (``effective_at``, recorded after the fact). Paused time moves due times."""
 
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="personen er på sykehus")
+    effective_at: datetime | None = arg(None)
 
     @classmethod
     def refusal(cls, case: Case) -> tuple[str, str] | None:
@@ -30,19 +32,23 @@ class Pause(Command, operation="pause", action="case.pause", route="/pause", sum
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
         reason = text("reason", self.reason, required=True)
+        at = effective_at(self.effective_at, case, ctx)
 
         def apply() -> None:
-            case.paused_since = ctx.at
+            case.paused_since = at
 
-        case.record(self.operation, ctx, reason=reason, payload={}, apply=apply)
+        case.record(self.operation, ctx, reason=reason, payload=with_effective_at({}, self.effective_at, at),
+                    apply=apply)
 
 
 @dataclass(frozen=True)
 class Resume(Command, operation="resume", action="case.resume", route="/resume",
              summary="Resume the clock (deadlines move by the paused time)"):
-    """Restart the clock; every open deadline moves by the time the clock stood still."""
+    """Restart the clock, now or from when it ran again (``effective_at``); every open deadline moves by the time
+    the clock stood still (a deadline in working days by the working time, so that it lands on a working day)."""
 
     reason: str | None = arg(None, max_length=MAX_TEXT)
+    effective_at: datetime | None = arg(None)
 
     @classmethod
     def refusal(cls, case: Case) -> tuple[str, str] | None:
@@ -54,17 +60,18 @@ class Resume(Command, operation="resume", action="case.resume", route="/resume",
         self.check(case)
         paused_since = case.paused_since
         assert paused_since is not None
-        if ctx.at < paused_since:
-            raise InvalidArgument("at", "resume cannot precede the pause")
+        at = effective_at(self.effective_at, case, ctx)
+        if at < paused_since:
+            raise InvalidArgument("at" if self.effective_at is None else EFFECTIVE_AT,
+                                  "resume cannot precede the pause")
         reason = text("reason", self.reason, required=False)
 
         def apply() -> None:
             for step in case.steps:
                 if step.is_open and step.due_at is not None:
-                    # Only the part of the pause after the anchor counted against this deadline.
-                    start = max(paused_since, step.anchor_at or paused_since)
-                    step.due_at += max(ctx.at - start, timedelta(0))
+                    step.due_at = case.moved_by_pause(step, paused_since, at)
             case.paused_since = None
             case.sync_handover_deadlines()
 
-        case.record(self.operation, ctx, reason=reason, payload={}, apply=apply)
+        case.record(self.operation, ctx, reason=reason, payload=with_effective_at({}, self.effective_at, at),
+                    apply=apply)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pathway.case.commands.base import Command, Context, arg
+from pathway.case.commands.base import Command, Context, arg, effective_at, with_effective_at
 from pathway.case.values import MAX_TEXT, Consent, iso, text, utc
 from pathway.definition import CONSENT_PREFIX
 from pathway.errors import InvalidArgument
@@ -43,12 +43,14 @@ class RecordMilestone(Command, operation="record_milestone", action="case.milest
 @dataclass(frozen=True)
 class RecordConsent(Command, operation="record_consent", action="case.consent", route="/consents/{agency}",
                     target="agency", summary="Record consent for an agency (or withdraw it)"):
-    """Record the person's consent to share with one agency (or its withdrawal, which stops future handovers)."""
+    """Record the person's consent to share with one agency (or its withdrawal, which stops future handovers), now
+    or when it was given (``effective_at``, recorded after the fact): deadlines counted from consent start then."""
 
     agency: str = arg(max_length=64, example="police")
     scope: tuple[str, ...] = arg((), max_items=20, max_length=64, example=["name", "contact", "threat_assessment"])
     given: bool = arg(True)
     reason: str | None = arg(None, max_length=MAX_TEXT)
+    effective_at: datetime | None = arg(None)
 
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
@@ -62,22 +64,24 @@ class RecordConsent(Command, operation="record_consent", action="case.consent", 
         if self.given and not scope:
             raise InvalidArgument("scope", "consent must name what may be shared")
         reason = text("reason", self.reason, required=False)
+        at = effective_at(self.effective_at, case, ctx)
 
         def apply() -> None:
             previous = case.consents.get(agency)
-            case.consents[agency] = Consent(agency, scope if self.given else (), self.given, ctx.at, ctx.actor)
+            case.consents[agency] = Consent(agency, scope if self.given else (), self.given, at, ctx.actor)
             if not self.given:
                 for task in case.handovers:
                     if task.agency == agency and task.basis == "consent" and task.is_open:
-                        task.status, task.updated_at = "cancelled", ctx.at
+                        task.status, task.updated_at = "cancelled", at
             elif previous is None or not previous.given:
                 case.reanchor(CONSENT_PREFIX + agency)
             for step in case.open_steps_completed_by("consent"):
-                case.end(step, "complete", ctx.actor, ctx.at)
-            case.refresh(ctx.at)
+                case.end(step, "complete", ctx.actor, at)
+            case.refresh(at)
 
-        case.record(self.operation, ctx, reason=reason,
-                    payload={"agency": agency, "scope": list(scope), "given": self.given}, apply=apply)
+        payload = {"agency": agency, "scope": list(scope), "given": self.given}
+        case.record(self.operation, ctx, reason=reason, payload=with_effective_at(payload, self.effective_at, at),
+                    apply=apply)
 
 
 @dataclass(frozen=True)

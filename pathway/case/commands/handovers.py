@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pathway.case.commands.base import Command, Context, arg
+from pathway.case.commands.base import Command, Context, arg, effective_at, with_effective_at
 from pathway.case.values import LATE_NOTE_REQUIRED, LEGAL_BASES, MAX_TEXT, REASON_REQUIRED, HandoverTask, text
 from pathway.errors import ConsentRequired, InvalidArgument
 
@@ -82,11 +83,13 @@ class CreateHandover(Command, operation="create_handover", action="case.handover
 
 @dataclass(frozen=True)
 class UpdateHandover(Command, operation="update_handover", action="task.update"):
-    """The receiving agency accepts, declines (with a reason) or completes a handover task."""
+    """The receiving agency accepts, declines (with a reason) or completes a handover task, now or when it did
+    (``effective_at``, recorded after the fact)."""
 
     task_id: uuid.UUID
     status: str
     note: str | None = None
+    effective_at: datetime | None = None
 
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
@@ -97,22 +100,24 @@ class UpdateHandover(Command, operation="update_handover", action="task.update")
             raise InvalidArgument("status", f"must be one of {', '.join(MOVES)}")
         if task.status not in MOVES[self.status]:
             raise case.not_allowed(f"handover {self.status}", f"the task is {task.status}")
+        at = effective_at(self.effective_at, case, ctx)
         step = case.latest(task.code)
-        due = case.effective_due(step, ctx.at) if step is not None and step.is_open else None
-        late = self.status == "completed" and due is not None and due < ctx.at
+        due = case.effective_due(step, at) if step is not None and step.is_open else None
+        late = self.status == "completed" and due is not None and due < at
         # Declining needs a reason; so does completing after the deadline (the deviation must be documented).
         note = text("note", self.note, required=self.status == "declined" or late,
                     missing=LATE_NOTE_REQUIRED if late else REASON_REQUIRED)
 
         def apply() -> None:
-            task.status, task.updated_at = self.status, ctx.at
+            task.status, task.updated_at = self.status, at
             if self.status == "completed":
                 step = case.latest(task.code)
                 if step is not None and step.is_open:
                     if step.state == "pending":
-                        case.activate(step, ctx.at)
-                    case.end(step, "complete", ctx.actor, ctx.at)
-                case.refresh(ctx.at)
+                        case.activate(step, at)
+                    case.end(step, "complete", ctx.actor, at)
+                case.refresh(at)
 
+        payload = {"task_id": str(self.task_id), "status": self.status, "note": note}
         case.record(self.operation, ctx, reason=note if self.status == "declined" or late else None,
-                    payload={"task_id": str(self.task_id), "status": self.status, "note": note}, apply=apply)
+                    payload=with_effective_at(payload, self.effective_at, at), apply=apply)

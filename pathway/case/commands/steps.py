@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pathway.case.commands.base import Command, Context, arg
+from pathway.case.commands.base import Command, Context, arg, effective_at, with_effective_at
 from pathway.case.values import LATE_NOTE_REQUIRED, MAX_TEXT, iso, text, utc
 from pathway.errors import InvalidArgument
 
@@ -17,10 +17,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class CompleteStep(Command, operation="complete", action="case.complete", route="/steps/{code}/complete",
                    target="code", summary="Complete a checkpoint or ad-hoc step"):
-    """Mark the open occurrence of a checkpoint (or an ad-hoc step) done. Late, the note says why."""
+    """Mark the open occurrence of a checkpoint (or an ad-hoc step) done, now or when it was done
+    (``effective_at``, recorded after the fact). Late, the note says why."""
 
     code: str = arg(max_length=32, example="K1")
     note: str | None = arg(None, max_length=MAX_TEXT)
+    effective_at: datetime | None = arg(None)
 
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
@@ -29,12 +31,14 @@ class CompleteStep(Command, operation="complete", action="case.complete", route=
         if checkpoint is not None and checkpoint.completed_by != "manual":
             raise case.not_allowed(
                 self.operation, f"'{self.code}' is completed by the '{checkpoint.completed_by}' operation, not by hand")
-        due = case.effective_due(step, ctx.at)
-        late = due is not None and due < ctx.at and step.state == "active"
+        at = effective_at(self.effective_at, case, ctx)
+        due = case.effective_due(step, at)
+        late = due is not None and due < at and step.state == "active"
         # A missed deadline is allowed, but its reason must be documented: the note becomes the event's reason.
         note = text("note", self.note, required=late, missing=LATE_NOTE_REQUIRED)
-        case.record(self.operation, ctx, reason=note if late else None, payload={"code": self.code, "note": note},
-                    apply=lambda: case.end(step, "complete", ctx.actor, ctx.at))
+        case.record(self.operation, ctx, reason=note if late else None,
+                    payload=with_effective_at({"code": self.code, "note": note}, self.effective_at, at),
+                    apply=lambda: case.end(step, "complete", ctx.actor, at))
 
 
 @dataclass(frozen=True)
