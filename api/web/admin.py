@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from api.administration import PasswordIn, UserChange, UserIn, acting, choices, read_log
 from api.deps import Core
 from api.web.auth import see_other
-from api.web.i18n import translator
+from api.web.i18n import FIELD_LABELS, form_errors, translator
 from api.web.render import page
 from api.web.session import AdminPage, Posted, Session, language
 from pathway.definition import load_definition, parse_definition
@@ -27,8 +27,6 @@ from pathway.views.access import LogFilter
 router = APIRouter(prefix="/admin", include_in_schema=False)
 MAX_DEFINITION = 512 * 1024
 # What a refused change says on the page (English keys, in bokmål from words.nb.yaml).
-FIELDS = {"username": "User name", "role": "Role", "unit": "Unit", "agency": "Agency", "password": "Password",
-          "language": "Language", "email": "Email", "start": "From", "end": "To"}
 MESSAGES = {"unit": "Choose a unit from the list.", "agency": "Choose an agency from the list.",
             "password": "At least 8 characters.", "end": "The end date comes before the start date."}
 REFUSALS = {"self": "You cannot deactivate yourself; another administrator can.",
@@ -54,12 +52,11 @@ def _refused(request: Request, core: Core, session: Session, exc: ValidationErro
     """The users page again, saying in the page's language what was refused and where."""
     t = translator(language(request, session.user))
     if isinstance(exc, ValidationError):
-        errors = [{"loc": t(FIELDS.get(str(e["loc"][-1]), str(e["loc"][-1]))) if e["loc"] else "", "msg": e["msg"]}
-                  for e in exc.errors()]
-        return _users(request, core, session, status=422, errors=errors)
+        return _users(request, core, session, status=422,
+                      errors=form_errors(exc, language(request, session.user)))
     if isinstance(exc, InvalidArgument):
         msg = t(MESSAGES[exc.field]) if exc.field in MESSAGES else str(exc).removeprefix(f"{exc.field}: ")
-        return _users(request, core, session, status=422, errors=[{"loc": t(FIELDS.get(exc.field, exc.field)),
+        return _users(request, core, session, status=422, errors=[{"loc": t(FIELD_LABELS.get(exc.field, exc.field)),
                                                                     "msg": msg}])
     if isinstance(exc, NotFound):
         return _users(request, core, session, status=404, message="There is no such user.")
@@ -182,7 +179,7 @@ def access(request: Request, core: Core, session: AdminPage,
             days[field] = date.fromisoformat(text) if text else None
         except ValueError:
             days[field] = None
-            errors.append({"loc": t(FIELDS[field]), "msg": t("Give a date as YYYY-MM-DD.")})
+            errors.append({"loc": t(FIELD_LABELS[field]), "msg": t("Give a date as YYYY-MM-DD.")})
     where = LogFilter()
     if not errors:
         try:
@@ -190,7 +187,7 @@ def access(request: Request, core: Core, session: AdminPage,
         except InvalidArgument as exc:  # a day out of range, or the end before the start
             first, last = days["start"], days["end"]
             msg = MESSAGES["end"] if first and last and first > last else "Give a date between 1970 and 2099."
-            errors.append({"loc": t(FIELDS[exc.field]), "msg": t(msg)})
+            errors.append({"loc": t(FIELD_LABELS[exc.field]), "msg": t(msg)})
     entries = read_log(core, request, session.user, where, limit=500) if not where.empty else []
     return page(request, "admin_access.html", session, status=422 if errors else 200, entries=entries, case=case,
                 who=user, start=start, end=end, searched=not where.empty, errors=errors)

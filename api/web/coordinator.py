@@ -20,7 +20,7 @@ from api.routes import cases as api
 from api.routes import operations
 from api.web import diagram
 from api.web.auth import see_other
-from api.web.i18n import translator
+from api.web.i18n import form_errors, translator
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
 from pathway import policy
@@ -83,7 +83,7 @@ def open_case(request: Request, core: Core, session: CoordinatorPage, form: Post
         body = api.OpenBody.model_validate(_local_times(data))
         case = api.open_new_case(request, core, session.user, body)
     except ValidationError as exc:
-        return _new_case_page(request, core, session, status=422, errors=_errors(exc))
+        return _new_case_page(request, core, session, status=422, errors=_errors(exc, request, session))
     except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
         raise
     except ForlopError as exc:
@@ -155,7 +155,7 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
         operations.apply_operation(request, core, session.user, reference, version=version,
                                    command=operations.command_of(command, body, target))
     except ValidationError as exc:
-        return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc))
+        return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc, request, session))
     except api.WriteRefused:  # read-only emergency access: refused (and logged) by the same check as the API's
         t = translator(language(request, session.user))
         return _case_page(request, core, session, reference, status=403, failed_action=action, refused={
@@ -183,7 +183,7 @@ def ask_write_access(request: Request, core: Core, session: CoordinatorPage, ref
         body = api.BreakGlassBody.model_validate(data)
     except ValidationError as exc:
         return _case_page(request, core, session, reference, status=422, failed_action="break_glass",
-                          errors=_errors(exc))
+                          errors=_errors(exc, request, session))
     api.grant_access(request, core, session.user, reference, body)
     return see_other(f"/cases/{reference}?done=break_glass#result")
 
@@ -229,6 +229,5 @@ def _local_times(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    # where and what, never the value typed (it may be personal data)
-    return [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+def _errors(exc: ValidationError, request: Request, session: Session) -> list[dict[str, Any]]:
+    return form_errors(exc, language(request, session.user))

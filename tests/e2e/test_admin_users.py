@@ -308,3 +308,13 @@ def test_the_access_log_is_read_by_date_range_in_oslo_days(world: World) -> None
     mine = w.client.get(f"{API}/audit/access", params={"user": "admin", "limit": 3}, headers=w.auth("admin")).json()
     assert any(e["action"] == "audit.read" and e["reason"] == f"user={name} start=1999-03-02 end=1999-03-02"
                for e in mine)
+
+
+def test_a_form_refused_by_its_model_says_what_to_do_in_bokmal_naming_the_field(world: World) -> None:
+    """A page never shows the validator's English ("String should have at least 8 characters") or a field's code."""
+    w = world
+    name = new_user(w)
+    r = post_form(admin_page(w), "/admin/users/password", {"username": name, "password": "kort"})
+    assert r.status_code == 422
+    assert "Passord: Skriv minst 8 tegn." in r.text
+    assert "String should" not in r.text and "password:" not in r.text
