@@ -13,8 +13,9 @@ from pathway.accounts import set_password
 from pathway.bootstrap import Forlop
 from pathway.case import Case
 from pathway.case import commands as do
+from pathway.case.aggregate import CONTACT_CHANNELS
 from pathway.errors import DomainError
-from pathway.people import PersonRecord
+from pathway.people import PersonRecord, municipalities
 
 # Obviously invented: a common first name and a surname no Norwegian has.
 FIRST = ["Kari", "Ola", "Ingrid", "Aisha", "Marta", "Leyla", "Nora", "Sofie", "Emma", "Amal", "Hanne", "Jonas"]
@@ -22,6 +23,8 @@ LAST = ["Testesen", "Eksempelsen", "Prøvedal", "Fiktivsen", "Demoberg", "Syntet
 OUTCOMES = ["safe_housing", "returned_to_abuser", "moved_away", "declined", "transferred", "ended_early"]
 PROFILES = ["new", "intake", "intake_overdue", "support", "support_paused", "after_stay", "returned", "closed"]
 WEIGHTS = [6, 10, 6, 22, 6, 14, 4, 32]
+# About one case in six is a person who had an earlier case coming back (a repeat contact, DOMAIN K13).
+REPEAT_SHARE = 0.17
 
 
 def _person(rng: random.Random, n: int) -> PersonRecord:
@@ -33,9 +36,20 @@ def _person(rng: random.Random, n: int) -> PersonRecord:
         address=f"Fiktivgata {rng.randint(1, 99)}, 0000 Testby",
         address_protection=rng.choice(["none", "none", "none", "code7", "code6"]),
         children_ages=children,
-        interpreter_language=rng.choice([None, None, None, "ar", "so", "uk", "pl"]),
+        interpreter_language=rng.choice([None, None, None, "arabisk", "somali", "ukrainsk", "polsk"]),
         needs=tuple(sorted(rng.sample(["disability", "substance_use", "elderly", "minority_background"], rng.randint(0, 2)))),
+        # Most live in Bergen; the rest anywhere in the region.
+        home_municipality=rng.choice([municipalities()[0]] * 3 + list(municipalities())),
     )
+
+
+def _who(rng: random.Random, n: int, start: datetime, earlier: list[tuple[datetime, PersonRecord]]) -> PersonRecord:
+    """An invented person, or now and then the person of an earlier case (first contact before ``start``) who
+    comes back: the same record, so the same blind index, which flags the case as a repeat contact."""
+    before = [person for at, person in earlier if at < start]
+    if before and rng.random() < REPEAT_SHARE:
+        return rng.choice(before)
+    return _person(rng, n)
 
 
 # Demo users with the password "demo": only ever created by `forlop demo`, which is refused in production.
@@ -67,10 +81,11 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
     rng = random.Random(seed)
     now = now or datetime.now(timezone.utc)
     made: Counter[str] = Counter()
+    earlier: list[tuple[datetime, PersonRecord]] = []
     for n in range(1, cases + 1):
         profile = rng.choices(PROFILES, WEIGHTS)[0]
         outcome = OUTCOMES[(n // len(PROFILES)) % len(OUTCOMES)]
-        _one_case(core, rng, n, profile, outcome, now)
+        _one_case(core, rng, n, profile, outcome, now, earlier)
         made[profile] += 1
         if progress is not None:
             progress(1)
@@ -88,18 +103,21 @@ def _complete(case: Case, code: str, actor: str, at: datetime) -> None:
     case.execute(do.CompleteStep(code, note=note), actor=actor, at=at)
 
 
-def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime) -> None:
+def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime,
+              earlier: list[tuple[datetime, PersonRecord]]) -> None:
     age = {"new": rng.uniform(0.05, 0.6), "intake": rng.uniform(0.2, 0.9), "intake_overdue": rng.uniform(2, 6)}.get(
         profile, rng.uniform(10, 120))
     start = now - timedelta(days=age)
     shelter = rng.random() < 0.6
     units = core.settings.units
     unit_index = rng.randrange(len(units))
+    person = _who(rng, n, start, earlier)
+    earlier.append((start, person))
     case = services.open_case(
         uow=core.uow(), pathway_id=core.settings.default_pathway, unit=units[unit_index], first_contact_at=start,
         actor="mottak", keys=core.keys, index_key=core.settings.index_key,
-        reference_prefix=core.settings.reference_prefix, person=_person(rng, n),
-        conditions=["shelter_stay"] if shelter else [], at=start,
+        reference_prefix=core.settings.reference_prefix, person=person,
+        conditions=["shelter_stay"] if shelter else [], at=start, contact_channel=rng.choice(CONTACT_CHANNELS),
     )
     if profile in ("new", "intake_overdue"):
         return

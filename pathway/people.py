@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from ruamel.yaml import YAML
 
 from pathway.crypto import KeyRing, blind_index
 
@@ -15,6 +18,22 @@ Need = Literal[
     "disability", "substance_use", "mental_health", "elderly", "minority_background", "lgbtq",
     "pregnancy", "no_permanent_residence", "forced_marriage", "honour_violence",
 ]
+
+Protection = Literal["none", "code7", "code6"]  # code 7 "fortrolig adresse", code 6 "strengt fortrolig adresse"
+
+
+@cache
+def municipalities() -> tuple[str, ...]:
+    """The region's municipalities (``pathway/municipalities.yaml``): the values a home municipality may take."""
+    names = YAML(typ="safe").load((Path(__file__).parent / "municipalities.yaml").read_text(encoding="utf-8"))
+    return tuple(str(n) for n in names)
+
+
+def _in_region(value: str | None) -> str | None:
+    if value is not None and value not in municipalities():
+        # The value is not repeated (errors never echo what was typed into a person field).
+        raise ValueError("not one of the region's municipalities (pathway/municipalities.yaml)")
+    return value
 
 
 class PersonRecord(BaseModel):
@@ -26,10 +45,12 @@ class PersonRecord(BaseModel):
     birth_date: date | None = None
     safe_contact: Short | None = Field(default=None, description="a channel that is safe to use, e.g. a phone")
     address: Annotated[str, StringConstraints(max_length=500)] | None = None
-    address_protection: Literal["none", "code7", "code6"] = "none"
+    address_protection: Protection = "none"
     children_ages: tuple[Annotated[int, Field(ge=0, le=25)], ...] = ()
     interpreter_language: Annotated[str, StringConstraints(max_length=64)] | None = None
     needs: tuple[Need, ...] = ()
+    home_municipality: Annotated[str | None, AfterValidator(_in_region)] = Field(
+        default=None, description="one of the region's municipalities", examples=["Askøy"])
 
     @property
     def has_children(self) -> bool:

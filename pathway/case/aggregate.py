@@ -26,6 +26,9 @@ from pathway.definition import PathwayDefinition
 from pathway.errors import InvalidArgument
 from pathway.machine import compile_pathway
 
+# How first contact came (K0), as the open event records it: by phone, walking in, escorted by the police, referred.
+CONTACT_CHANNELS = ("phone", "walk_in", "police_escort", "referral")
+
 
 class Case(Deadlines):
     """The case aggregate. Create with ``Case.open``; change with ``execute``; rebuild from events with ``replay``."""
@@ -44,8 +47,10 @@ class Case(Deadlines):
         conditions: Iterable[str] = (),
         reason: str | None = None,
         channel: str | None = None,
+        contact_channel: str | None = None,
     ) -> Case:
-        """Open a case at first contact. A first contact more than an hour before ``at`` is backdating: give a reason."""
+        """Open a case at first contact. A first contact more than an hour before ``at`` is backdating: give a reason.
+        ``contact_channel``: how first contact came (one of ``CONTACT_CHANNELS``; None: not recorded)."""
         first_contact_at, at = utc(first_contact_at, "first_contact_at"), utc(at)
         actor = actor_name(actor)
         if first_contact_at > at + BACKDATE_TOLERANCE:
@@ -58,10 +63,14 @@ class Case(Deadlines):
                 raise InvalidArgument("conditions", f"unknown condition '{cond}'")
         if not unit or len(unit) > 64:
             raise InvalidArgument("unit", "a unit (1–64 characters) is required")
+        if contact_channel is not None and contact_channel not in CONTACT_CHANNELS:
+            raise InvalidArgument("contact_channel", f"one of {', '.join(CONTACT_CHANNELS)}")
         case = cls(id=case_id, reference=reference, definition=definition, unit=unit, opened_at=first_contact_at,
                    phase=definition.initial_phase, conditions=set(wanted))
         payload = {"pathway": definition.id, "version": definition.version, "reference": reference, "unit": unit,
                    "first_contact_at": iso(first_contact_at), "conditions": wanted}
+        if contact_channel is not None:  # only when recorded, so that older open events hash as they did
+            payload["contact_channel"] = contact_channel
 
         def apply() -> None:
             case.refresh(first_contact_at)

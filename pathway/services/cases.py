@@ -55,8 +55,10 @@ def open_case(
     at: datetime | None = None,
     also: Callable[[sa.Connection, Case], None] | None = None,
     channel: str | None = None,
+    contact_channel: str | None = None,
 ) -> Case:
-    """Open a case at first contact on the newest version of a pathway, with its (encrypted) person record."""
+    """Open a case at first contact on the newest version of a pathway, with its (encrypted) person record.
+    ``contact_channel``: how first contact came (``pathway.case.aggregate.CONTACT_CHANNELS``), if recorded."""
     at = at or now()
     with uow:
         definition = uow.catalog.latest(pathway_id, conn=uow.conn)
@@ -68,7 +70,7 @@ def open_case(
         case = Case.open(
             definition, case_id=case_id, reference=reference, unit=unit, first_contact_at=first_contact_at,
             actor=actor, at=at, conditions=sorted(conditions & set(definition.conditions)), reason=reason,
-            channel=channel,
+            channel=channel, contact_channel=contact_channel,
         )
         uow.cases.add(case)
         if person is not None:

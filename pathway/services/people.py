@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -61,6 +62,31 @@ def person_of(conn: sa.Connection, reference: str, keys: KeyRing) -> PersonRecor
             raise NotFound("case", reference)
         return None
     return unseal(row.ciphertext, case_id=row.case_id, keys=keys)
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The person of one case as a page shows it: the record (None: the case has none) and whether the case is a
+    repeat contact (the same person, by blind index, had a case within 12 months before it opened)."""
+
+    person: PersonRecord | None
+    repeat_contact: bool
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+def people_of(conn: sa.Connection, references: list[str], keys: KeyRing) -> dict[str, Shown]:
+    """The people of these cases, decrypted, by reference (one statement; a reference no case has is left out).
+    The caller decides who may see them (``pathway.policy``) and logs each decryption in the same transaction."""
+    if not references:
+        return {}
+    rows = conn.execute(
+        sa.select(case_t.c.id, case_t.c.reference, case_t.c.repeat_contact, case_t.c.opened_at, case_t.c.closed_at,
+                  person_t.c.ciphertext)
+        .outerjoin(person_t, person_t.c.case_id == case_t.c.id).where(case_t.c.reference.in_(references))
+    )
+    return {r.reference: Shown(unseal(r.ciphertext, case_id=r.id, keys=keys) if r.ciphertext is not None else None,
+                               bool(r.repeat_contact), r.opened_at, r.closed_at) for r in rows}
 
 
 def find_cases_by_name(*, uow: UnitOfWork, name: str, index_key: str) -> list[str]:
