@@ -52,6 +52,10 @@ class StepOut(BaseModel):
     ended_by: str | None
 
 
+EFFECTIVE_AT = ("when the change took effect, where it was recorded after the fact (at is when it was recorded); "
+                "the case's deadlines and figures count from this time")
+
+
 class EventOut(BaseModel):
     """One entry of the case's timeline, as it reads: what happened when, by whom, how the phase moved, and why."""
 
@@ -64,6 +68,12 @@ class EventOut(BaseModel):
     phase_after: str | None
     reason: str | None
     payload: dict[str, Any]
+
+    @computed_field(description=EFFECTIVE_AT)  # type: ignore[prop-decorator]
+    @property
+    def effective_at(self) -> datetime | None:
+        value = self.payload.get("effective_at")
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
 
     @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
     @property

@@ -33,7 +33,7 @@ from pathway.views.users import coordinators_of
 router = APIRouter(include_in_schema=False)
 # Operations that cannot be undone ask for a confirmation (a checkbox: it works without script, and is read out).
 IRREVERSIBLE = {"case.skip", "case.close", "case.transfer"}
-TIMES = {"due_at", "when", "first_contact_at"}
+TIMES = {"due_at", "when", "first_contact_at", "effective_at"}
 
 
 @router.get("/cases")
