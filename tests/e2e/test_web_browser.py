@@ -233,7 +233,7 @@ def test_the_manager_sees_the_report_change_when_a_case_is_opened(browser: Brows
 # -- every page: axe-core, keyboard, 200% zoom -------------------------------------------------------------------
 
 PAGES = {  # who sees which pages
-    "koordinator": ["/cases", "/cases/new", "{case}", "/inbox", "/cases/BGO-0000-0000"],
+    "koordinator": ["/cases", "/cases/new", "{case}", "/inbox", "/cases/BGO-0000-0000", "/calendar"],
     "politi": ["/tasks", "/inbox"],
     "leder": ["/reports", "/inbox"],
     "admin": ["/admin/users", "/admin/definitions", "/admin/access?case={reference}", "/inbox"],

@@ -24,6 +24,7 @@ from pathway.store.tables.cases import (
     StepRow,
 )
 from pathway.store.tables.columns import UTCDateTime, table_of
+from pathway.store.tables.feeds import CalendarFeedRow
 from pathway.store.tables.messages import NotificationRow, OutboxRow, ReminderRow
 
 definition_t = table_of(PathwayDefinitionRow)
@@ -43,9 +44,10 @@ break_glass_t = table_of(BreakGlassRow)
 idempotency_t = table_of(IdempotencyRow)
 snapshot_t = table_of(ReportSnapshotRow)
 rate_limit_t = table_of(RateLimitRow)
+calendar_feed_t = table_of(CalendarFeedRow)
 
 __all__ = [
     "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "counter_t", "definition_t", "event_t",
     "handover_t", "idempotency_t", "notification_t", "outbox_t", "person_t", "rate_limit_t", "reminder_t", "snapshot_t", "step_t",
-    "token_t", "user_t",
+    "calendar_feed_t", "token_t", "user_t",
 ]
