@@ -27,7 +27,7 @@ WEIGHTS = [6, 10, 6, 22, 6, 14, 4, 32]
 REPEAT_SHARE = 0.17
 
 
-def _person(rng: random.Random, n: int) -> PersonRecord:
+def _person(rng: random.Random, n: int, side: random.Random) -> PersonRecord:
     children = tuple(rng.randint(0, 17) for _ in range(rng.choice([0, 0, 0, 1, 2, 3])))
     return PersonRecord(
         name=f"{rng.choice(FIRST)} {rng.choice(LAST)} {n:04d}",
@@ -39,17 +39,22 @@ def _person(rng: random.Random, n: int) -> PersonRecord:
         interpreter_language=rng.choice([None, None, None, "arabisk", "somali", "ukrainsk", "polsk"]),
         needs=tuple(sorted(rng.sample(["disability", "substance_use", "elderly", "minority_background"], rng.randint(0, 2)))),
         # Most live in Bergen; the rest anywhere in the region.
-        home_municipality=rng.choice([municipalities()[0]] * 3 + list(municipalities())),
+        home_municipality=side.choice([municipalities()[0]] * 3 + list(municipalities())),
     )
 
 
-def _who(rng: random.Random, n: int, start: datetime, earlier: list[tuple[datetime, PersonRecord]]) -> PersonRecord:
+def _who(rng: random.Random, n: int, start: datetime, earlier: list[tuple[datetime, PersonRecord]],
+         side: random.Random) -> PersonRecord:
     """An invented person, or now and then the person of an earlier case (first contact before ``start``) who
-    comes back: the same record, so the same blind index, which flags the case as a repeat contact."""
+    comes back: the same name and birth date, so the same blind index, which flags the case as a repeat contact.
+    What intake added to the demo draws from ``side``, so the rest of the data set (units, profiles, children and
+    so the checkpoints) stays what a seed always gave."""
+    invented = _person(rng, n, side)
     before = [person for at, person in earlier if at < start]
-    if before and rng.random() < REPEAT_SHARE:
-        return rng.choice(before)
-    return _person(rng, n)
+    if before and side.random() < REPEAT_SHARE:
+        again = side.choice(before)
+        return invented.model_copy(update={"name": again.name, "birth_date": again.birth_date})
+    return invented
 
 
 # Demo users with the password "demo": only ever created by `forlop demo`, which is refused in production.
@@ -82,10 +87,11 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
     now = now or datetime.now(timezone.utc)
     made: Counter[str] = Counter()
     earlier: list[tuple[datetime, PersonRecord]] = []
+    side = random.Random(f"{seed}/intake")
     for n in range(1, cases + 1):
         profile = rng.choices(PROFILES, WEIGHTS)[0]
         outcome = OUTCOMES[(n // len(PROFILES)) % len(OUTCOMES)]
-        _one_case(core, rng, n, profile, outcome, now, earlier)
+        _one_case(core, rng, n, profile, outcome, now, earlier, side)
         made[profile] += 1
         if progress is not None:
             progress(1)
@@ -104,20 +110,20 @@ def _complete(case: Case, code: str, actor: str, at: datetime) -> None:
 
 
 def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime,
-              earlier: list[tuple[datetime, PersonRecord]]) -> None:
+              earlier: list[tuple[datetime, PersonRecord]], side: random.Random) -> None:
     age = {"new": rng.uniform(0.05, 0.6), "intake": rng.uniform(0.2, 0.9), "intake_overdue": rng.uniform(2, 6)}.get(
         profile, rng.uniform(10, 120))
     start = now - timedelta(days=age)
     shelter = rng.random() < 0.6
     units = core.settings.units
     unit_index = rng.randrange(len(units))
-    person = _who(rng, n, start, earlier)
+    person = _who(rng, n, start, earlier, side)
     earlier.append((start, person))
     case = services.open_case(
         uow=core.uow(), pathway_id=core.settings.default_pathway, unit=units[unit_index], first_contact_at=start,
         actor="mottak", keys=core.keys, index_key=core.settings.index_key,
         reference_prefix=core.settings.reference_prefix, person=person,
-        conditions=["shelter_stay"] if shelter else [], at=start, contact_channel=rng.choice(CONTACT_CHANNELS),
+        conditions=["shelter_stay"] if shelter else [], at=start, contact_channel=side.choice(CONTACT_CHANNELS),
     )
     if profile in ("new", "intake_overdue"):
         return
