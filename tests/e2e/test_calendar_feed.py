@@ -39,6 +39,12 @@ def a_coordinator(w: World, *, unit: str = UNIT, language: str = "nb") -> str:
     return name
 
 
+def with_feed(w: World, *, language: str = "nb") -> tuple[str, str]:
+    """A coordinator of their own and the address of their feed."""
+    me = a_coordinator(w, language=language)
+    return me, make_address(page_as(w, me))
+
+
 def page_as(w: World, username: str) -> TestClient:
     return signed_in(TestClient(w.app, raise_server_exceptions=True), username)
 
@@ -89,8 +95,7 @@ def open_steps_with_deadline(w: World, detail: dict[str, Any]) -> list[dict[str,
 def test_the_feed_has_an_event_per_open_step_of_the_coordinators_cases_and_nothing_about_the_person(
         world: World) -> None:
     w = world
-    me = a_coordinator(w)
-    address = make_address(page_as(w, me))
+    me, address = with_feed(w)
     people = [synthetic_person(), synthetic_person()]
     details = [assigned_case(w, me, p) for p in people]
     unassigned = w.open_case(synthetic_person())["reference"]  # the unit's, not mine: not in my calendar
@@ -123,8 +128,7 @@ def test_the_feed_has_an_event_per_open_step_of_the_coordinators_cases_and_nothi
 
 def test_the_events_keep_their_uid_while_the_step_lives_and_an_ended_step_leaves_the_feed(world: World) -> None:
     w = world
-    me = a_coordinator(w)
-    address = make_address(page_as(w, me))
+    me, address = with_feed(w)
     detail = assigned_case(w, me, synthetic_person())
     before = events(w, address)
     done = next(s for s in open_steps_with_deadline(w, detail) if s["code"] == "K1")
@@ -139,8 +143,7 @@ def test_the_events_keep_their_uid_while_the_step_lives_and_an_ended_step_leaves
 
 def test_other_coordinators_cases_are_not_in_the_feed_even_of_the_same_unit(world: World) -> None:
     w = world
-    me = a_coordinator(w)
-    address = make_address(page_as(w, me))
+    me, address = with_feed(w)
     mine = assigned_case(w, me, synthetic_person())["reference"]
     theirs = assigned_case(w, "koordinator", synthetic_person())["reference"]
     seen = {str(e["summary"]).split(" · ")[0] for e in events(w, address).values()}
@@ -157,8 +160,7 @@ def test_other_coordinators_cases_are_not_in_the_feed_even_of_the_same_unit(worl
 
 def test_a_coordinator_moved_to_another_unit_no_longer_sees_the_old_units_cases(world: World) -> None:
     w = world
-    me = a_coordinator(w)
-    address = make_address(page_as(w, me))
+    me, address = with_feed(w)
     assigned_case(w, me, synthetic_person())
     assert events(w, address)
     with w.core.engine.begin() as conn:  # as an administrator's change of unit leaves it
@@ -187,8 +189,7 @@ def test_each_read_of_the_feed_is_in_the_access_log_per_case_shown(world: World)
 
 def test_an_empty_feed_is_still_a_calendar_and_its_read_is_logged_once(world: World) -> None:
     w = world
-    me = a_coordinator(w)
-    address = make_address(page_as(w, me))
+    me, address = with_feed(w)
     assert events(w, address) == {}
     with w.core.engine.connect() as conn:
         reads = conn.execute(sa.select(access_t.c.case_reference).where(
@@ -234,8 +235,7 @@ def test_the_address_is_shown_once_and_only_its_hash_is_stored(world: World) -> 
 
 def test_a_deactivated_users_feed_stops_at_once(world: World) -> None:
     w = world
-    me = a_coordinator(w)
-    address = make_address(page_as(w, me))
+    me, address = with_feed(w)
     assigned_case(w, me, synthetic_person())
     assert events(w, address)
     r = w.client.post(f"{API}/users/{me}/deactivate", headers=w.auth("admin"))
@@ -245,8 +245,7 @@ def test_a_deactivated_users_feed_stops_at_once(world: World) -> None:
 
 def test_the_feed_speaks_the_users_language(world: World) -> None:
     w = world
-    me = a_coordinator(w, language="en")
-    address = make_address(page_as(w, me))
+    me, address = with_feed(w, language="en")
     detail = assigned_case(w, me, synthetic_person())
     checkpoints = w.core.catalog.latest(w.core.settings.default_pathway).checkpoint
     found = events(w, address)
@@ -274,3 +273,15 @@ def test_the_servers_access_log_never_shows_a_feeds_token() -> None:
                                ("10.0.0.7", "GET", "/calendar/fc_secret123.ics", "1.1", 200), None)
     assert FeedTokenHidden().filter(record)
     assert "fc_secret123" not in record.getMessage() and "/calendar/[feed].ics" in record.getMessage()
+
+
+def test_a_paused_cases_events_say_that_its_clock_is_stopped(world: World) -> None:
+    w = world
+    me, address = with_feed(w)
+    paused = assigned_case(w, me, synthetic_person())["reference"]
+    running = assigned_case(w, me, synthetic_person())["reference"]
+    w.operate(paused, "pause", {"reason": "personen er på sykehus"})
+    notes = {str(e["summary"]).split(" · ")[0]: str(e["description"]) for e in events(w, address).values()}
+    assert "Klokken i saken er stoppet" in notes[paused]
+    assert "Klokken i saken er stoppet" not in notes[running]
+    assert notes[paused].endswith(f"/cases/{paused}")

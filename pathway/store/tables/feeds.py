@@ -1,5 +1,5 @@
-"""Calendar feeds: a coordinator's secret, revocable address of their deadlines as iCalendar (``/calendar/{token}.ics``).
-Only a SHA-256 of the token is stored, as for ``api_token``."""
+"""Calendar feeds: a coordinator's secret, revocable address of their deadlines as iCalendar
+(``/calendar/{token}.ics``). Only a SHA-256 of the token is stored, as for ``api_token``."""
 
 from __future__ import annotations
 
