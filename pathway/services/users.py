@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 
@@ -16,7 +16,7 @@ from pathway.accounts import ROLES, hash_password
 from pathway.errors import DomainError, InvalidArgument, NotFound
 from pathway.store.access import access_writer
 from pathway.store.engine import WRITE
-from pathway.store.tables import token_t, user_t
+from pathway.store.tables import calendar_feed_t, token_t, user_t
 from pathway.views import users as views
 from pathway.views.access import target_reason
 
@@ -178,12 +178,12 @@ def administer(command: UserCommand, *, engine: sa.Engine, by: Actor, choices: C
             if target.username in admins:
                 _keep_an_admin(admins, target.username)
             values = dict(active=False)
-            _end_sessions(conn, target.id, now)
+            _end_sessions(conn, target, now)
         elif isinstance(command, Reactivate):
             values = dict(active=True, failed_logins=0, locked_until=None)
         else:
             values = dict(password_hash=hashed, failed_logins=0, locked_until=None)
-            _end_sessions(conn, target.id, now)
+            _end_sessions(conn, target, now)
         conn.execute(sa.update(user_t).where(user_t.c.id == target.id).values(**values))
         _logged(conn, by, command.action, target_reason(target.username, *changes))
 
@@ -193,10 +193,13 @@ def _keep_an_admin(admins: set[str], leaving: str) -> None:
         raise AccountRefused("last_admin", f"'{leaving}' is the last active administrator; make another one first")
 
 
-def _end_sessions(conn: sa.Connection, user_id: uuid.UUID, now: datetime) -> None:
-    """Revoke every live token of a user: API sessions, page sessions and personal tokens alike."""
-    conn.execute(sa.update(token_t).where(token_t.c.user_id == user_id, token_t.c.revoked_at.is_(None))
+def _end_sessions(conn: sa.Connection, target: Any, now: datetime) -> None:
+    """Revoke every live credential of a user: API sessions, page sessions, personal tokens and calendar-feed
+    addresses alike (a reactivated user starts over; none of them comes back)."""
+    conn.execute(sa.update(token_t).where(token_t.c.user_id == target.id, token_t.c.revoked_at.is_(None))
                  .values(revoked_at=now))
+    conn.execute(sa.update(calendar_feed_t).where(calendar_feed_t.c.username == target.username,
+                                                  calendar_feed_t.c.revoked_at.is_(None)).values(revoked_at=now))
 
 
 def _hashed(password: str) -> str:

@@ -238,6 +238,9 @@ def test_a_deactivated_users_feed_stops_at_once(world: World) -> None:
     r = w.client.post(f"{API}/users/{me}/deactivate", headers=w.auth("admin"))
     assert r.status_code == 200, r.text
     assert w.client.get(feed_path(address)).status_code == 404
+    # ... and coming back does not bring the old address back: the user makes a new one
+    assert w.client.post(f"{API}/users/{me}/reactivate", headers=w.auth("admin")).status_code == 200
+    assert w.client.get(feed_path(address)).status_code == 404
 
 
 def test_the_feed_speaks_the_users_language(world: World) -> None:
