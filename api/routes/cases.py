@@ -218,6 +218,9 @@ class OpenBody(BaseModel):
     first_contact_at: datetime | None = Field(default=None, description="default: now; earlier needs a reason")
     conditions: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=20)
     person: PersonRecord | None = None
+    contact_channel: Annotated[str | None, Field(
+        default=None, max_length=32, examples=["phone"],
+        description="how first contact came: phone, walk_in, police_escort or referral")] = None
     reason: Reason = None
     pathway: Annotated[str | None, Field(max_length=64, description="default: the installation's pathway "
                                                                      "(FORLOP_DEFAULT_PATHWAY, krisesenter)")] = None
@@ -243,6 +246,7 @@ def open_new_case(request: Request, core: Forlop, user: User, body: OpenBody) ->
             first_contact_at=body.first_contact_at or at, actor=user.username, keys=core.keys,
             index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
             person=body.person, conditions=body.conditions, reason=body.reason, at=at,
+            contact_channel=body.contact_channel,
             also=lambda conn, opened: access_writer(request, user, "case.open", case_reference=opened.reference)(conn),
             channel=channel(request))
     except DefinitionVersionMissing:

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from api.access import access_writer
 from api.deps import Core
 from api.problems import describe
 from api.routes import cases as api
@@ -24,9 +25,13 @@ from api.web.i18n import form_errors, translator
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
 from pathway import policy
+from pathway.accounts import User
+from pathway.case.aggregate import CONTACT_CHANNELS
 from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
+from pathway.people import municipalities
+from pathway.services.people import Shown, people_of
 from pathway.views.break_glass import case_grants
-from pathway.views.cases import case_counts
+from pathway.views.cases import case_counts, of_unit
 from pathway.views.deadlines import deadline_status
 from pathway.views.users import coordinators_of
 
@@ -34,6 +39,12 @@ router = APIRouter(include_in_schema=False)
 # Operations that cannot be undone ask for a confirmation (a checkbox: it works without script, and is read out).
 IRREVERSIBLE = {"case.skip", "case.close", "case.transfer"}
 TIMES = {"due_at", "when", "first_contact_at", "effective_at"}
+# The words of a case's first-contact channel and of a person's address protection (bokmål in words.nb.yaml).
+CHANNEL_LABELS = dict(zip(CONTACT_CHANNELS, ("Phone", "Walk-in", "Escorted by the police", "Referral"), strict=True))
+PROTECTION_LABELS = {"none": "No address protection", "code7": "Code 7: confidential address",
+                     "code6": "Code 6: strictly confidential address"}
+PERSON_FIELDS = ("name", "safe_contact", "address_protection", "children_ages", "interpreter_language",
+                 "home_municipality")
 
 
 @router.get("/cases")
@@ -56,7 +67,53 @@ def dashboard(
     phases = {p.id: p.title for p in definition.phases}
     filters = {"q": q, "phase": phase, "deadline": deadline, "status": status}
     return page(request, "cases.html", session, cases=listed.items, next_cursor=listed.next_cursor,
+                people=listed_people(request, core, user, [c.reference for c in listed.items]),
                 counts=counts, phases=phases, filters=filters, paged=cursor is not None)
+
+
+def listed_people(request: Request, core: Core, user: User, references: list[str]) -> dict[str, Shown]:
+    """The people of listed cases (the list, a name search), by reference: of those cases the policy lists for the
+    user (their unit's), decrypted, with one access-log row per case whose person was shown ("person.list"), in
+    the decryption's own transaction. The one place where a page decrypts more than one person."""
+    if not references:
+        return {}
+    with core.uow(snapshot=True) as uow:
+        shown = people_of(uow.conn, of_unit(uow.conn, references, policy.listed_unit(user)), core.keys)
+        decrypted: list[tuple[str | None, Any]] = [(r, None) for r, s in shown.items() if s.person is not None]
+        if decrypted:
+            access_writer(request, user, "person.list", shown=decrypted)(uow.conn)
+        uow.commit()
+    return shown
+
+
+def case_person(request: Request, core: Core, user: User, reference: str) -> Shown | None:
+    """The person of one case for its page: shown to whoever the policy lets see the case (``case_access``: its
+    unit's coordinators, and a holder of emergency access, read-only or not: emergency access is for acting on
+    the person's situation, and the API's person read allows the same), decrypted and logged as the API logs
+    its person read ("person.read", marked as emergency access where it is), in one transaction."""
+    with core.uow(snapshot=True) as uow:
+        access = policy.case_access(uow.conn, user, reference, now=datetime.now(timezone.utc))
+        if not access.allowed:
+            return None
+        shown = people_of(uow.conn, [reference], core.keys).get(reference)
+        if shown is not None and shown.person is not None:
+            access_writer(request, user, "person.read", case_reference=reference,
+                          break_glass=access.break_glass)(uow.conn)
+        uow.commit()
+    return shown
+
+
+@router.post("/cases/search")
+def search_by_name(request: Request, core: Core, session: CoordinatorPage, form: Posted) -> Response:
+    """Find the unit's cases by the person's exact name: posted in the body, never in a URL, and looked up by the
+    API's search (blind index; logged), then the found cases' names shown as the list shows them."""
+    try:
+        body = api.NameSearch.model_validate({"name": form.get("name") or ""})
+    except ValidationError:
+        return page(request, "case_search.html", session, status=422, invalid=True, found=None, people={})
+    found = api.search_by_name(request, core, session.user, body)
+    return page(request, "case_search.html", session, invalid=False, found=found,
+                people=listed_people(request, core, session.user, found))
 
 
 @router.get("/cases/new")
@@ -65,10 +122,12 @@ def new_case(request: Request, core: Core, session: CoordinatorPage) -> Response
 
 
 def _new_case_page(request: Request, core: Core, session: Session, *, status: int = 200,
-                   errors: list[dict[str, Any]] | None = None, message: str | None = None) -> Response:
+                   errors: list[dict[str, Any]] | None = None, message: str | None = None,
+                   typed: FormData | None = None) -> Response:
     return page(request, "case_new.html", session, status=status,
                 definition=core.catalog.latest(core.settings.default_pathway),
-                errors=errors or [], message=message)
+                errors=errors or [], message=message, channel_labels=CHANNEL_LABELS,
+                protection_labels=PROTECTION_LABELS, municipalities=municipalities(), typed=typed or {})
 
 
 @router.post("/cases/new")
@@ -76,19 +135,24 @@ def open_case(request: Request, core: Core, session: CoordinatorPage, form: Post
     data: dict[str, Any] = {"conditions": form.getlist("conditions"), "reason": form.get("reason") or None}
     if form.get("first_contact_at"):
         data["first_contact_at"] = form.get("first_contact_at")
-    person = {k: form.get(f"person_{k}") for k in ("name", "safe_contact") if form.get(f"person_{k}")}
-    if person:
+    if form.get("contact_channel"):
+        data["contact_channel"] = form.get("contact_channel")
+    person: dict[str, Any] = {k: form.get(f"person_{k}") for k in PERSON_FIELDS if form.get(f"person_{k}")}
+    if "children_ages" in person:  # "4, 9" (a number the model refuses is reported where it stands)
+        person["children_ages"] = [a for a in str(person["children_ages"]).replace(",", " ").split() if a]
+    if person.keys() - {"address_protection"} or person.get("address_protection", "none") != "none":
         data["person"] = person
     try:
         body = api.OpenBody.model_validate(_local_times(data))
         case = api.open_new_case(request, core, session.user, body)
     except ValidationError as exc:
-        return _new_case_page(request, core, session, status=422, errors=_errors(exc, request, session))
+        return _new_case_page(request, core, session, status=422, errors=_errors(exc, request, session),
+                              typed=form)
     except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
         raise
     except ForlopError as exc:
         status, detail, _, _ = describe(exc)
-        return _new_case_page(request, core, session, status=status, message=detail)
+        return _new_case_page(request, core, session, status=status, message=detail, typed=form)
     return see_other(f"/cases/{case.reference}")
 
 
@@ -122,7 +186,11 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
             t = definition.transition[trigger]
             moves.append((trigger, t.kind, phases[t.dest].title))
     deadline = deadline_status(detail.next_due_at, datetime.now(timezone.utc), closed=detail.closed_at is not None)
+    opened = next((e.payload for e in detail.timeline if e.operation == "open"), {})
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
+                shown=case_person(request, core, session.user, reference),
+                contact_channel=CHANNEL_LABELS.get(opened.get("contact_channel", "")),
+                protection_labels=PROTECTION_LABELS,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang),
                 allowed=set(detail.allowed_operations) if access.write else set(),
