@@ -14,6 +14,25 @@ from pathway.views.deadlines import deadline_status
 OLD_NAME = "the old name of phase, kept for clients written against it"
 
 
+class UrgentStep(BaseModel):
+    """A case's most urgent open step: the one with the earliest deadline."""
+
+    code: str = Field(examples=["K2"])
+    name: str = Field(description="the checkpoint's name in the user's language (an ad-hoc step's title)")
+    adhoc: bool
+    due_at: datetime
+
+
+class HandoverAlert(BaseModel):
+    """A handover that needs the coordinator: declined by the agency (while its step is open), or unanswered past
+    its deadline."""
+
+    code: str = Field(examples=["K6"])
+    agency: str = Field(examples=["police"])
+    status: str = Field(examples=["declined"], description="declined or unanswered")
+    due_at: datetime | None
+
+
 class CaseSummary(BaseModel):
     reference: str = Field(examples=["BGO-2026-0042"])
     phase: str = Field(examples=["support"])
@@ -26,6 +45,8 @@ class CaseSummary(BaseModel):
     overdue: bool
     due_soon: bool
     version: int
+    urgent_step: UrgentStep | None = None
+    handover_alerts: list[HandoverAlert] = Field(default_factory=list)
 
     @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
     @property
@@ -36,6 +57,8 @@ class CaseSummary(BaseModel):
 class CaseList(BaseModel):
     items: list[CaseSummary]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+    total: int | None = Field(default=None, description="how many cases match the filters (all pages)")
+    before: int | None = Field(default=None, description="how many of them come before this page")
 
 
 class StepOut(BaseModel):

@@ -25,6 +25,7 @@ from pathway.people import PersonRecord
 from pathway.services.people import cases_named, person_of
 from pathway.store.access import Writer, end_break_glass, grant_break_glass
 from pathway.views import cases as views
+from pathway.views.deadlines import week_end
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
@@ -89,31 +90,76 @@ def rechecked(user: User, reference: str, write: Writer) -> Writer:
 # -- reading ------------------------------------------------------------------------------------------------
 
 
-@router.get("", response_model=CaseList, summary="Cases of my unit")
+ListSort = Literal["next_due", "opened_at", "reference", "phase"]
+
+
+@router.get("", response_model=CaseList, summary="Cases of my unit",
+            description="Each case with its most urgent open step (code, name, due_at) and the handovers that need "
+                        "the coordinator (declined, or unanswered past their deadline). `mine`: only the cases I "
+                        "coordinate; `due_this_week`: next deadline before the end of this ISO week in Oslo (passed "
+                        "ones too). `sort=phase` orders by the pathway's phases, then by next deadline.")
 def list_cases(
     request: Request, core: Core, user: Coordinator,
     status: Literal["open", "closed", "all"] = "open",
     phase: Annotated[str | None, Query(max_length=64)] = None,
     stage: Annotated[str | None, Query(max_length=64, deprecated=True, description="the old name of phase")] = None,
     coordinator: Annotated[str | None, Query(max_length=64)] = None,
+    mine: bool = False,
     overdue: bool | None = None,
     due_soon: bool | None = None,
+    due_this_week: bool = False,
     q: Annotated[str | None, Query(max_length=32, description="start of a case reference")] = None,
-    sort: Literal["next_due", "opened_at", "reference"] = "next_due",
+    sort: ListSort = "next_due",
+    order: Literal["asc", "desc"] = "asc",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CaseList:
+    return case_list(request, core, user, status=status, phase=phase or stage,
+                     coordinator=user.username if mine else coordinator, overdue=overdue, due_soon=due_soon,
+                     due_this_week=due_this_week, q=q, sort=sort, descending=order == "desc", cursor=cursor,
+                     limit=limit)
+
+
+def case_list(request: Request, core: Forlop, user: User, *, status: Literal["open", "closed", "all"] = "open",
+              phase: str | None = None, coordinator: str | None = None, overdue: bool | None = None,
+              due_soon: bool | None = None, due_this_week: bool = False, q: str | None = None,
+              sort: ListSort = "next_due", descending: bool = False, cursor: str | None = None, limit: int = 50,
+              lang: str | None = None) -> CaseList:
+    """A page of the coordinator's unit's cases, counted, with step names in ``lang`` (default: the user's); the
+    list and its access-log row are one transaction (the API's answer and the cases page)."""
+    now = _now()
+    definition = core.catalog.latest(core.settings.default_pathway)
     try:
         with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
-            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=_now(), status=status,
-                                     phase=phase or stage,
-                                     coordinator=coordinator, overdue=overdue, due_soon=due_soon, q=q, sort=sort,
-                                     cursor=cursor, limit=limit)
+            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=now, status=status, phase=phase,
+                                     coordinator=coordinator, overdue=overdue, due_soon=due_soon,
+                                     due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
+                                     descending=descending, phase_order=[p.id for p in definition.phases],
+                                     cursor=cursor, limit=limit, count=True,
+                                     names=_step_names(core, lang or user.language))
             access_writer(request, user, "case.list")(uow.conn)
             uow.commit()
     except views.BadCursor as exc:
         raise HTTPException(422, str(exc)) from None
-    return CaseList(items=[CaseSummary(**item) for item in listed.items], next_cursor=listed.next_cursor)
+    return CaseList(items=[CaseSummary(**item) for item in listed.items], next_cursor=listed.next_cursor,
+                    total=listed.total, before=listed.before)
+
+
+def _step_names(core: Forlop, lang: str) -> views.StepNames:
+    """A checkpoint's name in ``lang`` from its case's definition version (each version read once per list)."""
+    cache: dict[tuple[str, int], Any] = {}
+
+    def name(pathway_id: str, version: int, code: str) -> str | None:
+        if (pathway_id, version) not in cache:
+            try:
+                cache[pathway_id, version] = core.catalog.resolve(pathway_id, version)
+            except DefinitionVersionMissing:
+                cache[pathway_id, version] = None
+        definition = cache[pathway_id, version]
+        checkpoint = definition.checkpoint.get(code) if definition is not None else None
+        return checkpoint.name.get(lang) if checkpoint is not None else None
+
+    return name
 
 
 class NameSearch(BaseModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -92,13 +93,41 @@ def choose_language(request: Request, set: Annotated[str, Query(pattern="^(nb|en
 
 
 @router.get("/inbox")
-def inbox_page(request: Request, core: Core, session: AnySession, unread: bool = False) -> Response:
-    rows = inbox.inbox(engine=core.engine, username=session.user.username, unread_only=unread, limit=200)
-    return page(request, "inbox.html", session, rows=rows, only_unread=unread)
+def inbox_page(request: Request, core: Core, session: AnySession, unread: bool = False,
+               view: Literal["cases", "list"] = "cases") -> Response:
+    """The inbox per case (each case once: its newest notification, how many, how many unread), or one by one."""
+    name = session.user.username
+    if view == "list":
+        rows = inbox.inbox(engine=core.engine, username=name, unread_only=unread, limit=200)
+        return page(request, "inbox.html", session, rows=rows, groups=[], only_unread=unread, view=view)
+    groups = inbox.by_case(engine=core.engine, username=name, unread_only=unread, limit=200)
+    return page(request, "inbox.html", session, rows=[], groups=groups, only_unread=unread, view=view,
+                group_link=lambda g: _group_link(g, session.user.role))
+
+
+def _group_link(group: Any, role: str) -> str:
+    """Where a group leads: a coordinator to the case, a partner to their tasks; a manager's notices about no case
+    to the report its newest notification names (on this site); anyone else's (a unit without a manager sends
+    its escalations to its coordinators) to the notifications one by one."""
+    if group.case_reference is not None:
+        return f"/cases/{quote(group.case_reference, safe='')}" if role == "coordinator" else "/tasks"
+    target = urlsplit(group.link)
+    if role == "manager" and target.path.startswith("/reports"):
+        return target.path + (f"?{target.query}" if target.query else "")
+    return "/inbox?view=list"
 
 
 @router.post("/inbox")
 def inbox_mark(request: Request, core: Core, session: AnySession, form: Posted) -> Response:
+    name, now = session.user.username, datetime.now(timezone.utc)
+    back = "/inbox?view=list" if form.get("view") == "list" else "/inbox"
+    if form.get("all") == "yes":
+        inbox.mark_all_read(engine=core.engine, username=name, now=now)
+        return see_other(back)
+    cases = [str(v)[:32] for v in form.getlist("case")][:500]
+    if cases:  # "-": the group of notifications about no case
+        inbox.mark_all_read(engine=core.engine, username=name, now=now,
+                            case_references=[None if c == "-" else c for c in cases])
     ids = []
     for value in form.getlist("id"):
         try:
@@ -106,7 +135,6 @@ def inbox_mark(request: Request, core: Core, session: AnySession, form: Posted) 
         except ValueError:
             continue
     if ids:
-        inbox.mark_read(engine=core.engine, username=session.user.username, ids=ids[:500],
-                        now=datetime.now(timezone.utc), read=form.get("read") != "no")
-    return see_other("/inbox")
+        inbox.mark_read(engine=core.engine, username=name, ids=ids[:500], now=now, read=form.get("read") != "no")
+    return see_other(back)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -24,6 +25,7 @@ from api.web.auth import see_other
 from api.web.i18n import form_errors, translator
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
+from api.web.urgency import how_late
 from pathway import policy
 from pathway.accounts import User
 from pathway.case.aggregate import CONTACT_CHANNELS
@@ -45,6 +47,7 @@ PROTECTION_LABELS = {"none": "No address protection", "code7": "Code 7: confiden
                      "code6": "Code 6: strictly confidential address"}
 PERSON_FIELDS = ("name", "safe_contact", "address_protection", "children_ages", "interpreter_language",
                  "home_municipality")
+PAGE_SIZE = 50
 
 
 @router.get("/cases")
@@ -52,23 +55,34 @@ def dashboard(
     request: Request, core: Core, session: CoordinatorPage,
     q: Annotated[str, Query(max_length=32)] = "",
     phase: Annotated[str, Query(max_length=64)] = "",
-    deadline: Literal["all", "overdue", "due_soon"] = "all",
+    who: Literal["unit", "mine"] = "unit",
+    deadline: Literal["all", "overdue", "week", "due_soon"] = "all",
     status: Literal["open", "closed", "all"] = "open",
+    sort: api.ListSort = "next_due",
+    order: Literal["asc", "desc"] = "asc",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
     user = session.user
-    listed = api.list_cases(request, core, user, status=status, phase=phase or None, stage=None, coordinator=None,
-                            overdue=True if deadline == "overdue" else None,
-                            due_soon=True if deadline == "due_soon" else None, q=q.strip() or None,
-                            sort="next_due", cursor=cursor, limit=50)
+    lang = language(request, user)
+    listed = api.case_list(request, core, user, status=status, phase=phase or None,
+                           coordinator=user.username if who == "mine" else None,
+                           overdue=True if deadline == "overdue" else None,
+                           due_soon=True if deadline == "due_soon" else None, due_this_week=deadline == "week",
+                           q=q.strip() or None, sort=sort, descending=order == "desc", cursor=cursor,
+                           limit=PAGE_SIZE, lang=lang)
+    now = datetime.now(timezone.utc)
     with core.uow(read_only=True) as uow:
-        counts = case_counts(uow.conn, unit=policy.listed_unit(user), now=datetime.now(timezone.utc))
+        counts = case_counts(uow.conn, unit=policy.listed_unit(user), now=now)
     definition = core.catalog.latest(core.settings.default_pathway)
     phases = {p.id: p.title for p in definition.phases}
-    filters = {"q": q, "phase": phase, "deadline": deadline, "status": status}
+    filters = {"q": q, "phase": phase, "who": who, "deadline": deadline, "status": status}
+    t = translator(lang)
     return page(request, "cases.html", session, cases=listed.items, next_cursor=listed.next_cursor,
                 people=listed_people(request, core, user, [c.reference for c in listed.items]),
-                counts=counts, phases=phases, filters=filters, paged=cursor is not None)
+                total=listed.total, before=listed.before, counts=counts, phases=phases, filters=filters,
+                sort=sort, order=order, paged=cursor is not None, agencies=definition.agencies,
+                how_late=lambda due: how_late(due, now, t),
+                link=lambda **changes: "/cases?" + urlencode({**filters, "sort": sort, "order": order, **changes}))
 
 
 def listed_people(request: Request, core: Core, user: User, references: list[str]) -> dict[str, Shown]:

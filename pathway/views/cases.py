@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -14,13 +15,14 @@ import sqlalchemy as sa
 
 from pathway.case import Case, Event
 from pathway.errors import InvalidArgument
-from pathway.store.tables import FAR_DUE_SQL, case_t
+from pathway.machine import OPEN_STEP_STATES
+from pathway.store.tables import FAR_DUE_SQL, case_t, handover_t, step_t
 from pathway.store.uow import UnitOfWork
 from pathway.views.access import emergency_grants
-from pathway.views.deadlines import deadline_status, due_soon_clause, overdue_clause
+from pathway.views.deadlines import deadline_status, due_before_clause, due_soon_clause, overdue_clause
 
 Status = Literal["open", "closed", "all"]
-Sort = Literal["next_due", "opened_at", "reference"]
+Sort = Literal["next_due", "opened_at", "reference", "phase"]
 
 _FAR = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
@@ -35,10 +37,15 @@ class BadCursor(InvalidArgument):
 @dataclass(frozen=True, slots=True)
 class CasePage:
     """One page of the list, and the cursor of the next (None on the last). Each case is a dict: reference, phase,
-    unit, coordinator, opened_at, closed_at, paused, next_due_at, overdue, due_soon and version."""
+    unit, coordinator, opened_at, closed_at, paused, next_due_at, overdue, due_soon, version, urgent_step (the open
+    step with the earliest deadline: code, name, adhoc, due_at; None without one) and handover_alerts (code,
+    agency, status "declined" or "unanswered", due_at). ``total`` is how many cases match the filters, ``before``
+    how many of them come before this page (both None unless counted)."""
 
     items: list[dict[str, Any]]
     next_cursor: str | None
+    total: int | None = None
+    before: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,24 +57,39 @@ class CaseRecord:
     grants: list[Any]  # rows: username, reason, granted_at
 
 
+# A checkpoint's name in the reader's language: (pathway id, definition version, code) -> name, None if unknown.
+StepNames = Callable[[str, int, str], "str | None"]
+# How each sort orders the list (then by id): the key expressions, and what kind of value each is in a cursor.
+_Kind = Literal["time", "text", "rank"]
+
+
 def _encode_cursor(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
 
 
-def _decode_cursor(cursor: str, sort: Sort) -> tuple[Any, uuid.UUID]:
-    """(sort key, case id) of the previous page's last case; anything but the two strings handed out is refused
+def _decode_cursor(cursor: str, kinds: list[_Kind]) -> tuple[list[Any], uuid.UUID]:
+    """(sort keys, case id) of the previous page's last case; anything but the strings handed out is refused
     here (``BadCursor``), never by an error from deeper down."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, str) for v in values):
+        if (not isinstance(values, list) or len(values) != len(kinds) + 1
+                or not all(isinstance(v, str) for v in values)):
             raise ValueError
-        value, last_id = values
-        bound: Any = value if sort == "reference" else datetime.fromisoformat(value)
-        if isinstance(bound, datetime):
-            if bound.tzinfo is None:
-                raise ValueError
-            bound = bound.astimezone(timezone.utc)
-        return bound, uuid.UUID(last_id)
+        bounds: list[Any] = []
+        for kind, value in zip(kinds, values, strict=False):
+            if kind == "time":
+                bound = datetime.fromisoformat(value)
+                if bound.tzinfo is None:
+                    raise ValueError
+                bounds.append(bound.astimezone(timezone.utc))
+            elif kind == "rank":
+                rank = int(value)
+                if not 0 <= rank < 2**31:
+                    raise ValueError
+                bounds.append(rank)
+            else:
+                bounds.append(value)
+        return bounds, uuid.UUID(values[-1])
     except (ValueError, OverflowError):
         raise BadCursor() from None
 
@@ -80,18 +102,31 @@ def _of_unit(unit: str | None) -> sa.ColumnElement[bool]:
 def case_list(
     conn: sa.Connection, *, unit: str | None, now: datetime, status: Status = "open",
     phase: str | None = None, coordinator: str | None = None, overdue: bool | None = None,
-    due_soon: bool | None = None, q: str | None = None, sort: Sort = "next_due", cursor: str | None = None,
-    limit: int | None = 50,
+    due_soon: bool | None = None, due_before: datetime | None = None, q: str | None = None,
+    sort: Sort = "next_due", descending: bool = False, phase_order: Sequence[str] = (), cursor: str | None = None,
+    limit: int | None = 50, count: bool = False, names: StepNames | None = None,
 ) -> CasePage:
     """A unit's cases, a page of at most ``limit`` (None: all of them) after ``cursor``, by ``sort`` then id.
-    ``q`` is the start of a reference; ``overdue``/``due_soon`` keep the cases that are (True) or are not (False)."""
+    ``q`` is the start of a reference; ``overdue``/``due_soon`` keep the cases that are (True) or are not (False);
+    ``due_before`` those whose next deadline is before it (passed ones too). ``sort="phase"`` orders by
+    ``phase_order`` (phases not in it last), then by next deadline. ``count`` also counts the matching cases and
+    those before the page; ``names`` names the urgent steps (otherwise the step's code, or an ad-hoc step's title)."""
     # The same expression as the index ix_case_open_unit_next_due, with the literal inline, so it is used.
     far = sa.literal_column(FAR_DUE_SQL[conn.dialect.name], type_=case_t.c.next_due_at.type)
-    key = {"next_due": sa.func.coalesce(case_t.c.next_due_at, far), "opened_at": case_t.c.opened_at,
-           "reference": case_t.c.reference}[sort]
+    next_due = sa.func.coalesce(case_t.c.next_due_at, far)
+    ranks = {p: i for i, p in enumerate(phase_order)}
+    keys: list[tuple[Any, _Kind]]
+    if sort == "phase":
+        by_phase: tuple[Any, _Kind] = ((sa.case(ranks, value=case_t.c.phase, else_=len(ranks)), "rank") if ranks
+                                       else (case_t.c.phase, "text"))
+        keys = [by_phase, (next_due, "time")]
+    elif sort == "reference":
+        keys = [(case_t.c.reference, "text")]
+    else:
+        keys = [(case_t.c.opened_at if sort == "opened_at" else next_due, "time")]
     query = sa.select(case_t.c.reference, case_t.c.phase, case_t.c.unit, case_t.c.coordinator, case_t.c.opened_at,
                       case_t.c.closed_at, case_t.c.paused_since, case_t.c.next_due_at, case_t.c.version,
-                      case_t.c.id).where(_of_unit(unit))
+                      case_t.c.pathway_id, case_t.c.definition_version, case_t.c.id).where(_of_unit(unit))
     if status != "all":
         query = query.where(case_t.c.closed_at.is_(None) if status == "open" else case_t.c.closed_at.is_not(None))
     if phase:
@@ -102,20 +137,94 @@ def case_list(
         query = query.where(overdue_clause(now) if overdue else sa.not_(overdue_clause(now)))
     if due_soon is not None:
         query = query.where(due_soon_clause(now) if due_soon else sa.not_(due_soon_clause(now)))
+    if due_before is not None:
+        query = query.where(due_before_clause(due_before))
     if q:
         query = query.where(case_t.c.reference.startswith(q.upper(), autoescape=True))
+    total = before = None
+    if count:
+        total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        before = 0
     if cursor:
-        bound, last_id = _decode_cursor(cursor, sort)
-        query = query.where(sa.tuple_(key, case_t.c.id) > sa.tuple_(sa.literal(bound, key.type), last_id))
-    query = query.order_by(key, case_t.c.id)
+        bounds, last_id = _decode_cursor(cursor, [kind for _, kind in keys])
+        mine = sa.tuple_(*(k for k, _ in keys), case_t.c.id)
+        theirs = sa.tuple_(*(sa.literal(b, k.type) for (k, _), b in zip(keys, bounds, strict=True)), last_id)
+        query = query.where(mine < theirs if descending else mine > theirs)
+        if count:
+            after = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+            before = (total or 0) - after
+    order = [k for k, _ in keys] + [case_t.c.id]
+    query = query.order_by(*(o.desc() if descending else o for o in order))
     fetched = conn.execute(query if limit is None else query.limit(limit + 1)).all()
     rows = fetched if limit is None else fetched[:limit]
     nxt = None
     if len(fetched) > len(rows):
         last = rows[-1]
-        value = {"next_due": last.next_due_at or _FAR, "opened_at": last.opened_at, "reference": last.reference}[sort]
-        nxt = _encode_cursor([value.isoformat() if isinstance(value, datetime) else value, str(last.id)])
-    return CasePage([_summary(r, now) for r in rows], nxt)
+        value: dict[str, list[Any]] = {
+            "next_due": [last.next_due_at or _FAR], "opened_at": [last.opened_at], "reference": [last.reference],
+            "phase": [ranks.get(last.phase, len(ranks)) if ranks else last.phase, last.next_due_at or _FAR]}
+        nxt = _encode_cursor([v.isoformat() if isinstance(v, datetime) else str(v) for v in value[sort]]
+                             + [str(last.id)])
+    open_ids = [r.id for r in rows if r.closed_at is None]
+    urgent = urgent_steps(conn, open_ids)
+    alerts = handover_alerts(conn, open_ids, now)
+    items = []
+    for r in rows:
+        step = urgent.get(r.id)
+        items.append({**_summary(r, now),
+                      "urgent_step": None if step is None else {
+                          "code": step.code, "adhoc": step.adhoc, "due_at": step.due_at,
+                          "name": _step_name(r, step, names)},
+                      "handover_alerts": alerts.get(r.id, [])})
+    return CasePage(items, nxt, total, before)
+
+
+def _step_name(case: Any, step: Any, names: StepNames | None) -> str:
+    if step.adhoc:
+        return str(step.title or step.code)
+    name = names(case.pathway_id, case.definition_version, step.code) if names is not None else None
+    return name or str(step.code)
+
+
+def urgent_steps(conn: sa.Connection, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """Each case's most urgent open step (the earliest deadline; the first made among equal ones), in one query for
+    all of ``case_ids``: rows of code, adhoc, title and due_at, by case id."""
+    if not case_ids:
+        return {}
+    ranked = (sa.select(step_t.c.case_id, step_t.c.code, step_t.c.adhoc, step_t.c.title, step_t.c.due_at,
+                        sa.func.row_number().over(partition_by=step_t.c.case_id,
+                                                  order_by=(step_t.c.due_at, step_t.c.position)).label("n"))
+              .where(step_t.c.case_id.in_(case_ids), step_t.c.state.in_(sorted(OPEN_STEP_STATES)),
+                     step_t.c.due_at.is_not(None))
+              .subquery())
+    return {r.case_id: r for r in conn.execute(sa.select(ranked).where(ranked.c.n == 1))}
+
+
+def handover_alerts(conn: sa.Connection, case_ids: list[uuid.UUID], now: datetime) -> dict[uuid.UUID, list[dict[str, Any]]]:
+    """The handovers of ``case_ids`` that need the coordinator, in one query: declined (the checkpoint's latest task,
+    while its step is still open: asking again or skipping it ends the alert) and unanswered (requested, and its
+    deadline passed). Lists of code, agency, status ("declined" or "unanswered") and due_at, by case id."""
+    if not case_ids:
+        return {}
+    later = handover_t.alias("later")
+    step = step_t.alias("open_step")
+    newer = sa.exists().where(later.c.case_id == handover_t.c.case_id, later.c.code == handover_t.c.code,
+                              later.c.position > handover_t.c.position)
+    still_open = sa.exists().where(step.c.case_id == handover_t.c.case_id, step.c.code == handover_t.c.code,
+                                   step.c.state.in_(sorted(OPEN_STEP_STATES)))
+    declined = sa.and_(handover_t.c.status == "declined", sa.not_(newer), still_open)
+    unanswered = sa.and_(handover_t.c.status == "requested", handover_t.c.due_at.is_not(None),
+                         handover_t.c.due_at < now)
+    rows = conn.execute(sa.select(handover_t.c.case_id, handover_t.c.code, handover_t.c.agency,
+                                  handover_t.c.status, handover_t.c.due_at)
+                        .where(handover_t.c.case_id.in_(case_ids), sa.or_(declined, unanswered))
+                        .order_by(handover_t.c.case_id, handover_t.c.position))
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for r in rows:
+        found.setdefault(r.case_id, []).append({
+            "code": r.code, "agency": r.agency, "due_at": r.due_at,
+            "status": "declined" if r.status == "declined" else "unanswered"})
+    return found
 
 
 def _summary(r: Any, now: datetime) -> dict[str, Any]:
