@@ -106,11 +106,11 @@ class CaseState:
         return "not active"
 
     def recorded_until(self) -> datetime:
-        """The latest moment the case's record holds (first contact, a step ended, a consent, a handover task's
-        change, a pause, the close): a change recorded after the fact cannot have happened before it. Read from the
-        state, so that a command checks it the same way when it runs and when it is replayed."""
+        """The latest moment the case's record holds (first contact, a step created, due or ended, a consent, a
+        handover task's change, a pause, the close): a change recorded after the fact cannot have happened before
+        it. Read from the state, so that a command checks it the same way when it runs and when it is replayed."""
         moments = [self.opened_at, *(m for m in (self.paused_since, self.closed_at) if m is not None),
-                   *(s.ended_at for s in self.steps if s.ended_at is not None),
+                   *(m for s in self.steps for m in (s.created_at, s.activated_at, s.ended_at) if m is not None),
                    *(c.recorded_at for c in self.consents.values()),
                    *(t.updated_at for t in self.handovers)]
         return max(moments)

@@ -68,6 +68,14 @@ def test_an_effective_time_after_now_or_before_the_previous_change_is_refused_na
     assert case.version == version and step(case, "K1").is_open, "a refused change changes nothing"
 
 
+def test_work_cannot_be_recorded_as_done_before_a_step_was_added_or_a_phase_began(case: Case, hours: Hours) -> None:
+    case.execute(do.AddStep("Følge til fastlege", "coordinator", hours(48), "avtalt"), actor=ACTOR, at=hours(10))
+    with pytest.raises(InvalidArgument) as caught:
+        case.execute(do.CompleteStep("K1", effective_at=hours(5)), actor=ACTOR, at=hours(20))
+    assert caught.value.field == "effective_at"
+    case.execute(do.CompleteStep("K1", effective_at=hours(10)), actor=ACTOR, at=hours(20))
+
+
 def test_an_effective_time_without_a_time_zone_is_refused(case: Case, hours: Hours) -> None:
     with pytest.raises(InvalidArgument) as caught:
         case.execute(do.Pause(reason="x", effective_at=datetime(2026, 11, 23, 12)), actor=ACTOR, at=hours(5))
