@@ -125,3 +125,14 @@ def test_the_page_sorts_by_plain_links_and_says_where_it_is(world: World) -> Non
     by_reference = page(w, sort="reference", order="desc")
     refs = re.findall(r'<th scope="row"><a href="/cases/([^"]+)">', by_reference)
     assert refs == sorted(refs, reverse=True) and 'aria-sort="descending"' in by_reference
+
+
+def test_a_paused_case_says_its_clock_is_stopped_not_how_late_it_is(world: World) -> None:
+    w = world
+    reference = w.open_case(synthetic_person())["reference"]
+    w.operate(reference, "pause", {"reason": "personen er på sykehus"})
+    [item] = cases(w, q=reference)["items"]
+    assert item["paused"] and item["urgent_step"] is not None  # the API keeps the deadline; the page words it
+    row = re.search(rf'<th scope="row"><a href="/cases/{reference}">.*?</tr>', page(w, q=reference), re.S)
+    assert row is not None and "klokken står stille" in row.group(0)
+    assert not re.search(r"over frist</span>|frist (i dag|om)", row.group(0))
