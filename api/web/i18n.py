@@ -34,6 +34,9 @@ FIELD_LABELS = {
     "email": "Email", "start": "From", "end": "To", "title": "Title", "owner": "Owner", "due_at": "Deadline",
     "outcome": "Outcome", "coordinator": "Coordinator", "scope": "Scope", "when": "When",
     "first_contact_at": "First contact", "municipality": "Municipality", "version": "Version",
+    "name": "Name", "safe_contact": "Safe contact channel", "address_protection": "Address protection",
+    "children_ages": "Children (ages)", "interpreter_language": "Interpreter (language)",
+    "home_municipality": "Home municipality", "contact_channel": "How did first contact come?",
 }
 # A validation error's type -> what the page says (English; bokmål from the words); ``{n}`` is the limit.
 _VALIDATION = {
@@ -53,7 +56,8 @@ def form_errors(exc: ValidationError, lang: str) -> list[dict[str, str]]:
     t = translator(lang)
     shown = []
     for e in exc.errors():
-        field = str(e["loc"][-1]) if e.get("loc") else ""
+        # the field, not a list item's index within it ("children_ages", not "0")
+        field = next((str(p) for p in reversed(e.get("loc") or ()) if not isinstance(p, int)), "")
         ctx: dict[str, Any] = dict(e.get("ctx") or {})
         limit = next((ctx[k] for k in ("min_length", "max_length", "ge", "le") if k in ctx), "")
         kind = "missing" if e["type"] == "string_too_short" and limit == 1 else e["type"]
