@@ -128,13 +128,14 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
     """A page of the coordinator's unit's cases, counted, with step names in ``lang`` (default: the user's); the
     list and its access-log row are one transaction (the API's answer and the cases page)."""
     now = _now()
-    definition = core.catalog.latest(core.settings.default_pathway)
+    # by phase: in the order of the installation's pathway (a query for its newest version: only when asked)
+    order = [p.id for p in core.catalog.latest(core.settings.default_pathway).phases] if sort == "phase" else []
     try:
         with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
             listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=now, status=status, phase=phase,
                                      coordinator=coordinator, overdue=overdue, due_soon=due_soon,
                                      due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
-                                     descending=descending, phase_order=[p.id for p in definition.phases],
+                                     descending=descending, phase_order=order,
                                      cursor=cursor, limit=limit, count=True,
                                      names=_step_names(core, lang or user.language))
             access_writer(request, user, "case.list")(uow.conn)
