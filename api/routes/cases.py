@@ -137,7 +137,7 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
                                      due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
                                      descending=descending, phase_order=order,
                                      cursor=cursor, limit=limit, count=True,
-                                     names=_step_names(core, lang or user.language))
+                                     names=_step_names(core, lang or user.language, uow.conn))
             access_writer(request, user, "case.list")(uow.conn)
             uow.commit()
     except views.BadCursor as exc:
@@ -146,14 +146,15 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
                     total=listed.total, before=listed.before)
 
 
-def _step_names(core: Forlop, lang: str) -> views.StepNames:
-    """A checkpoint's name in ``lang`` from its case's definition version (each version read once per list)."""
+def _step_names(core: Forlop, lang: str, conn: Connection) -> views.StepNames:
+    """A checkpoint's name in ``lang`` from its case's definition version (each version read once per list, on the
+    list's own connection: a second one at the same time could wait forever for a pool that this request holds)."""
     cache: dict[tuple[str, int], Any] = {}
 
     def name(pathway_id: str, version: int, code: str) -> str | None:
         if (pathway_id, version) not in cache:
             try:
-                cache[pathway_id, version] = core.catalog.resolve(pathway_id, version)
+                cache[pathway_id, version] = core.catalog.resolve(pathway_id, version, conn=conn)
             except DefinitionVersionMissing:
                 cache[pathway_id, version] = None
         definition = cache[pathway_id, version]

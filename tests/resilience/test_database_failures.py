@@ -5,6 +5,7 @@ that waits past the API's statement timeout, e.g. on a lock (503, at once rather
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -57,6 +58,33 @@ def test_a_request_that_finds_no_free_connection_in_the_pool_gets_503_not_500(co
         f"released: {free.status_code}")
     assert_problem(busy, 503, "/problems/database-timeout")
     assert free.status_code == 200
+
+
+def test_no_request_holds_two_connections_at_once(core: Forlop) -> None:
+    """Each request works on one connection at a time: with a pool of one, every read of the API and the pages that a
+    coordinator's day touches is answered (a second connection taken while the first is held would wait for the pool
+    that the request itself holds, and answer 503 whatever the load)."""
+    seed_world(core, cases=1)
+    with api(core) as (_, client):
+        opened = client.post(f"{API}/cases", json={"person": {"name": "Kari Testesen 0001", "safe_contact": "+47 000"}})
+        assert opened.status_code == 201, opened.text
+        ref = opened.json()["reference"]
+    # a new app: nothing read yet (its catalog has parsed no definition), as after a restart
+    with api(core, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=1) as (small, client):
+        api_paths = [f"{API}/cases", f"{API}/cases?sort=phase", f"{API}/cases?mine=true", f"{API}/cases/{ref}",
+                     f"{API}/cases/{ref}/person", f"{API}/inbox", f"{API}/inbox/cases", f"{API}/me"]
+        answers = {path: client.get(path).status_code for path in api_paths}
+        with TestClient(create_app(small)) as browser:
+            nonce = re.search(r'name="nonce" value="([^"]+)"', browser.get("/login").text)
+            assert nonce is not None
+            signed = browser.post("/login", data={"username": "koordinator", "password": DEMO_PASSWORD,
+                                                  "nonce": nonce.group(1)}, follow_redirects=False)
+            assert signed.status_code == 303, signed.text
+            for path in ("/cases", "/cases?sort=phase&deadline=week", f"/cases/{ref}", "/cases/new", "/inbox",
+                         "/calendar"):
+                answers[path] = browser.get(path).status_code
+    say(f"[{core.engine.dialect.name}] pool of one: {answers}")
+    assert {path: status for path, status in answers.items() if status != 200} == {}
 
 
 @pytest.mark.parametrize("core", ["postgresql"], indirect=True)
