@@ -4,9 +4,6 @@ The installed script runs as a subprocess on a SQLite file of its own; the accou
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,19 +14,11 @@ from pathway.accounts import LoginFailed, authenticate, login
 from pathway.bootstrap import bootstrap
 from pathway.settings import Settings
 from pathway.store.tables import token_t, user_t
+from tests.e2e.test_cli import FORLOP, Result, run
 
-ROOT = Path(__file__).resolve().parents[2]
-FORLOP = Path(sys.executable).with_name("forlop")
 BOSS = ("--as", "sjef")
 
 pytestmark = pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")
-
-
-@dataclass(frozen=True)
-class Result:
-    code: int
-    stdout: str
-    stderr: str
 
 
 @dataclass(frozen=True)
@@ -37,12 +26,8 @@ class Cli:
     url: str
 
     def __call__(self, *args: str, stdin: str | None = None, **env: str) -> Result:
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("FORLOP_") and k != "DATABASE_URL"}
-        environ.update(FORLOP_ENV="test", COLUMNS="250", **env)
-        proc = subprocess.run([str(FORLOP), *args, "--database-url", self.url], capture_output=True, text=True,
-                              env=environ, cwd=ROOT, timeout=300, check=False, input=stdin)
-        assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        """``forlop ARGS`` on this database, as test_cli runs it (a clean environment, no stack trace)."""
+        return run(*args, "--database-url", self.url, env={"COLUMNS": "250", **env}, stdin=stdin)
 
     def engine(self) -> sa.Engine:
         return bootstrap(Settings(env="test", database_url=self.url), register_definitions=False).engine

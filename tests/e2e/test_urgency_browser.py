@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from tests.e2e.test_web_browser import _overflow, _violations, context, shot, sign_in
-from tests.e2e.web_support import CHROMIUM, FORLOP, demo_server
+from tests.e2e.test_web_browser import _overflow, _violations, browser, context, shot, sign_in  # noqa: F401 (browser: the fixture)
+from tests.e2e.web_support import FORLOP, demo_server
 
 pytestmark = pytest.mark.any_date  # layout and accessibility
 
@@ -26,16 +25,6 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env = {**os.environ, "FORLOP_ENV": "demo", "FORLOP_DATABASE_URL": f"sqlite:///{workdir / 'web.db'}"}
         subprocess.run([str(FORLOP), "scan", "--no-dispatch"], env=env, check=True, capture_output=True, timeout=300)
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is required at {CHROMIUM} (apt-get install chromium); .ci/run installs it")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield chromium
-        chromium.close()
 
 
 PAGES = ["/cases?who=mine&deadline=week&sort=phase&order=desc", "/cases?sort=reference", "/inbox",
