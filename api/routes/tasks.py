@@ -92,21 +92,32 @@ def get_task_fhir(request: Request, core: Core, user: Partner, task_id: uuid.UUI
     return task_resource(view, base_url=core.settings.public_url)
 
 
-class DeclineBody(BaseModel):
+class AcceptBody(BaseModel):
+    """A reply to a task; each may be recorded after the fact."""
+
+    effective_at: datetime | None = Field(
+        default=None, description="when the agency replied, where it is recorded after the fact: not after now, nor "
+                                  "before the case's previous change (at is when it was recorded)")
+
+
+class DeclineBody(AcceptBody):
     reason: Annotated[str, Field(min_length=1, max_length=2000, examples=["ikke vår kommune"])]
 
 
-class CompleteBody(BaseModel):
+class CompleteBody(AcceptBody):
     note: Annotated[str | None, Field(default=None, max_length=2000, examples=["kontakt opprettet"])] = None
 
 
-def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status: str, note: str | None) -> TaskOut:
-    """Accept, decline or complete one of the agency's tasks (the API's and the page's way); the write is logged."""
+def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status: str, note: str | None, *,
+         effective_at: datetime | None = None) -> TaskOut:
+    """Accept, decline or complete one of the agency's tasks (the API's and the page's way), now or when it was done
+    (``effective_at``: recorded after the fact, as the command checks it); the write is logged."""
     view = _one(request, core, user, task_id, f"task.{status}")
     try:
         services.execute(
             uow=core.uow(), reference=view.case_reference, expected_version=None,
-            command=UpdateHandover(task_id, status, note=note), actor=user.username, channel=channel(request),
+            command=UpdateHandover(task_id, status, note=note, effective_at=effective_at), actor=user.username,
+            channel=channel(request),
             also=access_writer(request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id))
     except Exception as exc:
         log_access(core.engine, request, user, f"task.{status}", case_reference=view.case_reference, task_id=task_id,
@@ -116,15 +127,16 @@ def move(request: Request, core: Forlop, user: User, task_id: uuid.UUID, status:
 
 
 @router.post("/{task_id}/accept", response_model=TaskOut, summary="Accept a handover task")
-def accept(request: Request, core: Core, user: Partner, task_id: uuid.UUID) -> TaskOut:
-    return move(request, core, user, task_id, "accepted", None)
+def accept(request: Request, core: Core, user: Partner, task_id: uuid.UUID,
+           body: AcceptBody | None = None) -> TaskOut:
+    return move(request, core, user, task_id, "accepted", None, effective_at=body.effective_at if body else None)
 
 
 @router.post("/{task_id}/decline", response_model=TaskOut, summary="Decline a handover task, with a reason")
 def decline(request: Request, core: Core, user: Partner, task_id: uuid.UUID, body: DeclineBody) -> TaskOut:
-    return move(request, core, user, task_id, "declined", body.reason)
+    return move(request, core, user, task_id, "declined", body.reason, effective_at=body.effective_at)
 
 
 @router.post("/{task_id}/complete", response_model=TaskOut, summary="Complete a handover task, with a note")
 def complete(request: Request, core: Core, user: Partner, task_id: uuid.UUID, body: CompleteBody) -> TaskOut:
-    return move(request, core, user, task_id, "completed", body.note)
+    return move(request, core, user, task_id, "completed", body.note, effective_at=body.effective_at)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from fastapi.testclient import TestClient
 
 from api.web.render import OSLO
@@ -62,7 +63,60 @@ def test_the_body_models_offer_effective_at_on_exactly_the_operations_that_can_b
     schemas = world.client.get("/openapi.json").json()["components"]["schemas"]
     offered = {name for name, schema in schemas.items()
                if name.endswith("Body") and "effective_at" in schema.get("properties", {})}
-    assert offered == {"CompleteStepBody", "PauseBody", "ResumeBody", "RecordConsentBody"}
+    assert offered == {"CompleteStepBody", "PauseBody", "ResumeBody", "RecordConsentBody",
+                       "AcceptBody", "DeclineBody", "CompleteBody"}, "the partner's replies too"
+
+
+def handover_created(world: World) -> tuple[str, str, datetime]:
+    """A case with a police handover task just requested: its reference, the task's id and when it was created
+    (the case's previous change, so the earliest time a reply can be recorded for)."""
+    reference, task_id = world.handover_case("police")
+    case = world.client.get(f"{API}/cases/{reference}", headers=world.auth("koordinator")).json()
+    created = case["timeline"][-1]
+    assert created["operation"] == "create_handover"
+    return reference, str(task_id), datetime.fromisoformat(created["at"])
+
+
+def test_a_partner_records_its_replies_after_the_fact_and_the_events_keep_both_times(world: World) -> None:
+    reference, task_id, created = handover_created(world)
+    police = world.auth("politi")
+    r = world.client.post(f"{API}/tasks/{task_id}/accept", json={"effective_at": created.isoformat()}, headers=police)
+    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+    r = world.client.post(f"{API}/tasks/{task_id}/complete",
+                          json={"note": "kontakt opprettet", "effective_at": created.isoformat()}, headers=police)
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+    case = world.client.get(f"{API}/cases/{reference}", headers=world.auth("koordinator")).json()
+    replies = [e for e in case["timeline"] if e["operation"] == "update_handover"]
+    assert [(e["payload"]["status"], datetime.fromisoformat(e["effective_at"])) for e in replies] == [
+        ("accepted", created), ("completed", created)]
+    assert all(datetime.fromisoformat(e["at"]) > created for e in replies), "recorded later than they took effect"
+    k6 = next(s for s in case["steps"] if s["code"] == "K6")
+    assert k6["state"] == "done" and datetime.fromisoformat(k6["ended_at"]) == created
+
+
+def test_a_partner_reply_without_an_effective_time_records_none(world: World) -> None:
+    reference, task_id, _ = handover_created(world)
+    r = world.client.post(f"{API}/tasks/{task_id}/accept", headers=world.auth("politi"))
+    assert r.status_code == 200, r.text
+    case = world.client.get(f"{API}/cases/{reference}", headers=world.auth("koordinator")).json()
+    assert case["timeline"][-1]["operation"] == "update_handover" and case["timeline"][-1]["effective_at"] is None
+
+
+@pytest.mark.parametrize("reply, body", [("accept", {}), ("decline", {"reason": "ikke vår kommune"}),
+                                         ("complete", {"note": "kontakt opprettet"})])
+def test_a_partner_reply_in_the_future_or_before_the_task_was_created_is_refused_naming_the_field(
+    world: World, reply: str, body: dict[str, str]
+) -> None:
+    reference, task_id, created = handover_created(world)
+    police = world.auth("politi")
+    for when in (datetime.now(timezone.utc) + timedelta(hours=1), created - timedelta(minutes=1)):
+        r = world.client.post(f"{API}/tasks/{task_id}/{reply}", json={**body, "effective_at": when.isoformat()},
+                              headers=police)
+        assert r.status_code == 422, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["errors"][0]["loc"] == ["body", "effective_at"], r.text
+    task = world.client.get(f"{API}/tasks/{task_id}", headers=police).json()
+    assert task["status"] == "requested", "refused: nothing changed"
 
 
 def page_client(world: World) -> TestClient:
