@@ -7,7 +7,7 @@ Every step moves through ``STEP_MACHINE``; its after-callbacks stamp the step (`
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from transitions import MachineError
 
@@ -17,13 +17,26 @@ from pathway.case.values import Step
 from pathway.definition import CONSENT_PREFIX, FIRST_CONTACT, Checkpoint
 from pathway.machine import step_transition
 
-# Pauses begun from this moment move working-day deadlines in working time; one begun before keeps the rule it was
-# recorded under (by the paused time), so that the events of older cases replay to their recorded state.
-PAUSES_IN_WORKING_TIME_FROM = datetime(2026, 12, 7, tzinfo=timezone.utc)
+# How a pause gives its time back to a deadline in working days, as its event records it (the payload's
+# ``paused_time``): in working time. A pause whose event does not say (recorded before the rule was) gives it back in
+# calendar time, as it did then, so that the events of older cases replay to their recorded state.
+PAUSED_TIME = "paused_time"
+WORKING_TIME = "working"
 
 
 class Deadlines(CaseState):
     """The case's steps and their deadlines, kept in line with its phase, conditions, anchors and the clock."""
+
+    _paused_time: str | None = None
+
+    @property
+    def paused_time(self) -> str | None:
+        """The rule the pause under way was recorded with: ``WORKING_TIME``, or None (calendar time; not paused)."""
+        return self._paused_time if self.paused_since is not None else None
+
+    @paused_time.setter
+    def paused_time(self, rule: str | None) -> None:
+        self._paused_time = rule
 
     def new_step(self, code: str, occurrence: int, owner: str, at: datetime, *, adhoc: bool = False,
                  title: str | None = None) -> Step:
@@ -74,11 +87,12 @@ class Deadlines(CaseState):
         """The step's deadline moved by a pause from ``paused_since`` to ``until`` (only the part after its anchor
         counted against it). A deadline in working days moves by the paused working time, counted in working time,
         so that it still lands on a working day (paused Tue 10:00 to Thu 10:00 on "3 working days from Mon 10:00":
-        Mon 10:00 a week on, not Saturday); any other by the paused time."""
+        Mon 10:00 a week on, not Saturday), where the pause recorded that rule (``paused_time``); any other by the
+        paused time."""
         if step.due_at is None:
             return None
         start = max(paused_since, step.anchor_at or paused_since)
-        if self.deadline_unit(step) is Unit.WORKING_DAYS and paused_since >= PAUSES_IN_WORKING_TIME_FROM:
+        if self.deadline_unit(step) is Unit.WORKING_DAYS and self.paused_time == WORKING_TIME:
             return add_working_time(step.due_at, working_time_between(start, until))
         return step.due_at + max(until - start, timedelta(0))
 

@@ -43,8 +43,8 @@ _STEPS_OF_CASE = (sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.c
 _TASKS_OF_CASE = (sa.select(*[handover_t.c[c] for c in _TASK_COLS])
                   .where(handover_t.c.case_id == sa.bindparam("case_id")).order_by(handover_t.c.position))
 _CASE_COLS = ("pathway_id", "definition_version", "unit", "phase", "coordinator", "opened_at", "paused_since",
-              "closed_at", "outcome", "transferred_to", "conditions", "milestones", "consents", "version",
-              "head_hash", "next_due_at", "updated_at")
+              "paused_time", "closed_at", "outcome", "transferred_to", "conditions", "milestones", "consents",
+              "version", "head_hash", "next_due_at", "updated_at")
 _UPDATE_CASE = (sa.update(case_t)
                 .where(case_t.c.id == sa.bindparam("b_id"), case_t.c.version == sa.bindparam("b_expected"))
                 .values({c: sa.bindparam(f"v_{c}") for c in _CASE_COLS}))
@@ -85,6 +85,7 @@ def _case_values(case: Case) -> dict[str, Any]:
         "coordinator": case.coordinator,
         "opened_at": case.opened_at,
         "paused_since": case.paused_since,
+        "paused_time": case.paused_time,
         "closed_at": case.closed_at,
         "outcome": case.outcome,
         "transferred_to": case.transferred_to,
@@ -146,6 +147,7 @@ class CaseRepository:
             closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=row["transferred_to"],
             version=row["version"], head_hash=row["head_hash"],
         )
+        case.paused_time = row["paused_time"]
         for r in self._conn.execute(_STEPS_OF_CASE, {"case_id": case.id}):
             case.steps.append(Step(**dict(zip(_STEP_COLS, r, strict=True))))
         for r in self._conn.execute(_TASKS_OF_CASE, {"case_id": case.id}):

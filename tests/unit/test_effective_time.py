@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -13,8 +14,9 @@ import pytest
 from pathway.calendar import OSLO
 from pathway.case import Case, replay
 from pathway.case import commands as do
+from pathway.case.events import Event
 from pathway.definition import PathwayDefinition, parse_definition
-from pathway.errors import InvalidArgument
+from pathway.errors import DomainError, InvalidArgument
 
 Hours = Callable[[float], datetime]
 ACTOR = "coordinator-1"
@@ -157,16 +159,28 @@ def oslo(*args: int) -> datetime:
     return datetime(*args, tzinfo=OSLO)
 
 
+def three_working_day_case(definition: PathwayDefinition, monday: datetime) -> Case:
+    return Case.open(definition, case_id=uuid.UUID(int=3), reference="R", unit="bergen", first_contact_at=monday,
+                     actor=ACTOR, at=monday)
+
+
+def pause_recorded_before_the_rule(reason: str) -> do.Pause:
+    """A pause as one recorded before pauses recorded their rule: what replay makes of such an event (no
+    ``paused_time`` in its payload)."""
+    event = Event(case_id=uuid.UUID(int=3), seq=2, at=datetime(2026, 1, 6, 9, tzinfo=timezone.utc), actor=ACTOR,
+                  operation="pause", reason=reason, payload={}, state_before={}, state_after={}, prev_hash="", hash="")
+    return do.Pause.from_event(event)
+
+
 def test_a_pause_on_a_working_day_deadline_moves_it_by_the_paused_working_days(shipped_text: str) -> None:
     # 3 working days from Monday 5 April 2027 10:00 is Thursday 8 April 10:00; paused Tuesday 10:00 to Thursday
     # 10:00 (two working days), it is due Monday 12 April 10:00, not Saturday 10 April (48 hours later).
     definition = three_working_days(shipped_text)
-    monday = oslo(2027, 4, 5, 10)
-    case = Case.open(definition, case_id=uuid.UUID(int=3), reference="R", unit="bergen", first_contact_at=monday,
-                     actor=ACTOR, at=monday)
+    case = three_working_day_case(definition, oslo(2027, 4, 5, 10))
     assert step(case, "K3").due_at == oslo(2027, 4, 8, 10)
     k1_due = step(case, "K1").due_at
     case.execute(do.Pause(reason="på sykehus"), actor=ACTOR, at=oslo(2027, 4, 6, 10))
+    assert case.new_events[-1].payload == {"paused_time": "working"}, "the pause records the rule it moves by"
     case.execute(do.Resume(), actor=ACTOR, at=oslo(2027, 4, 8, 10))
     assert step(case, "K3").due_at == oslo(2027, 4, 12, 10)
     assert step(case, "K1").due_at == k1_due + timedelta(hours=48), "a deadline in hours moves by the hours"
@@ -174,26 +188,67 @@ def test_a_pause_on_a_working_day_deadline_moves_it_by_the_paused_working_days(s
 
 def test_a_step_done_during_such_a_pause_keeps_the_deadline_a_resume_would_have_given(shipped_text: str) -> None:
     definition = three_working_days(shipped_text)
-    monday = oslo(2027, 4, 5, 10)
-    case = Case.open(definition, case_id=uuid.UUID(int=3), reference="R", unit="bergen", first_contact_at=monday,
-                     actor=ACTOR, at=monday)
+    case = three_working_day_case(definition, oslo(2027, 4, 5, 10))
     case.execute(do.Pause(reason="på sykehus"), actor=ACTOR, at=oslo(2027, 4, 6, 10))
     case.execute(do.AssignCoordinator("koordinator-1"), actor=ACTOR, at=oslo(2027, 4, 8, 10))
     assert step(case, "K3").state == "done" and step(case, "K3").due_at == oslo(2027, 4, 12, 10)
 
 
-def test_a_pause_begun_before_the_working_time_rule_keeps_the_rule_its_events_were_recorded_under(
-    shipped_text: str,
-) -> None:
-    # Mon 5 Jan 2026 10:00 + 3 working days = Thu 8 Jan; paused Tue 10:00 to Thu 10:00: 48 hours later, as before.
+def test_the_rule_is_the_pause_events_whatever_the_date_and_replay_keeps_it(shipped_text: str) -> None:
+    # Monday 5 January 2026 10:00 + 3 working days = Thursday 8 January; paused Tuesday 10:00 to Thursday 10:00:
+    # due Monday 12 January 10:00 (a pause recorded now, though the week lies before the rule was made).
     definition = three_working_days(shipped_text)
-    monday = oslo(2026, 1, 5, 10)
-    case = Case.open(definition, case_id=uuid.UUID(int=3), reference="R", unit="bergen", first_contact_at=monday,
-                     actor=ACTOR, at=monday)
+    case = three_working_day_case(definition, oslo(2026, 1, 5, 10))
     case.execute(do.Pause(reason="på sykehus"), actor=ACTOR, at=oslo(2026, 1, 6, 10))
     case.execute(do.Resume(), actor=ACTOR, at=oslo(2026, 1, 8, 10))
+    assert step(case, "K3").due_at == oslo(2026, 1, 12, 10)
+    rebuilt = replay(list(case.new_events), resolver(definition))
+    assert step(rebuilt, "K3").due_at == oslo(2026, 1, 12, 10) and rebuilt.head_hash == case.head_hash
+
+
+def test_a_pause_over_a_public_holiday_gives_back_only_the_working_time_it_took(shipped_text: str) -> None:
+    # Monday 11 May 2026 10:00 + 3 working days = Friday 15 May 10:00 (Thursday 14 May is Ascension Day). Paused
+    # Tuesday 10:00 to Friday 10:00: 14 + 24 + 0 + 10 = 48 working hours, so due Tuesday 19 May 10:00 (Friday 14 h,
+    # Monday 24 h, Tuesday 10 h); the calendar rule would have said Monday 18 May 10:00 (72 hours later).
+    definition = three_working_days(shipped_text)
+    case = three_working_day_case(definition, oslo(2026, 5, 11, 10))
+    assert step(case, "K3").due_at == oslo(2026, 5, 15, 10)
+    case.execute(do.Pause(reason="på sykehus"), actor=ACTOR, at=oslo(2026, 5, 12, 10))
+    case.execute(do.Resume(), actor=ACTOR, at=oslo(2026, 5, 15, 10))
+    assert step(case, "K3").due_at == oslo(2026, 5, 19, 10)
+
+
+def test_an_older_pause_event_without_the_rule_replays_to_the_calendar_time_deadline(shipped_text: str) -> None:
+    # The same week as above, the pause recorded before the rule: 48 hours later, Saturday 10 January 10:00, as then.
+    definition = three_working_days(shipped_text)
+    case = three_working_day_case(definition, oslo(2026, 1, 5, 10))
+    case.execute(pause_recorded_before_the_rule("på sykehus"), actor=ACTOR, at=oslo(2026, 1, 6, 10))
+    assert case.new_events[-1].payload == {}, "recorded as pauses were: nothing new in the payload, nor its hash"
+    case.execute(do.Resume(), actor=ACTOR, at=oslo(2026, 1, 8, 10))
     assert step(case, "K3").due_at == oslo(2026, 1, 10, 10)
-    assert replay(list(case.new_events), resolver(definition)).snapshot() == case.snapshot()
+    events = list(case.new_events)
+    rebuilt = replay(events, resolver(definition))
+    assert step(rebuilt, "K3").due_at == oslo(2026, 1, 10, 10)
+    assert rebuilt.snapshot() == case.snapshot() and rebuilt.head_hash == case.head_hash
+
+
+def test_the_rule_is_under_the_hash_chain_a_pause_event_stripped_of_it_does_not_verify(shipped_text: str) -> None:
+    definition = three_working_days(shipped_text)
+    case = three_working_day_case(definition, oslo(2026, 1, 5, 10))
+    case.execute(do.Pause(reason="på sykehus"), actor=ACTOR, at=oslo(2026, 1, 6, 10))
+    case.execute(do.Resume(), actor=ACTOR, at=oslo(2026, 1, 8, 10))
+    events = [replace(e, payload={}) if e.operation == "pause" else e for e in case.new_events]
+    with pytest.raises(DomainError, match="pause"):
+        replay(events, resolver(definition))
+
+
+def test_a_case_paused_while_closing_keeps_no_rule(shipped_text: str) -> None:
+    definition = three_working_days(shipped_text)
+    case = three_working_day_case(definition, oslo(2027, 4, 5, 10))
+    case.execute(do.Pause(reason="på sykehus"), actor=ACTOR, at=oslo(2027, 4, 6, 10))
+    assert case.paused_time == "working"
+    case.execute(do.Close("declined", reason="ønsker ikke videre oppfølging"), actor=ACTOR, at=oslo(2027, 4, 7, 10))
+    assert case.paused_since is None and case.paused_time is None
 
 
 def test_the_utc_of_the_new_deadline_is_the_oslo_wall_clock_across_the_autumn_change(shipped_text: str) -> None:

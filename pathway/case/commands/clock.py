@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from pathway.case.commands.base import EFFECTIVE_AT, Command, Context, arg, effective_at, with_effective_at
+from pathway.case.deadlines import PAUSED_TIME, WORKING_TIME
 from pathway.case.values import MAX_TEXT, text
 from pathway.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from pathway.case.aggregate import Case
+    from pathway.case.events import Event
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,24 @@ class Pause(Command, operation="pause", action="case.pause", route="/pause", sum
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="personen er på sykehus")
     effective_at: datetime | None = arg(None)
 
+    # How the pause gives its time back to deadlines in working days, recorded in its event's payload: a rule of the
+    # event, not a choice of whoever pauses (so not a field, nor in a request's body). A pause now gives it back in
+    # working time; replayed, a pause whose event has no rule (recorded before there was one) in calendar time.
+    paused_time: ClassVar[str | None] = WORKING_TIME
+
     @classmethod
     def refusal(cls, case: Case) -> tuple[str, str] | None:
         if case.paused_since is not None and not case.is_closed:
             return cls.operation, "the clock is already paused"
         return super().refusal(case)
+
+    @classmethod
+    def from_event(cls, event: Event) -> Pause:
+        command = super().from_event(event)
+        rule = event.payload.get(PAUSED_TIME)
+        if rule != cls.paused_time:
+            object.__setattr__(command, "paused_time", rule)  # the rule its event was recorded under
+        return command
 
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
@@ -35,9 +50,10 @@ class Pause(Command, operation="pause", action="case.pause", route="/pause", sum
         at = effective_at(self.effective_at, case, ctx)
 
         def apply() -> None:
-            case.paused_since = at
+            case.paused_since, case.paused_time = at, self.paused_time
 
-        case.record(self.operation, ctx, reason=reason, payload=with_effective_at({}, self.effective_at, at),
+        payload = {} if self.paused_time is None else {PAUSED_TIME: self.paused_time}
+        case.record(self.operation, ctx, reason=reason, payload=with_effective_at(payload, self.effective_at, at),
                     apply=apply)
 
 
@@ -70,7 +86,7 @@ class Resume(Command, operation="resume", action="case.resume", route="/resume",
             for step in case.steps:
                 if step.is_open and step.due_at is not None:
                     step.due_at = case.moved_by_pause(step, paused_since, at)
-            case.paused_since = None
+            case.paused_since = case.paused_time = None
             case.sync_handover_deadlines()
 
         case.record(self.operation, ctx, reason=reason, payload=with_effective_at({}, self.effective_at, at),

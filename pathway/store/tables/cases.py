@@ -44,6 +44,7 @@ class CaseRow(SQLModel, table=True):
     coordinator: str | None = Field(default=None, max_length=200)
     opened_at: datetime = ts()
     paused_since: datetime | None = ts(default=None)
+    paused_time: str | None = Field(default=None, max_length=16)  # the pause's rule ("working"; NULL: calendar time)
     closed_at: datetime | None = ts(default=None)
     outcome: str | None = Field(default=None, max_length=64)
     transferred_to: str | None = Field(default=None, max_length=2000)
