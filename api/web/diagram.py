@@ -80,7 +80,8 @@ class Diagram:
         for b in self.phases:
             out.append(f'<rect class="phase{" phase-current" if b.current else ""}" x="{b.x:g}" y="2" '
                        f'width="{b.width:g}" height="{b.height:g}" rx="6"></rect>')
-            lines = "".join(f'<tspan x="{b.x + PAD:g}" dy="{0 if i == 0 else LINE_H}">{escape(line)}</tspan>'
+            # a space between the lines, so the name reads whole as text (copied, or found on the page)
+            lines = " ".join(f'<tspan x="{b.x + PAD:g}" dy="{0 if i == 0 else LINE_H}">{escape(line)}</tspan>'
                             for i, line in enumerate(b.lines or (b.title,)))
             out.append(f'<text class="phase-title" x="{b.x + PAD:g}" y="{TITLE_Y}">{lines}</text>')
             if b.current:
