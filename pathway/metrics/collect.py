@@ -109,6 +109,17 @@ def _seconds_between(conn: sa.Connection, start: Any, end: Any) -> Any:
     return sa.cast(sa.extract("epoch", end - start), sa.Float)
 
 
+def _took_effect_at(conn: sa.Connection, moment: Any) -> Any:
+    """Whether an event took effect at ``moment``: at its payload's ``effective_at`` where it was recorded after the
+    fact (an ISO text, read as a time), or else at ``at``, when it was recorded."""
+    effective = event_t.c.payload["effective_at"].as_string()
+    if conn.dialect.name == "sqlite":  # times are texts there, in another format than the payload's
+        same = sa.func.julianday(effective) == sa.func.julianday(moment)
+    else:
+        same = sa.cast(effective, sa.DateTime(timezone=True)) == moment
+    return sa.or_(sa.and_(effective.is_(None), event_t.c.at == moment), same)
+
+
 def _reason_key(text: str) -> str:
     """A reason as compared: without case and surrounding or repeated spaces."""
     return " ".join(text.split()).casefold()
@@ -116,12 +127,13 @@ def _reason_key(text: str) -> str:
 
 
 def _collect_completed(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime) -> None:
-    """Completed occurrences in the range, with the reason of a late completion: one query of narrow rows. The
+    """Completed occurrences in the range, with the reason of a late completion (its event found by when it took
+    effect, which is when the step ended, also where it was recorded later): one query of narrow rows. The
     database works out the period, whether it was on time and the elapsed seconds; only occurrences
     whose case was resumed after their anchor (a pause may have moved the deadline) bring their timestamps, for
     the working-day calendar."""
     late_note = sa.and_(
-        event_t.c.case_id == step_t.c.case_id, event_t.c.at == step_t.c.ended_at,
+        event_t.c.case_id == step_t.c.case_id, _took_effect_at(conn, step_t.c.ended_at),
         event_t.c.operation == "complete", event_t.c.reason.is_not(None),
         event_t.c.payload["code"].as_string() == step_t.c.code,
     )
