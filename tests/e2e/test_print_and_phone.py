@@ -2,37 +2,25 @@
 
 A printed case page is a summary for a cooperation meeting: the reference, the phase, the checkpoints with their
 state and deadlines, the handovers and the timeline, without menus, forms or buttons and without the person's
-safe contact channel. Every page each role can reach fits a 360 px wide phone without scrolling sideways and passes
+safe contact channel or home municipality. Every page each role can reach fits a 360 px wide phone without scrolling sideways and passes
 axe-core there; the person fields of the new-case form stay inside their form on a desktop screen. Screenshots and
 the printed PDF are saved as test artifacts.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.test_web_browser import (  # noqa: F401 (browser: the fixture)
-    SHOTS, _a_case, _overflow, _violations, browser, context, shot, sign_in)
-from tests.e2e.web_support import ARTIFACTS, FORLOP, demo_server
+    _a_case, _overflow, _violations, browser, context, shot, sign_in)
+# base_url: a demo with notifications in the inbox (its scan has run)
+from tests.e2e.test_urgency_browser import base_url  # noqa: F401 (the fixture)
+from tests.e2e.web_support import ARTIFACTS
 
 pytestmark = pytest.mark.any_date  # layout and accessibility
 
 PHONE = {"width": 360, "height": 800}
-
-
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A demo with notifications in the inbox (the demo server runs no scan of its own)."""
-    workdir = tmp_path_factory.mktemp("print-phone")
-    with demo_server(workdir, cases=24) as url:
-        env = {**os.environ, "FORLOP_ENV": "demo", "FORLOP_DATABASE_URL": f"sqlite:///{workdir / 'web.db'}"}
-        subprocess.run([str(FORLOP), "scan", "--no-dispatch"], env=env, check=True, capture_output=True, timeout=300)
-        yield url
 
 
 def _a_case_with_a_safe_contact(page: Page) -> tuple[str, str]:
@@ -62,7 +50,8 @@ def test_a_printed_case_page_is_a_meeting_summary_without_forms_or_the_persons_c
         for element in page.locator(hidden).all():
             expect(element).not_to_be_visible()
     expect(page.get_by_text(safe_contact, exact=True)).not_to_be_visible()
-    expect(page.locator(".person dt", has_text="Trygg kontaktkanal")).not_to_be_visible()
+    for where in ("Trygg kontaktkanal", "Hjemkommune"):
+        expect(page.locator(".person dt", has_text=where)).not_to_be_visible()
     expect(page.get_by_role("heading", level=1)).to_contain_text(reference)
     expect(page.locator(".person .person-name")).to_be_visible()
     for checkpoint in checkpoints:
