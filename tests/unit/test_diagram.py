@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from xml.etree import ElementTree
 
 import pytest
 
@@ -87,3 +88,13 @@ def test_the_diagram_marks_the_current_phase_and_each_checkpoint_by_word_and_sym
     assert svg.count('class="phase phase-current"') == 1 and "◆ Current phase" in svg
     for label in ("✓</text>", "K1 done", "!</text>", "K7 overdue", "K13 not started"):
         assert label in svg
+
+
+def test_the_diagram_is_well_formed_svg_with_a_title_and_a_description(definition: PathwayDefinition) -> None:
+    drawn = diagram.build(_renamed(definition, "support", LONG), _case("support", ("K1", "done")), "nb")  # type: ignore[arg-type]
+    svg = ElementTree.fromstring(str(drawn.svg(lambda word: word, LONG)))
+    ns = "{http://www.w3.org/2000/svg}"
+    assert svg.tag in ("svg", f"{ns}svg") and svg.get("role") == "img"
+    assert svg.get("viewBox") == f"0 0 {drawn.width:g} {drawn.height:g}"
+    title = svg.find("title") if svg.find("title") is not None else svg.find(f"{ns}title")
+    assert title is not None and title.text == f"The pathway: Current phase {LONG}"
