@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pathway.case.deadlines import PAUSED_TIME, WORKING_TIME
 from pathway.definition import Offset, PathwayDefinition
 from pathway.metrics.checkpoints import Interval, intervals, offset_of
 from pathway.metrics.lead_times import lead_hours
@@ -137,7 +138,11 @@ def _collect_completed(conn: sa.Connection, data: Collected, lo: datetime, hi: d
         event_t.c.operation == "complete", event_t.c.reason.is_not(None),
         event_t.c.payload["code"].as_string() == step_t.c.code,
     )
-    resumed = (sa.select(event_t.c.case_id, sa.func.max(event_t.c.at).label("last"))
+    # A resume records the rule its pause gave paused time back by (the working-time rule, or none: calendar time).
+    # Where a case's pauses were under both (one before the rule was recorded, one after), working time is taken.
+    working = sa.case((event_t.c.payload[PAUSED_TIME].as_string() == WORKING_TIME, 1), else_=0)
+    resumed = (sa.select(event_t.c.case_id, sa.func.max(event_t.c.at).label("last"),
+                         sa.func.max(working).label("working"))
                .where(event_t.c.operation == "resume").group_by(event_t.c.case_id).subquery())
     paused = sa.and_(resumed.c.last.is_not(None), resumed.c.last > step_t.c.anchor_at)
 
@@ -150,7 +155,8 @@ def _collect_completed(conn: sa.Connection, data: Collected, lo: datetime, hi: d
                   sa.case((step_t.c.ended_at <= step_t.c.due_at, 1), else_=0).label("within"),
                   _seconds_between(conn, step_t.c.anchor_at, step_t.c.ended_at).label("elapsed"),
                   when_paused(step_t.c.anchor_at).label("anchor_at"), when_paused(step_t.c.due_at).label("due_at"),
-                  when_paused(step_t.c.ended_at).label("ended_at"), event_t.c.reason, step_t.c.case_id)
+                  when_paused(step_t.c.ended_at).label("ended_at"), when_paused(resumed.c.working).label("working"),
+                  event_t.c.reason, step_t.c.case_id)
         .select_from(step_t.join(case_t, case_t.c.id == step_t.c.case_id).outerjoin(event_t, late_note)
                      .outerjoin(resumed, resumed.c.case_id == step_t.c.case_id))
         .where(step_t.c.state == "done", step_t.c.adhoc.is_(False), step_t.c.due_at.is_not(None),
@@ -158,8 +164,8 @@ def _collect_completed(conn: sa.Connection, data: Collected, lo: datetime, hi: d
     )
     kinds: dict[tuple[str, int, str, int], tuple[str, Offset | None] | None] = {}
     counts, within, leads, reasons, texts = data.counts, data.within, data.leads, data.reasons, data.texts
-    for pathway, version, unit, code, occurrence, period, on_time, elapsed, anchor_at, due_at, ended_at, reason, \
-            case_id in conn.execute(query):
+    for pathway, version, unit, code, occurrence, period, on_time, elapsed, anchor_at, due_at, ended_at, working, \
+            reason, case_id in conn.execute(query):
         key = (pathway, version, code, occurrence)
         if key not in kinds:
             found = data.kind(pathway, version, code, occurrence)
@@ -173,7 +179,7 @@ def _collect_completed(conn: sa.Connection, data: Collected, lo: datetime, hi: d
         within[cell] += on_time
         if elapsed is not None:
             if anchor_at is not None and offset is not None:
-                leads[cell].append(lead_hours(anchor_at, due_at, ended_at, offset))
+                leads[cell].append(lead_hours(anchor_at, due_at, ended_at, offset, working_time=bool(working)))
             else:
                 leads[cell].append(float(elapsed) / 3600)
         if reason is not None:

@@ -182,6 +182,7 @@ def test_a_pause_on_a_working_day_deadline_moves_it_by_the_paused_working_days(s
     case.execute(do.Pause(reason="på sykehus"), actor=ACTOR, at=oslo(2027, 4, 6, 10))
     assert case.new_events[-1].payload == {"paused_time": "working"}, "the pause records the rule it moves by"
     case.execute(do.Resume(), actor=ACTOR, at=oslo(2027, 4, 8, 10))
+    assert case.new_events[-1].payload == {"paused_time": "working"}, "and the resume the rule it moved by"
     assert step(case, "K3").due_at == oslo(2027, 4, 12, 10)
     assert step(case, "K1").due_at == k1_due + timedelta(hours=48), "a deadline in hours moves by the hours"
 
@@ -225,6 +226,7 @@ def test_an_older_pause_event_without_the_rule_replays_to_the_calendar_time_dead
     case.execute(pause_recorded_before_the_rule("på sykehus"), actor=ACTOR, at=oslo(2026, 1, 6, 10))
     assert case.new_events[-1].payload == {}, "recorded as pauses were: nothing new in the payload, nor its hash"
     case.execute(do.Resume(), actor=ACTOR, at=oslo(2026, 1, 8, 10))
+    assert case.new_events[-1].payload == {}, "its resume too"
     assert step(case, "K3").due_at == oslo(2026, 1, 10, 10)
     events = list(case.new_events)
     rebuilt = replay(events, resolver(definition))

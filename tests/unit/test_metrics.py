@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pathway.calendar import OSLO, add_working_time, working_time_between
 from pathway.definition import Offset, PathwayDefinition
 from pathway.metrics import (
     HIDDEN,
@@ -108,13 +109,45 @@ def test_percentiles_interpolate_between_the_nearest_ranks() -> None:
 def test_lead_time_leaves_out_the_time_a_pause_moved_the_deadline() -> None:
     anchor = datetime(2026, 11, 2, 8, tzinfo=UTC)  # Monday
     day = Offset(hours=24)
-    assert lead_hours(anchor, anchor + timedelta(hours=24), anchor + timedelta(hours=10), day) == 10
-    # paused for a day: the deadline moved 24 h; done after 27.5 h, of which 3.5 h counted
-    assert lead_hours(anchor, anchor + timedelta(hours=48), anchor + timedelta(hours=27.5), day) == 3.5
-    # working days: Monday + 2 working days is Wednesday; paused 2 h
+    for working_time in (True, False):  # a deadline in hours moves by the hours, whatever the pause's rule
+        assert lead_hours(anchor, anchor + timedelta(hours=24), anchor + timedelta(hours=10), day,
+                          working_time=working_time) == 10
+        # paused for a day: the deadline moved 24 h; done after 27.5 h, of which 3.5 h counted
+        assert lead_hours(anchor, anchor + timedelta(hours=48), anchor + timedelta(hours=27.5), day,
+                          working_time=working_time) == 3.5
+        # working days: Monday + 2 working days is Wednesday; paused 2 h
+        two_days = Offset(working_days=2)
+        due = datetime(2026, 11, 4, 10, tzinfo=UTC)
+        assert lead_hours(anchor, due, datetime(2026, 11, 3, 8, tzinfo=UTC), two_days, working_time=working_time) == 22
+
+
+def oslo(year: int, month: int, day: int, hour: int) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=OSLO)
+
+
+def test_lead_time_leaves_out_a_pause_on_working_days_in_working_time_as_the_deadline_moved() -> None:
+    # Wednesday 7 April 2027 10:00 + 2 working days: Friday 9 April 10:00. Paused Wednesday 14:00 to Thursday 14:00,
+    # 24 working hours, given back from Friday 10:00 over the weekend: due Monday 12 April 10:00 (72 hours later).
+    # Done Monday 09:00, 119 hours after the anchor: 95 counted, not 47 (the weekend was not paused).
+    anchor, due, done = oslo(2027, 4, 7, 10), oslo(2027, 4, 12, 10), oslo(2027, 4, 12, 9)
     two_days = Offset(working_days=2)
-    due = datetime(2026, 11, 4, 10, tzinfo=UTC)
-    assert lead_hours(anchor, due, datetime(2026, 11, 3, 8, tzinfo=UTC), two_days) == 22
+    assert add_working_time(oslo(2027, 4, 9, 10), working_time_between(oslo(2027, 4, 7, 14), oslo(2027, 4, 8, 14))) \
+        == due
+    assert lead_hours(anchor, due, done, two_days, working_time=True) == 95
+    # The same deadline moved by a pause recorded under the calendar rule meant 72 paused hours: 47 counted.
+    assert lead_hours(anchor, due, done, two_days, working_time=False) == 47
+
+
+def test_a_pause_over_a_weekend_on_working_days_leaves_out_the_working_time_it_moved_the_deadline_by() -> None:
+    # Wednesday 7 April 2027 10:00 + 2 working days: Friday 9 April 10:00. Paused Friday 08:00 to Monday 12 April
+    # 08:00, over the weekend: 24 working hours (Friday 16, Monday 8), so due Monday 10:00. Done Monday 09:00, 119
+    # hours after the anchor: the 24 working hours the deadline moved by are left out, 95 counted (the weekend counts
+    # in a lead time as it does for any step, paused or not; read in calendar time the move would leave out 72).
+    anchor, due, done = oslo(2027, 4, 7, 10), oslo(2027, 4, 12, 10), oslo(2027, 4, 12, 9)
+    paused = working_time_between(oslo(2027, 4, 9, 8), oslo(2027, 4, 12, 8))
+    assert paused == timedelta(hours=24) and add_working_time(oslo(2027, 4, 9, 10), paused) == due
+    assert lead_hours(anchor, due, done, Offset(working_days=2), working_time=True) == 95
+    assert lead_hours(anchor, due, done, Offset(working_days=2), working_time=False) == 47
 
 
 def test_intervals_are_named_by_their_anchor(definition: PathwayDefinition) -> None:

@@ -61,7 +61,8 @@ class Pause(Command, operation="pause", action="case.pause", route="/pause", sum
 class Resume(Command, operation="resume", action="case.resume", route="/resume",
              summary="Resume the clock (deadlines move by the paused time)"):
     """Restart the clock, now or from when it ran again (``effective_at``); every open deadline moves by the time
-    the clock stood still (a deadline in working days by the working time, so that it lands on a working day)."""
+    the clock stood still (a deadline in working days by the working time, so that it lands on a working day, where
+    the pause recorded that rule; the event records it again, for the report, which reads resumes only)."""
 
     reason: str | None = arg(None, max_length=MAX_TEXT)
     effective_at: datetime | None = arg(None)
@@ -81,6 +82,7 @@ class Resume(Command, operation="resume", action="case.resume", route="/resume",
             raise InvalidArgument("at" if self.effective_at is None else EFFECTIVE_AT,
                                   "resume cannot precede the pause")
         reason = text("reason", self.reason, required=False)
+        payload = {} if case.paused_time is None else {PAUSED_TIME: case.paused_time}
 
         def apply() -> None:
             for step in case.steps:
@@ -89,5 +91,5 @@ class Resume(Command, operation="resume", action="case.resume", route="/resume",
             case.paused_since = case.paused_time = None
             case.sync_handover_deadlines()
 
-        case.record(self.operation, ctx, reason=reason, payload=with_effective_at({}, self.effective_at, at),
+        case.record(self.operation, ctx, reason=reason, payload=with_effective_at(payload, self.effective_at, at),
                     apply=apply)
