@@ -10,6 +10,7 @@ allowed raises a ``DomainError`` and changes nothing.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -21,9 +22,10 @@ from transitions import MachineError
 from pathway.case.commands.base import COMMANDS, Command, Context, Resolver
 from pathway.case.deadlines import Deadlines
 from pathway.case.events import Event, event_hash
+from pathway.case.refusals import Refusal
 from pathway.case.values import BACKDATE_TOLERANCE, REASON_REQUIRED, actor_name, iso, text, utc
 from pathway.definition import PathwayDefinition
-from pathway.errors import InvalidArgument
+from pathway.errors import DomainError, InvalidArgument
 from pathway.machine import compile_pathway
 
 # How first contact came (K0), as the open event records it: by phone, walking in, escorted by the police, referred.
@@ -98,15 +100,19 @@ class Case(Deadlines):
         except MachineError as exc:
             raise self.not_allowed(trigger) from exc
 
-    def transition_refusal(self, trigger: str, operation: str) -> tuple[str, str] | None:
-        """Why a transition of the definition may not be taken from here, whatever the case's steps: into a final
-        phase only by closing, back only where the pathway allows returning. The guard raises it; the advance
-        command offers only the transitions without one."""
+    def transition_refusal(self, trigger: str, operation: str, *, requires: bool = True) -> Refusal | None:
+        """Why a transition of the definition may not be taken now: into a final phase only by closing, back only
+        where the pathway allows returning, and (``requires``) not before the steps it requires have ended. The
+        guard raises it; the advance command offers the transitions without one of the first two, and the case page
+        offers a move only without any (``Advance.refused``)."""
         transition = self.definition.transition[trigger]
         if operation == "advance" and transition.dest in self.definition.final_phases:
-            return trigger, "use close with an outcome code to end the case"
+            return Refusal(trigger, "use_close")
         if transition.kind == "return" and "return" not in self.definition.adaptations:
-            return "return", "this pathway does not allow that adaptation"
+            return Refusal("return", "adaptation")
+        missing = self.missing(transition.requires) if requires else []
+        if missing:
+            return Refusal(trigger if operation == "advance" else operation, "requires", {"missing": ", ".join(missing)})
         return None
 
     def guard(self, event: Any) -> bool:
@@ -115,22 +121,35 @@ class Case(Deadlines):
         trigger, kw = event.event.name, event.kwargs
         operation = kw["operation"]
         transition = self.definition.transition.get(trigger)
-        if transition is None:  # closing early (the command checked the adaptation): with a reason
-            if operation == "advance":
-                raise self.not_allowed(trigger)
-            if not kw["reason"]:
-                raise InvalidArgument("reason", REASON_REQUIRED)
-            return True
-        refused = self.transition_refusal(trigger, operation)
+        if transition is None and operation == "advance":  # closing early is the close command's (an adaptation)
+            raise self.not_allowed(trigger)
+        refused = self.transition_refusal(trigger, operation, requires=False) if transition is not None else None
         if refused is not None:
-            raise self.not_allowed(*refused)
-        if transition.kind == "return" and not kw["reason"]:
+            raise refused.error(self)
+        if self.reason_required(trigger) and not kw["reason"]:
             raise InvalidArgument("reason", REASON_REQUIRED)
-        missing = self.missing(transition.requires)
-        if missing:
-            raise self.not_allowed(trigger if operation == "advance" else operation,
-                                   f"first complete or skip: {', '.join(missing)}")
+        refused = self.transition_refusal(trigger, operation) if transition is not None else None
+        if refused is not None:
+            raise refused.error(self)
         return True
+
+    def refusal(self, *commands: Command, at: datetime) -> Refusal | None:
+        """Why these commands, run one after the other at ``at`` in one change, would be refused now (None: they
+        would not be, by every rule that does not depend on free text). One command is asked as ``run`` asks it
+        (``Command.refused``); for each later one, the earlier ones are first run on a copy of the case, so that
+        e.g. a handover on a consent recorded in the same change is answered as the engine will answer it."""
+        case: Case = self
+        for i, command in enumerate(commands):
+            refused = command.refused(case)
+            if refused is not None or i == len(commands) - 1:
+                return refused
+            if case is self:
+                case = copy.deepcopy(self, memo={id(self.definition): self.definition})
+            try:
+                case.execute(command, actor="check", at=at)
+            except DomainError as exc:
+                return getattr(exc, "refusal", None) or Refusal(command.operation, "rule", {"detail": str(exc)})
+        return None
 
     def allowed_operations(self) -> list[str]:
         """What can be done to the case now: what the commands offer, by the rule their ``run`` refuses by."""

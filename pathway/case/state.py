@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import Any
 
 from pathway.case.events import GENESIS, Event, canonical
+from pathway.case.refusals import WAITING, Refusal
 from pathway.case.values import Consent, HandoverTask, Step, iso
 from pathway.definition import PathwayDefinition
 from pathway.errors import OperationNotAllowed, UnknownCheckpoint
-from pathway.machine import compile_pathway
+from pathway.machine import CLOSE_EARLY, STEP_MACHINE, compile_pathway
 
 ENDED = ("done", "skipped", "cancelled")
 
@@ -61,8 +62,7 @@ class CaseState:
 
     def close_is_normal(self) -> bool:
         """Whether the current phase has a transition of the definition that leads to closure."""
-        d = self.definition
-        return any(d.transition[t].dest in d.final_phases for t in compile_pathway(d).triggers(self.phase))
+        return self.closing_trigger() != CLOSE_EARLY
 
     def latest(self, code: str) -> Step | None:
         latest = None
@@ -80,14 +80,27 @@ class CaseState:
                 missing.append(code)
         return missing
 
-    def open_step(self, code: str, operation: str) -> Step:
+    def step_refusal(self, code: str, operation: str, trigger: str | None = None) -> Refusal | None:
+        """Why the step ``code`` cannot be worked on now: it does not apply (yet), it has ended, or (given the step
+        machine's ``trigger``) its state is not one the trigger leaves, e.g. completing a step still waiting."""
         step = self.latest(code)
         if step is None:
             if code in self.definition.checkpoint:
-                raise self.not_allowed(operation, f"checkpoint '{code}' does not apply yet in this case")
-            raise UnknownCheckpoint(code)
+                return Refusal(operation, "not_applicable", {"code": code})
+            return Refusal(operation, "unknown_step", {"code": code})
         if not step.is_open:
-            raise self.not_allowed(operation, f"'{code}' is already {step.state}")
+            return Refusal(operation, "ended", {"code": code, "state": step.state})
+        if trigger is not None and trigger not in STEP_MACHINE.get_triggers(step.state):
+            why, params = self.waiting(step)
+            return Refusal(operation, why, {"code": code, **params})
+        return None
+
+    def open_step(self, code: str, operation: str) -> Step:
+        refused = self.step_refusal(code, operation)
+        if refused is not None:
+            raise refused.error(self)
+        step = self.latest(code)
+        assert step is not None
         return step
 
     def open_steps_completed_by(self, how: str) -> list[Step]:
@@ -96,14 +109,30 @@ class CaseState:
             if s.is_open and not s.adhoc and self.definition.checkpoint[s.code].completed_by == how
         ]
 
-    def waiting_for(self, step: Step) -> str:
+    def waiting(self, step: Step) -> tuple[str, dict[str, str]]:
+        """Why a pending step is not active yet: a code of ``WAITING`` and its parameters."""
         checkpoint = self.definition.checkpoint[step.code]
         missing = self.missing(checkpoint.needs)
         if missing:
-            return f"needs {', '.join(missing)}"
+            return "needs", {"needs": ", ".join(missing)}
         if checkpoint.deadline is not None:
-            return f"waits for {checkpoint.deadline.after}"
-        return "not active"
+            return "waits_for", {"after": checkpoint.deadline.after}
+        return "not_active", {}
+
+    def waiting_for(self, step: Step) -> str:
+        why, params = self.waiting(step)
+        return WAITING[why].format(**params)
+
+    def closing_trigger(self) -> str:
+        """The transition that closes the case from here: the definition's to closure, or else closing early."""
+        d = self.definition
+        return next((t for t in compile_pathway(d).triggers(self.phase) if d.transition[t].dest in d.final_phases),
+                    CLOSE_EARLY)
+
+    def reason_required(self, trigger: str) -> bool:
+        """Whether taking a phase transition needs a reason: closing early and going back do."""
+        transition = self.definition.transition.get(trigger)
+        return transition is None or transition.kind == "return"
 
     def recorded_until(self) -> datetime:
         """The latest moment the case's record holds (first contact, a step created, due or ended, a consent, a

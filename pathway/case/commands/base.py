@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from pathway.case.refusals import Refusal, as_refusal
 from pathway.case.values import iso, parse_iso, utc
 from pathway.definition import PathwayDefinition
 from pathway.errors import InvalidArgument
@@ -68,19 +69,31 @@ class Command:
     def run(self, case: Case, ctx: Context) -> Any:
         raise NotImplementedError
 
-    # -- whether it can be run at all now: one rule for what the case page offers and what ``run`` refuses -----
+    # -- whether it can be run now: one rule for what the case page offers and what ``run`` refuses ------------
 
     adaptation: ClassVar[str | None] = None  # the pathway must allow this adaptation for the command to be offered
 
     @classmethod
-    def refusal(cls, case: Case) -> tuple[str, str] | None:
-        """Why the command cannot run on the case now, whatever its fields: (operation, detail) for the error;
-        None when it can. ``run`` raises it first; ``offered`` lists the command only without it."""
+    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
+        """Why the command cannot run on the case now, whatever its fields (None when it can). ``allowed_operations``
+        lists the command only without it; ``refused`` starts from it."""
         if case.is_closed:
-            return cls.operation, "the case is closed"
+            return Refusal(cls.operation, "closed")
         if cls.adaptation is not None and cls.adaptation not in case.definition.adaptations:
-            return cls.adaptation, "this pathway does not allow that adaptation"
+            return Refusal(cls.adaptation, "adaptation")
         return None
+
+    def refused(self, case: Case) -> Refusal | None:
+        """Why this command, with its fields, cannot run on the case now, by every rule that does not depend on
+        free text or on the time: ``run`` raises it first (``check``), and the case page offers a form only where
+        the command it posts is not refused (``Case.refusal``). A command with rules on its fields adds them here."""
+        return as_refusal(self.refusal(case))
+
+    def reason_required(self, case: Case) -> bool:
+        """Whether the command needs a reason on this case: its reason field is required, unless it says otherwise.
+        ``run`` asks it, and the case page marks the reason required by it."""
+        reason = next((f for f in dataclasses.fields(self) if f.name == "reason"), None)
+        return reason is not None and (reason.metadata.get("min_length") or 0) >= 1
 
     @classmethod
     def offered(cls, case: Case) -> list[str]:
@@ -88,9 +101,9 @@ class Command:
         return [cls.operation] if cls.route is not None and cls.refusal(case) is None else []
 
     def check(self, case: Case) -> None:
-        refused = self.refusal(case)
+        refused = self.refused(case)
         if refused is not None:
-            raise case.not_allowed(*refused)
+            raise refused.error(case)
 
     @classmethod
     def from_event(cls: type[C], event: Event) -> C:

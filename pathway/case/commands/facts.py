@@ -95,7 +95,7 @@ class AssignCoordinator(Command, operation="assign_coordinator", action="case.co
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
         coordinator = text("coordinator", self.coordinator, required=True) or ""
-        reason = text("reason", self.reason, required=case.coordinator is not None)
+        reason = text("reason", self.reason, required=self.reason_required(case))
 
         def apply() -> None:
             case.coordinator = coordinator
@@ -104,6 +104,9 @@ class AssignCoordinator(Command, operation="assign_coordinator", action="case.co
             case.refresh(ctx.at)
 
         case.record(self.operation, ctx, reason=reason, payload={"coordinator": coordinator}, apply=apply)
+
+    def reason_required(self, case: Case) -> bool:
+        return case.coordinator is not None  # changing an assigned coordinator says why
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,16 @@ from typing import TYPE_CHECKING
 
 from pathway.case.commands.base import Command, Context, arg, effective_at, with_effective_at
 from pathway.case.values import LATE_NOTE_REQUIRED, LEGAL_BASES, MAX_TEXT, REASON_REQUIRED, HandoverTask, text
-from pathway.errors import ConsentRequired, InvalidArgument
+from pathway.case.refusals import Refusal
+from pathway.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from pathway.case.aggregate import Case
+
+def legal_bases(agency: str) -> list[str]:
+    """The legal bases on which a handover to ``agency`` may be made without consent (``LEGAL_BASES``)."""
+    return [basis for basis, allows in LEGAL_BASES.items() if allows == agency]
+
 
 MOVES = {  # a task's new status -> the statuses it may come from
     "accepted": {"requested"},
@@ -32,39 +38,52 @@ class CreateHandover(Command, operation="create_handover", action="case.handover
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
     @classmethod
-    def refusal(cls, case: Case) -> tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
         if not any(c.handover for c in case.definition.checkpoints):
-            return cls.operation, "this pathway has no handover checkpoints"
+            return Refusal(cls.operation, "no_handovers")
         return super().refusal(case)
 
-    def run(self, case: Case, ctx: Context) -> uuid.UUID:
-        self.check(case)
+    def refused(self, case: Case) -> Refusal | None:
+        """Also: ``code`` is a handover checkpoint whose step is open, without an open task; on consent, the agency's
+        consent covers the checkpoint's scope and the step is active; else the legal basis is one for its agency."""
+        refused = super().refused(case)
+        if refused is not None:
+            return refused
         checkpoint = case.definition.checkpoint.get(self.code)
         if checkpoint is None or checkpoint.handover is None:
-            raise InvalidArgument("code", f"'{self.code}' is not a handover checkpoint")
+            return Refusal(self.operation, "not_handover", {"code": self.code}, argument="code")
         handover = checkpoint.handover
-        step = case.open_step(self.code, self.operation)
+        refused = case.step_refusal(self.code, self.operation)
+        if refused is not None:
+            return refused
         if any(t.code == self.code and t.is_open for t in case.handovers):
-            raise case.not_allowed(self.operation, f"an open handover task for '{self.code}' exists already")
-        reason = self.reason
+            return Refusal(self.operation, "handover_open", {"code": self.code})
         if self.legal_basis is None:
             consent = case.consents.get(handover.agency)
             missing = consent.covers(handover.scope) if consent else list(handover.scope)
             if missing:
-                raise ConsentRequired(handover.agency, missing)
-            if step.state != "active":
-                raise case.not_allowed(self.operation, f"'{self.code}' is waiting ({case.waiting_for(step)})")
-            basis = "consent"
-        else:
-            if LEGAL_BASES.get(self.legal_basis) != handover.agency:
-                allowed = [k for k, v in LEGAL_BASES.items() if v == handover.agency]
-                raise InvalidArgument(
-                    "legal_basis",
-                    f"'{self.legal_basis}' is not a legal basis for contacting '{handover.agency}' "
-                    f"(valid: {', '.join(allowed) or 'none; consent is required'})",
-                )
-            reason = text("reason", reason, required=True)
-            basis = self.legal_basis
+                return Refusal(self.operation, "consent_missing", {"agency": handover.agency,
+                                                                   "missing": ", ".join(missing)})
+            # On consent, the step must be active (it waits for what it needs): a legal basis does not wait.
+            return case.step_refusal(self.code, self.operation, trigger="complete")
+        if self.legal_basis not in legal_bases(handover.agency):
+            return Refusal(self.operation, "basis_invalid", {
+                "basis": self.legal_basis, "agency": handover.agency,
+                "valid": ", ".join(legal_bases(handover.agency)) or "none; consent is required"}, argument="legal_basis")
+        return None
+
+    def reason_required(self, case: Case) -> bool:
+        return self.legal_basis is not None  # a handover without consent documents why
+
+    def run(self, case: Case, ctx: Context) -> uuid.UUID:
+        self.check(case)
+        checkpoint = case.definition.checkpoint[self.code]
+        handover = checkpoint.handover
+        assert handover is not None
+        step = case.open_step(self.code, self.operation)
+        # On consent the reason is kept as given (events of before hash as they did); on a legal basis it is required.
+        reason = text("reason", self.reason, required=True) if self.reason_required(case) else self.reason
+        basis = self.legal_basis or "consent"
         task_id = uuid.uuid5(case.id, f"handover#{len(case.handovers) + 1}")
 
         def apply() -> None:

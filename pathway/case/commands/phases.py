@@ -7,10 +7,11 @@ the domain's error with the reason, and the machine refuses a trigger that does 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pathway.case.commands.base import Command, Context, arg
+from pathway.case.refusals import Refusal, as_refusal
 from pathway.case.values import MAX_TEXT, text
 from pathway.errors import InvalidArgument
 from pathway.machine import CLOSE_EARLY, compile_pathway
@@ -32,12 +33,25 @@ class Advance(Command, operation="advance", action="case.advance", route="/trans
         if cls.refusal(case) is not None:
             return []
         return [f"advance:{t}" for t in compile_pathway(case.definition).triggers(case.phase)
-                if case.transition_refusal(t, cls.operation) is None]
+                if case.transition_refusal(t, cls.operation, requires=False) is None]
+
+    def refused(self, case: Case) -> Refusal | None:
+        """Also: the trigger leaves the current phase, and the guard would let it be taken (the steps it requires
+        have ended)."""
+        refused = super().refused(case)
+        if refused is not None:
+            return replace(refused, operation=self.trigger)
+        if self.trigger not in compile_pathway(case.definition).triggers(case.phase):
+            return Refusal(self.trigger, "no_transition")
+        return case.transition_refusal(self.trigger, self.operation)
+
+    def reason_required(self, case: Case) -> bool:
+        return self.trigger in case.definition.transition and case.reason_required(self.trigger)
 
     def run(self, case: Case, ctx: Context) -> None:
-        refused = self.refusal(case)
+        refused = as_refusal(self.refusal(case))
         if refused is not None:
-            raise case.not_allowed(self.trigger, refused[1])
+            raise replace(refused, operation=self.trigger).error(case)
         reason = text("reason", self.reason, required=False)
 
         def apply() -> None:
@@ -56,9 +70,7 @@ def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: s
     adaptation, with a reason). Open steps are cancelled, open handover tasks too, and the clock stops."""
     if outcome not in case.definition.outcomes:
         raise InvalidArgument("outcome", f"unknown outcome code; valid: {', '.join(case.definition.outcomes)}")
-    d = case.definition
-    trigger = CLOSE_EARLY if early else next(
-        (t for t in compile_pathway(d).triggers(case.phase) if d.transition[t].dest in d.final_phases), CLOSE_EARLY)
+    trigger = CLOSE_EARLY if early else case.closing_trigger()
     reason = text("reason", reason, required=False)
 
     def apply() -> None:
@@ -90,11 +102,21 @@ class Close(Command, operation="close", action="case.close", route="/close", sum
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
     @classmethod
-    def refusal(cls, case: Case) -> tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
         # Closing from a phase without a transition to closure is closing early: an adaptation.
         if not case.is_closed and not case.close_is_normal() and "close_early" not in case.definition.adaptations:
-            return "close_early", "this pathway does not allow that adaptation"
+            return Refusal("close_early", "adaptation")
         return super().refusal(case)
+
+    def refused(self, case: Case) -> Refusal | None:
+        """Also: the transition to closure would be taken (the steps it requires have ended)."""
+        refused = super().refused(case)
+        if refused is None and case.close_is_normal():
+            return case.transition_refusal(case.closing_trigger(), self.operation)
+        return refused
+
+    def reason_required(self, case: Case) -> bool:
+        return case.reason_required(case.closing_trigger())  # closing early needs one; closing normally does not
 
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pathway.case.commands.base import Command, Context, arg, effective_at, with_effective_at
+from pathway.case.refusals import Refusal
 from pathway.case.values import LATE_NOTE_REQUIRED, MAX_TEXT, iso, text, utc
 from pathway.errors import InvalidArgument
 
@@ -24,13 +25,19 @@ class CompleteStep(Command, operation="complete", action="case.complete", route=
     note: str | None = arg(None, max_length=MAX_TEXT)
     effective_at: datetime | None = arg(None)
 
+    def refused(self, case: Case) -> Refusal | None:
+        """Also: the step is open, completed by hand (not by another operation) and active (not waiting)."""
+        refused = super().refused(case) or case.step_refusal(self.code, self.operation)
+        if refused is not None:
+            return refused
+        checkpoint = case.definition.checkpoint.get(self.code)
+        if checkpoint is not None and checkpoint.completed_by != "manual":
+            return Refusal(self.operation, "completed_by", {"code": self.code, "by": checkpoint.completed_by})
+        return case.step_refusal(self.code, self.operation, trigger="complete")
+
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
         step = case.open_step(self.code, self.operation)
-        checkpoint = case.definition.checkpoint.get(self.code)
-        if checkpoint is not None and checkpoint.completed_by != "manual":
-            raise case.not_allowed(
-                self.operation, f"'{self.code}' is completed by the '{checkpoint.completed_by}' operation, not by hand")
         at = effective_at(self.effective_at, case, ctx)
         due = case.effective_due(step, at)
         late = due is not None and due < at and step.state == "active"
@@ -49,13 +56,20 @@ class SkipStep(Command, operation="skip", action="case.skip", route="/steps/{cod
     code: str = arg(max_length=32, example="K2")
     reason: str = arg(min_length=1, max_length=MAX_TEXT, example="ikke aktuelt for denne personen")
 
-    def run(self, case: Case, ctx: Context) -> None:
-        self.check(case)
-        reason = text("reason", self.reason, required=True)
-        step = case.open_step(self.code, self.operation)
+    def refused(self, case: Case) -> Refusal | None:
+        """Also: the step is open and its checkpoint may be skipped."""
+        refused = super().refused(case) or case.step_refusal(self.code, self.operation, trigger="skip")
+        if refused is not None:
+            return refused
         checkpoint = case.definition.checkpoint.get(self.code)
         if checkpoint is not None and not checkpoint.skippable:
-            raise case.not_allowed(self.operation, f"checkpoint '{self.code}' cannot be skipped")
+            return Refusal(self.operation, "not_skippable", {"code": self.code})
+        return None
+
+    def run(self, case: Case, ctx: Context) -> None:
+        self.check(case)
+        reason = text("reason", self.reason, required=self.reason_required(case))
+        step = case.open_step(self.code, self.operation)
         case.record(self.operation, ctx, reason=reason, payload={"code": self.code},
                     apply=lambda: case.end(step, "skip", ctx.actor, ctx.at))
 
