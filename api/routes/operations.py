@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -70,26 +71,30 @@ def command_of(command: type[Command], body: BaseModel, target: str) -> Command:
 
 
 def apply_operation(request: Request, core: Forlop, user: User, reference: str, *, command: Command, version: int,
-                    also: Writer | None = None) -> Case:
+                    also: Writer | None = None, then: Sequence[Command] = ()) -> Case:
     """Run one command under the version check and log the write (a refused one too); ``also`` writes more in the
-    same transaction (the claim of an Idempotency-Key). The API and the case page both come through here. Someone
-    who may only read the case (emergency access without a write reason) is refused: 403, logged."""
+    same transaction (the claim of an Idempotency-Key); ``then`` runs more commands in it (all stored, or none),
+    each logged. The API and the case page both come through here. Someone who may only read the case (emergency
+    access without a write reason) is refused: 403, logged."""
     _, emergency = case_access(request, core, user, reference, command.action, write=True)
-    log_write = rechecked(user, reference, access_writer(request, user, command.action, case_reference=reference,
-                                                         break_glass=emergency))
+    actions = list(dict.fromkeys(c.action for c in (command, *then)))
+    log_writes = [rechecked(user, reference, access_writer(request, user, action, case_reference=reference,
+                                                           break_glass=emergency)) for action in actions]
 
     def write(conn: Connection) -> None:
-        log_write(conn)
+        for log_write in log_writes:
+            log_write(conn)
         if also is not None:
             also(conn)
 
     try:
         case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=command,
                                    actor=user.username, at=datetime.now(timezone.utc), also=write,
-                                   channel=channel(request))
+                                   channel=channel(request), then=then)
     except Exception as exc:
-        log_access(core.engine, request, user, command.action, case_reference=reference, status=status_for(exc),
-                   break_glass=emergency)
+        for action in actions:
+            log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
+                       break_glass=emergency)
         raise
     return case
 

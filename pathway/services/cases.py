@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
@@ -108,15 +108,21 @@ def change_case(
 def execute(
     *, uow: UnitOfWork, reference: str, expected_version: int | None, command: Command, actor: str,
     at: datetime | None = None, also: Callable[[sa.Connection], None] | None = None, channel: str | None = None,
+    then: Sequence[Command] = (),
 ) -> tuple[Case, Any]:
     """The one handler of a command on a stored case, for the API, the pages, the CLI and the demo alike.
     Returns the case and what the command yields (an ad-hoc step's code, a handover task's id). ``channel`` (api,
-    web, cli, scheduler) is recorded on the event."""
+    web, cli, scheduler) is recorded on the event. ``then``: commands run after it in the same transaction (a
+    consent given and the handover it allows), each its own event: all are stored, or none (what the last yields
+    is returned)."""
     when = at or now()
 
     def change(case: Case) -> Any:
-        admissible(uow.conn, case, command)
-        return case.execute(command, actor=actor, at=when, channel=channel)
+        result = None
+        for each in (command, *then):
+            admissible(uow.conn, case, each)
+            result = case.execute(each, actor=actor, at=when, channel=channel)
+        return result
 
     return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also, change=change)
 
