@@ -14,6 +14,7 @@ from pathway.errors import InvalidArgument
 if TYPE_CHECKING:
     from pathway.case.aggregate import Case
     from pathway.case.events import Event
+    from pathway.case.refusals import Refusal
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Pause(Command, operation="pause", action="case.pause", route="/pause", sum
     paused_time: ClassVar[str | None] = WORKING_TIME
 
     @classmethod
-    def refusal(cls, case: Case) -> tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
         if case.paused_since is not None and not case.is_closed:
             return cls.operation, "the clock is already paused"
         return super().refusal(case)
@@ -68,7 +69,7 @@ class Resume(Command, operation="resume", action="case.resume", route="/resume",
     effective_at: datetime | None = arg(None)
 
     @classmethod
-    def refusal(cls, case: Case) -> tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
         if case.paused_since is None and not case.is_closed:
             return cls.operation, "the clock is not paused"
         return super().refusal(case)
