@@ -128,7 +128,7 @@ def test_the_name_search_holds_together_at_200_percent(browser: Browser, base_ur
     ctx.close()
 
 
-def test_the_person_fields_of_a_new_case_stay_inside_the_form(browser: Browser, base_url: str) -> None:
+def test_the_person_fields_stay_inside_the_new_case_form_and_the_case_page(browser: Browser, base_url: str) -> None:
     ctx = context(browser, base_url)
     page = ctx.new_page()
     sign_in(page, "koordinator")
@@ -146,8 +146,19 @@ def test_the_person_fields_of_a_new_case_stay_inside_the_form(browser: Browser, 
         assert box["x"] <= inner["x"] and inner["x"] + inner["width"] <= box["x"] + box["width"], field
         lefts.add(round(inner["x"]))
     assert len(lefts) == 1, f"the person fields should line up under each other: {lefts}"
-    page.goto(f"/cases/{_a_case(page)}")
+
+    # ... and on the case page, a long value stays inside the person's section (synthetic: no one's channel)
+    page.locator("#person_name").fill("Tora Lang Kontaktsen")
+    page.locator("#person_safe_contact").fill("signal-brukernavn-" + "oppdiktet" * 12)
+    page.locator("#person_interpreter_language").fill("nordsamisk")
+    page.get_by_role("button", name="Opprett sak").click()
+    expect(page.locator(".person .person-name")).to_have_text("Tora Lang Kontaktsen")
     shot(page, "desktop-case")
+    outside = page.evaluate("""() => {
+        const card = document.querySelector('.person').getBoundingClientRect();
+        return [...document.querySelectorAll('.person :is(dt, dd)')]
+            .filter(e => e.getBoundingClientRect().right > card.right).map(e => e.textContent); }""")
+    assert outside == []
     ctx.close()
 
 
