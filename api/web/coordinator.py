@@ -26,15 +26,19 @@ from api.web.i18n import form_errors, translator
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
 from api.web.urgency import how_late
-from pathway import policy
+from pathway import policy, services
 from pathway.accounts import User
 from pathway.case.aggregate import CONTACT_CHANNELS
+from pathway.case.commands import CreateHandover, RecordConsent
+from pathway.case.refusals import Refusal
+from pathway.definition import CONSENT_PREFIX, PathwayDefinition
 from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
 from pathway.people import municipalities
 from pathway.services.people import Shown, people_of
 from pathway.views.break_glass import case_grants
 from pathway.views.cases import case_counts, of_unit
 from pathway.views.deadlines import deadline_status
+from pathway.views.offers import CONSENT, CONSENT_NOW, offers
 from pathway.views.users import coordinators_of
 
 router = APIRouter(include_in_schema=False)
@@ -48,6 +52,10 @@ PROTECTION_LABELS = {"none": "No address protection", "code7": "Code 7: confiden
 PERSON_FIELDS = ("name", "safe_contact", "address_protection", "children_ages", "interpreter_language",
                  "home_municipality")
 PAGE_SIZE = 50
+# Where on the case page each form lives (its section's id): a saved form returns there, not to the top.
+SECTION_OF = {"complete": "steps", "skip": "steps", "consent": "consents", "handover": "handovers",
+              "close": "result", "transfer": "result",  # a closed case has no actions: its top says so
+              "break_glass": "emergency-access", "break_glass_end": "emergency-access"}
 
 
 @router.get("/cases")
@@ -173,11 +181,11 @@ def open_case(request: Request, core: Core, session: CoordinatorPage, form: Post
 @router.get("/cases/{reference}")
 def case_page(request: Request, core: Core, session: CoordinatorPage, reference: str,
               done: Annotated[str, Query(max_length=40)] = "") -> Response:
-    return _case_page(request, core, session, reference, saved=bool(done))
+    return _case_page(request, core, session, reference, saved=bool(done), done=done)
 
 
 def _case_page(request: Request, core: Core, session: Session, reference: str, *, status: int = 200,
-               saved: bool = False, conflict: bool = False, refused: dict[str, Any] | None = None,
+               saved: bool = False, done: str = "", conflict: bool = False, refused: dict[str, Any] | None = None,
                failed_action: str = "", errors: list[dict[str, Any]] | None = None) -> Response:
     lang = language(request, session.user)
     detail = api.read_case(request, core, session.user, reference, lang=lang)
@@ -192,13 +200,9 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     own_unit = session.user.unit == detail.unit
     mine = [g for g in grants if g.running and g.username == session.user.username]
     may_end = any(g.running for g in grants) if own_unit else bool(mine)
-    phases = {p.id: p for p in definition.phases}
-    moves = []
-    for op in detail.allowed_operations if access.write else ():
-        if op.startswith("advance:"):
-            trigger = op.split(":", 1)[1]
-            t = definition.transition[trigger]
-            moves.append((trigger, t.kind, phases[t.dest].title))
+    # What the page offers, asked of the case as its commands ask when they run (only to who may write).
+    offered = offers(services.get_case(uow=core.uow(read_only=True), reference=reference), at=now) \
+        if access.write else None
     deadline = deadline_status(detail.next_due_at, datetime.now(timezone.utc), closed=detail.closed_at is not None)
     opened = next((e.payload for e in detail.timeline if e.operation == "open"), {})
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
@@ -207,13 +211,12 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 protection_labels=PROTECTION_LABELS,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang),
-                allowed=set(detail.allowed_operations) if access.write else set(),
                 grants=grants, read_only=access.read_only, emergency=access.break_glass, may_end=may_end,
-                own_unit=own_unit,
-                moves=moves, coordinators=coordinators, phases={p.id: p.title for p in definition.phases},
-                saved=saved, conflict=conflict, refused=refused,
-                failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
-                handover_checkpoints=[c for c in definition.checkpoints if c.handover is not None])
+                own_unit=own_unit, offers=offered, named=lambda r: refusal_named(r, definition, lang),
+                coordinators=coordinators, phases={p.id: p.title for p in definition.phases},
+                saved=saved, saved_in=SECTION_OF.get(done, "actions") if saved else "", conflict=conflict,
+                refused=refused,
+                failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE)
 
 
 @router.post("/cases/{reference}/do/{action}")
@@ -238,47 +241,78 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
                                    command=operations.command_of(command, body, target))
     except ValidationError as exc:
         return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc, request, session))
-    except api.WriteRefused:  # read-only emergency access: refused (and logged) by the same check as the API's
+    except (ForlopError, api.WriteRefused) as exc:
+        return _refused(request, core, session, reference, action, exc)
+    return see_other(f"/cases/{reference}?done={action}#{SECTION_OF.get(action, 'actions')}")
+
+
+@router.post("/cases/{reference}/handover")
+def hand_over(request: Request, core: Core, session: CoordinatorPage, reference: str, form: Posted) -> Response:
+    """A handover for a handover checkpoint in one form: on consent given now (the consent, with the scope ticked,
+    and the task: two commands in one transaction, both stored or neither), on consent recorded before, or on a
+    legal basis with its reason."""
+    action = "handover"
+    try:
+        version = int(str(form.get("version", "")))
+    except ValueError:
+        return _case_page(request, core, session, reference, status=422, failed_action=action,
+                          errors=[{"loc": "version", "msg": "missing"}])
+    code, basis = str(form.get("code") or ""), str(form.get("basis") or "")
+    reason = str(form.get("reason") or "") or None
+    commands: list[Any]
+    if basis == CONSENT_NOW:  # the consent to the checkpoint's agency (another one's leaves the handover refused)
+        commands = [RecordConsent(agency=str(form.get("agency") or ""), scope=tuple(str(s) for s in
+                                                                                  form.getlist("scope"))),
+                    CreateHandover(code=code)]
+    elif basis == CONSENT:
+        commands = [CreateHandover(code=code)]
+    else:
+        commands = [CreateHandover(code=code, legal_basis=basis or None, reason=reason)]
+    try:
+        operations.apply_operation(request, core, session.user, reference, version=version, command=commands[0],
+                                   then=commands[1:])
+    except (ForlopError, api.WriteRefused) as exc:
+        return _refused(request, core, session, reference, action, exc)
+    return see_other(f"/cases/{reference}?done={action}#{SECTION_OF[action]}")
+
+
+def _refused(request: Request, core: Core, session: Session, reference: str, action: str,
+             exc: ForlopError | api.WriteRefused) -> Response:
+    """A form the case refused: the page again, saying why in the reader's language where the refusal has a code."""
+    if isinstance(exc, api.WriteRefused):  # read-only emergency access: refused (and logged) as the API's
         t = translator(language(request, session.user))
         return _case_page(request, core, session, reference, status=403, failed_action=action, refused={
             "detail": t("Your emergency access to this case is read-only. To change it, ask for write access "
                         "with its own reason."), "allowed": []})
-    except ConcurrencyConflict:
+    if isinstance(exc, ConcurrencyConflict):
         return _case_page(request, core, session, reference, status=409, conflict=True, failed_action=action)
-    except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
-        raise
-    except ForlopError as exc:
-        status, detail, _, extra = describe(exc)
-        if isinstance(exc, NotFound):  # not the user's case: the 404 page, as for reading it
-            raise
-        return _case_page(request, core, session, reference, status=status, failed_action=action,
-                          refused={"detail": detail, "allowed": extra.get("allowed", [])})
-    return see_other(f"/cases/{reference}?done={action}#result")
+    if isinstance(exc, (DatabaseError, NotFound)):  # the database's state, a bug, or not the user's case: the
+        raise exc  # app's problem page or the 404 page answers it, not this form
+    status, detail, _, extra = describe(exc)
+    refusal = getattr(exc, "refusal", None)  # the case page words it (``refusal_words``), in the reader's language
+    return _case_page(request, core, session, reference, status=status, failed_action=action,
+                      refused={"detail": detail, "refusal": refusal,
+                               "allowed": [] if refusal is not None else extra.get("allowed", [])})
 
 
-@router.post("/cases/{reference}/break-glass")
-def ask_write_access(request: Request, core: Core, session: CoordinatorPage, reference: str,
-                     form: Posted) -> Response:
-    """Emergency write access, asked for from the read-only case page: the reason and the write reason, both."""
-    data = {"reason": form.get("reason") or "", "write_reason": form.get("write_reason") or ""}
-    try:
-        body = api.BreakGlassBody.model_validate(data)
-    except ValidationError as exc:
-        return _case_page(request, core, session, reference, status=422, failed_action="break_glass",
-                          errors=_errors(exc, request, session))
-    api.grant_access(request, core, session.user, reference, body)
-    return see_other(f"/cases/{reference}?done=break_glass#result")
-
-
-@router.post("/cases/{reference}/break-glass/end")
-def end_emergency_access(request: Request, core: Core, session: CoordinatorPage, reference: str,
-                         form: Posted) -> Response:
-    """End emergency access early: the holder their own, a coordinator of the owning unit anyone's (or one's)."""
-    holder = str(form.get("username") or "") or None
-    api.end_access(request, core, session.user, reference, holder=holder)
-    with core.uow(read_only=True) as uow:  # the holder's own access just ended: the case is no longer theirs to see
-        still = policy.case_access(uow.conn, session.user, reference, now=datetime.now(timezone.utc)).allowed
-    return see_other(f"/cases/{reference}?done=break_glass_end#result" if still else "/cases")
+def refusal_named(refusal: Refusal, definition: PathwayDefinition, lang: str) -> dict[str, str]:
+    """A refusal's parameters named as the page names them: an agency and a consent's scope by the definition, what a
+    step waits for (first contact, consent to an agency, a milestone). The sentence is the page's (``_macros.html``
+    ``refusal``), by the refusal's code."""
+    named = {k: str(v) for k, v in refusal.params.items()}
+    if named.get("agency") in definition.agencies:
+        named["agency"] = definition.agencies[named["agency"]].get(lang) or named["agency"]
+    if refusal.code == "consent_missing":
+        scopes = definition.consent_scopes
+        named["missing"] = ", ".join(scopes[s].get(lang) or s if s in scopes else s
+                                     for s in named["missing"].split(", "))
+    after = named.get("after", "")
+    if after.startswith(CONSENT_PREFIX):
+        agency = after[len(CONSENT_PREFIX):]
+        named["consent_to"] = definition.agencies[agency].get(lang) if agency in definition.agencies else agency
+    elif after in definition.milestones:
+        named["after"] = definition.milestones[after].get(lang) or after
+    return named
 
 
 def _fields(form: FormData, model: Any) -> dict[str, Any]:

@@ -101,16 +101,9 @@ def test_a_case_from_first_contact_to_closure_with_a_handover_to_the_police(brow
     form.get_by_role("button", name="Tildel").click()  # type: ignore[attr-defined]
     saved(coordinator)
 
-    form = action(coordinator, "Registrer samtykke")
-    form.get_by_label("Etat").select_option(label="Politiet")  # type: ignore[attr-defined]
-    for scope in ("Navn", "Trygg kontaktkanal", "Trusselvurdering"):
-        form.get_by_label(scope, exact=True).check()  # type: ignore[attr-defined]
-    form.get_by_role("button", name="Lagre").click()  # type: ignore[attr-defined]
-    saved(coordinator)
-
-    form = action(coordinator, "Opprett overleveringsoppgave")
-    form.get_by_label("Sjekkpunkt").select_option("K6")  # type: ignore[attr-defined]
-    form.get_by_role("button", name="Overlever").click()  # type: ignore[attr-defined]
+    # Consent given now and the handover, in one form: the scope the police need comes ticked.
+    form = action(coordinator, "Send overlevering: Politiet (K6)")
+    form.get_by_role("button", name="Send overlevering").click()  # type: ignore[attr-defined]
     saved(coordinator)
     handovers = coordinator.locator("section", has=coordinator.get_by_role("heading", name="Overleveringer"))
     expect(handovers.get_by_role("row", name=re.compile("K6"))).to_contain_text("forespurt")
