@@ -68,7 +68,7 @@ class Refusal:
             exc = InvalidArgument(self.argument, self.detail)
         else:
             exc = case.not_allowed(self.operation, self.detail)
-        exc.refusal = self  # type: ignore[attr-defined]
+        setattr(exc, "refusal", self)  # an attribute the error classes do not declare: set, not assigned
         return exc
 
 

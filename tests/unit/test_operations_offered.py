@@ -51,7 +51,7 @@ def valid(case: Case, form: str, at: datetime) -> list[Command]:
     """The commands a form posts with valid input (as a coordinator fills it in)."""
     d = case.definition
     condition = next(iter(d.conditions))
-    return {
+    forms: dict[str, list[Command]] = {
         "pause": [Pause(reason=REASON)],
         "resume": [Resume()],
         "consent": [RecordConsent(agency="nav", scope=("name",))],
@@ -62,7 +62,8 @@ def valid(case: Case, form: str, at: datetime) -> list[Command]:
                              reason=REASON)],
         "close": [Close(outcome="safe_housing", reason=REASON)],
         "transfer": [Transfer(municipality="Testkommune", reason=REASON)],
-    }[form]
+    }
+    return forms[form]
 
 
 def outcome(case: Case, commands: list[Command], at: datetime) -> DomainError | None:
