@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from pathway.errors import InvalidArgument
+from pathway.errors import N_, InvalidArgument
 from pathway.settings import Settings
 from pathway.store import limits as limits_store
 from pathway.store.engine import WRITE
@@ -196,15 +196,15 @@ def issue_personal_token(engine: sa.Engine, grant: Grant, *, name: str, days: in
     """A personal token for integrations, minted by a password sign-in's session (``grant``): it lives ``days``
     (at most, and by default, ``max_days``), may do only what its ``scopes`` say, and is revoked with its session."""
     if grant.kind != "session":
-        raise TokenNotAllowed("a personal token is made only from a password sign-in's session")
+        raise TokenNotAllowed(N_("a personal token is made only from a password sign-in's session"))
     if days is None:
         days = max_days
     if not 1 <= days <= max_days:
-        raise InvalidArgument("days", f"a personal token lives 1 to {max_days} days")
+        raise InvalidArgument("days", "a personal token lives 1 to {max_days} days", max_days=max_days)
     chosen = sorted(set(DEFAULT_SCOPES if scopes is None else scopes))
     unknown = set(chosen) - set(SCOPES)
     if unknown or not chosen:
-        raise InvalidArgument("scopes", f"one or more of {', '.join(SCOPES)}")
+        raise InvalidArgument("scopes", "one or more of {choices}", choices=list(SCOPES))
     now = now or datetime.now(timezone.utc)
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
         token, token_id, expires = _issue(conn, grant.user.id, "personal", name, now, timedelta(days=days),

@@ -7,10 +7,49 @@ Messages never carry a person's name, address or case content: only codes, phase
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+
+def N_(text: str) -> str:
+    """Marks a text for the gettext catalog where it is written (``api/catalogs.py`` extracts it); the edge says
+    it in the reader's language."""
+    return text
 
 
 class ForlopError(Exception):
-    """Base of every error Forløp raises on purpose."""
+    """Base of every error Forløp raises on purpose.
+
+    An error is said in pieces: English templates (``{name}`` marks a parameter), each with the text that joins
+    it to the one before. ``str()`` gives the English; the edge (``api/i18n.py``) says each template in the
+    reader's language from the gettext catalog and puts the parameters in, named in the same language.
+    ``code`` names the kind of refusal for a program, ``params`` carries its codes and numbers, never a
+    person's data."""
+
+    code = "error"
+    # Parameters the engine wrote (never a value someone typed): shown as they are wherever the error is said.
+    engine_params: tuple[str, ...] = ()
+
+    def __init__(self, template: str = "", /, **params: Any) -> None:
+        self.pieces: tuple[tuple[str, str], ...] = ((template, ""),) if template else ()
+        self.params: dict[str, Any] = params
+        super().__init__(self.english())
+
+    def english(self) -> str:
+        return "".join(joint + _fill(template, self.params) for template, joint in self.pieces)
+
+    def _say(self, *pieces: tuple[str, str], **params: Any) -> None:
+        """Set the pieces and parameters of a subclass's message (English templates, in order)."""
+        self.pieces = tuple((t, j) for t, j in pieces if t)
+        self.params = params
+        self.args = (self.english(),)
+
+
+def _fill(template: str, params: dict[str, Any]) -> str:
+    shown = {k: ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in params.items()}
+    try:
+        return template.format(**shown) if params else template
+    except (KeyError, IndexError, ValueError):  # a template that is not one: said as it stands, never a crash
+        return template
 
 
 # -- definitions -----------------------------------------------------------------------------------
@@ -44,55 +83,72 @@ class DefinitionError(ForlopError):
 class DomainError(ForlopError):
     """An operation on a case broke a rule of the pathway. Nothing was changed."""
 
+    code = "refused"
+
 
 class OperationNotAllowed(DomainError):
-    """The operation is not allowed in the case's current phase."""
+    """The operation is not allowed in the case's current phase. ``detail`` (an English template, its parameters
+    among ``params``) says why, where there is more to say than the phase."""
 
-    def __init__(self, operation: str, *, phase: str, allowed: list[str], detail: str = "") -> None:
+    code = "operation-not-allowed"
+    engine_params = ("phase", "allowed")
+
+    def __init__(self, operation: str, *, phase: str, allowed: list[str], detail: str = "", **params: Any) -> None:
         self.operation = operation
         self.phase = phase
         self.allowed = allowed
-        self.detail = detail
-        text = f"'{operation}' is not allowed in phase '{phase}'"
-        if detail:
-            text += f": {detail}"
-        text += f"; allowed now: {', '.join(allowed) or 'none'}"
-        super().__init__(text)
+        self.detail = _fill(detail, params)  # in English (the template is among ``pieces``)
+        super().__init__()
+        self._say((N_("'{operation}' is not allowed in phase '{phase}'"), ""), (detail, ": "),
+                  (N_("allowed now: {allowed}") if allowed else N_("allowed now: none"), "; "),
+                  operation=operation, phase=phase, allowed=allowed, **params)
 
 
 class UnknownCheckpoint(DomainError):
+    code = "unknown-step"
+
     def __init__(self, code: str) -> None:
-        self.code = code
-        super().__init__(f"no checkpoint or step '{code}' in this case")
+        self.checkpoint = code
+        super().__init__(N_("no checkpoint or step '{code}' in this case"), code=code)
 
 
 class ConsentRequired(DomainError):
     """A handover was refused: no valid consent for the agency and scope, and no recorded legal basis."""
 
+    code = "consent-required"
+
     def __init__(self, agency: str, missing_scope: list[str]) -> None:
         self.agency = agency
         self.missing_scope = missing_scope
-        scope = f" (missing scope: {', '.join(missing_scope)})" if missing_scope else ""
-        super().__init__(
-            f"handover to '{agency}' refused: no valid consent for this agency{scope} and no legal basis "
-            "recorded (duty to avert a crime, duty to inform child welfare)"
-        )
+        super().__init__()
+        self._say((N_("handover to '{agency}' refused: no valid consent for this agency"), ""),
+                  (N_("missing scope: {missing_scope}") if missing_scope else "", " ("),
+                  (")" if missing_scope else "", ""),
+                  (N_("and no legal basis recorded (duty to avert a crime, duty to inform child welfare)"), " "),
+                  agency=agency, missing_scope=missing_scope)
 
 
 class InvalidArgument(DomainError):
-    """An argument to an operation is malformed (an unknown outcome code, a missing reason, ...)."""
+    """An argument to an operation is malformed (an unknown outcome code, a missing reason, ...). ``message`` is an
+    English template; ``params`` fill it."""
 
-    def __init__(self, field: str, message: str) -> None:
+    code = "invalid-argument"
+
+    def __init__(self, field: str, message: str, **params: Any) -> None:
         self.field = field
-        super().__init__(f"{field}: {message}")
+        super().__init__()
+        self._say(("{field}", ""), (message, ": "), field=field, **params)
 
 
 class NotPermitted(ForlopError):
     """The acting user may not do this (the CLI's ``--as``; the API answers such a refusal as 404 instead)."""
 
-    def __init__(self, username: str, what: str) -> None:
+    code = "not-permitted"
+
+    def __init__(self, username: str, what: str, **params: Any) -> None:
         self.username = username
-        super().__init__(f"'{username}' may not {what}")
+        super().__init__()
+        self._say((N_("'{username}' may not"), ""), (what, " "), username=username, **params)
 
 
 # -- the store -------------------------------------------------------------------------------------
@@ -103,15 +159,19 @@ class StoreError(ForlopError):
 
 
 class NotFound(StoreError):
+    code = "not-found"
+
     def __init__(self, what: str, key: object) -> None:
         self.what = what
         self.key = key
-        super().__init__(f"{what} '{key}' not found")
+        super().__init__(N_("{what} '{key}' not found"), what=what, key=key)
 
 
 class ConcurrencyConflict(StoreError):
     """The version given is not the case's current one (it changed since it was read, or the version is wrong):
     the write was refused and nothing was changed."""
+
+    code = "stale-version"
 
     def __init__(self, reference: str, expected: int, actual: int | None) -> None:
         self.reference = reference
@@ -119,10 +179,13 @@ class ConcurrencyConflict(StoreError):
         self.actual = actual
         if actual is not None and expected > actual:
             # Versions only grow, so nobody changed it: the version given was never read from this case.
-            what = f"is at version {actual}, but version {expected} was given (a version it has not reached)"
+            what = N_("case {reference} is at version {actual}, but version {expected} was given (a version it has "
+                      "not reached)")
         else:
-            what = f"was changed by someone else: version {expected} was given, but it is now at version {actual}"
-        super().__init__(f"case {reference} {what}; reload and try again")
+            what = N_("case {reference} was changed by someone else: version {expected} was given, but it is now at "
+                      "version {actual}")
+        super().__init__()
+        self._say((what, ""), (N_("reload and try again"), "; "), reference=reference, expected=expected, actual=actual)
 
 
 class DefinitionVersionMissing(StoreError):

@@ -62,11 +62,11 @@ class Case(Deadlines):
         wanted = sorted(set(conditions))
         for cond in wanted:
             if cond not in definition.conditions:
-                raise InvalidArgument("conditions", f"unknown condition '{cond}'")
+                raise InvalidArgument("conditions", "unknown condition '{name}'", name=cond)
         if not unit or len(unit) > 64:
             raise InvalidArgument("unit", "a unit (1–64 characters) is required")
         if contact_channel is not None and contact_channel not in CONTACT_CHANNELS:
-            raise InvalidArgument("contact_channel", f"one of {', '.join(CONTACT_CHANNELS)}")
+            raise InvalidArgument("contact_channel", "one of {choices}", choices=list(CONTACT_CHANNELS))
         case = cls(id=case_id, reference=reference, definition=definition, unit=unit, opened_at=first_contact_at,
                    phase=definition.initial_phase, conditions=set(wanted))
         payload = {"pathway": definition.id, "version": definition.version, "reference": reference, "unit": unit,
@@ -112,7 +112,7 @@ class Case(Deadlines):
             return Refusal("return", "adaptation")
         missing = self.missing(transition.requires) if requires else []
         if missing:
-            return Refusal(trigger if operation == "advance" else operation, "requires", {"missing": ", ".join(missing)})
+            return Refusal(trigger if operation == "advance" else operation, "requires", {"missing": list(missing)})
         return None
 
     def guard(self, event: Any) -> bool:
@@ -148,7 +148,7 @@ class Case(Deadlines):
             try:
                 case.execute(command, actor="check", at=at)
             except DomainError as exc:
-                return getattr(exc, "refusal", None) or Refusal(command.operation, "rule", {"detail": str(exc)})
+                return getattr(exc, "refusal", None) or Refusal(command.operation, "rule", cause=exc)
         return None
 
     def allowed_operations(self) -> list[str]:

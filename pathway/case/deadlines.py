@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from transitions import MachineError
 
 from pathway.calendar import Unit, add_working_time, shift, working_time_between
+from pathway.case.refusals import Refusal
 from pathway.case.state import CaseState
 from pathway.case.values import Step
 from pathway.definition import CONSENT_PREFIX, FIRST_CONTACT, Checkpoint
@@ -60,9 +61,8 @@ class Deadlines(CaseState):
         try:
             step_transition(trigger, step, at=at, actor=actor)
         except MachineError as exc:
-            detail = (f"'{step.code}' is waiting ({self.waiting_for(step)})" if step.state == "pending"
-                      else f"'{step.code}' is {step.state}")
-            raise self.not_allowed(trigger, detail) from exc
+            why, params = self.waiting(step) if step.state == "pending" else ("ended", {"state": step.state})
+            raise Refusal(trigger, why, {"code": step.code, **params}).error(self) from exc
         step.due_at = due  # ended during a pause: its deadline moves as a resume would have moved it
         if trigger == "complete" and not step.adhoc:
             self._schedule_repeat(step, at)

@@ -11,70 +11,80 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pathway.errors import ConsentRequired, DomainError, InvalidArgument, UnknownCheckpoint
+from pathway.errors import N_, ConsentRequired, DomainError, InvalidArgument, UnknownCheckpoint
 
 if TYPE_CHECKING:
     from pathway.case.state import CaseState
 
-# Why a pending step is not yet active (``CaseState.waiting``): the code, and the English of its reason.
-WAITING = {"needs": "needs {needs}", "waits_for": "waits for {after}", "not_active": "not active"}
-
+# What a refusal says, by its code: an English template of the catalog (``api/catalogs.py``), said in the reader's
+# language at the edge with its parameters named there (``api/i18n.py``): the API's and the CLI's error detail, and
+# the case page's reason beside an operation it cannot offer. ``rule``: a refusal given as (operation, detail).
 REFUSALS = {
-    "closed": "the case is closed",
-    "adaptation": "this pathway does not allow that adaptation",
-    "rule": "{detail}",  # a refusal given as (operation, detail): its text is its own
-    "no_transition": "",
-    "use_close": "use close with an outcome code to end the case",
-    "requires": "first complete or skip: {missing}",
-    "no_handovers": "this pathway has no handover checkpoints",
-    "not_applicable": "checkpoint '{code}' does not apply yet in this case",
-    "unknown_step": "no checkpoint or step '{code}' in this case",
-    "ended": "'{code}' is already {state}",
-    "completed_by": "'{code}' is completed by the '{by}' operation, not by hand",
-    "not_skippable": "checkpoint '{code}' cannot be skipped",
-    **{code: "'{code}' is waiting (" + why + ")" for code, why in WAITING.items()},
-    "not_handover": "'{code}' is not a handover checkpoint",
-    "handover_open": "an open handover task for '{code}' exists already",
-    "consent_missing": "no valid consent for '{agency}' (missing scope: {missing})",
-    "basis_invalid": "'{basis}' is not a legal basis for contacting '{agency}' (valid: {valid})",
+    "closed": N_("the case is closed"),
+    "paused": N_("the clock is already paused"),
+    "not_paused": N_("the clock is not paused"),
+    "adaptation": N_("this pathway does not allow that"),
+    "rule": "",  # a domain error a command raised, tried on a copy of the case: said as that error (``cause``)
+    "no_transition": N_("not possible from this phase"),
+    "use_close": N_("use “Close the case” with an outcome to end the case"),
+    "requires": N_("first complete or skip: {missing}"),
+    "no_handovers": N_("this pathway has no handovers"),
+    "not_applicable": N_("{code} does not apply to this case yet"),
+    "unknown_step": N_("no step {code} in this case"),
+    "ended": N_("{code} is already {state}"),
+    "completed_by": N_("{code} is done by {by}, not by hand"),
+    "not_skippable": N_("{code} cannot be skipped"),
+    # why a pending step is not active yet (``CaseState.waiting``)
+    "needs": N_("{code} cannot be completed yet: it waits for {needs}"),
+    "waits_for": N_("{code} cannot be completed yet: it waits for {after}"),
+    "not_active": N_("{code} cannot be completed yet: the step is not active"),
+    "not_handover": N_("{code} is not a handover"),
+    "handover_open": N_("{code} already has an open handover task"),
+    "consent_missing": N_("no consent to {agency} that covers: {missing_scope}"),
+    "basis_invalid": N_("not a legal basis for a handover to {agency} (valid: {valid})"),
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a command may not run now: ``code`` (one of ``REFUSALS``) with its ``params``; ``operation`` is what the
-    error names; ``argument`` the command's field at fault, where the refusal is about a value given."""
+    """Why a command may not run now: ``code`` (one of ``REFUSALS``) with its ``params`` (codes, as the engine wrote
+    them); ``operation`` is what the error names; ``argument`` the command's field at fault, where the refusal is
+    about a value given. ``cause``: a domain error a command raised when tried on a copy of the case (code ``rule``)."""
 
     operation: str
     code: str
-    params: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
     argument: str | None = None
+    cause: DomainError | None = None
+
+    @property
+    def template(self) -> str:
+        return REFUSALS[self.code]
 
     @property
     def detail(self) -> str:
-        return REFUSALS[self.code].format(**self.params)
-
-    def __iter__(self) -> Any:  # (operation, detail), as a refusal was given before it had a code
-        return iter((self.operation, self.detail))
+        """In English (a log, the CLI): the template with its parameters."""
+        return str(self.cause) if self.cause is not None else _english(self.template, self.params)
 
     def error(self, case: CaseState) -> DomainError:
         """The domain's error for the refusal, carrying it (``exc.refusal``) for whoever words it."""
         exc: DomainError
-        if self.code == "unknown_step":
+        if self.cause is not None:
+            exc = self.cause
+        elif self.code == "unknown_step":
             exc = UnknownCheckpoint(self.params["code"])
         elif self.code == "consent_missing":
-            exc = ConsentRequired(self.params["agency"], self.params["missing"].split(", "))
+            exc = ConsentRequired(self.params["agency"], list(self.params["missing_scope"]))
         elif self.argument is not None:
-            exc = InvalidArgument(self.argument, self.detail)
+            exc = InvalidArgument(self.argument, self.template, **self.params)
         else:
-            exc = case.not_allowed(self.operation, self.detail)
+            exc = case.not_allowed(self.operation, self.template, **self.params)
+        # The engine wrote these parameters (codes of the definition and the case), none was typed: shown as they are.
+        exc.engine_params = (*exc.engine_params, *(k for k in self.params if k != "code"))
         setattr(exc, "refusal", self)  # an attribute the error classes do not declare: set, not assigned
         return exc
 
 
-def as_refusal(refused: Refusal | tuple[str, str] | None) -> Refusal | None:
-    """A refusal given as (operation, detail) (a command's ``refusal`` of before) as a ``Refusal``."""
-    if refused is None or isinstance(refused, Refusal):
-        return refused
-    operation, detail = refused
-    return Refusal(operation, "rule", {"detail": detail})
+def _english(template: str, params: Mapping[str, Any]) -> str:
+    return template.format(**{k: ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else v
+                              for k, v in params.items()})

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from pathway.case.events import GENESIS, Event, canonical
-from pathway.case.refusals import WAITING, Refusal
+from pathway.case.refusals import Refusal
 from pathway.case.values import Consent, HandoverTask, Step, iso
 from pathway.definition import PathwayDefinition
 from pathway.errors import OperationNotAllowed, UnknownCheckpoint
@@ -109,19 +109,15 @@ class CaseState:
             if s.is_open and not s.adhoc and self.definition.checkpoint[s.code].completed_by == how
         ]
 
-    def waiting(self, step: Step) -> tuple[str, dict[str, str]]:
-        """Why a pending step is not active yet: a code of ``WAITING`` and its parameters."""
+    def waiting(self, step: Step) -> tuple[str, dict[str, Any]]:
+        """Why a pending step is not active yet: a code of ``REFUSALS`` and its parameters."""
         checkpoint = self.definition.checkpoint[step.code]
         missing = self.missing(checkpoint.needs)
         if missing:
-            return "needs", {"needs": ", ".join(missing)}
+            return "needs", {"needs": list(missing)}
         if checkpoint.deadline is not None:
             return "waits_for", {"after": checkpoint.deadline.after}
         return "not_active", {}
-
-    def waiting_for(self, step: Step) -> str:
-        why, params = self.waiting(step)
-        return WAITING[why].format(**params)
 
     def closing_trigger(self) -> str:
         """The transition that closes the case from here: the definition's to closure, or else closing early."""
@@ -146,8 +142,11 @@ class CaseState:
 
     # -- refusals ---------------------------------------------------------------------------------------------
 
-    def not_allowed(self, operation: str, detail: str = "") -> OperationNotAllowed:
-        return OperationNotAllowed(operation, phase=self.phase, allowed=self.allowed_operations(), detail=detail)
+    def not_allowed(self, operation: str, detail: str = "", **params: Any) -> OperationNotAllowed:
+        """The error of an operation refused here; ``detail`` is an English template of the catalog, filled by
+        ``params``."""
+        return OperationNotAllowed(operation, phase=self.phase, allowed=self.allowed_operations(), detail=detail,
+                                   **params)
 
     # -- the state as data ------------------------------------------------------------------------------------
 

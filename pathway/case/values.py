@@ -39,7 +39,8 @@ def utc(at: datetime, field_name: str = "at") -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidArgument(field_name, "timestamps must carry a time zone")
     if not EARLIEST <= at < LATEST:
-        raise InvalidArgument(field_name, f"must lie between {EARLIEST.year} and {LATEST.year}")
+        raise InvalidArgument(field_name, "must lie between {earliest} and {latest}", earliest=EARLIEST.year,
+                              latest=LATEST.year)
     return at.astimezone(timezone.utc)
 
 
@@ -70,7 +71,7 @@ def text(field_name: str, value: str | None, *, required: bool, missing: str = R
             raise InvalidArgument(field_name, missing)
         return None
     if len(value) > MAX_TEXT:
-        raise InvalidArgument(field_name, f"longer than {MAX_TEXT} characters")
+        raise InvalidArgument(field_name, "longer than {n} characters", n=MAX_TEXT)
     return value
 
 

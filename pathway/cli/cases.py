@@ -65,11 +65,12 @@ def _let_at(core: Forlop, actor: str, reference: str, action: str, *,
         apart(core.engine, _logged(user, action, reference if known else None, status=403 if known else 404))
         if not known:
             raise NotFound("case", reference)
-        raise NotPermitted(user.username, f"see or change case {reference}: it is not a case of their unit")
+        raise NotPermitted(user.username, "see or change case {reference}: it is not a case of their unit",
+                           reference=reference)
     if write and not access.write:
         apart(core.engine, _logged(user, action, reference, break_glass=access.break_glass, status=403))
-        raise NotPermitted(user.username, f"change case {reference}: their emergency access is read-only (ask for "
-                                          "it again with a write reason)")
+        raise NotPermitted(user.username, "change case {reference}: their emergency access is read-only (ask for "
+                                          "it again with a write reason)", reference=reference)
     return user, access
 
 
@@ -96,7 +97,7 @@ def case_open(
     try:
         user = _acting(core, actor)
         if not policy.may_open_in(user, unit):
-            raise NotPermitted(user.username, f"open a case in unit '{unit}': a coordinator of that unit opens it")
+            raise NotPermitted(user.username, "open a case in unit '{unit}': a coordinator of that unit opens it", unit=unit)
         case = services.open_case(
             uow=core.uow(), pathway_id=pathway_id or core.settings.default_pathway, unit=unit, first_contact_at=first_contact_at or at,
             actor=user.username, keys=core.keys, index_key=core.settings.index_key,

@@ -142,8 +142,8 @@ def admissible(conn: sa.Connection, case: Case, command: Command) -> None:
             raise InvalidArgument("coordinator", "not an active coordinator of the case's unit (choose one of its "
                                                  "coordinators)")
     elif isinstance(command, AddStep) and command.owner not in case.definition.roles:
-        raise InvalidArgument("owner", f"an ad-hoc step is owned by one of {', '.join(case.definition.roles)}; "
-                                       "an agency gets work through a handover task")
+        raise InvalidArgument("owner", "an ad-hoc step is owned by one of {roles}; an agency gets work through a "
+                                       "handover task", roles=list(case.definition.roles))
 
 
 def get_case(*, uow: UnitOfWork, reference: str) -> Case:

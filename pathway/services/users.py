@@ -32,9 +32,9 @@ class AccountRefused(DomainError):
     """An administrator's change to an account broke a rule: ``rule`` is ``self`` (deactivating themself) or
     ``last_admin`` (it would leave no active administrator)."""
 
-    def __init__(self, rule: str, message: str) -> None:
+    def __init__(self, rule: str, message: str, **params: Any) -> None:
         self.rule = rule
-        super().__init__(message)
+        super().__init__(message, **params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,18 +65,18 @@ def placement(role: str, unit: str | None, agency: str | None,
     administrators to neither; from the lists when ``choices`` are given. Returns the (unit, agency) to store: what
     the role does not use is not kept."""
     if role not in ROLES:
-        raise InvalidArgument("role", f"must be one of {', '.join(ROLES)}")
+        raise InvalidArgument("role", "must be one of {choices}", choices=list(ROLES))
     if role in PLACED_IN_UNIT:
         if not unit:
-            raise InvalidArgument("unit", f"a {role} belongs to a unit")
+            raise InvalidArgument("unit", "a {role} belongs to a unit", role=role)
         if choices is not None and unit not in choices.units:
-            raise InvalidArgument("unit", f"must be one of {', '.join(choices.units)}")
+            raise InvalidArgument("unit", "must be one of {choices}", choices=list(choices.units))
         return unit, None
     if role == "partner":
         if not agency:
             raise InvalidArgument("agency", "a partner contact belongs to an agency")
         if choices is not None and agency not in choices.agencies:
-            raise InvalidArgument("agency", f"must be one of {', '.join(choices.agencies)}")
+            raise InvalidArgument("agency", "must be one of {choices}", choices=list(choices.agencies))
         return None, agency
     return None, None
 
@@ -94,7 +94,7 @@ def add_user(*, engine: sa.Engine, username: str, role: str, unit: str | None = 
     hashed = _hashed(password) if password is not None else None
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
         if conn.execute(sa.select(user_t.c.id).where(user_t.c.username == username)).first() is not None:
-            raise InvalidArgument("username", f"'{username}' exists already")
+            raise InvalidArgument("username", "'{username}' exists already", username=username)
         conn.execute(sa.insert(user_t).values(
             id=uuid.uuid4(), username=username, role=role, unit=unit, agency=agency, language=language,
             email=email, webhook_url=webhook_url, active=True, created_at=datetime.now(timezone.utc),
@@ -174,7 +174,8 @@ def administer(command: UserCommand, *, engine: sa.Engine, by: Actor, choices: C
             changes = (("role", command.role), ("unit", unit), ("agency", agency))
         elif isinstance(command, Deactivate):
             if target.username == by.username:
-                raise AccountRefused("self", f"'{by.username}' cannot deactivate themself; another administrator can")
+                raise AccountRefused("self", "'{username}' cannot deactivate themself; another administrator can",
+                                     username=by.username)
             if target.username in admins:
                 _keep_an_admin(admins, target.username)
             values = dict(active=False)
@@ -190,7 +191,8 @@ def administer(command: UserCommand, *, engine: sa.Engine, by: Actor, choices: C
 
 def _keep_an_admin(admins: set[str], leaving: str) -> None:
     if not admins - {leaving}:
-        raise AccountRefused("last_admin", f"'{leaving}' is the last active administrator; make another one first")
+        raise AccountRefused("last_admin", "'{username}' is the last active administrator; make another one first",
+                             username=leaving)
 
 
 def _end_sessions(conn: sa.Connection, target: Any, now: datetime) -> None:
@@ -204,7 +206,7 @@ def _end_sessions(conn: sa.Connection, target: Any, now: datetime) -> None:
 
 def _hashed(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise InvalidArgument("password", f"at least {MIN_PASSWORD} characters")
+        raise InvalidArgument("password", "at least {n} characters", n=MIN_PASSWORD)
     if len(password) > 1024:
         raise InvalidArgument("password", "at most 1024 characters")
     return hash_password(password)

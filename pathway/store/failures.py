@@ -14,16 +14,16 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.pool import PoolProxiedConnection
 
-from pathway.errors import ConstraintViolated, DatabaseError, DatabaseUnavailable, ValueNotStorable
+from pathway.errors import N_, ConstraintViolated, DatabaseError, DatabaseUnavailable, ValueNotStorable
 
 Kind = Literal["full", "read_only", "cannot_open", "timeout", "unavailable"]
 
 MESSAGES: dict[Kind, str] = {
-    "full": "the database's disk is full: the change was not saved; free space and try again",
-    "read_only": "the database is read-only: the change was not saved",
-    "cannot_open": "the database file cannot be opened: check that it and its directory exist and are writable",
-    "timeout": "the database did not answer in time; try again shortly",
-    "unavailable": "the database is unavailable; try again shortly",
+    "full": N_("the database's disk is full: the change was not saved; free space and try again"),
+    "read_only": N_("the database is read-only: the change was not saved"),
+    "cannot_open": N_("the database file cannot be opened: check that it and its directory exist and are writable"),
+    "timeout": N_("the database did not answer in time; try again shortly"),
+    "unavailable": N_("the database is unavailable; try again shortly"),
 }
 
 # SQLite primary result codes (the low byte of an extended code; https://sqlite.org/rescode.html):

@@ -30,7 +30,7 @@ class LogFilter:
         for name in ("start", "end"):
             day = getattr(self, name)
             if day is not None and not EARLIEST_DAY <= day <= LATEST_DAY:
-                raise InvalidArgument(name, f"must lie between {EARLIEST_DAY.year} and {LATEST_DAY.year}")
+                raise InvalidArgument(name, "must lie between {earliest} and {latest}", earliest=EARLIEST_DAY.year, latest=LATEST_DAY.year)
         if self.start is not None and self.end is not None and self.start > self.end:
             raise InvalidArgument("end", "must not come before start")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pathway.case.refusals import Refusal, as_refusal
+from pathway.case.refusals import Refusal
 from pathway.case.values import iso, parse_iso, utc
 from pathway.definition import PathwayDefinition
 from pathway.errors import InvalidArgument
@@ -74,7 +74,7 @@ class Command:
     adaptation: ClassVar[str | None] = None  # the pathway must allow this adaptation for the command to be offered
 
     @classmethod
-    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | None:
         """Why the command cannot run on the case now, whatever its fields (None when it can). ``allowed_operations``
         lists the command only without it; ``refused`` starts from it."""
         if case.is_closed:
@@ -87,7 +87,7 @@ class Command:
         """Why this command, with its fields, cannot run on the case now, by every rule that does not depend on
         free text or on the time: ``run`` raises it first (``check``), and the case page offers a form only where
         the command it posts is not refused (``Case.refusal``). A command with rules on its fields adds them here."""
-        return as_refusal(self.refusal(case))
+        return self.refusal(case)
 
     def reason_required(self, case: Case) -> bool:
         """Whether the command needs a reason on this case: its reason field is required, unless it says otherwise.
@@ -128,7 +128,8 @@ def effective_at(at: datetime | None, case: Case, ctx: Context) -> datetime:
         raise InvalidArgument(EFFECTIVE_AT, "cannot lie in the future")
     earliest = case.recorded_until()
     if at < earliest:
-        raise InvalidArgument(EFFECTIVE_AT, f"cannot precede the case's previous change ({iso(earliest)})")
+        raise InvalidArgument(EFFECTIVE_AT, "cannot precede the case's previous change ({earliest})",
+                              earliest=iso(earliest))
     return at
 
 

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pathway.case.commands.base import EFFECTIVE_AT, Command, Context, arg, effective_at, with_effective_at
 from pathway.case.deadlines import PAUSED_TIME, WORKING_TIME
+from pathway.case.refusals import Refusal
 from pathway.case.values import MAX_TEXT, text
 from pathway.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from pathway.case.aggregate import Case
     from pathway.case.events import Event
-    from pathway.case.refusals import Refusal
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,9 @@ class Pause(Command, operation="pause", action="case.pause", route="/pause", sum
     paused_time: ClassVar[str | None] = WORKING_TIME
 
     @classmethod
-    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | None:
         if case.paused_since is not None and not case.is_closed:
-            return cls.operation, "the clock is already paused"
+            return Refusal(cls.operation, "paused")
         return super().refusal(case)
 
     @classmethod
@@ -69,9 +69,9 @@ class Resume(Command, operation="resume", action="case.resume", route="/resume",
     effective_at: datetime | None = arg(None)
 
     @classmethod
-    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | None:
         if case.paused_since is None and not case.is_closed:
-            return cls.operation, "the clock is not paused"
+            return Refusal(cls.operation, "not_paused")
         return super().refusal(case)
 
     def run(self, case: Case, ctx: Context) -> None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pathway.case.commands.base import Command, Context, arg, effective_at, with_effective_at
 from pathway.case.values import MAX_TEXT, Consent, iso, text, utc
 from pathway.definition import CONSENT_PREFIX
-from pathway.errors import InvalidArgument
+from pathway.errors import N_, InvalidArgument
 
 if TYPE_CHECKING:
     from pathway.case.aggregate import Case
@@ -29,7 +29,7 @@ class RecordMilestone(Command, operation="record_milestone", action="case.milest
         when = utc(self.when, "when")
         self.check(case)
         if self.name not in case.definition.milestones:
-            raise InvalidArgument("name", f"unknown milestone '{self.name}'")
+            raise InvalidArgument("name", "unknown milestone '{name}'", name=self.name)
         reason = text("reason", self.reason, required=False)
 
         def apply() -> None:
@@ -56,11 +56,11 @@ class RecordConsent(Command, operation="record_consent", action="case.consent", 
         self.check(case)
         agency = self.agency
         if agency not in case.definition.agencies:
-            raise InvalidArgument("agency", f"unknown agency '{agency}'")
+            raise InvalidArgument("agency", "unknown agency '{agency}'", agency=agency)
         scope = tuple(sorted(set(self.scope)))
         for s in scope:
             if s not in case.definition.consent_scopes:
-                raise InvalidArgument("scope", f"unknown consent scope '{s}'")
+                raise InvalidArgument("scope", "unknown consent scope '{scope}'", scope=s)
         if self.given and not scope:
             raise InvalidArgument("scope", "consent must name what may be shared")
         reason = text("reason", self.reason, required=False)
@@ -121,10 +121,11 @@ class SetCondition(Command, operation="set_condition", action="case.condition", 
     def run(self, case: Case, ctx: Context) -> None:
         self.check(case)
         if self.name not in case.definition.conditions:
-            raise InvalidArgument("name", f"unknown condition '{self.name}'")
+            raise InvalidArgument("name", "unknown condition '{name}'", name=self.name)
         reason = text("reason", self.reason, required=True)
         if (self.name in case.conditions) == self.value:
-            raise InvalidArgument("value", f"condition '{self.name}' is already {'set' if self.value else 'unset'}")
+            raise InvalidArgument("value", N_("condition '{name}' is already set") if self.value else
+                                  N_("condition '{name}' is already unset"), name=self.name)
 
         def apply() -> None:
             if self.value:

@@ -38,7 +38,7 @@ class CreateHandover(Command, operation="create_handover", action="case.handover
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
     @classmethod
-    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | None:
         if not any(c.handover for c in case.definition.checkpoints):
             return Refusal(cls.operation, "no_handovers")
         return super().refusal(case)
@@ -63,13 +63,13 @@ class CreateHandover(Command, operation="create_handover", action="case.handover
             missing = consent.covers(handover.scope) if consent else list(handover.scope)
             if missing:
                 return Refusal(self.operation, "consent_missing", {"agency": handover.agency,
-                                                                   "missing": ", ".join(missing)})
+                                                                   "missing_scope": list(missing)})
             # On consent, the step must be active (it waits for what it needs): a legal basis does not wait.
             return case.step_refusal(self.code, self.operation, trigger="complete")
         if self.legal_basis not in legal_bases(handover.agency):
             return Refusal(self.operation, "basis_invalid", {
                 "basis": self.legal_basis, "agency": handover.agency,
-                "valid": ", ".join(legal_bases(handover.agency)) or "none; consent is required"}, argument="legal_basis")
+                "valid": list(legal_bases(handover.agency))}, argument="legal_basis")
         return None
 
     def reason_required(self, case: Case) -> bool:
@@ -116,9 +116,9 @@ class UpdateHandover(Command, operation="update_handover", action="task.update")
         if task is None:
             raise InvalidArgument("task_id", "no such handover task in this case")
         if self.status not in MOVES:
-            raise InvalidArgument("status", f"must be one of {', '.join(MOVES)}")
+            raise InvalidArgument("status", "must be one of {choices}", choices=list(MOVES))
         if task.status not in MOVES[self.status]:
-            raise case.not_allowed(f"handover {self.status}", f"the task is {task.status}")
+            raise case.not_allowed("handover " + self.status, "the task is {status}", status=task.status)
         at = effective_at(self.effective_at, case, ctx)
         step = case.latest(task.code)
         due = case.effective_due(step, at) if step is not None and step.is_open else None

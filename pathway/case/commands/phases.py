@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pathway.case.commands.base import Command, Context, arg
-from pathway.case.refusals import Refusal, as_refusal
+from pathway.case.refusals import Refusal
 from pathway.case.values import MAX_TEXT, text
 from pathway.errors import InvalidArgument
 from pathway.machine import CLOSE_EARLY, compile_pathway
@@ -49,7 +49,7 @@ class Advance(Command, operation="advance", action="case.advance", route="/trans
         return self.trigger in case.definition.transition and case.reason_required(self.trigger)
 
     def run(self, case: Case, ctx: Context) -> None:
-        refused = as_refusal(self.refusal(case))
+        refused = self.refusal(case)
         if refused is not None:
             raise replace(refused, operation=self.trigger).error(case)
         reason = text("reason", self.reason, required=False)
@@ -69,7 +69,7 @@ def close_case(case: Case, ctx: Context, operation: str, outcome: str, reason: s
     """End the case: by the definition's transition to closure when the phase has one, else early (an
     adaptation, with a reason). Open steps are cancelled, open handover tasks too, and the clock stops."""
     if outcome not in case.definition.outcomes:
-        raise InvalidArgument("outcome", f"unknown outcome code; valid: {', '.join(case.definition.outcomes)}")
+        raise InvalidArgument("outcome", "unknown outcome code; valid: {valid}", valid=list(case.definition.outcomes))
     trigger = CLOSE_EARLY if early else case.closing_trigger()
     reason = text("reason", reason, required=False)
 
@@ -102,7 +102,7 @@ class Close(Command, operation="close", action="case.close", route="/close", sum
     reason: str | None = arg(None, max_length=MAX_TEXT)
 
     @classmethod
-    def refusal(cls, case: Case) -> Refusal | tuple[str, str] | None:
+    def refusal(cls, case: Case) -> Refusal | None:
         # Closing from a phase without a transition to closure is closing early: an adaptation.
         if not case.is_closed and not case.close_is_normal() and "close_early" not in case.definition.adaptations:
             return Refusal("close_early", "adaptation")
@@ -157,12 +157,12 @@ class Migrate(Command, operation="migrate", action="case.migrate"):
         definition = ctx.resolve(self.pathway, self.version)
         unmapped = sorted({s.code for s in case.steps if not s.adhoc} - set(self.mapping))
         if unmapped:
-            raise InvalidArgument("mapping", f"checkpoints in use are not mapped: {', '.join(unmapped)}")
+            raise InvalidArgument("mapping", "checkpoints in use are not mapped: {codes}", codes=list(unmapped))
         unknown = sorted(v for v in self.mapping.values() if v not in definition.checkpoint)
         if unknown:
-            raise InvalidArgument("mapping", f"not checkpoints of the new version: {', '.join(unknown)}")
+            raise InvalidArgument("mapping", "not checkpoints of the new version: {codes}", codes=list(unknown))
         if case.phase not in definition.phase_order:
-            raise InvalidArgument("mapping", f"the new version has no phase '{case.phase}'")
+            raise InvalidArgument("mapping", "the new version has no phase '{phase}'", phase=case.phase)
 
         def apply() -> None:
             case.definition = definition

@@ -90,7 +90,7 @@ class AddStep(Command, operation="add_step", action="case.add_step", route="/ste
         reason = text("reason", self.reason, required=True)
         title = text("title", self.title, required=True)
         if self.owner not in case.definition.roles and self.owner not in case.definition.agencies:
-            raise InvalidArgument("owner", f"unknown owner '{self.owner}' (not a role or an agency)")
+            raise InvalidArgument("owner", "unknown owner '{owner}' (not a role or an agency)", owner=self.owner)
         code = f"A{sum(1 for s in case.steps if s.adhoc) + 1}"
 
         def apply() -> None:
