@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check test-at resilience bench clean
+.PHONY: run test check test-at resilience bench clean catalogs
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,8 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The compiled gettext catalogs (the build's; a checkout without them compiles each .po in memory at start).
+MO := api/locale/nb/LC_MESSAGES/forlop.mo
+$(MO): api/locale/nb/LC_MESSAGES/forlop.po $(STAMP)
+	$(BIN)/python -m api.catalogs compile
+
+## catalogs: after changing a text of the pages or an error: extract them all, merge into the .po files (then
+## translate the new entries in api/locale/nb/LC_MESSAGES/forlop.po) and compile
+catalogs: $(STAMP)
+	$(BIN)/python -m api.catalogs update
+	$(BIN)/python -m api.catalogs compile
+
 ## run: start the server with a seeded synthetic demo on SQLite (http://127.0.0.1:8000)
-run: $(STAMP)
+run: $(STAMP) $(MO)
 	$(BIN)/forlop demo --database-url sqlite:///forlop-demo.db --reset
 	FORLOP_ENV=demo DATABASE_URL=sqlite:///forlop-demo.db $(BIN)/forlop serve
 
@@ -23,7 +34,7 @@ run: $(STAMP)
 TEST_DATES ?= 2027-01-01T00:30+01:00 2027-03-28T01:30+01:00 2028-02-29T12:00+01:00 2027-12-31T23:00+01:00
 
 ## check: the architecture's guard rails: import contracts (layers, no cycles, a framework-free domain) and types
-check: $(STAMP)
+check: $(STAMP) $(MO)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 

@@ -79,9 +79,11 @@ class Allow:
         route = request.scope.get("route")
         needed = scope_needed(request.method, getattr(route, "path", None) or request.url.path)
         if not grant.allows(needed):
-            what = "a password sign-in's session" if needed == PASSWORD else f"the scope '{needed}'"
-            raise HTTPException(403, f"this token may not do this: it needs {what}", headers={
-                "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'})
+            header = {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'}
+            if needed == PASSWORD:
+                raise HTTPException(403, "this token may not do this: it needs a password sign-in's session",
+                                    headers=header)
+            raise HTTPException(403, "this token may not do this: it needs a scope it was not given", headers=header)
         return grant.user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from http import HTTPStatus
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from api.i18n import N_, gettext, invalid, names, negotiate, say
 from pathway.errors import (
     ConcurrencyConflict,
     ConsentRequired,
@@ -52,64 +53,105 @@ DOCUMENTED: dict[int | str, dict[str, Any]] = {
 log = logging.getLogger("forlop.api")
 
 
+class Refused(HTTPException):
+    """A route's refusal, said in the caller's language: an English template of the catalog and its parameters
+    (codes and references only)."""
+
+    def __init__(self, status: int, template: str, *, headers: dict[str, str] | None = None, **params: Any) -> None:
+        super().__init__(status, template.format(**params), headers=headers)
+        self.template = template
+        self.params = params
+
+
 def problem(status: int, detail: str, *, instance: str, type: str = "about:blank",
-            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+            headers: dict[str, str] | None = None, lang: str | None = None, **extra: Any) -> JSONResponse:
+    """A problem+json answer; ``lang`` is the language ``detail`` is said in (Content-Language)."""
     body = {"type": type, "title": HTTPStatus(status).phrase, "status": status, "detail": detail,
             "instance": instance, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    headers = {**(headers or {}), **({"Content-Language": lang} if lang else {})}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers or None)
 
 
-# A quoted value in a domain message is kept only when it looks like a code ('K6', 'police', 'move_out_planned')
-# or a single character; anything else the caller typed ('Kari Nordmann', a date, an address) is not echoed.
-_QUOTED = re.compile(r"'([^']*)'")
+# A parameter of a domain error is shown only when it looks like a code ('K6', 'police', 'move_out_planned'), a
+# single character or a case reference; anything else the caller typed ('Kari Nordmann', a date, an address) is not
+# echoed. The engine's own parameters (a phase, what is allowed) are shown as they are.
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,63}|[A-Z]{1,3}[0-9]{1,3}|.")
+_REFERENCE = re.compile(r"[A-Z]{2,5}-\d{4}-\d{1,7}")
 
 
-def _said(exc: Exception) -> str:
-    return _QUOTED.sub(lambda m: m.group(0) if _CODE.fullmatch(m.group(1)) else "'…'", str(exc))
+def _code_only(value: Any) -> Any:
+    """A parameter as a message may show it: numbers, codes and case references; anything else typed is not."""
+    if not isinstance(value, str) or _CODE.fullmatch(value) or _REFERENCE.fullmatch(value):
+        return value
+    return "…"
 
 
-def describe(exc: ForlopError) -> tuple[int, str, str, dict[str, Any]]:
+def describe(exc: ForlopError, lang: str = "en", named: Mapping[str, Callable[[Any], Any]] | None = None,
+             ) -> tuple[int, str, str, dict[str, Any]]:
     """Domain and store errors as (status, detail, type, extra fields): what went wrong and where, in terms of
-    phases, codes and versions only. The API answers it as problem+json; a page shows it beside the form."""
+    phases, codes and versions only, said in ``lang`` (``named`` names the codes in it). The API answers it as
+    problem+json; a page shows it beside the form. ``code`` and the extra fields are the same in every language."""
+    detail = say(exc, lang, named, _code_only)
+    extra: dict[str, Any] = {"code": exc.code}
     if isinstance(exc, ConcurrencyConflict):
-        return 409, str(exc), "/problems/stale-version", dict(expected_version=exc.expected,
-                                                              current_version=exc.actual)
+        return 409, detail, "/problems/stale-version", extra | dict(expected_version=exc.expected,
+                                                                     current_version=exc.actual)
     if isinstance(exc, OperationNotAllowed):
-        return 409, _said(exc), "/problems/operation-not-allowed", dict(
-            phase=exc.phase, stage=exc.phase,  # stage: the old name of phase, kept for clients written against it
+        return 409, detail, "/problems/operation-not-allowed", extra | dict(
+            operation=_code_only(exc.operation), phase=exc.phase,
+            stage=exc.phase,  # stage: the old name of phase, kept for clients written against it
             allowed=exc.allowed)
     if isinstance(exc, ConsentRequired):
-        return 409, str(exc), "/problems/consent-required", dict(agency=exc.agency, missing_scope=exc.missing_scope)
+        return 409, detail, "/problems/consent-required", extra | dict(agency=exc.agency,
+                                                                       missing_scope=exc.missing_scope)
     if isinstance(exc, InvalidArgument):
-        return 422, _said(exc), "/problems/invalid-argument", dict(errors=[{"loc": ["body", exc.field],
-                                                                            "msg": _said(exc)}])
+        return 422, detail, "/problems/invalid-argument", extra | dict(
+            errors=[{"loc": ["body", exc.field], "msg": detail}])
     if isinstance(exc, UnknownCheckpoint):
-        return 404, _said(exc), "/problems/unknown-step", {}
-    if isinstance(exc, NotFound):
-        return 404, "not found", "about:blank", {}
+        return 404, detail, "/problems/unknown-step", extra
+    if isinstance(exc, NotFound):  # the same bare 404 as a route hidden from a role: existence is not revealed
+        return 404, gettext(lang)("not found"), "about:blank", {}
     if isinstance(exc, DefinitionError):
-        return 422, "the definition is invalid", "/problems/invalid-definition", dict(errors=[
+        return 422, gettext(lang)("the definition is invalid"), "/problems/invalid-definition", extra | dict(errors=[
             {"file": p.file, "line": p.line, "column": p.column, "field": p.field, "msg": p.message}
             for p in exc.problems])
     if isinstance(exc, DomainError):
-        return 409, _said(exc), "/problems/refused", {}
-    return 500, "an unexpected error occurred; it has been logged", "about:blank", {}
+        return 409, detail, "/problems/refused", extra
+    return 500, gettext(lang)(UNEXPECTED), "about:blank", {}
 
 
-def _domain(exc: ForlopError, instance: str) -> JSONResponse:
-    status, detail, kind, extra = describe(exc)
-    return problem(status, detail, instance=instance, type=kind, **extra)
+UNEXPECTED = N_("an unexpected error occurred; it has been logged")
+
+
+def language_of(request: Request) -> str:
+    """The language an answer is said in: a page's (its user's choice or cookie), else the API caller's
+    Accept-Language (bokmål by default)."""
+    page_language: Callable[[Request], str] | None = getattr(request.app.state, "page_language", None)
+    if request.url.path.startswith(NOT_PAGES) or page_language is None:
+        return negotiate(request.headers.get("accept-language"))
+    return page_language(request)  # the pages' choice (api/web installs it)
+
+
+def names_for(request: Request, lang: str) -> Mapping[str, Callable[[Any], Any]]:
+    core = getattr(request.app.state, "core", None)
+    return names(core.catalog.known() if core is not None else (), lang)
+
+
+def _domain(exc: ForlopError, request: Request) -> JSONResponse:
+    lang = language_of(request)
+    status, detail, kind, extra = describe(exc, lang, names_for(request, lang))
+    return problem(status, detail, instance=request.url.path, type=kind, lang=lang, **extra)
 
 
 # A full disk is the server's lack of storage (507); the other states pass, so a client may retry (503).
 DATABASE_STATUS = {"full": 507, "read_only": 503, "cannot_open": 503, "timeout": 503, "unavailable": 503}
 
 
-def database_problem(exc: DatabaseUnavailable, *, instance: str) -> JSONResponse:
+def database_problem(exc: DatabaseUnavailable, *, instance: str, lang: str = "en") -> JSONResponse:
     status = DATABASE_STATUS[exc.kind]
-    return problem(status, exc.message, instance=instance, type="/problems/database-" + exc.kind.replace("_", "-"),
-                   headers={"Retry-After": "5"} if status == 503 else None)
+    return problem(status, gettext(lang)(exc.message), instance=instance,
+                   type="/problems/database-" + exc.kind.replace("_", "-"),
+                   headers={"Retry-After": "5"} if status == 503 else None, lang=lang)
 
 
 def status_for(exc: Exception) -> int:
@@ -139,11 +181,11 @@ def _for(request: Request, answer: JSONResponse) -> Response:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ForlopError)
     async def _forlop(request: Request, exc: ForlopError) -> Response:
-        return _for(request, _domain(exc, request.url.path))
+        return _for(request, _domain(exc, request))
 
     @app.exception_handler(DatabaseUnavailable)
     async def _database_down(request: Request, exc: DatabaseUnavailable) -> Response:
-        return _for(request, database_problem(exc, instance=request.url.path))
+        return _for(request, database_problem(exc, instance=request.url.path, lang=language_of(request)))
 
     @app.exception_handler(DatabaseError)
     async def _database_bug(request: Request, exc: DatabaseError) -> Response:
@@ -154,19 +196,27 @@ def install(app: FastAPI) -> None:
     async def _unstorable(request: Request, exc: ValueNotStorable) -> Response:
         # A value the database refuses (PostgreSQL: a NUL character, a number out of range) came with the request.
         return _for(request, problem(
-            422, "the request holds a value that cannot be stored or searched for (e.g. a NUL character)",
-            instance=request.url.path))
+            422, gettext(language_of(request))(N_("the request holds a value that cannot be stored or searched for "
+                                                   "(e.g. a NUL character)")), instance=request.url.path))
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        return _for(request, problem(exc.status_code, str(exc.detail), instance=request.url.path,
-                                     headers=getattr(exc, "headers", None)))
+        # A route's refusal is one of the catalog's texts (HTTPException's detail is marked for it).
+        lang = language_of(request)
+        if isinstance(exc, Refused):
+            detail = gettext(lang)(exc.template).format(**exc.params)
+        else:
+            detail = gettext(lang)(str(exc.detail))
+        return _for(request, problem(exc.status_code, detail, instance=request.url.path,
+                                     headers=getattr(exc, "headers", None), lang=lang))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         # Say where and what, never echo the rejected value (it may be personal data).
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-        return _for(request, problem(422, "the request is invalid", instance=request.url.path, errors=errors))
+        lang = language_of(request)
+        errors = [{"loc": list(e.get("loc", ())), "msg": invalid(e, lang)[1]} for e in exc.errors()]
+        return _for(request, problem(422, gettext(lang)(N_("the request is invalid")), instance=request.url.path,
+                                     errors=errors, lang=lang))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -174,5 +224,5 @@ def install(app: FastAPI) -> None:
         route = getattr(request.scope.get("route"), "path", "?")
         name = exc.driver_error if isinstance(exc, DatabaseError) else type(exc).__name__
         log.error("unexpected %s on %s %s", name, request.method, route)
-        return _for(request, problem(500, "an unexpected error occurred; it has been logged",
+        return _for(request, problem(500, gettext(language_of(request))(UNEXPECTED),
                                      instance=request.url.path))

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # The units a coordinator or manager can belong to (FORLOP_UNITS, comma-separated): the administrator's forms,
     # the API, the CLI and the demo choose from these.
     units: Annotated[tuple[str, ...], NoDecode] = ("bergen-sentrum", "bergen-nord", "askoy", "voss")
+    # What the pages call a unit (FORLOP_UNIT_NAMES, "bergen-sentrum=Bergen sentrum,askoy=Askøy"): a proper name, the
+    # same in every language; a unit without one is shown by its code.
+    unit_names: Annotated[dict[str, str], NoDecode] = {
+        "bergen-sentrum": "Bergen sentrum", "bergen-nord": "Bergen nord", "askoy": "Askøy", "voss": "Voss"}
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
     db_pool_size: int = Field(default=10, ge=1, le=100)  # per process; match the worker's concurrency
     db_max_overflow: int = Field(default=10, ge=0, le=100)  # extra connections opened under a burst, then closed
@@ -87,6 +91,21 @@ class Settings(BaseSettings):
                 raise ValueError("FORLOP_UNITS: one or more distinct unit names (a-z, 0-9, '-' or '_', at most 64), "
                                  "separated by commas")
         return value
+
+    @field_validator("unit_names", mode="before")
+    @classmethod
+    def _unit_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+            if any(not sep or not UNIT.fullmatch(code.strip()) or not 0 < len(name.strip()) <= 80
+                   for code, sep, name in pairs):
+                raise ValueError("FORLOP_UNIT_NAMES: unit=Name pairs separated by commas, e.g. "
+                                 "'bergen-sentrum=Bergen sentrum,askoy=Askøy' (a name of 1 to 80 characters)")
+            value = {code.strip(): name.strip() for code, _, name in pairs}
+        return value
+
+    def unit_name(self, unit: str | None) -> str:
+        return "" if unit is None else self.unit_names.get(unit, unit)
 
     @property
     def web_idle(self) -> timedelta:

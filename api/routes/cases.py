@@ -14,7 +14,9 @@ from sqlalchemy import Connection
 
 from api.access import access_writer, channel, log_access, refused
 from api.deps import Coordinator, Core
+from api.i18n import N_
 from api.idempotency import IdempotencyKey, idempotent
+from api.problems import Refused
 from api.schemas import CaseDetail, CaseList, CaseSummary, case_detail
 from pathway import policy, services
 from pathway.accounts import User
@@ -47,12 +49,13 @@ def _refuse(request: Request, core: Forlop, user: User, action: str, reference: 
                    case_reference=reference if access.case_id is not None else None)
 
 
-class WriteRefused(HTTPException):
+class WriteRefused(Refused):
     """A write by someone who may only read the case: emergency access asked for without a write reason (403)."""
 
     def __init__(self, reference: str) -> None:
-        super().__init__(403, f"emergency access to case {reference} is read-only: to change the case, its person "
-                              "record or its handovers, ask for emergency access again with a write_reason")
+        super().__init__(403, N_("emergency access to case {reference} is read-only: to change the case, its person "
+                                 "record or its handovers, ask for emergency access again with a write_reason"),
+                         reference=reference)
 
 
 def case_access(request: Request, core: Forlop, user: User, reference: str, action: str, *,
@@ -130,18 +133,16 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
     now = _now()
     # by phase: in the order of the installation's pathway (a query for its newest version: only when asked)
     order = [p.id for p in core.catalog.latest(core.settings.default_pathway).phases] if sort == "phase" else []
-    try:
-        with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
-            listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=now, status=status, phase=phase,
-                                     coordinator=coordinator, overdue=overdue, due_soon=due_soon,
-                                     due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
-                                     descending=descending, phase_order=order,
-                                     cursor=cursor, limit=limit, count=True,
-                                     names=_step_names(core, lang or user.language, uow.conn))
-            access_writer(request, user, "case.list")(uow.conn)
-            uow.commit()
-    except views.BadCursor as exc:
-        raise HTTPException(422, str(exc)) from None
+    # a cursor the API did not hand out is an InvalidArgument (422), said in the caller's language
+    with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
+        listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=now, status=status, phase=phase,
+                                 coordinator=coordinator, overdue=overdue, due_soon=due_soon,
+                                 due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
+                                 descending=descending, phase_order=order,
+                                 cursor=cursor, limit=limit, count=True,
+                                 names=_step_names(core, lang or user.language, uow.conn))
+        access_writer(request, user, "case.list")(uow.conn)
+        uow.commit()
     return CaseList(items=[CaseSummary(**item) for item in listed.items], next_cursor=listed.next_cursor,
                     total=listed.total, before=listed.before)
 

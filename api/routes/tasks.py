@@ -59,7 +59,7 @@ def _one(request: Request, core: Forlop, user: User, task_id: uuid.UUID, action:
     any other id is a 404, and the refused attempt is in the access log."""
     with core.uow(snapshot=logged, read_only=not logged) as uow:
         found = agency_tasks(uow.conn, agency=policy.task_agency(user), catalog=core.catalog, keys=core.keys,
-                             task_id=task_id)
+                             task_id=task_id, unit_name=core.settings.unit_name)
         if found and logged:
             access_writer(request, user, action, case_reference=found[0].case_reference, task_id=task_id)(uow.conn)
             uow.commit()
@@ -74,7 +74,7 @@ def list_tasks(request: Request, core: Core, user: Partner,
                limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[TaskOut]:
     with core.uow(snapshot=True) as uow:  # the list and its access-log rows: one transaction
         tasks = agency_tasks(uow.conn, agency=policy.task_agency(user), catalog=core.catalog, keys=core.keys,
-                             status=status, limit=limit)
+                             status=status, limit=limit, unit_name=core.settings.unit_name)
         # One row per case shown (its reference, and the name where the consent allows it), as for a case read.
         access_writer(request, user, "task.list", shown=[(t.case_reference, t.id) for t in tasks])(uow.conn)
         uow.commit()

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from api.web import admin, auth, calendar, coordinator, manager, partner
 from api.web.headers import SecurityHeaders
 from api.web.render import page
-from api.web.session import BadForm, LoginRequired, PageNotFound, optional_session
+from api.web.session import BadForm, LoginRequired, PageNotFound, language, optional_session
 
 STATIC = Path(__file__).parent / "static"
 
@@ -30,6 +30,7 @@ def install(app: FastAPI) -> None:
     core = app.state.core  # None in an app built only for its route table (the tests' matrices)
     app.add_middleware(SecurityHeaders, hsts=core is not None and core.settings.env == "production")
     app.state.render_problem = problem_page
+    app.state.page_language = language
 
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from api.administration import PasswordIn, UserChange, UserIn, acting, choices, read_log
 from api.deps import Core
 from api.web.auth import see_other
+from api.i18n import N_
 from api.web.i18n import FIELD_LABELS, form_errors, translator
 from api.web.render import page
 from api.web.session import AdminPage, Posted, Session, language
@@ -26,13 +27,14 @@ from pathway.views.access import LogFilter
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 MAX_DEFINITION = 512 * 1024
-# What a refused change says on the page (English keys, in bokmål from words.nb.yaml).
-MESSAGES = {"unit": "Choose a unit from the list.", "agency": "Choose an agency from the list.",
-            "password": "At least 8 characters.", "end": "The end date comes before the start date."}
-REFUSALS = {"self": "You cannot deactivate yourself; another administrator can.",
-            "last_admin": "This is the last active administrator; make another one first."}
-DONE = {"created": "Saved.", "user.update": "Saved.", "user.deactivate": "The user is deactivated and signed out.",
-        "user.reactivate": "The user can sign in again.", "user.password": "The new password is set."}
+# What a refused change says on the page (English, in bokmål from the catalog).
+MESSAGES = {"unit": N_("Choose a unit from the list."), "agency": N_("Choose an agency from the list."),
+            "password": N_("At least 8 characters."), "end": N_("The end date comes before the start date.")}
+REFUSALS = {"self": N_("You cannot deactivate yourself; another administrator can."),
+            "last_admin": N_("This is the last active administrator; make another one first.")}
+DONE = {"created": N_("Saved."), "user.update": N_("Saved."),
+        "user.deactivate": N_("The user is deactivated and signed out."),
+        "user.reactivate": N_("The user can sign in again."), "user.password": N_("The new password is set.")}
 
 
 @router.get("/users")
@@ -59,7 +61,7 @@ def _refused(request: Request, core: Core, session: Session, exc: ValidationErro
         return _users(request, core, session, status=422, errors=[{"loc": t(FIELD_LABELS.get(exc.field, exc.field)),
                                                                     "msg": msg}])
     if isinstance(exc, NotFound):
-        return _users(request, core, session, status=404, message="There is no such user.")
+        return _users(request, core, session, status=404, message=N_("There is no such user."))
     if isinstance(exc, service.AccountRefused):
         return _users(request, core, session, status=409, message=REFUSALS[exc.rule])
     return _users(request, core, session, status=409, message=str(exc))
@@ -186,7 +188,7 @@ def access(request: Request, core: Core, session: AdminPage,
             where = LogFilter(case or None, user or None, days["start"], days["end"])
         except InvalidArgument as exc:  # a day out of range, or the end before the start
             first, last = days["start"], days["end"]
-            msg = MESSAGES["end"] if first and last and first > last else "Give a date between 1970 and 2099."
+            msg = MESSAGES["end"] if first and last and first > last else N_("Give a date between 1970 and 2099.")
             errors.append({"loc": t(FIELD_LABELS[exc.field]), "msg": t(msg)})
     entries = read_log(core, request, session.user, where, limit=500) if not where.empty else []
     return page(request, "admin_access.html", session, status=422 if errors else 200, entries=entries, case=case,

@@ -17,7 +17,8 @@ from starlette.datastructures import FormData
 
 from api.access import access_writer
 from api.deps import Core
-from api.problems import describe
+from api.i18n import N_, refusal_text
+from api.problems import describe, names_for
 from api.routes import cases as api
 from api.routes import operations
 from api.web import diagram
@@ -30,8 +31,6 @@ from pathway import policy, services
 from pathway.accounts import User
 from pathway.case.aggregate import CONTACT_CHANNELS
 from pathway.case.commands import CreateHandover, RecordConsent
-from pathway.case.refusals import Refusal
-from pathway.definition import CONSENT_PREFIX, PathwayDefinition
 from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
 from pathway.people import municipalities
 from pathway.services.people import Shown, people_of
@@ -45,10 +44,11 @@ router = APIRouter(include_in_schema=False)
 # Operations that cannot be undone ask for a confirmation (a checkbox: it works without script, and is read out).
 IRREVERSIBLE = {"case.skip", "case.close", "case.transfer"}
 TIMES = {"due_at", "when", "first_contact_at", "effective_at"}
-# The words of a case's first-contact channel and of a person's address protection (bokmål in words.nb.yaml).
-CHANNEL_LABELS = dict(zip(CONTACT_CHANNELS, ("Phone", "Walk-in", "Escorted by the police", "Referral"), strict=True))
-PROTECTION_LABELS = {"none": "No address protection", "code7": "Code 7: confidential address",
-                     "code6": "Code 6: strictly confidential address"}
+# The words of a case's first-contact channel and of a person's address protection (bokmål in the catalog).
+CHANNEL_LABELS = dict(zip(CONTACT_CHANNELS, (N_("Phone"), N_("Walk-in"), N_("Escorted by the police"),
+                                             N_("Referral")), strict=True))
+PROTECTION_LABELS = {"none": N_("No address protection"), "code7": N_("Code 7: confidential address"),
+                     "code6": N_("Code 6: strictly confidential address")}
 PERSON_FIELDS = ("name", "safe_contact", "address_protection", "children_ages", "interpreter_language",
                  "home_municipality")
 PAGE_SIZE = 50
@@ -173,7 +173,8 @@ def open_case(request: Request, core: Core, session: CoordinatorPage, form: Post
     except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
         raise
     except ForlopError as exc:
-        status, detail, _, _ = describe(exc)
+        lang = language(request, session.user)
+        status, detail, _, _ = describe(exc, lang, names_for(request, lang))
         return _new_case_page(request, core, session, status=status, message=detail, typed=form)
     return see_other(f"/cases/{case.reference}")
 
@@ -212,7 +213,8 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang),
                 grants=grants, read_only=access.read_only, emergency=access.break_glass, may_end=may_end,
-                own_unit=own_unit, offers=offered, named=lambda r: refusal_named(r, definition, lang),
+                own_unit=own_unit, offers=offered,
+                named=lambda r: refusal_text(r, lang, names_for(request, lang)),
                 coordinators=coordinators, phases={p.id: p.title for p in definition.phases},
                 saved=saved, saved_in=SECTION_OF.get(done, "actions") if saved else "", conflict=conflict,
                 refused=refused,
@@ -288,31 +290,38 @@ def _refused(request: Request, core: Core, session: Session, reference: str, act
         return _case_page(request, core, session, reference, status=409, conflict=True, failed_action=action)
     if isinstance(exc, (DatabaseError, NotFound)):  # the database's state, a bug, or not the user's case: the
         raise exc  # app's problem page or the 404 page answers it, not this form
-    status, detail, _, extra = describe(exc)
-    refusal = getattr(exc, "refusal", None)  # the case page words it (``refusal_words``), in the reader's language
+    lang = language(request, session.user)
+    named = names_for(request, lang)
+    status, detail, _, extra = describe(exc, lang, named)
+    refusal = getattr(exc, "refusal", None)  # said as the page says it beside an operation it cannot offer
     return _case_page(request, core, session, reference, status=status, failed_action=action,
-                      refused={"detail": detail, "refusal": refusal,
-                               "allowed": [] if refusal is not None else extra.get("allowed", [])})
+                      refused={"detail": refusal_text(refusal, lang, named) if refusal is not None else detail,
+                               "allowed": [] if refusal is not None else named["allowed"](extra.get("allowed", []))})
 
 
-def refusal_named(refusal: Refusal, definition: PathwayDefinition, lang: str) -> dict[str, str]:
-    """A refusal's parameters named as the page names them: an agency and a consent's scope by the definition, what a
-    step waits for (first contact, consent to an agency, a milestone). The sentence is the page's (``_macros.html``
-    ``refusal``), by the refusal's code."""
-    named = {k: str(v) for k, v in refusal.params.items()}
-    if named.get("agency") in definition.agencies:
-        named["agency"] = definition.agencies[named["agency"]].get(lang) or named["agency"]
-    if refusal.code == "consent_missing":
-        scopes = definition.consent_scopes
-        named["missing"] = ", ".join(scopes[s].get(lang) or s if s in scopes else s
-                                     for s in named["missing"].split(", "))
-    after = named.get("after", "")
-    if after.startswith(CONSENT_PREFIX):
-        agency = after[len(CONSENT_PREFIX):]
-        named["consent_to"] = definition.agencies[agency].get(lang) if agency in definition.agencies else agency
-    elif after in definition.milestones:
-        named["after"] = definition.milestones[after].get(lang) or after
-    return named
+@router.post("/cases/{reference}/break-glass")
+def ask_write_access(request: Request, core: Core, session: CoordinatorPage, reference: str,
+                     form: Posted) -> Response:
+    """Emergency write access, asked for from the read-only case page: the reason and the write reason, both."""
+    data = {"reason": form.get("reason") or "", "write_reason": form.get("write_reason") or ""}
+    try:
+        body = api.BreakGlassBody.model_validate(data)
+    except ValidationError as exc:
+        return _case_page(request, core, session, reference, status=422, failed_action="break_glass",
+                          errors=_errors(exc, request, session))
+    api.grant_access(request, core, session.user, reference, body)
+    return see_other(f"/cases/{reference}?done=break_glass#emergency-access")
+
+
+@router.post("/cases/{reference}/break-glass/end")
+def end_emergency_access(request: Request, core: Core, session: CoordinatorPage, reference: str,
+                         form: Posted) -> Response:
+    """End emergency access early: the holder their own, a coordinator of the owning unit anyone's (or one's)."""
+    holder = str(form.get("username") or "") or None
+    api.end_access(request, core, session.user, reference, holder=holder)
+    with core.uow(read_only=True) as uow:  # the holder's own access just ended: the case is no longer theirs to see
+        still = policy.case_access(uow.conn, session.user, reference, now=datetime.now(timezone.utc)).allowed
+    return see_other(f"/cases/{reference}?done=break_glass_end#emergency-access" if still else "/cases")
 
 
 def _fields(form: FormData, model: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from api.i18n import N_
 from api.schemas import CaseDetail
 from pathway.definition import PathwayDefinition
 
@@ -27,6 +28,7 @@ TITLE_CHAR_W = 9.0
 LABEL_CHAR_W = 7.6
 
 # state -> (css class, symbol); the word comes from the page's language
+PATHWAY, CURRENT = N_("The pathway"), N_("Current phase")  # the diagram's title, in the page's language
 MARKS = {"done": ("cp-done", "✓"), "skipped": ("cp-skipped", "–"), "cancelled": ("cp-skipped", "×"),
          "overdue": ("cp-overdue", "!"), "active": ("cp-active", "●"), "pending": ("cp-active", "○"),
          "not started": ("cp-future", "·")}
@@ -70,7 +72,7 @@ class Diagram:
         out = [f'<svg class="diagram" role="img" aria-labelledby="dia-title dia-desc" '
                f'viewBox="0 0 {self.width:g} {self.height:g}" width="{self.width:g}" height="{self.height:g}" '
                f'focusable="false">',
-               f'<title id="dia-title">{escape(t("The pathway"))}: {escape(t("Current phase"))} '
+               f'<title id="dia-title">{escape(t(PATHWAY))}: {escape(t(CURRENT))} '
                f'{escape(phase_title)}</title>',
                f'<desc id="dia-desc">{escape(desc)}</desc>']
         for x1, x2, y in self.arrows:
@@ -86,7 +88,7 @@ class Diagram:
             out.append(f'<text class="phase-title" x="{b.x + PAD:g}" y="{TITLE_Y}">{lines}</text>')
             if b.current:
                 out.append(f'<text class="phase-now" x="{b.x + PAD:g}" y="{self.now_y:g}">◆ '
-                           f'{escape(t("Current phase"))}</text>')
+                           f'{escape(t(CURRENT))}</text>')
             for m in b.marks:
                 out.append(f'<circle class="{m.css}" cx="{m.x + 8:g}" cy="{m.y - 4:g}" r="8"></circle>'
                            f'<text class="cp-symbol" x="{m.x + 8:g}" y="{m.y:g}" text-anchor="middle">{m.symbol}</text>'

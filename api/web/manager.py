@@ -12,12 +12,13 @@ from fastapi.responses import Response
 from api.access import access_writer, log_access
 from api.deps import Core
 from api.web import charts
-from api.web.i18n import translator
+from api.web.i18n import deadline_words, interval_words, translator
 from api.web.render import page, percent
 from api.web.session import ManagerPage, language
 from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
+from pathway.metrics.checkpoints import intervals
 from pathway.metrics.export import FILENAME, MEDIA_TYPE, to_csv
 from pathway.metrics.periods import Period, period_key
 from pathway.metrics.report import IntervalFigures, Report
@@ -45,6 +46,8 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     target = core.settings.report_target_share
     shown_period = at if at in report.periods else (report.periods[-1] if report.periods else "")
     rows = [r for r in report.intervals if r.unit == report.unit]
+    words = _interval_words(core, rows, language(request, session.user))
+    label = {r.interval: words.get((r.pathway, r.interval), (r.interval, r.deadline))[0] for r in rows}
     names = list(dict.fromkeys(r.interval for r in rows))
     chosen = interval if interval in names else (names[0] if names else "")
     in_period = [r for r in rows if r.period == shown_period]
@@ -53,28 +56,40 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     for r in rows:
         n, hidden = overdue.get(r.interval, (0, False))
         overdue[r.interval] = (n + r.overdue_now, hidden) if isinstance(r.overdue_now, int) else (n, True)
-    target_label = f"{t('Target')} {percent(target)}"
+    target_label = t("Target") + f" {percent(target)}"
     by_checkpoint = charts.share_bars(
-        "share-checkpoint", f"{t('Share within deadline per checkpoint')} ({shown_period})",
-        f"{t('Target')} {percent(target)}", [(r.interval, r.within_deadline_share, _share_text(r))
-                                              for r in in_period], target, target_label)
+        "share-checkpoint", t("Share within deadline per checkpoint") + f" ({shown_period})",
+        target_label, [(label[r.interval], r.within_deadline_share, _share_text(r)) for r in in_period], target,
+        target_label)
     by_period = charts.share_bars(
-        "share-period", f"{t('Share within deadline per period')}: {chosen}", f"{t('Target')} {percent(target)}",
+        "share-period", t("Share within deadline per period") + f": {label.get(chosen, chosen)}", target_label,
         [(r.period, r.within_deadline_share, _share_text(r)) for r in over_time], target, target_label,
         horizontal=False)
     lead = charts.range_bars(
-        "lead-time", f"{t('Lead time per checkpoint (median and 90th percentile, hours)')} ({shown_period})", "",
-        [(r.interval, r.median_hours, r.p90_hours) for r in in_period], "h")
+        "lead-time", t("Lead time per checkpoint (median and 90th percentile, hours)") + f" ({shown_period})", "",
+        [(label[r.interval], r.median_hours, r.p90_hours) for r in in_period], "h")
     overdue_chart = charts.count_bars(
         "overdue-now", t("Overdue now per checkpoint"), "",
-        [(name, n, f"{n}{' +' if hidden else ''}") for name, (n, hidden) in overdue.items()])
+        [(label[name], n, f"{n}{' +' if hidden else ''}") for name, (n, hidden) in overdue.items()])
     cases = [c for c in report.cases if c.unit == report.unit]
     uses = _break_glass_uses(core, request, session.user, report)
     return page(request, "report.html", session, report=report, charts=[by_checkpoint, by_period, lead,
                 overdue_chart], in_period=in_period, over_time=over_time, overdue=overdue, cases=cases, uses=uses,
                 shown_period=shown_period, names=names, chosen=chosen, target=target,
+                words=words, label=label,
                 query={"period": period, "start": report.start.isoformat(), "end": report.end.isoformat(),
                        "scope": scope})
+
+
+def _interval_words(core: Forlop, rows: list[IntervalFigures], lang: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """Each interval shown in words of the page's language, by (pathway, interval): its name and its deadline rule."""
+    words = {}
+    for pathway_id in {r.pathway for r in rows}:
+        definition = core.catalog.latest(pathway_id)
+        for i in intervals(definition):
+            words[pathway_id, i.name] = (interval_words(definition, i, lang),
+                                         deadline_words(definition.checkpoint[i.checkpoint], i.repeat, lang))
+    return words
 
 
 def _break_glass_uses(core: Forlop, request: Request, user: User, report: Report) -> Uses | None:

@@ -11,11 +11,12 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from api.deps import Core
-from api.problems import describe
+from api.problems import describe, names_for
 from api.routes import tasks as api
 from api.web.auth import see_other
 from api.web.render import page
-from api.web.session import PartnerPage, Posted, Session
+from api.web.i18n import form_errors
+from api.web.session import PartnerPage, Posted, Session, language
 from pathway.errors import DatabaseError, ForlopError
 
 router = APIRouter(include_in_schema=False)
@@ -31,8 +32,9 @@ def task_list(request: Request, core: Core, session: PartnerPage, done: str = ""
 def _page(request: Request, core: Core, session: Session, *, status: int = 200, saved: bool = False,
           failed: str = "", message: str | None = None) -> Response:
     tasks = api.list_tasks(request, core, session.user, status=None, limit=200)
+    lang = language(request, session.user)
     return page(request, "tasks.html", session, status=status, tasks=tasks, saved=saved, failed=failed,
-                message=message)
+                message=message, scope_name=names_for(request, lang)["scope"])
 
 
 @router.post("/tasks/{task_id}/{move}")
@@ -48,12 +50,13 @@ def move_task(request: Request, core: Core, session: PartnerPage, task_id: uuid.
             note = getattr(body, "reason", None) or getattr(body, "note", None)
         api.move(request, core, session.user, task_id, status, note)
     except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in exc.errors())
+        fields = ", ".join(f"{e['loc']}: {e['msg']}" for e in form_errors(exc, language(request, session.user)))
         return _page(request, core, session, status=422, failed=str(task_id), message=fields)
     except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
         raise
     except ForlopError as exc:
-        code, detail, _, _ = describe(exc)
+        lang = language(request, session.user)
+        code, detail, _, _ = describe(exc, lang, names_for(request, lang))
         if code == 404:
             raise
         return _page(request, core, session, status=code, failed=str(task_id), message=detail)

@@ -11,7 +11,8 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from api.web.i18n import kind_label, operation_label, translator
+from api import i18n
+from api.web.i18n import kind_label, logged_action, operation_label, translator
 from api.web.session import Session, language
 from pathway.store import inbox
 
@@ -19,10 +20,13 @@ OSLO = ZoneInfo("Europe/Oslo")
 HERE = Path(__file__).parent
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
+# Jinja2's i18n extension: t("...") (the pages' name for gettext), _() and {% trans %} read the gettext catalog
+# of the request's language, passed with each page (api/i18n.py).
 env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
-    trim_blocks=True, lstrip_blocks=True,
+    trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"],
 )
+env.install_null_translations()  # type: ignore[attr-defined]  # added by the i18n extension
 
 
 def local(value: datetime | date | None, lang: str, *, with_time: bool = True) -> str:
@@ -57,7 +61,9 @@ def page(request: Request, template: str, session: Session | None, *, status: in
     unread = inbox.unread_count(engine=core.engine, username=session.user.username) if session else 0
     html = env.get_template(template).render(
         request=request, session=session, user=session.user if session else None, lang=lang, t=translator(lang),
+        gettext=translator(lang), _=translator(lang), ngettext=i18n.translations(lang).ngettext,
         when=lambda v, with_time=True: local(v, lang, with_time=with_time), op_label=lambda o: operation_label(o, lang),
         kind_label=lambda k: kind_label(k, lang), text=lambda v: v.get(lang),
+        logged=lambda action: logged_action(action, lang), unit_name=core.settings.unit_name,
         unread=unread, demo=core.settings.env in ("demo", "development"), path=request.url.path, **context)
     return HTMLResponse(html, status_code=status, headers=headers)

@@ -51,6 +51,11 @@ class DefinitionCatalog:
         with self._engine.connect() as own:
             return run(own)
 
+    def known(self) -> list[PathwayDefinition]:
+        """The definitions this process has read so far (to name a code of one without reading the database)."""
+        with self._lock:
+            return list(self._parsed.values())
+
     def versions(self) -> list[tuple[str, int, str]]:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(definition_t.c.pathway_id, definition_t.c.version, definition_t.c.sha256)

@@ -5,6 +5,7 @@ when: the partner sees that the scope changed, not only that it is smaller."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,9 +64,10 @@ class PartnerTaskView:
 
 
 def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: DefinitionCatalog, keys: KeyRing,
-                 task_id: uuid.UUID | None = None, status: str | None = None,
-                 limit: int = 100) -> list[PartnerTaskView]:
-    """An agency's tasks (or the one ``task_id``, if it is the agency's), soonest due first; None sees none. A
+                 task_id: uuid.UUID | None = None, status: str | None = None, limit: int = 100,
+                 unit_name: Callable[[str], str] = str) -> list[PartnerTaskView]:
+    """An agency's tasks (or the one ``task_id``, if it is the agency's), soonest due first; None sees none; the
+    contact is named with its unit's name (``unit_name``, the installation's). A
     person record is decrypted only for a task whose fields include the name. Of a consent narrowed or withdrawn
     since the handover, a task says what it no longer shares and when the consent changed."""
     query = (sa.select(handover_t, case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
@@ -93,7 +95,7 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
             title_nb=checkpoint.name.nb if checkpoint else r.code, title_en=checkpoint.name.en if checkpoint else r.code,
             agency=r.agency, agency_name=d.agencies[r.agency].nb if r.agency in d.agencies else r.agency,
             status=r.status, basis=r.basis, scope=shown.scope, due_at=r.due_at, created_at=r.created_at,
-            updated_at=r.updated_at, contact=f"{r.coordinator or 'koordinator'} ({r.unit})", person_name=name,
+            updated_at=r.updated_at, contact=f"{r.coordinator or 'koordinator'} ({unit_name(r.unit)})", person_name=name,
             withheld=withheld, withheld_nb=_named(d, withheld, "nb"), withheld_en=_named(d, withheld, "en"),
             consent_changed_at=datetime.fromisoformat(consent["recorded_at"]) if withheld and consent else None))
     return views

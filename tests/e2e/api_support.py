@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import types
+import typing
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,7 +111,10 @@ def _annotation(body_field: Any) -> Any:
     if body_field is None:
         return None
     info = getattr(body_field, "field_info", None)
-    return getattr(info, "annotation", None) or getattr(body_field, "type_", None)
+    annotation = getattr(info, "annotation", None) or getattr(body_field, "type_", None)
+    # an optional body (``AcceptBody | None``): the model it takes when one is sent
+    given = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return given[0] if isinstance(annotation, types.UnionType) and len(given) == 1 else annotation
 
 
 def allow_of(route: RouteInfo) -> Allow | None:

@@ -5,7 +5,7 @@ neither fails here, so a new route cannot ship without one. Every route is then 
 ids from the seeded data and a minimal valid body, and each answer must be exactly the intended one:
 no token (or a forged one) -> 401; a role the rule does not allow -> 403, or 404 where the rule hides the route;
 an allowed role -> 2xx, except that a coordinator of another unit gets 404 for a case of bergen-sentrum (until
-break-glass) and the NAV contact gets 404 for a police task. Every 404 is the same bare "not found", so that
+break-glass) and the NAV contact gets 404 for a police task. Every 404 is the same bare "fant ikke", so that
 nobody learns whether a case or a task exists.
 """
 
@@ -39,7 +39,7 @@ pytest_plugins = ["tests.e2e.api_support"]  # the world fixture (one seeded data
 # Rejected callers first, the allowed ones last: an allowed call may change the resource under test.
 ORDER = ["anonymous", "forged", "nav", "manager", "admin", "other_coordinator", "police", "coordinator"]
 FORGED = "fs_" + "x" * 43
-HIDDEN_404 = {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "not found"}
+HIDDEN_404 = {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "fant ikke"}  # bokmål: the default
 
 
 def _future(days: int = 5) -> str:
@@ -70,6 +70,7 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "CloseBody": lambda: {"outcome": "declined", "reason": "takket nei til videre oppfølging"},
     "TransferBody": lambda: {"municipality": "Testkommune", "reason": "flyttet til annen kommune"},
     "BreakGlassBody": lambda: {"reason": "akutt henvendelse utenfor åpningstid"},
+    "AcceptBody": lambda: {},
     "DeclineBody": lambda: {"reason": "ikke vår kommune"},
     "CompleteBody": lambda: {"note": "kontakt opprettet"},
     "Ids": lambda: {"ids": [str(uuid.uuid4())]},

@@ -142,7 +142,7 @@ def test_a_read_only_grant_refuses_every_write_and_logs_it_and_a_write_grant_all
     for r in (paused, person, handover):
         assert r.status_code == 403, r.text
         assert r.headers["content-type"] == "application/problem+json"
-        assert "read-only" in r.json()["detail"] and "write_reason" in r.json()["detail"]
+        assert "bare lesetilgang" in r.json()["detail"] and "write_reason" in r.json()["detail"]
     assert w.version(reference) == version
     refused = {(e.action, e.status, e.break_glass) for e in _log(w, reference, OTHER) if e.status == 403}
     assert refused == {("case.pause", 403, True), ("person.write", 403, True), ("case.handover", 403, True)}

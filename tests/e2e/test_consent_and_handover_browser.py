@@ -36,4 +36,4 @@ def test_a_handover_to_the_police_with_consent_given_now_in_one_form(browser: Br
     # The step that waited for the consent no longer offers a form, and says why.
     steps = page.locator("section#steps")
     expect(steps.get_by_role("row", name=re.compile("^K6 "))).to_contain_text(
-        "Utføres ved at etaten fullfører overleveringsoppgaven, ikke for hånd.")
+        "K6 utføres ved at etaten fullfører overleveringsoppgaven, ikke for hånd.")

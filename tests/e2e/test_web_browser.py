@@ -147,7 +147,7 @@ def test_a_case_from_first_contact_to_closure_with_a_handover_to_the_police(brow
     coordinator.reload()
     expect(handovers.get_by_role("row", name=re.compile("K6"))).to_contain_text("fullført")
     for destination in ("Oppfølging og overleveringer", "Reetablering"):
-        form = action(coordinator, "Flytt saken")
+        form = action(coordinator, "Endre fase")
         form.get_by_role("button", name=f"Gå til: {destination}").click()  # type: ignore[attr-defined]
         saved(coordinator)
         expect(coordinator.get_by_role("heading", level=1)).to_contain_text(destination)
@@ -159,7 +159,7 @@ def test_a_case_from_first_contact_to_closure_with_a_handover_to_the_police(brow
     saved(coordinator)
     expect(coordinator.locator(".case-meta")).to_contain_text("Saken er avsluttet.")
     timeline = coordinator.locator("table.timeline")
-    for said in ("personen er innlagt på sykehus", "har egen inntekt, ikke aktuelt", "Hoppet over", "Pause",
+    for said in ("personen er innlagt på sykehus", "har egen inntekt, ikke aktuelt", "Hoppet over", "Satt på pause",
                  "Overlevering oppdatert", "Avsluttet"):
         expect(timeline).to_contain_text(said)
     shot(coordinator, "05-case-closed")

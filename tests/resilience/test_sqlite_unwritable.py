@@ -126,7 +126,7 @@ def test_a_full_disk_answers_507_and_leaves_an_intact_database_that_works_again_
     assert writes > 0 and len(failures) == 5
     for status_, body_ in failures:
         assert status_ == 507 and body_["content_type"] == PROBLEM, body_
-        assert body_["type"] == "/problems/database-full" and "disk is full" in body_["detail"]
+        assert body_["type"] == "/problems/database-full" and "disk er full" in body_["detail"]  # bokmål by default
     # A read writes its access-log row first: it cannot be logged, so it is refused the same way (never a 500).
     assert read.status_code == 507 and read.headers["content-type"] == PROBLEM
     assert cli.returncode == 1 and "error: the database's disk is full" in cli.stderr
