@@ -4,6 +4,7 @@ decline with a reason, or complete with a note."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,9 +15,10 @@ from api.deps import Core
 from api.problems import describe, names_for
 from api.routes import tasks as api
 from api.web.auth import see_other
-from api.web.render import page
 from api.web.i18n import form_errors
+from api.web.render import page
 from api.web.session import PartnerPage, Posted, Session, language
+from pathway.case.values import deadline_status
 from pathway.errors import DatabaseError, ForlopError
 
 router = APIRouter(include_in_schema=False)
@@ -33,8 +35,11 @@ def _page(request: Request, core: Core, session: Session, *, status: int = 200, 
           failed: str = "", message: str | None = None) -> Response:
     tasks = api.list_tasks(request, core, session.user, status=None, limit=200)
     lang = language(request, session.user)
+    now = datetime.now(timezone.utc)
+    # How late each task is, by the one rule for late work: only a task still to be answered or done can be late.
+    late = {t.id: deadline_status(t.due_at, now, closed=t.status not in ("requested", "accepted")) for t in tasks}
     return page(request, "tasks.html", session, status=status, tasks=tasks, saved=saved, failed=failed,
-                message=message, scope_name=names_for(request, lang)["scope"])
+                message=message, scope_name=names_for(request, lang)["scope"], late=late)
 
 
 @router.post("/tasks/{task_id}/{move}")
