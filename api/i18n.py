@@ -167,7 +167,6 @@ def names(definitions: Iterable[PathwayDefinition], lang: str) -> dict[str, Call
         phases |= {p.id: p.title.get(lang) for p in d.phases}
         agencies |= {k: v.get(lang) for k, v in d.agencies.items()}
         scopes |= {k: v.get(lang) for k, v in d.consent_scopes.items()}
-    for d in definitions:
         triggers |= {tr.trigger: f"{t('Change phase')} ({phases.get(tr.dest, tr.dest)})" for tr in d.transitions}
 
     def operation(code: str) -> str:
@@ -183,7 +182,7 @@ def names(definitions: Iterable[PathwayDefinition], lang: str) -> dict[str, Call
         return milestones.get(anchor, anchor)
 
     def each(named: Callable[[str], str]) -> Callable[[Any], Any]:
-        return lambda v: [named(x) for x in v] if isinstance(v, (list, tuple)) else named(v)
+        return lambda value: _each(named, value)
 
     return {
         "phase": each(lambda c: phases.get(c, c)), "agency": each(lambda c: agencies.get(c, c)),

@@ -206,6 +206,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
         if access.write else None
     deadline = deadline_status(detail.next_due_at, datetime.now(timezone.utc), closed=detail.closed_at is not None)
     opened = next((e.payload for e in detail.timeline if e.operation == "open"), {})
+    named = names_for(request, lang)  # once for the page: every refusal on it is named by the same words
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
                 shown=case_person(request, core, session.user, reference),
                 contact_channel=CHANNEL_LABELS.get(opened.get("contact_channel", "")),
@@ -214,7 +215,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 diagram=diagram.build(definition, detail, lang),
                 grants=grants, read_only=access.read_only, emergency=access.break_glass, may_end=may_end,
                 own_unit=own_unit, offers=offered,
-                named=lambda r: refusal_text(r, lang, names_for(request, lang)),
+                named=lambda r: refusal_text(r, lang, named),
                 coordinators=coordinators, phases={p.id: p.title for p in definition.phases},
                 saved=saved, saved_in=SECTION_OF.get(done, "actions") if saved else "", conflict=conflict,
                 refused=refused,
