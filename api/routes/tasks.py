@@ -7,10 +7,11 @@ that the existence of a case is not revealed.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api.access import access_writer, channel, log_access, refused
@@ -21,7 +22,7 @@ from pathway.case.commands import UpdateHandover
 from pathway.accounts import User
 from pathway import policy, services
 from pathway.bootstrap import Forlop
-from pathway.views.tasks import PartnerTaskView, agency_tasks
+from pathway.views.tasks import MAX_PAGE, PAGE, PartnerTaskView, agency_tasks, task_counts, task_page
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["partner tasks"])
 
@@ -68,17 +69,58 @@ def _one(request: Request, core: Forlop, user: User, task_id: uuid.UUID, action:
     return found[0]
 
 
-@router.get("", response_model=list[TaskOut], summary="My agency's handover tasks")
-def list_tasks(request: Request, core: Core, user: Partner,
-               status: Literal["requested", "accepted", "declined", "completed", "cancelled"] | None = None,
-               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> list[TaskOut]:
-    with core.uow(snapshot=True) as uow:  # the list and its access-log rows: one transaction
-        tasks = agency_tasks(uow.conn, agency=policy.task_agency(user), catalog=core.catalog, keys=core.keys,
-                             status=status, limit=limit, unit_name=core.settings.unit_name)
+TaskStatus = Literal["requested", "accepted", "declined", "completed", "cancelled", "open"]
+
+
+class TaskCounts(BaseModel):
+    """How many of the agency's tasks are in each status (all of them, whatever the filters)."""
+
+    requested: int
+    accepted: int
+    declined: int
+    completed: int
+    cancelled: int
+    overdue: int = Field(description="of the open ones (requested or accepted), those past their deadline")
+
+
+class TaskList(BaseModel):
+    items: list[TaskOut] = Field(description="the open tasks first, by deadline (those without one last), then the "
+                                             "others, the last changed first")
+    next: str | None = Field(description="pass as ?cursor= for the next page (also in the Link header); null on the "
+                                         "last page")
+    counts: TaskCounts
+
+
+@router.get("", response_model=TaskList, summary="My agency's handover tasks, a page at a time")
+def list_tasks(request: Request, response: Response, core: Core, user: Partner,
+               status: Annotated[list[TaskStatus] | None, Query(
+                   description="one or more; open is requested and accepted")] = None,
+               overdue: Annotated[bool, Query(description="only the open ones past their deadline")] = False,
+               cursor: Annotated[str | None, Query(max_length=500)] = None,
+               limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = PAGE) -> TaskList:
+    listed = task_list(request, core, user, status=status, overdue=overdue, cursor=cursor, limit=limit)
+    if listed.next:
+        response.headers["Link"] = f'<{request.url.include_query_params(cursor=listed.next)}>; rel="next"'
+    return listed
+
+
+def task_list(request: Request, core: Forlop, user: User, *, status: Sequence[str] | None = None,
+              overdue: bool = False, cursor: str | None = None, limit: int = PAGE) -> TaskList:
+    """A page of the agency's tasks and their counts (the API's answer and the tasks page); the page, the counts and
+    the access-log rows are one transaction."""
+    now = datetime.now(timezone.utc)
+    agency = policy.task_agency(user)
+    # a cursor the API did not hand out is an InvalidArgument (422), said in the caller's language
+    with core.uow(snapshot=True) as uow:
+        listed = task_page(uow.conn, agency=agency, catalog=core.catalog, keys=core.keys, now=now,
+                           status=status or None, overdue=overdue, cursor=cursor, limit=limit,
+                           unit_name=core.settings.unit_name)
+        counts = task_counts(uow.conn, agency=agency, now=now)
         # One row per case shown (its reference, and the name where the consent allows it), as for a case read.
-        access_writer(request, user, "task.list", shown=[(t.case_reference, t.id) for t in tasks])(uow.conn)
+        access_writer(request, user, "task.list", shown=[(t.case_reference, t.id) for t in listed.items])(uow.conn)
         uow.commit()
-    return [_out(t, user.language) for t in tasks]
+    return TaskList(items=[_out(t, user.language) for t in listed.items], next=listed.next_cursor,
+                    counts=TaskCounts(**counts))
 
 
 @router.get("/{task_id}", response_model=TaskOut, summary="One handover task")

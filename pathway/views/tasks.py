@@ -5,19 +5,21 @@ when: the partner sees that the scope changed, not only that it is smaller."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
 from pathway.case import HANDOVER_STATUSES, LEGAL_BASES
 from pathway.crypto import KeyRing
 from pathway.definition import PathwayDefinition
+from pathway.errors import InvalidArgument
 from pathway.people import unseal
 from pathway.policy import task_fields
 from pathway.store.catalog import DefinitionCatalog
 from pathway.store.tables import case_t, handover_t, person_t
+from pathway.views.cases import BadCursor, _decode_cursor, _encode_cursor
 
 BASES = ("consent", *LEGAL_BASES)
 
@@ -64,9 +66,12 @@ class PartnerTaskView:
 
 
 def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: DefinitionCatalog, keys: KeyRing,
-                 task_id: uuid.UUID | None = None, status: str | None = None, limit: int = 100,
+                 task_id: uuid.UUID | None = None, status: str | Collection[str] | None = None,
+                 overdue: bool = False, now: datetime | None = None, cursor: str | None = None, limit: int = 100,
                  unit_name: Callable[[str], str] = str) -> list[PartnerTaskView]:
-    """An agency's tasks (or the one ``task_id``, if it is the agency's), soonest due first; None sees none; the
+    """An agency's tasks (or the one ``task_id``, if it is the agency's), at most ``limit`` after ``cursor``, in
+    ``task_page``'s order; ``status`` keeps one or more statuses ("open": requested and accepted), ``overdue`` the
+    open ones past their deadline at ``now``; None sees none; the
     contact is named with its unit's name (``unit_name``, the installation's). A
     person record is decrypted only for a task whose fields include the name. Of a consent narrowed or withdrawn
     since the handover, a task says what it no longer shares and when the consent changed."""
@@ -74,12 +79,10 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
                        case_t.c.definition_version, case_t.c.consents, person_t.c.ciphertext)
              .join(case_t, case_t.c.id == handover_t.c.case_id)
              .outerjoin(person_t, person_t.c.case_id == handover_t.c.case_id)
-             .where(handover_t.c.agency == agency if agency is not None else sa.false())
-             .order_by(handover_t.c.due_at, handover_t.c.id).limit(limit))
+             .where(_of_agency(agency), *_filters(status, overdue, now, cursor))
+             .order_by(*_ORDER).limit(limit))
     if task_id is not None:
         query = query.where(handover_t.c.id == task_id)
-    if status is not None:
-        query = query.where(handover_t.c.status == status)
     views = []
     for r in conn.execute(query).all():
         d = catalog.resolve(r.pathway_id, r.definition_version, conn=conn)
@@ -105,3 +108,98 @@ def _named(definition: PathwayDefinition, scope: tuple[str, ...], lang: str) -> 
     """Consent scopes by the definition's names for them (a code it does not name stays a code)."""
     return tuple(definition.consent_scopes[code].get(lang) if code in definition.consent_scopes else code
                  for code in scope)
+
+
+# -- paging: every task reachable, whatever their number --------------------------------------------------------
+
+OPEN = ("requested", "accepted")  # still to be accepted or completed: the only tasks that can be late
+PAGE, MAX_PAGE = 50, 200
+_FAR = datetime(9999, 12, 31, tzinfo=timezone.utc)  # an open task without a deadline: after every one with one
+_open = handover_t.c.status.in_(OPEN)
+_deadline = sa.func.coalesce(handover_t.c.due_at, sa.literal(_FAR, handover_t.c.due_at.type))
+# The open tasks first, by deadline (the overdue first, those without one last), then the others, last changed
+# first; then by id. A cursor is a position in this order: (0, deadline, id) or (1, last change, id).
+_ORDER = (sa.case((_open, 0), else_=1), sa.case((_open, _deadline)),
+          sa.case((sa.not_(_open), handover_t.c.updated_at)).desc(), handover_t.c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of an agency's tasks, and the cursor of the next (None on the last)."""
+
+    items: list[PartnerTaskView]
+    next_cursor: str | None
+
+
+def task_page(conn: sa.Connection, *, agency: str | None, catalog: DefinitionCatalog, keys: KeyRing, now: datetime,
+              status: str | Collection[str] | None = None, overdue: bool = False, cursor: str | None = None,
+              limit: int = PAGE, unit_name: Callable[[str], str] = str) -> TaskPage:
+    """At most ``limit`` (1 to 200) of an agency's tasks after ``cursor`` (the one the page before handed out), by
+    ``agency_tasks``: following the cursors reaches every task once. A cursor is the position of a page's last task,
+    so a task that changes status meanwhile may move past the reader or come round again."""
+    limit = max(1, min(limit, MAX_PAGE))
+    views = agency_tasks(conn, agency=agency, catalog=catalog, keys=keys, status=status, overdue=overdue, now=now,
+                         cursor=cursor, limit=limit + 1, unit_name=unit_name)
+    if len(views) <= limit:
+        return TaskPage(views, None)
+    last = views[limit - 1]
+    done = last.status not in OPEN
+    at = last.updated_at if done else last.due_at or _FAR
+    return TaskPage(views[:limit], _encode_cursor([str(int(done)), at.isoformat(), str(last.id)]))
+
+
+def task_counts(conn: sa.Connection, *, agency: str | None, now: datetime) -> dict[str, int]:
+    """How many of the agency's tasks are in each status, and how many open ones are past their deadline at ``now``
+    (``overdue``), in one query."""
+    late = sa.func.sum(sa.case((_late(now), 1), else_=0))
+    counts = dict.fromkeys((*HANDOVER_STATUSES, "overdue"), 0)
+    for status, n, overdue in conn.execute(sa.select(handover_t.c.status, sa.func.count(), late)
+                                           .where(_of_agency(agency)).group_by(handover_t.c.status)):
+        counts[status] = n
+        counts["overdue"] += overdue or 0
+    return counts
+
+
+def _of_agency(agency: str | None) -> sa.ColumnElement[bool]:
+    return handover_t.c.agency == agency if agency is not None else sa.false()
+
+
+def _late(now: datetime) -> sa.ColumnElement[bool]:
+    """The one rule for late work (``deadline_status``) as SQL: open, and its deadline passed."""
+    return sa.and_(_open, handover_t.c.due_at < now)
+
+
+def _filters(status: str | Collection[str] | None, overdue: bool, now: datetime | None,
+             cursor: str | None) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if status is not None:
+        where.append(handover_t.c.status.in_(_statuses(status)))
+    if overdue:
+        where.append(_late(now or datetime.now(timezone.utc)))
+    if cursor:
+        done, at, last_id = _position(cursor)
+        if done:  # after a task no longer open: those changed before it
+            where += [sa.not_(_open), sa.or_(handover_t.c.updated_at < at,
+                                             sa.and_(handover_t.c.updated_at == at, handover_t.c.id > last_id))]
+        else:  # after an open task: the open ones due after it, then all the others
+            where.append(sa.or_(sa.not_(_open), _deadline > at, sa.and_(_deadline == at, handover_t.c.id > last_id)))
+    return where
+
+
+def _statuses(status: str | Collection[str]) -> list[str]:
+    """One or more statuses, "open" for requested and accepted; anything else is refused."""
+    given = [status] if isinstance(status, str) else list(status)
+    if any(s != "open" and s not in HANDOVER_STATUSES for s in given):
+        raise InvalidArgument("status", "must be one of {choices}", choices=[*HANDOVER_STATUSES, "open"])
+    return sorted({s for g in given for s in (OPEN if g == "open" else (g,))})
+
+
+def _position(cursor: str) -> tuple[bool, datetime, uuid.UUID]:
+    """Where the page before ended: (past the open tasks, that task's deadline or last change, its id)."""
+    try:
+        (done, at), last_id = _decode_cursor(cursor, ["rank", "time"])
+        if done not in (0, 1):
+            raise BadCursor()
+    except BadCursor:  # the case list's words, said where the catalog's extraction finds them
+        raise InvalidArgument("cursor", "not a cursor this API handed out") from None
+    return bool(done), at, last_id

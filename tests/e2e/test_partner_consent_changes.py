@@ -61,7 +61,8 @@ def test_narrowing_the_police_consent_shows_politi_the_withheld_scope_and_no_nam
     assert one["asked"] == ["contact", "threat_assessment"]
     assert one["withheld"] == ["name"] and one["withheld_names"] == ["Navn"]  # politi reads bokmål
     assert datetime.fromisoformat(one["consent_changed_at"]) == changed
-    listed = [t for t in w.client.get(f"{API}/tasks", headers=w.auth("politi")).json() if t["id"] == str(task_id)]
+    listed = [t for t in w.client.get(f"{API}/tasks", params={"limit": 200}, headers=w.auth("politi")).json()["items"]
+          if t["id"] == str(task_id)]
     assert listed == [one]
 
     fhir = _task(w, task_id, "/fhir")
