@@ -92,6 +92,12 @@ def working_days_between(start: datetime, end: datetime) -> int:
 _DAY = timedelta(days=1)
 
 
+def end_of_day(moment: datetime) -> datetime:
+    """The end of ``moment``'s day in Oslo (the next local midnight, in UTC): what "the same day" gives until."""
+    _require_aware(moment)
+    return _at_local(moment.astimezone(OSLO).date() + _DAY, time(0))
+
+
 def _wall(moment: datetime) -> tuple[date, timedelta]:
     """The Oslo local date of ``moment`` and its wall-clock time as the time since that date's midnight."""
     local = moment.astimezone(OSLO)

@@ -131,6 +131,7 @@ class TaskFields:
 
     scope: tuple[str, ...]  # of the task's scope, what the consent shares now
     name: bool  # the person's name
+    contact: bool = False  # the person's safe contact channel (never an address)
 
 
 def task_fields(task_scope: Iterable[str], basis: str, consent_scope: Iterable[str] | None,
@@ -138,4 +139,5 @@ def task_fields(task_scope: Iterable[str], basis: str, consent_scope: Iterable[s
     """The fields of a task its agency may see now: the consent is read when the task is, so a narrowed or
     withdrawn consent (``consent_scope`` None) narrows every open task at once."""
     scope = shareable(task_scope, basis, consent_scope)
-    return TaskFields(scope, "name" in scope and status in OPEN_TASK)
+    open_task = status in OPEN_TASK
+    return TaskFields(scope, "name" in scope and open_task, "contact" in scope and open_task)

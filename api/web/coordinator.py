@@ -261,16 +261,18 @@ def hand_over(request: Request, core: Core, session: CoordinatorPage, reference:
         return _case_page(request, core, session, reference, status=422, failed_action=action,
                           errors=[{"loc": "version", "msg": "missing"}])
     code, basis = str(form.get("code") or ""), str(form.get("basis") or "")
-    reason = str(form.get("reason") or "") or None
+    reason, note = str(form.get("reason") or "") or None, str(form.get("note") or "") or None
+    agency = str(form.get("agency") or "")
+    # The agency is posted with every form; the task names it only where the checkpoint has several to choose from.
+    to = agency if form.get("chosen") else None
     commands: list[Any]
     if basis == CONSENT_NOW:  # the consent to the checkpoint's agency (another one's leaves the handover refused)
-        commands = [RecordConsent(agency=str(form.get("agency") or ""), scope=tuple(str(s) for s in
-                                                                                  form.getlist("scope"))),
-                    CreateHandover(code=code)]
+        commands = [RecordConsent(agency=agency, scope=tuple(str(s) for s in form.getlist("scope"))),
+                    CreateHandover(code=code, agency=to, note=note)]
     elif basis == CONSENT:
-        commands = [CreateHandover(code=code)]
+        commands = [CreateHandover(code=code, agency=to, note=note)]
     else:
-        commands = [CreateHandover(code=code, legal_basis=basis or None, reason=reason)]
+        commands = [CreateHandover(code=code, agency=to, legal_basis=basis or None, reason=reason, note=note)]
     try:
         operations.apply_operation(request, core, session.user, reference, version=version, command=commands[0],
                                    then=commands[1:])

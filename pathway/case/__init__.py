@@ -8,7 +8,6 @@ from pathway.case.values import (
     EARLIEST,
     HANDOVER_STATUSES,
     LATEST,
-    LEGAL_BASES,
     Consent,
     HandoverTask,
     Step,
@@ -19,7 +18,7 @@ from pathway.case.values import (
 )
 
 __all__ = [
-    "COMMANDS", "EARLIEST", "GENESIS", "HANDOVER_STATUSES", "LATEST", "LEGAL_BASES", "Case", "Command", "Consent",
+    "COMMANDS", "EARLIEST", "GENESIS", "HANDOVER_STATUSES", "LATEST", "Case", "Command", "Consent",
     "Context", "Event", "HandoverTask", "Resolver", "Step", "canonical", "event_hash", "iso", "parse_iso", "replay",
     "shareable", "utc",
 ]

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from transitions import MachineError
 
-from pathway.calendar import Unit, add_working_time, shift, working_time_between
+from pathway.calendar import Unit, add_working_time, end_of_day, shift, working_time_between
 from pathway.case.refusals import Refusal
 from pathway.case.state import CaseState
 from pathway.case.values import Step
@@ -132,8 +132,20 @@ class Deadlines(CaseState):
                 anchor_at = self.anchor(anchor)
                 if anchor_at is not None:
                     step.anchor_at = anchor_at
-                    step.due_at = self.due(checkpoint, anchor_at)
+                    step.due_at = self.same_day(step, self.due(checkpoint, anchor_at))
         self.sync_handover_deadlines()
+
+    def same_day(self, step: Step, due: datetime | None) -> datetime | None:
+        """``due``, or sooner: the end of the day an open handover of the step was sent, where the checkpoint asks for
+        the same day at the threat level the task was sent at (high risk: the police act the same day)."""
+        checkpoint = self.definition.checkpoint.get(step.code)
+        levels = checkpoint.handover.same_day_at if checkpoint is not None and checkpoint.handover else ()
+        sent = [t.created_at for t in self.handovers
+                if levels and t.code == step.code and t.is_open and t.urgency in levels]
+        if not sent:
+            return due
+        by = end_of_day(max(sent))
+        return by if due is None or by < due else due
 
     def sync_handover_deadlines(self) -> None:
         for task in self.handovers:

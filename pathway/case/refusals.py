@@ -42,6 +42,7 @@ REFUSALS = {
     "handover_open": N_("{code} already has an open handover task"),
     "consent_missing": N_("no consent to {agency} that covers: {missing_scope}"),
     "basis_invalid": N_("not a legal basis for a handover to {agency} (valid: {valid})"),
+    "agency_choice": N_("choose which agency {code} goes to: {valid}"),
 }
 
 

@@ -39,6 +39,7 @@ class CaseState:
     closed_at: datetime | None = None
     outcome: str | None = None
     transferred_to: str | None = None
+    risk: str | None = None  # the threat level of the latest assessment (a RISK_LEVELS value), None until assessed
     version: int = 0
     head_hash: str = GENESIS
     new_events: list[Event] = field(default_factory=list)
@@ -168,7 +169,9 @@ class CaseState:
             },
             "handovers": [
                 [str(t.id), t.code, t.agency, list(t.scope), t.basis, t.status, iso(t.created_at), t.created_by,
-                 iso(t.due_at), iso(t.updated_at)]
+                 iso(t.due_at), iso(t.updated_at),
+                 *([{k: getattr(t, k) for k in t.EXTRAS if getattr(t, k) is not None}]
+                   if any(getattr(t, k) is not None for k in t.EXTRAS) else [])]
                 for t in self.handovers
             ],
             "steps": [
@@ -179,6 +182,7 @@ class CaseState:
             "closed_at": iso(self.closed_at),
             "outcome": self.outcome,
             "transferred_to": self.transferred_to,
+            **({"risk": self.risk} if self.risk is not None else {}),  # states from before risk was kept hash alike
             "version": self.version,
         }
 

@@ -10,16 +10,11 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pathway.errors import InvalidArgument
 from pathway.machine import OPEN_STEP_STATES
 
-LEGAL_BASES = {
-    # legal basis -> the agency it allows contacting without consent
-    "avert_crime": "police",  # straffeloven §196, avvergingsplikt
-    "child_welfare_duty": "child_welfare",  # opplysningsplikt til barnevernet
-}
 HANDOVER_STATUSES = ("requested", "accepted", "declined", "completed", "cancelled")
 BACKDATE_TOLERANCE = timedelta(hours=1)
 MAX_TEXT = 2000
@@ -142,12 +137,19 @@ class HandoverTask:
     code: str
     agency: str
     scope: tuple[str, ...]
-    basis: str  # "consent" or a key of LEGAL_BASES
+    basis: str  # "consent" or a legal basis of the definition's (``legal_bases``)
     status: str
     created_at: datetime
     created_by: str
     due_at: datetime | None
     updated_at: datetime
+    note: str | None = None  # the coordinator's note to the agency, written at the handover; the agency's alone
+    urgency: str | None = None  # the case's threat level when the task was made (a RISK_LEVELS value)
+    updated_by: str | None = None  # who last answered it (accepted, declined, completed) or cancelled it
+    reply: str | None = None  # the agency's reason for declining or its note on completing
+
+    # Kept since tasks had them: in a snapshot only when set, so that states from before hash as they did.
+    EXTRAS: ClassVar[tuple[str, ...]] = ("note", "urgency", "updated_by", "reply")
 
     @property
     def is_open(self) -> bool:

@@ -32,6 +32,13 @@ def _duplicates(d: PathwayDefinition) -> Iterator[tuple[Loc, str]]:
     clash = set(d.roles) & set(d.agencies)
     for name in sorted(clash):
         yield ("agencies", name), f"'{name}' is both a role and an agency"
+    for name, agency in d.agencies.items():
+        for j, scope in enumerate(agency.scopes):
+            if scope not in d.consent_scopes:
+                yield ("agencies", name, "scopes", j), f"unknown consent scope '{scope}'"
+        for j, basis in enumerate(agency.legal_bases):
+            if basis not in d.legal_bases:
+                yield ("agencies", name, "legal_bases", j), f"unknown legal basis '{basis}'"
 
 
 def _references(d: PathwayDefinition) -> Iterator[tuple[Loc, str]]:
@@ -69,11 +76,15 @@ def _references(d: PathwayDefinition) -> Iterator[tuple[Loc, str]]:
         if c.completed_by == "handover" and c.handover is None:
             yield (*at, "handover"), "completed_by: handover needs a handover section (agency and scope)"
         if c.handover is not None:
-            if c.handover.agency not in d.agencies:
-                yield (*at, "handover", "agency"), f"unknown agency '{c.handover.agency}'"
+            for agency in c.handover.agencies:
+                if agency not in d.agencies:
+                    yield (*at, "handover", "agency"), f"unknown agency '{agency}'"
             for j, scope in enumerate(c.handover.scope):
                 if scope not in d.consent_scopes:
                     yield (*at, "handover", "scope", j), f"unknown consent scope '{scope}'"
+                for agency in c.handover.agencies:
+                    if agency in d.agencies and not d.agencies[agency].receives(scope):
+                        yield (*at, "handover", "scope", j), f"agency '{agency}' may not receive '{scope}'"
         if c.repeat and c.deadline is None:
             yield (*at, "repeat"), "a repeating checkpoint needs a deadline for its first occurrence"
         for j, rule in enumerate(c.repeat[:-1]):

@@ -81,9 +81,39 @@ class RepeatRule(_Frozen):
     times: int | None = Field(default=None, ge=1, le=1000)
 
 
+RiskLevel = Literal["low", "medium", "high"]
+RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high")
+
+
+class Agency(Text):
+    """A partner agency the pathway hands over to: its names, the consent scopes it may ever receive (empty: any of
+    the pathway's), and the legal bases (keys of ``legal_bases``) on which it may be told without consent."""
+
+    scopes: tuple[Ident, ...] = ()
+    legal_bases: tuple[Ident, ...] = ()
+
+    def receives(self, scope: str) -> bool:
+        return not self.scopes or scope in self.scopes
+
+
+class LegalBasis(Text):
+    """A legal basis for a handover without consent, named in both languages, and the provision it rests on."""
+
+    law: Label
+
+
 class Handover(_Frozen):
-    agency: Ident
+    """What a handover checkpoint sends, and to whom: one agency, or several for the coordinator to choose from (one
+    open task at a time: after a decline, another may be asked). ``same_day_at`` names the threat levels at which the
+    task (and its step) is due the same day it is sent."""
+
+    agency: Ident | tuple[Ident, ...]
     scope: tuple[Ident, ...] = Field(min_length=1)
+    same_day_at: tuple[RiskLevel, ...] = ()
+
+    @property
+    def agencies(self) -> tuple[str, ...]:
+        return (self.agency,) if isinstance(self.agency, str) else self.agency
 
 
 class Checkpoint(_Frozen):
@@ -133,6 +163,13 @@ class Transition(_Frozen):
         return (self.source,) if isinstance(self.source, str) else self.source
 
 
+_EARLIER_LEGAL_BASES = {
+    "avert_crime": {"nb": "Avvergingsplikt", "en": "Duty to avert a crime", "law": "straffeloven § 196"},
+    "child_welfare_duty": {"nb": "Opplysningsplikt til barnevernet", "en": "Duty to inform child welfare",
+                           "law": "barnevernsloven § 13-2"},
+}
+
+
 class PathwayDefinition(_Frozen):
     """A whole pathway definition: immutable once parsed. ``sha256`` is the hash of the source text."""
 
@@ -140,7 +177,8 @@ class PathwayDefinition(_Frozen):
     version: int = Field(ge=1)
     title: Text
     roles: dict[Ident, Text] = Field(min_length=1)
-    agencies: dict[Ident, Text] = {}
+    agencies: dict[Ident, Agency] = {}
+    legal_bases: dict[Ident, LegalBasis] = {}
     consent_scopes: dict[Ident, Text] = {}
     conditions: dict[Ident, Text] = {}
     milestones: dict[Ident, Text] = {}
@@ -152,6 +190,23 @@ class PathwayDefinition(_Frozen):
     checkpoints: tuple[Checkpoint, ...] = Field(min_length=1)
     sha256: str = Field(default="", exclude=True)
     source: str = Field(default="", exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legal_bases_of_before(cls, data: object) -> object:
+        """A definition registered before legal bases were data named none: it had the two the code then knew."""
+        if not isinstance(data, dict) or "legal_bases" in data:
+            return data
+        agencies = {k: dict(v) if isinstance(v, dict) else v for k, v in (data.get("agencies") or {}).items()}
+        for agency, basis in (("police", "avert_crime"), ("child_welfare", "child_welfare_duty")):
+            if isinstance(agencies.get(agency), dict):
+                agencies[agency].setdefault("legal_bases", [basis])
+        return {**data, "agencies": agencies, "legal_bases": _EARLIER_LEGAL_BASES}
+
+    def legal_bases_for(self, agency: str) -> tuple[str, ...]:
+        """The legal bases on which ``agency`` may be told without consent."""
+        found = self.agencies.get(agency)
+        return found.legal_bases if found is not None else ()
 
     @property
     def key(self) -> tuple[str, int]:

@@ -23,7 +23,8 @@ Resolver = Callable[[str, int], PathwayDefinition]
 
 _STEP_COLS = ("id", "code", "occurrence", "owner", "state", "adhoc", "title", "created_at", "anchor_at", "due_at",
               "activated_at", "ended_at", "ended_by")
-_TASK_COLS = ("id", "code", "agency", "scope", "basis", "status", "created_at", "created_by", "due_at", "updated_at")
+_TASK_COLS = ("id", "code", "agency", "scope", "basis", "status", "created_at", "created_by", "due_at", "updated_at",
+              "note", "urgency", "updated_by", "reply")
 
 
 _Loaded = tuple[int, bool, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tuple[Any, ...]]]
@@ -43,7 +44,7 @@ _STEPS_OF_CASE = (sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.c
 _TASKS_OF_CASE = (sa.select(*[handover_t.c[c] for c in _TASK_COLS])
                   .where(handover_t.c.case_id == sa.bindparam("case_id")).order_by(handover_t.c.position))
 _CASE_COLS = ("pathway_id", "definition_version", "unit", "phase", "coordinator", "opened_at", "paused_since",
-              "paused_time", "closed_at", "outcome", "transferred_to", "conditions", "milestones", "consents",
+              "paused_time", "closed_at", "outcome", "transferred_to", "risk", "conditions", "milestones", "consents",
               "version", "head_hash", "next_due_at", "updated_at")
 _UPDATE_CASE = (sa.update(case_t)
                 .where(case_t.c.id == sa.bindparam("b_id"), case_t.c.version == sa.bindparam("b_expected"))
@@ -89,6 +90,7 @@ def _case_values(case: Case) -> dict[str, Any]:
         "closed_at": case.closed_at,
         "outcome": case.outcome,
         "transferred_to": case.transferred_to,
+        "risk": case.risk,
         "conditions": sorted(case.conditions),
         "milestones": {k: iso(v) for k, v in sorted(case.milestones.items())},
         "consents": {
@@ -144,7 +146,7 @@ class CaseRepository:
                 a: Consent(a, tuple(c["scope"]), c["given"], datetime.fromisoformat(c["recorded_at"]), c["recorded_by"])
                 for a, c in row["consents"].items()
             },
-            closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=row["transferred_to"],
+            closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=row["transferred_to"], risk=row["risk"],
             version=row["version"], head_hash=row["head_hash"],
         )
         case.paused_time = row["paused_time"]

@@ -12,14 +12,13 @@ from datetime import datetime
 from pathway.case import Case
 from pathway.case.commands import (
     AddStep, Advance, AssignCoordinator, Close, Command, CompleteStep, CreateHandover, Pause, RecordConsent,
-    RecordMilestone, Resume, SetCondition, SkipStep, Transfer,
+    RecordMilestone, RecordRisk, Resume, SetCondition, SkipStep, Transfer,
 )
-from pathway.case.commands.handovers import legal_bases
 from pathway.case.refusals import Refusal
 from pathway.machine import compile_pathway
 
 # The basis of a handover given now on the page: the person consents now (the consent is recorded with the task),
-# consent recorded before, or a legal basis (``LEGAL_BASES``).
+# consent recorded before, or a legal basis (the definition's, for the agency).
 CONSENT_NOW, CONSENT = "consent_now", "consent"
 
 
@@ -46,14 +45,16 @@ class Move:
 
 @dataclass(frozen=True, slots=True)
 class HandoverOffer:
-    """A handover checkpoint whose step is open: its agency, the scope it needs (pre-ticked), and the bases it may be
-    given on now, each as its own offer (only the allowed ones are offered); ``refusal`` when none is."""
+    """A handover checkpoint whose step is open, to one of its agencies: the scope it needs (pre-ticked), and the
+    bases it may be given on now, each as its own offer (only the allowed ones are offered); ``refusal`` when none
+    is. ``chosen`` when the checkpoint names several agencies (the form says which)."""
 
     code: str
     agency: str
     scope: tuple[str, ...]
     bases: dict[str, Offer]
     refusal: Refusal | None
+    chosen: bool = False
 
     @property
     def allowed(self) -> bool:
@@ -86,6 +87,7 @@ def offers(case: Case, *, at: datetime) -> Offers:
         "resume": offer(case, Resume(), at=at),
         "consent": offer(case, RecordConsent(agency=next(iter(d.agencies), "")), at=at),
         "coordinator": offer(case, AssignCoordinator(coordinator=""), at=at),
+        "risk": offer(case, RecordRisk(level="high"), at=at),
         "condition": offer(case, SetCondition(name="", value=True, reason=""), at=at),
         "milestone": offer(case, RecordMilestone(name="", when=at), at=at),
         "add_step": offer(case, AddStep(title="", owner="", due_at=at, reason=""), at=at),
@@ -103,22 +105,25 @@ def offers(case: Case, *, at: datetime) -> Offers:
             if case.transition_refusal(trigger, Advance.operation, requires=False) is None:
                 t = d.transition[trigger]
                 moves.append(Move(trigger, t.kind, t.dest, offer(case, Advance(trigger=trigger), at=at)))
-    return Offers(forms, steps, moves, [handover_offer(case, c.code, at=at) for c in d.checkpoints
-                                        if c.handover is not None and (s := case.latest(c.code)) and s.is_open])
+    return Offers(forms, steps, moves, [handover_offer(case, c.code, agency, at=at) for c in d.checkpoints
+                                        if c.handover is not None and (s := case.latest(c.code)) and s.is_open
+                                        for agency in c.handover.agencies])
 
 
-def handover_offer(case: Case, code: str, *, at: datetime) -> HandoverOffer:
-    """A handover checkpoint's form: on consent given now (the consent and the task in one change), on consent
-    recorded before, or on a legal basis for its agency; each basis offered only where the case would allow it."""
+def handover_offer(case: Case, code: str, agency: str, *, at: datetime) -> HandoverOffer:
+    """A handover checkpoint's form to one of its agencies: on consent given now (the consent and the task in one
+    change), on consent recorded before, or on a legal basis for that agency; each basis offered only where the case
+    would allow it."""
     handover = case.definition.checkpoint[code].handover
     assert handover is not None
+    chosen = len(handover.agencies) > 1
+    to = agency if chosen else None
     asked = {
-        CONSENT_NOW: offer(case, RecordConsent(agency=handover.agency, scope=handover.scope),
-                           CreateHandover(code=code), at=at),
-        CONSENT: offer(case, CreateHandover(code=code), at=at),
-        **{basis: offer(case, CreateHandover(code=code, legal_basis=basis), at=at)
-           for basis in legal_bases(handover.agency)},
+        CONSENT_NOW: offer(case, RecordConsent(agency=agency, scope=handover.scope),
+                           CreateHandover(code=code, agency=to), at=at),
+        CONSENT: offer(case, CreateHandover(code=code, agency=to), at=at),
+        **{basis: offer(case, CreateHandover(code=code, agency=to, legal_basis=basis), at=at)
+           for basis in case.definition.legal_bases_for(agency)},
     }
     bases = {basis: o for basis, o in asked.items() if o.allowed}
-    return HandoverOffer(code, handover.agency, handover.scope, bases,
-                         None if bases else asked[CONSENT_NOW].refusal)
+    return HandoverOffer(code, agency, handover.scope, bases, None if bases else asked[CONSENT_NOW].refusal, chosen)

@@ -11,18 +11,15 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from pathway.case import HANDOVER_STATUSES, LEGAL_BASES
+from pathway.case import HANDOVER_STATUSES
 from pathway.crypto import KeyRing
 from pathway.definition import PathwayDefinition
 from pathway.errors import InvalidArgument
 from pathway.people import unseal
 from pathway.policy import task_fields
 from pathway.store.catalog import DefinitionCatalog
-from pathway.store.tables import case_t, handover_t, person_t
+from pathway.store.tables import case_t, handover_t, person_t, user_t
 from pathway.views.cases import BadCursor, _decode_cursor, _encode_cursor
-
-BASES = ("consent", *LEGAL_BASES)
-
 
 @dataclass(frozen=True, slots=True)
 class PartnerTaskView:
@@ -36,7 +33,7 @@ class PartnerTaskView:
     agency: str
     agency_name: str
     status: str  # Forløp's: requested, accepted, declined, completed, cancelled
-    basis: str  # "consent", "avert_crime" or "child_welfare_duty"
+    basis: str  # "consent", or the definition's legal basis (e.g. "avert_crime", "child_welfare_duty")
     scope: tuple[str, ...]  # consent scope codes
     due_at: datetime | None  # aware
     created_at: datetime  # aware
@@ -47,14 +44,26 @@ class PartnerTaskView:
     withheld_nb: tuple[str, ...] = ()  # the same, named (the definition's consent scopes), in bokmål
     withheld_en: tuple[str, ...] = ()  # and in English
     consent_changed_at: datetime | None = None  # when the consent was last changed; given when something is withheld
+    scope_nb: tuple[str, ...] = ()  # the shared scope, named, in bokmål
+    scope_en: tuple[str, ...] = ()  # and in English
+    basis_nb: str = ""  # the basis, named ("Samtykke", "Opplysningsplikt til barnevernet (barnevernsloven § 13-2)")
+    basis_en: str = ""
+    note: str | None = None  # the coordinator's note to this agency, written at the handover
+    urgency: str | None = None  # low, medium, high: the case's threat level when the task was sent
+    same_day: bool = False  # at this urgency the task is due the same day it was sent (high risk, the police)
+    coordinator: str | None = None  # the case's coordinator (a staff username), None before one is assigned
+    phone: str | None = None  # the coordinator's work phone, where they gave one
+    safe_contact: str | None = None  # the person's safe contact channel: only when the consent shares "contact"
+    answered_by: str | None = None  # who last answered (accepted, declined, completed)
+    reply: str | None = None  # what they wrote: the reason for declining, the note on completing
 
     def __post_init__(self) -> None:
         if self.status not in HANDOVER_STATUSES:
             raise ValueError(f"unknown handover status {self.status!r}")
-        if self.basis not in BASES:
-            raise ValueError(f"unknown legal basis {self.basis!r}")
         if self.person_name is not None and "name" not in self.scope:
             raise ValueError("person_name may only be shared when the consent scope includes 'name'")
+        if self.safe_contact is not None and "contact" not in self.scope:
+            raise ValueError("safe_contact may only be shared when the consent scope includes 'contact'")
         if set(self.withheld) & set(self.scope):
             raise ValueError("a scope is either shared or withheld, not both")
         if not len(self.withheld) == len(self.withheld_nb) == len(self.withheld_en):
@@ -76,9 +85,11 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
     person record is decrypted only for a task whose fields include the name. Of a consent narrowed or withdrawn
     since the handover, a task says what it no longer shares and when the consent changed."""
     query = (sa.select(handover_t, case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
-                       case_t.c.definition_version, case_t.c.consents, person_t.c.ciphertext)
+                       case_t.c.definition_version, case_t.c.consents, person_t.c.ciphertext,
+                       user_t.c.phone.label("coordinator_phone"))
              .join(case_t, case_t.c.id == handover_t.c.case_id)
              .outerjoin(person_t, person_t.c.case_id == handover_t.c.case_id)
+             .outerjoin(user_t, user_t.c.username == case_t.c.coordinator)
              .where(_of_agency(agency), *_filters(status, overdue, now, cursor))
              .order_by(*_ORDER).limit(limit))
     if task_id is not None:
@@ -89,9 +100,13 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
         checkpoint = d.checkpoint.get(r.code)
         consent = r.consents.get(r.agency)
         shown = task_fields(r.scope, r.basis, consent["scope"] if consent and consent["given"] else None, r.status)
-        name = None
-        if shown.name and r.ciphertext is not None:
-            name = unseal(r.ciphertext, case_id=r.case_id, keys=keys).name
+        name = safe_contact = None
+        if (shown.name or shown.contact) and r.ciphertext is not None:
+            person = unseal(r.ciphertext, case_id=r.case_id, keys=keys)
+            name = person.name if shown.name else None
+            safe_contact = person.safe_contact if shown.contact else None
+        handover = checkpoint.handover if checkpoint else None
+        basis = d.legal_bases.get(r.basis)
         withheld = tuple(code for code in r.scope if code not in shown.scope)
         views.append(PartnerTaskView(
             id=r.id, case_reference=r.reference, code=r.code,
@@ -100,7 +115,13 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
             status=r.status, basis=r.basis, scope=shown.scope, due_at=r.due_at, created_at=r.created_at,
             updated_at=r.updated_at, contact=f"{r.coordinator or 'koordinator'} ({unit_name(r.unit)})", person_name=name,
             withheld=withheld, withheld_nb=_named(d, withheld, "nb"), withheld_en=_named(d, withheld, "en"),
-            consent_changed_at=datetime.fromisoformat(consent["recorded_at"]) if withheld and consent else None))
+            consent_changed_at=datetime.fromisoformat(consent["recorded_at"]) if withheld and consent else None,
+            scope_nb=_named(d, shown.scope, "nb"), scope_en=_named(d, shown.scope, "en"),
+            basis_nb=f"{basis.nb} ({basis.law})" if basis else "Samtykke",
+            basis_en=f"{basis.en} ({basis.law})" if basis else "Consent",
+            note=r.note, urgency=r.urgency, coordinator=r.coordinator, phone=r.coordinator_phone,
+            same_day=bool(handover and r.urgency in handover.same_day_at), safe_contact=safe_contact,
+            answered_by=r.updated_by if r.status in ("accepted", "declined", "completed") else None, reply=r.reply))
     return views
 
 

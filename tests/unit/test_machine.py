@@ -29,9 +29,9 @@ def test_a_definition_parsed_again_from_the_same_text_shares_the_machine(
 def test_another_version_of_the_pathway_gets_its_own_machine(
     definition: PathwayDefinition, shipped_text: str
 ) -> None:
-    version_2 = parse_definition(shipped_text.replace("version: 1\n", "version: 2\n", 1))
-    assert compile_pathway(version_2) is not compile_pathway(definition)
-    assert compile_pathway(version_2).definition.version == 2
+    version_3 = parse_definition(shipped_text.replace("version: 2\n", "version: 3\n", 1))
+    assert compile_pathway(version_3) is not compile_pathway(definition)
+    assert compile_pathway(version_3).definition.version == 3
 
 
 def test_the_machine_knows_every_phase_and_trigger(definition: PathwayDefinition) -> None:

@@ -13,7 +13,7 @@ import pytest
 from pathway.case import Case
 from pathway.case.commands import (
     AddStep, Advance, AssignCoordinator, Close, Command, CompleteStep, CreateHandover, Pause, RecordConsent,
-    RecordMilestone, Resume, SetCondition, SkipStep, Transfer,
+    RecordMilestone, RecordRisk, Resume, SetCondition, SkipStep, Transfer,
 )
 from pathway.errors import DomainError
 from pathway.views.offers import CONSENT, CONSENT_NOW, offers
@@ -56,6 +56,7 @@ def valid(case: Case, form: str, at: datetime) -> list[Command]:
         "resume": [Resume()],
         "consent": [RecordConsent(agency="nav", scope=("name",))],
         "coordinator": [AssignCoordinator(coordinator="koordinator2", reason=REASON)],
+        "risk": [RecordRisk(level="high")],
         "condition": [SetCondition(name=condition, value=condition not in case.conditions, reason=REASON)],
         "milestone": [RecordMilestone(name="move_out_planned", when=at + timedelta(days=20))],
         "add_step": [AddStep(title="Følge til fastlege", owner="coordinator", due_at=at + timedelta(days=3),
@@ -103,12 +104,13 @@ def test_every_form_offered_succeeds_and_every_one_not_offered_is_refused(built:
         for h in offered.handovers:
             checkpoint = case.definition.checkpoint[h.code]
             assert checkpoint.handover is not None
-            asked.append((f"{h.code} on consent now", CONSENT_NOW in h.bases,
-                          [RecordConsent(agency=h.agency, scope=h.scope), CreateHandover(code=h.code)]))
-            asked.append((f"{h.code} on consent", CONSENT in h.bases, [CreateHandover(code=h.code)]))
+            to = h.agency if h.chosen else None  # the form names the agency where the checkpoint has several
+            asked.append((f"{h.code} to {h.agency} on consent now", CONSENT_NOW in h.bases,
+                          [RecordConsent(agency=h.agency, scope=h.scope), CreateHandover(code=h.code, agency=to)]))
+            asked.append((f"{h.code} to {h.agency} on consent", CONSENT in h.bases, [CreateHandover(code=h.code, agency=to)]))
             for basis in ("avert_crime", "child_welfare_duty"):
-                asked.append((f"{h.code} on {basis}", basis in h.bases,
-                              [CreateHandover(code=h.code, legal_basis=basis, reason=REASON)]))
+                asked.append((f"{h.code} to {h.agency} on {basis}", basis in h.bases,
+                              [CreateHandover(code=h.code, agency=to, legal_basis=basis, reason=REASON)]))
         for what, allowed, commands in asked:
             refused = outcome(case, commands, at)
             if allowed and refused is not None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pathway.case.commands.base import Command, Context, arg, effective_at, with_effective_at
 from pathway.case.values import MAX_TEXT, Consent, iso, text, utc
-from pathway.definition import CONSENT_PREFIX
+from pathway.definition import CONSENT_PREFIX, RISK_LEVELS
 from pathway.errors import N_, InvalidArgument
 
 if TYPE_CHECKING:
@@ -107,6 +107,27 @@ class AssignCoordinator(Command, operation="assign_coordinator", action="case.co
 
     def reason_required(self, case: Case) -> bool:
         return case.coordinator is not None  # changing an assigned coordinator says why
+
+
+@dataclass(frozen=True)
+class RecordRisk(Command, operation="record_risk", action="case.risk", route="/risk",
+                 summary="Record the threat level of a threat assessment (K1, or reassessed later)"):
+    """Record the threat level the latest threat assessment found: low, medium or high. A handover sent after it
+    carries it as its urgency; at high risk the police's handover is due the same day."""
+
+    level: str = arg(choices=RISK_LEVELS, example="high")
+    reason: str | None = arg(None, max_length=MAX_TEXT)
+
+    def run(self, case: Case, ctx: Context) -> None:
+        self.check(case)
+        if self.level not in RISK_LEVELS:
+            raise InvalidArgument("level", "must be one of {choices}", choices=list(RISK_LEVELS))
+        reason = text("reason", self.reason, required=False)
+
+        def apply() -> None:
+            case.risk = self.level
+
+        case.record(self.operation, ctx, reason=reason, payload={"level": self.level}, apply=apply)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class UserRow(SQLModel, table=True):
     agency: str | None = Field(default=None, max_length=64)
     language: str = Field(default="nb", max_length=2)
     email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)  # a work phone partners may call (coordinators')
     webhook_url: str | None = Field(default=None, max_length=2000)
     active: bool = True
     created_at: datetime = ts()

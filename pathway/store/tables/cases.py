@@ -48,6 +48,7 @@ class CaseRow(SQLModel, table=True):
     closed_at: datetime | None = ts(default=None)
     outcome: str | None = Field(default=None, max_length=64)
     transferred_to: str | None = Field(default=None, max_length=2000)
+    risk: str | None = Field(default=None, max_length=16)  # the latest threat assessment's level
     conditions: list[str] = json(default_factory=list)
     milestones: dict[str, str] = json(default_factory=dict)
     consents: dict[str, Any] = json(default_factory=dict)
@@ -103,6 +104,10 @@ class HandoverRow(SQLModel, table=True):
     created_by: str = Field(max_length=200)
     due_at: datetime | None = ts(default=None)
     updated_at: datetime = ts()
+    note: str | None = Field(default=None, sa_type=sa.Text)  # the coordinator's note to the agency
+    urgency: str | None = Field(default=None, max_length=16)  # the threat level when it was sent
+    updated_by: str | None = Field(default=None, max_length=200)  # who last answered it
+    reply: str | None = Field(default=None, sa_type=sa.Text)  # the agency's reason (declined) or note (completed)
 
 
 class EventRow(SQLModel, table=True):
