@@ -224,11 +224,25 @@ def case_coordinator(reference: str, coordinator: str, actor: Actor, reason: Rea
 
 @case_app.command("handover")
 def case_handover(reference: str, code: str, actor: Actor,
-                  legal_basis: Annotated[Optional[str], typer.Option(help="avert_crime or child_welfare_duty")] = None,
+                  agency: Annotated[Optional[str], typer.Option(
+                      help="Which agency, where the checkpoint names several (K9: nav or housing).")] = None,
+                  legal_basis: Annotated[Optional[str], typer.Option(
+                      help="Without consent, on a legal basis the pathway gives the agency (the definition's "
+                           "legal_bases, e.g. avert_crime for the police, child_welfare_duty for child welfare); "
+                           "needs --reason.")] = None,
+                  note: Annotated[Optional[str], typer.Option(
+                      help="A note to the agency, shown to it alone (never an address).")] = None,
                   reason: Reason = None, version: Version = None, database_url: DatabaseUrl = None) -> None:
     """Create a handover task (needs consent for the agency, or a legal basis with a reason)."""
     _run(reference, version, database_url, actor,
-         lambda c: c.CreateHandover(code, legal_basis=legal_basis, reason=reason))
+         lambda c: c.CreateHandover(code, legal_basis=legal_basis, reason=reason, agency=agency, note=note))
+
+
+@case_app.command("risk")
+def case_risk(reference: str, level: Annotated[str, typer.Argument(help="low, medium or high")], actor: Actor,
+              reason: Reason = None, version: Version = None, database_url: DatabaseUrl = None) -> None:
+    """Record the threat level of a threat assessment (at high risk the police's handover is due the same day)."""
+    _run(reference, version, database_url, actor, lambda c: c.RecordRisk(level, reason=reason))
 
 
 @case_app.command("close")
