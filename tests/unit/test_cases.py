@@ -811,18 +811,31 @@ def test_a_migration_that_gives_a_code_to_another_checkpoint_keeps_every_step_ap
 ) -> None:
     from ruamel.yaml import YAML
 
-    v2 = load_definition(EXAMPLES / "krisesenter-v2" / "krisesenter.yaml")
-    mapping = YAML(typ="safe").load((EXAMPLES / "krisesenter-v1-to-v2.yaml").read_text(encoding="utf-8"))
-    assert mapping["K8"] == "K9" and v2.checkpoint["K8"].handover is not None  # v1's K8 is v2's K9; K8 is new
+    v3 = load_definition(EXAMPLES / "krisesenter-v3" / "krisesenter.yaml")
+    mapping = YAML(typ="safe").load((EXAMPLES / "krisesenter-v2-to-v3.yaml").read_text(encoding="utf-8"))
+    assert (definition.version, v3.version) == (2, 3)
+    assert mapping["K8"] == "K9" and v3.checkpoint["K8"].handover is not None  # v2's K8 is v3's K9; K8 is new
     to_support(case, hours)
     meeting = step(case, "K8")
-    case.execute(do.Migrate(v2.id, v2.version, mapping, reason="ny versjon av forløpet"), actor=ACTOR, at=hours(3),
-                 resolve=lambda *_: v2)
+    case.execute(do.Migrate(v3.id, v3.version, mapping, reason="ny versjon av forløpet"), actor=ACTOR, at=hours(3),
+                 resolve=lambda *_: v3)
 
     assert step(case, "K9").id == meeting.id and step(case, "K9").state == meeting.state == "pending"
-    health = step(case, "K8")
-    assert health.id != meeting.id
+    review = step(case, "K8")
+    assert review.id != meeting.id
     assert len({s.id for s in case.steps}) == len(case.steps)
-    versions = {definition.key: definition, v2.key: v2}
+    versions = {definition.key: definition, v3.key: v3}
     rebuilt = replay(case.new_events, lambda pathway_id, version: versions[(pathway_id, version)])
     assert rebuilt.snapshot() == case.snapshot()
+
+
+def test_the_shipped_v1_to_v2_mapping_moves_every_v1_code_onto_the_same_checkpoint_of_the_live_v2(
+    definition: PathwayDefinition
+) -> None:
+    from ruamel.yaml import YAML
+
+    mapping = YAML(typ="safe").load((EXAMPLES / "krisesenter-v1-to-v2.yaml").read_text(encoding="utf-8"))
+    v1_codes = [f"K{n}" for n in range(14)]  # version 1 had K0-K13; v2 renumbered none and added K14
+    assert definition.version == 2
+    assert mapping == {code: code for code in v1_codes}
+    assert set(mapping.values()) <= set(definition.checkpoint)
