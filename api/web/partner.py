@@ -1,5 +1,7 @@
-"""The partner agency's page: its own tasks, with exactly what the API's partner view shows, a page at a time and
-filtered as the API filters them, and accept, decline with a reason, or complete with a note."""
+"""The partner agency's page: its own tasks, with exactly what the API's partner view shows (what the agency needs to
+act: urgency, the basis in words, whom to call and their phone, the coordinator's note, the name and safe contact
+channel where the consent shares them, the answer), a page at a time and filtered as the API filters them, and accept,
+decline with a reason, or complete with a note."""
 
 from __future__ import annotations
 
@@ -63,9 +65,9 @@ def task_list(request: Request, core: Core, session: PartnerPage, status: Status
 
 def _page(request: Request, core: Core, session: Session, shown: Shown, *, status: int = 200, saved: bool = False,
           failed: str = "", message: str | None = None) -> Response:
-    listed = api.task_list(request, core, session.user, status=list(shown.status), overdue=shown.overdue,
-                           cursor=shown.cursor, limit=PAGE_SIZE)
     lang = language(request, session.user)
+    listed = api.task_list(request, core, session.user, status=list(shown.status), overdue=shown.overdue,
+                           cursor=shown.cursor, limit=PAGE_SIZE, lang=lang)
     now = datetime.now(timezone.utc)
     tasks = listed.items
     # How late each task is, by the one rule for late work: only a task still to be answered or done can be late.
@@ -76,7 +78,7 @@ def _page(request: Request, core: Core, session: Session, shown: Shown, *, statu
                 picked == (tuple(sorted(filter_status)), filter_overdue))
                for label, (filter_status, filter_overdue), counted in CHOICES]
     return page(request, "tasks.html", session, status=status, tasks=tasks, saved=saved, failed=failed,
-                message=message, scope_name=names_for(request, lang)["scope"], late=late, choices=choices,
+                message=message, late=late, choices=choices,
                 next_cursor=listed.next, paged=shown.cursor is not None, here=shown.query(),
                 link=lambda cursor=None: "/tasks" + shown.query(cursor=cursor))
 

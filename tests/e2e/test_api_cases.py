@@ -306,12 +306,13 @@ def test_fhir_task_validates_as_fhir_r4b(world: World) -> None:
     assert ref in {i.value for i in task.identifier}
     # no address, ever; and NAV cannot fetch it
     assert w.client.get(f"{API}/tasks/{task_id}/fhir", headers=w.auth("nav")).status_code == 404
-    # a task handed over on a legal basis carries its note and is urgent
+    # a task handed over on a legal basis carries its note; at high risk the police act the same day ("stat")
     ref2 = w.open_case(synthetic_person())["reference"]
+    w.operate(ref2, "risk", {"level": "high"})
     detail = w.operate(ref2, "handovers", {"code": "K6", "legal_basis": "avert_crime", "reason": "akutt fare"})
     tid = next(t["id"] for t in detail["handovers"] if t["code"] == "K6")
     urgent = Task.model_validate(w.client.get(f"{API}/tasks/{tid}/fhir", headers=w.auth("politi")).json())
-    assert urgent.priority == "urgent" and "avvergingsplikt" in urgent.note[0].text
+    assert urgent.priority == "stat" and "Avvergingsplikt" in urgent.note[0].text
 
 
 # -- break-glass and the access log -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.task import Task
 
-from api.fhir import FHIR_STATUS, LEGAL_BASIS_NOTES, task_resource
+from api.fhir import FHIR_STATUS, task_resource
 from pathway.case.commands import Advance, CompleteStep, CreateHandover, RecordConsent, UpdateHandover
 from pathway.case import HANDOVER_STATUSES, Case, HandoverTask
 from pathway.definition import PathwayDefinition
@@ -173,22 +173,71 @@ def test_naive_datetimes_are_refused(view: MakeView) -> None:
 # -- priority and legal basis ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("basis", "priority"), [("consent", "routine"), ("avert_crime", "urgent"),
-                                                 ("child_welfare_duty", "routine")])
-def test_priority_is_urgent_only_to_avert_a_crime(view: MakeView, basis: str, priority: str) -> None:
-    # A task under a legal basis has no consent, hence no consent scope (as Case.create_handover makes it).
-    scope = ("name", "contact", "threat_assessment") if basis == "consent" else ()
-    resource = task_resource(view(basis=basis, scope=scope), base_url=BASE)
+@pytest.mark.parametrize(("urgency", "same_day", "priority"), [
+    (None, False, "routine"), ("low", False, "routine"), ("medium", False, "urgent"), ("high", False, "asap"),
+    ("high", True, "stat")])
+def test_priority_rises_with_the_threat_level_the_task_was_sent_at(view: MakeView, urgency: str | None,
+                                                                    same_day: bool, priority: str) -> None:
+    # request-priority, in rising order: routine < urgent < asap < stat (the same day is the highest).
+    resource = task_resource(view(urgency=urgency, same_day=same_day), base_url=BASE)
     assert validate(resource).priority == resource["priority"] == priority
 
 
 @pytest.mark.parametrize("basis", ["avert_crime", "child_welfare_duty"])
-def test_a_task_without_consent_notes_its_legal_basis(view: MakeView, basis: str) -> None:
-    resource = task_resource(view(basis=basis, scope=()), base_url=BASE)
+def test_a_legal_basis_alone_does_not_make_a_task_urgent(view: MakeView, basis: str) -> None:
+    assert task_resource(view(basis=basis, scope=()), base_url=BASE)["priority"] == "routine"
+
+
+@pytest.mark.parametrize(("basis", "named"), [
+    ("avert_crime", "Avvergingsplikt (straffeloven § 196)"),
+    ("child_welfare_duty", "Opplysningsplikt til barnevernet (barnevernsloven § 13-2)"),
+    ("duty_of_care", "Omsorgsplikt (en lov som ikke finnes § 1)")])  # a basis a definition adds: no code
+def test_a_task_without_consent_notes_its_legal_basis_by_the_definitions_name(view: MakeView, basis: str,
+                                                                             named: str) -> None:
+    resource = task_resource(view(basis=basis, scope=(), basis_nb=named, basis_en="(English)"), base_url=BASE)
     validate(resource)
-    assert resource["note"] == [{"text": LEGAL_BASIS_NOTES[basis]}]
-    assert basis in resource["note"][0]["text"]
+    assert resource["note"] == [{"text": f"Sendt uten samtykke. Hjemmel: {named}; legal-basis: {basis}."}]
     assert "input" not in resource, "nothing consented, nothing handed over"
+
+
+# -- whom to call, and what the coordinator wrote --------------------------------------------------------------
+
+
+def test_the_coordinators_work_phone_is_on_a_contained_practitioner_role_the_requester_references(
+        view: MakeView) -> None:
+    resource = task_resource(view(coordinator="coordinator-1", phone="+47 55 00 00 00"), base_url=BASE)
+    task = validate(resource)
+    (role,) = task.contained or []
+    assert role.get_resource_type() == "PractitionerRole"
+    assert resource["requester"] == {"display": "Bergen krisesenter, vakttelefon (coordinator-1)",
+                                     "reference": "#coordinator"}
+    assert resource["contained"] == [{"resourceType": "PractitionerRole", "id": "coordinator",
+                                      "telecom": [{"system": "phone", "value": "+47 55 00 00 00", "use": "work"}],
+                                      "practitioner": {"display": "coordinator-1"}}]
+
+
+def test_without_a_phone_nothing_is_contained(view: MakeView) -> None:
+    resource = task_resource(view(coordinator="coordinator-1"), base_url=BASE)
+    validate(resource)
+    assert "contained" not in resource and resource["requester"] == {
+        "display": "Bergen krisesenter, vakttelefon (coordinator-1)"}
+
+
+def test_the_coordinators_note_and_the_agencys_answer_are_annotations(view: MakeView) -> None:
+    resource = task_resource(view(note="Ring før kl. 15", coordinator="coordinator-1", status="declined",
+                                  answered_by="politi-1", reply="ikke vårt distrikt"), base_url=BASE)
+    validate(resource)
+    assert resource["note"] == [
+        {"text": "Ring før kl. 15", "time": "2026-11-23T08:00:00+00:00", "authorString": "coordinator-1"},
+        {"text": "ikke vårt distrikt", "time": "2026-11-23T10:00:00+00:00", "authorString": "politi-1"}]
+
+
+def test_the_safe_contact_channel_is_an_input_only_when_given(view: MakeView) -> None:
+    assert ("safe-contact", "+47 400 00 000") in inputs(task_resource(view(safe_contact="+47 400 00 000"),
+                                                                      base_url=BASE))
+    assert all(kind != "safe-contact" for kind, _ in inputs(task_resource(view(), base_url=BASE)))
+    with pytest.raises(ValueError, match="contact"):
+        view(scope=("name", "threat_assessment"), safe_contact="+47 400 00 000")
 
 
 # -- only what the handover needs -----------------------------------------------------------------------------
@@ -236,10 +285,12 @@ def test_the_address_and_birth_date_never_leave_the_crisis_centre(view: MakeView
 
 
 def test_every_string_in_the_resource_comes_from_the_view_or_a_fixed_vocabulary(view: MakeView) -> None:
-    task = view(person_name=NAME)
+    task = view(person_name=NAME, safe_contact="+47 400 00 000", note="Ring før kl. 15", coordinator="coordinator-1",
+                phone="+47 55 00 00 00", urgency="high", same_day=True)
     resource = task_resource(task, base_url=BASE)
     from_view = {str(v) for v in dataclasses.astuple(task) if isinstance(v, (str, uuid.UUID))} | set(task.scope)
-    vocabulary = {"Task", "order", "routine", "urgent", "consent-scope", "name", *FHIR_STATUS.values(),
+    vocabulary = {"Task", "order", "stat", "consent-scope", "name", "safe-contact", *FHIR_STATUS.values(),
+                  "PractitionerRole", "coordinator", "#coordinator", "phone", "work",
                   *(f"{BASE}/fhir/{s}" for s in ("task-id", "case-reference", "checkpoint", "agency")),
                   "2026-11-23T08:00:00+00:00", "2026-11-23T10:00:00+00:00", "2026-11-24T08:00:00+00:00"}
     assert set(strings(resource)) <= from_view | vocabulary

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.task import Task
 
-from api.fhir import LEGAL_BASIS_NOTES, task_resource, withheld_note
+from api.fhir import basis_note, task_resource, withheld_note
 from pathway.views.tasks import PartnerTaskView
 
 BASE = "https://forlop.example.org"
@@ -53,9 +53,10 @@ def test_nothing_withheld_means_no_note() -> None:
 
 
 def test_a_legal_basis_note_stays_beside_a_withheld_one() -> None:
-    resource = task_resource(view(basis="avert_crime", scope=()), base_url=BASE)
+    task = view(basis="avert_crime", scope=(), basis_nb="Avvergingsplikt (straffeloven § 196)")
+    resource = task_resource(task, base_url=BASE)
     Task.model_validate(resource)
-    assert [n["text"] for n in resource["note"]][0] == LEGAL_BASIS_NOTES["avert_crime"]
+    assert [n["text"] for n in resource["note"]][0] == basis_note(task)["text"]
     assert len(resource["note"]) == 2
 
 
