@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from notifications.channels.base import EmailSender, WebhookSender
 from notifications.channels.errors import DeliveryError
@@ -123,9 +123,13 @@ def _send(row: Delivery, *, email: EmailSender | None, webhook: WebhookSender | 
 
 
 def to_message(key: uuid.UUID, username: str, language: str | None, payload: dict[str, Any]) -> Message:
+    """The message an outbox payload stands for, in the recipient's language (an agency is named in both)."""
+    lang: Literal["nb", "en"] = "en" if language == "en" else "nb"
+    agency = payload.get("agency")
     return Message(
-        idempotency_key=str(key), kind=payload["kind"], language="en" if language == "en" else "nb",
+        idempotency_key=str(key), kind=payload["kind"], language=lang,
         recipient=username, due_at=datetime.fromisoformat(payload["due_at"]), link=payload["link"],
         case_reference=payload.get("case_reference"), step_code=payload.get("step_code"),
         unit=payload.get("unit"), count=int(payload.get("count", 1)), actor=payload.get("actor"),
+        agency=agency.get(lang) if isinstance(agency, dict) else agency,
     )

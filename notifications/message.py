@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Literal
 
 Kind = Literal["due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted",
-               "break_glass"]
+               "break_glass", "handover_declined"]
 KINDS: tuple[str, ...] = ("due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted",
-                          "break_glass")
+                          "break_glass", "handover_declined")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,8 @@ class Message:
     count: int = 1  # manager messages: how many steps this concerns
     # break_glass: the user name of the staff member who took emergency access (never the reason they gave)
     actor: str | None = None
+    # handover_declined: the agency that declined, by its name in the message's language (never the reason it gave)
+    agency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,14 @@
-"""Notices that are no reminder: who hears that someone took emergency (break-glass) access to a case, and what
-each of them is told. A pure decision over plain facts (no database, no clock); the store writes what it returns.
+"""Notices that are no reminder: who hears that someone took emergency (break-glass) access to a case, or that an
+agency declined a handover task, and what each of them is told. Pure decisions over plain facts (no database, no
+clock); the store writes what they return, in the transaction of what they tell of.
 
-The owning unit's coordinators are sent to the case page (where they may end the access), its managers to the report
-page (where the uses are listed). Every notice names the case reference, the unit and the user who took the access,
-and nothing else: never the reason they gave, never anything of the person.
+Emergency access: the owning unit's coordinators are sent to the case page (where they may end the access), its
+managers to the report page (where the uses are listed). Every notice names the case reference, the unit and the user
+who took the access, and nothing else: never the reason they gave, never anything of the person.
+
+A declined handover: the case's coordinator (else the unit's coordinators) is sent to the case page, where the reason
+is read. The notice names the case reference, the checkpoint and the agency, and nothing else: never the reason the
+agency gave, never anything of the person.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from notifications.routing import CHANNELS, Candidate
+from notifications.routing import Candidate, channels_of
 
-__all__ = ["BREAK_GLASS", "Notice", "break_glass_notices"]
+__all__ = ["BREAK_GLASS", "HANDOVER_DECLINED", "Notice", "break_glass_notices", "handover_declined_notices"]
 
-BREAK_GLASS = "break_glass"  # the notice's kind, in the inbox and in the outbox payload
+BREAK_GLASS = "break_glass"  # the notices' kinds, in the inbox and in the outbox payload
+HANDOVER_DECLINED = "handover_declined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +36,21 @@ class Notice:
     kind: str
     case_reference: str
     unit: str
-    actor: str
-    due_at: datetime  # when the access runs out
+    actor: str | None  # who took the emergency access (a declined handover names the agency instead)
+    due_at: datetime  # when the access runs out; the step's deadline
     link: str
+    step_code: str | None = None
+    agency: dict[str, str] | None = None  # the agency's name by language: {"nb": "Politiet", "en": "Police"}
 
     def payload(self) -> dict[str, Any]:
         """The outbox payload (JSON) that ``notifications.dispatcher.to_message`` turns back into a Message."""
-        return {"kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
-                "case_reference": self.case_reference, "step_code": None, "unit": self.unit, "count": 1,
-                "actor": self.actor}
+        payload: dict[str, Any] = {
+            "kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
+            "case_reference": self.case_reference, "step_code": self.step_code, "unit": self.unit, "count": 1,
+            "actor": self.actor}
+        if self.agency is not None:
+            payload["agency"] = dict(self.agency)
+        return payload
 
 
 def break_glass_notices(*, case_reference: str, unit: str, actor: str, expires_at: datetime,
@@ -52,8 +64,22 @@ def break_glass_notices(*, case_reference: str, unit: str, actor: str, expires_a
     for user in sorted(candidates, key=lambda c: c.username):
         if user.unit != unit or user.role not in links or user.username == actor:
             continue
-        addresses = {"email": user.email, "webhook": user.webhook_url}
-        notices.append(Notice(username=user.username, channels=tuple(c for c in CHANNELS if addresses[c]),
+        notices.append(Notice(username=user.username, channels=channels_of(user),
                               kind=BREAK_GLASS, case_reference=case_reference, unit=unit, actor=actor,
                               due_at=expires_at, link=links[user.role]))
     return notices
+
+
+def handover_declined_notices(*, case_reference: str, unit: str, coordinator: str | None, step_code: str,
+                              agency: dict[str, str], due_at: datetime, candidates: Iterable[Candidate],
+                              public_url: str) -> list[Notice]:
+    """A notice for the case's ``coordinator`` when they are an active coordinator of ``unit`` among ``candidates``,
+    else for each of the unit's active coordinators, in name order: the work of chasing a declined handover is
+    theirs. ``due_at``: the step's deadline (or when the task was declined, for a step without one)."""
+    link = f"{public_url.rstrip('/')}/cases/{quote(case_reference, safe='')}"
+    coordinators = sorted((c for c in candidates if c.role == "coordinator" and c.unit == unit),
+                          key=lambda c: c.username)
+    chosen = [c for c in coordinators if c.username == coordinator] or coordinators
+    return [Notice(username=user.username, channels=channels_of(user), kind=HANDOVER_DECLINED,
+                   case_reference=case_reference, unit=unit, actor=None, due_at=due_at, link=link,
+                   step_code=step_code, agency=dict(agency)) for user in chosen]

@@ -103,6 +103,7 @@ def _variables(message: Message) -> dict[str, Any]:
         "unit": message.unit,
         "count": message.count,
         "actor": message.actor,
+        "agency": message.agency,
     }
 
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["Candidate", "Recipient", "Reminder", "Route", "route_reminders"]
+__all__ = ["Candidate", "Recipient", "Reminder", "Route", "channels_of", "route_reminders"]
 
 CHANNELS: tuple[str, ...] = ("email", "webhook")  # besides the inbox, which everyone has
 
@@ -96,11 +96,12 @@ def route_reminders(reminders: Iterable[Reminder], candidates: Iterable[Candidat
             reminder_id=reminder.id, kind="manager_escalation" if manager else reminder.kind, due_at=reminder.due_at,
             link=link, case_reference=None if manager else reminder.case_reference,
             step_code=None if manager else reminder.step_code, unit=reminder.unit,
-            recipients=tuple(Recipient(user.username, _channels(user)) for user in found)))
+            recipients=tuple(Recipient(user.username, channels_of(user)) for user in found)))
     return routes
 
 
-def _channels(user: Candidate) -> tuple[str, ...]:
+def channels_of(user: Candidate) -> tuple[str, ...]:
+    """Each of CHANNELS the user gave an address for (the inbox they always have)."""
     addresses = {"email": user.email, "webhook": user.webhook_url}
     return tuple(channel for channel in CHANNELS if addresses[channel])
 

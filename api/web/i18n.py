@@ -34,6 +34,7 @@ KINDS = {
     "due_soon": N_("Deadline soon"), "due_now": N_("Deadline now"), "overdue": N_("Overdue"),
     "escalation": N_("Escalation"), "manager_escalation": N_("Escalation to the manager"),
     "handover_unaccepted": N_("Handover not accepted"), "break_glass": N_("Emergency access to a case of your unit"),
+    "handover_declined": N_("Handover declined by the agency"),
 }
 # Codes the pages show through t(): a step's state, a handover task's status and basis, a role.
 CODE_WORDS = (

@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from notifications.notices import break_glass_notices
 from notifications.routing import Candidate
 from pathway.store.engine import WRITE
-from pathway.store.tables import access_t, break_glass_t, case_t, notification_t, outbox_t, user_t
+from pathway.store.inbox import write_notices
+from pathway.store.tables import access_t, break_glass_t, case_t, user_t
 
 Writer = Callable[[sa.Connection], None]  # writes more in a transaction that someone else opened and commits
 
@@ -66,17 +67,7 @@ def grant_break_glass(conn: sa.Connection, *, username: str, case_id: uuid.UUID,
         case_reference=case.reference, unit=case.unit, actor=username, expires_at=expires_at, public_url=public_url,
         candidates=[Candidate(username=u.username, role=u.role, unit=u.unit, email=u.email,
                               webhook_url=u.webhook_url) for u in users])
-    inbox = [{"id": uuid.uuid5(grant_id, n.username), "reminder_id": None, "username": n.username, "kind": n.kind,
-              "case_reference": n.case_reference, "step_code": None, "unit": n.unit, "due_at": n.due_at,
-              "link": n.link, "created_at": granted_at, "read_at": None} for n in notices]
-    outbox = [{"id": uuid.uuid5(grant_id, f"{n.username}/{channel}"), "reminder_id": None, "username": n.username,
-               "channel": channel, "payload": n.payload(), "status": "pending", "attempts": 0,
-               "next_attempt_at": granted_at, "locked_until": None, "last_error": None, "created_at": granted_at,
-               "sent_at": None} for n in notices for channel in n.channels]
-    if inbox:
-        conn.execute(sa.insert(notification_t), inbox)
-    if outbox:
-        conn.execute(sa.insert(outbox_t), outbox)
+    write_notices(conn, notices, key=grant_id, at=granted_at)
     return len(notices)
 
 
