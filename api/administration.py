@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from api.access import access_writer
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway.services.users import Actor, Choices
+from pathway.errors import InvalidArgument
+from pathway.services.users import Actor, ChangeUser, Choices, SetPhone, UserCommand
 from pathway.views.access import LogFilter, access_entries
 
 USERNAME = r"^[A-Za-z0-9._-]+$"
@@ -22,6 +23,8 @@ Role = Literal["coordinator", "partner", "manager", "admin"]
 
 Unit = Annotated[str | None, Field(max_length=64, description="One of FORLOP_UNITS (coordinators, managers)")]
 Agency = Annotated[str | None, Field(max_length=64, description="An agency of a registered pathway (partners)")]
+Phone = Annotated[str | None, Field(max_length=32, examples=["+47 55 00 00 01"],
+                                    description="A work phone partner agencies may call: digits, spaces, a leading +")]
 
 
 class UserIn(BaseModel):
@@ -31,19 +34,35 @@ class UserIn(BaseModel):
     agency: Agency = None
     language: Literal["nb", "en"] = "nb"
     email: Annotated[str | None, Field(max_length=320)] = None
+    phone: Phone = None
     password: Password
 
 
 class UserChange(BaseModel):
-    """A user's new role and where they belong: a unit for coordinators and managers, an agency for partners."""
+    """A user's new role and where they belong (a unit for coordinators and managers, an agency for partners), and
+    their work phone: what is sent changes (a role, a phone, or both; a phone of null or "" takes it away)."""
 
-    role: Role
+    role: Role | None = None
     unit: Unit = None
     agency: Agency = None
+    phone: Phone = None
 
 
 class PasswordIn(BaseModel):
     password: Password
+
+
+def changes_of(username: str, body: UserChange) -> list[UserCommand]:
+    """What a change of a user asks for: a new role and placement where a role is sent, a new work phone where a
+    phone is sent (null or "" takes it away); both in one transaction. Neither is refused."""
+    commands: list[UserCommand] = []
+    if body.role is not None:
+        commands.append(ChangeUser(username, body.role, body.unit, body.agency))
+    if "phone" in body.model_fields_set:
+        commands.append(SetPhone(username, body.phone))
+    if not commands:
+        raise InvalidArgument("role", "give a role, a phone, or both")
+    return commands
 
 
 def choices(core: Forlop) -> Choices:

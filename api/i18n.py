@@ -98,6 +98,7 @@ ACTIONS = {
     "record_milestone": N_("Record a milestone"), "record_consent": N_("Record consent"),
     "assign_coordinator": N_("Assign coordinator"), "set_condition": N_("Set a case characteristic"),
     "create_handover": N_("Create a handover task"), "update_handover": N_("Answer a handover task"),
+    "record_risk": N_("Record the threat level"),
     "handover accepted": N_("Accept the handover task"), "handover declined": N_("Decline the handover task"),
     "handover completed": N_("Complete the handover task"), "handover cancelled": N_("Cancel the handover task"),
     "close": N_("Close the case"), "transfer": N_("Transfer to another municipality"),
@@ -117,7 +118,8 @@ FIELDS = {
     "effective_at": N_("Done at"), "at": N_("When"), "days": N_("Days"), "person": N_("Personal details"),
     "fields": N_("Personal details"), "conditions": N_("Case characteristics"), "value": N_("Value"),
     "status": N_("Status"), "task_id": N_("Handover task"), "code": N_("Checkpoint"), "mapping": N_("Mapping"),
-    "pathway": N_("Pathway"), "actor": N_("Who"), "case": N_("Case"),
+    "pathway": N_("Pathway"), "actor": N_("Who"), "case": N_("Case"), "phone": N_("Work phone"),
+    "level": N_("Threat level"),
 }
 
 

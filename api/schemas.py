@@ -126,6 +126,10 @@ class HandoverOut(BaseModel):
     due_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    note: str | None = None  # the coordinator's note to the agency
+    urgency: str | None = None  # the case's threat level when the task was sent
+    updated_by: str | None = None  # who last answered (accepted, declined, completed) or cancelled it
+    reply: str | None = None  # the agency's reason for declining, or its note on completing
 
 
 class EmergencyAccessOut(BaseModel):
@@ -147,6 +151,7 @@ class CaseDetail(BaseModel):
     paused_since: datetime | None
     closed_at: datetime | None
     outcome: str | None
+    risk: str | None = None  # the threat level of the latest threat assessment (low, medium, high)
     conditions: list[str]
     milestones: dict[str, datetime]
     next_due_at: datetime | None
@@ -183,12 +188,13 @@ def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: date
         reference=case.reference, pathway=d.id, pathway_version=d.version, phase=case.phase,
         phase_title=phase.title.get(lang), unit=case.unit, coordinator=case.coordinator, version=case.version,
         opened_at=case.opened_at, paused_since=case.paused_since, closed_at=case.closed_at, outcome=case.outcome,
-        conditions=sorted(case.conditions), milestones=dict(case.milestones), next_due_at=case.next_deadline(),
+        risk=case.risk, conditions=sorted(case.conditions), milestones=dict(case.milestones), next_due_at=case.next_deadline(),
         steps=steps,
         consents=[ConsentOut(agency=c.agency, given=c.given, scope=list(c.scope), recorded_at=c.recorded_at,
                              recorded_by=c.recorded_by) for c in case.consents.values()],
         handovers=[HandoverOut(id=str(t.id), code=t.code, agency=t.agency, basis=t.basis, status=t.status,
-                               due_at=t.due_at, created_at=t.created_at, updated_at=t.updated_at)
+                               due_at=t.due_at, created_at=t.created_at, updated_at=t.updated_at,
+                               note=t.note, urgency=t.urgency, updated_by=t.updated_by, reply=t.reply)
                    for t in case.handovers],
         timeline=[EventOut(seq=e.seq, at=e.at, actor=e.actor, channel=e.channel, operation=e.operation, reason=e.reason,
                            payload=e.payload, phase_before=e.state_before.get("phase"),

@@ -48,6 +48,7 @@ class User:
     unit: str | None
     agency: str | None
     language: str
+    phone: str | None = None  # a work phone partner agencies may call (coordinators'), set by an administrator
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _token_hash(token: str) -> str:
 
 
 def _user(row: sa.Row) -> User:  # type: ignore[type-arg]
-    return User(row.id, row.username, row.role, row.unit, row.agency, row.language)
+    return User(row.id, row.username, row.role, row.unit, row.agency, row.language, row.phone)
 
 
 def active_user(conn: sa.Connection, username: str) -> User | None:

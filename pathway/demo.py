@@ -21,6 +21,7 @@ from pathway.people import PersonRecord, municipalities
 FIRST = ["Kari", "Ola", "Ingrid", "Aisha", "Marta", "Leyla", "Nora", "Sofie", "Emma", "Amal", "Hanne", "Jonas"]
 LAST = ["Testesen", "Eksempelsen", "Prøvedal", "Fiktivsen", "Demoberg", "Syntetisk"]
 OUTCOMES = ["safe_housing", "returned_to_abuser", "moved_away", "declined", "transferred", "ended_early"]
+RISK = ("low", "medium", "high", "medium")  # the demo's threat levels, a quarter of them high
 PROFILES = ["new", "intake", "intake_overdue", "support", "support_paused", "after_stay", "returned", "closed"]
 WEIGHTS = [6, 10, 6, 22, 6, 14, 4, 32]
 # About one case in six is a person who had an earlier case coming back (a repeat contact, DOMAIN K13).
@@ -66,6 +67,12 @@ def coordinator_of(index: int) -> str:
     return "koordinator" if index == 0 else f"koordinator{index + 1}"
 
 
+def demo_phone(index: int) -> str:
+    """The work phone of the index-th demo coordinator: a number no one can have (a Norwegian number never starts
+    with 0), and not the synthetic people's ("+47 000 00 ...")."""
+    return f"+47 099 00 {index + 1:03d}"
+
+
 def demo_users(units: tuple[str, ...]) -> list[tuple[str, str, str | None, str | None]]:
     """(name, role, unit, agency) of the demo users: a coordinator per configured unit (FORLOP_UNITS), the first
     unit's manager, a police and a NAV contact, an administrator."""
@@ -78,8 +85,10 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
               now: datetime | None = None) -> str:
     """Create the demo users and ``cases`` synthetic cases; returns a one-line summary of what was made."""
     for username, role, unit, agency in demo_users(core.settings.units):
+        phone = demo_phone(core.settings.units.index(unit)) if role == "coordinator" and unit else None
         try:
-            services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency)
+            services.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency,
+                              phone=phone)
         except DomainError:
             continue  # already there: seeding twice adds cases, not users
         set_password(core.engine, username, DEMO_PASSWORD)
@@ -145,6 +154,10 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         return True
 
     ok = step(rng.uniform(1, 20), lambda c, at: _complete(c, "K1", "mottak", at))
+    # The threat assessment's level, recorded with K1 (some high); chosen by the reference, not by ``rng``, so that
+    # every other demo figure stays as it was.
+    level = RISK[zlib.crc32(f"{case.reference}risk".encode()) % len(RISK)]
+    ok = ok and step(0, lambda c, at: c.execute(do.RecordRisk(level), actor="mottak", at=at))
     ok = ok and step(rng.uniform(0.5, 6), lambda c, at: _complete(c, "K2", "mottak", at))
     if profile == "intake":
         return
@@ -174,7 +187,16 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         plan = clock + timedelta(days=rng.uniform(6, 20))
         ok = ok and step(rng.uniform(1, 48), lambda c, at: c.execute(do.RecordMilestone("move_out_planned", when=plan), actor=coordinator, at=at))
         ok = ok and step(rng.uniform(24, 96), lambda c, at: _complete(c, "K10", coordinator, at))
-    ok = ok and step(rng.uniform(24, 300), lambda c, at: _complete(c, "K9", "nav", at))
+    if zlib.crc32(f"{case.reference}K9".encode()) % 3:
+        ok = ok and step(rng.uniform(24, 300), lambda c, at: _complete(c, "K9", "nav", at))
+    else:  # housing settled through NAV: a handover, accepted and completed by the demo's NAV contact
+        ok = ok and step(rng.uniform(24, 300), lambda c, at: c.execute(
+            do.CreateHandover("K9", agency="nav", note="Trenger hjelp med depositum"), actor=coordinator, at=at))
+        k9 = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers if t.code == "K9"]
+        for status, hours in (("accepted", 6), ("completed", 30)):
+            ok = ok and bool(k9) and step(hours, lambda c, at: c.execute(
+                do.UpdateHandover(k9[-1], status, note="bolig avklart" if status == "completed" else None),
+                actor="nav", at=at))
     ok = ok and step(rng.uniform(2, 48), lambda c, at: c.execute(do.Advance("move_out"), actor=coordinator, at=at))
     if profile == "returned":
         step(rng.uniform(24, 200), lambda c, at: c.execute(do.Advance("back_to_support", reason="ny krise; tilbake på krisesenteret"), actor=coordinator, at=at))

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
-from api.administration import USERNAME, PasswordIn, UserChange, UserIn, acting, choices, read_log
+from api.administration import USERNAME, PasswordIn, UserChange, UserIn, acting, changes_of, choices, read_log
 from api.deps import Admin, Core
 from pathway.bootstrap import Forlop
 from pathway.errors import NotFound
@@ -42,6 +42,7 @@ class UserOut(BaseModel):
     agency: str | None
     language: str
     active: bool
+    phone: str | None = None  # a work phone partner agencies may call
 
 
 class Agency(BaseModel):
@@ -76,8 +77,7 @@ def access_log(request: Request, core: Core, user: Admin,
 def users(core: Core, user: Admin) -> list[UserOut]:
     with core.uow(read_only=True) as uow:
         rows = views.users(uow.conn)
-    return [UserOut(username=r.username, role=r.role, unit=r.unit, agency=r.agency, language=r.language,
-                    active=r.active) for r in rows]
+    return [_out(r) for r in rows]
 
 
 @router.get("/users/placements", response_model=Placements, summary="The units and agencies a user can belong to")
@@ -90,16 +90,18 @@ def placements(core: Core, user: Admin) -> Placements:
 def create_user(request: Request, core: Core, user: Admin, body: UserIn) -> UserOut:
     service.add_user(engine=core.engine, username=body.username, role=body.role, unit=body.unit, agency=body.agency,
                      language=body.language, email=body.email, password=body.password, choices=choices(core),
-                     by=acting(request, user))
+                     by=acting(request, user), phone=body.phone)
     return _user(core, body.username)
 
 
 @router.patch("/users/{username}", response_model=UserOut,
-              summary="Change a user's role, unit or agency (takes effect at their next request)")
+              summary="Change a user's role, unit or agency (takes effect at their next request), or work phone")
 def user_update(request: Request, core: Core, user: Admin, username: Target, body: UserChange) -> UserOut:
-    command = service.ChangeUser(username, body.role, body.unit, body.agency)
-    service.administer(command, engine=core.engine, by=acting(request, user), choices=choices(core))
+    commands = changes_of(username, body)
+    service.administer(commands[0], engine=core.engine, by=acting(request, user), choices=choices(core),
+                       then=commands[1:])
     return _user(core, username)
+
 
 
 @router.post("/users/{username}/deactivate", response_model=UserOut,
@@ -130,5 +132,9 @@ def _user(core: Forlop, username: str) -> UserOut:
         row = views.user(uow.conn, username)
     if row is None:
         raise NotFound("user", username)
+    return _out(row)
+
+
+def _out(row: Any) -> UserOut:
     return UserOut(username=row.username, role=row.role, unit=row.unit, agency=row.agency, language=row.language,
-                   active=row.active)
+                   active=row.active, phone=row.phone)

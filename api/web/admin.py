@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from api.administration import PasswordIn, UserChange, UserIn, acting, choices, read_log
+from api.administration import PasswordIn, UserChange, UserIn, acting, changes_of, choices, read_log
 from api.deps import Core
 from api.web.auth import see_other
 from api.i18n import N_
@@ -29,10 +29,11 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 MAX_DEFINITION = 512 * 1024
 # What a refused change says on the page (English, in bokmål from the catalog).
 MESSAGES = {"unit": N_("Choose a unit from the list."), "agency": N_("Choose an agency from the list."),
-            "password": N_("At least 8 characters."), "end": N_("The end date comes before the start date.")}
+            "password": N_("At least 8 characters."), "end": N_("The end date comes before the start date."),
+            "phone": N_("Give a phone number: digits and spaces, perhaps starting with +.")}
 REFUSALS = {"self": N_("You cannot deactivate yourself; another administrator can."),
             "last_admin": N_("This is the last active administrator; make another one first.")}
-DONE = {"created": N_("Saved."), "user.update": N_("Saved."),
+DONE = {"created": N_("Saved."), "user.update": N_("Saved."), "user.phone": N_("Saved."),
         "user.deactivate": N_("The user is deactivated and signed out."),
         "user.reactivate": N_("The user can sign in again."), "user.password": N_("The new password is set.")}
 
@@ -77,7 +78,7 @@ def create_user(request: Request, core: Core, session: AdminPage, form: Posted) 
         body = _form(form, UserIn)
         service.add_user(engine=core.engine, username=body.username, role=body.role, unit=body.unit,
                          agency=body.agency, language=body.language, email=body.email, password=body.password,
-                         choices=choices(core), by=acting(request, session.user))
+                         choices=choices(core), by=acting(request, session.user), phone=body.phone)
     except DatabaseError:  # the database's state, or a bug: the app's problem page answers it, not this form
         raise
     except (ValidationError, ForlopError) as exc:
@@ -91,9 +92,11 @@ def create_user(request: Request, core: Core, session: AdminPage, form: Posted) 
 
 @router.post("/users/update")
 def user_update(request: Request, core: Core, form: Posted, session: AdminPage) -> Response:
-    def build() -> service.UserCommand:
-        body = _form(form, UserChange)
-        return service.ChangeUser(_target(form), body.role, body.unit, body.agency)
+    def build() -> list[service.UserCommand]:
+        data: dict[str, Any] = {k: v for k, v in form.items() if k in UserChange.model_fields and v != ""}
+        if "phone" in form:  # the form always sends it: left empty, the user has no work phone
+            data["phone"] = form.get("phone") or None
+        return changes_of(_target(form), UserChange.model_validate(data))
 
     return _administer(request, core, session, build)
 
@@ -122,9 +125,12 @@ def _target(form: Posted) -> str:
 
 
 def _administer(request: Request, core: Core, session: Session, build: Any) -> Response:
+    """Carry out what the form asks (one command, or several in one transaction), or show why it was refused."""
     try:
-        command = build()
-        service.administer(command, engine=core.engine, by=acting(request, session.user), choices=choices(core))
+        built = build()
+        command, *then = built if isinstance(built, list) else [built]
+        service.administer(command, engine=core.engine, by=acting(request, session.user), choices=choices(core),
+                           then=then)
     except DatabaseError:
         raise
     except (ValidationError, ForlopError) as exc:

@@ -31,6 +31,7 @@ from pathway import policy, services
 from pathway.accounts import User
 from pathway.case.aggregate import CONTACT_CHANNELS
 from pathway.case.commands import CreateHandover, RecordConsent
+from pathway.definition import RISK_LEVELS
 from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
 from pathway.people import municipalities
 from pathway.services.people import Shown, people_of
@@ -49,13 +50,15 @@ CHANNEL_LABELS = dict(zip(CONTACT_CHANNELS, (N_("Phone"), N_("Walk-in"), N_("Esc
                                              N_("Referral")), strict=True))
 PROTECTION_LABELS = {"none": N_("No address protection"), "code7": N_("Code 7: confidential address"),
                      "code6": N_("Code 6: strictly confidential address")}
+# A threat assessment's level in words (bokmål in the catalog), and the handover's urgency by the same words.
+RISK_LABELS = dict(zip(RISK_LEVELS, (N_("Low"), N_("Medium"), N_("High")), strict=True))
 PERSON_FIELDS = ("name", "safe_contact", "address_protection", "children_ages", "interpreter_language",
                  "home_municipality")
 PAGE_SIZE = 50
 # Where on the case page each form lives (its section's id): a saved form returns there, not to the top.
 SECTION_OF = {"complete": "steps", "skip": "steps", "consent": "consents", "handover": "handovers",
               "close": "result", "transfer": "result",  # a closed case has no actions: its top says so
-              "break_glass": "emergency-access", "break_glass_end": "emergency-access"}
+              "break_glass": "emergency-access", "break_glass_end": "emergency-access", "risk": "risk"}
 
 
 @router.get("/cases")
@@ -210,7 +213,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
                 shown=case_person(request, core, session.user, reference),
                 contact_channel=CHANNEL_LABELS.get(opened.get("contact_channel", "")),
-                protection_labels=PROTECTION_LABELS,
+                protection_labels=PROTECTION_LABELS, risk_levels=RISK_LEVELS, risk_labels=RISK_LABELS,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang),
                 grants=grants, read_only=access.read_only, emergency=access.break_glass, may_end=may_end,

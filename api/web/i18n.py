@@ -27,7 +27,7 @@ OPERATIONS = {
     "assign_coordinator": N_("Coordinator assigned"), "set_condition": N_("Case characteristic changed"),
     "create_handover": N_("Handover created"), "update_handover": N_("Handover updated"), "close": N_("Closed"),
     "transfer": N_("Transferred"), "migrate": N_("Moved to a new version"),
-    "person_updated": N_("Personal details changed"),
+    "person_updated": N_("Personal details changed"), "record_risk": N_("Threat level recorded"),
 }
 # A reminder's kind.
 KINDS = {

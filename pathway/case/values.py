@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, Literal
 
-from pathway.errors import InvalidArgument
+from pathway.errors import N_, InvalidArgument
 from pathway.machine import OPEN_STEP_STATES
 
 HANDOVER_STATUSES = ("requested", "accepted", "declined", "completed", "cancelled")
 BACKDATE_TOLERANCE = timedelta(hours=1)
 MAX_TEXT = 2000
-REASON_REQUIRED = "a reason is required for this operation"
-LATE_NOTE_REQUIRED = "the deadline has passed: give the reason for the deviation as a note"
+REASON_REQUIRED = N_("a reason is required for this operation")  # marked: said in the reader's language
+LATE_NOTE_REQUIRED = N_("the deadline has passed: give the reason for the deviation as a note")
 
 DUE_SOON = timedelta(hours=24)
 DeadlineStatus = Literal["overdue", "due_soon"]

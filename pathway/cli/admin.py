@@ -82,6 +82,8 @@ def keys_rotate(database_url: DatabaseUrl = None) -> None:
 
 CLIENT = "cli"  # where the access log says a change made here came from
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
+Phone = Annotated[Optional[str], typer.Option(
+    help="A work phone partner agencies may call: digits and spaces, perhaps starting with + (\"\" takes it away).")]
 
 
 def _password(from_stdin: bool) -> str:
@@ -132,6 +134,7 @@ def users_add(
     language: Annotated[str, typer.Option(help="nb or en")] = "nb",
     email: Annotated[Optional[str], typer.Option(help="Where reminders are emailed (optional).")] = None,
     webhook_url: Annotated[Optional[str], typer.Option(help="Where reminders are posted (optional).")] = None,
+    phone: Phone = None,
     password_stdin: PasswordStdin = False,
     actor: Annotated[Optional[str], typer.Option(
         "--as", envvar="FORLOP_ACTOR", help="The administrator creating the user (the first one needs none).")] = None,
@@ -147,19 +150,22 @@ def users_add(
         by = _administrator(core, actor) if actor else service.Actor(f"os:{_login_name()}"[:64], "system", CLIENT)
         service.add_user(engine=core.engine, username=username, role=role, unit=unit, agency=agency,
                          language=language, email=email, webhook_url=webhook_url, password=password,
-                         choices=_choices(core), by=by)
+                         choices=_choices(core), by=by, phone=phone)
     except ForlopError as exc:
         raise _fail(exc, 2 if isinstance(exc, InvalidArgument) else 1) from None
     out.print(f"user {username} ({role}) created")
 
 
-def _administer(database_url: str | None, actor: str, build: Callable[[], UserCommand], done: str) -> None:
+def _administer(database_url: str | None, actor: str, build: Callable[[], UserCommand | list[UserCommand]],
+                done: str) -> None:
     from pathway.services import users as service
 
     core = _core(database_url)
     try:
-        command = build()
-        service.administer(command, engine=core.engine, by=_administrator(core, actor), choices=_choices(core))
+        built = build()
+        command, *then = built if isinstance(built, list) else [built]
+        service.administer(command, engine=core.engine, by=_administrator(core, actor), choices=_choices(core),
+                           then=then)
     except ForlopError as exc:
         raise _fail(exc, 2 if isinstance(exc, InvalidArgument) else 1) from None
     out.print(done)
@@ -179,9 +185,10 @@ def users_list(actor: Actor, database_url: DatabaseUrl = None) -> None:
         raise _fail(exc) from None
     with core.uow(read_only=True) as uow:
         rows = views.users(uow.conn)
-    table = Table("user", "role", "unit", "agency", "language", "active")
+    table = Table("user", "role", "unit", "agency", "language", "phone", "active")
     for r in rows:
-        table.add_row(r.username, r.role, r.unit or "", r.agency or "", r.language, "yes" if r.active else "no")
+        table.add_row(r.username, r.role, r.unit or "", r.agency or "", r.language, r.phone or "",
+                      "yes" if r.active else "no")
     out.print(table)
     choices = _choices(core)
     err.print(f"units: {', '.join(choices.units)}; agencies: {', '.join(choices.agencies)}", highlight=False)
@@ -190,17 +197,29 @@ def users_list(actor: Actor, database_url: DatabaseUrl = None) -> None:
 @users_app.command("change")
 def users_change(
     username: str,
-    role: Annotated[str, typer.Option(help="coordinator, partner, manager or admin")],
     actor: Actor,
+    role: Annotated[Optional[str], typer.Option(help="coordinator, partner, manager or admin")] = None,
     unit: Annotated[Optional[str], typer.Option(help="Unit (coordinators, managers): one of FORLOP_UNITS.")] = None,
     agency: Annotated[Optional[str], typer.Option(help="Agency (partner contacts), e.g. police, nav.")] = None,
+    phone: Phone = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Give a user another role, unit or agency (takes effect at their next request); logged as user.update."""
-    from pathway.services.users import ChangeUser
+    """Give a user another role, unit or agency (takes effect at their next request), or a work phone; logged as
+    user.update and user.phone, in one transaction."""
+    from pathway.services.users import ChangeUser, SetPhone
 
-    _administer(database_url, actor, lambda: ChangeUser(username, role, unit, agency),
-                f"user {username} is now {role}" + (f" of {unit or agency}" if unit or agency else ""))
+    if role is None and phone is None:
+        err.print("error: give --role, --phone, or both")
+        raise typer.Exit(2)
+    commands: list[UserCommand] = []
+    said = []
+    if role is not None:
+        commands.append(ChangeUser(username, role, unit, agency))
+        said.append(f"is now {role}" + (f" of {unit or agency}" if unit or agency else ""))
+    if phone is not None:
+        commands.append(SetPhone(username, phone or None))
+        said.append(f"has the work phone {phone}" if phone else "has no work phone")
+    _administer(database_url, actor, lambda: commands, f"user {username} " + " and ".join(said))
 
 
 @users_app.command("deactivate")

@@ -1,11 +1,12 @@
 """The people who work with Forløp: coordinators and managers of a unit, partner contacts of an agency, admins; and
-what an administrator changes in their accounts (role and placement, deactivation, password), each change in the
-access log in its own transaction."""
+what an administrator changes in their accounts (role and placement, work phone, deactivation, password), each
+change in the access log in its own transaction."""
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 
 PLACED_IN_UNIT = ("coordinator", "manager")
 MIN_PASSWORD = 8
+MAX_PHONE = 32  # user_account.phone
+# A work phone as people write one: digits and spaces, perhaps a leading +; 5 to 15 digits (E.164's most).
+_PHONE = re.compile(r"\+?[0-9][0-9 ]*")
 
 
 class AccountRefused(DomainError):
@@ -83,10 +87,13 @@ def placement(role: str, unit: str | None, agency: str | None,
 
 def add_user(*, engine: sa.Engine, username: str, role: str, unit: str | None = None, agency: str | None = None,
              language: str = "nb", email: str | None = None, webhook_url: str | None = None,
-             choices: Choices | None = None, password: str | None = None, by: Actor | None = None) -> None:
+             choices: Choices | None = None, password: str | None = None, by: Actor | None = None,
+             phone: str | None = None) -> None:
     """Create a user. Coordinators and managers belong to a unit, partner contacts to an agency (from ``choices``
-    when given). With ``by``, the creation is in the access log (``user.add``), in the same transaction."""
+    when given); ``phone`` is a work phone partners may call. With ``by``, the creation is in the access log
+    (``user.add``), in the same transaction."""
     unit, agency = placement(role, unit, agency, choices)
+    phone = phone_number(phone)
     if language not in ("nb", "en"):
         raise InvalidArgument("language", "nb or en")
     if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -97,10 +104,22 @@ def add_user(*, engine: sa.Engine, username: str, role: str, unit: str | None = 
             raise InvalidArgument("username", "'{username}' exists already", username=username)
         conn.execute(sa.insert(user_t).values(
             id=uuid.uuid4(), username=username, role=role, unit=unit, agency=agency, language=language,
-            email=email, webhook_url=webhook_url, active=True, created_at=datetime.now(timezone.utc),
+            email=email, webhook_url=webhook_url, phone=phone, active=True, created_at=datetime.now(timezone.utc),
             password_hash=hashed))
         if by is not None:
             _logged(conn, by, "user.add", target_reason(username, ("role", role), ("unit", unit), ("agency", agency)))
+
+
+def phone_number(value: str | None) -> str | None:
+    """A work phone as stored: spaces tidied, None for none; anything but digits, spaces and a leading + (or too few
+    or too many digits) is refused."""
+    phone = " ".join((value or "").split())
+    if not phone:
+        return None
+    digits = sum(c.isdigit() for c in phone)
+    if len(phone) > MAX_PHONE or not _PHONE.fullmatch(phone) or not 5 <= digits <= 15:
+        raise InvalidArgument("phone", "a phone number: digits and spaces, perhaps starting with +")
+    return phone
 
 
 # -- an administrator's changes: one command each, one handler for all ------------------------------------------
@@ -145,48 +164,68 @@ class ResetPassword:
         return f"ResetPassword(username={self.username!r})"
 
 
-UserCommand = ChangeUser | Deactivate | Reactivate | ResetPassword
+@dataclass(frozen=True, slots=True)
+class SetPhone:
+    """Give a user a work phone that partner agencies may call about a case (None: take it away)."""
+
+    action: ClassVar[str] = "user.phone"
+    username: str
+    phone: str | None
+
+
+UserCommand = ChangeUser | Deactivate | Reactivate | ResetPassword | SetPhone
 
 
 def administer(command: UserCommand, *, engine: sa.Engine, by: Actor, choices: Choices,
-               now: datetime | None = None) -> None:
+               now: datetime | None = None, then: Sequence[UserCommand] = ()) -> None:
     """Carry out an administrator's change to an account, and log it (``command.action``, the user named in the
-    reason, never the password) in the same transaction. An administrator cannot deactivate themself, and no change
-    may leave no active administrator."""
+    reason, never the password) in the same transaction; ``then`` carries out more in it (all, or none). An
+    administrator cannot deactivate themself, and no change may leave no active administrator."""
     now = now or datetime.now(timezone.utc)
-    hashed = _hashed(command.password) if isinstance(command, ResetPassword) else None
+    # A password is hashed (slow) and a phone checked before the transaction: nothing is locked meanwhile.
+    prepared = [(each, _hashed(each.password) if isinstance(each, ResetPassword) else None,
+                 phone_number(each.phone) if isinstance(each, SetPhone) else None) for each in (command, *then)]
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        # The active admins are locked first (PostgreSQL; SQLite's writer holds the database), so that two admins
-        # removing each other at once cannot both see the other one left.
-        admins = set(conn.execute(sa.select(user_t.c.username).where(
-            user_t.c.role == "admin", user_t.c.active.is_(True)).with_for_update()).scalars())
-        target = conn.execute(sa.select(user_t).where(user_t.c.username == command.username)
-                              .with_for_update()).first()
-        if target is None:
-            raise NotFound("user", command.username)
-        changes: tuple[tuple[str, object], ...] = ()
-        values: dict[str, object] = {}
-        if isinstance(command, ChangeUser):
-            unit, agency = placement(command.role, command.unit, command.agency, choices)
-            if target.username in admins and command.role != "admin":
-                _keep_an_admin(admins, target.username)
-            values = dict(role=command.role, unit=unit, agency=agency)
-            changes = (("role", command.role), ("unit", unit), ("agency", agency))
-        elif isinstance(command, Deactivate):
-            if target.username == by.username:
-                raise AccountRefused("self", "'{username}' cannot deactivate themself; another administrator can",
-                                     username=by.username)
-            if target.username in admins:
-                _keep_an_admin(admins, target.username)
-            values = dict(active=False)
-            _end_sessions(conn, target, now)
-        elif isinstance(command, Reactivate):
-            values = dict(active=True, failed_logins=0, locked_until=None)
-        else:
-            values = dict(password_hash=hashed, failed_logins=0, locked_until=None)
-            _end_sessions(conn, target, now)
-        conn.execute(sa.update(user_t).where(user_t.c.id == target.id).values(**values))
-        _logged(conn, by, command.action, target_reason(target.username, *changes))
+        for each, hashed, phone in prepared:
+            _carry_out(conn, each, hashed=hashed, phone=phone, by=by, choices=choices, now=now)
+
+
+def _carry_out(conn: sa.Connection, command: UserCommand, *, hashed: str | None, phone: str | None, by: Actor,
+               choices: Choices, now: datetime) -> None:
+    # The active admins are locked first (PostgreSQL; SQLite's writer holds the database), so that two admins
+    # removing each other at once cannot both see the other one left.
+    admins = set(conn.execute(sa.select(user_t.c.username).where(
+        user_t.c.role == "admin", user_t.c.active.is_(True)).with_for_update()).scalars())
+    target = conn.execute(sa.select(user_t).where(user_t.c.username == command.username)
+                          .with_for_update()).first()
+    if target is None:
+        raise NotFound("user", command.username)
+    changes: tuple[tuple[str, object], ...] = ()
+    values: dict[str, object] = {}
+    if isinstance(command, ChangeUser):
+        unit, agency = placement(command.role, command.unit, command.agency, choices)
+        if target.username in admins and command.role != "admin":
+            _keep_an_admin(admins, target.username)
+        values = dict(role=command.role, unit=unit, agency=agency)
+        changes = (("role", command.role), ("unit", unit), ("agency", agency))
+    elif isinstance(command, SetPhone):
+        values = dict(phone=phone)
+        changes = (("phone", phone.replace(" ", "") if phone else "none"),)
+    elif isinstance(command, Deactivate):
+        if target.username == by.username:
+            raise AccountRefused("self", "'{username}' cannot deactivate themself; another administrator can",
+                                 username=by.username)
+        if target.username in admins:
+            _keep_an_admin(admins, target.username)
+        values = dict(active=False)
+        _end_sessions(conn, target, now)
+    elif isinstance(command, Reactivate):
+        values = dict(active=True, failed_logins=0, locked_until=None)
+    else:
+        values = dict(password_hash=hashed, failed_logins=0, locked_until=None)
+        _end_sessions(conn, target, now)
+    conn.execute(sa.update(user_t).where(user_t.c.id == target.id).values(**values))
+    _logged(conn, by, command.action, target_reason(target.username, *changes))
 
 
 def _keep_an_admin(admins: set[str], leaving: str) -> None:

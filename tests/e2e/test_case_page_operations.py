@@ -184,7 +184,8 @@ def test_every_form_the_page_offers_is_saved_and_returns_to_its_section(world: W
             r = client.post(form.action, data={**data, "csrf": _csrf(client, reference)}, follow_redirects=False)
             assert r.status_code == 303, f"{reference} {form.key}: {r.status_code} {_alert(r.text)}"
             section = {"complete": "steps", "skip": "steps", "consent": "consents", "handover": "handovers",
-                       "close": "result", "transfer": "result"}.get(form.key.split(" ")[0], "actions")
+                       "close": "result", "transfer": "result", "risk": "risk"}.get(form.key.split(" ")[0],
+                                                                                     "actions")
             assert r.headers["location"].endswith(f"#{section}"), (form.key, r.headers["location"])
             posted += 1
     assert posted >= 20

@@ -166,3 +166,29 @@ def test_the_step_waiting_for_consent_says_what_it_waits_for(built: list[tuple[s
     with pytest.raises(DomainError) as refused:
         copy.deepcopy(case).execute(CreateHandover(code="K6"), actor="koordinator", at=case.recorded_until())
     assert refused.value.refusal.code == "consent_missing"  # type: ignore[attr-defined]
+
+
+def test_k9_offers_nav_and_the_housing_office_each_on_its_own_and_one_open_task_refuses_both(
+        built: list[tuple[str, Case]]) -> None:
+    case = dict(built)["in support"]
+    k9 = [h for h in offers(case, at=case.recorded_until()).handovers if h.code == "K9"]
+    assert [(h.agency, h.chosen, list(h.bases)) for h in k9] == [("nav", True, [CONSENT_NOW]),
+                                                                  ("housing", True, [CONSENT_NOW])]
+    at = case.recorded_until() + timedelta(minutes=1)
+    case.execute(RecordConsent(agency="housing", scope=("name", "contact", "finances")), actor="koordinator", at=at)
+    case.execute(CreateHandover(code="K9", agency="housing", note="Ring før kl. 15"), actor="koordinator", at=at)
+    task = next(t for t in case.handovers if t.code == "K9")
+    assert (task.agency, task.note) == ("housing", "Ring før kl. 15")
+    k9 = [h for h in offers(case, at=at).handovers if h.code == "K9"]
+    assert [(h.agency, h.refusal.code if h.refusal else None) for h in k9] == [("nav", "handover_open"),
+                                                                               ("housing", "handover_open")]
+
+
+def test_child_welfare_is_offered_its_duty_to_inform_with_a_reason_required(built: list[tuple[str, Case]]) -> None:
+    case = dict(built)["with children"]
+    k5 = next(h for h in offers(case, at=case.recorded_until()).handovers if h.code == "K5")
+    assert (k5.agency, k5.chosen, k5.legal) == ("child_welfare", False, True)
+    assert "child_welfare_duty" in k5.bases and k5.bases["child_welfare_duty"].reason_required
+    assert outcome(case, [CreateHandover(code="K5", legal_basis="child_welfare_duty")], case.recorded_until())
+    assert outcome(case, [CreateHandover(code="K5", legal_basis="child_welfare_duty", reason=REASON)],
+                   case.recorded_until()) is None
