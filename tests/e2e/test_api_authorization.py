@@ -66,6 +66,7 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "RecordConsentBody": lambda: {"scope": ["name", "contact", "threat_assessment"]},
     "AssignCoordinatorBody": lambda: {"coordinator": "koordinator"},
     "SetConditionBody": lambda: {"value": True, "reason": "barn registrert"},
+    "RecordRiskBody": lambda: {"level": "high"},
     "CreateHandoverBody": lambda: {"code": "K6"},
     "CloseBody": lambda: {"outcome": "declined", "reason": "takket nei til videre oppfølging"},
     "TransferBody": lambda: {"municipality": "Testkommune", "reason": "flyttet til annen kommune"},
@@ -97,7 +98,7 @@ PATH_VALUES: dict[str, dict[str, str]] = {
     **{route: {"username": "koordinator4"} for route in ("user_update", "user_deactivate", "user_reactivate",
                                                           "user_password")},
 }
-COMMON_VALUES = {"pathway_id": "krisesenter", "version": "1"}
+COMMON_VALUES = {"pathway_id": "krisesenter", "version": "2"}
 
 
 @dataclass

@@ -57,7 +57,7 @@ def test_users_are_added_and_changed_from_the_lists_only(cli: Cli) -> None:
                            .where(user_t.c.username == "k1")).one()
     assert tuple(row) == ("partner", None, "police")
     listed = cli("users", "list", *BOSS)
-    assert listed.code == 0 and "police" in listed.stdout and "agencies: child_welfare, health, nav, police" in \
+    assert listed.code == 0 and "police" in listed.stdout and "agencies: child_welfare, correctional_service, health, housing, nav, police" in \
         listed.stderr
 
 

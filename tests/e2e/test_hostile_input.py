@@ -481,9 +481,9 @@ def test_path_traversal_in_a_pathway_id_reads_no_file(world: World, opened_files
     before = len(w.references())
     for name in TRAVERSALS:
         quoted = name.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
-        for url in (f"{API}/pathways/{quoted}/1/diagram", f"{API}/pathways/{name}/1/diagram"):
+        for url in (f"{API}/pathways/{quoted}/2/diagram", f"{API}/pathways/{name}/2/diagram"):
             r = w.lenient.get(url, headers=w.auth(K))
-            if r.request.url.path == f"{API}/pathways/krisesenter/1/diagram":  # the client resolved the dots itself
+            if r.request.url.path == f"{API}/pathways/krisesenter/2/diagram":  # the client resolved the dots itself
                 assert r.status_code == 200 and r.text.startswith("stateDiagram-v2"), name
                 continue
             refused(r, 404)

@@ -25,8 +25,8 @@ def test_health_readiness_and_the_definitions_are_served(core: Forlop) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
     assert TestClient(create_app(core)).get("/api/v1/pathways").status_code == 401  # only for signed-in users
     versions = client.get("/api/v1/pathways").json()
-    assert [(v["id"], v["version"]) for v in versions] == [("krisesenter", 1)]
-    diagram = client.get("/api/v1/pathways/krisesenter/1/diagram", params={"lang": "en"})
+    assert [(v["id"], v["version"]) for v in versions] == [("krisesenter", 2)]
+    diagram = client.get("/api/v1/pathways/krisesenter/2/diagram", params={"lang": "en"})
     assert diagram.text.startswith("stateDiagram-v2") and "Intake" in diagram.text
 
 
