@@ -23,7 +23,7 @@ def test_a_handover_to_the_police_with_consent_given_now_in_one_form(browser: Br
     expect(form.get_by_label("Samtykke gitt nå")).to_be_checked()
     for scope in ("Navn", "Trygg kontaktkanal", "Trusselvurdering"):
         expect(form.get_by_label(scope, exact=True)).to_be_checked()
-    expect(form.get_by_label("for å avverge alvorlig kriminalitet")).to_be_visible()  # the police's legal basis
+    expect(form.get_by_label("Uten samtykke: Avvergingsplikt (straffeloven § 196)")).to_be_visible()  # the police's legal basis
     expect(form.get_by_label("opplysningsplikt til barnevernet")).to_have_count(0)  # never for the police
     form.get_by_role("button", name="Send overlevering").click()  # 2
 
