@@ -25,11 +25,13 @@ from pathway.case.events import Event, event_hash
 from pathway.case.refusals import Refusal
 from pathway.case.values import BACKDATE_TOLERANCE, REASON_REQUIRED, actor_name, iso, text, utc
 from pathway.definition import PathwayDefinition
-from pathway.errors import DomainError, InvalidArgument
+from pathway.errors import N_, DomainError, InvalidArgument
 from pathway.machine import compile_pathway
 
 # How first contact came (K0), as the open event records it: by phone, walking in, escorted by the police, referred.
 CONTACT_CHANNELS = ("phone", "walk_in", "police_escort", "referral")
+
+BACKDATED = N_("first contact lies more than an hour back: give the reason for backdating")
 
 
 class Case(Deadlines):
@@ -58,7 +60,7 @@ class Case(Deadlines):
         if first_contact_at > at + BACKDATE_TOLERANCE:
             raise InvalidArgument("first_contact_at", "first contact cannot lie in the future")
         reason = text("reason", reason, required=first_contact_at < at - BACKDATE_TOLERANCE,
-                      missing="first contact lies more than an hour back: give the reason for backdating")
+                      missing=BACKDATED)
         wanted = sorted(set(conditions))
         for cond in wanted:
             if cond not in definition.conditions:
