@@ -61,7 +61,7 @@ class TaskOut(BaseModel):
     coordinator: str | None = Field(description="the case's coordinator; null before one is assigned",
                                     examples=["koordinator"])
     phone: str | None = Field(description="the coordinator's work phone, where they gave one",
-                              examples=["+47 55 00 00 00"])
+                              examples=["+47 099 00 001"])
     note: str | None = Field(description="the coordinator's note to the agency, written at the handover",
                              examples=["Ring før kl. 15"])
     person_name: str | None = Field(description="only when the consent's scope includes the name")
