@@ -67,6 +67,9 @@ def coordinator_of(index: int) -> str:
     return "koordinator" if index == 0 else f"koordinator{index + 1}"
 
 
+CONTACTS = {"police": "politi", "nav": "nav"}  # the demo's contact at each agency K6 and K7 hand over to
+
+
 def demo_phone(index: int) -> str:
     """The work phone of the index-th demo coordinator: a number no one can have (a Norwegian number never starts
     with 0), and not the synthetic people's ("+47 000 00 ...")."""
@@ -75,9 +78,10 @@ def demo_phone(index: int) -> str:
 
 def demo_users(units: tuple[str, ...]) -> list[tuple[str, str, str | None, str | None]]:
     """(name, role, unit, agency) of the demo users: a coordinator per configured unit (FORLOP_UNITS), the first
-    unit's manager, a police and a NAV contact, an administrator."""
+    unit's manager, a contact at the police, NAV, the housing office and child welfare, an administrator."""
     return [*((coordinator_of(i), "coordinator", unit, None) for i, unit in enumerate(units)),
             ("politi", "partner", None, "police"), ("nav", "partner", None, "nav"),
+            ("bolig", "partner", None, "housing"), ("barnevern", "partner", None, "child_welfare"),
             ("leder", "manager", units[0], None), ("admin", "admin", None, None)]
 
 
@@ -167,16 +171,29 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         scope = ("name", "contact", "threat_assessment") if agency == "police" else ("name", "contact", "finances")
         ok = ok and step(rng.uniform(1, 12), lambda c, at: c.execute(do.RecordConsent(agency, scope=scope, given=True), actor=coordinator, at=at))
     if "children" in case.conditions:
-        ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))
+        if zlib.crc32(f"{case.reference}K5".encode()) % 3:  # assessed: no notice to child welfare needed
+            ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))
+        else:  # the duty to inform child welfare: a handover without consent, with its reason, that it accepts
+            ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(do.CreateHandover(
+                "K5", legal_basis="child_welfare_duty", reason="Bekymring for barnas omsorgssituasjon",
+                note="Mor er informert om meldingen"), actor=coordinator, at=at))
+            k5 = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers
+                  if t.code == "K5"]
+            ok = ok and bool(k5) and step(rng.uniform(2, 20), lambda c, at: c.execute(
+                do.UpdateHandover(k5[-1], "accepted"), actor="barnevern", at=at))
+            ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(
+                do.UpdateHandover(k5[-1], "completed", note="Melding mottatt; undersøkelse startet"), actor="barnevern",
+                at=at))
     ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(do.Advance("start_support"), actor=coordinator, at=at))
     for code in ("K6", "K7"):
         ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(do.CreateHandover(code), actor=coordinator, at=at))
-    tasks = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers]
-    for task_id in tasks:
+    tasks = [(t.id, CONTACTS[t.agency]) for t in services.get_case(uow=core.uow(), reference=case.reference).handovers
+             if t.code in ("K6", "K7")]
+    for task_id, contact in tasks:
         if rng.random() < 0.8:
-            ok = ok and step(rng.uniform(2, 20), lambda c, at: c.execute(do.UpdateHandover(task_id, "accepted"), actor="partner", at=at))
+            ok = ok and step(rng.uniform(2, 20), lambda c, at: c.execute(do.UpdateHandover(task_id, "accepted"), actor=contact, at=at))
             if rng.random() < 0.8:
-                ok = ok and step(rng.uniform(5, 60), lambda c, at: c.execute(do.UpdateHandover(task_id, "completed", note="utført"), actor="partner", at=at))
+                ok = ok and step(rng.uniform(5, 60), lambda c, at: c.execute(do.UpdateHandover(task_id, "completed", note="utført"), actor=contact, at=at))
     if profile == "support_paused":
         step(rng.uniform(5, 100), lambda c, at: c.execute(do.Pause(reason="personen er ikke tilgjengelig"), actor=coordinator, at=at))
         return
@@ -187,16 +204,20 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         plan = clock + timedelta(days=rng.uniform(6, 20))
         ok = ok and step(rng.uniform(1, 48), lambda c, at: c.execute(do.RecordMilestone("move_out_planned", when=plan), actor=coordinator, at=at))
         ok = ok and step(rng.uniform(24, 96), lambda c, at: _complete(c, "K10", coordinator, at))
-    if zlib.crc32(f"{case.reference}K9".encode()) % 3:
-        ok = ok and step(rng.uniform(24, 300), lambda c, at: _complete(c, "K9", "nav", at))
-    else:  # housing settled through NAV: a handover, accepted and completed by the demo's NAV contact
+    housing = zlib.crc32(f"{case.reference}K9".encode()) % 6
+    if housing > 1:  # the person found a home without a handover: the coordinator records it settled
+        ok = ok and step(rng.uniform(24, 300), lambda c, at: _complete(c, "K9", coordinator, at))
+    else:  # housing settled through NAV or the housing office: a handover, accepted and completed by its contact
+        agency, contact = ("nav", "nav") if housing == 0 else ("housing", "bolig")
         ok = ok and step(rng.uniform(24, 300), lambda c, at: c.execute(
-            do.CreateHandover("K9", agency="nav", note="Trenger hjelp med depositum"), actor=coordinator, at=at))
+            do.RecordConsent(agency, scope=("name", "contact", "finances")), actor=coordinator, at=at))
+        ok = ok and step(0, lambda c, at: c.execute(
+            do.CreateHandover("K9", agency=agency, note="Trenger hjelp med depositum"), actor=coordinator, at=at))
         k9 = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers if t.code == "K9"]
         for status, hours in (("accepted", 6), ("completed", 30)):
             ok = ok and bool(k9) and step(hours, lambda c, at: c.execute(
                 do.UpdateHandover(k9[-1], status, note="bolig avklart" if status == "completed" else None),
-                actor="nav", at=at))
+                actor=contact, at=at))
     ok = ok and step(rng.uniform(2, 48), lambda c, at: c.execute(do.Advance("move_out"), actor=coordinator, at=at))
     if profile == "returned":
         step(rng.uniform(24, 200), lambda c, at: c.execute(do.Advance("back_to_support", reason="ny krise; tilbake på krisesenteret"), actor=coordinator, at=at))
