@@ -93,9 +93,10 @@ _DAY = timedelta(days=1)
 
 
 def end_of_day(moment: datetime) -> datetime:
-    """The end of ``moment``'s day in Oslo (the next local midnight, in UTC): what "the same day" gives until."""
+    """The end of ``moment``'s day in Oslo, in UTC: what "the same day" gives until. 23:59 local, so that a page
+    says the day it is (a deadline at the next midnight reads as tomorrow's 00:00)."""
     _require_aware(moment)
-    return _at_local(moment.astimezone(OSLO).date() + _DAY, time(0))
+    return _at_local(moment.astimezone(OSLO).date(), time(23, 59))
 
 
 def _wall(moment: datetime) -> tuple[date, timedelta]:

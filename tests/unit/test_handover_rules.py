@@ -31,9 +31,9 @@ def test_at_high_risk_the_police_task_is_due_the_end_of_the_day_it_was_sent(case
     case.execute(do.RecordRisk("high"), actor=ACTOR, at=at)
     _hand_over_to_police(case, at, note="Ring før kl. 15")
     task = case.handovers[0]
-    midnight = datetime(2026, 11, 24, 0, 0, tzinfo=OSLO)  # start is a Monday morning in Oslo
+    last_minute = datetime(2026, 11, 23, 23, 59, tzinfo=OSLO)  # start is a Monday morning in Oslo
     assert (task.urgency, task.note) == ("high", "Ring før kl. 15")
-    assert task.due_at == step(case, "K6").due_at == midnight
+    assert task.due_at == step(case, "K6").due_at == last_minute
     assert step(case, "K6").due_at < case.due(case.definition.checkpoint["K6"], at), "shorter than a working day"
 
 
@@ -50,11 +50,11 @@ def test_below_high_risk_the_police_task_keeps_its_working_day(case: Case, start
 
 @pytest.mark.parametrize("wall", [(2026, 3, 29, 1, 30), (2026, 10, 25, 2, 30), (2028, 2, 29, 23, 59),
                                   (2026, 12, 31, 12, 0)])
-def test_the_end_of_the_day_is_the_next_oslo_midnight_on_any_day(wall: tuple[int, ...]) -> None:
+def test_the_end_of_the_day_is_its_last_minute_in_oslo_on_any_day(wall: tuple[int, ...]) -> None:
     at = datetime(*wall, tzinfo=OSLO)
     end = end_of_day(at)
-    assert end > at and end.astimezone(OSLO).time().hour == 0
-    assert end.astimezone(OSLO).date() == at.date() + timedelta(days=1)
+    assert end >= at and (end.astimezone(OSLO).hour, end.astimezone(OSLO).minute) == (23, 59)
+    assert end.astimezone(OSLO).date() == at.date()
 
 
 def test_a_second_consent_moves_the_deadline_but_not_past_the_same_day(case: Case, start: datetime) -> None:
