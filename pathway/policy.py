@@ -24,12 +24,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from pathway.accounts import User, active_user
-from pathway.case import shareable
+from pathway.case import OPEN_HANDOVER, shareable
 from pathway.errors import NotPermitted
 from pathway.store.access import break_glass_held, case_owner
 
 BREAK_GLASS_TTL = timedelta(hours=12)  # how long an emergency grant lasts
-OPEN_TASK = ("requested", "accepted")  # a task that still needs the name to be carried out
+OPEN_TASK = OPEN_HANDOVER  # a task that still needs the name to be carried out
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +132,7 @@ class TaskFields:
     scope: tuple[str, ...]  # of the task's scope, what the consent shares now
     name: bool  # the person's name
     contact: bool = False  # the person's safe contact channel (never an address)
+    note: bool = False  # the coordinator's note to the agency: written under the task's basis, shown while it holds
 
 
 def task_fields(task_scope: Iterable[str], basis: str, consent_scope: Iterable[str] | None,
@@ -140,4 +141,5 @@ def task_fields(task_scope: Iterable[str], basis: str, consent_scope: Iterable[s
     withdrawn consent (``consent_scope`` None) narrows every open task at once."""
     scope = shareable(task_scope, basis, consent_scope)
     open_task = status in OPEN_TASK
-    return TaskFields(scope, "name" in scope and open_task, "contact" in scope and open_task)
+    holds = basis != "consent" or consent_scope is not None  # a withdrawn consent takes the note with it
+    return TaskFields(scope, "name" in scope and open_task, "contact" in scope and open_task, open_task and holds)

@@ -5,9 +5,11 @@ from pathway.case.commands import COMMANDS, Command, Context, Resolver
 from pathway.case.events import GENESIS, Event, canonical, event_hash
 from pathway.case.replay import replay
 from pathway.case.values import (
+    ANSWERED,
     EARLIEST,
     HANDOVER_STATUSES,
     LATEST,
+    OPEN_HANDOVER,
     Consent,
     HandoverTask,
     Step,
@@ -18,7 +20,7 @@ from pathway.case.values import (
 )
 
 __all__ = [
-    "COMMANDS", "EARLIEST", "GENESIS", "HANDOVER_STATUSES", "LATEST", "Case", "Command", "Consent",
+    "ANSWERED", "COMMANDS", "EARLIEST", "GENESIS", "HANDOVER_STATUSES", "LATEST", "OPEN_HANDOVER", "Case", "Command", "Consent",
     "Context", "Event", "HandoverTask", "Resolver", "Step", "canonical", "event_hash", "iso", "parse_iso", "replay",
     "shareable", "utc",
 ]

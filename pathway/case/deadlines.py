@@ -139,9 +139,9 @@ class Deadlines(CaseState):
         """``due``, or sooner: the end of the day an open handover of the step was sent, where the checkpoint asks for
         the same day at the threat level the task was sent at (high risk: the police act the same day)."""
         checkpoint = self.definition.checkpoint.get(step.code)
-        levels = checkpoint.handover.same_day_at if checkpoint is not None and checkpoint.handover else ()
+        handover = checkpoint.handover if checkpoint is not None else None
         sent = [t.created_at for t in self.handovers
-                if levels and t.code == step.code and t.is_open and t.urgency in levels]
+                if handover and t.code == step.code and t.is_open and handover.same_day(t.urgency)]
         if not sent:
             return due
         by = end_of_day(max(sent))

@@ -16,6 +16,8 @@ from pathway.errors import N_, InvalidArgument
 from pathway.machine import OPEN_STEP_STATES
 
 HANDOVER_STATUSES = ("requested", "accepted", "declined", "completed", "cancelled")
+OPEN_HANDOVER = ("requested", "accepted")  # still to be accepted or completed: the only tasks that can be late
+ANSWERED = ("accepted", "declined", "completed")  # an agency's answers (a task cancelled was the crisis centre's)
 BACKDATE_TOLERANCE = timedelta(hours=1)
 MAX_TEXT = 2000
 REASON_REQUIRED = N_("a reason is required for this operation")  # marked: said in the reader's language
@@ -153,4 +155,4 @@ class HandoverTask:
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("requested", "accepted")
+        return self.status in OPEN_HANDOVER

@@ -115,6 +115,10 @@ class Handover(_Frozen):
     def agencies(self) -> tuple[str, ...]:
         return (self.agency,) if isinstance(self.agency, str) else self.agency
 
+    def same_day(self, urgency: str | None) -> bool:
+        """Whether a task sent at ``urgency`` is due the same day."""
+        return urgency is not None and urgency in self.same_day_at
+
 
 class Checkpoint(_Frozen):
     code: Code
@@ -194,10 +198,14 @@ class PathwayDefinition(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _legal_bases_of_before(cls, data: object) -> object:
-        """A definition registered before legal bases were data named none: it had the two the code then knew."""
+        """A definition registered before legal bases were data (its agencies names only, no ``legal_bases``) had
+        the two the code then knew. A definition in today's form that names no legal bases has none: leaving them out
+        never allows a handover without consent."""
         if not isinstance(data, dict) or "legal_bases" in data:
             return data
         agencies = {k: dict(v) if isinstance(v, dict) else v for k, v in (data.get("agencies") or {}).items()}
+        if any(isinstance(v, dict) and set(v) - {"nb", "en"} for v in agencies.values()):
+            return data
         for agency, basis in (("police", "avert_crime"), ("child_welfare", "child_welfare_duty")):
             if isinstance(agencies.get(agency), dict):
                 agencies[agency].setdefault("legal_bases", [basis])

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from pathway.case import HANDOVER_STATUSES
+from pathway.case import ANSWERED, HANDOVER_STATUSES, OPEN_HANDOVER
 from pathway.crypto import KeyRing
-from pathway.definition import PathwayDefinition
+from pathway.definition import LegalBasis, PathwayDefinition
 from pathway.errors import InvalidArgument
 from pathway.people import unseal
 from pathway.policy import task_fields
@@ -89,7 +89,7 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
                        user_t.c.phone.label("coordinator_phone"))
              .join(case_t, case_t.c.id == handover_t.c.case_id)
              .outerjoin(person_t, person_t.c.case_id == handover_t.c.case_id)
-             .outerjoin(user_t, user_t.c.username == case_t.c.coordinator)
+             .outerjoin(user_t, sa.and_(user_t.c.username == case_t.c.coordinator, user_t.c.active.is_(True)))
              .where(_of_agency(agency), *_filters(status, overdue, now, cursor))
              .order_by(*_ORDER).limit(limit))
     if task_id is not None:
@@ -117,12 +117,19 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
             withheld=withheld, withheld_nb=_named(d, withheld, "nb"), withheld_en=_named(d, withheld, "en"),
             consent_changed_at=datetime.fromisoformat(consent["recorded_at"]) if withheld and consent else None,
             scope_nb=_named(d, shown.scope, "nb"), scope_en=_named(d, shown.scope, "en"),
-            basis_nb=f"{basis.nb} ({basis.law})" if basis else "Samtykke",
-            basis_en=f"{basis.en} ({basis.law})" if basis else "Consent",
-            note=r.note, urgency=r.urgency, coordinator=r.coordinator, phone=r.coordinator_phone,
-            same_day=bool(handover and r.urgency in handover.same_day_at), safe_contact=safe_contact,
-            answered_by=r.updated_by if r.status in ("accepted", "declined", "completed") else None, reply=r.reply))
+            basis_nb=_basis_named(r.basis, basis, "nb"), basis_en=_basis_named(r.basis, basis, "en"),
+            note=r.note if shown.note else None, urgency=r.urgency, coordinator=r.coordinator,
+            phone=r.coordinator_phone, same_day=bool(handover and r.status in OPEN_HANDOVER and handover.same_day(r.urgency)),
+            safe_contact=safe_contact, answered_by=r.updated_by if r.status in ANSWERED else None, reply=r.reply))
     return views
+
+
+def _basis_named(code: str, basis: LegalBasis | None, lang: str) -> str:
+    """A task's basis in words: consent, or the legal basis by the definition's name and its provision (one the
+    definition no longer names stays its code)."""
+    if code == "consent":
+        return "Samtykke" if lang == "nb" else "Consent"
+    return f"{basis.get(lang)} ({basis.law})" if basis is not None else code
 
 
 def _named(definition: PathwayDefinition, scope: tuple[str, ...], lang: str) -> tuple[str, ...]:
@@ -133,10 +140,9 @@ def _named(definition: PathwayDefinition, scope: tuple[str, ...], lang: str) -> 
 
 # -- paging: every task reachable, whatever their number --------------------------------------------------------
 
-OPEN = ("requested", "accepted")  # still to be accepted or completed: the only tasks that can be late
 PAGE, MAX_PAGE = 50, 200
 _FAR = datetime(9999, 12, 31, tzinfo=timezone.utc)  # an open task without a deadline: after every one with one
-_open = handover_t.c.status.in_(OPEN)
+_open = handover_t.c.status.in_(OPEN_HANDOVER)
 _deadline = sa.func.coalesce(handover_t.c.due_at, sa.literal(_FAR, handover_t.c.due_at.type))
 # The open tasks first, by deadline (the overdue first, those without one last), then the others, last changed
 # first; then by id. A cursor is a position in this order: (0, deadline, id) or (1, last change, id).
@@ -164,7 +170,7 @@ def task_page(conn: sa.Connection, *, agency: str | None, catalog: DefinitionCat
     if len(views) <= limit:
         return TaskPage(views, None)
     last = views[limit - 1]
-    done = last.status not in OPEN
+    done = last.status not in OPEN_HANDOVER
     at = last.updated_at if done else last.due_at or _FAR
     return TaskPage(views[:limit], _encode_cursor([str(int(done)), at.isoformat(), str(last.id)]))
 
@@ -212,7 +218,7 @@ def _statuses(status: str | Collection[str]) -> list[str]:
     given = [status] if isinstance(status, str) else list(status)
     if any(s != "open" and s not in HANDOVER_STATUSES for s in given):
         raise InvalidArgument("status", "must be one of {choices}", choices=[*HANDOVER_STATUSES, "open"])
-    return sorted({s for g in given for s in (OPEN if g == "open" else (g,))})
+    return sorted({s for g in given for s in (OPEN_HANDOVER if g == "open" else (g,))})
 
 
 def _position(cursor: str) -> tuple[bool, datetime, uuid.UUID]:

@@ -189,3 +189,23 @@ def test_an_answer_recorded_before_tasks_kept_who_answered_replays_without_it(ca
     assert "keeps_answer" not in case.new_events[-1].payload
     assert case.handovers[0].updated_by is None and len(case.snapshot()["handovers"][0]) == 10
     assert replay(case.new_events, resolver(definition)).snapshot() == case.snapshot()
+
+
+def test_a_definition_in_todays_form_that_names_no_legal_bases_has_none(shipped_text: str) -> None:
+    head, _, rest = shipped_text.partition("\nlegal_bases:\n")
+    _, _, rest = rest.partition("\nconsent_scopes:")
+    text = (head + "\nconsent_scopes:" + rest).replace("legal_bases: [avert_crime]", "legal_bases: []", 1)
+    text = text.replace("legal_bases: [child_welfare_duty]", "legal_bases: []", 1)
+    definition = parse_definition(text)
+    assert not definition.legal_bases and all(not definition.legal_bases_for(a) for a in definition.agencies)
+
+
+@pytest.mark.parametrize(("basis", "consent", "status", "shown"), [
+    ("consent", ("name",), "requested", True), ("consent", None, "requested", False),
+    ("consent", ("name",), "completed", False), ("avert_crime", None, "accepted", True),
+    ("avert_crime", None, "declined", False)])
+def test_the_coordinators_note_is_shown_while_the_task_is_open_and_its_basis_holds(
+        basis: str, consent: tuple[str, ...] | None, status: str, shown: bool) -> None:
+    from pathway.policy import task_fields
+
+    assert task_fields(("name",), basis, consent, status).note is shown
