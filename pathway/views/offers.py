@@ -15,6 +15,7 @@ from pathway.case.commands import (
     RecordMilestone, RecordRisk, Resume, SetCondition, SkipStep, Transfer,
 )
 from pathway.case.refusals import Refusal
+from pathway.definition import RISK_LEVELS
 from pathway.machine import compile_pathway
 
 # The basis of a handover given now on the page: the person consents now (the consent is recorded with the task),
@@ -87,7 +88,8 @@ def offers(case: Case, *, at: datetime) -> Offers:
         "resume": offer(case, Resume(), at=at),
         "consent": offer(case, RecordConsent(agency=next(iter(d.agencies), "")), at=at),
         "coordinator": offer(case, AssignCoordinator(coordinator=""), at=at),
-        "risk": offer(case, RecordRisk(level="high"), at=at),
+        # Asked with a level other than the case's, so that the form requires a reason once one is recorded.
+        "risk": offer(case, RecordRisk(level=next(lv for lv in RISK_LEVELS if lv != case.risk)), at=at),
         "condition": offer(case, SetCondition(name="", value=True, reason=""), at=at),
         "milestone": offer(case, RecordMilestone(name="", when=at), at=at),
         "add_step": offer(case, AddStep(title="", owner="", due_at=at, reason=""), at=at),

@@ -209,3 +209,13 @@ def test_the_coordinators_note_is_shown_while_the_task_is_open_and_its_basis_hol
     from pathway.policy import task_fields
 
     assert task_fields(("name",), basis, consent, status).note is shown
+
+
+def test_a_changed_threat_level_says_why_and_the_first_does_not_need_to(case: Case, start: datetime) -> None:
+    at = start + timedelta(hours=1)
+    case.execute(do.RecordRisk("high"), actor=ACTOR, at=at)
+    with pytest.raises(InvalidArgument, match="reason"):
+        case.execute(do.RecordRisk("low"), actor=ACTOR, at=at)
+    case.execute(do.RecordRisk("low", reason="ny vurdering etter besøksforbud"), actor=ACTOR, at=at)
+    case.execute(do.RecordRisk("low"), actor=ACTOR, at=at)  # the same level again changes nothing to explain
+    assert case.risk == "low"

@@ -56,7 +56,7 @@ def valid(case: Case, form: str, at: datetime) -> list[Command]:
         "resume": [Resume()],
         "consent": [RecordConsent(agency="nav", scope=("name",))],
         "coordinator": [AssignCoordinator(coordinator="koordinator2", reason=REASON)],
-        "risk": [RecordRisk(level="high")],
+        "risk": [RecordRisk(level="high", reason=REASON)],
         "condition": [SetCondition(name=condition, value=condition not in case.conditions, reason=REASON)],
         "milestone": [RecordMilestone(name="move_out_planned", when=at + timedelta(days=20))],
         "add_step": [AddStep(title="Følge til fastlege", owner="coordinator", due_at=at + timedelta(days=3),

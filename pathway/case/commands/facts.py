@@ -122,12 +122,15 @@ class RecordRisk(Command, operation="record_risk", action="case.risk", route="/r
         self.check(case)
         if self.level not in RISK_LEVELS:
             raise InvalidArgument("level", "must be one of {choices}", choices=list(RISK_LEVELS))
-        reason = text("reason", self.reason, required=False)
+        reason = text("reason", self.reason, required=self.reason_required(case))
 
         def apply() -> None:
             case.risk = self.level
 
         case.record(self.operation, ctx, reason=reason, payload={"level": self.level}, apply=apply)
+
+    def reason_required(self, case: Case) -> bool:
+        return case.risk is not None and case.risk != self.level  # a changed assessment says why (high to low too)
 
 
 @dataclass(frozen=True)
