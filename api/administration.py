@@ -56,6 +56,8 @@ def changes_of(username: str, body: UserChange) -> list[UserCommand]:
     """What a change of a user asks for: a new role and placement where a role is sent, a new work phone where a
     phone is sent (null or "" takes it away); both in one transaction. Neither is refused."""
     commands: list[UserCommand] = []
+    if body.role is None and (body.unit is not None or body.agency is not None):
+        raise InvalidArgument("role", "a unit or an agency is changed with the role it goes with")
     if body.role is not None:
         commands.append(ChangeUser(username, body.role, body.unit, body.agency))
     if "phone" in body.model_fields_set:

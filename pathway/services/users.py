@@ -209,6 +209,8 @@ def _carry_out(conn: sa.Connection, command: UserCommand, *, hashed: str | None,
         values = dict(role=command.role, unit=unit, agency=agency)
         changes = (("role", command.role), ("unit", unit), ("agency", agency))
     elif isinstance(command, SetPhone):
+        if phone == target.phone:  # the page sends the phone with every change: unchanged, nothing to log
+            return
         values = dict(phone=phone)
         changes = (("phone", phone.replace(" ", "") if phone else "none"),)
     elif isinstance(command, Deactivate):

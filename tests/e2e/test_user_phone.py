@@ -115,3 +115,20 @@ def test_the_command_line_sets_and_takes_away_a_phone(cli: Cli) -> None:
     assert cli("users", "change", "k1", "--phone", "ring meg", *BOSS).code == 2 and phone() == PHONE
     assert cli("users", "change", "k1", *BOSS).code == 2  # neither a role nor a phone
     assert cli("users", "change", "k1", "--phone", "", *BOSS).code == 0 and phone() is None
+
+
+def test_a_unit_without_its_role_is_refused_and_an_unchanged_phone_is_not_logged_again(world: World) -> None:
+    name = new_user(world)
+    r = world.client.patch(f"{API}/users/{name}", json={"unit": "askoy"}, headers=world.auth("admin"))
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "role", r.text
+
+    def logged() -> int:
+        with world.core.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(access_t).where(
+                access_t.c.action == "user.phone", access_t.c.reason.contains(f"user={name} "))).scalar_one()
+
+    world.client.patch(f"{API}/users/{name}", json={"phone": PHONE}, headers=world.auth("admin"))
+    assert logged() == 1
+    r = world.client.patch(f"{API}/users/{name}", json={"role": "coordinator", "unit": "askoy", "phone": PHONE},
+                           headers=world.auth("admin"))
+    assert r.status_code == 200 and logged() == 1, "the role changed, the phone did not"
