@@ -29,6 +29,7 @@ from api.web.session import CoordinatorPage, Posted, Session, language
 from api.web.urgency import how_late
 from pathway import policy, services
 from pathway.accounts import User
+from pathway.case import ANSWERED
 from pathway.case.aggregate import CONTACT_CHANNELS
 from pathway.case.commands import CreateHandover, RecordConsent
 from pathway.definition import RISK_LEVELS
@@ -36,7 +37,7 @@ from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotF
 from pathway.people import municipalities
 from pathway.services.people import Shown, people_of
 from pathway.views.break_glass import case_grants
-from pathway.views.cases import case_counts, of_unit
+from pathway.views.cases import case_counts, handover_alerts, of_unit
 from pathway.views.deadlines import deadline_status
 from pathway.views.offers import CONSENT, CONSENT_NOW, offers
 from pathway.views.users import coordinators_of
@@ -201,6 +202,9 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
         # the case without its forms, and says how to ask for write access.
         access = policy.case_access(uow.conn, session.user, reference, now=now)
         grants = case_grants(uow.conn, access.case_id, now=now) if access.case_id is not None else []
+        # A declined handover still to be settled, by the case list's rule: what to do next is said under the table.
+        alerts = (handover_alerts(uow.conn, [access.case_id], now).get(access.case_id, [])
+                  if access.case_id is not None else [])
     own_unit = session.user.unit == detail.unit
     mine = [g for g in grants if g.running and g.username == session.user.username]
     may_end = any(g.running for g in grants) if own_unit else bool(mine)
@@ -210,6 +214,10 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     deadline = deadline_status(detail.next_due_at, datetime.now(timezone.utc), closed=detail.closed_at is not None)
     opened = next((e.payload for e in detail.timeline if e.operation == "open"), {})
     named = names_for(request, lang)  # once for the page: every refusal on it is named by the same words
+    handovers = {code: c.handover for code, c in definition.checkpoint.items() if c.handover is not None}
+    # Each with whether another agency could be asked instead (K9: NAV or the housing office).
+    declined = [{**a, "elsewhere": a["code"] in handovers and len(handovers[a["code"]].agencies) > 1}
+                for a in alerts if a["status"] == "declined"]
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
                 shown=case_person(request, core, session.user, reference),
                 contact_channel=CHANNEL_LABELS.get(opened.get("contact_channel", "")),
@@ -222,7 +230,8 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 coordinators=coordinators, phases={p.id: p.title for p in definition.phases},
                 saved=saved, saved_in=SECTION_OF.get(done, "actions") if saved else "", conflict=conflict,
                 refused=refused,
-                failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE)
+                failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
+                declined=declined, answered=ANSWERED)
 
 
 @router.post("/cases/{reference}/do/{action}")

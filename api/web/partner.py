@@ -15,14 +15,15 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from api import partner_tasks as api
 from api.deps import Core
 from api.i18n import N_
 from api.problems import describe, names_for
-from api.routes import tasks as api
 from api.web.auth import see_other
 from api.web.i18n import form_errors
 from api.web.render import page
 from api.web.session import PartnerPage, Posted, Session, language
+from pathway.case import HANDOVER_STATUSES, OPEN_HANDOVER
 from pathway.case.values import deadline_status
 from pathway.errors import DatabaseError, ForlopError
 
@@ -31,12 +32,12 @@ MOVES = {"accept": ("accepted", None), "decline": ("declined", api.DeclineBody),
          "complete": ("completed", api.CompleteBody)}
 PAGE_SIZE = 50
 # What a partner can pick to see: its name, the list's filter (status, overdue) and which counts add up to it.
-CHOICES = [(N_("Open"), (("open",), False), ("requested", "accepted")), (N_("Overdue"), ((), True), ("overdue",)),
+CHOICES = [(N_("Open"), (("open",), False), OPEN_HANDOVER), (N_("Overdue"), ((), True), ("overdue",)),
            (N_("Accepted"), (("accepted",), False), ("accepted",)),
            (N_("Completed"), (("completed",), False), ("completed",)),
            (N_("Declined"), (("declined",), False), ("declined",)),
            (N_("Cancelled"), (("cancelled",), False), ("cancelled",)),
-           (N_("All"), ((), False), ("requested", "accepted", "declined", "completed", "cancelled"))]
+           (N_("All"), ((), False), HANDOVER_STATUSES)]
 Statuses = Annotated[list[api.TaskStatus] | None, Query()]
 Cursor = Annotated[str | None, Query(max_length=500)]
 
@@ -71,7 +72,7 @@ def _page(request: Request, core: Core, session: Session, shown: Shown, *, statu
     now = datetime.now(timezone.utc)
     tasks = listed.items
     # How late each task is, by the one rule for late work: only a task still to be answered or done can be late.
-    late = {t.id: deadline_status(t.due_at, now, closed=t.status not in ("requested", "accepted")) for t in tasks}
+    late = {t.id: deadline_status(t.due_at, now, closed=t.status not in OPEN_HANDOVER) for t in tasks}
     counts = listed.counts.model_dump()
     picked = (tuple(sorted(shown.status)), shown.overdue)
     choices = [(label, "/tasks" + Shown(filter_status, filter_overdue).query(), sum(counts[c] for c in counted),

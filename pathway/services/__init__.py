@@ -4,10 +4,11 @@ from pathway.services.audit import AuditReport, verify_audit
 from pathway.services.cases import change_case, execute, get_case, next_reference, now, open_case
 from pathway.services.migration import MigrationSummary, migrate_cases
 from pathway.services.people import find_cases_by_name, read_person, rotate_person_keys, update_person
+from pathway.services.tasks import answer_task
 from pathway.services.users import add_user
 
 __all__ = [
-    "AuditReport", "MigrationSummary", "add_user", "change_case", "execute", "find_cases_by_name", "get_case",
-    "migrate_cases", "next_reference", "now", "open_case", "read_person", "rotate_person_keys", "update_person",
-    "verify_audit",
+    "AuditReport", "MigrationSummary", "add_user", "answer_task", "change_case", "execute", "find_cases_by_name",
+    "get_case", "migrate_cases", "next_reference", "now", "open_case", "read_person", "rotate_person_keys",
+    "update_person", "verify_audit",
 ]

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from notifications.routing import Candidate, Reminder, route_reminders
-from pathway.case import shareable
+from pathway.case import OPEN_HANDOVER, shareable
 from pathway.definition import PathwayDefinition
 from pathway.reminders import HANDOVER_UNACCEPTED, crossed, rung_times
 from pathway.store.engine import WRITE
@@ -192,9 +192,6 @@ def _reminders(conn: sa.Connection, rows: Rows, resolve: Resolver) -> list[Remin
     return reminders
 
 
-OPEN_TASK = ("requested", "accepted")  # a handover task its agency still has to act on
-
-
 def _task_holders(conn: sa.Connection, case_ids: set[uuid.UUID]) -> dict[tuple[uuid.UUID, str], frozenset[str]]:
     """For each (case, checkpoint) of ``case_ids``, the agencies that hold an open handover task for it whose basis
     allows it now: a legal basis, or a consent that still covers the task's whole scope. One query per batch."""
@@ -204,7 +201,7 @@ def _task_holders(conn: sa.Connection, case_ids: set[uuid.UUID]) -> dict[tuple[u
         sa.select(handover_t.c.case_id, handover_t.c.code, handover_t.c.agency, handover_t.c.scope,
                   handover_t.c.basis, case_t.c.consents)
         .join(case_t, case_t.c.id == handover_t.c.case_id)
-        .where(handover_t.c.case_id.in_(case_ids), handover_t.c.status.in_(OPEN_TASK)))
+        .where(handover_t.c.case_id.in_(case_ids), handover_t.c.status.in_(OPEN_HANDOVER)))
     held: dict[tuple[uuid.UUID, str], set[str]] = {}
     for r in rows:
         consent = r.consents.get(r.agency)

@@ -3,8 +3,6 @@ whole, and the lookups that the access policy asks."""
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,24 +12,17 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from pathway.case import Case, Event
-from pathway.errors import InvalidArgument
 from pathway.machine import OPEN_STEP_STATES
 from pathway.store.tables import FAR_DUE_SQL, case_t, handover_t, step_t
 from pathway.store.uow import UnitOfWork
 from pathway.views.access import emergency_grants
+from pathway.views.cursor import Kind, decode_cursor, encode_cursor
 from pathway.views.deadlines import deadline_status, due_before_clause, due_soon_clause, overdue_clause
 
 Status = Literal["open", "closed", "all"]
 Sort = Literal["next_due", "opened_at", "reference", "phase"]
 
 _FAR = datetime(9999, 12, 31, tzinfo=timezone.utc)
-
-
-class BadCursor(InvalidArgument):
-    """A cursor that the case list did not hand out (it is client input: one forged by hand, or cut short)."""
-
-    def __init__(self) -> None:
-        super().__init__("cursor", "not a cursor this API handed out")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,41 +50,6 @@ class CaseRecord:
 
 # A checkpoint's name in the reader's language: (pathway id, definition version, code) -> name, None if unknown.
 StepNames = Callable[[str, int, str], "str | None"]
-# How each sort orders the list (then by id): the key expressions, and what kind of value each is in a cursor.
-_Kind = Literal["time", "text", "rank"]
-
-
-def _encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
-
-
-def _decode_cursor(cursor: str, kinds: list[_Kind]) -> tuple[list[Any], uuid.UUID]:
-    """(sort keys, case id) of the previous page's last case; anything but the strings handed out is refused
-    here (``BadCursor``), never by an error from deeper down."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if (not isinstance(values, list) or len(values) != len(kinds) + 1
-                or not all(isinstance(v, str) for v in values)):
-            raise ValueError
-        bounds: list[Any] = []
-        for kind, value in zip(kinds, values, strict=False):
-            if kind == "time":
-                bound = datetime.fromisoformat(value)
-                if bound.tzinfo is None:
-                    raise ValueError
-                bounds.append(bound.astimezone(timezone.utc))
-            elif kind == "rank":
-                rank = int(value)
-                if not 0 <= rank < 2**31:
-                    raise ValueError
-                bounds.append(rank)
-            else:
-                bounds.append(value)
-        return bounds, uuid.UUID(values[-1])
-    except (ValueError, OverflowError):
-        raise BadCursor() from None
-
-
 def _of_unit(unit: str | None) -> sa.ColumnElement[bool]:
     """The cases of one unit (None: of no unit, for a user the policy lists nothing for)."""
     return case_t.c.unit == unit if unit is not None else sa.false()
@@ -115,10 +71,10 @@ def case_list(
     far = sa.literal_column(FAR_DUE_SQL[conn.dialect.name], type_=case_t.c.next_due_at.type)
     next_due = sa.func.coalesce(case_t.c.next_due_at, far)
     ranks = {p: i for i, p in enumerate(phase_order)}
-    keys: list[tuple[Any, _Kind]]
+    keys: list[tuple[Any, Kind]]
     if sort == "phase":
-        by_phase: tuple[Any, _Kind] = ((sa.case(ranks, value=case_t.c.phase, else_=len(ranks)), "rank") if ranks
-                                       else (case_t.c.phase, "text"))
+        by_phase: tuple[Any, Kind] = ((sa.case(ranks, value=case_t.c.phase, else_=len(ranks)), "rank") if ranks
+                                      else (case_t.c.phase, "text"))
         keys = [by_phase, (next_due, "time")]
     elif sort == "reference":
         keys = [(case_t.c.reference, "text")]
@@ -146,7 +102,7 @@ def case_list(
         total = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         before = 0
     if cursor:
-        bounds, last_id = _decode_cursor(cursor, [kind for _, kind in keys])
+        bounds, last_id = decode_cursor(cursor, [kind for _, kind in keys])
         mine = sa.tuple_(*(k for k, _ in keys), case_t.c.id)
         theirs = sa.tuple_(*(sa.literal(b, k.type) for (k, _), b in zip(keys, bounds, strict=True)), last_id)
         query = query.where(mine < theirs if descending else mine > theirs)
@@ -163,8 +119,8 @@ def case_list(
         value: dict[str, list[Any]] = {
             "next_due": [last.next_due_at or _FAR], "opened_at": [last.opened_at], "reference": [last.reference],
             "phase": [ranks.get(last.phase, len(ranks)) if ranks else last.phase, last.next_due_at or _FAR]}
-        nxt = _encode_cursor([v.isoformat() if isinstance(v, datetime) else str(v) for v in value[sort]]
-                             + [str(last.id)])
+        nxt = encode_cursor([v.isoformat() if isinstance(v, datetime) else str(v) for v in value[sort]]
+                            + [str(last.id)])
     open_ids = [r.id for r in rows if r.closed_at is None]
     urgent = urgent_steps(conn, open_ids)
     alerts = handover_alerts(conn, open_ids, now)

@@ -19,7 +19,7 @@ from pathway.people import unseal
 from pathway.policy import task_fields
 from pathway.store.catalog import DefinitionCatalog
 from pathway.store.tables import case_t, handover_t, person_t, user_t
-from pathway.views.cases import BadCursor, _decode_cursor, _encode_cursor
+from pathway.views.cursor import BadCursor, decode_cursor, encode_cursor
 
 @dataclass(frozen=True, slots=True)
 class PartnerTaskView:
@@ -172,7 +172,7 @@ def task_page(conn: sa.Connection, *, agency: str | None, catalog: DefinitionCat
     last = views[limit - 1]
     done = last.status not in OPEN_HANDOVER
     at = last.updated_at if done else last.due_at or _FAR
-    return TaskPage(views[:limit], _encode_cursor([str(int(done)), at.isoformat(), str(last.id)]))
+    return TaskPage(views[:limit], encode_cursor([str(int(done)), at.isoformat(), str(last.id)]))
 
 
 def task_counts(conn: sa.Connection, *, agency: str | None, now: datetime) -> dict[str, int]:
@@ -223,10 +223,7 @@ def _statuses(status: str | Collection[str]) -> list[str]:
 
 def _position(cursor: str) -> tuple[bool, datetime, uuid.UUID]:
     """Where the page before ended: (past the open tasks, that task's deadline or last change, its id)."""
-    try:
-        (done, at), last_id = _decode_cursor(cursor, ["rank", "time"])
-        if done not in (0, 1):
-            raise BadCursor()
-    except BadCursor:  # the case list's words, said where the catalog's extraction finds them
-        raise InvalidArgument("cursor", "not a cursor this API handed out") from None
+    (done, at), last_id = decode_cursor(cursor, ["rank", "time"])
+    if done not in (0, 1):
+        raise BadCursor()
     return bool(done), at, last_id
