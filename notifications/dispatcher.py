@@ -123,13 +123,11 @@ def _send(row: Delivery, *, email: EmailSender | None, webhook: WebhookSender | 
 
 
 def to_message(key: uuid.UUID, username: str, language: str | None, payload: dict[str, Any]) -> Message:
-    """The message an outbox payload stands for, in the recipient's language (an agency is named in both)."""
+    """The message an outbox payload stands for, in the recipient's language."""
     lang: Literal["nb", "en"] = "en" if language == "en" else "nb"
-    agency = payload.get("agency")
     return Message(
         idempotency_key=str(key), kind=payload["kind"], language=lang,
         recipient=username, due_at=datetime.fromisoformat(payload["due_at"]), link=payload["link"],
         case_reference=payload.get("case_reference"), step_code=payload.get("step_code"),
         unit=payload.get("unit"), count=int(payload.get("count", 1)), actor=payload.get("actor"),
-        agency=agency.get(lang) if isinstance(agency, dict) else agency,
     )

@@ -28,8 +28,6 @@ class Message:
     count: int = 1  # manager messages: how many steps this concerns
     # break_glass: the user name of the staff member who took emergency access (never the reason they gave)
     actor: str | None = None
-    # handover_declined: the agency that declined, by its name in the message's language (never the reason it gave)
-    agency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

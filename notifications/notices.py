@@ -7,8 +7,9 @@ managers to the report page (where the uses are listed). Every notice names the 
 who took the access, and nothing else: never the reason they gave, never anything of the person.
 
 A declined handover: the case's coordinator (else the unit's coordinators) is sent to the case page, where the reason
-is read. The notice names the case reference, the checkpoint and the agency, and nothing else: never the reason the
-agency gave, never anything of the person.
+is read. The notice names the case reference and the checkpoint, and nothing else: never the agency (its name alone
+says that children or the police are involved, and email is no safe channel), never the reason it gave, never anything
+of the person.
 """
 
 from __future__ import annotations
@@ -36,21 +37,16 @@ class Notice:
     kind: str
     case_reference: str
     unit: str
-    actor: str | None  # who took the emergency access (a declined handover names the agency instead)
+    actor: str | None  # who took the emergency access (None for a declined handover)
     due_at: datetime  # when the access runs out; the step's deadline
     link: str
     step_code: str | None = None
-    agency: dict[str, str] | None = None  # the agency's name by language: {"nb": "Politiet", "en": "Police"}
 
     def payload(self) -> dict[str, Any]:
         """The outbox payload (JSON) that ``notifications.dispatcher.to_message`` turns back into a Message."""
-        payload: dict[str, Any] = {
-            "kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
-            "case_reference": self.case_reference, "step_code": self.step_code, "unit": self.unit, "count": 1,
-            "actor": self.actor}
-        if self.agency is not None:
-            payload["agency"] = dict(self.agency)
-        return payload
+        return {"kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
+                "case_reference": self.case_reference, "step_code": self.step_code, "unit": self.unit, "count": 1,
+                "actor": self.actor}
 
 
 def break_glass_notices(*, case_reference: str, unit: str, actor: str, expires_at: datetime,
@@ -71,8 +67,7 @@ def break_glass_notices(*, case_reference: str, unit: str, actor: str, expires_a
 
 
 def handover_declined_notices(*, case_reference: str, unit: str, coordinator: str | None, step_code: str,
-                              agency: dict[str, str], due_at: datetime, candidates: Iterable[Candidate],
-                              public_url: str) -> list[Notice]:
+                              due_at: datetime, candidates: Iterable[Candidate], public_url: str) -> list[Notice]:
     """A notice for the case's ``coordinator`` when they are an active coordinator of ``unit`` among ``candidates``,
     else for each of the unit's active coordinators, in name order: the work of chasing a declined handover is
     theirs. ``due_at``: the step's deadline (or when the task was declined, for a step without one)."""
@@ -82,4 +77,4 @@ def handover_declined_notices(*, case_reference: str, unit: str, coordinator: st
     chosen = [c for c in coordinators if c.username == coordinator] or coordinators
     return [Notice(username=user.username, channels=channels_of(user), kind=HANDOVER_DECLINED,
                    case_reference=case_reference, unit=unit, actor=None, due_at=due_at, link=link,
-                   step_code=step_code, agency=dict(agency)) for user in chosen]
+                   step_code=step_code) for user in chosen]

@@ -103,7 +103,6 @@ def _variables(message: Message) -> dict[str, Any]:
         "unit": message.unit,
         "count": message.count,
         "actor": message.actor,
-        "agency": message.agency,
     }
 
 

@@ -13,11 +13,8 @@ import sqlalchemy as sa
 
 from notifications.notices import Notice, handover_declined_notices
 from notifications.routing import Candidate
-from pathway.definition import PathwayDefinition
 from pathway.store.engine import WRITE
 from pathway.store.tables import case_t, handover_t, notification_t, outbox_t, user_t
-
-Resolver = Callable[..., PathwayDefinition]  # (pathway id, version, conn=) -> the definition
 
 
 def write_notices(conn: sa.Connection, notices: Sequence[Notice], *, key: uuid.UUID, at: datetime) -> None:
@@ -37,29 +34,26 @@ def write_notices(conn: sa.Connection, notices: Sequence[Notice], *, key: uuid.U
         conn.execute(sa.insert(outbox_t), outbox_rows)
 
 
-def declined_writer(task_id: uuid.UUID, *, resolve: Resolver, public_url: str,
+def declined_writer(task_id: uuid.UUID, *, public_url: str,
                     at: datetime | None = None) -> Callable[[sa.Connection], None]:
     """Writes, in the transaction that declined the handover task ``task_id`` (after the change), the notices that
-    tell the case's coordinator (else the unit's active coordinators) of it; nothing if the task is not declined.
-    ``at``: when they are told (now by default)."""
+    tell the case's coordinator (else the unit's active coordinators) of it, without naming the agency; nothing if
+    the task is not declined. ``at``: when they are told (now by default)."""
 
     def write(conn: sa.Connection) -> None:
         task = conn.execute(
-            sa.select(handover_t.c.code, handover_t.c.agency, handover_t.c.status, handover_t.c.due_at,
-                      case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
-                      case_t.c.definition_version)
+            sa.select(handover_t.c.code, handover_t.c.status, handover_t.c.due_at, case_t.c.reference,
+                      case_t.c.unit, case_t.c.coordinator)
             .join(case_t, case_t.c.id == handover_t.c.case_id).where(handover_t.c.id == task_id)).one_or_none()
         if task is None or task.status != "declined":
             return
         when = at or datetime.now(timezone.utc)
-        named = resolve(task.pathway_id, task.definition_version, conn=conn).agencies.get(task.agency)
         users = conn.execute(sa.select(user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.email,
                                        user_t.c.webhook_url)
                              .where(user_t.c.active.is_(True), user_t.c.role == "coordinator",
                                     user_t.c.unit == task.unit))
         notices = handover_declined_notices(
             case_reference=task.reference, unit=task.unit, coordinator=task.coordinator, step_code=task.code,
-            agency={"nb": named.nb, "en": named.en} if named else {"nb": task.agency, "en": task.agency},
             due_at=task.due_at or when, public_url=public_url,
             candidates=[Candidate(username=u.username, role=u.role, unit=u.unit, email=u.email,
                                   webhook_url=u.webhook_url) for u in users])
