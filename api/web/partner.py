@@ -79,7 +79,7 @@ def _page(request: Request, core: Core, session: Session, shown: Shown, *, statu
                 picked == (tuple(sorted(filter_status)), filter_overdue))
                for label, (filter_status, filter_overdue), counted in CHOICES]
     return page(request, "tasks.html", session, status=status, tasks=tasks, saved=saved, failed=failed,
-                message=message, late=late, choices=choices,
+                message=message, late=late, choices=choices, open_statuses=OPEN_HANDOVER,
                 next_cursor=listed.next, paged=shown.cursor is not None, here=shown.query(),
                 link=lambda cursor=None: "/tasks" + shown.query(cursor=cursor))
 
