@@ -19,11 +19,8 @@ Screenshots for README: the police list with the same-day task, NAV's second pag
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -42,8 +39,7 @@ from pathway.people import PersonRecord
 from tests.e2e.test_pages_in_bokmal import english_on
 from tests.e2e.test_web_browser import (  # noqa: F401 (browser: the fixture)
     SHOTS, _overflow, _violations, browser, context, saved, shot, sign_in)
-from tests.e2e.web_support import FORLOP, ROOT, free_port
-from tests.suite import processes
+from tests.e2e.web_support import ROOT, demo_server
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, World, make_core, synthetic_person  # noqa: E402
@@ -118,30 +114,10 @@ def _seed(url: str) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """A fresh SQLite database (the browser tests' database, as web_support's demo server), seeded, and served."""
-    workdir = tmp_path_factory.mktemp("partner-day")
-    url = f"sqlite:///{workdir / 'web.db'}"
-    env = {**os.environ, "FORLOP_ENV": "demo", "FORLOP_SCHEDULER": "off", "FORLOP_DATABASE_URL": url}
-    subprocess.run([str(FORLOP), "demo", "--cases", "0"], env=env, check=True, capture_output=True, timeout=300)
-    made = _seed(url)
-    port = free_port()
-    log = (workdir / "server.log").open("wb")
-    server = processes.spawn([str(FORLOP), "serve", "--port", str(port)], env=env, stdout=log,
-                             stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None:
-                raise RuntimeError(f"the server stopped: {(workdir / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.1)
+    made: dict[str, object] = {}
+    with demo_server(tmp_path_factory.mktemp("partner-day"), cases=0,
+                     prepare=lambda url: made.update(_seed(url))) as base:
         yield Seeded(base_url=base, **made)  # type: ignore[arg-type]
-    finally:
-        processes.end(server, grace=20)
-        log.close()
 
 
 def in_bokmal(page: Page) -> None:

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -32,12 +32,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def demo_server(workdir: Path, *, cases: int = 60) -> Iterator[str]:
-    """A seeded synthetic demo served on a free port; yields its base URL and stops it afterwards."""
+def demo_server(workdir: Path, *, cases: int = 60, prepare: Callable[[str], object] | None = None) -> Iterator[str]:
+    """A seeded synthetic demo served on a free port; yields its base URL and stops it afterwards. ``prepare`` is
+    given the database URL after the demo is seeded and before the server starts (a test's own cases)."""
     url = f"sqlite:///{workdir / 'web.db'}"
     env = {**os.environ, "FORLOP_ENV": "demo", "FORLOP_SCHEDULER": "off", "FORLOP_DATABASE_URL": url}
     subprocess.run([str(FORLOP), "demo", "--cases", str(cases), "--seed", "7"], env=env, check=True,
                    capture_output=True, timeout=600)
+    if prepare is not None:
+        prepare(url)
     port = free_port()
     log = (workdir / "server.log").open("wb")
     server = processes.spawn([str(FORLOP), "serve", "--port", str(port)], env=env, stdout=log,
