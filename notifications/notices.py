@@ -10,22 +10,41 @@ A declined handover: the case's coordinator (else the unit's coordinators) is se
 is read. The notice names the case reference and the checkpoint, and nothing else: never the agency (its name alone
 says that children or the police are involved, and email is no safe channel), never the reason it gave, never anything
 of the person.
+
+The daily digest of overdue steps: once a working day, each unit with steps past their manager rung tells its managers
+(else its coordinators, :func:`~notifications.routing.managers_of`) how many there are per checkpoint, and links to the
+timeliness report. Counts only: never a case reference, a step's title or anything of a person.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from notifications.routing import Candidate, channels_of
+from notifications.routing import Candidate, channels_of, managers_of
 
-__all__ = ["BREAK_GLASS", "HANDOVER_DECLINED", "Notice", "break_glass_notices", "handover_declined_notices"]
+__all__ = ["BREAK_GLASS", "HANDOVER_DECLINED", "OVERDUE_DIGEST", "CheckpointCount", "Notice", "break_glass_notices",
+           "handover_declined_notices", "overdue_digest_notices"]
 
 BREAK_GLASS = "break_glass"  # the notices' kinds, in the inbox and in the outbox payload
 HANDOVER_DECLINED = "handover_declined"
+OVERDUE_DIGEST = "overdue_digest"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointCount:
+    """How many of a unit's steps at one checkpoint are past their manager rung. ``code`` None: steps added to a case
+    (ad hoc), whose titles are free text and never told; ``names``: the checkpoint's name by language (nb, en)."""
+
+    code: str | None
+    names: Mapping[str, str]
+    count: int
+
+    def payload(self) -> dict[str, Any]:
+        return {"code": self.code, "names": dict(self.names), "count": self.count}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,18 +54,24 @@ class Notice:
     username: str
     channels: tuple[str, ...]
     kind: str
-    case_reference: str
+    case_reference: str | None  # None in the digest, which is about no case
     unit: str
-    actor: str | None  # who took the emergency access (None for a declined handover)
-    due_at: datetime  # when the access runs out; the step's deadline
+    actor: str | None  # who took the emergency access (None otherwise)
+    due_at: datetime  # when the access runs out; the step's deadline; when the digest's steps were counted
     link: str
     step_code: str | None = None
+    count: int = 1  # the digest: how many steps in all
+    checkpoints: tuple[CheckpointCount, ...] = field(default=())  # the digest: how many per checkpoint
 
     def payload(self) -> dict[str, Any]:
         """The outbox payload (JSON) that ``notifications.dispatcher.to_message`` turns back into a Message."""
-        return {"kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
-                "case_reference": self.case_reference, "step_code": self.step_code, "unit": self.unit, "count": 1,
-                "actor": self.actor}
+        payload: dict[str, Any] = {
+            "kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
+            "case_reference": self.case_reference, "step_code": self.step_code, "unit": self.unit, "count": self.count,
+            "actor": self.actor}
+        if self.checkpoints:
+            payload["checkpoints"] = [c.payload() for c in self.checkpoints]
+        return payload
 
 
 def break_glass_notices(*, case_reference: str, unit: str, actor: str, expires_at: datetime,
@@ -78,3 +103,18 @@ def handover_declined_notices(*, case_reference: str, unit: str, coordinator: st
     return [Notice(username=user.username, channels=channels_of(user), kind=HANDOVER_DECLINED,
                    case_reference=case_reference, unit=unit, actor=None, due_at=due_at, link=link,
                    step_code=step_code) for user in chosen]
+
+
+def overdue_digest_notices(*, unit: str, checkpoints: Iterable[CheckpointCount], candidates: Iterable[Candidate],
+                           public_url: str, at: datetime) -> list[Notice]:
+    """The unit's digest for each of its managers among ``candidates`` (else its coordinators), in name order: the
+    steps past their manager rung per checkpoint, counted at ``at``, and the link to the timeliness report. None when
+    there are no such steps."""
+    lines = tuple(c for c in checkpoints if c.count > 0)
+    if not lines:
+        return []
+    link = f"{public_url.rstrip('/')}/reports"
+    total = sum(c.count for c in lines)
+    return [Notice(username=user.username, channels=channels_of(user), kind=OVERDUE_DIGEST, case_reference=None,
+                   unit=unit, actor=None, due_at=at, link=link, count=total, checkpoints=lines)
+            for user in managers_of(candidates, unit)]

@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, pas
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from notifications.message import KINDS, Message, Rendered
+from notifications.message import AGGREGATED, KINDS, Message, Rendered
 
 LANGUAGES: tuple[str, ...] = ("nb", "en")
 OSLO = ZoneInfo("Europe/Oslo")
@@ -98,11 +98,12 @@ def _variables(message: Message) -> dict[str, Any]:
         "due_at": message.due_at,
         "link": message.link,
         # A manager sees aggregated figures only: drop the reference even if the sender set one.
-        "case_reference": None if message.kind == "manager_escalation" else message.case_reference,
+        "case_reference": None if message.kind in AGGREGATED else message.case_reference,
         "step_code": message.step_code,
         "unit": message.unit,
         "count": message.count,
         "actor": message.actor,
+        "checkpoints": message.checkpoints,
     }
 
 

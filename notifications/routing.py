@@ -10,6 +10,9 @@ A partner hears only of tasks its agency holds. A rung addressed to an agency (`
 agency, or the agency by name) reaches that agency's contacts only while the agency holds an open handover task for
 the step (requested or accepted) whose basis is a legal basis or a consent that still covers the task's scope;
 otherwise the work is the coordinator's to chase, and the case's coordinator hears of it (else the unit's).
+
+A rung addressed to the managers gets no route: the managers hear of such steps in their unit's daily digest
+(``notifications.notices.overdue_digest_notices``), whose readers :func:`managers_of` chooses.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["Candidate", "Recipient", "Reminder", "Route", "channels_of", "route_reminders"]
+__all__ = ["Candidate", "Recipient", "Reminder", "Route", "channels_of", "managers_of", "route_reminders"]
 
 CHANNELS: tuple[str, ...] = ("email", "webhook")  # besides the inbox, which everyone has
+MANAGER = "manager"  # the role, and the addressee of the rungs the daily digest tells of (``pathway.reminders``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +37,7 @@ class Reminder:
 
     id: uuid.UUID
     kind: str  # the rung's kind: due_soon, due_now, overdue, escalation, handover_unaccepted
-    to: str  # the rung's addressee: "owner", "coordinator", "manager", or an agency or role
+    to: str  # the rung's addressee: "owner", "coordinator", "manager" (not routed), or an agency or role
     due_at: datetime
     step_code: str
     owners: tuple[str, ...]  # the step's owners: agencies (police) or roles (crisis_centre); K9 has two
@@ -70,8 +74,8 @@ class Route:
     kind: str
     due_at: datetime
     link: str
-    case_reference: str | None  # None for managers, who see aggregated figures only
-    step_code: str | None
+    case_reference: str
+    step_code: str
     unit: str
     recipients: tuple[Recipient, ...]
 
@@ -82,22 +86,30 @@ class Route:
 
 
 def route_reminders(reminders: Iterable[Reminder], candidates: Iterable[Candidate], *, public_url: str) -> list[Route]:
-    """A route for each reminder, in order: its recipients among ``candidates`` and its link under ``public_url``."""
+    """A route for each reminder, in order, but those addressed to the managers (told in the daily digest): its
+    recipients among ``candidates`` and its case's link under ``public_url``."""
     public_url = public_url.rstrip("/")
     people = _Directory(candidates)
     routes = []
     for reminder in reminders:
-        manager = reminder.to == "manager"
+        if reminder.to == MANAGER:
+            continue
         found = people.recipients(reminder)
-        # Units are free text ("Bergen sentrum"): encode it, or the link is no URL and the message cannot be rendered.
-        link = (f"{public_url}/reports?unit={quote(reminder.unit, safe='')}" if manager
-                else f"{public_url}/cases/{quote(reminder.case_reference, safe='')}")
+        # References are safe, but encode anyway: a link that is no URL cannot be rendered.
         routes.append(Route(
-            reminder_id=reminder.id, kind="manager_escalation" if manager else reminder.kind, due_at=reminder.due_at,
-            link=link, case_reference=None if manager else reminder.case_reference,
-            step_code=None if manager else reminder.step_code, unit=reminder.unit,
+            reminder_id=reminder.id, kind=reminder.kind, due_at=reminder.due_at,
+            link=f"{public_url}/cases/{quote(reminder.case_reference, safe='')}",
+            case_reference=reminder.case_reference, step_code=reminder.step_code, unit=reminder.unit,
             recipients=tuple(Recipient(user.username, channels_of(user)) for user in found)))
     return routes
+
+
+def managers_of(candidates: Iterable[Candidate], unit: str) -> list[Candidate]:
+    """Who hears what a unit's managers should: its managers among ``candidates``, or, in a unit without one, its
+    coordinators, so that it goes unheard by nobody. In name order."""
+    members = sorted((c for c in candidates if c.unit == unit), key=lambda c: c.username)
+    return ([c for c in members if c.role == MANAGER]
+            or [c for c in members if c.role == "coordinator"])
 
 
 def channels_of(user: Candidate) -> tuple[str, ...]:
@@ -120,11 +132,9 @@ class _Directory:
                 self.by_agency[user.agency].append(user)
 
     def recipients(self, reminder: Reminder) -> list[Candidate]:
-        """Who hears of a rung: the contacts of an agency that holds a task for the step, the case's coordinator,
-        or the unit's managers; when nobody fits, the unit's coordinators, so that no reminder goes unheard."""
-        if reminder.to == "manager":
-            found = self.by_unit[("manager", reminder.unit)]
-        elif reminder.to == "coordinator":
+        """Who hears of a rung: the contacts of an agency that holds a task for the step, or the case's coordinator;
+        when nobody fits, the unit's coordinators, so that no reminder goes unheard."""
+        if reminder.to == "coordinator":
             found = self._coordinator(reminder)
         else:
             found = []

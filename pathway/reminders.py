@@ -9,6 +9,9 @@ from pathway.calendar import Unit, shift
 from pathway.definition import PathwayDefinition, Rung
 
 HANDOVER_UNACCEPTED = "handover_unaccepted"
+# A rung addressed to the unit's managers: raised and kept like any other, but told in the unit's daily digest of
+# overdue steps, never one message per step.
+MANAGER = "manager"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +69,8 @@ def crossed(rungs: list[RungDue], now: datetime) -> tuple[list[RungDue], datetim
     due = [r for r in rungs if r.at <= now]
     ahead = [r.at for r in rungs if r.at > now]
     return due, (min(ahead) if ahead else None)
+
+
+def escalated(definition: PathwayDefinition, code: str, due_at: datetime, now: datetime, *, adhoc: bool = False) -> bool:
+    """Whether the step is past a rung addressed to the managers by ``now``: overdue long enough to escalate."""
+    return any(r.to == MANAGER and r.at <= now for r in rung_times(definition, code, due_at, adhoc=adhoc))

@@ -1,9 +1,10 @@
-"""The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, deliver the outbox, and
-compute the managers' default timeliness report in the background (``pathway.store.snapshots``).
+"""The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, tell each unit's managers of its
+overdue steps once a working day (``pathway.store.digest``), deliver the outbox, and compute the managers' default
+timeliness report in the background (``pathway.store.snapshots``).
 
 Runs inside the server process by default (``FORLOP_SCHEDULER=embedded``) or as its own process
 (``forlop scheduler``) when several API processes share one database. Any number of schedulers may run at
-once: the scan's unique keys and row locks make each reminder be raised once.
+once: the scan's unique keys and row locks make each reminder be raised once, the digest's day key each digest.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from notifications.dispatcher import DispatchResult, RetryPolicy
 from pathway.errors import DatabaseError
+from pathway.store.digest import DigestResult, send_overdue_digest
 from pathway.store.outbox import dispatch
 from pathway.store.scan import ScanResult, route, scan
 from pathway.metrics.snapshots import refresh_snapshots
@@ -38,6 +40,16 @@ def run_scan(core: Forlop, *, now: datetime | None = None) -> ScanResult:
     if result.reminders or result.unrouted:
         log.info("scan: %d steps, %d reminders, %d inbox, %d outbox, %d without recipient", result.steps,
                  result.reminders, result.notifications, result.outbox, result.unrouted)
+    return result
+
+
+def run_digest(core: Forlop, *, now: datetime | None = None) -> DigestResult:
+    """The day's digest of overdue steps for each unit's managers, when it is due and not yet made."""
+    result = send_overdue_digest(engine=core.engine, resolve=core.catalog.resolve, public_url=core.settings.public_url,
+                                 now=now or datetime.now(timezone.utc), at=core.settings.manager_digest_at)
+    if result.units:
+        log.info("overdue digest: %d units, %d steps, %d inbox, %d outbox", result.units, result.steps,
+                 result.notifications, result.outbox)
     return result
 
 
@@ -70,11 +82,12 @@ def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]
 
 
 def build_scheduler(core: Forlop, *, blocking: bool = False) -> BaseScheduler:
-    """A scheduler with the scan, dispatch and report snapshot jobs; never two runs of the same job at once in one
-    process."""
+    """A scheduler with the scan, digest, dispatch and report snapshot jobs; never two runs of the same job at once in
+    one process. The digest looks as often as the scan (a look is one indexed read once the day's is made)."""
     scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=timezone.utc)
     now = datetime.now(timezone.utc)
-    jobs = [(run_scan, core.settings.scan_interval_seconds), (run_dispatch, core.settings.dispatch_interval_seconds)]
+    jobs = [(run_scan, core.settings.scan_interval_seconds), (run_digest, core.settings.scan_interval_seconds),
+            (run_dispatch, core.settings.dispatch_interval_seconds)]
     if core.settings.report_snapshot_minutes:
         jobs.append((run_report_snapshots, core.settings.report_snapshot_minutes * 60))
     for job, seconds in jobs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     scheduler: Literal["embedded", "off"] = "embedded"  # "off" when `forlop scheduler` runs as its own process
     scan_interval_seconds: int = Field(default=60, ge=1, le=3600)
     dispatch_interval_seconds: int = Field(default=15, ge=1, le=3600)
+    # When (Europe/Oslo wall clock, FORLOP_MANAGER_DIGEST_AT=07:00) a working day's digest of the steps past their
+    # manager rung goes to each unit's managers: at the first scan from then on, once per unit and working day.
+    manager_digest_at: time = time(7, 0)
     outbox_max_attempts: int = Field(default=8, ge=1, le=100)
     outbox_base_delay_seconds: int = Field(default=30, ge=1, le=86_400)
     outbox_lease_seconds: int = Field(default=300, ge=1, le=86_400)  # a claimed message is retried after this

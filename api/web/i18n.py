@@ -35,6 +35,7 @@ KINDS = {
     "escalation": N_("Escalation"), "manager_escalation": N_("Escalation to the manager"),
     "handover_unaccepted": N_("Handover not accepted"), "break_glass": N_("Emergency access to a case of your unit"),
     "handover_declined": N_("Handover declined by the agency"),
+    "overdue_digest": N_("Daily overview of overdue steps"),
 }
 # Codes the pages show through t(): a step's state, a handover task's status and basis, a role.
 CODE_WORDS = (

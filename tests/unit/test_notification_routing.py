@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from notifications.routing import Candidate, Recipient, Reminder, route_reminders
+from notifications.routing import Candidate, Recipient, Reminder, managers_of, route_reminders
 
 DUE = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 URL = "https://forlop.example.invalid/"
@@ -74,17 +74,21 @@ def test_a_reminder_to_the_coordinator_reaches_the_cases_own_coordinator_by_the_
     assert route_one(reminder("coordinator")) == (Recipient("k2", ()),)
 
 
-def test_a_reminder_to_managers_reaches_the_units_managers_with_no_case_in_the_message() -> None:
-    (found,) = route_reminders([reminder("manager")], EVERYONE, public_url=URL)
-    assert found.recipients == (Recipient("m1", ("webhook",)),)
-    assert (found.kind, found.case_reference, found.step_code) == ("manager_escalation", None, None)
-    assert found.link == "https://forlop.example.invalid/reports?unit=Bergen%20sentrum"
+def test_a_reminder_to_managers_gets_no_route_they_hear_of_it_in_the_daily_digest() -> None:
+    to_managers, to_owner = reminder("manager", kind="manager_escalation"), reminder("owner")
+    assert [r.reminder_id for r in route_reminders([to_managers, to_owner], EVERYONE, public_url=URL)] == [
+        to_owner.id]
+
+
+def test_what_a_unit_s_managers_should_hear_reaches_its_managers_else_its_coordinators() -> None:
+    assert managers_of(EVERYONE, "Bergen sentrum") == [M1]
+    assert managers_of([K2, K1, P1, OTHER], "Bergen sentrum") == [K1, K2]  # no manager: the coordinators, by name
+    assert managers_of(EVERYONE, "Voss") == []
 
 
 def test_a_reminder_nobody_fits_falls_back_to_the_units_coordinators() -> None:
     assert route_one(reminder("owner", owner="crisis_centre")) == (Recipient("k1", ("email",)), Recipient("k2", ()))
     assert route_one(reminder("coordinator", coordinator=None)) == (Recipient("k1", ("email",)), Recipient("k2", ()))
-    assert route_one(reminder("manager"), [K1, K2, P1]) == (Recipient("k1", ("email",)), Recipient("k2", ()))
 
 
 def test_a_reminder_with_no_candidate_at_all_is_routed_to_nobody() -> None:

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 from jinja2 import Environment, FileSystemLoader, meta
 
-from notifications.message import KINDS, Message, Rendered
+from notifications.message import AGGREGATED, KINDS, CheckpointLine, Message, Rendered
 from notifications.render import LANGUAGES, TEMPLATES, oslo_time, render
 from pathway.people import PersonRecord
 
@@ -29,7 +29,7 @@ def message(kind: str = "due_soon", language: str = "nb", **changes: object) -> 
         "language": language,
         "recipient": "koordinator1",
         "due_at": WINTER,
-        "link": REPORT if kind == "manager_escalation" else LINK,
+        "link": REPORT if kind in AGGREGATED else LINK,
         "case_reference": "BGO-2026-0042",
         "step_code": "K6",
         "unit": "krisesenter-vest",
@@ -98,14 +98,33 @@ def test_bokmaal_reads_norwegian_and_english_reads_english(kind: str) -> None:
     assert nb.subject != en.subject
 
 
+@pytest.mark.parametrize("kind", sorted(AGGREGATED))
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_a_manager_escalation_never_names_a_case_even_if_given_one(language: str) -> None:
-    rendered = render(message("manager_escalation", language, case_reference="BGO-2026-0042", count=7))
+def test_a_message_to_managers_never_names_a_case_even_if_given_one(kind: str, language: str) -> None:
+    rendered = render(message(kind, language, case_reference="BGO-2026-0042", count=7))
 
     assert "BGO-2026-0042" not in everything(rendered)
     assert "0042" not in everything(rendered)
     assert "7" in rendered.subject
     assert "krisesenter-vest" in rendered.text
+
+
+@pytest.mark.parametrize(("language", "lines"), [
+    ("nb", ["K1 Innledende kartlegging: 40", "K12 Evalueringspunkt: 2", "Steg lagt til i saker: 1", "Totalt: 43"]),
+    ("en", ["K1 Initial mapping: 40", "K12 Evaluation point: 2", "Steps added to cases: 1", "Total: 43"]),
+])
+def test_the_digest_lists_each_checkpoint_with_its_count_and_the_total(language: str, lines: list[str]) -> None:
+    names = {"nb": ("Innledende kartlegging", "Evalueringspunkt"), "en": ("Initial mapping", "Evaluation point")}
+    k1, k12 = names[language]
+    rendered = render(message("overdue_digest", language, count=43, checkpoints=(
+        CheckpointLine("K1", k1, 40), CheckpointLine("K12", k12, 2), CheckpointLine(None, "", 1))))
+
+    assert "43" in rendered.subject
+    text_lines = rendered.text.splitlines()
+    assert [line for line in text_lines if line.startswith("- ")] == ["- " + line for line in lines[:3]]
+    assert lines[3] in text_lines
+    for line in lines:
+        assert line in rendered.html
 
 
 @pytest.mark.parametrize(("kind", "language"), EVERY_TEMPLATE)

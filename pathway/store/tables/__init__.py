@@ -25,7 +25,7 @@ from pathway.store.tables.cases import (
 )
 from pathway.store.tables.columns import UTCDateTime, table_of
 from pathway.store.tables.feeds import CalendarFeedRow
-from pathway.store.tables.messages import NotificationRow, OutboxRow, ReminderRow
+from pathway.store.tables.messages import NotificationRow, OutboxRow, OverdueDigestRow, ReminderRow
 
 definition_t = table_of(PathwayDefinitionRow)
 case_t = table_of(CaseRow)
@@ -38,6 +38,7 @@ user_t = table_of(UserRow)
 reminder_t = table_of(ReminderRow)
 notification_t = table_of(NotificationRow)
 outbox_t = table_of(OutboxRow)
+digest_t = table_of(OverdueDigestRow)
 token_t = table_of(ApiTokenRow)
 access_t = table_of(AccessLogRow)
 break_glass_t = table_of(BreakGlassRow)
@@ -47,7 +48,7 @@ rate_limit_t = table_of(RateLimitRow)
 calendar_feed_t = table_of(CalendarFeedRow)
 
 __all__ = [
-    "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "counter_t", "definition_t", "event_t",
+    "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "counter_t", "definition_t", "digest_t", "event_t",
     "handover_t", "idempotency_t", "notification_t", "outbox_t", "person_t", "rate_limit_t", "reminder_t", "snapshot_t", "step_t",
     "calendar_feed_t", "token_t", "user_t",
 ]

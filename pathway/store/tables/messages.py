@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,3 +80,16 @@ class OutboxRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     created_at: datetime = ts()
     sent_at: datetime | None = ts(default=None)
+
+
+class OverdueDigestRow(SQLModel, table=True):
+    """A working day whose digest of overdue steps was made (for every unit at once, in one transaction). The day is
+    the key: the scheduler that inserts it first writes the digests, any other (or a restart) finds it and sends none,
+    so each unit hears at most once a working day."""
+
+    __tablename__ = "overdue_digest"
+
+    day: date = Field(primary_key=True)  # the Europe/Oslo date
+    made_at: datetime = ts()
+    units: int = 0  # how many units got one
+    steps: int = 0  # the steps past their manager rung, in all units
