@@ -40,7 +40,7 @@ The modules, in the order a report is made:
 from pathway.metrics.checkpoints import Interval, intervals
 from pathway.metrics.collect import Resolver
 from pathway.metrics.export import to_csv
-from pathway.metrics.lead_times import lead_hours, percentile
+from pathway.metrics.lead_times import done_on_time, lead_hours, percentile
 from pathway.metrics.periods import Period, default_span, months_of, period_bounds, period_key, periods_covering
 from pathway.metrics.report import (Breakdown, CaseFigures, IntervalFigures, Report, breakdown, reports_for_all_units,
                                     timeliness)
@@ -48,7 +48,7 @@ from pathway.metrics.suppression import HIDDEN, MIN_COUNT, OTHER, SMALL, Count, 
 
 __all__ = [
     "HIDDEN", "MIN_COUNT", "OTHER", "SMALL", "Breakdown", "CaseFigures", "Count", "Interval", "IntervalFigures",
-    "Period", "Report", "Resolver", "breakdown", "default_span", "fold_reasons", "intervals", "lead_hours",
+    "Period", "Report", "Resolver", "breakdown", "default_span", "done_on_time", "fold_reasons", "intervals", "lead_hours",
     "months_of", "percentile", "period_bounds", "period_key", "periods_covering", "reports_for_all_units",
     "suppress", "timeliness", "to_csv",
 ]

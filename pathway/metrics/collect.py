@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 
-from pathway.case.deadlines import PAUSED_TIME, WORKING_TIME
 from pathway.definition import Offset, PathwayDefinition
 from pathway.metrics.checkpoints import Interval, intervals, offset_of
-from pathway.metrics.lead_times import lead_hours
+from pathway.metrics.lead_times import Pause, done_on_time, lead_hours
 from pathway.metrics.periods import months_of, period_bounds, period_dates, period_key
 from pathway.store.tables import case_t, definition_t, event_t, step_t
 
@@ -127,61 +126,89 @@ def _reason_key(text: str) -> str:
 
 
 
-def _collect_completed(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime) -> None:
-    """Completed occurrences in the range, with the reason of a late completion (its event found by when it took
-    effect, which is when the step ended, also where it was recorded later): one query of narrow rows. The
-    database works out the period, whether it was on time and the elapsed seconds; only occurrences
-    whose case was resumed after their anchor (a pause may have moved the deadline) bring their timestamps, for
-    the working-day calendar."""
+def _ever_paused() -> Any:
+    """The cases that were ever paused: resumed since (the small partial index of resumes finds those), or paused
+    now."""
+    return sa.union(sa.select(event_t.c.case_id.label("case_id")).where(event_t.c.operation == "resume"),
+                    sa.select(case_t.c.id.label("case_id")).where(case_t.c.paused_since.is_not(None))).subquery()
+
+
+def _pauses(conn: sa.Connection, cases: Any) -> dict[Any, list[Pause]]:
+    """The pauses of the cases ``cases`` (a query of case ids), each from when it took effect to the resume (open:
+    still paused), oldest first."""
+    query = (sa.select(event_t.c.case_id, event_t.c.operation, event_t.c.at,
+                       event_t.c.payload["effective_at"].as_string().label("effective_at"))
+             .where(event_t.c.case_id.in_(cases), event_t.c.operation.in_(("pause", "resume")))
+             .order_by(event_t.c.case_id, event_t.c.seq))
+    found: defaultdict[Any, list[Pause]] = defaultdict(list)
+    for case_id, operation, at, effective in conn.execute(query):
+        when = at if effective is None else datetime.fromisoformat(effective)
+        when = when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+        pauses = found[case_id]
+        if operation == "pause":
+            pauses.append((when, None))
+        elif pauses and pauses[-1][1] is None:
+            pauses[-1] = (pauses[-1][0], when)
+    return found
+
+
+def _collect_done(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime) -> None:
+    """The done occurrences completed in the range (their lead times, and the reason of a late completion: its event
+    found by when it took effect, which is when the step ended, also where it was recorded later) or whose deadline
+    fell in it (done on time or late): one query of narrow rows. The database works out the periods, whether it was
+    on time and the elapsed seconds; only occurrences of cases that were ever paused bring their timestamps, to take
+    the paused time off (see ``lead_times``)."""
     late_note = sa.and_(
         event_t.c.case_id == step_t.c.case_id, _took_effect_at(conn, step_t.c.ended_at),
         event_t.c.operation == "complete", event_t.c.reason.is_not(None),
         event_t.c.payload["code"].as_string() == step_t.c.code,
     )
-    # A resume records the rule its pause gave paused time back by (the working-time rule, or none: calendar time).
-    # Where a case's pauses were under both (one before the rule was recorded, one after), working time is taken.
-    working = sa.case((event_t.c.payload[PAUSED_TIME].as_string() == WORKING_TIME, 1), else_=0)
-    resumed = (sa.select(event_t.c.case_id, sa.func.max(event_t.c.at).label("last"),
-                         sa.func.max(working).label("working"))
-               .where(event_t.c.operation == "resume").group_by(event_t.c.case_id).subquery())
-    paused = sa.and_(resumed.c.last.is_not(None), resumed.c.last > step_t.c.anchor_at)
+    in_range = sa.or_(sa.and_(step_t.c.ended_at >= lo, step_t.c.ended_at < hi),
+                      sa.and_(step_t.c.due_at >= lo, step_t.c.due_at < hi))
+    done = sa.and_(step_t.c.state == "done", step_t.c.adhoc.is_(False), step_t.c.due_at.is_not(None), in_range)
+    ever = _ever_paused()
 
     def when_paused(column: Any) -> Any:
-        return sa.case((paused, column), else_=sa.null())
+        return sa.case((ever.c.case_id.is_not(None), column), else_=sa.null())
 
     query = (
         sa.select(case_t.c.pathway_id, case_t.c.definition_version, case_t.c.unit, step_t.c.code,
                   step_t.c.occurrence, _month_case(step_t.c.ended_at, data).label("period"),
+                  _month_case(step_t.c.due_at, data).label("due_period"),
                   sa.case((step_t.c.ended_at <= step_t.c.due_at, 1), else_=0).label("within"),
                   _seconds_between(conn, step_t.c.anchor_at, step_t.c.ended_at).label("elapsed"),
                   when_paused(step_t.c.anchor_at).label("anchor_at"), when_paused(step_t.c.due_at).label("due_at"),
-                  when_paused(step_t.c.ended_at).label("ended_at"), when_paused(resumed.c.working).label("working"),
-                  event_t.c.reason, step_t.c.case_id)
+                  when_paused(step_t.c.ended_at).label("ended_at"), event_t.c.reason, step_t.c.case_id)
         .select_from(step_t.join(case_t, case_t.c.id == step_t.c.case_id).outerjoin(event_t, late_note)
-                     .outerjoin(resumed, resumed.c.case_id == step_t.c.case_id))
-        .where(step_t.c.state == "done", step_t.c.adhoc.is_(False), step_t.c.due_at.is_not(None),
-               step_t.c.ended_at >= lo, step_t.c.ended_at < hi)
+                     .outerjoin(ever, ever.c.case_id == step_t.c.case_id))
+        .where(done)
     )
-    kinds: dict[tuple[str, int, str, int], tuple[str, Offset | None] | None] = {}
-    counts, within, leads, reasons, texts = data.counts, data.within, data.leads, data.reasons, data.texts
-    for pathway, version, unit, code, occurrence, period, on_time, elapsed, anchor_at, due_at, ended_at, working, \
+    pauses = _pauses(conn, sa.select(ever.c.case_id).where(
+        ever.c.case_id.in_(sa.select(step_t.c.case_id).where(done))))
+    own = {m for m, start in zip(data.months, data.starts, strict=True) if lo <= start < hi}
+    kinds: dict[tuple[str, int, str, int], str | None] = {}
+    counts, leads, reasons, texts = data.counts, data.leads, data.reasons, data.texts
+    for pathway, version, unit, code, occurrence, period, due_period, within, elapsed, anchor_at, due_at, ended_at, \
             reason, case_id in conn.execute(query):
         key = (pathway, version, code, occurrence)
         if key not in kinds:
             found = data.kind(pathway, version, code, occurrence)
-            kinds[key] = None if found is None else (found[0].id, found[1])
-        kind = kinds[key]
-        if kind is None:
+            kinds[key] = None if found is None else found[0].id
+        iv_id = kinds[key]
+        if iv_id is None:
             continue
-        iv_id, offset = kind
+        paused = pauses.get(case_id, []) if anchor_at is not None else []
+        if due_period in own:
+            on_time = done_on_time(due_at, ended_at, paused) if paused else bool(within)
+            counts[(pathway, "on_time" if on_time else "late", iv_id, unit, due_period)] += 1
+        if period not in own:
+            continue
         cell: Cell = (pathway, "completed", iv_id, unit, period)
         counts[cell] += 1
-        within[cell] += on_time
-        if elapsed is not None:
-            if anchor_at is not None and offset is not None:
-                leads[cell].append(lead_hours(anchor_at, due_at, ended_at, offset, working_time=bool(working)))
-            else:
-                leads[cell].append(float(elapsed) / 3600)
+        if paused:
+            leads[cell].append(lead_hours(anchor_at, ended_at, paused))
+        elif elapsed is not None:
+            leads[cell].append(float(elapsed) / 3600)
         if reason is not None:
             r = _reason_key(reason)
             reasons[cell][r] += 1
@@ -273,8 +300,11 @@ def collect(*, engine: sa.Engine, resolve: Resolver, tertials: list[str], now: d
     with engine.connect() as conn:
         data = Collected(months, _registered(conn, resolve))
         for tertial in tertials:  # one tertial at a time: memory stays bounded, PostgreSQL may run it in parallel
-            _collect_completed(conn, data, *period_bounds(tertial))
+            _collect_done(conn, data, *period_bounds(tertial))
         _collect_overdue(conn, data, lo, hi, now)
         _collect_cases(conn, data, lo, hi)
         _collect_coordinator(conn, data, lo, hi, now)
+    for (pathway, measure, sub, unit, period), n in list(data.counts.items()):
+        if measure in ("on_time", "late", "overdue"):
+            data.counts[(pathway, "due", sub, unit, period)] += n
     return data

@@ -1,15 +1,18 @@
-"""Lead times: hours from a checkpoint's anchor to its completion with paused time left out, and their
-percentiles (interpolated linearly between the nearest ranks, as PostgreSQL's ``percentile_cont``)."""
+"""Lead times: hours from a checkpoint's anchor to its completion with paused time left out, whether done on time,
+and percentiles (interpolated linearly between the nearest ranks, as PostgreSQL's ``percentile_cont``).
+
+Paused time is read from the case's pauses themselves (each from when it took effect to the resume, or open when
+there is none yet), not from how far a resume moved a deadline: a step completed while the clock stands still is
+then measured like any other, and a resume recorded later changes nothing about it (a past period's figures stay
+as they were)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 
-from pathway.calendar import Unit, shift, working_time_between
-from pathway.definition import Offset
+Pause = tuple[datetime, datetime | None]  # when the clock stopped, and when it ran again (None: not yet)
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -25,21 +28,26 @@ def percentile(values: Iterable[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-@lru_cache(maxsize=1 << 16)
-def _shift(anchor: datetime, amount: int, unit: Unit) -> datetime:
-    return shift(anchor, amount, unit)
+def paused_between(start: datetime, end: datetime, pauses: Sequence[Pause]) -> timedelta:
+    """The time from ``start`` to ``end`` the clock stood still (calendar time: a weekend inside a pause is paused
+    time too, also for a deadline in working days)."""
+    total = timedelta(0)
+    for stopped, ran in pauses:
+        lo, hi = max(stopped, start), min(end if ran is None else ran, end)
+        if hi > lo:
+            total += hi - lo
+    return total
 
 
-def lead_hours(anchor_at: datetime, due_at: datetime, ended_at: datetime, offset: Offset, *,
-               working_time: bool) -> float:
-    """Hours from anchor to completion with paused time left out: the time the deadline was moved by pauses (from
-    the definition's deadline to ``due_at``) is taken off. A pause recorded with the working-time rule
-    (``working_time``) moved a deadline in working days by its paused working time, added in working time: that is
-    what is taken off, counted in working time as ``pathway.case.deadlines`` added it (a weekend the deadline moved
-    across is not paused time); any other move is counted in calendar time."""
-    base_due = _shift(anchor_at, offset.amount, offset.unit)
-    if working_time and offset.unit is Unit.WORKING_DAYS:
-        paused = working_time_between(base_due, due_at)
-    else:
-        paused = max(due_at - base_due, timedelta(0))
-    return (ended_at - anchor_at - paused).total_seconds() / 3600
+def lead_hours(anchor_at: datetime, ended_at: datetime, pauses: Sequence[Pause] = ()) -> float:
+    """Hours from anchor to completion, the time the clock stood still in between left out."""
+    return (ended_at - anchor_at - paused_between(anchor_at, ended_at, pauses)).total_seconds() / 3600
+
+
+def done_on_time(due_at: datetime, ended_at: datetime, pauses: Sequence[Pause] = ()) -> bool:
+    """Whether a step was done by its deadline: by ``due_at`` (which a resume moved by the paused time), or while
+    the clock stood still, when it stopped before the deadline had passed (the deadline is moved only when the
+    clock runs again, and a step done before that was never late)."""
+    if ended_at <= due_at:
+        return True
+    return any(stopped < due_at and stopped <= ended_at and (ran is None or ended_at < ran) for stopped, ran in pauses)

@@ -3,13 +3,13 @@ T3), read in Europe/Oslo, and the span a report covers when none is asked for.""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timezone
 from typing import Literal
 
 from pathway.calendar import OSLO
 
 Period = Literal["month", "tertial"]
-DEFAULT_DAYS = 365
+DEFAULT_MONTHS = 12  # full months before the current one in the report a manager opens
 
 
 def _local_date(at: datetime | date) -> date:
@@ -85,8 +85,10 @@ def periods_covering(start: date, end: date, period: Period) -> list[str]:
 
 
 def default_span(today: datetime | date) -> tuple[date, date]:
-    """The span of the report when none is asked for: the last 365 days up to ``today`` (a moment is read in
-    Europe/Oslo: at 00:30 on 1 January in Oslo the report reaches into January, though UTC is still in December)."""
+    """The span of the report when none is asked for: the last 12 full months and the current month so far, up to
+    ``today`` (a moment is read in Europe/Oslo: at 00:30 on 1 January in Oslo the report reaches into January,
+    though UTC is still in December)."""
     day = _local_date(today)
-    return day - timedelta(days=DEFAULT_DAYS), day
+    year, month = _add_months(day.year, day.month, -DEFAULT_MONTHS)
+    return date(year, month, 1), day
 

@@ -17,10 +17,14 @@ import sqlalchemy as sa
 
 from pathway.metrics.collect import Cell, Collected, Resolver, collect
 from pathway.metrics.lead_times import percentile
-from pathway.metrics.periods import Period, months_of, periods_covering
+from pathway.metrics.periods import Period, months_of, period_key, periods_covering
 from pathway.metrics.suppression import MIN_COUNT, OTHER, Count, fold_reasons, suppress
 
 RETURNED_TO_ABUSER = "returned_to_abuser"
+# Per checkpoint interval and period: done in it (lead times), and by the period its deadline fell in: done on
+# time, done late, still open past it now.
+INTERVAL_MEASURES = ("completed", "due", "on_time", "late", "overdue")
+DEADLINE_OUTCOMES = ("on_time", "late", "overdue")  # add up to "due"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +35,15 @@ class IntervalFigures:
     deadline: str  # "24 hours", "2 working days", "every 28 days ×2, then every 42 days"
     period: str  # "2026-11" or "2026-T3"
     unit: str | None  # None: all units
-    completed: Count
-    within_deadline_share: float | None
+    completed: Count  # done in the period (by when it was done): the base of the lead times
+    within_deadline_share: float | None  # done_on_time among the three below
     median_hours: float | None
     p90_hours: float | None
-    overdue_now: Count
+    overdue_now: Count  # whose deadline fell in the period, still open past it now
     deviation_reasons: dict[str, Count]
+    due: Count = 0  # whose deadline fell in the period and was met or has passed: the three below
+    done_on_time: Count = 0  # whose deadline fell in the period, done by it
+    done_late: Count = 0  # whose deadline fell in the period, done after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,7 @@ class Report:
     periods: tuple[str, ...]
     intervals: tuple[IntervalFigures, ...]
     cases: tuple[CaseFigures, ...]
+    partial: tuple[str, ...] = ()  # the periods not over yet when it was made (the current month or tertial)
 
 
 def _share(numerator: int, base: Count) -> float | None:
@@ -72,9 +80,15 @@ def _share(numerator: int, base: Count) -> float | None:
     return round(numerator / base, 3)
 
 
+def _deadline_share(on_time: Count, due: Count) -> float | None:
+    """The share done on time among the steps whose deadline fell in the period and was met or has passed (done
+    on time, done late, open past it): given when both counts are published and the base is 5 or more."""
+    return _share(on_time, due) if isinstance(on_time, int) else None
+
+
 def _measures(data: Collected, pathway: str) -> list[tuple[str, str]]:
     ivs = sorted((iv for (p, _), iv in data.intervals.items() if p == pathway), key=lambda iv: iv.order)
-    found = [(m, iv.id) for iv in ivs for m in ("completed", "overdue")]
+    found = [(m, iv.id) for iv in ivs for m in INTERVAL_MEASURES]
     found += [("opened", ""), ("repeat", ""), ("coordinator", ""), ("closed", "")]
     found += [("outcome", c) for c in data.outcomes.get(pathway, [])]
     return found
@@ -117,6 +131,12 @@ def _lattice(data: Collected, counts: Counter[Cell], reasons: dict[Cell, Counter
                                    [(pathway, measure, sub, u, m) for m in months]))
                 for p in [*months, tertial]:  # the units add up to all units
                     groups.append(((pathway, measure, sub, None, p), [(pathway, measure, sub, u, p) for u in units]))
+            for u in rows:  # on time, late and open past the deadline add up to the deadlines of the period
+                for p in [*months, tertial]:
+                    for m, iv_id in measures:
+                        if m == "due":
+                            groups.append(((pathway, "due", iv_id, u, p),
+                                           [(pathway, o, iv_id, u, p) for o in DEADLINE_OUTCOMES]))
             for u in rows:  # the outcomes add up to the cases closed
                 for p in [*months, tertial]:
                     groups.append(((pathway, "closed", "", u, p), [(pathway, "outcome", o, u, p) for o in outcomes]))
@@ -182,6 +202,7 @@ class Breakdown:
         """The report of ``unit`` (``None``: all units together) by ``period``."""
         _checked_period(period)
         data, within, leads, reasons, get = self.data, self.within, self.leads, self.reasons, self._get
+        today = period_key(self.now, "month")
         wanted = periods_covering(self.start, self.end, period)
         interval_rows: list[IntervalFigures] = []
         case_rows: list[CaseFigures] = []
@@ -194,13 +215,15 @@ class Breakdown:
                     completed = get(cell)
                     xs = leads.get(cell, [])
                     enough = isinstance(completed, int) and completed >= MIN_COUNT and len(xs) >= MIN_COUNT
+                    on_time, late = get((pathway, "on_time", iv.id, unit, p)), get((pathway, "late", iv.id, unit, p))
+                    overdue, due = get((pathway, "overdue", iv.id, unit, p)), get((pathway, "due", iv.id, unit, p))
                     interval_rows.append(IntervalFigures(
                         pathway=pathway, checkpoint=iv.checkpoint, interval=iv.name, deadline=iv.deadline, period=p,
-                        unit=unit, completed=completed, within_deadline_share=_share(within.get(cell, 0), completed),
+                        unit=unit, completed=completed, within_deadline_share=_deadline_share(on_time, due),
                         median_hours=round(percentile(xs, 0.5), 1) if enough else None,
                         p90_hours=round(percentile(xs, 0.9), 1) if enough else None,
-                        overdue_now=get((pathway, "overdue", iv.id, unit, p)),
-                        deviation_reasons=_reasons_shown(data, cell, reasons, self.shown),
+                        overdue_now=overdue, deviation_reasons=_reasons_shown(data, cell, reasons, self.shown),
+                        due=due, done_on_time=on_time, done_late=late,
                     ))
             for p in wanted:
                 def case(measure: str, sub: str = "") -> Count:
@@ -219,7 +242,8 @@ class Breakdown:
                     repeat_contact_share=_share(repeat, opened) if isinstance(repeat, int) else None,
                 ))
         return Report(period=period, start=self.start, end=self.end, unit=unit, generated_at=self.now,
-                      periods=tuple(wanted), intervals=tuple(interval_rows), cases=tuple(case_rows))
+                      periods=tuple(wanted), intervals=tuple(interval_rows), cases=tuple(case_rows),
+                      partial=tuple(p for p in wanted if today in months_of(p) or months_of(p)[0] > today))
 
     def reports_for_all_units(self, period: Period) -> dict[str | None, Report]:
         """The report of every unit with figures, and of all units together (key ``None``)."""

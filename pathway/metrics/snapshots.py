@@ -46,7 +46,7 @@ def from_json(data: dict[str, Any], *, generated_at: datetime) -> Report:
         period=data["period"], start=date.fromisoformat(data["start"]), end=date.fromisoformat(data["end"]),
         unit=data["unit"], generated_at=generated_at, periods=tuple(data["periods"]),
         intervals=tuple(IntervalFigures(**r) for r in data["intervals"]),
-        cases=tuple(CaseFigures(**c) for c in data["cases"]),
+        cases=tuple(CaseFigures(**c) for c in data["cases"]), partial=tuple(data.get("partial", ())),
     )
 
 

@@ -13,6 +13,10 @@
   (the next-smallest cell of that row: a 0 becomes ``"<5"``, a count of 5 or more becomes ``"x"``), and when no
   member is left, the sum's total (``"x"``). Not finding a proof counts as unsafe, so the search can only cause
   extra suppression; on two-way tables with margins it is exact.
+- Minimal for the order of choice: the complements are then taken back in the reverse order they were chosen, each
+  published again when every ``"<5"`` linked to it stays protected without it. So no count of 5 or more (and no 0)
+  is hidden unless publishing it alone would give a ``"<5"`` away, and a count the published sums give away
+  anyway (the one unit of a region is all units) is never hidden in one place and shown in another.
 - The decisions are taken over the whole breakdown (every unit, every month of every tertial touched) and only then
   is the requested slice returned, so a report for one unit, for all units, by month or by tertial are consistent:
   no figure of one report can be subtracted from another's to undo a suppression. The period range is widened to
@@ -95,6 +99,30 @@ class _Audit(Generic[K]):
         self.state[key] = SMALL if self.values[key] < MIN_COUNT else HIDDEN
         for e in self.sums_of[key]:
             self._add_suppressed(e, key, self.sums[e][key])
+
+    def reveal(self, key: K) -> None:
+        """Publish a count suppressed as a complement again (its value is 0 or at least 5)."""
+        self.state[key] = _SHOWN
+        for e in self.sums_of[key]:
+            for need in (1, -1):
+                if key in self.movable_keys[e][need]:
+                    self.movable_keys[e][need].discard(key)
+                    self.movable[e][need] = [(k, step) for k, step in self.movable[e][need] if k != key]
+
+    def linked(self, key: K) -> set[K]:
+        """The counts linked to ``key`` through sums: the ones whose protection publishing ``key`` could change."""
+        seen_sums: set[int] = set()
+        reached, frontier = {key}, [key]
+        while frontier:
+            nxt = []
+            for k in frontier:
+                for e in self.sums_of[k]:
+                    if e not in seen_sums:
+                        seen_sums.add(e)
+                        nxt += [m for m in self.sums[e] if m not in reached]
+            reached.update(nxt)
+            frontier = nxt
+        return reached
 
     def _fits(self, key: K, step: int) -> bool:
         value = self.values[key] + step
@@ -216,8 +244,11 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
         if values[total] != sum(values[m] for m in members):
             raise ValueError(f"group {total!r}: the members do not add up to the total")
     audit = _Audit(values, sums)
+    smalls = [k for k, s in audit.state.items() if s == SMALL]
     safe: set[K] = set()
-    for key in [k for k, s in audit.state.items() if s == SMALL]:
+    lost: set[K] = set()  # none found to protect it (the search's budget): not for the minimal pass to judge by
+    chosen: list[K] = []
+    for key in smalls:
         while key not in safe:
             moved, stuck = audit.protected(key)
             if moved:
@@ -225,7 +256,17 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
                 break
             pick = audit.complement(key, stuck)
             if pick is None:  # everything linked to it is suppressed already
+                lost.add(key)
                 break
+            audit.suppress(pick)
+            chosen.append(pick)
+    # Minimal: a complement chosen early may have become unnecessary through later ones (or was never of use, as a
+    # count the published sums give away anyway). In the reverse order of choice, each is published again when
+    # every "<5" linked to it stays protected without it.
+    for pick in reversed(chosen):
+        audit.reveal(pick)
+        primaries = [k for k in audit.linked(pick) if _small(values[k]) and k not in lost]
+        if not all(audit.protected(k)[0] for k in primaries):
             audit.suppress(pick)
     return {key: values[key] if s == _SHOWN else s for key, s in audit.state.items()}
 
