@@ -72,6 +72,7 @@ class Report:
     intervals: tuple[IntervalFigures, ...]
     cases: tuple[CaseFigures, ...]
     partial: tuple[str, ...] = ()  # the periods not over yet when it was made (the current month or tertial)
+    by_unit: tuple[CaseFigures, ...] = ()  # all units' report: each unit's case figures (its own report's)
 
 
 def _share(numerator: int, base: Count) -> float | None:
@@ -201,11 +202,12 @@ class Breakdown:
     def report(self, period: Period, unit: str | None) -> Report:
         """The report of ``unit`` (``None``: all units together) by ``period``."""
         _checked_period(period)
-        data, within, leads, reasons, get = self.data, self.within, self.leads, self.reasons, self._get
+        data, leads, reasons, get = self.data, self.leads, self.reasons, self._get
         today = period_key(self.now, "month")
         wanted = periods_covering(self.start, self.end, period)
         interval_rows: list[IntervalFigures] = []
         case_rows: list[CaseFigures] = []
+        by_unit: list[CaseFigures] = []
         pathways = sorted({p for p, _ in data.intervals} | {c[0] for c in self.counts})
         for pathway in pathways:
             ivs = sorted((iv for (p, _), iv in data.intervals.items() if p == pathway), key=lambda iv: iv.order)
@@ -225,25 +227,30 @@ class Breakdown:
                         overdue_now=overdue, deviation_reasons=_reasons_shown(data, cell, reasons, self.shown),
                         due=due, done_on_time=on_time, done_late=late,
                     ))
-            for p in wanted:
-                def case(measure: str, sub: str = "") -> Count:
-                    return get((pathway, measure, sub, unit, p))  # noqa: B023 - used inside this iteration only
-
-                closed, opened, repeat = case("closed"), case("opened"), case("repeat")
-                outcomes = {o: case("outcome", o) for o in data.outcomes.get(pathway, [])}
-                returned = outcomes.get(RETURNED_TO_ABUSER)
-                decided = case("coordinator")
-                case_rows.append(CaseFigures(
-                    pathway=pathway, period=p, unit=unit, opened=opened, coordinator_decided=decided,
-                    coordinator_within_share=_share(within.get((pathway, "coordinator", "", unit, p), 0), decided),
-                    closed=closed, outcomes=outcomes,
-                    returned_to_abuser_share=_share(returned, closed) if isinstance(returned, int) else None,
-                    repeat_contact=repeat,
-                    repeat_contact_share=_share(repeat, opened) if isinstance(repeat, int) else None,
-                ))
+            case_rows += [self._case_figures(pathway, p, unit) for p in wanted]
+            if unit is None:  # every unit side by side: the same figures as each unit's own report
+                by_unit += [self._case_figures(pathway, p, u) for u in self.units for p in wanted]
         return Report(period=period, start=self.start, end=self.end, unit=unit, generated_at=self.now,
                       periods=tuple(wanted), intervals=tuple(interval_rows), cases=tuple(case_rows),
-                      partial=tuple(p for p in wanted if today in months_of(p) or months_of(p)[0] > today))
+                      by_unit=tuple(by_unit), partial=tuple(p for p in wanted if today in months_of(p) or months_of(p)[0] > today))
+
+    def _case_figures(self, pathway: str, p: str, unit: str | None) -> CaseFigures:
+        get, data = self._get, self.data
+
+        def case(measure: str, sub: str = "") -> Count:
+            return get((pathway, measure, sub, unit, p))
+
+        closed, opened, repeat = case("closed"), case("opened"), case("repeat")
+        outcomes = {o: case("outcome", o) for o in data.outcomes.get(pathway, [])}
+        returned = outcomes.get(RETURNED_TO_ABUSER)
+        decided = case("coordinator")
+        return CaseFigures(
+            pathway=pathway, period=p, unit=unit, opened=opened, coordinator_decided=decided,
+            coordinator_within_share=_share(self.within.get((pathway, "coordinator", "", unit, p), 0), decided),
+            closed=closed, outcomes=outcomes,
+            returned_to_abuser_share=_share(returned, closed) if isinstance(returned, int) else None,
+            repeat_contact=repeat, repeat_contact_share=_share(repeat, opened) if isinstance(repeat, int) else None,
+        )
 
     def reports_for_all_units(self, period: Period) -> dict[str | None, Report]:
         """The report of every unit with figures, and of all units together (key ``None``)."""

@@ -47,6 +47,7 @@ def from_json(data: dict[str, Any], *, generated_at: datetime) -> Report:
         unit=data["unit"], generated_at=generated_at, periods=tuple(data["periods"]),
         intervals=tuple(IntervalFigures(**r) for r in data["intervals"]),
         cases=tuple(CaseFigures(**c) for c in data["cases"]), partial=tuple(data.get("partial", ())),
+        by_unit=tuple(CaseFigures(**c) for c in data.get("by_unit", ())),
     )
 
 
