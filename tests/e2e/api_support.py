@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,11 @@ from api.app import create_app
 from api.deps import Allow
 from pathway import services
 from pathway.bootstrap import Forlop, bootstrap
+from pathway.calendar import OSLO, is_working_day
 from pathway.demo import DEMO_PASSWORD, seed_demo
+from pathway.scheduler import run_digest
 from pathway.settings import Settings
+from pathway.store.digest import DigestResult
 from pathway.store.tables import case_t
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -225,6 +229,19 @@ def signed_in(client: TestClient, username: str, password: str = DEMO_PASSWORD) 
 
 
 _PERSONS = 0
+
+
+def digest_on_a_working_day(core: Forlop, after: datetime) -> DigestResult:
+    """The managers' daily digest of the first working day from ``after`` on (at noon in Oslo, so on any date), or of
+    the next working day whose digest is not yet made (each working day has one, for every unit at once)."""
+    day = after.astimezone(OSLO).date()
+    for _ in range(60):
+        if is_working_day(day):
+            result = run_digest(core, now=datetime.combine(day, time(12, 0), OSLO))
+            if result.units:
+                return result
+        day += timedelta(days=1)
+    raise AssertionError(f"no unit had steps past their manager rung in the 60 days from {after:%Y-%m-%d}")
 
 
 def synthetic_person(**overrides: Any) -> dict[str, Any]:

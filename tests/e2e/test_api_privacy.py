@@ -33,6 +33,7 @@ from tests.e2e.api_support import (  # noqa: E402
     World,
     allow_of,
     api_routes,
+    digest_on_a_working_day,
     is_public,
     signed_in,
     synthetic_person,
@@ -169,9 +170,10 @@ def scene(world: World) -> dict[str, Any]:
     detail = w.operate(without_name, "handovers", {"code": "K6", "legal_basis": "avert_crime",
                                                    "reason": "fare for nye overgrep"})
     task_without_name = uuid.UUID(next(t["id"] for t in detail["handovers"] if t["code"] == "K6"))
-    # Reminders for everyone (partners, coordinators, managers), so that the inboxes have content.
+    # Reminders for everyone (partners, coordinators) and the managers' daily digest, so that the inboxes have content.
     result = run_scan(w.core, now=datetime.now(timezone.utc) + timedelta(days=60))
     assert result.notifications > 0
+    assert digest_on_a_working_day(w.core, datetime.now(timezone.utc) + timedelta(days=60)).units > 0
     return {"with_name": (with_name, task_with_name), "without_name": (without_name, task_without_name)}
 
 
@@ -306,7 +308,7 @@ def test_managers_and_administrators_see_no_person_at_all(world: World, scene: d
             sweep.call("GET", f"{API}/cases/{reference}")
             sweep.call("GET", f"{API}/cases/{reference}/person")
     manager_inbox = next(s for s in sweeps[0].seen if s.label.startswith(f"GET {API}/inbox ") and s.status == 200)
-    assert manager_inbox.body, "the scan should have escalated something to the manager"
+    assert manager_inbox.body, "the manager should have had the daily digest of overdue steps"
     assert all(n["case_reference"] is None and n["step_code"] is None for n in manager_inbox.body)
     shown = _check(sweeps, persons, secrets)
     assert shown == []

@@ -38,7 +38,7 @@ from pathway.scheduler import run_scan
 from pathway.store.tables import case_t, outbox_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import API, ROOT, World, synthetic_person  # noqa: E402
+from tests.e2e.api_support import API, ROOT, World, digest_on_a_working_day, synthetic_person  # noqa: E402
 from tests.integration.support import wait_until  # noqa: E402
 from tests.suite import processes  # noqa: E402
 
@@ -426,6 +426,7 @@ def test_hostile_units_reach_notifications_as_text_never_as_markup_or_code(world
     later = datetime.now(timezone.utc) + timedelta(days=60)  # every rung of every open step is due
     while run_scan(w.core, now=later).reminders:
         pass
+    digest_on_a_working_day(w.core, later)
     with w.core.engine.connect() as conn:
         rows = conn.execute(sa.select(outbox_t.c.id, outbox_t.c.username, outbox_t.c.payload)
                             .where(outbox_t.c.username.in_(people))).all()
@@ -437,12 +438,12 @@ def test_hostile_units_reach_notifications_as_text_never_as_markup_or_code(world
         unit = HOSTILE[int(row.username.split("_")[2])]
         assert message.unit == unit
         kinds.add(message.kind)
-        if message.kind == "manager_escalation":  # the one template that says the unit: as it was typed
+        if message.kind == "overdue_digest":  # the one template that says the unit: as it was typed
             assert unit in rendered.text and str(escape(unit)) in rendered.html, rendered
         assert "<script" not in rendered.html and "<img" not in rendered.html, rendered.html
         for part in (rendered.subject, rendered.text, rendered.html):  # every template ran: none of its own syntax is left
             assert "{{" not in part.replace(unit, "").replace(str(escape(unit)), ""), part
-    assert "manager_escalation" in kinds and len(kinds) >= 3, kinds
+    assert "overdue_digest" in kinds and len(kinds) >= 3, kinds
     manager = {"Authorization": f"Bearer {w.login(people[1], 'langt passord')}"}  # the manager of HOSTILE[0]
     inbox = _ok(w.client.get(f"{API}/inbox", headers=manager))
     assert inbox and {n["unit"] for n in inbox} == {HOSTILE[0]}, inbox

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from pathway.scheduler import run_scan
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import API, World, signed_in, synthetic_person  # noqa: E402
+from tests.e2e.api_support import API, World, digest_on_a_working_day, signed_in, synthetic_person  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 # Units of this module's own, one per coordinator: no other test's cases or scans reach its inbox.
@@ -26,7 +26,8 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def coordinator_with_reminders(w: World, unit: str, cases: int = 3) -> tuple[str, dict[str, str], list[str]]:
-    """A new coordinator of ``unit``, with ``cases`` cases and the reminders of three days later."""
+    """A new coordinator of ``unit``, with ``cases`` cases, the reminders of three days later and a daily digest of
+    overdue steps some two weeks on (the unit has no manager: its coordinator gets it)."""
     name = f"grupper{uuid.uuid4().hex[:6]}"
     r = w.client.post(f"{API}/users", json={"username": name, "role": "coordinator", "unit": unit,
                                             "password": PASSWORD}, headers=w.auth("admin"))
@@ -39,6 +40,7 @@ def coordinator_with_reminders(w: World, unit: str, cases: int = 3) -> tuple[str
         assert r.status_code == 201, r.text
         refs.append(r.json()["reference"])
     run_scan(w.core, now=datetime.now(timezone.utc) + timedelta(days=3))
+    digest_on_a_working_day(w.core, datetime.now(timezone.utc) + timedelta(days=14))
     return name, h, refs
 
 
@@ -53,7 +55,7 @@ def test_the_inbox_per_case_has_one_group_per_case_newest_first_with_its_counts(
     _, h, refs = coordinator_with_reminders(w, UNITS["groups"])
     flat = get(w, "/inbox", h)
     groups = get(w, "/inbox/cases", h)
-    # the unit has no manager: its escalations come to the coordinator, about no case, as one group of their own
+    # the unit has no manager: its daily digest comes to the coordinator, about no case, as a group of its own
     assert {g["case_reference"] for g in groups} == {*refs, None}
     per_case = Counter(n["case_reference"] for n in flat)
     assert {g["case_reference"]: g["total"] for g in groups} == per_case
@@ -97,7 +99,7 @@ def test_the_inbox_page_groups_per_case_and_marks_all_read_with_its_csrf_token(w
     html = browser.get("/inbox").text
     rows = re.findall(r'<th scope="row"><a href="/cases/([^"]+)">', html)
     assert sorted(rows) == sorted(refs)  # each case once
-    assert '<a href="/inbox?view=list">Andre varsler</a>' in html  # the escalations about no case
+    assert '<a href="/inbox?view=list">Andre varsler</a>' in html  # the digest, about no case
     assert "Merk alle som lest" in html and 'value="cases"' in html
     one_by_one = browser.get("/inbox", params={"view": "list"}).text
     assert one_by_one.count('name="id"') == get(w, "/inbox/count", h)["unread"]
