@@ -95,6 +95,13 @@ class Settings(BaseSettings):
                                  "separated by commas")
         return value
 
+    @field_validator("manager_digest_at")
+    @classmethod
+    def _oslo_wall_clock(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("FORLOP_MANAGER_DIGEST_AT: a time of day in Oslo without an offset, e.g. 07:00")
+        return value
+
     @field_validator("unit_names", mode="before")
     @classmethod
     def _unit_names(cls, value: object) -> object:
