@@ -6,9 +6,10 @@ figures are there for a screen reader and for anyone who cannot tell the bars ap
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-LABEL_W = 170  # room for the labels left of horizontal bars ("move_out_planned→K10")
+LABEL_W = 300  # room for the labels left of horizontal bars ("K7 Overlevering til NAV: nødhjelp og økonomi")
 ROW_H = 26
 PLOT_W = 360
 
@@ -19,7 +20,7 @@ class Bar:
     y: float
     w: float
     h: float
-    css: str  # "bar", "bar-low", "bar-p90", "bar-missing"
+    css: str  # "bar", "bar-low", "bar-partial", "bar-p90", "bar-missing", "bar-late", "bar-overdue"
     label: str  # the category, drawn beside the bar
     value: str  # the value, drawn at the end of the bar
     lx: float
@@ -51,33 +52,63 @@ class Chart:
     lines: list[Line] = field(default_factory=list)
 
 
+def _share_css(share: float | None, target: float | None, partial: bool) -> str:
+    if share is None:
+        return "bar-missing"
+    if partial:
+        return "bar-partial"  # a period not over yet: lighter, whatever its share so far
+    return "bar" if target is None or share >= target else "bar-low"
+
+
 def share_bars(chart_id: str, title: str, description: str, rows: list[tuple[str, float | None, str]],
-               target: float, target_label: str, *, horizontal: bool = True) -> Chart:
-    """Shares (0–1) as bars against a target line; ``rows`` are (label, share or None, the text to show)."""
+               target: float | None, target_label: str, *, horizontal: bool = True,
+               partial: Collection[str] = ()) -> Chart:
+    """Shares (0–1) as bars against a target line (none when ``target`` is None); ``rows`` are (label, share or
+    None, the text to show); a row whose label is in ``partial`` is a period not over yet, drawn lighter."""
     if horizontal:
         chart = Chart(chart_id, title, description, LABEL_W + PLOT_W + 60, ROW_H * len(rows) + 40)
         for i, (label, share, text) in enumerate(rows):
             y = 10 + i * ROW_H
             w = PLOT_W * (share or 0)
-            css = "bar-missing" if share is None else ("bar" if share >= target else "bar-low")
-            chart.bars.append(Bar(LABEL_W, y, max(w, 1), ROW_H - 8, css, label, text, LABEL_W - 6, y + 13,
-                                  LABEL_W + max(w, 1) + 4, y + 13))
-        x = LABEL_W + PLOT_W * target
-        chart.lines.append(Line(x, 4, x, chart.height - 24, "target", target_label, x, chart.height - 8))
+            chart.bars.append(Bar(LABEL_W, y, max(w, 1), ROW_H - 8, _share_css(share, target, label in partial),
+                                  label, text, LABEL_W - 6, y + 13, LABEL_W + max(w, 1) + 4, y + 13))
+        if target is not None:
+            x = LABEL_W + PLOT_W * target
+            chart.lines.append(Line(x, 4, x, chart.height - 24, "target", target_label, x, chart.height - 8))
         return chart
     height = 220
-    col = max(28.0, min(60.0, 600 / max(len(rows), 1)))
+    col = max(44.0, min(60.0, 720 / max(len(rows), 1)))
     chart = Chart(chart_id, title, description, 50 + col * len(rows) + 20, height + 60)
     for i, (label, share, text) in enumerate(rows):
         h = height * (share or 0)
         x = 50 + i * col
-        css = "bar-missing" if share is None else ("bar" if share >= target else "bar-low")
-        chart.bars.append(Bar(x + 4, 10 + height - h, col - 8, max(h, 1), css, label[2:] if len(label) > 6 else label,
-                              text,
-                              x + col / 2, height + 28, x + col / 2, 6 + height - h))
-    target_y = 10 + height * (1 - target)
-    chart.lines.append(Line(46, target_y, chart.width - 10, target_y, "target", target_label, 4, target_y + 4))
+        chart.bars.append(Bar(x + 4, 10 + height - h, col - 8, max(h, 1), _share_css(share, target, label in partial),
+                              label, text, x + col / 2, height + 28, x + col / 2, 6 + height - h))
+    if target is not None:
+        target_y = 10 + height * (1 - target)
+        chart.lines.append(Line(46, target_y, chart.width - 10, target_y, "target", target_label, 4, target_y + 4))
     chart.lines.append(Line(46, height + 10, chart.width - 10, height + 10, "axis"))
+    return chart
+
+
+def stacked_bars(chart_id: str, title: str, description: str, rows: list[tuple[str, list[int | None], str]],
+                 parts: list[str]) -> Chart:
+    """Counts side by side in one horizontal bar per row, one part per css class of ``parts`` (e.g. done on time,
+    done late, open past the deadline); ``None`` is a hidden count, drawn as nothing and told by the row's text."""
+    top = max([sum(n or 0 for n in ns) for _, ns, _ in rows] or [1]) or 1
+    chart = Chart(chart_id, title, description, LABEL_W + PLOT_W + 90, ROW_H * len(rows) + 20)
+    for i, (label, ns, text) in enumerate(rows):
+        y = 10 + i * ROW_H
+        x = float(LABEL_W)
+        if not any(ns):
+            chart.bars.append(Bar(x, y, 1, ROW_H - 8, "bar-missing", label, text, LABEL_W - 6, y + 13, x + 5, y + 13))
+            continue
+        drawn = [(css, PLOT_W * n / top) for css, n in zip(parts, ns, strict=True) if n]
+        for j, (css, w) in enumerate(drawn):
+            last = j == len(drawn) - 1
+            chart.bars.append(Bar(x, y, w, ROW_H - 8, css, label if j == 0 else "", text if last else "",
+                                  LABEL_W - 6, y + 13, x + w + 4, y + 13))
+            x += w
     return chart
 
 

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from api.i18n import ACTIONS, FIELDS, N_, gettext, invalid
+from api.report_words import deadline_words, interval_words, offset_words  # noqa: F401 (the API's downloads too)
 from pathway.case.commands import COMMANDS
-from pathway.definition import CONSENT_PREFIX, Checkpoint, Offset, PathwayDefinition
-from pathway.metrics.checkpoints import Interval
 
 
 def translator(lang: str) -> Callable[[str], str]:
@@ -62,33 +61,6 @@ def kind_label(kind: str, lang: str) -> str:
     return gettext(lang)(KINDS.get(kind, kind))
 
 
-# An amount of time, and a repetition, by its unit: (one, more), each a template of the catalog (bokmål counts
-# as English does: one, or more).
-_AMOUNTS = {
-    "hours": (N_("{n} hour"), N_("{n} hours")), "days": (N_("{n} day"), N_("{n} days")),
-    "working_days": (N_("{n} working day"), N_("{n} working days")),
-}
-_EVERY = {
-    "hours": (N_("every hour"), N_("every {n} hours")), "days": (N_("every day"), N_("every {n} days")),
-    "working_days": (N_("every working day"), N_("every {n} working days")),
-}
-
-
-def offset_words(offset: Offset, lang: str, *, every: bool = False) -> str:
-    """An offset of a definition as people say it: "24 timer", "2 virkedager"; ``every``: "hver 28. dag"."""
-    one, more = (_EVERY if every else _AMOUNTS)[offset.unit.value]
-    return gettext(lang)(one if abs(offset.amount) == 1 else more).format(n=offset.amount)
-
-
-def deadline_words(checkpoint: Checkpoint, repeat: bool, lang: str) -> str:
-    """A checkpoint's deadline rule in words: its deadline ("2 virkedager"), or how often it repeats ("hver 28.
-    dag ×2, deretter hver 42. dag")."""
-    if not repeat:
-        return offset_words(checkpoint.deadline, lang) if checkpoint.deadline is not None else ""
-    each = [offset_words(r.every, lang, every=True) + (f" ×{r.times}" if r.times else "") for r in checkpoint.repeat]
-    return gettext(lang)(N_(", then ")).join(each)
-
-
 # What the access log says was done, by its action (an operation on a case is named by its command).
 LOGGED = {
     "case.read": N_("Read a case"), "case.list": N_("Listed cases"), "case.open": N_("Opened a case"),
@@ -97,6 +69,7 @@ LOGGED = {
     "case.break_glass_end": N_("Ended emergency access"), "person.read": N_("Read personal details"),
     "person.list": N_("Read names in a list"), "person.write": N_("Changed personal details"),
     "report.read": N_("Read the report"), "report.csv": N_("Downloaded the report (CSV)"),
+    "report.xlsx": N_("Downloaded the report (Excel)"),
     "task.list": N_("Listed handover tasks"), "task.read": N_("Read a handover task"),
     "task.read_fhir": N_("Read a handover task (FHIR)"), "task.update": N_("Answered a handover task"),
     "audit.read": N_("Read the access log"), "break_glass.review": N_("Reviewed emergency accesses"),
@@ -117,24 +90,33 @@ def logged_action(action: str, lang: str) -> str:
     return gettext(lang)(ACTIONS[command.operation])
 
 
-def interval_words(definition: PathwayDefinition, interval: Interval, lang: str) -> str:
-    """A checkpoint interval of the report in words: what its deadline counts from, and the checkpoint
-    ("Samtykke til Politiet → K6 Overlevering til politiet"; a repeat: "K12 Oppfølging, gjentatt")."""
+# The months and tertials of the report in words ("desember 2026", "3. tertial 2026"), and short for a chart's axis
+# ("des 26", "T3 26").
+MONTH_NAMES = (
+    N_("January"), N_("February"), N_("March"), N_("April"), N_("May"), N_("June"), N_("July"), N_("August"),
+    N_("September"), N_("October"), N_("November"), N_("December"),
+)
+MONTH_SHORT = (
+    N_("Jan"), N_("Feb"), N_("Mar"), N_("Apr"), N_("May"), N_("Jun"), N_("Jul"), N_("Aug"), N_("Sep"), N_("Oct"),
+    N_("Nov"), N_("Dec"),
+)
+_TERTIAL = N_("T{n} {year}")
+_SO_FAR = N_("{period} (so far)")
+
+
+def period_words(key: str, lang: str, *, partial: bool = False, short: bool = False) -> str:
+    """A report's period as people say it: "desember 2026" or "3. tertial 2026" (``short``: "des 26", "T3 26");
+    ``partial``: a period not over yet, "desember 2026 (så langt)". A key that is no period stays itself."""
     t = gettext(lang)
-    checkpoint = definition.checkpoint[interval.checkpoint]
-    to = f"{checkpoint.code} {checkpoint.name.get(lang)}"
-    if interval.repeat or checkpoint.deadline is None:
-        return t("{checkpoint}, repeated").format(checkpoint=to)
-    after = checkpoint.deadline.after
-    kind = definition.anchor_kind(after)
-    anchor = interval.name.split("→")[0]  # a checkpoint's code, also for first contact (the checkpoint opening)
-    if anchor in definition.checkpoint:
-        start = anchor
-    elif kind == "milestone":
-        start = definition.milestones[after].get(lang)
-    elif kind == "consent":
-        agency = after.removeprefix(CONSENT_PREFIX)
-        start = t("consent to {agency}").format(agency=definition.agencies[agency].get(lang))
+    year, _, rest = key.partition("-")
+    if not (year.isdigit() and rest):
+        return key
+    shown_year = year[2:] if short else year
+    if rest.startswith("T") and rest[1:] in ("1", "2", "3"):
+        words = f"T{rest[1:]} {shown_year}" if short else t(_TERTIAL).format(n=rest[1:], year=year)
+    elif rest.isdigit() and 1 <= int(rest) <= 12:
+        name = (MONTH_SHORT if short else MONTH_NAMES)[int(rest) - 1]
+        words = f"{t(name)} {shown_year}"
     else:
-        start = t("First contact") if kind == "first_contact" else after
-    return f"{start} → {to}"
+        return key
+    return t(_SO_FAR).format(period=words) if partial and not short else words

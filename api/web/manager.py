@@ -3,8 +3,10 @@ CSV. The figures are the API's report (counts under 5 suppressed); the page only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
@@ -12,7 +14,8 @@ from fastapi.responses import Response
 from api.access import access_writer, log_access
 from api.deps import Core
 from api.web import charts
-from api.web.i18n import deadline_words, interval_words, translator
+from api.i18n import N_
+from api.web.i18n import deadline_words, interval_words, period_words, translator
 from api.web.render import page, percent
 from api.web.session import ManagerPage, language
 from pathway import policy
@@ -21,11 +24,13 @@ from pathway.bootstrap import Forlop
 from pathway.metrics.checkpoints import intervals
 from pathway.metrics.export import FILENAME, MEDIA_TYPE, to_csv
 from pathway.metrics.periods import Period, period_key
-from pathway.metrics.report import IntervalFigures, Report
+from pathway.metrics.report import RETURNED_TO_ABUSER, CaseFigures, IntervalFigures, Report
+from pathway.metrics.suppression import OTHER, Count
 from pathway.metrics.view import Scope, SpanRefused, read_report
 from pathway.views.break_glass import Uses, unit_uses
 
 router = APIRouter(include_in_schema=False)
+OTHER_REASONS = N_("other reasons, too rare to name")
 
 
 def _read(core: Forlop, user: User, period: Period, start: date | None, end: date | None, scope: Scope) -> Report:
@@ -42,12 +47,21 @@ def report_page(request: Request, core: Core, session: ManagerPage,
                 interval: Annotated[str, Query(max_length=40)] = "") -> Response:
     report = _read(core, session.user, period, start, end, scope)
     log_access(core.engine, request, session.user, "report.read")
-    t = translator(language(request, session.user))
+    lang = language(request, session.user)
+    t = translator(lang)
     target = core.settings.report_target_share
-    shown_period = at if at in report.periods else (report.periods[-1] if report.periods else "")
+    partial = set(report.partial)
+    full = [p for p in report.periods if p not in partial]
+    # The period of the per-checkpoint charts: the last one that is over, unless another is asked for.
+    shown_period = at if at in report.periods else (full or list(report.periods) or [""])[-1]
+    named = {p: period_words(p, lang, partial=p in partial) for p in report.periods}
+    short = {p: period_words(p, lang, short=True) for p in report.periods}
+    partial_short = {short[p] for p in partial}
+    in_words = named.get(shown_period, shown_period)
     rows = [r for r in report.intervals if r.unit == report.unit]
-    words = _interval_words(core, rows, language(request, session.user))
+    words = _interval_words(core, rows, lang)
     label = {r.interval: words.get((r.pathway, r.interval), (r.interval, r.deadline))[0] for r in rows}
+    checkpoint = {name: text.split(" → ")[-1] for name, text in label.items()}  # the chart's: where it ends
     names = list(dict.fromkeys(r.interval for r in rows))
     chosen = interval if interval in names else (names[0] if names else "")
     in_period = [r for r in rows if r.period == shown_period]
@@ -57,28 +71,82 @@ def report_page(request: Request, core: Core, session: ManagerPage,
         n, hidden = overdue.get(r.interval, (0, False))
         overdue[r.interval] = (n + r.overdue_now, hidden) if isinstance(r.overdue_now, int) else (n, True)
     target_label = t("Target") + f" {percent(target)}"
+    hidden_text = t("hidden")
+
+    def shown(n: Count) -> str:
+        return str(n) if isinstance(n, int) else ("<5" if n == "<5" else hidden_text)
+
+    def drawn(n: Count) -> int | None:
+        return n if isinstance(n, int) else None
+
     by_checkpoint = charts.share_bars(
-        "share-checkpoint", t("Share within deadline per checkpoint") + f" ({shown_period})",
-        target_label, [(label[r.interval], r.within_deadline_share, _share_text(r)) for r in in_period], target,
+        "share-checkpoint", t("Share within deadline per checkpoint") + f" ({in_words})",
+        target_label, [(checkpoint[r.interval], r.within_deadline_share, _share_text(r)) for r in in_period], target,
         target_label)
+    deadlines = charts.stacked_bars(
+        "deadlines-checkpoint", t("Deadlines in the period per checkpoint") + f" ({in_words})",
+        t("Done on time, done late, open past the deadline"),
+        [(checkpoint[r.interval], [drawn(r.done_on_time), drawn(r.done_late), drawn(r.overdue_now)],
+          " / ".join(shown(n) for n in (r.done_on_time, r.done_late, r.overdue_now))) for r in in_period],
+        ["bar", "bar-late", "bar-overdue"])
     by_period = charts.share_bars(
-        "share-period", t("Share within deadline per period") + f": {label.get(chosen, chosen)}", target_label,
-        [(r.period, r.within_deadline_share, _share_text(r)) for r in over_time], target, target_label,
-        horizontal=False)
+        "share-period", t("Share within deadline per period") + f": {checkpoint.get(chosen, chosen)}", target_label,
+        [(short[r.period], r.within_deadline_share, _share_text(r)) for r in over_time], target, target_label,
+        horizontal=False, partial=partial_short)
     lead = charts.range_bars(
-        "lead-time", t("Lead time per checkpoint (median and 90th percentile, hours)") + f" ({shown_period})", "",
-        [(label[r.interval], r.median_hours, r.p90_hours) for r in in_period], "h")
+        "lead-time", t("Lead time per checkpoint (median and 90th percentile, hours)") + f" ({in_words})", "",
+        [(checkpoint[r.interval], r.median_hours, r.p90_hours) for r in in_period], "h")
     overdue_chart = charts.count_bars(
         "overdue-now", t("Overdue now per checkpoint"), "",
-        [(label[name], n, f"{n}{' +' if hidden else ''}") for name, (n, hidden) in overdue.items()])
+        [(checkpoint[name], n, f"{n}{' +' if hidden else ''}") for name, (n, hidden) in overdue.items()])
     cases = [c for c in report.cases if c.unit == report.unit]
+    outcome_names = _outcome_words(core, cases, lang)
+    in_period_cases = [c for c in cases if c.period == shown_period]
+    returned = charts.share_bars(
+        "returned", t("Returned to the abuser at closure, per period"), t("Share of the cases closed"),
+        [(short[c.period], c.returned_to_abuser_share, percent(c.returned_to_abuser_share)) for c in cases], None, "",
+        horizontal=False, partial=partial_short)
+    outcomes = charts.count_bars(
+        "outcomes", t("Outcomes at closure") + f" ({in_words})", t("Cases closed per outcome"),
+        [(outcome_names.get((c.pathway, code), code), drawn(n), shown(n))
+         for c in in_period_cases for code, n in c.outcomes.items()])
+    repeat = charts.share_bars(
+        "repeat", t("Repeat contact within 12 months, per period"), t("Share of the cases opened"),
+        [(short[c.period], c.repeat_contact_share, percent(c.repeat_contact_share)) for c in cases], None, "",
+        horizontal=False, partial=partial_short)
+    reasons = [(r, text, n) for r in in_period for text, n in r.deviation_reasons.items()]
+    reasons_chart = charts.count_bars(
+        "reasons", t("Reasons given for deviations") + f" ({in_words})", t("Steps done late, per reason given"),
+        [(f"{checkpoint[r.interval].split(' ')[0]}: {_reason(text, t)}", drawn(n), shown(n)) for r, text, n in reasons])
+    units = [c for c in report.by_unit if c.period == shown_period]
+    per_unit = charts.count_bars(
+        "per-unit", t("Cases opened per unit") + f" ({in_words})", t("Each unit's cases opened in the period"),
+        [(core.settings.unit_name(c.unit), drawn(c.opened), shown(c.opened)) for c in units]) if units else None
     uses = _break_glass_uses(core, request, session.user, report)
-    return page(request, "report.html", session, report=report, charts=[by_checkpoint, by_period, lead,
+    query = {"period": period, "start": report.start.isoformat(), "end": report.end.isoformat(), "scope": scope}
+    return page(request, "report.html", session, report=report, charts=[by_checkpoint, deadlines, by_period, lead,
                 overdue_chart], in_period=in_period, over_time=over_time, overdue=overdue, cases=cases, uses=uses,
-                shown_period=shown_period, names=names, chosen=chosen, target=target,
-                words=words, label=label,
-                query={"period": period, "start": report.start.isoformat(), "end": report.end.isoformat(),
-                       "scope": scope})
+                shown_period=shown_period, names=names, chosen=chosen, target=target, words=words, label=label,
+                named=named, partial=[named[p] for p in report.periods if p in partial],
+                case_charts={"returned": returned, "outcomes": outcomes, "repeat": repeat, "reasons": reasons_chart,
+                             "per_unit": per_unit},
+                in_period_cases=in_period_cases, outcome_names=outcome_names, reasons=reasons, units=units,
+                reason=lambda text: _reason(text, t), returned_code=RETURNED_TO_ABUSER,
+                query=query, download=urlencode(query))
+
+
+def _outcome_words(core: Forlop, cases: list[CaseFigures], lang: str) -> dict[tuple[str, str], str]:
+    """Each outcome at closure in words of the page's language, by (pathway, code), as the definition names it."""
+    names = {}
+    for pathway_id in {c.pathway for c in cases}:
+        for code, text in core.catalog.latest(pathway_id).outcomes.items():
+            names[pathway_id, code] = text.get(lang)
+    return names
+
+
+def _reason(text: str, t: Callable[[str], str]) -> str:
+    """A deviation reason as written, or the reasons too rare to name, added up (the report's OTHER)."""
+    return t(OTHER_REASONS) if text == OTHER else text
 
 
 def _interval_words(core: Forlop, rows: list[IntervalFigures], lang: str) -> dict[tuple[str, str], tuple[str, str]]:
