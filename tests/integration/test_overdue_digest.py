@@ -12,6 +12,7 @@ import email.policy
 import threading
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from notifications.channels import EmailChannel
@@ -20,6 +21,7 @@ from pathway.bootstrap import Forlop
 from pathway.calendar import OSLO
 from pathway.case.commands import CompleteStep, Pause
 from pathway.scheduler import run_digest, run_dispatch, run_scan
+from pathway.store import digest as digest_store
 from pathway.store.digest import send_overdue_digest
 from pathway.store.outbox import dispatch
 from pathway.store.tables import digest_t, notification_t, outbox_t
@@ -137,6 +139,28 @@ def test_two_schedulers_at_the_same_moment_make_one_digest(core: Forlop) -> None
         thread.join(timeout=60)
     assert not errors and sorted(results) == [0, 1]
     assert len(inbox_of(core, "m1")) == 1 and len(outbox_of(core, "m1")) == 1
+
+
+def test_a_scheduler_that_fails_while_writing_the_digest_leaves_the_day_to_the_next_scan(
+        core: Forlop, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_user(core, "k1")
+    add_user(core, "m1", "manager", email="m1@example.invalid")
+    seventy_eight_overdue_steps(core)
+    written = digest_store.write_notices
+
+    def crash(*args: object, **kwargs: object) -> None:
+        written(*args, **kwargs)  # type: ignore[arg-type]
+        raise RuntimeError("the process died here")
+
+    monkeypatch.setattr(digest_store, "write_notices", crash)
+    with pytest.raises(RuntimeError):
+        run_digest(core, now=THURSDAY)
+    with core.engine.connect() as conn:  # nothing of it was committed: not the day, not a message
+        assert conn.execute(sa.select(sa.func.count()).select_from(digest_t)).scalar_one() == 0
+    assert not inbox_of(core, "m1") and not outbox_of(core, "m1")
+    monkeypatch.setattr(digest_store, "write_notices", written)
+    assert run_digest(core, now=THURSDAY + timedelta(minutes=1)).steps == 78
+    assert len(inbox_of(core, "m1")) == len(outbox_of(core, "m1")) == 1
 
 
 def test_no_digest_before_the_hour_on_a_weekend_or_on_a_holiday_and_the_next_working_day_covers_them(
