@@ -1,4 +1,5 @@
-"""Managers' routes: timeliness figures, aggregates only (counts under 5 suppressed), as JSON or CSV; and the uses of
+"""Managers' routes: timeliness figures, aggregates only (counts under 5 suppressed), as JSON, CSV or an Excel
+workbook (the downloads in the language Accept-Language asks for, bokmål by default); and the uses of
 emergency access to their unit's cases (who, which case reference, when: the review the access policy asks for)."""
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from fastapi.responses import Response
 
 from api.access import access_writer, log_access
 from api.deps import Core, Manager
+from api.i18n import negotiate
+from api.report_words import FileKind, download
 from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.metrics import periods
-from pathway.metrics.export import FILENAME, MEDIA_TYPE, to_csv
+from pathway.metrics.export import XLSX_MEDIA_TYPE
 from pathway.metrics.report import Report
 from pathway.metrics.view import Scope, SpanRefused, read_report
 from pathway.views.break_glass import unit_uses
@@ -42,15 +45,27 @@ def timeliness(request: Request, core: Core, user: Manager, period: Period = "mo
     return dataclasses.asdict(report)
 
 
-@router.get("/timeliness.csv", summary="The same figures as CSV", response_class=Response,
-            responses={200: {"content": {"text/csv": {}}}})
+@router.get("/timeliness.csv", summary="The same figures as CSV: every table in one, named in its first column",
+            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def timeliness_csv(request: Request, core: Core, user: Manager, period: Period = "month",
                    start: date | None = None, end: date | None = None,
                    scope: Literal["unit", "all"] = "unit") -> Response:
+    return _download(request, core, user, "csv", period, start, end, scope)
+
+
+@router.get("/timeliness.xlsx", summary="The same figures as an Excel workbook, one sheet per table",
+            response_class=Response, responses={200: {"content": {XLSX_MEDIA_TYPE: {}}}})
+def timeliness_xlsx(request: Request, core: Core, user: Manager, period: Period = "month",
+                    start: date | None = None, end: date | None = None,
+                    scope: Literal["unit", "all"] = "unit") -> Response:
+    return _download(request, core, user, "xlsx", period, start, end, scope)
+
+
+def _download(request: Request, core: Forlop, user: User, kind: FileKind, period: periods.Period,
+              start: date | None, end: date | None, scope: Scope) -> Response:
     report = _read(core, user, period, start, end, scope)
-    log_access(core.engine, request, user, "report.csv")
-    return Response(to_csv(report), media_type=MEDIA_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'})
+    log_access(core.engine, request, user, f"report.{kind}")
+    return download(core, report, kind, negotiate(request.headers.get("accept-language")))
 
 
 @router.get("/break-glass", summary="Emergency access to my unit's cases: who, which case, when, read or write, ended")

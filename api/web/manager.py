@@ -22,7 +22,6 @@ from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.metrics.checkpoints import intervals
-from pathway.metrics.export import FILENAME, MEDIA_TYPE, to_csv
 from pathway.metrics.periods import Period, period_key
 from pathway.metrics.report import RETURNED_TO_ABUSER, CaseFigures, IntervalFigures, Report
 from pathway.metrics.suppression import OTHER, Count
@@ -180,11 +179,3 @@ def _share_text(row: IntervalFigures) -> str:
         return "–" if row.completed == 0 else str(row.completed)
     return percent(row.within_deadline_share)
 
-
-@router.get("/reports/timeliness.csv")
-def report_csv(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
-               start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
-    report = _read(core, session.user, period, start, end, scope)
-    log_access(core.engine, request, session.user, "report.csv")
-    return Response(to_csv(report), media_type=MEDIA_TYPE,
-                    headers={"Content-Disposition": f'attachment; filename="{FILENAME}"'})

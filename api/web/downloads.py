@@ -1,0 +1,41 @@
+"""The manager's report as files to save from the report page: the CSV and the Excel workbook, with the same
+figures as the page and the API (one read, ``read_report``), headers and names in the page's language."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from api.access import log_access
+from api.deps import Core
+from api.report_words import FileKind, download
+from api.web.session import ManagerPage, Session, language
+from pathway.bootstrap import Forlop
+from pathway.metrics.view import Scope, SpanRefused, read_report
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/reports/timeliness.csv")
+def report_csv(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
+               start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
+    return _download(request, core, session, "csv", period, start, end, scope)
+
+
+@router.get("/reports/timeliness.xlsx")
+def report_xlsx(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
+                start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
+    return _download(request, core, session, "xlsx", period, start, end, scope)
+
+
+def _download(request: Request, core: Forlop, session: Session, kind: FileKind,
+              period: Literal["month", "tertial"], start: date | None, end: date | None, scope: Scope) -> Response:
+    try:
+        report = read_report(core, session.user, period, start, end, scope)
+    except SpanRefused as exc:  # the API's 422, shown as a problem page
+        raise HTTPException(422, str(exc)) from exc
+    log_access(core.engine, request, session.user, f"report.{kind}")
+    return download(core, report, kind, language(request, session.user))
