@@ -38,9 +38,11 @@ class Collected:
         self.within: Counter[Cell] = Counter()
         self.leads: defaultdict[Cell, list[float]] = defaultdict(list)
         self.reasons: defaultdict[Cell, Counter[str]] = defaultdict(Counter)
-        self.texts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        # Per tertial (the unit every report is cut from, so that every span shows a tertial the same way): how each
+        # reason was written, and in which cases it was given.
+        self.texts: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         # Free text could name a person; a reason is shown only when it was given in 5 or more different cases.
-        self.reason_cases: defaultdict[str, set[Any]] = defaultdict(set)
+        self.reason_cases: defaultdict[tuple[str, str], set[Any]] = defaultdict(set)
         self.intervals: dict[tuple[str, str], Interval] = {}
         self.outcomes: dict[str, list[str]] = {}
         for (pathway, _), definition in sorted(definitions.items(), key=lambda kv: -kv[0][1]):
@@ -94,7 +96,8 @@ def _registered(conn: sa.Connection, resolve: Resolver) -> dict[tuple[str, int],
 
 def _month_case(column: Any, data: Collected) -> Any:
     bounds = data.starts[1:] + [period_bounds(data.months[-1])[1]]
-    return sa.case(*[(column < b, m) for m, b in zip(data.months, bounds, strict=True)], else_=sa.null())
+    return sa.case((column < data.starts[0], sa.null()),
+                   *[(column < b, m) for m, b in zip(data.months, bounds, strict=True)], else_=sa.null())
 
 
 def _not_paused_before(due: Any) -> Any:
@@ -212,8 +215,8 @@ def _collect_done(conn: sa.Connection, data: Collected, lo: datetime, hi: dateti
         if reason is not None:
             r = _reason_key(reason)
             reasons[cell][r] += 1
-            texts[r][reason.strip()] += 1
-            data.reason_cases[r].add(case_id)
+            texts[data.tertial[period], r][reason.strip()] += 1
+            data.reason_cases[data.tertial[period], r].add(case_id)
 
 
 def _collect_overdue(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime, now: datetime) -> None:

@@ -150,17 +150,19 @@ def _reasons_shown(data: Collected, cell: Cell, reasons: dict[Cell, Counter[str]
     added up under OTHER (see ``fold_reasons``)."""
     own = reasons.get(cell, Counter())
     pathway, _, iv_id, unit, period = cell
+    tertial = data.tertial.get(period, period)
 
     def published(r: str) -> bool:
         return (isinstance(shown.get((pathway, "reason", _reason_sub(iv_id, r), unit, period)), int)
-                and len(data.reason_cases[r]) >= MIN_COUNT)
+                and len(data.reason_cases[tertial, r]) >= MIN_COUNT)
 
-    return {(_display(data, r) if r != OTHER else r): n for r, n in fold_reasons(own, published).items()}
+    return {(_display(data, tertial, r) if r != OTHER else r): n for r, n in fold_reasons(own, published).items()}
 
 
-def _display(data: Collected, key: str) -> str:
-    """The way a reason was most often written (a reason that reads like the OTHER label is told apart)."""
-    variants = data.texts.get(key)
+def _display(data: Collected, tertial: str, key: str) -> str:
+    """The way a reason was most often written in the tertial (a reason that reads like the OTHER label is told
+    apart)."""
+    variants = data.texts.get((tertial, key))
     text = min(variants.items(), key=lambda kv: (-kv[1], kv[0]))[0] if variants else key
     return f"«{text}»" if text == OTHER else text
 
@@ -228,8 +230,10 @@ class Breakdown:
                         due=due, done_on_time=on_time, done_late=late,
                     ))
             case_rows += [self._case_figures(pathway, p, unit) for p in wanted]
-            if unit is None:  # every unit side by side: the same figures as each unit's own report
-                by_unit += [self._case_figures(pathway, p, u) for u in self.units for p in wanted]
+            if unit is None:  # every unit side by side (with figures in the tertial): each unit's own report's
+                active = {(c[3], data.tertial.get(c[4], c[4])) for c in self.counts if c[0] == pathway}
+                by_unit += [self._case_figures(pathway, p, u) for u in self.units for p in wanted
+                            if (u, data.tertial.get(p, p)) in active]
         return Report(period=period, start=self.start, end=self.end, unit=unit, generated_at=self.now,
                       periods=tuple(wanted), intervals=tuple(interval_rows), cases=tuple(case_rows),
                       by_unit=tuple(by_unit), partial=tuple(p for p in wanted if today in months_of(p) or months_of(p)[0] > today))

@@ -1,9 +1,16 @@
-"""Timeliness reports computed in the background and kept in ``report_snapshot``.
+"""The report's figures kept per tertial in ``report_snapshot``, so that a report for any span answers at once.
 
-The report suppresses small counts over the whole national breakdown (every unit, every period), which takes
-long at national size. The scheduler therefore computes the default report (the last 365 days, by month and by
-tertial) for every unit and all units from one breakdown, and the API answers from it while it is fresh. Only
-aggregates are stored, already suppressed: a snapshot holds nothing a live report would not show.
+Every report is cut from whole tertials: small-count suppression is decided per tertial (its months and itself,
+every unit and all units: the sums it protects never reach across a tertial), and so is which deviation reasons may
+be named. A tertial's figures for every unit, month and the tertial itself are therefore one *block*: computed once
+from the tertial's breakdown (``breakdown``), stored already suppressed (aggregates only: nothing a live report
+would not show), and any span is the blocks of the tertials it touches, read by key (one row per tertial for one
+unit, however many units there are). ``timeliness`` over the same span gives the same report.
+
+The scheduler keeps the blocks fresh (``refresh_snapshots``): the current tertial at every run (what is overdue changes
+with the clock), and each earlier one of the last three years when it is older than a day (a past tertial changes
+only where a late completion or a correction is recorded after the fact). A block missing or stale when a manager
+asks is computed then, stored, and served.
 """
 
 from __future__ import annotations
@@ -11,22 +18,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from pathway.errors import ConstraintViolated
 from pathway.metrics.collect import Resolver
-from pathway.metrics.periods import Period, default_span
+from pathway.metrics.periods import Period, default_span, months_of, period_dates, period_key, periods_covering
 from pathway.metrics.report import CaseFigures, IntervalFigures, Report, breakdown
 from pathway.store.tables import snapshot_t, user_t
 
 log = logging.getLogger("forlop.snapshots")
 
 ALL_UNITS = "*"
-PERIODS: tuple[Period, ...] = ("month", "tertial")
+EVERY_UNIT = "#units"  # the block of each unit's case figures, for all units' comparison per unit
+BLOCK = "tertial"  # ``report_snapshot.period`` of a block: its key is the tertial's first and last day
+PAST_MAX_AGE = timedelta(days=1)  # how old a block of a tertial that is over may be
+YEARS_KEPT_FRESH = 3  # the longest span a manager may ask for
 
 
 def _iso(value: Any) -> str:
@@ -35,63 +45,139 @@ def _iso(value: Any) -> str:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+def _plain(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    return [json.loads(json.dumps(dataclasses.asdict(r), default=_iso)) for r in rows]
+
+
 def to_json(report: Report) -> dict[str, Any]:
     """A report as JSON-ready data (``dataclasses.asdict``, dates as ISO strings)."""
     return json.loads(json.dumps(dataclasses.asdict(report), default=_iso))
 
 
-def from_json(data: dict[str, Any], *, generated_at: datetime) -> Report:
-    """A report back from ``to_json``, its rows as dataclasses again (the web page reads their attributes)."""
-    return Report(
-        period=data["period"], start=date.fromisoformat(data["start"]), end=date.fromisoformat(data["end"]),
-        unit=data["unit"], generated_at=generated_at, periods=tuple(data["periods"]),
-        intervals=tuple(IntervalFigures(**r) for r in data["intervals"]),
-        cases=tuple(CaseFigures(**c) for c in data["cases"]), partial=tuple(data.get("partial", ())),
-        by_unit=tuple(CaseFigures(**c) for c in data.get("by_unit", ())),
-    )
+def _bounds(tertial: str) -> tuple[date, date]:
+    first, after = period_dates(tertial)
+    return first, after - timedelta(days=1)
 
 
-def write_snapshots(engine: sa.Engine, reports: Iterable[Report], *, computed_at: datetime) -> int:
-    """Store ``reports`` in one transaction, in place of every earlier snapshot of their period kinds (the
-    default span moves with the day, so older spans are stale). Returns how many were written; 0 when another
-    scheduler wrote the same snapshots at the same moment (its figures are as good)."""
-    rows = [{"period": r.period, "period_start": r.start, "period_end": r.end,
-             "unit": ALL_UNITS if r.unit is None else r.unit, "computed_at": computed_at, "report": to_json(r)}
-            for r in reports]
+def compute_blocks(*, engine: sa.Engine, resolve: Resolver, tertial: str, now: datetime,
+                   units: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The blocks of one tertial (rows of ``report_snapshot``): for every unit with figures (and ``units``), for
+    all units, and each unit's case figures side by side."""
+    first, last = _bounds(tertial)
+    whole = breakdown(engine=engine, resolve=resolve, start=first, end=last, now=now)
+    rows: list[dict[str, Any]] = []
+    for unit in [*sorted(set(units) | set(whole.units)), None]:
+        month, whole_tertial = whole.report("month", unit), whole.report("tertial", unit)
+        rows.append({"unit": ALL_UNITS if unit is None else unit, "report": {
+            "intervals": _plain([*month.intervals, *whole_tertial.intervals]),
+            "cases": _plain([*month.cases, *whole_tertial.cases])}})
+        if unit is None:
+            rows.append({"unit": EVERY_UNIT, "report": {
+                "intervals": [], "cases": _plain([*month.by_unit, *whole_tertial.by_unit])}})
+    for row in rows:
+        row.update(period=BLOCK, period_start=first, period_end=last, computed_at=whole.now)
+    return rows
+
+
+def write_blocks(engine: sa.Engine, rows: Sequence[dict[str, Any]]) -> int:
+    """Store the blocks of a tertial in one transaction, in place of its earlier ones. Returns how many were
+    written; 0 when another scheduler wrote the same at the same moment (its figures are as good)."""
     if not rows:
         return 0
+    starts = {row["period_start"] for row in rows}
     try:
         with engine.begin() as conn:
-            conn.execute(snapshot_t.delete().where(snapshot_t.c.period.in_({row["period"] for row in rows})))
-            conn.execute(snapshot_t.insert(), rows)
-    except ConstraintViolated:  # the same snapshot's key, written by the other
-        log.info("report snapshots: written by another scheduler at the same time")
+            conn.execute(snapshot_t.delete().where(snapshot_t.c.period == BLOCK,
+                                                   snapshot_t.c.period_start.in_(starts)))
+            conn.execute(snapshot_t.insert(), list(rows))
+    except ConstraintViolated:  # the same block's key, written by the other
+        log.info("report blocks: written by another scheduler at the same time")
         return 0
     return len(rows)
 
 
-def read_snapshot(engine: sa.Engine, *, period: str, start: date, end: date, unit: str | None,
-                  not_before: datetime) -> Report | None:
-    """The stored report for this key if it was computed at ``not_before`` or later; else ``None``."""
-    query = sa.select(snapshot_t.c.computed_at, snapshot_t.c.report).where(
-        snapshot_t.c.period == period, snapshot_t.c.period_start == start, snapshot_t.c.period_end == end,
-        snapshot_t.c.unit == (ALL_UNITS if unit is None else unit), snapshot_t.c.computed_at >= not_before)
+def _fresh_since(tertial: str, now: datetime, max_age: timedelta) -> datetime:
+    """The oldest a block of ``tertial`` may have been computed: the current tertial's (and the one just over, whose
+    open steps are still being done) within ``max_age``, an earlier one's within a day."""
+    recent = periods_covering((now - timedelta(days=31)).date(), now.date(), "tertial")
+    return now - (max_age if tertial in recent else max(PAST_MAX_AGE, max_age))
+
+
+def _staffed(engine: sa.Engine) -> set[str]:
+    """Units with staff: a unit of a manager without figures yet gets its (empty) blocks too."""
     with engine.connect() as conn:
-        row = conn.execute(query).first()
-    return None if row is None else from_json(row.report, generated_at=row.computed_at)
+        return set(conn.execute(sa.select(user_t.c.unit).where(user_t.c.unit.is_not(None)).distinct()).scalars())
 
 
 def refresh_snapshots(*, engine: sa.Engine, resolve: Resolver, now: datetime) -> int:
-    """Compute the default report (``default_span``) of every unit (with figures, or with staff) and of
-    all units, by month and by tertial, from one breakdown, and store it. Returns the number of snapshots
-    written."""
+    """Compute and store the blocks of the current tertial (and of the one just over), and of every earlier tertial
+    of the last three years that is missing or older than a day. Returns the number of rows written."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("naive datetime: now must carry a time zone")
-    start, end = default_span(now)  # the API's default, on the same day
-    whole = breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now)
+    today = default_span(now)[1]
+    tertials = periods_covering(today.replace(year=today.year - YEARS_KEPT_FRESH, day=1), today, "tertial")
     with engine.connect() as conn:
-        # A unit of a manager without figures yet gets its (empty) report too, rather than a live one.
-        staffed = set(conn.execute(sa.select(user_t.c.unit).where(user_t.c.unit.is_not(None)).distinct()).scalars())
-    units = [*sorted(staffed | set(whole.units)), None]
-    reports = [whole.report(period, unit) for period in PERIODS for unit in units]
-    return write_snapshots(engine, reports, computed_at=whole.now)
+        have = dict(conn.execute(sa.select(snapshot_t.c.period_start, sa.func.min(snapshot_t.c.computed_at))
+                                 .where(snapshot_t.c.period == BLOCK).group_by(snapshot_t.c.period_start)).all())
+    staffed, written = _staffed(engine), 0
+    for tertial in reversed(tertials):  # the current one first: it is the one managers open
+        computed_at = have.get(_bounds(tertial)[0])
+        if computed_at is None or computed_at < _fresh_since(tertial, now, timedelta(0)):
+            written += write_blocks(engine, compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now,
+                                                           units=staffed))
+    return written
+
+
+def _read_blocks(engine: sa.Engine, tertials: Sequence[str], key: str) -> dict[str, tuple[datetime, dict[str, Any]]]:
+    starts = {_bounds(t)[0]: t for t in tertials}
+    query = sa.select(snapshot_t.c.period_start, snapshot_t.c.computed_at, snapshot_t.c.report).where(
+        snapshot_t.c.period == BLOCK, snapshot_t.c.unit == key, snapshot_t.c.period_start.in_(list(starts)))
+    with engine.connect() as conn:
+        return {starts[row.period_start]: (row.computed_at, row.report) for row in conn.execute(query)}
+
+
+def blocks_report(*, engine: sa.Engine, resolve: Resolver, period: Period, start: date, end: date,
+                  unit: str | None, now: datetime, max_age: timedelta) -> Report:
+    """The report of ``unit`` (``None``: all units) by ``period`` over ``start``..``end``, from the blocks of the
+    tertials it touches; a block missing or older than it may be is computed now (for every unit) and stored."""
+    tertials = periods_covering(start, end, "tertial")
+    keys = [ALL_UNITS if unit is None else unit, *([EVERY_UNIT] if unit is None else [])]
+    found = {key: _read_blocks(engine, tertials, key) for key in keys}
+    for tertial in tertials:
+        since = _fresh_since(tertial, now, max_age)
+        if any(tertial not in found[k] or found[k][tertial][0] < since for k in keys):
+            rows = compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now,
+                                  units=[] if unit is None else [unit])
+            write_blocks(engine, rows)
+            for row in rows:
+                if row["unit"] in found:
+                    found[row["unit"]][tertial] = (row["computed_at"], row["report"])
+    wanted = periods_covering(start, end, period)
+    return _assemble(period, start, end, unit, wanted, [found[k] for k in keys], tertials, now)
+
+
+def _assemble(period: Period, start: date, end: date, unit: str | None, wanted: list[str],
+              blocks: list[dict[str, tuple[datetime, dict[str, Any]]]], tertials: list[str], now: datetime) -> Report:
+    """A report from its blocks, its rows in the order a breakdown gives them: by pathway, interval, period."""
+    shown = set(wanted)
+    rank = {p: i for i, p in enumerate(wanted)}
+    own = blocks[0]
+    intervals = [r for t in tertials for r in own[t][1]["intervals"] if r["period"] in shown]
+    order: dict[tuple[str, str], int] = {}
+    for r in intervals:
+        order.setdefault((r["pathway"], r["interval"]), len(order))
+    intervals.sort(key=lambda r: (r["pathway"], order[r["pathway"], r["interval"]], rank[r["period"]]))
+
+    def cases(block: dict[str, tuple[datetime, dict[str, Any]]]) -> list[dict[str, Any]]:
+        found = [c for t in tertials for c in block[t][1]["cases"] if c["period"] in shown]
+        return sorted(found, key=lambda c: (c["pathway"], c["unit"] or "", rank[c["period"]]))
+
+    today = period_key(now, "month")
+    return Report(
+        period=period, start=start, end=end, unit=unit,
+        generated_at=min(own[t][0] for t in tertials), periods=tuple(wanted),
+        intervals=tuple(IntervalFigures(**r) for r in intervals),
+        cases=tuple(CaseFigures(**c) for c in cases(own)),
+        by_unit=tuple(CaseFigures(**c) for c in cases(blocks[1])) if len(blocks) > 1 else (),
+        partial=tuple(p for p in wanted if today in months_of(p) or months_of(p)[0] > today),
+    )

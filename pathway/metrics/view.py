@@ -1,5 +1,5 @@
 """The managers' timeliness report as the API and the pages read it: one read, with one rule for what a manager
-may see and when the background snapshot answers instead of a live computation."""
+may see, answered from the stored blocks of its tertials."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from pathway.case import EARLIEST, LATEST
 from pathway.metrics.periods import Period, default_span
 from pathway.metrics.report import Report, timeliness
-from pathway.metrics.snapshots import read_snapshot
+from pathway.metrics.snapshots import blocks_report
 
 if TYPE_CHECKING:
     from pathway.accounts import User
@@ -25,25 +25,21 @@ class SpanRefused(ValueError):
 def read_report(core: Forlop, user: User, period: Period, start: date | None, end: date | None,
                 scope: Scope) -> Report:
     """The report of the manager's own unit (``scope="unit"``) or of every unit together, by ``period``, over
-    ``start``..``end`` (by default the last 365 days, ``default_span``). The default report is answered from its
-    background snapshot while that is fresh; any other is computed now. Raises ``SpanRefused``."""
+    ``start``..``end`` (by default the last 12 full months and the current one, ``default_span``), from the
+    stored blocks of the tertials it touches (``snapshots``; a missing or stale one is computed then). Raises
+    ``SpanRefused``."""
     now = datetime.now(timezone.utc)
-    default = start is None and end is None
     end = end or default_span(now)[1]
     if not EARLIEST.date() <= (start or end) or end >= LATEST.date():  # year 1 or 9999 overflows date arithmetic
         raise SpanRefused(f"start and end must lie between {EARLIEST.year} and {LATEST.year}")
     start = start or default_span(end)[0]
     if start > end or (end - start).days > 3 * 366:
         raise SpanRefused("start must come before end, and the span be at most three years")
-    # A manager sees their own unit, or every unit together; never another unit on its own.
+    # A manager sees their own unit's report, or every unit's together with each unit beside the others.
     unit = user.unit if scope == "unit" and user.unit else None
     max_age = core.settings.report_snapshot_max_age
-    if default and max_age is not None:
-        # The default report is computed in the background (the national breakdown takes long); its
-        # generated_at says when. A missing or stale snapshot (scheduler off or behind) is computed live.
-        snapshot = read_snapshot(core.engine, period=period, start=start, end=end, unit=unit,
-                                 not_before=now - max_age)
-        if snapshot is not None:
-            return snapshot
-    return timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,
-                      unit=unit, now=now)
+    if max_age is None:  # blocks off: every report is computed now
+        return timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,
+                          unit=unit, now=now)
+    return blocks_report(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,
+                         unit=unit, now=now, max_age=max_age)

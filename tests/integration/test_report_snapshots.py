@@ -1,10 +1,11 @@
-"""The managers' default report answered from a background snapshot, on SQLite and PostgreSQL: the snapshot
-equals the live report, a stale one or a custom span is computed live, and the scheduler runs the job."""
+"""The managers' report answered from stored blocks (one per tertial), on SQLite and PostgreSQL: any span the
+blocks give equals the live report, the job keeps them fresh, a stale or missing block is computed when asked for,
+and with the blocks off every report is computed live."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -13,12 +14,14 @@ from pathway import metrics, services
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.demo import seed_demo
-from pathway.metrics.snapshots import ALL_UNITS, read_snapshot
+from pathway.metrics.periods import period_dates
+from pathway.metrics.snapshots import ALL_UNITS, BLOCK, EVERY_UNIT, blocks_report
 from pathway.metrics.view import read_report as _report
 from pathway.scheduler import build_scheduler, run_report_snapshots
 from pathway.store.tables import snapshot_t
 
 UTC = timezone.utc
+MAX_AGE = timedelta(minutes=30)
 
 
 def manager(unit: str | None) -> User:
@@ -31,72 +34,97 @@ def seeded(core: Forlop) -> Forlop:
     return core
 
 
-def live(core: Forlop, period: str, unit: str | None, now: datetime) -> metrics.Report:
-    start, end = metrics.default_span(now)
+def live(core: Forlop, period: str, unit: str | None, now: datetime, start: date | None = None,
+         end: date | None = None) -> metrics.Report:
+    if start is None or end is None:
+        start, end = metrics.default_span(now)
     return metrics.timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
                               start=start, end=end, unit=unit, now=now)
 
 
-def age_snapshots(core: Forlop, by: timedelta) -> datetime:
-    """Make every snapshot older by ``by``; returns their new computed_at."""
-    with core.engine.begin() as conn:
-        computed_at = conn.execute(sa.select(snapshot_t.c.computed_at)).scalars().first()
-        conn.execute(snapshot_t.update().values(computed_at=computed_at - by))
-    return computed_at - by
+def from_blocks(core: Forlop, period: str, unit: str | None, now: datetime, start: date | None = None,
+                end: date | None = None) -> metrics.Report:
+    if start is None or end is None:
+        start, end = metrics.default_span(now)
+    return blocks_report(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
+                         start=start, end=end, unit=unit, now=now, max_age=MAX_AGE)
 
 
-def test_the_job_stores_every_units_report_equal_to_the_live_one(seeded: Forlop) -> None:
+def computed_at(core: Forlop) -> dict[date, datetime]:
+    with core.engine.connect() as conn:
+        return dict(conn.execute(sa.select(snapshot_t.c.period_start, sa.func.min(snapshot_t.c.computed_at))
+                                 .where(snapshot_t.c.period == BLOCK).group_by(snapshot_t.c.period_start)).all())
+
+
+def age_blocks(core: Forlop, by: timedelta) -> None:
+    for start, at in computed_at(core).items():
+        with core.engine.begin() as conn:
+            conn.execute(snapshot_t.update().where(snapshot_t.c.period_start == start).values(computed_at=at - by))
+
+
+def test_the_job_stores_a_block_per_tertial_of_three_years_that_gives_the_live_report(seeded: Forlop) -> None:
     services.add_user(engine=seeded.engine, username="leder-ny", role="manager", unit="ny-enhet")  # no cases yet
     now = datetime.now(UTC)
-    written = run_report_snapshots(seeded, now=now)
-    start, end = metrics.default_span(now)  # the day in Oslo (at 00:30 on 1 January, UTC is still in December)
+    assert run_report_snapshots(seeded, now=now) > 0
+    tertials = computed_at(seeded)
+    assert len(tertials) >= 9 and set(tertials.values()) == {now}  # three years and the current tertial
+    start, end = metrics.default_span(now)
     units = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve, start=start, end=end,
                               now=now).units
-    assert "ny-enhet" not in units
-    assert written == 2 * (len(units) + 2)  # month and tertial: every unit, the new one and all units
+    assert "ny-enhet" not in units and len(units) >= 2
     for period in ("month", "tertial"):
         for unit in (units[0], "ny-enhet", None):
-            stored = read_snapshot(seeded.engine, period=period, start=start, end=end, unit=unit, not_before=now)
+            stored = from_blocks(seeded, period, unit, now)
             assert stored == live(seeded, period, unit, now)
-            assert stored is not None and isinstance(stored.intervals[0], metrics.IntervalFigures)
+            assert isinstance(stored.intervals[0], metrics.IntervalFigures)
+    everyone = from_blocks(seeded, "month", None, now)
+    assert {c.unit for c in everyone.by_unit} == set(units)  # the comparison per unit, each unit's own figures
+    own = from_blocks(seeded, "month", units[0], now)
+    beside = [c for c in everyone.by_unit if c.unit == units[0]]  # the tertials the unit has figures in
+    assert beside and beside == [c for c in own.cases if c.period in {b.period for b in beside}]
     with seeded.engine.connect() as conn:
-        assert ALL_UNITS in conn.execute(sa.select(snapshot_t.c.unit)).scalars().all()
+        keys = set(conn.execute(sa.select(snapshot_t.c.unit)).scalars())
+    assert {ALL_UNITS, EVERY_UNIT, "ny-enhet", *units} <= keys
+    assert run_report_snapshots(seeded, now=now + timedelta(minutes=15)) > 0  # the current tertial again
+    again = computed_at(seeded)
+    assert sorted(again.values())[-1] == now + timedelta(minutes=15) and sorted(again.values())[0] == now
 
 
-def test_the_default_report_is_answered_from_a_fresh_snapshot(seeded: Forlop) -> None:
-    run_report_snapshots(seeded)
-    computed_at = age_snapshots(seeded, timedelta(minutes=5))  # younger than 2 x 15 minutes
-    start, end = metrics.default_span(computed_at)
-    unit = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve, start=start, end=end,
-                             now=computed_at).units[0]
-    for scope, expected_unit in (("unit", unit), ("all", None)):
-        answer = _report(seeded, manager(unit), "month", None, None, scope)
-        assert answer.generated_at == computed_at
-        assert answer.unit == expected_unit
-        assert answer == live(seeded, "month", expected_unit, computed_at)
+def test_any_span_is_answered_from_the_blocks_as_the_live_report_would_answer_it(seeded: Forlop) -> None:
+    now = datetime.now(UTC)
+    run_report_snapshots(seeded, now=now)
+    age_blocks(seeded, timedelta(minutes=5))
+    today = metrics.default_span(now)[1]
+    spans = [(today.replace(day=1) - timedelta(days=200), today - timedelta(days=40)),
+             (today - timedelta(days=3 * 365), today - timedelta(days=2 * 365))]
+    for start, end in spans:
+        for period, scope in (("month", "all"), ("tertial", "unit")):
+            answer = _report(seeded, manager("bergen-sentrum"), period, start, end, scope)  # type: ignore[arg-type]
+            assert answer.generated_at == now - timedelta(minutes=5)  # from the blocks, not computed now
+            assert answer == live(seeded, period, None if scope == "all" else "bergen-sentrum",
+                                  answer.generated_at, start, end)
 
 
-def test_a_snapshot_older_than_twice_the_interval_is_not_used(seeded: Forlop) -> None:
-    run_report_snapshots(seeded)
-    stale = age_snapshots(seeded, timedelta(minutes=31))
+def test_a_stale_or_missing_block_is_computed_when_asked_for(seeded: Forlop) -> None:
+    now = datetime.now(UTC)
+    run_report_snapshots(seeded, now=now)
+    age_blocks(seeded, MAX_AGE + timedelta(minutes=1))  # the current tertial's is stale now; the past ones are not
     before = datetime.now(UTC)
     answer = _report(seeded, manager(None), "tertial", None, None, "all")
-    assert answer.generated_at >= before > stale  # computed live, now
-    assert answer == live(seeded, "tertial", None, answer.generated_at)
+    after = computed_at(seeded)
+    current = period_dates(metrics.period_key(before, "tertial"))[0]
+    assert after[current] >= before and answer.generated_at < before  # the past tertials' blocks still served
+    with seeded.engine.begin() as conn:
+        conn.execute(snapshot_t.delete())
+    fresh = _report(seeded, manager(None), "month", None, None, "all")
+    assert fresh.generated_at >= before and len(computed_at(seeded)) >= 4
 
 
-def test_a_custom_span_is_always_computed_live(seeded: Forlop) -> None:
-    run_report_snapshots(seeded)
-    computed_at = age_snapshots(seeded, timedelta(minutes=1))
-    start, end = metrics.default_span(computed_at)
-    answer = _report(seeded, manager(None), "month", start, end, "all")  # the default span, but asked for
-    assert answer.generated_at > computed_at
-
-
-def test_snapshots_off_means_live_and_no_job(seeded: Forlop) -> None:
-    run_report_snapshots(seeded)
-    computed_at = age_snapshots(seeded, timedelta(minutes=1))
+def test_blocks_off_means_live_and_no_job(seeded: Forlop) -> None:
+    now = datetime.now(UTC)
+    run_report_snapshots(seeded, now=now)
+    age_blocks(seeded, timedelta(minutes=1))
     assert "run_report_snapshots" in {job.id for job in build_scheduler(seeded).get_jobs()}
     seeded.settings.report_snapshot_minutes = 0
-    assert _report(seeded, manager(None), "month", None, None, "all").generated_at > computed_at
+    assert _report(seeded, manager(None), "month", None, None, "all").generated_at > now
     assert "run_report_snapshots" not in {job.id for job in build_scheduler(seeded).get_jobs()}
