@@ -110,7 +110,9 @@ class _Audit(Generic[K]):
                     self.movable[e][need] = [(k, step) for k, step in self.movable[e][need] if k != key]
 
     def linked(self, key: K) -> set[K]:
-        """The counts linked to ``key`` through sums: the ones whose protection publishing ``key`` could change."""
+        """The suppressed counts linked to ``key`` through sums and suppressed counts: the only ones whose
+        protection publishing ``key`` could change (another fitting table moves suppressed counts only, each sum it
+        unbalances rebalanced by another of its suppressed members)."""
         seen_sums: set[int] = set()
         reached, frontier = {key}, [key]
         while frontier:
@@ -119,7 +121,7 @@ class _Audit(Generic[K]):
                 for e in self.sums_of[k]:
                     if e not in seen_sums:
                         seen_sums.add(e)
-                        nxt += [m for m in self.sums[e] if m not in reached]
+                        nxt += [m for m in self.sums[e] if m not in reached and self.state[m] != _SHOWN]
             reached.update(nxt)
             frontier = nxt
         return reached
