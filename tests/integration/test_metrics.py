@@ -16,16 +16,21 @@ Fourteen cases opened on Monday 2 November 2026 in one unit (synthetic: no perso
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
+import json
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
+import openpyxl
 import pytest
 
 from pathway.case.commands import AssignCoordinator, Close, CompleteStep, Pause, Resume
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.case import Case
-from pathway.metrics import HIDDEN, OTHER, SMALL, CaseFigures, IntervalFigures, Report, timeliness, to_csv
+from pathway.metrics import HIDDEN, OTHER, SMALL, CaseFigures, IntervalFigures, Report, export, timeliness
+from pathway.metrics.export import to_csv, to_xlsx
 from pathway.people import PersonRecord
 
 UTC = timezone.utc
@@ -195,19 +200,79 @@ def test_a_small_unit_cannot_be_worked_out_from_all_units_minus_the_others(core:
     assert not (isinstance(big_tertial.completed, int) and all(isinstance(v, int) for v in visible))
 
 
-def test_the_report_as_csv(built: Forlop) -> None:
-    r = report(built)
-    text = to_csv(r)
-    rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == len(r.intervals) + len(r.cases)
-    k1 = next(x for x in rows if x["section"] == "interval" and x["checkpoint"] == "K1")
-    assert (k1["interval"], k1["period"], k1["unit"], k1["completed"], k1["within_deadline_share"]) == (
-        "K0→K1", "2026-11", "*", "12", "0.571")
-    assert (k1["median_hours"], k1["p90_hours"], k1["overdue_now"]) == ("5.5", "31.9", "<5")
-    c = next(x for x in rows if x["section"] == "case")
-    assert (c["closed"], c["outcome_safe_housing"], c["outcome_returned_to_abuser"], c["returned_to_abuser_share"]) \
-        == ("8", "5", "<5", "")
-    assert "Testperson" not in text and "TST-" not in text  # aggregates only: no name, no case reference
+def test_the_csv_and_the_workbook_carry_the_same_figures_as_the_json(built: Forlop) -> None:
+    for r in (report(built, start=date(2026, 9, 1), end=date(2026, 12, 31)), report(built, unit=UNIT),
+              report(built, period="tertial")):
+        expected = figures_in_json(json.loads(json.dumps(dataclasses.asdict(r), default=str)))  # as the API answers
+        assert SMALL in expected.values() and 0.571 in expected.values()  # suppressed counts and shares too
+        body = to_csv(r)
+        in_csv: dict[str, list[dict[str, Any]]] = {}
+        for line in csv.DictReader(io.StringIO(body.decode("utf-8-sig"))):
+            in_csv.setdefault(line.pop(export.TABLE), []).append({k: _value(v) for k, v in line.items()})
+        assert figures_in_tables(in_csv) == expected
+        book = openpyxl.load_workbook(io.BytesIO(to_xlsx(r)))
+        in_book = {s.title: [dict(zip([c.value for c in s[1]], row)) for row in s.iter_rows(min_row=2, values_only=True)]
+                   for s in book}
+        assert figures_in_tables(in_book) == expected
+        numbers = [v for rows in in_book.values() for row in rows for v in row.values() if not isinstance(v, str)]
+        assert 12 in numbers and 0.571 in numbers and 31.9 in numbers  # numbers, not text
+        not_over = {row[export.PERIOD] for row in in_book[export.INTERVALS] if row[export.NOT_OVER] == "yes"}
+        assert not_over == set(r.partial)
+        everything = body.decode("utf-8-sig") + repr(in_book)
+        assert "Testperson" not in everything and "TST-" not in everything  # aggregates only: no name, no reference
+
+
+# The columns of each table's figures, by their field in the JSON.
+INTERVAL_FIELDS = {"completed": export.DONE, "median_hours": export.MEDIAN, "p90_hours": export.P90,
+                   "due": export.DUE, "done_on_time": export.ON_TIME, "done_late": export.LATE,
+                   "overdue_now": export.OVERDUE, "within_deadline_share": export.SHARE}
+CASE_FIELDS = {"opened": export.OPENED, "coordinator_decided": export.DECIDED,
+               "coordinator_within_share": export.COORDINATOR, "closed": export.CLOSED,
+               "returned_to_abuser_share": export.RETURNED, "repeat_contact": export.REPEAT,
+               "repeat_contact_share": export.REPEAT_SHARE}
+
+
+def figures_in_json(j: dict[str, Any]) -> dict[tuple[Any, ...], Any]:
+    found: dict[tuple[Any, ...], Any] = {}
+    for x in j["intervals"]:
+        where = (x["pathway"], x["period"], x["unit"], x["interval"])
+        found |= {("interval", *where, f): x[f] for f in INTERVAL_FIELDS}
+        found |= {("reason", *where, reason): n for reason, n in x["deviation_reasons"].items()}
+    for table in ("cases", "by_unit"):
+        for c in j[table]:
+            where = (c["pathway"], c["period"], c["unit"])
+            found |= {(table, *where, f): c[f] for f in CASE_FIELDS}
+            found |= {("outcome", *where, code): n for code, n in c["outcomes"].items()}
+    return found
+
+
+def figures_in_tables(tables: dict[str, list[dict[str, Any]]]) -> dict[tuple[Any, ...], Any]:
+    def where(row: dict[str, Any]) -> tuple[Any, ...]:
+        return row[export.PATHWAY], row[export.PERIOD], None if row[export.UNIT] == "All units" else row[export.UNIT]
+
+    found: dict[tuple[Any, ...], Any] = {}
+    for row in tables[export.INTERVALS]:
+        found |= {("interval", *where(row), row[export.INTERVAL], f): row[h] for f, h in INTERVAL_FIELDS.items()}
+    for row in tables[export.REASONS]:
+        found[("reason", *where(row), row[export.INTERVAL], row[export.REASON])] = row[export.COUNT]
+    for table, name in (("cases", export.CASES), ("by_unit", export.BY_UNIT)):
+        for row in tables.get(name, []):
+            found |= {(table, *where(row), f): row[h] for f, h in CASE_FIELDS.items()}
+    for row in tables[export.OUTCOMES]:
+        found[("outcome", *where(row), row[export.OUTCOME_CODE])] = row[export.COUNT]
+    return found
+
+
+def _value(cell: str) -> Any:
+    """A CSV cell as the JSON has it: empty is null, a number a number, the rest text."""
+    if cell == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(cell)
+        except ValueError:
+            pass
+    return cell
 
 
 def test_periods_and_arguments_are_checked(core: Forlop) -> None:

@@ -7,8 +7,6 @@ check) and require at least two for every "<5".
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
@@ -37,7 +35,6 @@ from pathway.metrics import (
     period_key,
     periods_covering,
     suppress,
-    to_csv,
 )
 
 UTC = timezone.utc
@@ -443,38 +440,6 @@ def test_a_small_other_bucket_takes_in_the_least_frequent_reason() -> None:
     assert fold_reasons({"tolk": 6, "syk": 1}) == {OTHER: 7}
     assert fold_reasons({"tolk": 9, "venteliste": 5, "syk": 1}) == {"tolk": 9, OTHER: 6}
     assert fold_reasons({"tolk": 9, "venteliste": 5}, allowed=lambda r: r != "venteliste") == {"tolk": 9, OTHER: 5}
-
-
-# -- CSV -------------------------------------------------------------------------------------------------------
-
-
-def test_csv_has_a_header_and_one_row_per_interval_period_and_unit() -> None:
-    row = IntervalFigures(
-        pathway="krisesenter", checkpoint="K1", interval="K0→K1", deadline="24 hours", period="2026-11",
-        unit="=HYPERLINK(1)", completed=12, within_deadline_share=0.667, median_hours=5.5, p90_hours=31.9,
-        overdue_now=SMALL, deviation_reasons={"Ventet på tolk, igjen": 7, OTHER: SMALL},
-    )
-    cases = CaseFigures(
-        pathway="krisesenter", period="2026-11", unit="=HYPERLINK(1)", opened=14, coordinator_decided=14,
-        coordinator_within_share=0.714, closed=8, outcomes={"safe_housing": 5, "returned_to_abuser": SMALL},
-        returned_to_abuser_share=None, repeat_contact=SMALL, repeat_contact_share=None,
-    )
-    report = Report(period="month", start=date(2026, 11, 1), end=date(2026, 11, 30), unit="=HYPERLINK(1)",
-                    generated_at=datetime(2026, 12, 1, tzinfo=UTC), periods=("2026-11",), intervals=(row, row),
-                    cases=(cases,))
-    text = to_csv(report)
-    assert ";" not in text.splitlines()[0]
-    parsed = list(csv.DictReader(io.StringIO(text)))
-    assert len(parsed) == 3
-    first = parsed[0]
-    assert first["section"] == "interval" and first["interval"] == "K0→K1" and first["completed"] == "12"
-    assert first["within_deadline_share"] == "0.667" and first["overdue_now"] == "<5"
-    assert first["unit"] == "'=HYPERLINK(1)"  # never a formula in a spreadsheet
-    assert first["deviation_reasons"] == '{"Ventet på tolk, igjen": 7, "other (<5)": "<5"}'
-    last = parsed[2]
-    assert last["section"] == "case" and last["outcome_returned_to_abuser"] == "<5"
-    assert last["returned_to_abuser_share"] == "" and last["coordinator_within_share"] == "0.714"
-    assert text.encode("utf-8").decode("utf-8") == text
 
 
 def test_the_attacker_itself_finds_what_plain_small_count_suppression_gives_away() -> None:
