@@ -108,13 +108,17 @@ def handover_declined_notices(*, case_reference: str, unit: str, coordinator: st
 def overdue_digest_notices(*, unit: str, checkpoints: Iterable[CheckpointCount], candidates: Iterable[Candidate],
                            public_url: str, at: datetime) -> list[Notice]:
     """The unit's digest for each of its managers among ``candidates`` (else its coordinators), in name order: the
-    steps past their manager rung per checkpoint, counted at ``at``, and the link to the timeliness report. None when
-    there are no such steps."""
+    steps past their manager rung per checkpoint, counted at ``at``, and the link to the timeliness report (for a
+    coordinator: to the unit's overdue cases). None when there are no such steps."""
     lines = tuple(c for c in checkpoints if c.count > 0)
     if not lines:
         return []
-    link = f"{public_url.rstrip('/')}/reports"
+    base = public_url.rstrip("/")
+    # A manager reads the timeliness report; a coordinator (a unit without a manager) may not, and is sent to the
+    # unit's overdue cases instead.
+    links = {"manager": f"{base}/reports", "coordinator": f"{base}/cases?deadline=overdue"}
     total = sum(c.count for c in lines)
     return [Notice(username=user.username, channels=channels_of(user), kind=OVERDUE_DIGEST, case_reference=None,
-                   unit=unit, actor=None, due_at=at, link=link, count=total, checkpoints=lines)
+                   unit=unit, actor=None, due_at=at, link=links.get(user.role, links["coordinator"]), count=total,
+                   checkpoints=lines)
             for user in managers_of(candidates, unit)]

@@ -30,8 +30,9 @@ def test_the_units_managers_hear_it_by_every_channel_they_gave_and_its_coordinat
     assert (notice.username, notice.channels, notice.kind) == ("m1", ("email", "webhook"), OVERDUE_DIGEST)
 
 
-def test_a_unit_without_a_manager_tells_its_coordinators() -> None:
-    assert [n.username for n in digest(COORDINATOR, ELSEWHERE)] == ["k1"]
+def test_a_unit_without_a_manager_tells_its_coordinators_with_a_link_they_may_open() -> None:
+    [notice] = digest(COORDINATOR, ELSEWHERE)
+    assert (notice.username, notice.link) == ("k1", "https://forlop.example.invalid/cases?deadline=overdue")
 
 
 def test_it_carries_counts_the_total_and_the_reports_link_and_no_case() -> None:
