@@ -4,16 +4,14 @@
 and per period (month "2026-11" or tertial "2026-T3"; January–April is T1, May–August T2, September–December
 T3; dates are read in Europe/Oslo), for all units together or for one unit:
 
-- ``completed``: occurrences done in the period (by the time they were done);
-- ``within_deadline_share``: the share of those done by their deadline (``ended_at <= due_at``; ``due_at``
-  already includes paused time, because resuming moves every open deadline);
-- ``median_hours`` / ``p90_hours``: lead time in hours with paused time left out:
-  ``(ended_at - anchor_at) - (due_at - base_due)``, ``base_due`` being the deadline the definition gives
-  (``calendar.shift(anchor_at, offset)``; the repeat rule's offset for the 2nd, 3rd... occurrence of a repeating
-  checkpoint, named "K12→K12"). Percentiles interpolate linearly between the nearest ranks (as PostgreSQL's
-  ``percentile_cont``);
-- ``overdue_now``: occurrences still open at ``now`` whose deadline has passed, by the period of the deadline
-  (a deadline that fell inside a pause that still lasts is not overdue: the clock stands still);
+- ``completed``: occurrences done in the period (by the time they were done): the base of the lead times;
+- ``due``: occurrences whose deadline fell in the period and was met or has passed, as ``done_on_time`` (done by
+  it: ``ended_at <= due_at``, ``due_at`` already moved by the pauses a resume ended, or done during a pause that
+  began before it), ``done_late`` and ``overdue_now`` (still open past it now; a deadline that fell inside a pause
+  that still lasts is not overdue: the clock stands still); ``within_deadline_share`` is ``done_on_time / due``;
+- ``median_hours`` / ``p90_hours``: lead time in hours from the anchor to completion, with every pause between
+  the two left out whether or not it has ended (``lead_times``). Percentiles interpolate linearly between the
+  nearest ranks (as PostgreSQL's ``percentile_cont``);
 - ``deviation_reasons``: the documented reasons of late completions (the reason of ``complete`` events), counted
   per reason text (compared without case and surrounding or repeated spaces).
 
@@ -32,9 +30,10 @@ The modules, in the order a report is made:
 - ``lead_times``: lead times with paused time left out, and their percentiles;
 - ``suppression``: the small-number disclosure control (``suppress``, ``fold_reasons``);
 - ``report``: the report, cut from the whole breakdown suppressed at once (``timeliness``);
-- ``export``: the report as CSV;
-- ``snapshots``: the default report computed in the background and kept in ``report_snapshot``;
-- ``view``: the report as the API and the pages read it (the snapshot while it is fresh, else live).
+- ``export``: the report as CSV and as an Excel workbook;
+- ``snapshots``: each tertial's figures for every unit, stored as a block in ``report_snapshot`` (any span reads
+  the blocks of its tertials), kept fresh by the scheduler;
+- ``view``: the report as the API and the pages read it (from the blocks).
 """
 
 from pathway.metrics.checkpoints import Interval, intervals
@@ -48,7 +47,7 @@ from pathway.metrics.suppression import HIDDEN, MIN_COUNT, OTHER, SMALL, Count, 
 
 __all__ = [
     "HIDDEN", "MIN_COUNT", "OTHER", "SMALL", "Breakdown", "CaseFigures", "Count", "Interval", "IntervalFigures",
-    "Period", "Report", "Resolver", "breakdown", "default_span", "done_on_time", "fold_reasons", "intervals", "lead_hours",
-    "months_of", "percentile", "period_bounds", "period_key", "periods_covering", "reports_for_all_units",
-    "suppress", "timeliness", "to_csv",
+    "Period", "Report", "Resolver", "breakdown", "default_span", "done_on_time", "fold_reasons", "intervals",
+    "lead_hours", "months_of", "percentile", "period_bounds", "period_key", "periods_covering",
+    "reports_for_all_units", "suppress", "timeliness", "to_csv",
 ]

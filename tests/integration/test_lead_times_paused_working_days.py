@@ -1,6 +1,6 @@
 """Lead times of a checkpoint in working days whose case was paused, through the report on SQLite and PostgreSQL:
-the resume records the rule its pause gave the time back by, and the report leaves out the working time the
-deadline moved by (not the weekend it moved across)."""
+the deadline moves by the paused working time (over the weekend), and the lead time leaves out the time the clock
+stood still (a day), not how far the deadline moved (three days)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from tests.integration.test_metrics import change, open_case, row
 
 # K3 (coordinator assigned, 2 working days): first contact Wednesday 7 April 2027 10:00, due Friday 9 April 10:00.
 # Paused Wednesday 14:00 to Thursday 14:00 (24 working hours), it is due Monday 12 April 10:00; the coordinator is
-# assigned Monday 09:00, 119 hours after first contact, of which 95 count (72 would be left out in calendar time).
+# assigned Monday 09:00, 119 hours after first contact, of which 95 count (the 24 hours paused left out, not the 72
+# the deadline moved by).
 OPENED = datetime(2027, 4, 7, 10, tzinfo=OSLO)
 PAUSED, RESUMED = datetime(2027, 4, 7, 14, tzinfo=OSLO), datetime(2027, 4, 8, 14, tzinfo=OSLO)
 ASSIGNED = datetime(2027, 4, 12, 9, tzinfo=OSLO)
 NOW = datetime(2027, 5, 1, 12, tzinfo=timezone.utc)
 
 
-def test_a_pause_on_working_days_is_left_out_of_the_lead_time_in_working_time(core: Forlop) -> None:
+def test_a_pause_on_working_days_leaves_out_the_time_the_clock_stood_still(core: Forlop) -> None:
     for _ in range(5):  # the smallest count figures are shown for
         reference = open_case(core, OPENED)
         change(core, reference, lambda c: c.execute(Pause(reason="på sykehus"), actor="k", at=PAUSED))
