@@ -1,6 +1,6 @@
 """The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, tell each unit's managers of its
 overdue steps once a working day (``pathway.store.digest``), deliver the outbox, and compute the managers' default
-timeliness report in the background (``pathway.store.snapshots``).
+timeliness figures in the background (``pathway.metrics.snapshots``).
 
 Runs inside the server process by default (``FORLOP_SCHEDULER=embedded``) or as its own process
 (``forlop scheduler``) when several API processes share one database. Any number of schedulers may run at
@@ -65,7 +65,8 @@ def run_dispatch(core: Forlop, *, now: datetime | None = None) -> DispatchResult
 
 
 def run_report_snapshots(core: Forlop, *, now: datetime | None = None) -> int:
-    """Compute and store the default timeliness report of every unit and all units; returns how many."""
+    """Compute and store the timeliness figures of the current tertial (and of an earlier one missing or a day old)
+    for every unit and all units; returns how many rows were written."""
     written = refresh_snapshots(engine=core.engine, resolve=core.catalog.resolve,
                                 now=now or datetime.now(timezone.utc))
     log.info("report snapshots: %d written", written)

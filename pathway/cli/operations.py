@@ -63,8 +63,9 @@ def scan(
 
 @reports_app.command("snapshot")
 def reports_snapshot(database_url: DatabaseUrl = None) -> None:
-    """Compute the default timeliness report of every unit now and store it (the scheduler does this every
-    FORLOP_REPORT_SNAPSHOT_MINUTES); the API answers the default report from it."""
+    """Compute the timeliness figures of the current tertial, and of every earlier one of the last three years that
+    is missing or a day old, for every unit, and store them (the scheduler does this every
+    FORLOP_REPORT_SNAPSHOT_MINUTES); the API and the pages answer any period from them."""
     import time
 
     from pathway.scheduler import run_report_snapshots
