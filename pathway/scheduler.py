@@ -1,6 +1,6 @@
 """The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, tell each unit's managers of its
-overdue steps once a working day (``pathway.store.digest``), deliver the outbox, and compute the managers' default
-timeliness figures in the background (``pathway.metrics.snapshots``).
+overdue steps once a working day (``pathway.store.digest``), deliver the outbox, and keep the managers'
+timeliness figures fresh in the background (``pathway.metrics.snapshots``).
 
 Runs inside the server process by default (``FORLOP_SCHEDULER=embedded``) or as its own process
 (``forlop scheduler``) when several API processes share one database. Any number of schedulers may run at
