@@ -109,23 +109,6 @@ class _Audit(Generic[K]):
                     self.movable_keys[e][need].discard(key)
                     self.movable[e][need] = [(k, step) for k, step in self.movable[e][need] if k != key]
 
-    def linked(self, key: K) -> set[K]:
-        """The suppressed counts linked to ``key`` through sums and suppressed counts: the only ones whose
-        protection publishing ``key`` could change (another fitting table moves suppressed counts only, each sum it
-        unbalances rebalanced by another of its suppressed members)."""
-        seen_sums: set[int] = set()
-        reached, frontier = {key}, [key]
-        while frontier:
-            nxt = []
-            for k in frontier:
-                for e in self.sums_of[k]:
-                    if e not in seen_sums:
-                        seen_sums.add(e)
-                        nxt += [m for m in self.sums[e] if m not in reached and self.state[m] != _SHOWN]
-            reached.update(nxt)
-            frontier = nxt
-        return reached
-
     def _fits(self, key: K, step: int) -> bool:
         value = self.values[key] + step
         return 0 <= value < MIN_COUNT if self.state[key] == SMALL else value >= MIN_COUNT
@@ -247,29 +230,38 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
             raise ValueError(f"group {total!r}: the members do not add up to the total")
     audit = _Audit(values, sums)
     smalls = [k for k, s in audit.state.items() if s == SMALL]
-    safe: set[K] = set()
-    lost: set[K] = set()  # none found to protect it (the search's budget): not for the minimal pass to judge by
+    # Each protected "<5" with the other fitting table that proves it (the counts it moves); a "<5" none was found
+    # for (the search's budget) has none.
+    proof: dict[K, frozenset[K]] = {}
     chosen: list[K] = []
     for key in smalls:
-        while key not in safe:
+        while key not in proof:
             moved, stuck = audit.protected(key)
             if moved:
-                safe |= moved  # suppressing more later only adds room: they stay safe
+                found = frozenset(moved)
+                proof.update(dict.fromkeys(moved, found))  # suppressing more later only adds room: they stay safe
                 break
             pick = audit.complement(key, stuck)
             if pick is None:  # everything linked to it is suppressed already
-                lost.add(key)
                 break
             audit.suppress(pick)
             chosen.append(pick)
     # Minimal: a complement chosen early may have become unnecessary through later ones (or was never of use, as a
     # count the published sums give away anyway). In the reverse order of choice, each is published again when
-    # every "<5" linked to it stays protected without it.
+    # every "<5" whose proof moved it is proved again without it (a proof that does not move it still holds).
     for pick in reversed(chosen):
         audit.reveal(pick)
-        primaries = [k for k in audit.linked(pick) if _small(values[k]) and k not in lost]
-        if not all(audit.protected(k)[0] for k in primaries):
-            audit.suppress(pick)
+        renewed: dict[K, frozenset[K]] = {}
+        for key in [k for k, p in proof.items() if pick in p and _small(values[k])]:
+            if key in renewed:
+                continue
+            moved, _ = audit.protected(key)
+            if not moved:
+                audit.suppress(pick)
+                break
+            renewed.update(dict.fromkeys(moved, frozenset(moved)))
+        else:
+            proof.update(renewed)
     return {key: values[key] if s == _SHOWN else s for key, s in audit.state.items()}
 
 
