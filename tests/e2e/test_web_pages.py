@@ -44,6 +44,7 @@ def a_case(w: World, unit: str = "bergen-sentrum") -> str:
 
 PAGE_OWNERS = {"/cases": "coordinator", "/cases/new": "coordinator", "/cases/{reference}": "coordinator",
                "/tasks": "partner", "/reports": "manager", "/reports/timeliness.csv": "manager",
+               "/reports/timeliness.xlsx": "manager",
                "/admin/users": "admin", "/admin/definitions": "admin", "/admin/access": "admin",
                "/inbox": "any", "/": "any", "/calendar": "coordinator"}
 USERS = {"koordinator": "coordinator", "politi": "partner", "leder": "manager", "admin": "admin", None: None}
