@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 LABEL_W = 300  # room for the labels left of horizontal bars ("K7 Overlevering til NAV: nødhjelp og økonomi")
 ROW_H = 26
 PLOT_W = 360
+LABEL_CHARS = 46  # what fits in LABEL_W at 12px; a longer label is cut (the table beside has it in full)
+
+
+def _fit(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1].rstrip() + "…"
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def share_bars(chart_id: str, title: str, description: str, rows: list[tuple[str
             y = 10 + i * ROW_H
             w = PLOT_W * (share or 0)
             chart.bars.append(Bar(LABEL_W, y, max(w, 1), ROW_H - 8, _share_css(share, target, label in partial),
-                                  label, text, LABEL_W - 6, y + 13, LABEL_W + max(w, 1) + 4, y + 13))
+                                  _fit(label), text, LABEL_W - 6, y + 13, LABEL_W + max(w, 1) + 4, y + 13))
         if target is not None:
             x = LABEL_W + PLOT_W * target
             chart.lines.append(Line(x, 4, x, chart.height - 24, "target", target_label, x, chart.height - 8))
@@ -84,6 +89,7 @@ def share_bars(chart_id: str, title: str, description: str, rows: list[tuple[str
         x = 50 + i * col
         chart.bars.append(Bar(x + 4, 10 + height - h, col - 8, max(h, 1), _share_css(share, target, label in partial),
                               label, text, x + col / 2, height + 28, x + col / 2, 6 + height - h))
+    chart.lines.append(Line(46, 10, chart.width - 10, 10, "gridline", "100 %", 4, 14))
     if target is not None:
         target_y = 10 + height * (1 - target)
         chart.lines.append(Line(46, target_y, chart.width - 10, target_y, "target", target_label, 4, target_y + 4))
@@ -98,6 +104,7 @@ def stacked_bars(chart_id: str, title: str, description: str, rows: list[tuple[s
     top = max([sum(n or 0 for n in ns) for _, ns, _ in rows] or [1]) or 1
     chart = Chart(chart_id, title, description, LABEL_W + PLOT_W + 90, ROW_H * len(rows) + 20)
     for i, (label, ns, text) in enumerate(rows):
+        label = _fit(label)
         y = 10 + i * ROW_H
         x = float(LABEL_W)
         if not any(ns):
@@ -118,25 +125,29 @@ def range_bars(chart_id: str, title: str, description: str,
     top = max([v for _, m, p in rows for v in (m, p) if v is not None] or [1.0])
     chart = Chart(chart_id, title, description, LABEL_W + PLOT_W + 110, ROW_H * len(rows) + 20)
     for i, (label, median, p90) in enumerate(rows):
+        label = _fit(label)
         y = 10 + i * ROW_H
         if p90 is not None:
             chart.bars.append(Bar(LABEL_W, y, max(PLOT_W * p90 / top, 1), ROW_H - 8, "bar-p90", label, "",
                                   LABEL_W - 6, y + 13, 0, 0))
-        wm = PLOT_W * (median or 0) / top
+        wm = PLOT_W * max(median or 0, 0) / top  # a step done before its anchor (K10, before moving out): no bar
         value = "–" if median is None else f"{median:g} / {p90:g} {unit}" if p90 is not None else f"{median:g} {unit}"
         chart.bars.append(Bar(LABEL_W, y + 4, max(wm, 1), ROW_H - 16, "bar" if median is not None else "bar-missing",
                               label if p90 is None else "", value, LABEL_W - 6, y + 13,
-                              LABEL_W + PLOT_W * max(p90 or 0, median or 0) / top + 4, y + 13))
+                              LABEL_W + PLOT_W * max(p90 or 0, median or 0, 0) / top + 4, y + 13))
     return chart
 
 
-def count_bars(chart_id: str, title: str, description: str, rows: list[tuple[str, int | None, str]]) -> Chart:
-    """Counts as horizontal bars; ``None`` is a hidden count (shown as text, drawn as nothing)."""
+def count_bars(chart_id: str, title: str, description: str, rows: list[tuple[str, int | None, str]], *,
+               css: str = "bar-low") -> Chart:
+    """Counts as horizontal bars (``css``: "bar-low" for what is bad, as overdue steps; "bar-count" for a plain
+    count); ``None`` is a hidden count (shown as text, drawn as nothing)."""
     top = max([n for _, n, _ in rows if n is not None] or [1]) or 1
     chart = Chart(chart_id, title, description, LABEL_W + PLOT_W + 60, ROW_H * len(rows) + 20)
     for i, (label, n, text) in enumerate(rows):
+        label = _fit(label)
         y = 10 + i * ROW_H
         w = PLOT_W * (n or 0) / top
-        chart.bars.append(Bar(LABEL_W, y, max(w, 1), ROW_H - 8, "bar-low" if n else "bar-missing", label, text,
+        chart.bars.append(Bar(LABEL_W, y, max(w, 1), ROW_H - 8, css if n else "bar-missing", label, text,
                               LABEL_W - 6, y + 13, LABEL_W + max(w, 1) + 4, y + 13))
     return chart

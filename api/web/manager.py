@@ -21,7 +21,8 @@ from api.web.session import ManagerPage, language
 from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway.metrics.checkpoints import intervals
+from pathway.definition import PathwayDefinition
+from pathway.metrics.checkpoints import Interval, intervals
 from pathway.metrics.periods import Period, period_key
 from pathway.metrics.report import RETURNED_TO_ABUSER, CaseFigures, IntervalFigures, Report
 from pathway.metrics.suppression import OTHER, Count
@@ -108,7 +109,7 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     outcomes = charts.count_bars(
         "outcomes", t("Outcomes at closure") + f" ({in_words})", t("Cases closed per outcome"),
         [(outcome_names.get((c.pathway, code), code), drawn(n), shown(n))
-         for c in in_period_cases for code, n in c.outcomes.items()])
+         for c in in_period_cases for code, n in c.outcomes.items()], css="bar-count")
     repeat = charts.share_bars(
         "repeat", t("Repeat contact within 12 months, per period"), t("Share of the cases opened"),
         [(short[c.period], c.repeat_contact_share, percent(c.repeat_contact_share)) for c in cases], None, "",
@@ -116,11 +117,14 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     reasons = [(r, text, n) for r in in_period for text, n in r.deviation_reasons.items()]
     reasons_chart = charts.count_bars(
         "reasons", t("Reasons given for deviations") + f" ({in_words})", t("Steps done late, per reason given"),
-        [(f"{checkpoint[r.interval].split(' ')[0]}: {_reason(text, t)}", drawn(n), shown(n)) for r, text, n in reasons])
-    units = [c for c in report.by_unit if c.period == shown_period]
+        [(f"{checkpoint[r.interval].split(' ')[0]}: {_reason(text, t)}", drawn(n), shown(n)) for r, text, n in reasons],
+        css="bar-count")
+    units = sorted((c for c in report.by_unit if c.period == shown_period),
+                   key=lambda c: core.settings.unit_name(c.unit).casefold())
     per_unit = charts.count_bars(
         "per-unit", t("Cases opened per unit") + f" ({in_words})", t("Each unit's cases opened in the period"),
-        [(core.settings.unit_name(c.unit), drawn(c.opened), shown(c.opened)) for c in units]) if units else None
+        [(core.settings.unit_name(c.unit), drawn(c.opened), shown(c.opened)) for c in units],
+        css="bar-count") if units else None
     uses = _break_glass_uses(core, request, session.user, report)
     query = {"period": period, "start": report.start.isoformat(), "end": report.end.isoformat(), "scope": scope}
     return page(request, "report.html", session, report=report, charts=[by_checkpoint, deadlines, by_period, lead,
@@ -154,9 +158,18 @@ def _interval_words(core: Forlop, rows: list[IntervalFigures], lang: str) -> dic
     for pathway_id in {r.pathway for r in rows}:
         definition = core.catalog.latest(pathway_id)
         for i in intervals(definition):
-            words[pathway_id, i.name] = (interval_words(definition, i, lang),
+            words[pathway_id, i.name] = (_named_anchor(definition, i, interval_words(definition, i, lang), lang),
                                          deadline_words(definition.checkpoint[i.checkpoint], i.repeat, lang))
     return words
+
+
+def _named_anchor(definition: PathwayDefinition, interval: Interval, words: str, lang: str) -> str:
+    """An interval whose deadline counts from another checkpoint names that checkpoint instead of its code
+    ("Koordinator tildelt → K8 Samordningsmøte", not "K3 → K8 ..."): a manager reads names, not codes."""
+    anchor = interval.name.split("→")[0]
+    if anchor == interval.checkpoint or anchor not in definition.checkpoint or not words.startswith(f"{anchor} → "):
+        return words
+    return f"{definition.checkpoint[anchor].name.get(lang)} → {words.removeprefix(f'{anchor} → ')}"
 
 
 def _break_glass_uses(core: Forlop, request: Request, user: User, report: Report) -> Uses | None:
@@ -175,7 +188,5 @@ def _break_glass_uses(core: Forlop, request: Request, user: User, report: Report
 
 
 def _share_text(row: IntervalFigures) -> str:
-    if row.within_deadline_share is None:
-        return "–" if row.completed == 0 else str(row.completed)
-    return percent(row.within_deadline_share)
+    return percent(row.within_deadline_share)  # "–" when not published: the table says why (its counts)
 
