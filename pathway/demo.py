@@ -124,8 +124,12 @@ def _complete(case: Case, code: str, actor: str, at: datetime) -> None:
 
 def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: str, now: datetime,
               earlier: list[tuple[datetime, PersonRecord]], side: random.Random) -> None:
-    age = {"new": rng.uniform(0.05, 0.6), "intake": rng.uniform(0.2, 0.9), "intake_overdue": rng.uniform(2, 6)}.get(
-        profile, rng.uniform(10, 120))
+    # Cases still under way began within the last four months; closed ones over the last year and a month, so that
+    # the managers' report (the last 12 full months) has figures in every month.
+    # (The same draws in the same order as before, so that every other demo figure stays as it was.)
+    young = {"new": rng.uniform(0.05, 0.6), "intake": rng.uniform(0.2, 0.9), "intake_overdue": rng.uniform(2, 6)}
+    older = rng.uniform(10, 120)
+    age = young.get(profile, older * 3.3 if profile == "closed" else older)
     start = now - timedelta(days=age)
     shelter = rng.random() < 0.6
     units = core.settings.units

@@ -1,9 +1,8 @@
 """A manager's day with the report, walked in a real browser (Debian's Chromium) with JavaScript off, in bokmål,
 against a real server (issue 15's done-when).
 
-The server runs the demo (`forlop demo`) and, before it serves, two more demo seedings whose clock stands four and
-eight months back, so that the year the report opens on has cases in every month (the demo's own cases are from the
-last four months). The manager `leder` opens /reports with no parameters: a full year by month (12 full months and the
+The server runs the demo as `make run` does (`forlop demo`, 300 cases: the closed ones over the last year and a month,
+so that the year the report opens on has cases in every month) and the scheduler's report job once. The manager `leder` opens /reports with no parameters: a full year by month (12 full months and the
 current one, marked as not over yet), the per-checkpoint charts on the last full month, checkpoint names in words
 (no "K0→K1" codes, no English), the share within deadline with its three parts and its definition, the percentile
 method, deviation reasons, return to the abuser, outcomes at closure and repeat contact, each chart with its table;
@@ -15,13 +14,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from api.web.i18n import period_words
-from pathway.demo import seed_demo
 from pathway.metrics.periods import default_span, periods_covering
 from pathway.scheduler import run_report_snapshots
 from tests.e2e.test_pages_in_bokmal import english_on
@@ -36,21 +34,18 @@ CODES = re.compile(r"K\d+\s*→\s*K\d+|→K\d+|\b[a-z]+_[a-z_]+\b")  # "K0→K1"
 UNITS = ("Askøy", "Bergen nord", "Bergen sentrum", "Voss")  # by name
 
 
-def _seed_the_year(url: str) -> None:
-    """The demo again with its clock four and eight months back: cases opened, done and closed over the year."""
+def _report_job(url: str) -> None:
+    """The scheduler's report job, as in production before a manager's first page."""
     core = make_core(url)
     try:
-        now = datetime.now(timezone.utc)
-        for months, seed in ((4, 11), (8, 13)):
-            seed_demo(core, cases=60, seed=seed, now=now - timedelta(days=30 * months))
-        run_report_snapshots(core)  # the scheduler's job, as in production: the manager's first page is the report
+        run_report_snapshots(core)
     finally:
         core.close()
 
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with demo_server(tmp_path_factory.mktemp("managers-day"), prepare=_seed_the_year) as url:
+    with demo_server(tmp_path_factory.mktemp("managers-day"), cases=300, prepare=_report_job) as url:
         yield url
 
 
