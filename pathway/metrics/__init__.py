@@ -43,11 +43,11 @@ from pathway.metrics.lead_times import done_on_time, lead_hours, percentile
 from pathway.metrics.periods import Period, default_span, months_of, period_bounds, period_key, periods_covering
 from pathway.metrics.report import (Breakdown, CaseFigures, IntervalFigures, Report, breakdown, reports_for_all_units,
                                     timeliness)
-from pathway.metrics.suppression import HIDDEN, MIN_COUNT, OTHER, SMALL, Count, fold_reasons, suppress
+from pathway.metrics.suppression import HIDDEN, MIN_COUNT, OTHER, SMALL, Count, suppress
 
 __all__ = [
     "HIDDEN", "MIN_COUNT", "OTHER", "SMALL", "Breakdown", "CaseFigures", "Count", "Interval", "IntervalFigures",
-    "Period", "Report", "Resolver", "breakdown", "default_span", "done_on_time", "fold_reasons", "intervals",
+    "Period", "Report", "Resolver", "breakdown", "default_span", "done_on_time", "intervals",
     "lead_hours", "months_of", "percentile", "period_bounds", "period_key", "periods_covering",
     "reports_for_all_units", "suppress", "timeliness", "to_csv",
 ]

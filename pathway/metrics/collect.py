@@ -35,7 +35,6 @@ class Collected:
         self.tertial = {m: period_key(period_dates(m)[0], "tertial") for m in months}
         self.definitions = definitions
         self.counts: Counter[Cell] = Counter()
-        self.within: Counter[Cell] = Counter()
         self.leads: defaultdict[Cell, list[float]] = defaultdict(list)
         self.reasons: defaultdict[Cell, Counter[str]] = defaultdict(Counter)
         # Per tertial (the unit every report is cut from, so that every span shows a tertial the same way): how each
@@ -64,23 +63,21 @@ class Collected:
         iv = self.interval(pathway, code, repeat)
         return None if iv is None else (iv, offset)
 
-    def rolled(self) -> tuple[Counter[Cell], Counter[Cell], dict[Cell, list[float]], dict[Cell, Counter[str]]]:
-        """Counts, on-time counts, lead times and reasons, each cell also added to all units and to its tertial."""
+    def rolled(self) -> tuple[Counter[Cell], dict[Cell, list[float]], dict[Cell, Counter[str]]]:
+        """Counts, lead times and reasons, each cell also added to all units and to its tertial."""
         counts: Counter[Cell] = Counter()
-        within: Counter[Cell] = Counter()
         leads: defaultdict[Cell, list[float]] = defaultdict(list)
         reasons: defaultdict[Cell, Counter[str]] = defaultdict(Counter)
-        for source, target in ((self.counts, counts), (self.within, within)):
-            for cell, n in source.items():
-                for up in self._up(cell):
-                    target[up] += n
+        for cell, n in self.counts.items():
+            for up in self._up(cell):
+                counts[up] += n
         for cell, xs in self.leads.items():
             for up in self._up(cell):
                 leads[up].extend(xs)
         for cell, c in self.reasons.items():
             for up in self._up(cell):
                 reasons[up].update(c)
-        return counts, within, leads, reasons
+        return counts, leads, reasons
 
     def _up(self, cell: Cell) -> Iterable[Cell]:
         pathway, measure, sub, unit, month = cell
@@ -290,9 +287,10 @@ def _collect_coordinator(conn: sa.Connection, data: Collected, lo: datetime, hi:
     for row in conn.execute(query):
         if coordinator.get((row.pathway_id, row.definition_version)) != row.code:
             continue
-        cell: Cell = (row.pathway_id, "coordinator", "", row.unit, row.period)
-        data.counts[cell] += int(row.done or 0) + int(row.overdue or 0)
-        data.within[cell] += int(row.within or 0)
+        done, within, overdue = int(row.done or 0), int(row.within or 0), int(row.overdue or 0)
+        for measure, n in (("coordinator", done + overdue), ("coordinator_on_time", within),
+                           ("coordinator_late", done - within), ("coordinator_overdue", overdue)):
+            data.counts[(row.pathway_id, measure, "", row.unit, row.period)] += n
 
 
 def collect(*, engine: sa.Engine, resolve: Resolver, tertials: list[str], now: datetime) -> Collected:
@@ -308,6 +306,9 @@ def collect(*, engine: sa.Engine, resolve: Resolver, tertials: list[str], now: d
         _collect_cases(conn, data, lo, hi)
         _collect_coordinator(conn, data, lo, hi, now)
     for (pathway, measure, sub, unit, period), n in list(data.counts.items()):
-        if measure in ("on_time", "late", "overdue"):
+        if measure in ("on_time", "late", "overdue"):  # the deadlines of the period, as the three add up to them
             data.counts[(pathway, "due", sub, unit, period)] += n
+        elif measure == "opened":  # a first contact: no earlier case within 12 months
+            repeat = data.counts[(pathway, "repeat", sub, unit, period)]
+            data.counts[(pathway, "first", sub, unit, period)] += n - repeat
     return data

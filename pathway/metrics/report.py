@@ -18,13 +18,14 @@ import sqlalchemy as sa
 from pathway.metrics.collect import Cell, Collected, Resolver, collect
 from pathway.metrics.lead_times import percentile
 from pathway.metrics.periods import Period, months_of, period_key, periods_covering
-from pathway.metrics.suppression import MIN_COUNT, OTHER, Count, fold_reasons, suppress
+from pathway.metrics.suppression import MIN_COUNT, OTHER, Count, suppress
 
 RETURNED_TO_ABUSER = "returned_to_abuser"
 # Per checkpoint interval and period: done in it (lead times), and by the period its deadline fell in: done on
 # time, done late, still open past it now.
 INTERVAL_MEASURES = ("completed", "due", "on_time", "late", "overdue")
 DEADLINE_OUTCOMES = ("on_time", "late", "overdue")  # add up to "due"
+COORDINATOR_OUTCOMES = ("coordinator_on_time", "coordinator_late", "coordinator_overdue")  # to "coordinator"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,18 +82,22 @@ def _share(numerator: int, base: Count) -> float | None:
     return round(numerator / base, 3)
 
 
-def _deadline_share(on_time: Count, due: Count) -> float | None:
-    """The share done on time among the steps whose deadline fell in the period and was met or has passed (done
-    on time, done late, open past it): given when both counts are published and the base is 5 or more."""
-    return _share(on_time, due) if isinstance(on_time, int) else None
+def _published_share(part: Count | None, whole: Count) -> float | None:
+    """``part / whole`` where both counts are published and ``whole`` is 5 or more: the rest of the whole is a
+    published count as well (a member of the same sum), so the share gives nothing away."""
+    return _share(part, whole) if isinstance(part, int) else None
 
 
 def _measures(data: Collected, pathway: str) -> list[tuple[str, str]]:
     ivs = sorted((iv for (p, _), iv in data.intervals.items() if p == pathway), key=lambda iv: iv.order)
     found = [(m, iv.id) for iv in ivs for m in INTERVAL_MEASURES]
-    found += [("opened", ""), ("repeat", ""), ("coordinator", ""), ("closed", "")]
+    found += [("opened", ""), ("repeat", ""), ("first", ""), ("coordinator", ""), ("coordinator_on_time", ""),
+              ("coordinator_late", ""), ("coordinator_overdue", ""), ("closed", "")]
     found += [("outcome", c) for c in data.outcomes.get(pathway, [])]
     return found
+
+
+OTHER_KEY = "\x00other"  # the reasons that may not be named, together (no reason text compares equal to it)
 
 
 def _reason_sub(iv_id: str, reason: str) -> str:
@@ -113,17 +118,22 @@ def _lattice(data: Collected, counts: Counter[Cell], reasons: dict[Cell, Counter
             months = months_of(tertial)
             units = sorted({c[3] for c in counts if c[0] == pathway and c[3] is not None and c[4] == tertial})
             rows: list[str | None] = [*units, None]
-            nameable = [("reason", _reason_sub(iv_id, r)) for m, iv_id in measures if m == "completed"
-                         for r, n in sorted(reasons.get((pathway, m, iv_id, None, tertial), Counter()).items())
-                         if n >= MIN_COUNT]
+            # Deviation reasons: each nameable reason of an interval (see ``nameable``) is a count of its own, and
+            # the rest together one more ("other"), in every row: suppressed like every other count.
+            named = [("reason", _reason_sub(iv_id, r)) for m, iv_id in measures if m == "completed"
+                     for r in [*nameable(data, reasons, pathway, iv_id, tertial), OTHER_KEY]]
 
             def value(measure: str, sub: str, u: str | None, p: str) -> int:
                 if measure == "reason":
                     iv_id, r = sub.split("\x1f", 1)
-                    return reasons.get((pathway, "completed", iv_id, u, p), Counter()).get(r, 0)  # noqa: B023
+                    given = reasons.get((pathway, "completed", iv_id, u, p), Counter())  # noqa: B023
+                    if r != OTHER_KEY:
+                        return given.get(r, 0)
+                    keep = set(nameable(data, reasons, pathway, iv_id, tertial))  # noqa: B023
+                    return sum(n for text, n in given.items() if text not in keep)
                 return counts.get((pathway, measure, sub, u, p), 0)  # noqa: B023
 
-            for measure, sub in [*measures, *nameable]:
+            for measure, sub in [*measures, *named]:
                 for u in rows:
                     for p in [*months, tertial]:
                         values[(pathway, measure, sub, u, p)] = value(measure, sub, u, p)
@@ -138,25 +148,37 @@ def _lattice(data: Collected, counts: Counter[Cell], reasons: dict[Cell, Counter
                         if m == "due":
                             groups.append(((pathway, "due", iv_id, u, p),
                                            [(pathway, o, iv_id, u, p) for o in DEADLINE_OUTCOMES]))
-            for u in rows:  # the outcomes add up to the cases closed
-                for p in [*months, tertial]:
+            for u in rows:  # the outcomes add up to the cases closed; first and repeat contacts to the cases
+                for p in [*months, tertial]:  # opened; on time and late to the coordinator checkpoints decided
                     groups.append(((pathway, "closed", "", u, p), [(pathway, "outcome", o, u, p) for o in outcomes]))
+                    groups.append(((pathway, "opened", "", u, p), [(pathway, m, "", u, p) for m in ("repeat", "first")]))
+                    groups.append(((pathway, "coordinator", "", u, p),
+                                   [(pathway, m, "", u, p) for m in COORDINATOR_OUTCOMES]))
     return suppress(values, groups)
+
+
+def nameable(data: Collected, reasons: dict[Cell, Counter[str]], pathway: str, iv_id: str,
+             tertial: str) -> list[str]:
+    """The deviation reasons of an interval that may be named in a tertial, most given first: given at least 5
+    times over all units and in at least 5 different cases (free text could name a person); the rest are only
+    counted together, as "other"."""
+    given = reasons.get((pathway, "completed", iv_id, None, tertial), Counter())
+    return sorted((r for r, n in given.items() if n >= MIN_COUNT and len(data.reason_cases[tertial, r]) >= MIN_COUNT),
+                  key=lambda r: (-given[r], r))
 
 
 def _reasons_shown(data: Collected, cell: Cell, reasons: dict[Cell, Counter[str]],
                    shown: dict[Cell, Count]) -> dict[str, Count]:
-    """The deviation reasons of one row: those whose count is published (5 or more, not suppressed), the rest
-    added up under OTHER (see ``fold_reasons``)."""
-    own = reasons.get(cell, Counter())
+    """The deviation reasons of one row: each nameable reason's count and the others' together (OTHER), as
+    published (suppressed with the rest); a 0 is left out."""
     pathway, _, iv_id, unit, period = cell
     tertial = data.tertial.get(period, period)
-
-    def published(r: str) -> bool:
-        return (isinstance(shown.get((pathway, "reason", _reason_sub(iv_id, r), unit, period)), int)
-                and len(data.reason_cases[tertial, r]) >= MIN_COUNT)
-
-    return {(_display(data, tertial, r) if r != OTHER else r): n for r, n in fold_reasons(own, published).items()}
+    found: dict[str, Count] = {}
+    for r in [*nameable(data, reasons, pathway, iv_id, tertial), OTHER_KEY]:
+        n = shown.get((pathway, "reason", _reason_sub(iv_id, r), unit, period), 0)
+        if n != 0:
+            found[OTHER if r == OTHER_KEY else _display(data, tertial, r)] = n
+    return found
 
 
 def _display(data: Collected, tertial: str, key: str) -> str:
@@ -188,7 +210,6 @@ class Breakdown:
     now: datetime
     data: Collected
     counts: Counter[Cell]
-    within: Counter[Cell]
     leads: Mapping[Cell, list[float]]
     reasons: dict[Cell, Counter[str]]
     shown: dict[Cell, Count]
@@ -223,7 +244,7 @@ class Breakdown:
                     overdue, due = get((pathway, "overdue", iv.id, unit, p)), get((pathway, "due", iv.id, unit, p))
                     interval_rows.append(IntervalFigures(
                         pathway=pathway, checkpoint=iv.checkpoint, interval=iv.name, deadline=iv.deadline, period=p,
-                        unit=unit, completed=completed, within_deadline_share=_deadline_share(on_time, due),
+                        unit=unit, completed=completed, within_deadline_share=_published_share(on_time, due),
                         median_hours=round(percentile(xs, 0.5), 1) if enough else None,
                         p90_hours=round(percentile(xs, 0.9), 1) if enough else None,
                         overdue_now=overdue, deviation_reasons=_reasons_shown(data, cell, reasons, self.shown),
@@ -250,10 +271,10 @@ class Breakdown:
         decided = case("coordinator")
         return CaseFigures(
             pathway=pathway, period=p, unit=unit, opened=opened, coordinator_decided=decided,
-            coordinator_within_share=_share(self.within.get((pathway, "coordinator", "", unit, p), 0), decided),
+            coordinator_within_share=_published_share(case("coordinator_on_time"), decided),
             closed=closed, outcomes=outcomes,
-            returned_to_abuser_share=_share(returned, closed) if isinstance(returned, int) else None,
-            repeat_contact=repeat, repeat_contact_share=_share(repeat, opened) if isinstance(repeat, int) else None,
+            returned_to_abuser_share=_published_share(returned, closed),
+            repeat_contact=repeat, repeat_contact_share=_published_share(repeat, opened),
         )
 
     def reports_for_all_units(self, period: Period) -> dict[str | None, Report]:
@@ -266,9 +287,9 @@ def breakdown(*, engine: sa.Engine, resolve: Resolver, start: date, end: date, n
     now = _checked_now(now)
     tertials = periods_covering(start, end, "tertial")
     data = collect(engine=engine, resolve=resolve, tertials=tertials, now=now)
-    counts, within, leads, reasons = data.rolled()
+    counts, leads, reasons = data.rolled()
     shown = _lattice(data, counts, reasons, tertials)
-    return Breakdown(start=start, end=end, now=now, data=data, counts=counts, within=within, leads=leads,
+    return Breakdown(start=start, end=end, now=now, data=data, counts=counts, leads=leads,
                      reasons=reasons, shown=shown)
 
 

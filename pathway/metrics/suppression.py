@@ -24,18 +24,15 @@
 - Shares and percentiles are given (as numbers) only when their base count is shown and at least 5; otherwise
   ``None``. A rate whose numerator is a published count (returned to abuser, repeat contact) is ``None`` whenever
   that count is suppressed, so the rate cannot undo it.
-- Deviation reasons: each reason text is a count of its own (per row, in the same sums across units and months),
-  suppressed like every other count. A row names a reason only when its count there is shown (5 or more, not
-  suppressed) and the text was given in at least 5 different cases (free text could name a person); the rest are
-  added up under ``"other (<5)"``. When that bucket would hold 1–4, the least frequent
-  named reason joins it too (until it holds 5 or more, or nothing is named; then its count is ``"<5"``). A bucket
-  of 0 is left out.
+- Deviation reasons: a reason that may be named in a tertial (given at least 5 times over all units, in at least 5
+  different cases: free text could name a person) is a count of its own in every row, and the others together are
+  one more (``OTHER``), in the same sums across units and months, suppressed like every other count.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -263,24 +260,3 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
         else:
             proof.update(renewed)
     return {key: values[key] if s == _SHOWN else s for key, s in audit.state.items()}
-
-
-def _fold(counts: Mapping[str, int], allowed: Callable[[str], bool] | None = None) -> tuple[set[str], int]:
-    named = {r for r, n in counts.items() if n >= MIN_COUNT and (allowed is None or allowed(r))}
-    other = sum(n for r, n in counts.items() if r not in named)
-    while named and _small(other):
-        least = min(named, key=lambda r: (counts[r], r))
-        named.discard(least)
-        other += counts[least]
-    return named, other
-
-
-def fold_reasons(counts: Mapping[str, int], allowed: Callable[[str], bool] | None = None) -> dict[str, Count]:
-    """Reason texts given at least 5 times (and ``allowed``) keep their count; the rest are added up under OTHER,
-    which takes in the least frequent named reasons while it would hold 1–4. OTHER is SMALL only when nothing is
-    named, and left out when 0."""
-    named, other = _fold(counts, allowed)
-    shown: dict[str, Count] = {r: counts[r] for r in sorted(named, key=lambda r: (-counts[r], r))}
-    if other:
-        shown[OTHER] = SMALL if _small(other) else other
-    return shown

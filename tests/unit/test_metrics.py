@@ -19,14 +19,12 @@ from pathway.calendar import OSLO
 from pathway.definition import PathwayDefinition
 from pathway.metrics import (
     HIDDEN,
-    OTHER,
     SMALL,
     CaseFigures,
     IntervalFigures,
     Report,
     default_span,
     done_on_time,
-    fold_reasons,
     intervals,
     lead_hours,
     months_of,
@@ -423,23 +421,6 @@ def test_one_unit_and_all_units_agree_and_the_suppression_is_safe_and_minimal(mo
 def test_no_count_of_five_or_more_is_hidden_unless_it_protects_a_smaller_one(rows: list[list[int]]) -> None:
     values, groups = table(rows)
     assert_minimal(values, groups, suppress(values, groups))
-
-
-# -- reasons ---------------------------------------------------------------------------------------------------
-
-
-def test_reasons_given_fewer_than_five_times_are_folded_into_other() -> None:
-    assert fold_reasons({"tolk": 7, "syk": 2, "annet": 3}) == {"tolk": 7, OTHER: 5}
-    assert fold_reasons({"tolk": 7}) == {"tolk": 7}
-    assert fold_reasons({"syk": 2, "annet": 1}) == {OTHER: SMALL}
-    assert fold_reasons({}) == {}
-
-
-def test_a_small_other_bucket_takes_in_the_least_frequent_reason() -> None:
-    # late total 6 + 1 = 7 is known from the share: a bucket of 1 would name a single late completion
-    assert fold_reasons({"tolk": 6, "syk": 1}) == {OTHER: 7}
-    assert fold_reasons({"tolk": 9, "venteliste": 5, "syk": 1}) == {"tolk": 9, OTHER: 6}
-    assert fold_reasons({"tolk": 9, "venteliste": 5}, allowed=lambda r: r != "venteliste") == {"tolk": 9, OTHER: 5}
 
 
 def test_the_attacker_itself_finds_what_plain_small_count_suppression_gives_away() -> None:
