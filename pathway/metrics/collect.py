@@ -287,9 +287,9 @@ def _collect_coordinator(conn: sa.Connection, data: Collected, lo: datetime, hi:
     for row in conn.execute(query):
         if coordinator.get((row.pathway_id, row.definition_version)) != row.code:
             continue
-        done, within, overdue = int(row.done or 0), int(row.within or 0), int(row.overdue or 0)
-        for measure, n in (("coordinator", done + overdue), ("coordinator_on_time", within),
-                           ("coordinator_late", done - within), ("coordinator_overdue", overdue)):
+        n_done, within, overdue = int(row.done or 0), int(row.within or 0), int(row.overdue or 0)
+        for measure, n in (("coordinator", n_done + overdue), ("coordinator_on_time", within),
+                           ("coordinator_late", n_done - within), ("coordinator_overdue", overdue)):
             data.counts[(row.pathway_id, measure, "", row.unit, row.period)] += n
 
 
