@@ -189,6 +189,12 @@ def _display(data: Collected, tertial: str, key: str) -> str:
     return f"«{text}»" if text == OTHER else text
 
 
+def not_over(periods: list[str], now: datetime) -> tuple[str, ...]:
+    """The periods not over yet at ``now`` (read in Europe/Oslo): the current one, and any after it."""
+    today = period_key(now, "month")
+    return tuple(p for p in periods if months_of(p)[-1] >= today)
+
+
 def _checked_now(now: datetime) -> datetime:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("naive datetime: now must carry a time zone")
@@ -226,7 +232,6 @@ class Breakdown:
         """The report of ``unit`` (``None``: all units together) by ``period``."""
         _checked_period(period)
         data, leads, reasons, get = self.data, self.leads, self.reasons, self._get
-        today = period_key(self.now, "month")
         wanted = periods_covering(self.start, self.end, period)
         interval_rows: list[IntervalFigures] = []
         case_rows: list[CaseFigures] = []
@@ -257,7 +262,7 @@ class Breakdown:
                             if (u, data.tertial.get(p, p)) in active]
         return Report(period=period, start=self.start, end=self.end, unit=unit, generated_at=self.now,
                       periods=tuple(wanted), intervals=tuple(interval_rows), cases=tuple(case_rows),
-                      by_unit=tuple(by_unit), partial=tuple(p for p in wanted if today in months_of(p) or months_of(p)[0] > today))
+                      by_unit=tuple(by_unit), partial=not_over(wanted, self.now))
 
     def _case_figures(self, pathway: str, p: str, unit: str | None) -> CaseFigures:
         get, data = self._get, self.data

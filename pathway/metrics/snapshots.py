@@ -26,8 +26,8 @@ import sqlalchemy as sa
 
 from pathway.errors import ConstraintViolated
 from pathway.metrics.collect import Resolver
-from pathway.metrics.periods import Period, default_span, months_of, period_dates, period_key, periods_covering
-from pathway.metrics.report import CaseFigures, IntervalFigures, Report, breakdown
+from pathway.metrics.periods import Period, default_span, period_dates, periods_covering
+from pathway.metrics.report import CaseFigures, IntervalFigures, Report, breakdown, not_over
 from pathway.store.tables import snapshot_t, user_t
 
 log = logging.getLogger("forlop.snapshots")
@@ -61,12 +61,12 @@ def _bounds(tertial: str) -> tuple[date, date]:
 
 def compute_blocks(*, engine: sa.Engine, resolve: Resolver, tertial: str, now: datetime,
                    units: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """The blocks of one tertial (rows of ``report_snapshot``): for every unit with figures (and ``units``), for
-    all units, and each unit's case figures side by side."""
+    """The blocks of one tertial (rows of ``report_snapshot``): for every unit with figures or staff (and
+    ``units``), for all units, and each unit's case figures side by side."""
     first, last = _bounds(tertial)
     whole = breakdown(engine=engine, resolve=resolve, start=first, end=last, now=now)
     rows: list[dict[str, Any]] = []
-    for unit in [*sorted(set(units) | set(whole.units)), None]:
+    for unit in [*sorted(set(units) | set(whole.units) | _staffed(engine)), None]:
         month, whole_tertial = whole.report("month", unit), whole.report("tertial", unit)
         rows.append({"unit": ALL_UNITS if unit is None else unit, "report": {
             "intervals": _plain([*month.intervals, *whole_tertial.intervals]),
@@ -99,7 +99,8 @@ def write_blocks(engine: sa.Engine, rows: Sequence[dict[str, Any]]) -> int:
 def _fresh_since(tertial: str, now: datetime, max_age: timedelta) -> datetime:
     """The oldest a block of ``tertial`` may have been computed: the current tertial's (and the one just over, whose
     open steps are still being done) within ``max_age``, an earlier one's within a day."""
-    recent = periods_covering((now - timedelta(days=31)).date(), now.date(), "tertial")
+    today = default_span(now)[1]  # the day in Europe/Oslo
+    recent = periods_covering(today - timedelta(days=31), today, "tertial")
     return now - (max_age if tertial in recent else max(PAST_MAX_AGE, max_age))
 
 
@@ -119,21 +120,27 @@ def refresh_snapshots(*, engine: sa.Engine, resolve: Resolver, now: datetime) ->
     with engine.connect() as conn:
         have = dict(conn.execute(sa.select(snapshot_t.c.period_start, sa.func.min(snapshot_t.c.computed_at))
                                  .where(snapshot_t.c.period == BLOCK).group_by(snapshot_t.c.period_start)).all())
-    staffed, written = _staffed(engine), 0
+    written = 0
     for tertial in reversed(tertials):  # the current one first: it is the one managers open
         computed_at = have.get(_bounds(tertial)[0])
         if computed_at is None or computed_at < _fresh_since(tertial, now, timedelta(0)):
-            written += write_blocks(engine, compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now,
-                                                           units=staffed))
+            written += write_blocks(engine, compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now))
     return written
 
 
-def _read_blocks(engine: sa.Engine, tertials: Sequence[str], key: str) -> dict[str, tuple[datetime, dict[str, Any]]]:
+def _read_blocks(engine: sa.Engine, tertials: Sequence[str],
+                 keys: Sequence[str]) -> dict[str, dict[str, tuple[datetime, dict[str, Any]]]]:
+    """The stored blocks of ``keys`` (a unit, ALL_UNITS, EVERY_UNIT) for ``tertials``, by key and tertial, in one
+    read (one writer's rows, never two computations mixed)."""
     starts = {_bounds(t)[0]: t for t in tertials}
-    query = sa.select(snapshot_t.c.period_start, snapshot_t.c.computed_at, snapshot_t.c.report).where(
-        snapshot_t.c.period == BLOCK, snapshot_t.c.unit == key, snapshot_t.c.period_start.in_(list(starts)))
+    query = sa.select(snapshot_t.c.unit, snapshot_t.c.period_start, snapshot_t.c.computed_at,
+                      snapshot_t.c.report).where(snapshot_t.c.period == BLOCK, snapshot_t.c.unit.in_(list(keys)),
+                                                 snapshot_t.c.period_start.in_(list(starts)))
+    found: dict[str, dict[str, tuple[datetime, dict[str, Any]]]] = {key: {} for key in keys}
     with engine.connect() as conn:
-        return {starts[row.period_start]: (row.computed_at, row.report) for row in conn.execute(query)}
+        for row in conn.execute(query):
+            found[row.unit][starts[row.period_start]] = (row.computed_at, row.report)
+    return found
 
 
 def blocks_report(*, engine: sa.Engine, resolve: Resolver, period: Period, start: date, end: date,
@@ -142,12 +149,12 @@ def blocks_report(*, engine: sa.Engine, resolve: Resolver, period: Period, start
     tertials it touches; a block missing or older than it may be is computed now (for every unit) and stored."""
     tertials = periods_covering(start, end, "tertial")
     keys = [ALL_UNITS if unit is None else unit, *([EVERY_UNIT] if unit is None else [])]
-    found = {key: _read_blocks(engine, tertials, key) for key in keys}
+    found = _read_blocks(engine, tertials, keys)
     for tertial in tertials:
         since = _fresh_since(tertial, now, max_age)
         if any(tertial not in found[k] or found[k][tertial][0] < since for k in keys):
             rows = compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now,
-                                  units=[] if unit is None else [unit])
+                                  units=() if unit is None else (unit,))
             write_blocks(engine, rows)
             for row in rows:
                 if row["unit"] in found:
@@ -172,12 +179,11 @@ def _assemble(period: Period, start: date, end: date, unit: str | None, wanted: 
         found = [c for t in tertials for c in block[t][1]["cases"] if c["period"] in shown]
         return sorted(found, key=lambda c: (c["pathway"], c["unit"] or "", rank[c["period"]]))
 
-    today = period_key(now, "month")
     return Report(
         period=period, start=start, end=end, unit=unit,
         generated_at=min(own[t][0] for t in tertials), periods=tuple(wanted),
         intervals=tuple(IntervalFigures(**r) for r in intervals),
         cases=tuple(CaseFigures(**c) for c in cases(own)),
         by_unit=tuple(CaseFigures(**c) for c in cases(blocks[1])) if len(blocks) > 1 else (),
-        partial=tuple(p for p in wanted if today in months_of(p) or months_of(p)[0] > today),
+        partial=not_over(wanted, now),
     )

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from pathway import metrics, services
+from pathway import metrics, policy, services
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.demo import seed_demo
@@ -99,7 +99,8 @@ def test_any_span_is_answered_from_the_blocks_as_the_live_report_would_answer_it
              (today - timedelta(days=3 * 365), today - timedelta(days=2 * 365))]
     for start, end in spans:
         for period, scope in (("month", "all"), ("tertial", "unit")):
-            answer = _report(seeded, manager("bergen-sentrum"), period, start, end, scope)  # type: ignore[arg-type]
+            unit = policy.report_unit(manager("bergen-sentrum"), scope)  # type: ignore[arg-type]
+            answer = _report(seeded, unit, period, start, end)  # type: ignore[arg-type]
             assert answer.generated_at == now - timedelta(minutes=5)  # from the blocks, not computed now
             assert answer == live(seeded, period, None if scope == "all" else "bergen-sentrum",
                                   answer.generated_at, start, end)
@@ -108,15 +109,15 @@ def test_any_span_is_answered_from_the_blocks_as_the_live_report_would_answer_it
 def test_a_stale_or_missing_block_is_computed_when_asked_for(seeded: Forlop) -> None:
     now = datetime.now(UTC)
     run_report_snapshots(seeded, now=now)
-    age_blocks(seeded, MAX_AGE + timedelta(minutes=1))  # the current tertial's is stale now; the past ones are not
+    age_blocks(seeded, MAX_AGE + timedelta(minutes=1))  # stale: the current tertial (and one over <31 days); not older
     before = datetime.now(UTC)
-    answer = _report(seeded, manager(None), "tertial", None, None, "all")
+    answer = _report(seeded, None, "tertial", None, None)
     after = computed_at(seeded)
     current = period_dates(metrics.period_key(before, "tertial"))[0]
     assert after[current] >= before and answer.generated_at < before  # the past tertials' blocks still served
     with seeded.engine.begin() as conn:
         conn.execute(snapshot_t.delete())
-    fresh = _report(seeded, manager(None), "month", None, None, "all")
+    fresh = _report(seeded, None, "month", None, None)
     assert fresh.generated_at >= before and len(computed_at(seeded)) >= 4
 
 
@@ -126,5 +127,5 @@ def test_blocks_off_means_live_and_no_job(seeded: Forlop) -> None:
     age_blocks(seeded, timedelta(minutes=1))
     assert "run_report_snapshots" in {job.id for job in build_scheduler(seeded).get_jobs()}
     seeded.settings.report_snapshot_minutes = 0
-    assert _report(seeded, manager(None), "month", None, None, "all").generated_at > now
+    assert _report(seeded, None, "month", None, None).generated_at > now
     assert "run_report_snapshots" not in {job.id for job in build_scheduler(seeded).get_jobs()}
