@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 from notifications.channels.base import EmailSender, WebhookSender
 from notifications.channels.errors import DeliveryError
-from notifications.message import CheckpointLine, Message
+from notifications.message import Message, shown_count
 from notifications.render import render
 
 log = logging.getLogger("forlop.outbox")
@@ -123,13 +123,17 @@ def _send(row: Delivery, *, email: EmailSender | None, webhook: WebhookSender | 
 
 
 def to_message(key: uuid.UUID, username: str, language: str | None, payload: dict[str, Any]) -> Message:
-    """The message an outbox payload stands for, in the recipient's language."""
+    """The message an outbox payload stands for, in the recipient's language. A digest's count from 1 to 4 is never
+    told (None: "fewer than 5"), also from a payload written before that rule; its counts per checkpoint, if such an
+    old payload has them, are never read: they belong to the inbox only."""
     lang: Literal["nb", "en"] = "en" if language == "en" else "nb"
-    lines = tuple(CheckpointLine(code=c["code"], name=c["names"].get(lang) or c["names"].get("nb", ""),
-                                 count=int(c["count"])) for c in payload.get("checkpoints", ()))
+    count = payload.get("count", 1)
+    if payload["kind"] == "overdue_digest":
+        count = shown_count(count)
     return Message(
         idempotency_key=str(key), kind=payload["kind"], language=lang,
         recipient=username, due_at=datetime.fromisoformat(payload["due_at"]), link=payload["link"],
         case_reference=payload.get("case_reference"), step_code=payload.get("step_code"),
-        unit=payload.get("unit"), count=int(payload.get("count", 1)), actor=payload.get("actor"), checkpoints=lines,
+        unit=payload.get("unit"), count=None if count is None else int(count), actor=payload.get("actor"),
+        unit_name=payload.get("unit_name"),
     )

@@ -14,15 +14,13 @@ KINDS: tuple[str, ...] = ("due_soon", "due_now", "overdue", "escalation", "manag
                           "break_glass", "handover_declined", "overdue_digest")
 # Messages to managers: aggregated figures only, never a case reference.
 AGGREGATED: frozenset[str] = frozenset({"manager_escalation", "overdue_digest"})
+# As in the managers' report, a count from 1 to SMALL - 1 is never told: it reads "fewer than 5".
+SMALL = 5
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointLine:
-    """One line of the digest: a checkpoint (None: steps added ad hoc), its name in the message's language, a count."""
-
-    code: str | None
-    name: str
-    count: int
+def shown_count(count: int | None) -> int | None:
+    """``count`` as it may be told: None for 1 to 4 (and for None), which a text writes as "fewer than 5"."""
+    return None if count is None or 0 < count < SMALL else count
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +36,9 @@ class Message:
     case_reference: str | None = None  # pseudonymous (BGO-2026-0042); None in manager messages
     step_code: str | None = None  # e.g. K6; never the step's free-text title
     unit: str | None = None
-    count: int = 1  # manager messages: how many steps this concerns
-    checkpoints: tuple[CheckpointLine, ...] = ()  # the digest: how many per checkpoint
+    # manager messages: how many steps this concerns; the digest: None for 1 to 4 ("fewer than 5", shown_count)
+    count: int | None = 1
+    unit_name: str | None = None  # the digest: the unit's display name (FORLOP_UNIT_NAMES), if it has one
     # break_glass: the user name of the staff member who took emergency access (never the reason they gave)
     actor: str | None = None
 

@@ -12,8 +12,11 @@ says that children or the police are involved, and email is no safe channel), ne
 of the person.
 
 The daily digest of overdue steps: once a working day, each unit with steps past their manager rung tells its managers
-(else its coordinators, :func:`~notifications.routing.managers_of`) how many there are per checkpoint, and links to the
-timeliness report. Counts only: never a case reference, a step's title or anything of a person.
+(else its coordinators, :func:`~notifications.routing.managers_of`) how many there are, and links to the timeliness
+report. Counts only: never a case reference, a step's title or anything of a person. Email and webhook say only the
+total, the unit's name, the date and the link: a checkpoint's name says too much on an unsafe channel (K5 says children,
+K6 the police). The inbox, read signed in, has the counts per checkpoint, with the report's small-count rule
+(:func:`inbox_digest`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from notifications.message import SMALL, shown_count
 from notifications.routing import Candidate, channels_of, managers_of
 
 __all__ = ["BREAK_GLASS", "HANDOVER_DECLINED", "OVERDUE_DIGEST", "CheckpointCount", "Notice", "break_glass_notices",
-           "handover_declined_notices", "overdue_digest_notices"]
+           "handover_declined_notices", "inbox_digest", "overdue_digest_notices"]
 
 BREAK_GLASS = "break_glass"  # the notices' kinds, in the inbox and in the outbox payload
 HANDOVER_DECLINED = "handover_declined"
@@ -62,16 +66,22 @@ class Notice:
     step_code: str | None = None
     count: int = 1  # the digest: how many steps in all
     checkpoints: tuple[CheckpointCount, ...] = field(default=())  # the digest: how many per checkpoint
+    unit_name: str | None = None  # the digest: the unit's display name, if it has one
 
     def payload(self) -> dict[str, Any]:
-        """The outbox payload (JSON) that ``notifications.dispatcher.to_message`` turns back into a Message."""
+        """The outbox payload (JSON) that ``notifications.dispatcher.to_message`` turns back into a Message. The
+        digest's: its total only (None for 1 to 4) and the unit's name, never a checkpoint."""
         payload: dict[str, Any] = {
             "kind": self.kind, "due_at": self.due_at.isoformat(), "link": self.link,
             "case_reference": self.case_reference, "step_code": self.step_code, "unit": self.unit, "count": self.count,
             "actor": self.actor}
-        if self.checkpoints:
-            payload["checkpoints"] = [c.payload() for c in self.checkpoints]
+        if self.kind == OVERDUE_DIGEST:
+            payload.update(count=shown_count(self.count), unit_name=self.unit_name)
         return payload
+
+    def inbox_digest(self) -> dict[str, Any] | None:
+        """What the inbox row keeps of the digest's counts (:func:`inbox_digest`); None for any other notice."""
+        return inbox_digest(self.checkpoints) if self.kind == OVERDUE_DIGEST else None
 
 
 def break_glass_notices(*, case_reference: str, unit: str, actor: str, expires_at: datetime,
@@ -105,11 +115,30 @@ def handover_declined_notices(*, case_reference: str, unit: str, coordinator: st
                    step_code=step_code) for user in chosen]
 
 
+def inbox_digest(checkpoints: Iterable[CheckpointCount]) -> dict[str, Any]:
+    """The digest as the inbox shows it, with the managers' report's small-count rule: ``{"total": int | None,
+    "lines": [{"code": str | None, "names": {"nb": ..., "en": ...}, "count": int | None, "other": bool}, ...]}``,
+    None standing for a count from 1 to 4 ("fewer than 5").
+
+    The rule: a checkpoint (or the steps added ad hoc, code None) with 5 or more steps keeps its line and its count.
+    Those with 1 to 4 are never named: they are folded into one last line, ``other`` ("Other checkpoints"), whose
+    count is their sum, itself "fewer than 5" when that is 1 to 4. So no named line ever has a count below 5, and
+    the total (exact from 5, as in the email) gives away at most the folded line's sum, which names no checkpoint.
+    """
+    lines = [c for c in checkpoints if c.count > 0]
+    kept: list[dict[str, Any]] = [{**c.payload(), "other": False} for c in lines if c.count >= SMALL]
+    folded = sum(c.count for c in lines if c.count < SMALL)
+    if folded:
+        kept.append({"code": None, "names": {}, "count": shown_count(folded), "other": True})
+    return {"total": shown_count(sum(c.count for c in lines)), "lines": kept}
+
+
 def overdue_digest_notices(*, unit: str, checkpoints: Iterable[CheckpointCount], candidates: Iterable[Candidate],
-                           public_url: str, at: datetime) -> list[Notice]:
+                           public_url: str, at: datetime, unit_name: str | None = None) -> list[Notice]:
     """The unit's digest for each of its managers among ``candidates`` (else its coordinators), in name order: the
     steps past their manager rung per checkpoint, counted at ``at``, and the link to the timeliness report (for a
-    coordinator: to the unit's overdue cases). None when there are no such steps."""
+    coordinator: to the unit's overdue cases). ``unit_name``: the unit's display name, for the email (None: its code).
+    None when there are no such steps. What each channel may tell of the counts: the module's docstring."""
     lines = tuple(c for c in checkpoints if c.count > 0)
     if not lines:
         return []
@@ -120,5 +149,5 @@ def overdue_digest_notices(*, unit: str, checkpoints: Iterable[CheckpointCount],
     total = sum(c.count for c in lines)
     return [Notice(username=user.username, channels=channels_of(user), kind=OVERDUE_DIGEST, case_reference=None,
                    unit=unit, actor=None, due_at=at, link=links.get(user.role, links["coordinator"]), count=total,
-                   checkpoints=lines)
+                   checkpoints=lines, unit_name=unit_name if unit_name and unit_name != unit else None)
             for user in managers_of(candidates, unit)]

@@ -103,7 +103,8 @@ def _variables(message: Message) -> dict[str, Any]:
         "unit": message.unit,
         "count": message.count,
         "actor": message.actor,
-        "checkpoints": message.checkpoints,
+        # The digest names its unit by its display name; a unit without one, by its code.
+        "unit_name": message.unit_name or message.unit,
     }
 
 

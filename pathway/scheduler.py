@@ -46,7 +46,8 @@ def run_scan(core: Forlop, *, now: datetime | None = None) -> ScanResult:
 def run_digest(core: Forlop, *, now: datetime | None = None) -> DigestResult:
     """The day's digest of overdue steps for each unit's managers, when it is due and not yet made."""
     result = send_overdue_digest(engine=core.engine, resolve=core.catalog.resolve, public_url=core.settings.public_url,
-                                 now=now or datetime.now(timezone.utc), at=core.settings.manager_digest_at)
+                                 now=now or datetime.now(timezone.utc), at=core.settings.manager_digest_at,
+                                 unit_name=core.settings.unit_name)
     if result.units:
         log.info("overdue digest: %d units, %d steps, %d inbox, %d outbox", result.units, result.steps,
                  result.notifications, result.outbox)

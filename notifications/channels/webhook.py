@@ -3,7 +3,10 @@
 The body is compact JSON with exactly these fields and nothing else::
 
     {"id": <idempotency key>, "kind": ..., "case_reference": ... | null, "step": <step code> | null,
-     "due_at": "2026-03-02T08:00:00Z", "link": ..., "unit": ... | null, "count": <int>}
+     "due_at": "2026-03-02T08:00:00Z", "link": ..., "unit": ... | null, "count": <int> | null}
+
+``count`` is null only in a daily digest (``overdue_digest``) of 1 to 4 steps: "fewer than 5", as in the managers'
+report. A digest never names a checkpoint: its counts per checkpoint are in the inbox only.
 
 Headers: ``Content-Type: application/json``, ``Idempotency-Key: <key>`` (the same on every retry,
 so receivers can drop duplicates), ``X-Forlop-Timestamp: <unix seconds>`` and

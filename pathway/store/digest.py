@@ -48,8 +48,9 @@ def digest_day(now: datetime, at: time) -> date | None:
 
 
 def send_overdue_digest(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetime,
-                        at: time) -> DigestResult:
-    """Make the day's digest, unless the day has none (not a working day, before ``at``) or it was made already."""
+                        at: time, unit_name: Callable[[str], str] = str) -> DigestResult:
+    """Make the day's digest, unless the day has none (not a working day, before ``at``) or it was made already.
+    ``unit_name``: a unit's display name (the installation's), which the email calls it by."""
     day = digest_day(now, at)
     result = DigestResult()
     if day is None:
@@ -67,7 +68,7 @@ def send_overdue_digest(*, engine: sa.Engine, resolve: Resolver, public_url: str
         people = _people(conn, set(counts))
         for unit, lines in sorted(counts.items()):
             notices = overdue_digest_notices(unit=unit, checkpoints=lines, candidates=people, public_url=public_url,
-                                             at=now)
+                                             at=now, unit_name=unit_name(unit))
             if notices:
                 write_notices(conn, notices, key=uuid.uuid5(_KEYS, f"{day.isoformat()}/{unit}"), at=now)
                 result.units += 1

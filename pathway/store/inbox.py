@@ -23,7 +23,8 @@ def write_notices(conn: sa.Connection, notices: Sequence[Notice], *, key: uuid.U
     twice."""
     inbox_rows = [{"id": uuid.uuid5(key, n.username), "reminder_id": None, "username": n.username, "kind": n.kind,
                    "case_reference": n.case_reference, "step_code": n.step_code, "unit": n.unit, "due_at": n.due_at,
-                   "link": n.link, "created_at": at, "read_at": None} for n in notices]
+                   "link": n.link, "created_at": at, "read_at": None, "digest": n.inbox_digest()}
+                  for n in notices]
     outbox_rows = [{"id": uuid.uuid5(key, f"{n.username}/{channel}"), "reminder_id": None, "username": n.username,
                     "channel": channel, "payload": n.payload(), "status": "pending", "attempts": 0,
                     "next_attempt_at": at, "locked_until": None, "last_error": None, "created_at": at,

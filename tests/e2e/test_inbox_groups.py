@@ -1,5 +1,6 @@
 """The inbox per case, through the API and the /inbox page: one group per case, the newest first, with its counts and
-its newest kind; marking a case's notifications or all of them read, one's own only, the page's form with CSRF."""
+its newest kind; marking a case's notifications or all of them read, one's own only, the page's form with CSRF; the
+daily digest's counts per checkpoint, with the report's small-count rule, in bokmål and in English."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from tests.e2e.api_support import API, World, digest_on_a_working_day, signed_in
 
 pytest_plugins = ["tests.e2e.api_support"]
 # Units of this module's own, one per coordinator: no other test's cases or scans reach its inbox.
-UNITS = {"groups": "innboks-grupper", "mark": "innboks-merk", "other": "innboks-annen", "page": "innboks-side"}
+UNITS = {"groups": "innboks-grupper", "mark": "innboks-merk", "other": "innboks-annen", "page": "innboks-side",
+         "digest": "innboks-oversikt", "small": "innboks-oversikt-lite"}
 EXTRA_UNITS = tuple(UNITS.values())
 PASSWORD = "et-langt-passord"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -117,3 +119,41 @@ def test_the_inbox_page_groups_per_case_and_marks_all_read_with_its_csrf_token(w
     assert r.status_code == 303 and r.headers["location"] == "/inbox?view=list"
     assert get(w, "/inbox/count", h)["unread"] == 0
     assert "Alle varsler er lest." in browser.get("/inbox", params={"unread": "true"}).text
+
+
+DIGEST = re.compile(r'<ul class="digest-lines">(.*?)</ul>', re.S)
+
+
+def digest_lines(html: str) -> list[str]:
+    """The digest's lines as the page shows them, tags dropped."""
+    [block] = DIGEST.findall(html)
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", item)).strip()
+            for item in re.findall(r"<li>(.*?)</li>", block, re.S)]
+
+
+def test_the_inbox_page_shows_the_digests_counts_per_checkpoint_of_5_or_more_in_the_pages_language(
+        world: World) -> None:
+    w = world
+    name, _, _ = coordinator_with_reminders(w, UNITS["digest"], cases=6)
+    browser = signed_in(TestClient(w.app), name, PASSWORD)
+    for view in ("cases", "list"):
+        lines = digest_lines(browser.get("/inbox", params={"view": view}).text)
+        assert lines[0] == "K1 Innledende kartlegging og trusselvurdering: 6"
+        counts = [int(line.rsplit(": ", 1)[1]) for line in lines[:-1]]
+        assert set(counts) == {6} and lines[-1] == f"Totalt: {sum(counts)}"
+        assert not [line for line in lines if "Andre sjekkpunkter" in line]
+    browser.cookies.set("forlop_lang", "en")
+    english = digest_lines(browser.get("/inbox", params={"view": "list"}).text)
+    assert english[0] == "K1 Initial mapping and threat assessment: 6" and english[-1].startswith("Total: ")
+
+
+def test_the_inbox_page_folds_checkpoints_with_fewer_than_5_steps_into_one_line_that_names_none(world: World) -> None:
+    w = world
+    name, _, _ = coordinator_with_reminders(w, UNITS["small"], cases=3)
+    browser = signed_in(TestClient(w.app), name, PASSWORD)
+    lines = digest_lines(browser.get("/inbox").text)
+    assert len(lines) == 2 and lines[0].startswith("Andre sjekkpunkter: ") and lines[1].startswith("Totalt: ")
+    folded = lines[0].removeprefix("Andre sjekkpunkter: ")
+    # three cases, each with several checkpoints overdue: 3 per checkpoint, none named, their sum shown from 5
+    assert int(folded) >= 6 and int(folded) % 3 == 0 and lines[1] == f"Totalt: {folded}"
+    assert not re.search(r"\bK\d", " ".join(lines)) and "færre enn 5" not in " ".join(lines)

@@ -1,6 +1,7 @@
-"""The managers' daily digest of overdue steps, on SQLite and PostgreSQL: one per unit and working day, counts per
-checkpoint and the report's link, never a case; none on a weekend or holiday; none twice, also with two schedulers;
-the coordinators hear it in a unit without a manager; by email through a real SMTP server.
+"""The managers' daily digest of overdue steps, on SQLite and PostgreSQL: one per unit and working day, the report's
+link, never a case; none on a weekend or holiday; none twice, also with two schedulers; the coordinators hear it in a
+unit without a manager. By email (through a real SMTP server) and webhook (a real HTTP receiver) only the total, "fewer
+than 5" for 1 to 4, and never a checkpoint; the inbox has the counts per checkpoint with the report's small-count rule.
 
 Time is under the test's control: every scan, digest and dispatch gets ``now`` explicitly. Only synthetic data.
 """
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 
-from notifications.channels import EmailChannel
+from notifications.channels import EmailChannel, WebhookChannel
 from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.calendar import OSLO
@@ -26,13 +28,22 @@ from pathway.store.digest import send_overdue_digest
 from pathway.store.outbox import dispatch
 from pathway.store.tables import digest_t, notification_t, outbox_t
 
-from .support import HOST, UNIT, add_user, open_case, smtp_server
+from .support import HOST, UNIT, add_user, open_case, smtp_server, webhook_receiver
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)  # Monday 23 November 2026, 09:00 in Oslo
 # Thursday 07:00 in Oslo: K1 and K2 (due Tuesday 09:00) passed their manager rung (one working day later) on
 # Wednesday; K3 and K4 (due Wednesday 09:00) are overdue but reach theirs only next Monday.
 THURSDAY = datetime(2026, 11, 26, 7, 0, tzinfo=OSLO)
 OTHER = "annen-enhet"
+K1 = {"nb": "Innledende kartlegging og trusselvurdering", "en": "Initial mapping and threat assessment"}
+K2 = {"nb": "Sikkerhetsplan og beslutning om botilbud", "en": "Safety plan and shelter decision"}
+CHECKPOINT_CODE = re.compile(r"\bK\d+\b")
+
+
+def checkpoint_names(core: Forlop) -> set[str]:
+    """Every checkpoint's name in both languages, of the pathway the tests' cases are on."""
+    definition = core.catalog.latest("krisesenter")
+    return {name for c in definition.checkpoints for name in (c.name.nb, c.name.en)}
 
 
 def change(core: Forlop, ref: str, fn) -> None:  # type: ignore[no-untyped-def]
@@ -86,15 +97,15 @@ def test_78_overdue_steps_give_the_unit_one_digest_with_counts_per_checkpoint_an
     [hook] = outbox_of(core, "m2")
     assert (mail.channel, hook.channel) == ("email", "webhook") and mail.payload == hook.payload
     payload = mail.payload
-    assert (payload["kind"], payload["count"], payload["link"], payload["case_reference"]) == (
-        "overdue_digest", 78, report, None)
-    assert payload["checkpoints"] == [
-        {"code": "K1", "names": {"nb": "Innledende kartlegging og trusselvurdering",
-                                 "en": "Initial mapping and threat assessment"}, "count": 42},
-        {"code": "K2", "names": {"nb": "Sikkerhetsplan og beslutning om botilbud",
-                                 "en": "Safety plan and shelter decision"}, "count": 36},
-    ]
+    assert (payload["kind"], payload["count"], payload["link"], payload["case_reference"], payload["unit"]) == (
+        "overdue_digest", 78, report, None, UNIT)
+    assert "checkpoints" not in payload and not CHECKPOINT_CODE.search(repr(payload))
+    assert not [name for name in checkpoint_names(core) if name in repr(payload)]
     assert not any(ref in repr(payload) for ref in refs)
+    # the inbox, read signed in, has the counts per checkpoint: both 5 or more, so both named and counted
+    assert inbox_of(core, "m1")[0].digest == {"total": 78, "lines": [
+        {"code": "K1", "names": K1, "count": 42, "other": False},
+        {"code": "K2", "names": K2, "count": 36, "other": False}]}
     with core.engine.connect() as conn:
         assert [tuple(r) for r in conn.execute(sa.select(digest_t))] == [
             (THURSDAY.date(), THURSDAY.astimezone(timezone.utc), 1, 78)]
@@ -209,7 +220,10 @@ def test_a_unit_without_a_manager_tells_its_coordinators_and_each_unit_hears_onl
     for coordinator in ("k2", "k3"):
         assert [(r.unit, r.kind) for r in inbox_of(core, coordinator)] == [(OTHER, "overdue_digest")]
     [mail] = outbox_of(core, "k2")
-    assert mail.payload["count"] == 2 and [c["count"] for c in mail.payload["checkpoints"]] == [1, 1]
+    # two steps (K1 and K2, one each): "fewer than 5" by email, and in the inbox one line that names no checkpoint
+    assert mail.payload["count"] is None and "checkpoints" not in mail.payload
+    assert inbox_of(core, "k2")[0].digest == {"total": None, "lines": [
+        {"code": None, "names": {}, "count": None, "other": True}]}
     assert not inbox_of(core, "k1")  # UNIT has a manager
 
 
@@ -239,9 +253,57 @@ def test_the_digest_reaches_a_real_smtp_server_in_each_managers_language_without
         assert not any(ref in everything for ref in refs) and "TST-" not in everything
     subject, text = texts["m1@example.invalid"]
     assert subject == "Daglig oversikt: 78 forsinkede steg i Forløp"
-    assert "- K1 Innledende kartlegging og trusselvurdering: 42" in text
-    assert "- K2 Sikkerhetsplan og beslutning om botilbud: 36" in text and "Totalt: 78" in text
+    assert "ved testenhet: 78 steg har passert fristen" in text  # a unit without a display name: its code
     subject, text = texts["m2@example.invalid"]
     assert subject == "Daily overview: 78 overdue steps in Forløp"
-    assert "- K1 Initial mapping and threat assessment: 42" in text
-    assert "- K2 Safety plan and shelter decision: 36" in text and "Total: 78" in text
+    assert "in testenhet: 78 steps are past their due date" in text
+    names = checkpoint_names(core)
+    for msg in mails.values():
+        everything = " ".join((str(msg["Subject"]), msg.get_body(preferencelist=("plain",)).get_content(),
+                               msg.get_body(preferencelist=("html",)).get_content()))
+        assert not CHECKPOINT_CODE.search(everything) and not [name for name in names if name in everything]
+        assert "42" not in everything and "36" not in everything  # no count per checkpoint either
+
+
+def test_a_unit_with_fewer_than_5_overdue_steps_is_told_so_by_email_and_webhook_with_its_name_and_no_checkpoint(
+        core: Forlop, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The privacy review's case: K1 and K2 of one case (1 each). Neither the number nor the checkpoints reach the
+    unsafe channels; the unit's display name (FORLOP_UNIT_NAMES) does."""
+    monkeypatch.setitem(core.settings.unit_names, UNIT, "Testenheten sentrum")
+    with smtp_server() as (sink, port), webhook_receiver() as receiver:
+        add_user(core, "k1")
+        add_user(core, "m1", "manager", email="m1@example.invalid")
+        add_user(core, "m2", "manager", email="m2@example.invalid", language="en")
+        add_user(core, "m3", "manager", webhook_url=receiver.url)
+        refs = [open_case(core, T0)]
+        made = run_digest(core, now=THURSDAY)
+        assert (made.units, made.steps, made.outbox) == (1, 2, 3)
+        core.email_channel = EmailChannel(host=HOST, port=port, sender="forlop@example.invalid", starttls=False,
+                                          timeout=10)
+        core.webhook_channel = WebhookChannel(secret="s" * 32, timeout=10)
+        sent = run_dispatch(core, now=THURSDAY)
+        assert (sent.sent, sent.retried, sent.dead) == (3, 0, 0)
+        mails = [email.message_from_bytes(m.content, policy=email.policy.default) for m in sink.snapshot()]
+        [hook] = receiver.snapshot()
+    names = checkpoint_names(core)
+    subjects = sorted(str(m["Subject"]) for m in mails)
+    assert subjects == ["Daglig oversikt: færre enn 5 forsinkede steg i Forløp",
+                        "Daily overview: fewer than 5 overdue steps in Forløp"]
+    for msg in mails:
+        text = msg.get_body(preferencelist=("plain",)).get_content()
+        html = msg.get_body(preferencelist=("html",)).get_content()
+        everything = " ".join((str(msg["Subject"]), text, html))
+        assert "Testenheten sentrum" in text and "Testenheten sentrum" in html
+        assert "færre enn 5" in text or "fewer than 5" in text
+        assert not CHECKPOINT_CODE.search(everything) and not [name for name in names if name in everything]
+        assert not re.search(r"(?<![\d.:])[1-4](?![\d.:])", everything.replace("fewer than 5", "")
+                             .replace("færre enn 5", "")), "a count from 1 to 4"
+        assert not any(ref in everything for ref in refs)
+    body = hook.json()
+    assert (body["kind"], body["count"], body["unit"], body["case_reference"], body["step"]) == (
+        "overdue_digest", None, UNIT, None, None)
+    assert not CHECKPOINT_CODE.search(hook.body.decode()) and not [n for n in names if n in hook.body.decode()]
+    # the inbox: the same two steps, one line that names no checkpoint, "fewer than 5"
+    for manager in ("m1", "m2", "m3"):
+        assert [r.digest for r in inbox_of(core, manager)] == [
+            {"total": None, "lines": [{"code": None, "names": {}, "count": None, "other": True}]}]

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import pytest
 from jinja2 import Environment, FileSystemLoader, meta
 
-from notifications.message import AGGREGATED, KINDS, CheckpointLine, Message, Rendered
+from notifications.message import AGGREGATED, KINDS, Message, Rendered
 from notifications.render import LANGUAGES, TEMPLATES, oslo_time, render
 from pathway.people import PersonRecord
 
@@ -109,22 +109,29 @@ def test_a_message_to_managers_never_names_a_case_even_if_given_one(kind: str, l
     assert "krisesenter-vest" in rendered.text
 
 
-@pytest.mark.parametrize(("language", "lines"), [
-    ("nb", ["K1 Innledende kartlegging: 40", "K12 Evalueringspunkt: 2", "Steg lagt til i saker: 1", "Totalt: 43"]),
-    ("en", ["K1 Initial mapping: 40", "K12 Evaluation point: 2", "Steps added to cases: 1", "Total: 43"]),
+@pytest.mark.parametrize(("language", "count", "subject", "sentence"), [
+    ("nb", 43, "Daglig oversikt: 43 forsinkede steg i Forløp",
+     "Daglig oversikt over forsinkede steg ved Krisesenter vest: 43 steg har passert fristen"),
+    ("en", 43, "Daily overview: 43 overdue steps in Forløp",
+     "Daily overview of overdue steps in Krisesenter vest: 43 steps are past their due date"),
+    ("nb", None, "Daglig oversikt: færre enn 5 forsinkede steg i Forløp",
+     "Daglig oversikt over forsinkede steg ved Krisesenter vest: færre enn 5 steg har passert fristen"),
+    ("en", None, "Daily overview: fewer than 5 overdue steps in Forløp",
+     "Daily overview of overdue steps in Krisesenter vest: fewer than 5 steps are past their due date"),
 ])
-def test_the_digest_lists_each_checkpoint_with_its_count_and_the_total(language: str, lines: list[str]) -> None:
-    names = {"nb": ("Innledende kartlegging", "Evalueringspunkt"), "en": ("Initial mapping", "Evaluation point")}
-    k1, k12 = names[language]
-    rendered = render(message("overdue_digest", language, count=43, checkpoints=(
-        CheckpointLine("K1", k1, 40), CheckpointLine("K12", k12, 2), CheckpointLine(None, "", 1))))
+def test_the_digest_tells_the_total_the_units_name_the_date_and_the_link_and_no_checkpoint(
+        language: str, count: int | None, subject: str, sentence: str) -> None:
+    rendered = render(message("overdue_digest", language, count=count, step_code=None, unit_name="Krisesenter vest"))
 
-    assert "43" in rendered.subject
-    text_lines = rendered.text.splitlines()
-    assert [line for line in text_lines if line.startswith("- ")] == ["- " + line for line in lines[:3]]
-    assert lines[3] in text_lines
-    for line in lines:
-        assert line in rendered.html
+    assert rendered.subject == subject
+    assert sentence in rendered.text and sentence in rendered.html
+    assert ("27.11.2026 kl. 14:00" if language == "nb" else "27 Nov 2026 14:00") in rendered.text
+    assert REPORT in rendered.text and f'href="{REPORT}"' in rendered.html
+    assert not re.search(r"\bK\d", everything(rendered))
+
+
+def test_the_digest_of_a_unit_without_a_display_name_names_its_code() -> None:
+    assert "ved krisesenter-vest:" in render(message("overdue_digest", "nb", count=7)).text
 
 
 @pytest.mark.parametrize(("kind", "language"), EVERY_TEMPLATE)

@@ -56,6 +56,9 @@ class NotificationRow(SQLModel, table=True):
     link: str = Field(max_length=2000)
     created_at: datetime = ts()
     read_at: datetime | None = ts(default=None)
+    # The daily digest's total and counts per checkpoint, small ones already folded (notifications.notices.inbox_digest):
+    # the inbox is the only channel that names checkpoints. None for every other notification.
+    digest: dict[str, Any] | None = json(default=None, nullable=True)
 
 
 class OutboxRow(SQLModel, table=True):
