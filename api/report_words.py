@@ -36,10 +36,16 @@ _EVERY = {
 }
 
 
+_BEFORE = N_("{amount} before")
+
+
 def offset_words(offset: Offset, lang: str, *, every: bool = False) -> str:
-    """An offset of a definition as people say it: "24 timer", "2 virkedager"; ``every``: "hver 28. dag"."""
+    """An offset of a definition as people say it: "24 timer", "2 virkedager"; a negative one counts back from its
+    anchor, "3 virkedager før" (K10, before moving out); ``every``: "hver 28. dag"."""
+    t = gettext(lang)
     one, more = (_EVERY if every else _AMOUNTS)[offset.unit.value]
-    return gettext(lang)(one if abs(offset.amount) == 1 else more).format(n=offset.amount)
+    words = t(one if abs(offset.amount) == 1 else more).format(n=abs(offset.amount))
+    return t(_BEFORE).format(amount=words) if offset.amount < 0 and not every else words
 
 
 def deadline_words(checkpoint: Checkpoint, repeat: bool, lang: str) -> str:
@@ -53,7 +59,9 @@ def deadline_words(checkpoint: Checkpoint, repeat: bool, lang: str) -> str:
 
 def interval_words(definition: PathwayDefinition, interval: Interval, lang: str) -> str:
     """A checkpoint interval of the report in words: what its deadline counts from, and the checkpoint
-    ("Samtykke til Politiet → K6 Overlevering til politiet"; a repeat: "K12 Oppfølging, gjentatt")."""
+    ("Samtykke til Politiet → K6 Overlevering til politiet"; a repeat: "K12 Oppfølging, gjentatt"). An interval
+    counted from another checkpoint names it instead of giving its code ("Koordinator tildelt → K8 Samordningsmøte",
+    not "K3 → K8 ..."): a manager reads names, not codes. The page, the workbook and the CSV all say these words."""
     t = gettext(lang)
     checkpoint = definition.checkpoint[interval.checkpoint]
     to = f"{checkpoint.code} {checkpoint.name.get(lang)}"
@@ -63,7 +71,7 @@ def interval_words(definition: PathwayDefinition, interval: Interval, lang: str)
     kind = definition.anchor_kind(after)
     anchor = interval.name.split("→")[0]  # a checkpoint's code, also for first contact (the checkpoint opening)
     if anchor in definition.checkpoint:
-        start = anchor
+        start = definition.checkpoint[anchor].name.get(lang) if anchor != checkpoint.code else anchor
     elif kind == "milestone":
         start = definition.milestones[after].get(lang)
     elif kind == "consent":

@@ -3,7 +3,6 @@ CSV. The figures are the API's report (counts under 5 suppressed); the page only
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Literal
 from urllib.parse import urlencode
@@ -13,24 +12,22 @@ from fastapi.responses import Response
 
 from api.access import access_writer, log_access
 from api.deps import Core
+from api.report_words import report_labels
 from api.web import charts
-from api.i18n import N_
-from api.web.i18n import deadline_words, interval_words, period_words, translator
+from api.web.i18n import period_words, translator
 from api.web.render import page, percent
 from api.web.session import ManagerPage, language
 from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway.definition import PathwayDefinition
-from pathway.metrics.checkpoints import Interval, intervals
+from pathway.metrics.export import reason_words
 from pathway.metrics.periods import Period, period_key
-from pathway.metrics.report import RETURNED_TO_ABUSER, CaseFigures, IntervalFigures, Report
-from pathway.metrics.suppression import OTHER, Count
+from pathway.metrics.report import RETURNED_TO_ABUSER, IntervalFigures, Report
+from pathway.metrics.suppression import Count
 from pathway.metrics.view import Scope, SpanRefused, read_report
 from pathway.views.break_glass import Uses, unit_uses
 
 router = APIRouter(include_in_schema=False)
-OTHER_REASONS = N_("other reasons, too rare to name")
 
 
 def _read(core: Forlop, user: User, period: Period, start: date | None, end: date | None, scope: Scope) -> Report:
@@ -49,6 +46,9 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     log_access(core.engine, request, session.user, "report.read")
     lang = language(request, session.user)
     t = translator(lang)
+    # The words of the downloads (interval names counted from a checkpoint's name, deadlines, outcomes): the page
+    # says what the workbook and the CSV say.
+    labels = report_labels(report, lang, definition=core.catalog.latest, unit_name=core.settings.unit_name)
     target = core.settings.report_target_share
     partial = set(report.partial)
     full = [p for p in report.periods if p not in partial]
@@ -59,7 +59,7 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     partial_short = {short[p] for p in partial}
     in_words = named.get(shown_period, shown_period)
     rows = [r for r in report.intervals if r.unit == report.unit]
-    words = _interval_words(core, rows, lang)
+    words = {key: (name, labels.deadlines.get(key, "")) for key, name in labels.intervals.items()}
     label = {r.interval: words.get((r.pathway, r.interval), (r.interval, r.deadline))[0] for r in rows}
     checkpoint = {name: text.split(" → ")[-1] for name, text in label.items()}  # the chart's: where it ends
     names = list(dict.fromkeys(r.interval for r in rows))
@@ -100,7 +100,7 @@ def report_page(request: Request, core: Core, session: ManagerPage,
         "overdue-now", t("Overdue now per checkpoint"), "",
         [(checkpoint[name], n, f"{n}{' +' if hidden else ''}") for name, (n, hidden) in overdue.items()])
     cases = [c for c in report.cases if c.unit == report.unit]
-    outcome_names = _outcome_words(core, cases, lang)
+    outcome_names = labels.outcomes
     in_period_cases = [c for c in cases if c.period == shown_period]
     returned = charts.share_bars(
         "returned", t("Returned to the abuser at closure, per period"), t("Share of the cases closed"),
@@ -117,7 +117,7 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     reasons = [(r, text, n) for r in in_period for text, n in r.deviation_reasons.items()]
     reasons_chart = charts.count_bars(
         "reasons", t("Reasons given for deviations") + f" ({in_words})", t("Steps done late, per reason given"),
-        [(f"{checkpoint[r.interval].split(' ')[0]}: {_reason(text, t)}", drawn(n), shown(n)) for r, text, n in reasons],
+        [(f"{checkpoint[r.interval].split(' ')[0]}: {reason_words(text, t)}", drawn(n), shown(n)) for r, text, n in reasons],
         css="bar-count")
     units = sorted((c for c in report.by_unit if c.period == shown_period),
                    key=lambda c: core.settings.unit_name(c.unit).casefold())
@@ -134,42 +134,8 @@ def report_page(request: Request, core: Core, session: ManagerPage,
                 case_charts={"returned": returned, "outcomes": outcomes, "repeat": repeat, "reasons": reasons_chart,
                              "per_unit": per_unit},
                 in_period_cases=in_period_cases, outcome_names=outcome_names, reasons=reasons, units=units,
-                reason=lambda text: _reason(text, t), returned_code=RETURNED_TO_ABUSER,
+                reason=lambda text: reason_words(text, t), returned_code=RETURNED_TO_ABUSER,
                 query=query, download=urlencode(query))
-
-
-def _outcome_words(core: Forlop, cases: list[CaseFigures], lang: str) -> dict[tuple[str, str], str]:
-    """Each outcome at closure in words of the page's language, by (pathway, code), as the definition names it."""
-    names = {}
-    for pathway_id in {c.pathway for c in cases}:
-        for code, text in core.catalog.latest(pathway_id).outcomes.items():
-            names[pathway_id, code] = text.get(lang)
-    return names
-
-
-def _reason(text: str, t: Callable[[str], str]) -> str:
-    """A deviation reason as written, or the reasons too rare to name, added up (the report's OTHER)."""
-    return t(OTHER_REASONS) if text == OTHER else text
-
-
-def _interval_words(core: Forlop, rows: list[IntervalFigures], lang: str) -> dict[tuple[str, str], tuple[str, str]]:
-    """Each interval shown in words of the page's language, by (pathway, interval): its name and its deadline rule."""
-    words = {}
-    for pathway_id in {r.pathway for r in rows}:
-        definition = core.catalog.latest(pathway_id)
-        for i in intervals(definition):
-            words[pathway_id, i.name] = (_named_anchor(definition, i, interval_words(definition, i, lang), lang),
-                                         deadline_words(definition.checkpoint[i.checkpoint], i.repeat, lang))
-    return words
-
-
-def _named_anchor(definition: PathwayDefinition, interval: Interval, words: str, lang: str) -> str:
-    """An interval whose deadline counts from another checkpoint names that checkpoint instead of its code
-    ("Koordinator tildelt → K8 Samordningsmøte", not "K3 → K8 ..."): a manager reads names, not codes."""
-    anchor = interval.name.split("→")[0]
-    if anchor == interval.checkpoint or anchor not in definition.checkpoint or not words.startswith(f"{anchor} → "):
-        return words
-    return f"{definition.checkpoint[anchor].name.get(lang)} → {words.removeprefix(f'{anchor} → ')}"
 
 
 def _break_glass_uses(core: Forlop, request: Request, user: User, report: Report) -> Uses | None:

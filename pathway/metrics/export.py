@@ -83,6 +83,12 @@ REASONS_TEXT = N_('The reasons given for steps done late. A reason is named when
 assert OTHER_REASONS == OTHER
 
 
+def reason_words(reason: str, translate: Callable[[str], str]) -> str:
+    """A deviation reason as it was given, or the reasons too rare to name, added up (``suppression.OTHER``), in
+    the reader's words: the one text the files and the report page show for them."""
+    return translate(OTHER_REASONS) if reason == OTHER else reason
+
+
 def _same(text: str) -> str:
     return text
 
@@ -169,9 +175,8 @@ def tables(report: Report, labels: Labels = Labels()) -> list[Table]:
                         [[*where(c.pathway, c.period, c.unit), code, labels.outcomes.get((c.pathway, code), code), n]
                          for c in [*report.cases, *by_unit] for code, n in c.outcomes.items()], t))
     found.append(_table(REASONS, [*place, *named, (REASON, "text"), (COUNT, "count")],
-                        [[*where(r.pathway, r.period, r.unit), *interval(r), t(OTHER_REASONS) if reason == OTHER
-                          else reason, n] for r in report.intervals for reason, n in r.deviation_reasons.items()],
-                        t))
+                        [[*where(r.pathway, r.period, r.unit), *interval(r), reason_words(reason, t), n]
+                         for r in report.intervals for reason, n in r.deviation_reasons.items()], t))
     if report.unit is None:
         found.append(_table(BY_UNIT, case_columns, [case(c) for c in by_unit], t))
     return found
