@@ -29,6 +29,7 @@ from pathway.errors import (
     UnknownCheckpoint,
     ValueNotStorable,
 )
+from pathway.metrics.view import SpanRefused
 
 PROBLEM = "application/problem+json"
 
@@ -107,6 +108,8 @@ def describe(exc: ForlopError, lang: str = "en", named: Mapping[str, Callable[[A
     if isinstance(exc, InvalidArgument):
         return 422, detail, "/problems/invalid-argument", extra | dict(
             errors=[{"loc": ["body", exc.field], "msg": detail}])
+    if isinstance(exc, SpanRefused):  # a report's start and end: the API's and the pages' 422, said once here
+        return 422, detail, "/problems/span-refused", extra
     if isinstance(exc, UnknownCheckpoint):
         return 404, detail, "/problems/unknown-step", extra
     if isinstance(exc, NotFound):  # the same bare 404 as a route hidden from a role: existence is not revealed

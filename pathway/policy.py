@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 import sqlalchemy as sa
 
@@ -118,6 +119,16 @@ def break_glass_end(conn: sa.Connection, user: User, reference: str, *, now: dat
 def break_glass_reviewed(user: User) -> str | None:
     """The unit whose emergency grants the user may review (who, which case, when): a manager's own; None: none."""
     return user.unit if user.role == "manager" else None
+
+
+def report_unit(user: User, scope: Literal["unit", "all"]) -> str | None:
+    """The unit whose figures a manager's report shows (``pathway.metrics.view.read_report``): their own for
+    ``scope="unit"``; None means every unit together, each unit beside the others (``scope="all"``). A manager
+    without a unit who asks for their own unit also gets every unit together, on purpose: the report holds
+    aggregates only (counts under 5 suppressed), which any manager may read for all units, so there is nothing to
+    withhold, and an empty report would only hide that the account lacks a unit. (The break-glass review, which
+    names case references, gives such a manager nothing: ``break_glass_reviewed``.)"""
+    return user.unit if scope == "unit" and user.unit else None
 
 
 def task_agency(user: User) -> str | None:

@@ -20,27 +20,18 @@ from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.metrics import periods
 from pathway.metrics.export import XLSX_MEDIA_TYPE
-from pathway.metrics.report import Report
-from pathway.metrics.view import Scope, SpanRefused, read_report
+from pathway.metrics.view import Scope, read_report, report_span
 from pathway.views.break_glass import unit_uses
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Period = Annotated[Literal["month", "tertial"], Query(description="month or tertial (Jan–Apr, May–Aug, Sep–Dec)")]
 
 
-def _read(core: Forlop, user: User, period: periods.Period, start: date | None, end: date | None,
-          scope: Scope) -> Report:
-    try:
-        return read_report(core, user, period, start, end, scope)
-    except SpanRefused as exc:
-        raise HTTPException(422, str(exc)) from exc
-
-
 @router.get("/timeliness", summary="Share within deadline, lead times, overdue now, deviation reasons, outcomes")
 def timeliness(request: Request, core: Core, user: Manager, period: Period = "month",
                start: date | None = None, end: date | None = None,
                scope: Literal["unit", "all"] = "unit") -> dict[str, Any]:
-    report = _read(core, user, period, start, end, scope)
+    report = read_report(core, policy.report_unit(user, scope), period, start, end)
     log_access(core.engine, request, user, "report.read")
     return dataclasses.asdict(report)
 
@@ -63,7 +54,7 @@ def timeliness_xlsx(request: Request, core: Core, user: Manager, period: Period 
 
 def _download(request: Request, core: Forlop, user: User, kind: FileKind, period: periods.Period,
               start: date | None, end: date | None, scope: Scope) -> Response:
-    report = _read(core, user, period, start, end, scope)
+    report = read_report(core, policy.report_unit(user, scope), period, start, end)
     log_access(core.engine, request, user, f"report.{kind}")
     return download(core, report, kind, negotiate(request.headers.get("accept-language")))
 
@@ -72,10 +63,7 @@ def _download(request: Request, core: Forlop, user: User, kind: FileKind, period
 def break_glass_uses(request: Request, core: Core, user: Manager, period: Period = "month",
                      start: date | None = None, end: date | None = None) -> dict[str, Any]:
     """The span is the timeliness report's (by default the last 365 days); each case reference shown is logged."""
-    end = end or periods.default_span(datetime.now(timezone.utc))[1]
-    start = start or periods.default_span(end)[0]
-    if start > end or (end - start).days > 3 * 366 or end >= date.max:
-        raise HTTPException(422, "start must come before end, and the span be at most three years")
+    start, end = report_span(start, end, now=datetime.now(timezone.utc))
     unit = policy.break_glass_reviewed(user)
     if unit is None:  # a manager without a unit reviews none
         raise HTTPException(404, "not found")

@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.access import log_access
 from api.deps import Core
 from api.report_words import FileKind, download
 from api.web.session import ManagerPage, Session, language
+from pathway import policy
 from pathway.bootstrap import Forlop
-from pathway.metrics.view import Scope, SpanRefused, read_report
+from pathway.metrics.view import Scope, read_report
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,9 +34,6 @@ def report_xlsx(request: Request, core: Core, session: ManagerPage, period: Lite
 
 def _download(request: Request, core: Forlop, session: Session, kind: FileKind,
               period: Literal["month", "tertial"], start: date | None, end: date | None, scope: Scope) -> Response:
-    try:
-        report = read_report(core, session.user, period, start, end, scope)
-    except SpanRefused as exc:  # the API's 422, shown as a problem page
-        raise HTTPException(422, str(exc)) from exc
+    report = read_report(core, policy.report_unit(session.user, scope), period, start, end)
     log_access(core.engine, request, session.user, f"report.{kind}")
     return download(core, report, kind, language(request, session.user))

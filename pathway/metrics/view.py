@@ -7,36 +7,45 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Literal
 
 from pathway.case import EARLIEST, LATEST
+from pathway.errors import N_, ForlopError
 from pathway.metrics.periods import Period, default_span
 from pathway.metrics.report import Report, timeliness
 from pathway.metrics.snapshots import blocks_report
 
 if TYPE_CHECKING:
-    from pathway.accounts import User
     from pathway.bootstrap import Forlop
 
 Scope = Literal["unit", "all"]
 
 
-class SpanRefused(ValueError):
-    """The span asked for cannot be reported on; the message says why (it names no value but the limits)."""
+class SpanRefused(ForlopError):
+    """The span asked for cannot be reported on; the message says why (it names no value but the limits). The API
+    and the pages answer it as a 422 problem (``api.problems``), in the reader's language."""
+
+    code = "span-refused"
+    engine_params = ("earliest", "latest")
 
 
-def read_report(core: Forlop, user: User, period: Period, start: date | None, end: date | None,
-                scope: Scope) -> Report:
-    """The report of the manager's own unit (``scope="unit"``) or of every unit together, by ``period``, over
-    ``start``..``end`` (by default the last 12 full months and the current one, ``default_span``), from the
-    stored blocks of the tertials it touches (``snapshots``; a missing or stale one is computed then). Raises
-    ``SpanRefused``."""
-    now = datetime.now(timezone.utc)
+def report_span(start: date | None, end: date | None, *, now: datetime) -> tuple[date, date]:
+    """The days a report covers, ``start``..``end``: by default the last 12 full months and the current one up to
+    ``now`` (``default_span``), at most three years between 1970 and 2100. Raises ``SpanRefused``."""
     end = end or default_span(now)[1]
     if not EARLIEST.date() <= (start or end) or end >= LATEST.date():  # year 1 or 9999 overflows date arithmetic
-        raise SpanRefused(f"start and end must lie between {EARLIEST.year} and {LATEST.year}")
+        raise SpanRefused(N_("start and end must lie between {earliest} and {latest}"), earliest=EARLIEST.year,
+                          latest=LATEST.year)
     start = start or default_span(end)[0]
     if start > end or (end - start).days > 3 * 366:
-        raise SpanRefused("start must come before end, and the span be at most three years")
-    # A manager sees their own unit's report, or every unit's together with each unit beside the others.
-    unit = user.unit if scope == "unit" and user.unit else None
+        raise SpanRefused(N_("start must come before end, and the span be at most three years"))
+    return start, end
+
+
+def read_report(core: Forlop, unit: str | None, period: Period, start: date | None, end: date | None) -> Report:
+    """The report of ``unit``, or of every unit together (None), each unit beside the others, by ``period``, over
+    ``start``..``end`` (by default the last 12 full months and the current one, ``default_span``), from the
+    stored blocks of the tertials it touches (``snapshots``; a missing or stale one is computed then). Which unit a
+    manager may see is the access policy's (``pathway.policy.report_unit``). Raises ``SpanRefused``."""
+    now = datetime.now(timezone.utc)
+    start, end = report_span(start, end, now=now)
     max_age = core.settings.report_snapshot_max_age
     if max_age is None:  # blocks off: every report is computed now
         return timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,

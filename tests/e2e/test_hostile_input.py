@@ -246,7 +246,10 @@ def test_a_report_period_at_the_ends_of_the_calendar_is_a_422(world: World, para
     w = world
     for path in ("timeliness", "timeliness.csv"):
         problem = refused(w.lenient.get(f"{API}/reports/{path}", params=params, headers=w.auth("leder")), 422)
-        assert "between 1970 and 2100" in problem["detail"]
+        assert "mellom 1970 og 2100" in problem["detail"] and problem["code"] == "span-refused"  # bokmål by default
+        english = w.lenient.get(f"{API}/reports/{path}", params=params,
+                                headers={**w.auth("leder"), "Accept-Language": "en"})
+        assert "between 1970 and 2100" in refused(english, 422)["detail"]
 
 
 def _cursor(values: Any) -> str:

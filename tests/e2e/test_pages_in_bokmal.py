@@ -127,3 +127,16 @@ def test_the_api_answers_in_bokmal_by_default_and_in_english_when_asked(world: W
     assert "is not allowed in phase 'Intake'" in en.json()["detail"]
     invalid = world.client.post("/api/v1/cases", json={"conditions": "not a list"}, headers=world.auth("koordinator"))
     assert invalid.status_code == 422 and invalid.json()["errors"][0]["msg"] == "Oppgi en liste."
+
+
+def test_a_report_span_refused_is_said_in_bokmal_on_the_page_and_its_downloads(world: World, missed: set[str]) -> None:
+    client = signed_in(TestClient(world.app), "leder")
+    said = {"end": "9999-12-31"}, {"start": "2026-06-01", "end": "2020-01-01"}
+    for path in ("/reports", "/reports/timeliness.csv", "/reports/timeliness.xlsx"):
+        beyond, backwards = (client.get(path, params=params) for params in said)
+        for r in (beyond, backwards):
+            assert r.status_code == 422 and r.headers["content-type"].startswith("text/html"), (path, r.status_code)
+            assert not english_on(r.text), (path, english_on(r.text))
+        assert "mellom 1970 og 2100" in shown_text(beyond.text)
+        assert "start må komme før slutt" in shown_text(backwards.text)
+    assert not missed, f"texts without bokmål in the catalog: {sorted(missed)}"
