@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from api.i18n import ACTIONS, FIELDS, N_, gettext, invalid
 from api.report_words import deadline_words, interval_words, offset_words  # noqa: F401 (the API's downloads too)
 from pathway.case.commands import COMMANDS
+from pathway.metrics.periods import period_parts
 
 
 def translator(lang: str) -> Callable[[str], str]:
@@ -108,15 +109,14 @@ def period_words(key: str, lang: str, *, partial: bool = False, short: bool = Fa
     """A report's period as people say it: "desember 2026" or "3. tertial 2026" (``short``: "des 26", "T3 26");
     ``partial``: a period not over yet, "desember 2026 (så langt)". A key that is no period stays itself."""
     t = gettext(lang)
-    year, _, rest = key.partition("-")
-    if not (year.isdigit() and rest):
+    try:
+        year, first_month, months = period_parts(key)
+    except ValueError:
         return key
-    shown_year = year[2:] if short else year
-    if rest.startswith("T") and rest[1:] in ("1", "2", "3"):
-        words = f"T{rest[1:]} {shown_year}" if short else t(_TERTIAL).format(n=rest[1:], year=year)
-    elif rest.isdigit() and 1 <= int(rest) <= 12:
-        name = (MONTH_SHORT if short else MONTH_NAMES)[int(rest) - 1]
-        words = f"{t(name)} {shown_year}"
+    shown_year = f"{year % 100:02d}" if short else str(year)
+    if months > 1:  # a tertial
+        n = (first_month - 1) // months + 1
+        words = f"T{n} {shown_year}" if short else t(_TERTIAL).format(n=n, year=year)
     else:
-        return key
+        words = f"{t((MONTH_SHORT if short else MONTH_NAMES)[first_month - 1])} {shown_year}"
     return t(_SO_FAR).format(period=words) if partial and not short else words

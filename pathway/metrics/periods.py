@@ -30,8 +30,9 @@ def period_key(at: datetime | date, period: Period) -> str:
     raise ValueError(f"unknown period '{period}' (month or tertial)")
 
 
-def _parse(key: str) -> tuple[int, int, int]:
-    """(year, first month, number of months) of a period key."""
+def period_parts(key: str) -> tuple[int, int, int]:
+    """(year, first month, number of months) of a period key: ``"2026-11"`` is (2026, 11, 1), ``"2026-T3"`` is
+    (2026, 9, 4). The one reading of a key, for the figures and for their words; raises ``ValueError``."""
     try:
         year_text, rest = key.split("-")
         year = int(year_text)
@@ -52,7 +53,7 @@ def _add_months(year: int, month: int, n: int) -> tuple[int, int]:
 
 def period_dates(key: str) -> tuple[date, date]:
     """The first day of a period and the first day after it."""
-    year, month, n = _parse(key)
+    year, month, n = period_parts(key)
     end_year, end_month = _add_months(year, month, n)
     return date(year, month, 1), date(end_year, end_month, 1)
 
@@ -66,7 +67,7 @@ def period_bounds(key: str) -> tuple[datetime, datetime]:
 
 def months_of(key: str) -> list[str]:
     """The months of a period (a month is its own only month)."""
-    year, month, n = _parse(key)
+    year, month, n = period_parts(key)
     return [f"{y:04d}-{m:02d}" for y, m in (_add_months(year, month, i) for i in range(n))]
 
 
