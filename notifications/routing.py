@@ -28,7 +28,9 @@ from urllib.parse import quote
 __all__ = ["Candidate", "Recipient", "Reminder", "Route", "channels_of", "managers_of", "route_reminders"]
 
 CHANNELS: tuple[str, ...] = ("email", "webhook")  # besides the inbox, which everyone has
-MANAGER = "manager"  # the role, and the addressee of the rungs the daily digest tells of (``pathway.reminders``)
+# The role, and the addressee of the rungs the daily digest tells of: ``pathway.reminders.MANAGER``, which this
+# library may not import (tests/unit/test_role_names.py holds the two to the same name).
+MANAGER = "manager"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from pathway.definition import PathwayDefinition, Rung
 
 HANDOVER_UNACCEPTED = "handover_unaccepted"
 # A rung addressed to the unit's managers: raised and kept like any other, but told in the unit's daily digest of
-# overdue steps, never one message per step.
+# overdue steps, never one message per step. The role's name; ``notifications.routing.MANAGER`` says it too, as the
+# layers keep the two apart (tests/unit/test_role_names.py holds them to ``pathway.accounts.ROLES``).
 MANAGER = "manager"
 
 
