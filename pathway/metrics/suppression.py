@@ -212,6 +212,29 @@ class _Audit(Generic[K]):
         return None
 
 
+class _Proofs(Generic[K]):
+    """For each protected count, the other fitting table that proves it (the counts it moves), and for each count
+    the protected ones whose table moves it. A count none was found for (the search's budget) has none."""
+
+    def __init__(self) -> None:
+        self.of: dict[K, frozenset[K]] = {}
+        self._users: defaultdict[K, set[K]] = defaultdict(set)
+
+    def found(self, moved: set[K]) -> None:
+        table = frozenset(moved)
+        for key in moved:
+            for cell in self.of.get(key, ()):
+                self._users[cell].discard(key)
+            self.of[key] = table
+            for cell in table:
+                self._users[cell].add(key)
+
+    def using(self, cell: K) -> list[K]:
+        """The protected counts whose table moves ``cell`` (in no particular order: whether each can be proved
+        again without it depends on the published state alone, not on the order they are tried in)."""
+        return list(self._users[cell])
+
+
 def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -> dict[K, Count]:
     """Published values: counts 1–4 become SMALL; then, as long as some SMALL could be worked out from the
     published sums (``groups``: ``(total, members)`` with ``values[total] == sum(values[m] for m in members)``),
@@ -227,16 +250,13 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
             raise ValueError(f"group {total!r}: the members do not add up to the total")
     audit = _Audit(values, sums)
     smalls = [k for k, s in audit.state.items() if s == SMALL]
-    # Each protected "<5" with the other fitting table that proves it (the counts it moves); a "<5" none was found
-    # for (the search's budget) has none.
-    proof: dict[K, frozenset[K]] = {}
+    proofs: _Proofs[K] = _Proofs()
     chosen: list[K] = []
     for key in smalls:
-        while key not in proof:
+        while key not in proofs.of:
             moved, stuck = audit.protected(key)
             if moved:
-                found = frozenset(moved)
-                proof.update(dict.fromkeys(moved, found))  # suppressing more later only adds room: they stay safe
+                proofs.found(moved)  # suppressing more later only adds room: they stay safe
                 break
             pick = audit.complement(key, stuck)
             if pick is None:  # everything linked to it is suppressed already
@@ -248,15 +268,18 @@ def suppress(values: Mapping[K, int], groups: Iterable[tuple[K, Sequence[K]]]) -
     # every "<5" whose proof moved it is proved again without it (a proof that does not move it still holds).
     for pick in reversed(chosen):
         audit.reveal(pick)
-        renewed: dict[K, frozenset[K]] = {}
-        for key in [k for k, p in proof.items() if pick in p and _small(values[k])]:
-            if key in renewed:
+        renewed: list[set[K]] = []
+        done: set[K] = set()
+        for key in [k for k in proofs.using(pick) if _small(values[k])]:
+            if key in done:
                 continue
             moved, _ = audit.protected(key)
             if not moved:
                 audit.suppress(pick)
                 break
-            renewed.update(dict.fromkeys(moved, frozenset(moved)))
+            renewed.append(moved)
+            done |= moved
         else:
-            proof.update(renewed)
+            for moved in renewed:
+                proofs.found(moved)
     return {key: values[key] if s == _SHOWN else s for key, s in audit.state.items()}
