@@ -10,7 +10,7 @@ unit, however many units there are). ``timeliness`` over the same span gives the
 The scheduler keeps the blocks fresh (``refresh_snapshots``): the current tertial at every run (what is overdue changes
 with the clock), and each earlier one of the last three years when it is older than a day (a past tertial changes
 only where a late completion or a correction is recorded after the fact). A block missing or stale when a manager
-asks is computed then, stored, and served.
+asks is computed then (and not stored: only the job writes blocks).
 """
 
 from __future__ import annotations
@@ -146,16 +146,17 @@ def _read_blocks(engine: sa.Engine, tertials: Sequence[str],
 def blocks_report(*, engine: sa.Engine, resolve: Resolver, period: Period, start: date, end: date,
                   unit: str | None, now: datetime, max_age: timedelta) -> Report:
     """The report of ``unit`` (``None``: all units) by ``period`` over ``start``..``end``, from the blocks of the
-    tertials it touches; a block missing or older than it may be is computed now (for every unit) and stored."""
+    tertials it touches; a block missing or older than it may be is computed now."""
     tertials = periods_covering(start, end, "tertial")
     keys = [ALL_UNITS if unit is None else unit, *([EVERY_UNIT] if unit is None else [])]
     found = _read_blocks(engine, tertials, keys)
     for tertial in tertials:
         since = _fresh_since(tertial, now, max_age)
         if any(tertial not in found[k] or found[k][tertial][0] < since for k in keys):
+            # Computed for this answer and not stored: only the scheduler's job writes blocks, so a page a manager
+            # reloads while the job is off shows what was just recorded, and a read never writes.
             rows = compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now,
                                   units=() if unit is None else (unit,))
-            write_blocks(engine, rows)
             for row in rows:
                 if row["unit"] in found:
                     found[row["unit"]][tertial] = (row["computed_at"], row["report"])

@@ -216,7 +216,7 @@ def test_the_manager_sees_the_report_change_when_a_case_is_opened(browser: Brows
         open_case(coordinator, "Tora Rapport Sistesen")
         manager.reload()
         assert opened_this_period() == "6"
-        expect(manager.locator("svg.chart")).to_have_count(4)
+        expect(manager.locator("svg.chart")).to_have_count(9)  # every figure of the page, each with its table
         shot(manager, "07-manager-report")
         with manager.expect_download() as download:
             manager.get_by_role("link", name="Last ned CSV").click()
