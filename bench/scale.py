@@ -53,7 +53,7 @@ import uuid
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,16 @@ from pathway.errors import DomainError  # noqa: E402
 from pathway.reminders import HANDOVER_UNACCEPTED, RungDue, crossed, rung_times  # noqa: E402
 from pathway.scheduler import run_report_snapshots, run_scan  # noqa: E402
 from pathway.settings import Settings  # noqa: E402
-from pathway.store.repository import CaseRepository, _case_values  # noqa: E402  (the repository's own row)
+from pathway.store.repository import (  # noqa: E402  (the repository's own rows, so a clone holds what it writes)
+    _CASE_COLS,
+    _STEP_COLS,
+    _TASK_COLS,
+    CaseRepository,
+    _case_values,
+    _event_row,
+    _step_values,
+    _task_values,
+)
 from pathway.store.tables import counter_t, user_t  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -332,15 +341,12 @@ class Form:
         return self.text.format_map(values)
 
 
-STEP_COLS = ("id", "case_id", "position", "code", "occurrence", "owner", "state", "adhoc", "title", "created_at",
-             "anchor_at", "due_at", "activated_at", "ended_at", "ended_by", "next_reminder_at")
-TASK_COLS = ("id", "case_id", "position", "code", "agency", "scope", "basis", "status", "created_at", "created_by",
-             "due_at", "updated_at")
-EVENT_COLS = ("case_id", "seq", "at", "actor", "operation", "reason", "payload", "state_before", "state_after",
-              "prev_hash", "hash")
-CASE_COLS = ("id", "reference", "pathway_id", "definition_version", "unit", "phase", "coordinator", "opened_at",
-             "paused_since", "closed_at", "outcome", "transferred_to", "conditions", "milestones", "consents",
-             "repeat_contact", "next_due_at", "version", "head_hash", "updated_at")
+# The columns the repository writes, taken from it: a column added to the store (risk, a handover's reply, ...)
+# is then cloned too, instead of left NULL where the engine would have written a value replay reproduces.
+STEP_COLS = ("case_id", "position", *_STEP_COLS, "next_reminder_at")
+TASK_COLS = ("case_id", "position", *_TASK_COLS)
+EVENT_COLS = tuple(f.name for f in fields(Event))  # the store writes every field of an event (_event_row)
+CASE_COLS = ("id", "reference", "repeat_contact", *_CASE_COLS)
 REMINDER_COLS = ("id", "step_id", "case_id", "rung", "kind", "recipient", "due_at", "raised_at", "routed_at")
 PERSON_COLS = ("case_id", "key_id", "ciphertext", "name_index", "updated_at")
 TABLES = {"pathway_case": CASE_COLS, "step": STEP_COLS, "handover_task": TASK_COLS, "case_event": EVENT_COLS,
@@ -393,8 +399,7 @@ def compile_template(t: Template) -> Compiled:
         lines = []
         for i, s in enumerate(case.steps):
             next_at = due[1].at if due is not None and due[0] == i else t.next_rung[i]
-            lines.append(_line([s.id, case.id, i, s.code, s.occurrence, s.owner, s.state, s.adhoc, s.title,
-                                s.created_at, s.anchor_at, s.due_at, s.activated_at, s.ended_at, s.ended_by, next_at]))
+            lines.append(_line([case.id, i, *_step_values(s), next_at]))
         return form("".join(lines))
 
     def reminder_rows(due: tuple[int, RungDue] | None) -> Form:
@@ -408,13 +413,9 @@ def compile_template(t: Template) -> Compiled:
                                 case.id, rung.index, rung.kind, rung.to, step.due_at, raised, raised]))
         return form("".join(lines))
 
-    task_lines = "".join(_line([task.id, case.id, i, task.code, task.agency, list(task.scope), task.basis, task.status,
-                                task.created_at, task.created_by, task.due_at, task.updated_at])
-                         for i, task in enumerate(case.handovers))
-    values = _case_values(case)
-    values["head_hash"] = HEAD
-    values["repeat_contact"] = False
-    case_line = _line([case.id, case.reference, *[values[c] for c in CASE_COLS[2:18]], HEAD, t.events[-1].at])
+    task_lines = "".join(_line([case.id, i, *_task_values(task)]) for i, task in enumerate(case.handovers))
+    values = {**_case_values(case), "head_hash": HEAD, "updated_at": t.events[-1].at}
+    case_line = _line([case.id, case.reference, False, *[values[c] for c in _CASE_COLS]])
 
     # Events: the snapshots digested, in order, are [after 1, before 2, after 2, before 3, ...].
     assert len(t.snapshots) == 2 * len(t.events) - 1, (len(t.snapshots), len(t.events))
@@ -429,8 +430,9 @@ def compile_template(t: Template) -> Compiled:
         state_before = {**e.state_before, "digest": D_BEFORE} if e.state_before else {}
         state_after = {**e.state_after, "digest": D_AFTER}
         body = {**e.body(), "state_before": state_before, "state_after": state_after}
-        row = _line([e.case_id, e.seq, e.at, e.actor, e.operation, e.reason, e.payload, state_before, state_after,
-                     P_HASH, E_HASH])
+        written = {**_event_row(e), "state_before": state_before, "state_after": state_after, "prev_hash": P_HASH,
+                   "hash": E_HASH}
+        row = _line([written[c] for c in EVENT_COLS])
         events.append((before_form, form(after.decode()), form(canonical(body).decode()), form(row)))
     compiled = Compiled(
         template=t, steps=steps, tasks=tasks, reminders=reminder_ids, case_row=form(case_line),
