@@ -763,7 +763,7 @@ def test_a_malformed_key_list_is_an_error_not_a_stack_trace(database: Database) 
     assert "error:" in result.stderr
 
 
-def test_reports_snapshot_stores_the_default_report_of_every_unit(fresh_database: Database) -> None:
+def test_reports_snapshot_stores_every_tertials_figures_of_every_unit(fresh_database: Database) -> None:
     fresh_database.ok("demo", "--cases", "30")
     help_text = fresh_database.ok("reports", "snapshot", "--help").stdout
     assert "FORLOP_REPORT_SNAPSHOT_MINUTES" in help_text
@@ -771,8 +771,11 @@ def test_reports_snapshot_stores_the_default_report_of_every_unit(fresh_database
     written = int(re.search(r"report snapshots: (\d+) written", result.line_with("report snapshots")).group(1))
     units = {u for (u,) in fresh_database.query("SELECT unit FROM pathway_case UNION SELECT unit FROM user_account "
                                                 "WHERE unit IS NOT NULL")}  # units with figures or managers
-    rows = fresh_database.query("SELECT period, unit FROM report_snapshot")
-    assert written == len(rows) == 2 * (len(units) + 1)  # month and tertial: every unit and all units ("*")
-    assert {u for _, u in rows} == units | {"*"} and {p for p, _ in rows} == {"month", "tertial"}
-    fresh_database.ok("reports", "snapshot")  # run again: replaces, never adds
+    rows = fresh_database.query("SELECT period_start, unit FROM report_snapshot WHERE period = 'tertial'")
+    tertials = {start for start, _ in rows}
+    assert len(tertials) == 10  # three years of tertials and the current one
+    # per tertial: every unit with figures or staff, all units ("*") and each unit side by side ("#units")
+    assert written == len(rows) == len(tertials) * (len(units) + 2)
+    assert {u for _, u in rows} == units | {"*", "#units"}
+    fresh_database.ok("reports", "snapshot")  # run again: the current tertial replaced, never added
     assert fresh_database.count("report_snapshot") == written
