@@ -16,6 +16,7 @@ from pathway.store.tables.access import (
 from pathway.store.tables.cases import (
     FAR_DUE_SQL,
     CaseRow,
+    ChildRecordRow,
     EventRow,
     HandoverRow,
     PathwayDefinitionRow,
@@ -33,6 +34,7 @@ step_t = table_of(StepRow)
 handover_t = table_of(HandoverRow)
 event_t = table_of(EventRow)
 person_t = table_of(PersonRow)
+child_t = table_of(ChildRecordRow)
 counter_t = table_of(ReferenceCounter)
 user_t = table_of(UserRow)
 reminder_t = table_of(ReminderRow)
@@ -48,7 +50,7 @@ rate_limit_t = table_of(RateLimitRow)
 calendar_feed_t = table_of(CalendarFeedRow)
 
 __all__ = [
-    "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "counter_t", "definition_t", "digest_t", "event_t",
+    "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "child_t", "counter_t", "definition_t", "digest_t", "event_t",
     "handover_t", "idempotency_t", "notification_t", "outbox_t", "person_t", "rate_limit_t", "reminder_t", "snapshot_t", "step_t",
     "calendar_feed_t", "token_t", "user_t",
 ]

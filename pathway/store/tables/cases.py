@@ -33,10 +33,14 @@ class CaseRow(SQLModel, table=True):
         sa.Index("ix_case_unit_phase", "unit", "phase"),
         sa.Index("ix_case_unit_open_next_due", "unit", "closed_at", "next_due_at"),
         sa.Index("ix_case_coordinator", "coordinator"),
+        sa.Index("ix_pathway_case_parent_id", "parent_id"),
+        sa.ForeignKeyConstraint(["parent_id"], ["pathway_case.id"], name="fk_pathway_case_parent"),
     )
 
     id: uuid.UUID = Field(primary_key=True)
     reference: str = Field(max_length=32, unique=True)
+    # A child's pathway is a case of its own, part of the adult's: the adult's case (NULL: an adult's pathway).
+    parent_id: uuid.UUID | None = Field(default=None)
     pathway_id: str = Field(max_length=64)
     definition_version: int
     unit: str = Field(max_length=64)
@@ -143,6 +147,18 @@ class PersonRow(SQLModel, table=True):
     key_id: str = Field(max_length=32, index=True)
     ciphertext: bytes = Field(sa_type=sa.LargeBinary)
     name_index: str = Field(max_length=64, index=True)
+    updated_at: datetime = ts()
+
+
+class ChildRecordRow(SQLModel, table=True):
+    """The child of a child's pathway (first name, birth year, school or kindergarten), encrypted like the person
+    record (AES-GCM, bound to the child's case id). No blind index: a child is never searched for by name."""
+
+    __tablename__ = "child_record"
+
+    case_id: uuid.UUID = Field(foreign_key="pathway_case.id", primary_key=True)
+    key_id: str = Field(max_length=32, index=True)
+    ciphertext: bytes = Field(sa_type=sa.LargeBinary)
     updated_at: datetime = ts()
 
 
