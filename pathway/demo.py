@@ -13,7 +13,7 @@ from pathway.accounts import set_password
 from pathway.bootstrap import Forlop
 from pathway.case import Case
 from pathway.case import commands as do
-from pathway.case.aggregate import CONTACT_CHANNELS
+from pathway.case.aggregate import TYPED_CHANNELS
 from pathway.errors import DomainError
 from pathway.people import PersonRecord, municipalities
 
@@ -140,7 +140,7 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         uow=core.uow(), pathway_id=core.settings.default_pathway, unit=units[unit_index], first_contact_at=start,
         actor="mottak", keys=core.keys, index_key=core.settings.index_key,
         reference_prefix=core.settings.reference_prefix, person=person,
-        conditions=["shelter_stay"] if shelter else [], at=start, contact_channel=side.choice(CONTACT_CHANNELS),
+        conditions=["shelter_stay"] if shelter else [], at=start, contact_channel=side.choice(TYPED_CHANNELS),
     )
     if profile in ("new", "intake_overdue"):
         return

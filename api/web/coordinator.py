@@ -30,7 +30,7 @@ from api.web.urgency import how_late
 from pathway import policy, services
 from pathway.accounts import User
 from pathway.case import ANSWERED
-from pathway.case.aggregate import CONTACT_CHANNELS
+from pathway.case.aggregate import TYPED_CHANNELS
 from pathway.case.commands import CreateHandover, RecordConsent
 from pathway.definition import RISK_LEVELS
 from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
@@ -47,8 +47,10 @@ router = APIRouter(include_in_schema=False)
 IRREVERSIBLE = {"case.skip", "case.close", "case.transfer"}
 TIMES = {"due_at", "when", "first_contact_at", "effective_at"}
 # The words of a case's first-contact channel and of a person's address protection (bokmål in the catalog).
-CHANNEL_LABELS = dict(zip(CONTACT_CHANNELS, (N_("Phone"), N_("Walk-in"), N_("Escorted by the police"),
-                                             N_("Referral")), strict=True))
+CHANNEL_LABELS = dict(zip(TYPED_CHANNELS, (N_("Phone"), N_("Walk-in"), N_("Escorted by the police"),
+                                           N_("Referral")), strict=True))
+# The case page also names the channel no one types: a police referral accepted from the queue.
+OPENED_BY = {**CHANNEL_LABELS, "police": N_("Police referral")}
 PROTECTION_LABELS = {"none": N_("No address protection"), "code7": N_("Code 7: confidential address"),
                      "code6": N_("Code 6: strictly confidential address")}
 # A threat assessment's level in words (bokmål in the catalog), and the handover's urgency by the same words.
@@ -220,7 +222,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 for a in alerts if a["status"] == "declined"]
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
                 shown=case_person(request, core, session.user, reference),
-                contact_channel=CHANNEL_LABELS.get(opened.get("contact_channel", "")),
+                contact_channel=OPENED_BY.get(opened.get("contact_channel", "")),
                 protection_labels=PROTECTION_LABELS, risk_levels=RISK_LEVELS, risk_labels=RISK_LABELS,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
                 diagram=diagram.build(definition, detail, lang),

@@ -29,7 +29,9 @@ from pathway.errors import N_, DomainError, InvalidArgument
 from pathway.machine import compile_pathway
 
 # How first contact came (K0), as the open event records it: by phone, walking in, escorted by the police, referred.
-CONTACT_CHANNELS = ("phone", "walk_in", "police_escort", "referral")
+# The ones staff type in at intake; "police" is a police referral accepted (pathway.services.referrals), never typed.
+TYPED_CHANNELS = ("phone", "walk_in", "police_escort", "referral")
+CONTACT_CHANNELS = (*TYPED_CHANNELS, "police")
 
 BACKDATED = N_("first contact lies more than an hour back: give the reason for backdating")
 

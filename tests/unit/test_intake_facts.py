@@ -35,7 +35,7 @@ def test_a_channel_not_in_the_list_is_refused_and_opens_nothing(open_case: OpenC
 
 
 def test_the_channels_are_the_ways_first_contact_comes() -> None:
-    assert set(CONTACT_CHANNELS) == {"phone", "walk_in", "police_escort", "referral"}
+    assert set(CONTACT_CHANNELS) == {"phone", "walk_in", "police_escort", "referral", "police"}
 
 
 def test_a_home_municipality_is_one_of_the_regions() -> None:
