@@ -79,6 +79,9 @@ def _references(d: PathwayDefinition) -> Iterator[tuple[Loc, str]]:
             for agency in c.handover.agencies:
                 if agency not in d.agencies:
                     yield (*at, "handover", "agency"), f"unknown agency '{agency}'"
+            for cond in c.handover.warn_when:
+                if cond not in d.conditions:
+                    yield (*at, "handover", "warn_when", cond), f"unknown condition '{cond}'"
             for j, scope in enumerate(c.handover.scope):
                 if scope not in d.consent_scopes:
                     yield (*at, "handover", "scope", j), f"unknown consent scope '{scope}'"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -105,11 +106,14 @@ class LegalBasis(Text):
 class Handover(_Frozen):
     """What a handover checkpoint sends, and to whom: one agency, or several for the coordinator to choose from (one
     open task at a time: after a decline, another may be asked). ``same_day_at`` names the threat levels at which the
-    task (and its step) is due the same day it is sent."""
+    task (and its step) is due the same day it is sent. ``warn_when``: a warning for whoever sends it, by the
+    condition of the case that calls for it (the school handover of a child whose other parent shares parental
+    responsibility: that parent may be told by the school)."""
 
     agency: Ident | tuple[Ident, ...]
     scope: tuple[Ident, ...] = Field(min_length=1)
     same_day_at: tuple[RiskLevel, ...] = ()
+    warn_when: dict[Ident, Text] = {}
 
     @property
     def agencies(self) -> tuple[str, ...]:
@@ -210,6 +214,15 @@ class PathwayDefinition(_Frozen):
             if isinstance(agencies.get(agency), dict):
                 agencies[agency].setdefault("legal_bases", [basis])
         return {**data, "agencies": agencies, "legal_bases": _EARLIER_LEGAL_BASES}
+
+    def handover_warnings(self, code: str, conditions: Iterable[str]) -> list[Text]:
+        """The warnings for whoever sends checkpoint ``code``'s handover on a case with ``conditions``, in the
+        definition's order (none for a checkpoint without a handover, or one that is not the definition's)."""
+        checkpoint = self.checkpoint.get(code)
+        if checkpoint is None or checkpoint.handover is None:
+            return []
+        given = set(conditions)
+        return [text for condition, text in checkpoint.handover.warn_when.items() if condition in given]
 
     def legal_bases_for(self, agency: str) -> tuple[str, ...]:
         """The legal bases on which ``agency`` may be told without consent."""
