@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field, computed_field
 
 from pathway.case import Case, Event
+from pathway.definition import PathwayDefinition
+from pathway.views.children import ChildPathway
 from pathway.views.deadlines import deadline_status
 
 
@@ -138,6 +141,23 @@ class EmergencyAccessOut(BaseModel):
     granted_at: datetime
 
 
+class ChildPathwayOut(BaseModel):
+    """A child's pathway as the adult's case lists it (the child's record is read apart: ``GET .../children``)."""
+
+    reference: str
+    pathway: str
+    pathway_title: str
+    phase: str
+    phase_title: str
+    coordinator: str | None
+    opened_at: datetime
+    paused: bool
+    closed_at: datetime | None
+    next_due_at: datetime | None
+    overdue: bool
+    due_soon: bool
+
+
 class CaseDetail(BaseModel):
     reference: str
     pathway: str
@@ -161,6 +181,8 @@ class CaseDetail(BaseModel):
     timeline: list[EventOut]
     allowed_operations: list[str]
     emergency_access: list[EmergencyAccessOut]
+    part_of: str | None = Field(default=None, description="a child's pathway: the adult's case it is part of")
+    children: list[ChildPathwayOut] = Field(default_factory=list, description="the children's pathways of the case")
 
     @computed_field(description=OLD_NAME, json_schema_extra={"deprecated": True})  # type: ignore[prop-decorator]
     @property
@@ -173,7 +195,11 @@ class CaseDetail(BaseModel):
         return self.phase_title
 
 
-def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: datetime, lang: str) -> CaseDetail:
+def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: datetime, lang: str,
+                part_of: str | None = None, children: Sequence[ChildPathway] = (),
+                resolve: Callable[[str, int], PathwayDefinition] | None = None) -> CaseDetail:
+    """The case as the API and the page show it; ``part_of`` and ``children`` (with ``resolve`` to name their
+    pathways and phases) place it in its family of pathways."""
     d = case.definition
     steps = []
     for s in case.steps:
@@ -202,4 +228,17 @@ def case_detail(case: Case, events: list[Event], grants: list[Any], *, now: date
         allowed_operations=case.allowed_operations(),
         emergency_access=[EmergencyAccessOut(username=g.username, reason=g.reason, granted_at=g.granted_at)
                           for g in grants],
+        part_of=part_of,
+        children=[_child_out(c, resolve, now=now, lang=lang) for c in children] if resolve is not None else [],
     )
+
+
+def _child_out(c: ChildPathway, resolve: Callable[[str, int], PathwayDefinition], *, now: datetime,
+               lang: str) -> ChildPathwayOut:
+    definition = resolve(c.pathway_id, c.definition_version)
+    phase = next(p for p in definition.phases if p.id == c.phase)
+    deadline = deadline_status(c.next_due_at, now, closed=c.closed_at is not None)
+    return ChildPathwayOut(reference=c.reference, pathway=c.pathway_id, pathway_title=definition.title.get(lang),
+                           phase=c.phase, phase_title=phase.title.get(lang), coordinator=c.coordinator,
+                           opened_at=c.opened_at, paused=c.paused_since is not None, closed_at=c.closed_at,
+                           next_due_at=c.next_due_at, overdue=deadline == "overdue", due_soon=deadline == "due_soon")

@@ -57,6 +57,29 @@ class PersonRecord(BaseModel):
         return bool(self.children_ages)
 
 
+class ChildRecord(BaseModel):
+    """The child of a child's pathway: what the child's own follow-up needs (a first name to speak to, a birth year
+    for an age-appropriate offer, the school or kindergarten to contact), and nothing more. Never an address.
+    Encrypted like the person record, never logged, never in an event, notification or error message."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    first_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    birth_year: Annotated[int, Field(ge=1990, le=2100)]
+    school: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = Field(
+        default=None, description="the school or kindergarten the child attends or will attend")
+
+
+def seal_child(child: ChildRecord, *, case_id: uuid.UUID, keys: KeyRing) -> tuple[str, bytes]:
+    """(key id, ciphertext bound to the child's case)."""
+    blob = keys.encrypt_json(child.model_dump(mode="json"), aad=case_id.bytes)
+    return keys.key_id_of(blob), blob
+
+
+def unseal_child(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing) -> ChildRecord:
+    return ChildRecord.model_validate(keys.decrypt_json(blob, aad=case_id.bytes))
+
+
 def seal(person: PersonRecord, *, case_id: uuid.UUID, keys: KeyRing, index_key: str) -> tuple[str, bytes, str]:
     """(key id, ciphertext bound to the case, blind index of the name)."""
     blob = keys.encrypt_json(person.model_dump(mode="json"), aad=case_id.bytes)

@@ -60,7 +60,7 @@ def case_access(conn: sa.Connection, user: User, reference: str, *, now: datetim
         return CaseAccess(owner.id)
     if owner.unit == user.unit:
         return CaseAccess(owner.id, allowed=True, write=True)
-    held = break_glass_held(conn, username=user.username, case_id=owner.id, now=now)
+    held = break_glass_held(conn, username=user.username, case_id=owner.family, now=now)
     if held is not None:
         return CaseAccess(owner.id, allowed=True, break_glass=True, write=held == "write")
     return CaseAccess(owner.id)
@@ -90,9 +90,10 @@ def listed_unit(user: User) -> str | None:
 
 
 def break_glass_case(conn: sa.Connection, user: User, reference: str) -> uuid.UUID | None:
-    """The case a coordinator may ask emergency access to (any case there is), or None."""
+    """The case a coordinator may ask emergency access to (any case there is; for a child's pathway, the adult's
+    case, whose grant covers its children's pathways), or None."""
     owner = case_owner(conn, reference) if user.role == "coordinator" else None
-    return owner.id if owner is not None else None
+    return owner.family if owner is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +111,9 @@ def break_glass_end(conn: sa.Connection, user: User, reference: str, *, now: dat
     if owner is None:
         return None
     if owner.unit == user.unit:
-        return BreakGlassEnd(owner.id, None)
-    if break_glass_held(conn, username=user.username, case_id=owner.id, now=now) is not None:
-        return BreakGlassEnd(owner.id, user.username)
+        return BreakGlassEnd(owner.family, None)
+    if break_glass_held(conn, username=user.username, case_id=owner.family, now=now) is not None:
+        return BreakGlassEnd(owner.family, user.username)
     return None
 
 

@@ -40,6 +40,9 @@ def body_model(command: type[Command]) -> type[BaseModel]:
     """The request body of a command: its fields (but the one the path names) with their limits, and the version."""
     fields: dict[str, Any] = {"version": (int | None, Field(default=None, ge=1,
                                                            description="the case version you read (or send If-Match)"))}
+    if command.reaches_children:
+        fields["children"] = (bool, Field(default=False, description=(
+            "also on each open child's pathway of the case (without it, a child's clock does not follow)")))
     for f in dataclasses.fields(command):
         if f.name == command.target:
             continue
@@ -71,10 +74,11 @@ def command_of(command: type[Command], body: BaseModel, target: str) -> Command:
 
 
 def apply_operation(request: Request, core: Forlop, user: User, reference: str, *, command: Command, version: int,
-                    also: Writer | None = None, then: Sequence[Command] = ()) -> Case:
+                    also: Writer | None = None, then: Sequence[Command] = (), children: bool = False) -> Case:
     """Run one command under the version check and log the write (a refused one too); ``also`` writes more in the
     same transaction (the claim of an Idempotency-Key); ``then`` runs more commands in it (all stored, or none),
-    each logged. The API and the case page both come through here. Someone who may only read the case (emergency
+    each logged; ``children``: on the children's pathways too (``services.execute``). The API and the case page both
+    come through here. Someone who may only read the case (emergency
     access without a write reason) is refused: 403, logged."""
     _, emergency = case_access(request, core, user, reference, command.action, write=True)
     actions = list(dict.fromkeys(c.action for c in (command, *then)))
@@ -90,7 +94,7 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
     try:
         case, _ = services.execute(uow=core.uow(), reference=reference, expected_version=version, command=command,
                                    actor=user.username, at=datetime.now(timezone.utc), also=write,
-                                   channel=channel(request), then=then)
+                                   channel=channel(request), then=then, children=children)
     except Exception as exc:
         for action in actions:
             log_access(core.engine, request, user, action, case_reference=reference, status=status_for(exc),
@@ -100,12 +104,13 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
 
 
 def _operate(request: Request, core: Forlop, user: User, reference: str, *, command: Command, version: int,
-             key: str | None, body: dict[str, Any]) -> JSONResponse:
+             key: str | None, body: dict[str, Any], children: bool = False) -> JSONResponse:
     """Run one command, answer with the new case; a retried request (same key) gets the first answer, or, if that
     answer was lost after the change committed, the case as it is now."""
 
     def run(claim: Writer | None) -> JSONResponse:
-        case = apply_operation(request, core, user, reference, command=command, version=version, also=claim)
+        case = apply_operation(request, core, user, reference, command=command, version=version, also=claim,
+                               children=children)
         return case_response(core, case, lang=user.language)
 
     def replayed() -> None:  # a stored answer is given again only to someone who may still see the case, logged
@@ -127,7 +132,8 @@ def _route(command: type[Command], body_type: type[BaseModel]) -> None:
         value = kw[target] if target else ""
         return _operate(kw["request"], kw["core"], kw["user"], kw["reference"],
                         command=command_of(command, body, value), version=version_of(kw["if_match"], body.version),
-                        key=kw["key"], body={"target": value, **body.model_dump(mode="json")})
+                        key=kw["key"], body={"target": value, **body.model_dump(mode="json")},
+                        children=bool(getattr(body, "children", False)))
 
     P = inspect.Parameter
     params = [P("request", P.KEYWORD_ONLY, annotation=Request), P("core", P.KEYWORD_ONLY, annotation=Core),

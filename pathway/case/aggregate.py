@@ -54,9 +54,11 @@ class Case(Deadlines):
         reason: str | None = None,
         channel: str | None = None,
         contact_channel: str | None = None,
+        part_of: uuid.UUID | None = None,
     ) -> Case:
         """Open a case at first contact. A first contact more than an hour before ``at`` is backdating: give a reason.
-        ``contact_channel``: how first contact came (one of ``CONTACT_CHANNELS``; None: not recorded)."""
+        ``contact_channel``: how first contact came (one of ``CONTACT_CHANNELS``; None: not recorded). ``part_of``: a
+        child's pathway names the adult's case it belongs to (``pathway.services.children``)."""
         first_contact_at, at = utc(first_contact_at, "first_contact_at"), utc(at)
         actor = actor_name(actor)
         if first_contact_at > at + BACKDATE_TOLERANCE:
@@ -72,11 +74,13 @@ class Case(Deadlines):
         if contact_channel is not None and contact_channel not in CONTACT_CHANNELS:
             raise InvalidArgument("contact_channel", "one of {choices}", choices=list(CONTACT_CHANNELS))
         case = cls(id=case_id, reference=reference, definition=definition, unit=unit, opened_at=first_contact_at,
-                   phase=definition.initial_phase, conditions=set(wanted))
+                   phase=definition.initial_phase, conditions=set(wanted), part_of=part_of)
         payload = {"pathway": definition.id, "version": definition.version, "reference": reference, "unit": unit,
                    "first_contact_at": iso(first_contact_at), "conditions": wanted}
         if contact_channel is not None:  # only when recorded, so that older open events hash as they did
             payload["contact_channel"] = contact_channel
+        if part_of is not None:
+            payload["part_of"] = str(part_of)
 
         def apply() -> None:
             case.refresh(first_contact_at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,4 +46,5 @@ def _opened(e: Event, resolve: Resolver) -> Case:
     assert first_contact_at is not None
     return Case.open(resolve(p["pathway"], p["version"]), case_id=e.case_id, reference=p["reference"], unit=p["unit"],
                      first_contact_at=first_contact_at, actor=e.actor, at=e.at, conditions=p["conditions"],
-                     reason=e.reason, channel=e.channel, contact_channel=p.get("contact_channel"))
+                     reason=e.reason, channel=e.channel, contact_channel=p.get("contact_channel"),
+                     part_of=uuid.UUID(p["part_of"]) if "part_of" in p else None)

@@ -40,6 +40,7 @@ class CaseState:
     outcome: str | None = None
     transferred_to: str | None = None
     risk: str | None = None  # the threat level of the latest assessment (a RISK_LEVELS value), None until assessed
+    part_of: uuid.UUID | None = None  # a child's pathway: the adult's case it is part of (None: an adult's pathway)
     version: int = 0
     head_hash: str = GENESIS
     new_events: list[Event] = field(default_factory=list)
@@ -183,6 +184,7 @@ class CaseState:
             "outcome": self.outcome,
             "transferred_to": self.transferred_to,
             **({"risk": self.risk} if self.risk is not None else {}),  # states from before risk was kept hash alike
+            **({"part_of": str(self.part_of)} if self.part_of is not None else {}),  # adults' states hash alike
             "version": self.version,
         }
 

@@ -108,13 +108,15 @@ def change_case(
 def execute(
     *, uow: UnitOfWork, reference: str, expected_version: int | None, command: Command, actor: str,
     at: datetime | None = None, also: Callable[[sa.Connection], None] | None = None, channel: str | None = None,
-    then: Sequence[Command] = (),
+    then: Sequence[Command] = (), children: bool = False,
 ) -> tuple[Case, Any]:
     """The one handler of a command on a stored case, for the API, the pages, the CLI and the demo alike.
     Returns the case and what the command yields (an ad-hoc step's code, a handover task's id). ``channel`` (api,
     web, cli, scheduler) is recorded on the event. ``then``: commands run after it in the same transaction (a
     consent given and the handover it allows), each its own event: all are stored, or none (what the last yields
-    is returned)."""
+    is returned). ``children``: run the same commands on each open child's pathway of the case too (pausing a
+    family's clocks at once), in the same transaction; a child's pathway that refuses them (already paused) is left
+    as it is. Without it, a child's clock never follows the adult's."""
     when = at or now()
 
     def change(case: Case) -> Any:
@@ -122,6 +124,14 @@ def execute(
         for each in (command, *then):
             admissible(uow.conn, case, each)
             result = case.execute(each, actor=actor, at=when, channel=channel)
+        if children:
+            for child_id in uow.conn.execute(sa.select(case_t.c.id).where(
+                    case_t.c.parent_id == case.id, case_t.c.closed_at.is_(None)).order_by(case_t.c.reference)).scalars():
+                child = uow.cases.get_by_id(child_id, lock=True)
+                if child.refusal(command, *then, at=when) is None:
+                    for each in (command, *then):
+                        child.execute(each, actor=actor, at=when, channel=channel)
+                    uow.cases.save(child)
         return result
 
     return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also, change=change)

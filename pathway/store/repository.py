@@ -147,7 +147,7 @@ class CaseRepository:
                 for a, c in row["consents"].items()
             },
             closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=row["transferred_to"], risk=row["risk"],
-            version=row["version"], head_hash=row["head_hash"],
+            version=row["version"], head_hash=row["head_hash"], part_of=row["parent_id"],
         )
         case.paused_time = row["paused_time"]
         for r in self._conn.execute(_STEPS_OF_CASE, {"case_id": case.id}):
@@ -175,7 +175,7 @@ class CaseRepository:
     # -- writing ---------------------------------------------------------------------------------------
 
     def add(self, case: Case) -> None:
-        self._conn.execute(sa.insert(case_t), [{"id": case.id, "reference": case.reference,
+        self._conn.execute(sa.insert(case_t), [{"id": case.id, "reference": case.reference, "parent_id": case.part_of,
                                                  "updated_at": _now(case), **_case_values(case)}])
         self._insert_children(case, case.steps, case.handovers)
         self._flush_events(case)

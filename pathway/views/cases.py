@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from pathway.machine import OPEN_STEP_STATES
 from pathway.store.tables import FAR_DUE_SQL, case_t, handover_t, step_t
 from pathway.store.uow import UnitOfWork
 from pathway.views.access import emergency_grants
+from pathway.views.children import ChildPathway, child_pathways, family_reference
 from pathway.views.cursor import Kind, decode_cursor, encode_cursor
 from pathway.views.deadlines import deadline_status, due_before_clause, due_soon_clause, overdue_clause
 
@@ -46,6 +47,8 @@ class CaseRecord:
     case: Case
     events: list[Event]
     grants: list[Any]  # rows: username, reason, granted_at
+    part_of: str | None = None  # a child's pathway: the adult's case reference
+    children: list[ChildPathway] = field(default_factory=list)  # an adult's case: its children's pathways
 
 
 # A checkpoint's name in the reader's language: (pathway id, definition version, code) -> name, None if unknown.
@@ -208,7 +211,8 @@ def case_record(uow: UnitOfWork, reference: str) -> CaseRecord:
     """One case whole, in the caller's unit of work (enter it with ``snapshot`` or ``read_only``, so that it is
     never shown half before, half after a write)."""
     case = uow.cases.get(reference)
-    return CaseRecord(case, uow.cases.events(case.id), emergency_grants(uow.conn, case.id))
+    return CaseRecord(case, uow.cases.events(case.id), emergency_grants(uow.conn, case.part_of or case.id),
+                      family_reference(uow.conn, case.part_of), child_pathways(uow.conn, case.id))
 
 
 def of_unit(conn: sa.Connection, references: list[str], unit: str | None) -> list[str]:

@@ -9,7 +9,7 @@ log's action and replay all follow from the class.
 from pathway.case.commands.base import COMMANDS, Command, Context, Resolver, arg, fields_of
 from pathway.case.commands.steps import AddStep, CompleteStep, SkipStep  # isort: skip
 from pathway.case.commands.facts import (  # isort: skip
-    AssignCoordinator, NotePersonChange, RecordConsent, RecordMilestone, RecordRisk, SetCondition,
+    AssignCoordinator, NoteChildPathway, NotePersonChange, RecordConsent, RecordMilestone, RecordRisk, SetCondition,
 )
 from pathway.case.commands.phases import Advance, Close, Migrate, Transfer  # isort: skip
 from pathway.case.commands.handovers import CreateHandover, UpdateHandover  # isort: skip
@@ -17,6 +17,6 @@ from pathway.case.commands.clock import Pause, Resume  # isort: skip
 
 __all__ = [
     "COMMANDS", "AddStep", "Advance", "AssignCoordinator", "Close", "Command", "CompleteStep", "Context",
-    "CreateHandover", "Migrate", "NotePersonChange", "Pause", "RecordConsent", "RecordMilestone", "Resolver",
+    "CreateHandover", "Migrate", "NoteChildPathway", "NotePersonChange", "Pause", "RecordConsent", "RecordMilestone", "Resolver",
     "RecordRisk", "Resume", "SetCondition", "SkipStep", "Transfer", "UpdateHandover", "arg", "fields_of",
 ]

@@ -60,10 +60,11 @@ class Command:
     summary: ClassVar[str] = ""
 
     def __init_subclass__(cls, *, operation: str, action: str, route: str | None = None, target: str | None = None,
-                          summary: str = "", adaptation: str | None = None) -> None:
-        """``class Pause(Command, operation="pause", action="case.pause", ...)``: declare and register a command."""
+                          summary: str = "", adaptation: str | None = None, children: bool = False) -> None:
+        """``class Pause(Command, operation="pause", action="case.pause", ...)``: declare and register a command.
+        ``children``: whoever asks may have it run on the children's pathways of the case too (the clock)."""
         cls.operation, cls.action, cls.route, cls.target = operation, action, route, target
-        cls.summary, cls.adaptation = summary, adaptation
+        cls.summary, cls.adaptation, cls.reaches_children = summary, adaptation, children
         COMMANDS[operation] = cls
 
     def run(self, case: Case, ctx: Context) -> Any:
@@ -72,6 +73,7 @@ class Command:
     # -- whether it can be run now: one rule for what the case page offers and what ``run`` refuses ------------
 
     adaptation: ClassVar[str | None] = None  # the pathway must allow this adaptation for the command to be offered
+    reaches_children: ClassVar[bool] = False  # may also be run on the children's pathways (``services.execute``)
 
     @classmethod
     def refusal(cls, case: Case) -> Refusal | None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Pause(Command, operation="pause", action="case.pause", route="/pause", summary="Pause the clock",
-            adaptation="pause"):
+            adaptation="pause", children=True):
     """Stop the clock (person unreachable, in hospital, asks for a delay), now or from when it stood still
     (``effective_at``, recorded after the fact). Paused time moves due times."""
 
@@ -60,7 +60,7 @@ class Pause(Command, operation="pause", action="case.pause", route="/pause", sum
 
 @dataclass(frozen=True)
 class Resume(Command, operation="resume", action="case.resume", route="/resume",
-             summary="Resume the clock (deadlines move by the paused time)"):
+             summary="Resume the clock (deadlines move by the paused time)", children=True):
     """Restart the clock, now or from when it ran again (``effective_at``); every open deadline moves by the time
     the clock stood still (a deadline in working days by the working time, so that it lands on a working day, where
     the pause recorded that rule; the event records it again, for the report, which reads resumes only)."""

@@ -174,3 +174,17 @@ class NotePersonChange(Command, operation="person_updated", action="person.write
             raise InvalidArgument("fields", "no field changed")
         reason = text("reason", self.reason, required=False)
         case.record(self.operation, ctx, reason=reason, payload={"fields": fields}, apply=lambda: None)
+
+
+@dataclass(frozen=True)
+class NoteChildPathway(Command, operation="child_pathway_opened", action="case.children"):
+    """Record on the adult's case that a child's pathway was opened as part of it: the adult's timeline names the
+    child's pathway by its reference (``pathway.services.children``), never the child."""
+
+    reference: str
+
+    def run(self, case: Case, ctx: Context) -> None:
+        self.check(case)
+        if case.part_of is not None:
+            raise InvalidArgument("reference", "a child's pathway has no pathways of its own")
+        case.record(self.operation, ctx, reason=None, payload={"reference": self.reference}, apply=lambda: None)

@@ -1,0 +1,87 @@
+"""The children's pathways of a case (action plan, measure 11): open one, and read the children with their pathways.
+
+A child's pathway is a case of its own (``pathway.services.children``): read and changed like any case, through
+``/cases/{child reference}`` and its operations. What is here is what belongs to the family: opening a child's
+pathway on the adult's case, and the children's records (first name, birth year, school), decrypted only here, each
+read logged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from api.access import access_writer, channel, log_access
+from api.deps import Coordinator, Core
+from api.routes.cases import IfMatch, WriteRefused, _refuse, case_access, case_response, rechecked, version_of
+from api.schemas import CaseDetail, ChildPathwayOut, _child_out
+from pathway import policy, services
+from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
+from pathway.people import ChildRecord
+from pathway.services.children import CHILD_PATHWAY
+from pathway.views import cases as views
+from pathway.views.children import child_pathways, child_records
+
+router = APIRouter(prefix="/api/v1/cases", tags=["children"])
+
+
+class ChildBody(BaseModel):
+    child: ChildRecord
+    conditions: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=20, examples=[["shared_parental_responsibility"]],
+        description="conditions of the child's pathway, e.g. that the other parent shares parental responsibility")
+    coordinator: Annotated[str | None, Field(max_length=64, description=(
+        "the child's own coordinator (barnekoordinator), a coordinator of the unit; default: the case's"))] = None
+    pathway: Annotated[str, Field(max_length=64)] = CHILD_PATHWAY
+    version: int | None = Field(default=None, ge=1, description="the adult's case version you read (or If-Match)")
+
+
+class ChildOut(ChildPathwayOut):
+    child: ChildRecord | None
+
+
+@router.post("/{reference}/children", status_code=201, response_model=CaseDetail,
+             summary="Open a child's pathway as part of the case (the child's own steps, deadlines and reminders)")
+def open_child(request: Request, core: Core, user: Coordinator, reference: str, body: ChildBody,
+               if_match: IfMatch = None) -> JSONResponse:
+    _, emergency = case_access(request, core, user, reference, "case.children", write=True)
+    expected = version_of(if_match, body.version)
+    log = rechecked(user, reference, access_writer(request, user, "case.children", case_reference=reference,
+                                                   break_glass=emergency))
+    try:
+        case = services.open_child_pathway(
+            uow=core.uow(), reference=reference, expected_version=expected, child=body.child, actor=user.username,
+            keys=core.keys, pathway_id=body.pathway, coordinator=body.coordinator, conditions=body.conditions,
+            at=datetime.now(timezone.utc), channel=channel(request), also=lambda conn, _: log(conn))
+    except DefinitionVersionMissing:
+        raise InvalidArgument("pathway", "no such pathway") from None
+    except (NotFound, WriteRefused) as exc:  # refused by the check inside the write: logged apart
+        log_access(core.engine, request, user, "case.children", case_reference=reference, break_glass=emergency,
+                   status=404 if isinstance(exc, NotFound) else 403)
+        raise
+    return case_response(core, case, lang=user.language, status=201)
+
+
+@router.get("/{reference}/children", response_model=list[ChildOut],
+            summary="The children of the case with their pathways (decrypted; every read is logged)")
+def list_children(request: Request, core: Core, user: Coordinator, reference: str,
+                  lang: Annotated[str | None, Query(pattern="^(nb|en)$")] = None) -> list[ChildOut]:
+    now = datetime.now(timezone.utc)
+    with core.uow(snapshot=True) as uow:
+        access = policy.case_access(uow.conn, user, reference, now=now)
+        if access.allowed:
+            case = views.case_record(uow, reference).case
+            pathways = child_pathways(uow.conn, case.id)
+            records = child_records(uow.conn, [p.id for p in pathways], core.keys)
+            access_writer(request, user, "child.read", case_reference=reference,
+                          break_glass=access.break_glass)(uow.conn)
+            uow.commit()
+    if not access.allowed:
+        raise _refuse(request, core, user, "child.read", reference, access)
+    language = lang or user.language
+    return [ChildOut(**_child_out(p, core.catalog.resolve, now=now, lang=language).model_dump(),
+                     child=records.get(p.id)) for p in pathways]

@@ -1,0 +1,74 @@
+"""Children's own pathways (action plan, measure 11): each child of a case follows a pathway of its own.
+
+A child's pathway is a case of its own, part of the adult's (``pathway_case.parent_id``): its own state machine, steps,
+deadlines, reminders and events, under the adult's unit and therefore the same access rules; its reference is the
+adult's with ``-B1``, ``-B2``, ... so that a list shows which case it belongs to without naming anyone. Opening one
+is one transaction: the child's case with its (encrypted) child record, its coordinator (a named child coordinator,
+"barnekoordinator", or else the adult's coordinator), and the event on the adult's case that records it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from pathway.case import Case
+from pathway.case.commands import AssignCoordinator, NoteChildPathway
+from pathway.crypto import KeyRing
+from pathway.errors import ConcurrencyConflict, InvalidArgument
+from pathway.people import ChildRecord, seal_child
+from pathway.services.cases import admissible
+from pathway.store.tables import case_t, child_t
+from pathway.store.uow import UnitOfWork
+
+CHILD_PATHWAY = "barn"  # the shipped child pathway (definitions/barn.yaml)
+
+
+def open_child_pathway(
+    *, uow: UnitOfWork, reference: str, expected_version: int | None, child: ChildRecord, actor: str, keys: KeyRing,
+    pathway_id: str = CHILD_PATHWAY, coordinator: str | None = None, conditions: Iterable[str] = (),
+    at: datetime | None = None, channel: str | None = None,
+    also: Callable[[sa.Connection, Case], None] | None = None,
+) -> Case:
+    """Open a child's pathway as part of the adult's case ``reference``; returns the child's case. Its clock starts
+    now (``at``). ``coordinator``: the child's own coordinator (an active coordinator of the unit); None: the
+    adult's. ``also`` writes more in the same transaction (the access-log row of the write)."""
+    at = at or datetime.now(timezone.utc)
+    with uow:
+        parent = uow.cases.get(reference, lock=True)
+        if expected_version is not None and expected_version != parent.version:
+            raise ConcurrencyConflict(reference, expected_version, parent.version)
+        if parent.part_of is not None:
+            raise InvalidArgument("reference", "a child's pathway is opened on the adult's case")
+        definition = uow.catalog.latest(pathway_id, conn=uow.conn)
+        unknown = sorted(set(conditions) - set(definition.conditions))
+        if unknown:
+            raise InvalidArgument("conditions", "unknown condition '{name}'", name=unknown[0])
+        number = uow.conn.execute(sa.select(sa.func.count()).where(case_t.c.parent_id == parent.id)).scalar_one() + 1
+        case = Case.open(definition, case_id=uuid.uuid4(), reference=f"{parent.reference}-B{number}",
+                         unit=parent.unit, first_contact_at=at, actor=actor, at=at, conditions=sorted(set(conditions)),
+                         channel=channel, part_of=parent.id)
+        # The adult's event first: a closed case refuses it before anything is written.
+        parent.execute(NoteChildPathway(case.reference), actor=actor, at=at, channel=channel)
+        uow.cases.add(case)
+        key_id, blob = seal_child(child, case_id=case.id, keys=keys)
+        uow.conn.execute(sa.insert(child_t).values(case_id=case.id, key_id=key_id, ciphertext=blob, updated_at=at))
+        if coordinator is not None or parent.coordinator is not None:
+            assign = AssignCoordinator(coordinator or parent.coordinator or "")
+            try:
+                admissible(uow.conn, case, assign)
+            except InvalidArgument:
+                if coordinator is not None:
+                    raise  # a named child coordinator must be one of the unit's
+                assign = None  # the adult's coordinator has left the unit: the child's pathway waits for one (K3)
+            if assign is not None:
+                case.execute(assign, actor=actor, at=at, channel=channel)
+                uow.cases.save(case)
+        uow.cases.save(parent, expected_version=expected_version)
+        if also is not None:
+            also(uow.conn, case)
+        uow.commit()
+    return case
