@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FORLOP = Path(sys.executable).with_name("forlop")
 KRISESENTER = ROOT / "definitions" / "krisesenter.yaml"
 EXAMPLES = ROOT / "definitions" / "examples"
+LIVE = load_definition(KRISESENTER).version  # the shipped version new cases open on
+NEXT = LIVE + 1  # a version made here (or the example) to migrate to
 SCHEMA = ROOT / "definitions" / "pathway.schema.json"
 ACTOR = ("--as", "tester")  # a coordinator of test-unit, where the tests open their cases
 UNITS = {"FORLOP_UNITS": "test-unit,other-unit"}  # the units these tests' users belong to
@@ -400,7 +402,7 @@ def test_show_prints_the_phase_and_the_first_checkpoints(database: Database, cas
 def test_show_json_gives_the_pathway_phase_and_version(database: Database, case: str) -> None:
     snapshot = database.snapshot(case)
     assert snapshot["reference"] == case
-    assert snapshot["pathway"] == ["krisesenter", 2]
+    assert snapshot["pathway"] == ["krisesenter", LIVE]
     assert snapshot["phase"] == "intake"
     assert snapshot["version"] == 1
     assert snapshot["conditions"] == ["children"]
@@ -650,7 +652,8 @@ def migration_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 @pytest.fixture
 def migrating(tmp_path: Path, migration_template: tuple[Path, str]) -> tuple[Database, str]:
-    """The template's case on v2, and a new definition file v3 in which K8 is renamed K8b."""
+    """The template's case on the live version, and a new definition file of the next version in which K8 is renamed
+    K8b."""
     template, reference = migration_template
     definitions = tmp_path / "definitions"
     shutil.copytree(template / "definitions", definitions)
@@ -658,12 +661,12 @@ def migrating(tmp_path: Path, migration_template: tuple[Path, str]) -> tuple[Dat
     copy_database(template / "forlop.db", database.path)
 
     text = (definitions / "krisesenter.yaml").read_text(encoding="utf-8")
-    text, versions = re.subn(r"^version: 2$", "version: 3", text, flags=re.MULTILINE)
+    text, versions = re.subn(rf"^version: {LIVE}$", f"version: {NEXT}", text, flags=re.MULTILINE)
     text, renamed = re.subn(r"^(\s*- code: )K8$", r"\1K8b", text, flags=re.MULTILINE)
     assert (versions, renamed) == (1, 1)
-    assert not re.search(r"\bK8\b", text), "v2 refers to K8 elsewhere: update this fixture"
-    (definitions / "krisesenter-v3.yaml").write_text(text, encoding="utf-8")
-    assert run("validate", definitions / "krisesenter-v3.yaml").code == 0
+    assert not re.search(r"\bK8\b", text), "the live version refers to K8 elsewhere: update this fixture"
+    (definitions / f"krisesenter-v{NEXT}.yaml").write_text(text, encoding="utf-8")
+    assert run("validate", definitions / f"krisesenter-v{NEXT}.yaml").code == 0
     return database, reference
 
 
@@ -676,33 +679,33 @@ def write_map(path: Path, *, without: str | None = None) -> Path:
 def test_migrate_refuses_a_map_that_misses_a_checkpoint_in_use(migrating: tuple[Database, str], tmp_path: Path) -> None:
     database, reference = migrating
     mapping = write_map(tmp_path / "map.yaml", without="K8")
-    result = database.run("migrate", "--from", "2", "--to", "3", "--map", mapping, *ADMIN, "--apply")
+    result = database.run("migrate", "--from", str(LIVE), "--to", str(NEXT), "--map", mapping, *ADMIN, "--apply")
     assert result.code == 2, result
     assert "K8" in result.line_with("not mapped")
-    assert database.snapshot(reference)["pathway"] == ["krisesenter", 2]
+    assert database.snapshot(reference)["pathway"] == ["krisesenter", LIVE]
 
 
 def test_migrate_dry_run_reports_the_count_and_moves_nothing(migrating: tuple[Database, str], tmp_path: Path) -> None:
     database, reference = migrating
     before = database.snapshot(reference)
-    result = database.run("migrate", "--from", "2", "--to", "3", "--map", write_map(tmp_path / "map.yaml"), *ADMIN)
+    result = database.run("migrate", "--from", str(LIVE), "--to", str(NEXT), "--map", write_map(tmp_path / "map.yaml"), *ADMIN)
     assert result.code == 0, result
     assert "would move 1" in result.stdout
     assert "dry run" in result.stdout
     after = database.snapshot(reference)
-    assert after["pathway"] == ["krisesenter", 2]
+    assert after["pathway"] == ["krisesenter", LIVE]
     assert after == before
 
 
 def test_migrate_apply_moves_the_case_and_the_chain_still_verifies(migrating: tuple[Database, str],
                                                                     tmp_path: Path) -> None:
     database, reference = migrating
-    result = database.run("migrate", "--from", "2", "--to", "3", "--map", write_map(tmp_path / "map.yaml"), *ADMIN,
+    result = database.run("migrate", "--from", str(LIVE), "--to", str(NEXT), "--map", write_map(tmp_path / "map.yaml"), *ADMIN,
                           "--apply")
     assert result.code == 0, result
     assert "moved 1" in result.stdout
     snapshot = database.snapshot(reference)
-    assert snapshot["pathway"] == ["krisesenter", 3]
+    assert snapshot["pathway"] == ["krisesenter", NEXT]
     assert "K8b" in step_states(snapshot) and "K8" not in step_states(snapshot)
     verify = database.run("audit", "verify")
     assert verify.code == 0, verify
@@ -711,24 +714,25 @@ def test_migrate_apply_moves_the_case_and_the_chain_still_verifies(migrating: tu
 def test_migrate_from_an_unknown_version_exits_2_without_a_stack_trace(migrating: tuple[Database, str],
                                                                       tmp_path: Path) -> None:
     database, _ = migrating
-    result = database.run("migrate", "--from", "7", "--to", "3", "--map", write_map(tmp_path / "map.yaml"), *ADMIN)
+    result = database.run("migrate", "--from", "7", "--to", str(NEXT), "--map", write_map(tmp_path / "map.yaml"), *ADMIN)
     assert result.code == 2, result
     assert "v7" in result.line_with("error:")
 
 
-def test_the_shipped_example_v3_and_its_mapping_move_a_case_in_support(database: Database, case: str) -> None:
-    """definitions/examples/: v3 adds a safety-plan review with the police as K8 and renumbers v2's K8-K14 as
-    K9-K15."""
+def test_the_shipped_example_next_version_and_its_mapping_move_a_case_in_support(database: Database,
+                                                                                   case: str) -> None:
+    """definitions/examples/: the next version adds a safety-plan review with the police as K8 and renumbers the live
+    K8-K15 as K9-K16."""
     move_to_support(database, case)
     before = step_states(database.snapshot(case))
-    assert before["K8"] == "pending" and "K15" not in before
-    database.ok("db", "upgrade", env={"FORLOP_DEFINITIONS_DIR": str(EXAMPLES / "krisesenter-v3")})
-    result = database.ok("migrate", "--from", "2", "--to", "3", "--map", EXAMPLES / "krisesenter-v2-to-v3.yaml",
+    assert before["K8"] == "pending" and "K16" not in before
+    database.ok("db", "upgrade", env={"FORLOP_DEFINITIONS_DIR": str(EXAMPLES / f"krisesenter-v{NEXT}")})
+    result = database.ok("migrate", "--from", str(LIVE), "--to", str(NEXT), "--map", EXAMPLES / f"krisesenter-v{LIVE}-to-v{NEXT}.yaml",
                          *ADMIN, "--apply")
-    assert "1 open case on krisesenter v2; moved 1 to v3" in result.stdout
+    assert f"1 open case on krisesenter v{LIVE}; moved 1 to v{NEXT}" in result.stdout
     snapshot = database.snapshot(case)
     after = step_states(snapshot)
-    assert snapshot["pathway"] == ["krisesenter", 3]
+    assert snapshot["pathway"] == ["krisesenter", NEXT]
     assert after["K9"] == before["K8"] and after["K10"] == before["K9"] and after["K14"] == before["K13"]
     assert after["K8"] == "pending"  # the new review with the police, until consent (K4) and their handover (K6)
     database.ok("audit", "verify")

@@ -226,9 +226,9 @@ def test_a_definition_version_cannot_change_once_registered(core: Forlop) -> Non
 
 def test_open_cases_migrate_to_a_new_version_only_with_a_complete_mapping(core: Forlop) -> None:
     source = (core.settings.definitions_dir / "krisesenter.yaml").read_text(encoding="utf-8")
-    v3 = parse_definition(source.replace("version: 2", "version: 3").replace("code: K8", "code: K8b")
-                          .replace("needs: [K3]\n    deadline: {after: K3", "needs: [K3]\n    deadline: {after: K3"))
-    v2 = core.catalog.resolve("krisesenter", 2)
+    v2 = core.catalog.latest("krisesenter")  # the live version, and the next one with K8 renamed
+    v3 = parse_definition(source.replace(f"version: {v2.version}", f"version: {v2.version + 1}")
+                          .replace("code: K8", "code: K8b"))
     ref = open_case(core).reference
     change(core, ref, lambda c: c.execute(do.CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
     core.catalog.register(v3)
@@ -239,11 +239,11 @@ def test_open_cases_migrate_to_a_new_version_only_with_a_complete_mapping(core: 
     assert "K1" in refused.unmapped and refused.moved == 0
     dry = services.migrate_cases(uow_factory=core.uow, source=v2, target=v3, mapping={**identity, "K8": "K8b"},
                                  actor="admin", reason="ny versjon")
-    assert dry.moved == 1 and stored(core, ref).definition.version == 2
+    assert dry.moved == 1 and stored(core, ref).definition.version == v2.version
     done = services.migrate_cases(uow_factory=core.uow, source=v2, target=v3, mapping={**identity, "K8": "K8b"},
                                   actor="admin", reason="ny versjon", apply=True)
     case = stored(core, ref)
-    assert done.moved == 1 and case.definition.version == 3
+    assert done.moved == 1 and case.definition.version == v3.version
     assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve).ok
 
 

@@ -25,6 +25,11 @@ def shipped_text() -> str:
     return SHIPPED.read_text(encoding="utf-8")
 
 
+# The shipped definition's version line (``version: 3\n``): tests that make a variant of it edit this line, whatever
+# the version is now.
+VERSION_LINE = f"version: {load_definition(SHIPPED).version}\n"
+
+
 @pytest.fixture(scope="session")
 def definition() -> PathwayDefinition:
     return load_definition(SHIPPED)

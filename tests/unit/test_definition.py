@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from pathway.definition import PathwayDefinition, json_schema, load_definition, parse_definition
 from pathway.errors import DefinitionError, Problem
+from tests.unit.conftest import VERSION_LINE
 
 # A small valid pathway: three phases in a row, one checkpoint. Variants below break it in one place each.
 MINIMAL = """\
@@ -79,8 +80,9 @@ def only(problems: list[Problem], field: str) -> Problem:
 
 def test_the_shipped_definition_validates(definition: PathwayDefinition) -> None:
     assert definition.id == "krisesenter"
-    # K14 (health care or another service, since v2) comes before closure, which stays last.
-    assert [c.code for c in definition.checkpoints] == [*(f"K{n}" for n in range(13)), "K14", "K13"]
+    # K14 (health care or another service, since v2) and K15 (first contact after a police referral, since v3) come
+    # before closure, which stays last.
+    assert [c.code for c in definition.checkpoints] == [*(f"K{n}" for n in range(13)), "K14", "K15", "K13"]
     assert [p.id for p in definition.phases] == ["intake", "support", "after_stay", "closed"]
     assert definition.final_phases == {"closed"}
 
@@ -250,7 +252,7 @@ def test_bad_yaml_syntax_is_reported_where_the_parser_stopped(shipped_text: str)
 
 
 def test_a_duplicate_yaml_key_is_refused(shipped_text: str) -> None:
-    text = edit(shipped_text, "version: 2\n", "version: 2\nversion: 3\n")
+    text = edit(shipped_text, VERSION_LINE, VERSION_LINE + "version: 99\n")
     (problem,) = problems_of(text)
     assert problem.field == "(yaml)" and "duplicate" in problem.message
 
@@ -280,7 +282,7 @@ def test_several_semantic_problems_are_reported_together_in_one_error(shipped_te
 def test_several_schema_problems_are_reported_together_in_one_error(shipped_text: str) -> None:
     text = edit(shipped_text, "{nb: Koordinator tildelt, en: Coordinator assigned}", "{nb: Koordinator tildelt}")
     text = edit(text, "    completed_by: open\n", "    completed_by: open\n    colour: red\n")
-    text = edit(text, "version: 2\n", "version: 0\n")
+    text = edit(text, VERSION_LINE, "version: 0\n")
     with pytest.raises(DefinitionError) as caught:
         parse_definition(text, filename="k.yaml")
     fields = {p.field for p in caught.value.problems}

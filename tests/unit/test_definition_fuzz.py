@@ -22,6 +22,7 @@ from ruamel.yaml import YAML
 
 from pathway.definition import MAX_DEPTH, PathwayDefinition, load_definition, parse_definition
 from pathway.errors import DefinitionError
+from tests.unit.conftest import VERSION_LINE
 
 # Asserts nothing that depends on the date: not run again at the Makefile's TEST_DATES.
 pytestmark = pytest.mark.any_date
@@ -236,7 +237,7 @@ def test_the_shipped_text_mutated_line_by_line_is_a_definition_or_a_definition_e
 
 def test_every_python_tag_in_every_place_is_data_not_code(marker: Path) -> None:
     for tag in python_tags(marker):
-        for text in (f"id: {tag}\n", f"{tag}\n", f"? {tag}\n: 1\n", SHIPPED_TEXT.replace("version: 2", f"version: {tag}")):
+        for text in (f"id: {tag}\n", f"{tag}\n", f"? {tag}\n: 1\n", SHIPPED_TEXT.replace(VERSION_LINE, f"version: {tag}\n")):
             assert isinstance(loads(text), DefinitionError), text
     assert not marker.exists(), "a YAML tag ran code"
 

@@ -15,7 +15,7 @@ from pathway.case import commands as do
 from pathway.definition import PathwayDefinition, parse_definition
 from pathway.errors import DefinitionError, InvalidArgument, OperationNotAllowed
 
-from tests.unit.conftest import OpenCase
+from tests.unit.conftest import VERSION_LINE, OpenCase
 from tests.unit.test_cases import ACTOR, POLICE_SCOPE, resolver, step, to_support
 
 def _hand_over_to_police(case: Case, at: datetime, **kwargs: object) -> None:
@@ -127,7 +127,7 @@ def test_a_legal_basis_added_in_the_definition_needs_no_code(shipped_text: str, 
                                 "law: test § 1}\n  child_welfare_duty: {nb: Opplysningsplikt til barnevernet", 1)
     text = text.replace("scopes: [name, contact, situation, threat_assessment]}",
                         "scopes: [name, contact, situation, threat_assessment], legal_bases: [health_duty]}", 1)
-    definition = parse_definition(text.replace("version: 2\n", "version: 90\n", 1))
+    definition = parse_definition(text.replace(VERSION_LINE, "version: 90\n", 1))
     assert definition.legal_bases_for("health") == ("health_duty",)
     case = Case.open(definition, case_id=uuid.UUID(int=9), reference="VIR-2026-0009", unit="bergen",
                      first_contact_at=start, actor=ACTOR, at=start, conditions=["other_services"])
@@ -152,7 +152,7 @@ def test_an_unknown_legal_basis_or_a_scope_an_agency_may_not_receive_is_a_defini
 def test_a_definition_registered_before_legal_bases_were_data_keeps_the_two_it_had(shipped_text: str) -> None:
     head, _, rest = shipped_text.partition("\nagencies:\n")
     _, _, rest = rest.partition("\nconsent_scopes:")
-    old = parse_definition(head.replace("version: 2\n", "version: 1\n") +
+    old = parse_definition(head.replace(VERSION_LINE, "version: 1\n") +
                            "\nagencies:\n  police: {nb: Politiet, en: Police}\n  nav: {nb: NAV, en: NAV}\n"
                            "  child_welfare: {nb: Barnevernet, en: Child welfare}\n"
                            "  health: {nb: Helse, en: Health}\n  housing: {nb: Bolig, en: Housing}\n"

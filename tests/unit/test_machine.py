@@ -12,6 +12,7 @@ from pathway.case.commands import Advance, CompleteStep
 from pathway.case import Case, Step
 from pathway.definition import PathwayDefinition, parse_definition
 from pathway.machine import STEP_MACHINE, STEP_STATES, compile_pathway, mermaid, step_transition
+from tests.unit.conftest import VERSION_LINE
 
 
 def test_compiling_the_same_definition_twice_gives_the_same_machine(definition: PathwayDefinition) -> None:
@@ -29,9 +30,9 @@ def test_a_definition_parsed_again_from_the_same_text_shares_the_machine(
 def test_another_version_of_the_pathway_gets_its_own_machine(
     definition: PathwayDefinition, shipped_text: str
 ) -> None:
-    version_3 = parse_definition(shipped_text.replace("version: 2\n", "version: 3\n", 1))
+    version_3 = parse_definition(shipped_text.replace(VERSION_LINE, "version: 99\n", 1))
     assert compile_pathway(version_3) is not compile_pathway(definition)
-    assert compile_pathway(version_3).definition.version == 3
+    assert compile_pathway(version_3).definition.version == 99
 
 
 def test_the_machine_knows_every_phase_and_trigger(definition: PathwayDefinition) -> None:
