@@ -155,3 +155,25 @@ def task_fields(task_scope: Iterable[str], basis: str, consent_scope: Iterable[s
     open_task = status in OPEN_TASK
     holds = basis != "consent" or consent_scope is not None  # a withdrawn consent takes the note with it
     return TaskFields(scope, "name" in scope and open_task, "contact" in scope and open_task, open_task and holds)
+
+
+# -- police referrals (pathway.services.referrals) ------------------------------------------------------------------
+
+REFERRING_AGENCY = "police"  # the agency whose contacts may send a unit a referral
+
+
+def may_refer(user: User) -> bool:
+    """A referral is sent by a contact of the police (a partner of that agency), to any unit."""
+    return user.role == "partner" and user.agency == REFERRING_AGENCY
+
+
+def referrals_sent_by(user: User) -> str | None:
+    """Whose referrals the user may follow (their status and a decline's reason, never the case): a police contact's
+    own; None: none."""
+    return user.username if may_refer(user) else None
+
+
+def referral_queue(user: User) -> str | None:
+    """The unit whose received referrals the user may read and decide (accept, opening a case, or decline): a
+    coordinator's own; None: none (another unit's referral is refused as if it were not there)."""
+    return user.unit if user.role == "coordinator" else None
