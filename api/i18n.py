@@ -120,6 +120,7 @@ FIELDS = {
     "status": N_("Status"), "task_id": N_("Handover task"), "code": N_("Checkpoint"), "mapping": N_("Mapping"),
     "pathway": N_("Pathway"), "actor": N_("Who"), "case": N_("Case"), "phone": N_("Work phone"),
     "level": N_("Threat level"),
+    "first_name": N_("First name"), "birth_year": N_("Birth year"), "school": N_("School or kindergarten"),
 }
 
 
