@@ -68,7 +68,7 @@ def keys_new() -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(database_url: DatabaseUrl = None) -> None:
-    """Re-encrypt every person record under the active key (the first of FORLOP_ENCRYPTION_KEYS)."""
+    """Re-encrypt every person record and child record under the active key (the first of FORLOP_ENCRYPTION_KEYS)."""
     from pathway import services
 
     core = _core(database_url)

@@ -109,6 +109,48 @@ def case_open(
     out.print(case.reference, markup=False, highlight=False)
 
 
+@case_app.command("add-child")
+def case_add_child(
+    reference: Annotated[str, typer.Argument(help="The adult's case the child's pathway is part of.")],
+    actor: Actor,
+    birth_year: Annotated[int, typer.Option(help="The child's birth year.")],
+    first_name: Annotated[Optional[str], typer.Option(
+        help="The child's first name; leave it out to be asked for it (so that it stays out of the shell's "
+             "history).")] = None,
+    school: Annotated[Optional[str], typer.Option(help="The school or kindergarten (start or transfer).")] = None,
+    coordinator: Annotated[Optional[str], typer.Option(
+        help="The child's own coordinator (barnekoordinator), a coordinator of the unit; default: the case's.")] = None,
+    condition: Annotated[list[str], typer.Option(
+        help="A condition of the child's pathway, e.g. shared_parental_responsibility.")] = [],  # noqa: B006
+    pathway_id: Annotated[str, typer.Option("--pathway", help="The child pathway's id.")] = "barn",
+    version: Annotated[Optional[int], typer.Option(help="The adult's case version you read (a stale one is refused).")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Open a child's pathway as part of a case and print its reference (the child's own steps, deadlines and
+    reminders; the child's record is encrypted)."""
+    from pydantic import ValidationError
+
+    from pathway import services
+    from pathway.people import ChildRecord
+
+    name = first_name if first_name is not None else typer.prompt("The child's first name", hide_input=False)
+    try:
+        child = ChildRecord(first_name=name, birth_year=birth_year, school=school)
+    except ValidationError as exc:
+        fields = ", ".join(str(e["loc"][0]) for e in exc.errors())
+        raise typer.BadParameter(f"not a valid child record ({fields})") from None
+    core = _core(database_url)
+    try:
+        user, access = _let_at(core, actor, reference, "case.children", write=True)
+        case = services.open_child_pathway(
+            uow=core.uow(), reference=reference, expected_version=version, child=child, actor=user.username,
+            keys=core.keys, pathway_id=pathway_id, coordinator=coordinator, conditions=condition, channel="cli",
+            also=lambda conn, _: _logged(user, "case.children", reference, break_glass=access.break_glass)(conn))
+    except ForlopError as exc:
+        raise _fail(exc) from None
+    out.print(case.reference, markup=False, highlight=False)
+
+
 @case_app.command("show")
 def case_show(reference: str, actor: Actor, database_url: DatabaseUrl = None,
               as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:

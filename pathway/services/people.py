@@ -14,7 +14,7 @@ from pathway.crypto import KeyRing, blind_index
 from pathway.errors import ConcurrencyConflict, InvalidArgument, NotFound
 from pathway.people import PersonRecord, changed_fields, seal, unseal
 from pathway.store.engine import WRITE
-from pathway.store.tables import case_t, person_t
+from pathway.store.tables import case_t, child_t, person_t
 from pathway.store.uow import UnitOfWork
 
 
@@ -125,20 +125,22 @@ def write_person(conn: sa.Connection, case: Case, person: PersonRecord, *, keys:
 
 def rotate_person_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500,
                        progress: Callable[[int], None] | None = None) -> int:
-    """Re-encrypt every person record not under the active key; returns how many were rewritten."""
+    """Re-encrypt every person record and child record not under the active key; returns how many were rewritten."""
     done = 0
-    while True:
-        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            rows = conn.execute(
-                sa.select(person_t.c.case_id, person_t.c.ciphertext)
-                .where(person_t.c.key_id != keys.active_id).limit(batch)
-            ).all()
-            for row in rows:
-                blob = keys.rotate(row.ciphertext, aad=row.case_id.bytes)
-                conn.execute(sa.update(person_t).where(person_t.c.case_id == row.case_id)
-                             .values(ciphertext=blob, key_id=keys.active_id))
-        done += len(rows)
-        if progress is not None:
-            progress(len(rows))
-        if len(rows) < batch:
-            return done
+    for table in (person_t, child_t):
+        while True:
+            with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+                rows = conn.execute(
+                    sa.select(table.c.case_id, table.c.ciphertext)
+                    .where(table.c.key_id != keys.active_id).limit(batch)
+                ).all()
+                for row in rows:
+                    blob = keys.rotate(row.ciphertext, aad=row.case_id.bytes)
+                    conn.execute(sa.update(table).where(table.c.case_id == row.case_id)
+                                 .values(ciphertext=blob, key_id=keys.active_id))
+            done += len(rows)
+            if progress is not None:
+                progress(len(rows))
+            if len(rows) < batch:
+                break
+    return done

@@ -15,10 +15,10 @@ from pathway.case import ANSWERED, HANDOVER_STATUSES, OPEN_HANDOVER
 from pathway.crypto import KeyRing
 from pathway.definition import LegalBasis, PathwayDefinition
 from pathway.errors import InvalidArgument
-from pathway.people import unseal
+from pathway.people import unseal, unseal_child
 from pathway.policy import task_fields
 from pathway.store.catalog import DefinitionCatalog
-from pathway.store.tables import case_t, handover_t, person_t, user_t
+from pathway.store.tables import case_t, child_t, handover_t, person_t, user_t
 from pathway.views.cursor import BadCursor, decode_cursor, encode_cursor
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +83,16 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
     open ones past their deadline at ``now``; None sees none; the
     contact is named with its unit's name (``unit_name``, the installation's). A
     person record is decrypted only for a task whose fields include the name. Of a consent narrowed or withdrawn
-    since the handover, a task says what it no longer shares and when the consent changed."""
+    since the handover, a task says what it no longer shares and when the consent changed. A task of a child's
+    pathway names the child by first name (its child record) and gives the parent's safe contact channel (the
+    adult's person record): never the child's school, never an address."""
     query = (sa.select(handover_t, case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
                        case_t.c.definition_version, case_t.c.consents, person_t.c.ciphertext,
+                       person_t.c.case_id.label("person_case_id"), child_t.c.ciphertext.label("child_ciphertext"),
                        user_t.c.phone.label("coordinator_phone"))
              .join(case_t, case_t.c.id == handover_t.c.case_id)
-             .outerjoin(person_t, person_t.c.case_id == handover_t.c.case_id)
+             .outerjoin(person_t, person_t.c.case_id == sa.func.coalesce(case_t.c.parent_id, handover_t.c.case_id))
+             .outerjoin(child_t, child_t.c.case_id == handover_t.c.case_id)
              .outerjoin(user_t, sa.and_(user_t.c.username == case_t.c.coordinator, user_t.c.active.is_(True)))
              .where(_of_agency(agency), *_filters(status, overdue, now, cursor))
              .order_by(*_ORDER).limit(limit))
@@ -102,9 +106,11 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
         shown = task_fields(r.scope, r.basis, consent["scope"] if consent and consent["given"] else None, r.status)
         name = safe_contact = None
         if (shown.name or shown.contact) and r.ciphertext is not None:
-            person = unseal(r.ciphertext, case_id=r.case_id, keys=keys)
+            person = unseal(r.ciphertext, case_id=r.person_case_id, keys=keys)
             name = person.name if shown.name else None
             safe_contact = person.safe_contact if shown.contact else None
+        if shown.name and r.child_ciphertext is not None:
+            name = unseal_child(r.child_ciphertext, case_id=r.case_id, keys=keys).first_name
         handover = checkpoint.handover if checkpoint else None
         basis = d.legal_bases.get(r.basis)
         withheld = tuple(code for code in r.scope if code not in shown.scope)
