@@ -9,9 +9,10 @@ from typing import Literal
 # manager_escalation: one per step, as managers were told before the daily digest (overdue_digest); kept so that such
 # messages still in an outbox are delivered.
 Kind = Literal["due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted",
-               "break_glass", "handover_declined", "overdue_digest"]
+               "break_glass", "handover_declined", "overdue_digest", "referral_received", "referral_declined"]
 KINDS: tuple[str, ...] = ("due_soon", "due_now", "overdue", "escalation", "manager_escalation", "handover_unaccepted",
-                          "break_glass", "handover_declined", "overdue_digest")
+                          "break_glass", "handover_declined", "overdue_digest", "referral_received",
+                          "referral_declined")
 # Messages to managers: aggregated figures only, never a case reference.
 AGGREGATED: frozenset[str] = frozenset({"manager_escalation", "overdue_digest"})
 # As in the managers' report, a count from 1 to SMALL - 1 is never told: it reads "fewer than 5".

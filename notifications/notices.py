@@ -17,6 +17,11 @@ report. Counts only: never a case reference, a step's title or anything of a per
 total, the unit's name, the date and the link: a checkpoint's name says too much on an unsafe channel (K5 says children,
 K6 the police). The inbox, read signed in, has the counts per checkpoint, with the report's small-count rule
 (:func:`inbox_digest`).
+
+A police referral: when one arrives, the receiving unit's coordinators are sent to the unit's intake queue; when a
+coordinator declines one, the police contact who sent it is sent to their list of referrals, where the reason is read.
+Neither names the person, says what happened, gives the reason or (to the police) any case: only that there is a
+referral, the unit and the link.
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ from urllib.parse import quote
 from notifications.message import SMALL, shown_count
 from notifications.routing import Candidate, channels_of, managers_of
 
-__all__ = ["BREAK_GLASS", "HANDOVER_DECLINED", "OVERDUE_DIGEST", "CheckpointCount", "Notice", "break_glass_notices",
-           "handover_declined_notices", "inbox_digest", "overdue_digest_notices"]
+__all__ = ["BREAK_GLASS", "HANDOVER_DECLINED", "OVERDUE_DIGEST", "REFERRAL_DECLINED", "REFERRAL_RECEIVED",
+           "CheckpointCount", "Notice", "break_glass_notices", "handover_declined_notices", "inbox_digest",
+           "overdue_digest_notices", "referral_declined_notices", "referral_received_notices"]
 
 BREAK_GLASS = "break_glass"  # the notices' kinds, in the inbox and in the outbox payload
 HANDOVER_DECLINED = "handover_declined"
 OVERDUE_DIGEST = "overdue_digest"
+REFERRAL_RECEIVED = "referral_received"
+REFERRAL_DECLINED = "referral_declined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +159,24 @@ def overdue_digest_notices(*, unit: str, checkpoints: Iterable[CheckpointCount],
                    unit=unit, actor=None, due_at=at, link=links.get(user.role, links["coordinator"]), count=total,
                    checkpoints=lines, unit_name=unit_name if unit_name and unit_name != unit else None)
             for user in managers_of(candidates, unit)]
+
+
+def referral_received_notices(*, unit: str, received_at: datetime, candidates: Iterable[Candidate],
+                              public_url: str) -> list[Notice]:
+    """A notice for each active coordinator of ``unit`` among ``candidates``, in name order: a police referral
+    waits in the unit's queue (the link), received at ``received_at``."""
+    link = f"{public_url.rstrip('/')}/referrals/queue"
+    return [Notice(username=user.username, channels=channels_of(user), kind=REFERRAL_RECEIVED, case_reference=None,
+                   unit=unit, actor=None, due_at=received_at, link=link)
+            for user in sorted(candidates, key=lambda c: c.username)
+            if user.role == "coordinator" and user.unit == unit]
+
+
+def referral_declined_notices(*, sender: str, unit: str, decided_at: datetime, candidates: Iterable[Candidate],
+                              public_url: str) -> list[Notice]:
+    """A notice for the police contact who sent a referral that ``unit`` declined (if still among the active
+    ``candidates``): the reason is read on their list of referrals (the link), never in the notice."""
+    link = f"{public_url.rstrip('/')}/referrals"
+    return [Notice(username=user.username, channels=channels_of(user), kind=REFERRAL_DECLINED, case_reference=None,
+                   unit=unit, actor=None, due_at=decided_at, link=link)
+            for user in candidates if user.username == sender]

@@ -36,6 +36,7 @@ KINDS = {
     "handover_unaccepted": N_("Handover not accepted"), "break_glass": N_("Emergency access to a case of your unit"),
     "handover_declined": N_("Handover declined by the agency"),
     "overdue_digest": N_("Daily overview of overdue steps"),
+    "referral_received": N_("New police referral"), "referral_declined": N_("Police referral declined"),
 }
 # Codes the pages show through t(): a step's state, a handover task's status and basis, a role.
 CODE_WORDS = (

@@ -87,13 +87,14 @@ def test_bokmaal_reads_norwegian_and_english_reads_english(kind: str) -> None:
     nb = render(message(kind, "nb"))
     en = render(message(kind, "en"))
 
+    dated = kind != "referral_declined"  # a declined referral has no deadline: it says when it was declined
     for text in (nb.text, nb.html):
         assert re.search(r"\bsteg\b", text, re.IGNORECASE)
-        assert re.search(r"\bfrist", text, re.IGNORECASE)
+        assert re.search(r"\bfrist", text, re.IGNORECASE) or not dated
         assert not re.search(r"\b(the|step|due)\b", text, re.IGNORECASE)
     for text in (en.text, en.html):
         assert re.search(r"\bsteps?\b", text, re.IGNORECASE)
-        assert re.search(r"\bdue\b", text, re.IGNORECASE)
+        assert re.search(r"\bdue\b", text, re.IGNORECASE) or not dated
         assert not re.search(r"\b(og|steg|frist\w*)\b", text, re.IGNORECASE)
     assert nb.subject != en.subject
 
