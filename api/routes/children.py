@@ -20,6 +20,9 @@ from api.deps import Coordinator, Core
 from api.routes.cases import IfMatch, WriteRefused, _refuse, case_access, case_response, rechecked, version_of
 from api.schemas import CaseDetail, ChildPathwayOut, _child_out
 from pathway import policy, services
+from pathway.accounts import User
+from pathway.bootstrap import Forlop
+from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import ChildRecord
 from pathway.services.children import CHILD_PATHWAY
@@ -48,12 +51,20 @@ class ChildOut(ChildPathwayOut):
              summary="Open a child's pathway as part of the case (the child's own steps, deadlines and reminders)")
 def open_child(request: Request, core: Core, user: Coordinator, reference: str, body: ChildBody,
                if_match: IfMatch = None) -> JSONResponse:
+    case = add_child(request, core, user, reference, body, if_match=if_match)
+    return case_response(core, case, lang=user.language, status=201)
+
+
+def add_child(request: Request, core: Forlop, user: User, reference: str, body: ChildBody, *,
+              if_match: str | None = None) -> Case:
+    """Open a child's pathway on the adult's case ``reference`` under the version check (``body.version`` or
+    ``if_match``): the API's and the case page's way. The write is logged, a refused one too."""
     _, emergency = case_access(request, core, user, reference, "case.children", write=True)
     expected = version_of(if_match, body.version)
     log = rechecked(user, reference, access_writer(request, user, "case.children", case_reference=reference,
                                                    break_glass=emergency))
     try:
-        case = services.open_child_pathway(
+        return services.open_child_pathway(
             uow=core.uow(), reference=reference, expected_version=expected, child=body.child, actor=user.username,
             keys=core.keys, pathway_id=body.pathway, coordinator=body.coordinator, conditions=body.conditions,
             at=datetime.now(timezone.utc), channel=channel(request), also=lambda conn, _: log(conn))
@@ -63,7 +74,6 @@ def open_child(request: Request, core: Core, user: Coordinator, reference: str, 
         log_access(core.engine, request, user, "case.children", case_reference=reference, break_glass=emergency,
                    status=404 if isinstance(exc, NotFound) else 403)
         raise
-    return case_response(core, case, lang=user.language, status=201)
 
 
 @router.get("/{reference}/children", response_model=list[ChildOut],

@@ -20,6 +20,7 @@ from api.deps import Core
 from api.i18n import N_, refusal_text
 from api.problems import describe, names_for
 from api.routes import cases as api
+from api.routes import children as family
 from api.routes import operations
 from api.web import diagram
 from api.web.auth import see_other
@@ -34,10 +35,12 @@ from pathway.case.aggregate import TYPED_CHANNELS
 from pathway.case.commands import CreateHandover, RecordConsent
 from pathway.definition import RISK_LEVELS
 from pathway.errors import ConcurrencyConflict, DatabaseError, ForlopError, NotFound
-from pathway.people import municipalities
+from pathway.people import ChildRecord, municipalities
+from pathway.services.children import CHILD_PATHWAY
 from pathway.services.people import Shown, people_of
 from pathway.views.break_glass import case_grants
 from pathway.views.cases import case_counts, handover_alerts, of_unit
+from pathway.views.children import child_pathways, child_records
 from pathway.views.deadlines import deadline_status
 from pathway.views.offers import CONSENT, CONSENT_NOW, offers
 from pathway.views.users import coordinators_of
@@ -61,7 +64,8 @@ PAGE_SIZE = 50
 # Where on the case page each form lives (its section's id): a saved form returns there, not to the top.
 SECTION_OF = {"complete": "steps", "skip": "steps", "consent": "consents", "handover": "handovers",
               "close": "result", "transfer": "result",  # a closed case has no actions: its top says so
-              "break_glass": "emergency-access", "break_glass_end": "emergency-access", "risk": "risk"}
+              "break_glass": "emergency-access", "break_glass_end": "emergency-access", "risk": "risk",
+              "children": "children"}
 
 
 @router.get("/cases")
@@ -131,6 +135,23 @@ def case_person(request: Request, core: Core, user: User, reference: str) -> Sho
     return shown
 
 
+def case_children(request: Request, core: Core, user: User, reference: str) -> dict[str, ChildRecord]:
+    """The children of one case for its page, by their pathway's reference: an adult's case its children's, a
+    child's pathway its own child. Shown to whoever may see the case (as its person is), decrypted by one view call
+    and logged as the API logs its read of the children ("child.read"), in one transaction."""
+    with core.uow(snapshot=True) as uow:
+        access = policy.case_access(uow.conn, user, reference, now=datetime.now(timezone.utc))
+        if not access.allowed or access.case_id is None:
+            return {}
+        pathways = {p.id: p.reference for p in child_pathways(uow.conn, access.case_id)} or {access.case_id: reference}
+        records = child_records(uow.conn, list(pathways), core.keys)
+        if records:
+            access_writer(request, user, "child.read", case_reference=reference,
+                          break_glass=access.break_glass)(uow.conn)
+        uow.commit()
+    return {pathways[case_id]: child for case_id, child in records.items()}
+
+
 @router.post("/cases/search")
 def search_by_name(request: Request, core: Core, session: CoordinatorPage, form: Posted) -> Response:
     """Find the unit's cases by the person's exact name: posted in the body, never in a URL, and looked up by the
@@ -193,7 +214,8 @@ def case_page(request: Request, core: Core, session: CoordinatorPage, reference:
 
 def _case_page(request: Request, core: Core, session: Session, reference: str, *, status: int = 200,
                saved: bool = False, done: str = "", conflict: bool = False, refused: dict[str, Any] | None = None,
-               failed_action: str = "", errors: list[dict[str, Any]] | None = None) -> Response:
+               failed_action: str = "", errors: list[dict[str, Any]] | None = None,
+               typed: FormData | None = None) -> Response:
     lang = language(request, session.user)
     detail = api.read_case(request, core, session.user, reference, lang=lang)
     definition = core.catalog.resolve(detail.pathway, detail.pathway_version)
@@ -220,8 +242,13 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
     # Each with whether another agency could be asked instead (K9: NAV or the housing office).
     declined = [{**a, "elsewhere": a["code"] in handovers and len(handovers[a["code"]].agencies) > 1}
                 for a in alerts if a["status"] == "declined"]
+    # A child's pathway shows its child where an adult's case shows its person; an adult's lists its children.
+    children = case_children(request, core, session.user, reference) if detail.part_of or detail.children else {}
     return page(request, "case.html", session, status=status, case=detail, definition=definition,
-                shown=case_person(request, core, session.user, reference),
+                shown=None if detail.part_of else case_person(request, core, session.user, reference),
+                children=children, child_definition=core.catalog.latest(CHILD_PATHWAY) if not detail.part_of else None,
+                handover_warnings=lambda code: definition.handover_warnings(code, detail.conditions),
+                typed=typed or {}, how_late=lambda due: how_late(due, now, translator(lang)),
                 contact_channel=OPENED_BY.get(opened.get("contact_channel", "")),
                 protection_labels=PROTECTION_LABELS, risk_levels=RISK_LEVELS, risk_labels=RISK_LABELS,
                 case_overdue=deadline == "overdue", case_due_soon=deadline == "due_soon",
@@ -255,12 +282,35 @@ def operate(request: Request, core: Core, session: CoordinatorPage, reference: s
     try:
         body = operations.BODIES[command].model_validate(_local_times(_fields(form, operations.BODIES[command])))
         operations.apply_operation(request, core, session.user, reference, version=version,
-                                   command=operations.command_of(command, body, target))
+                                   command=operations.command_of(command, body, target),
+                                   children=bool(getattr(body, "children", False)))
     except ValidationError as exc:
         return _case_page(request, core, session, reference, status=422, failed_action=action, errors=_errors(exc, request, session))
     except (ForlopError, api.WriteRefused) as exc:
         return _refused(request, core, session, reference, action, exc)
     return see_other(f"/cases/{reference}?done={action}#{SECTION_OF.get(action, 'actions')}")
+
+
+@router.post("/cases/{reference}/children")
+def add_child(request: Request, core: Core, session: CoordinatorPage, reference: str, form: Posted) -> Response:
+    """A child's own pathway on the adult's case, from the case page: the child's record, the child pathway's
+    conditions ticked, the child's coordinator; through the API's own handler (``family.add_child``)."""
+    action = "children"
+    child = {k: form.get(k) for k in ("first_name", "birth_year", "school") if form.get(k)}
+    data: dict[str, Any] = {"child": child, "conditions": form.getlist("conditions"),
+                            "coordinator": form.get("coordinator") or None, "version": form.get("version") or None}
+    try:
+        body = family.ChildBody.model_validate(data)
+        if body.version is None:  # the page always sends the version it showed: without it, nothing is checked
+            return _case_page(request, core, session, reference, status=422, failed_action=action,
+                              errors=[{"loc": "version", "msg": "missing"}], typed=form)
+        family.add_child(request, core, session.user, reference, body)
+    except ValidationError as exc:
+        return _case_page(request, core, session, reference, status=422, failed_action=action,
+                          errors=_errors(exc, request, session), typed=form)
+    except (ForlopError, api.WriteRefused) as exc:
+        return _refused(request, core, session, reference, action, exc)
+    return see_other(f"/cases/{reference}?done={action}#{SECTION_OF[action]}")
 
 
 @router.post("/cases/{reference}/handover")
