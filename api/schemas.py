@@ -38,6 +38,8 @@ class HandoverAlert(BaseModel):
 
 class CaseSummary(BaseModel):
     reference: str = Field(examples=["BGO-2026-0042"])
+    pathway: str = Field(default="", examples=["krisesenter"], description="the pathway's id (an adult's, a child's)")
+    pathway_title: str | None = Field(default=None, description="the pathway's title, in the reader's language")
     phase: str = Field(examples=["support"])
     unit: str
     coordinator: str | None

@@ -100,7 +100,9 @@ ListSort = Literal["next_due", "opened_at", "reference", "phase"]
             description="Each case with its most urgent open step (code, name, due_at) and the handovers that need "
                         "the coordinator (declined, or unanswered past their deadline). `mine`: only the cases I "
                         "coordinate; `due_this_week`: next deadline before the end of this ISO week in Oslo (passed "
-                        "ones too). `sort=phase` orders by the pathway's phases, then by next deadline.")
+                        "ones too). `sort=phase` orders by the pathway's phases, then by next deadline. `pathway`: "
+                        "only the cases of that pathway (a registered pathway's id, e.g. krisesenter or barn); each "
+                        "case names its pathway and the pathway's title.")
 def list_cases(
     request: Request, core: Core, user: Coordinator,
     status: Literal["open", "closed", "all"] = "open",
@@ -116,8 +118,9 @@ def list_cases(
     order: Literal["asc", "desc"] = "asc",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    pathway: Annotated[str | None, Query(max_length=64, description="a registered pathway's id")] = None,
 ) -> CaseList:
-    return case_list(request, core, user, status=status, phase=phase or stage,
+    return case_list(request, core, user, status=status, phase=phase or stage, pathway=pathway,
                      coordinator=user.username if mine else coordinator, overdue=overdue, due_soon=due_soon,
                      due_this_week=due_this_week, q=q, sort=sort, descending=order == "desc", cursor=cursor,
                      limit=limit)
@@ -127,24 +130,38 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
               phase: str | None = None, coordinator: str | None = None, overdue: bool | None = None,
               due_soon: bool | None = None, due_this_week: bool = False, q: str | None = None,
               sort: ListSort = "next_due", descending: bool = False, cursor: str | None = None, limit: int = 50,
-              lang: str | None = None) -> CaseList:
-    """A page of the coordinator's unit's cases, counted, with step names in ``lang`` (default: the user's); the
+              lang: str | None = None, pathway: str | None = None) -> CaseList:
+    """A page of the coordinator's unit's cases, counted, with step names and pathway titles in ``lang``
+    (default: the user's), of one ``pathway`` if given (a pathway not registered is an ``InvalidArgument``); the
     list and its access-log row are one transaction (the API's answer and the cases page)."""
     now = _now()
-    # by phase: in the order of the installation's pathway (a query for its newest version: only when asked)
-    order = [p.id for p in core.catalog.latest(core.settings.default_pathway).phases] if sort == "phase" else []
+    lang = lang or user.language
+    if pathway:
+        core.catalog.named(pathway)
+    # by phase: in the order of the pathway listed, else the installation's (its newest version: only when asked)
+    order = ([p.id for p in core.catalog.latest(pathway or core.settings.default_pathway).phases]
+             if sort == "phase" else [])
     # a cursor the API did not hand out is an InvalidArgument (422), said in the caller's language
     with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
         listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=now, status=status, phase=phase,
                                  coordinator=coordinator, overdue=overdue, due_soon=due_soon,
                                  due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
-                                 descending=descending, phase_order=order,
+                                 descending=descending, phase_order=order, pathway=pathway or None,
                                  cursor=cursor, limit=limit, count=True,
-                                 names=_step_names(core, lang or user.language, uow.conn))
+                                 names=_step_names(core, lang, uow.conn))
+        titles = {p: _pathway_title(core, p, lang, uow.conn) for p in {item["pathway"] for item in listed.items}}
         access_writer(request, user, "case.list")(uow.conn)
         uow.commit()
-    return CaseList(items=[CaseSummary(**item) for item in listed.items], next_cursor=listed.next_cursor,
-                    total=listed.total, before=listed.before)
+    return CaseList(items=[CaseSummary(**item, pathway_title=titles[item["pathway"]]) for item in listed.items],
+                    next_cursor=listed.next_cursor, total=listed.total, before=listed.before)
+
+
+def _pathway_title(core: Forlop, pathway_id: str, lang: str, conn: Connection) -> str | None:
+    """A pathway's title in ``lang``, by its newest version (None: no longer registered)."""
+    try:
+        return core.catalog.latest(pathway_id, conn=conn).title.get(lang)
+    except DefinitionVersionMissing:
+        return None
 
 
 def _step_names(core: Forlop, lang: str, conn: Connection) -> views.StepNames:

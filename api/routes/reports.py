@@ -25,13 +25,16 @@ from pathway.views.break_glass import unit_uses
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 Period = Annotated[Literal["month", "tertial"], Query(description="month or tertial (Jan–Apr, May–Aug, Sep–Dec)")]
+Pathway = Annotated[str | None, Query(max_length=64, description="only this pathway's figures (a registered "
+                                                                  "pathway's id, e.g. krisesenter or barn)")]
 
 
-@router.get("/timeliness", summary="Share within deadline, lead times, overdue now, deviation reasons, outcomes")
+@router.get("/timeliness", summary="Share within deadline, lead times, overdue now, deviation reasons, outcomes",
+            description="Every pathway's figures, each row naming its pathway (`pathway`: one pathway's only).")
 def timeliness(request: Request, core: Core, user: Manager, period: Period = "month",
                start: date | None = None, end: date | None = None,
-               scope: Literal["unit", "all"] = "unit") -> dict[str, Any]:
-    report = read_report(core, policy.report_unit(user, scope), period, start, end)
+               scope: Literal["unit", "all"] = "unit", pathway: Pathway = None) -> dict[str, Any]:
+    report = read_report(core, policy.report_unit(user, scope), period, start, end, pathway)
     log_access(core.engine, request, user, "report.read")
     return dataclasses.asdict(report)
 
@@ -40,21 +43,21 @@ def timeliness(request: Request, core: Core, user: Manager, period: Period = "mo
             response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def timeliness_csv(request: Request, core: Core, user: Manager, period: Period = "month",
                    start: date | None = None, end: date | None = None,
-                   scope: Literal["unit", "all"] = "unit") -> Response:
-    return _download(request, core, user, "csv", period, start, end, scope)
+                   scope: Literal["unit", "all"] = "unit", pathway: Pathway = None) -> Response:
+    return _download(request, core, user, "csv", period, start, end, scope, pathway)
 
 
 @router.get("/timeliness.xlsx", summary="The same figures as an Excel workbook, one sheet per table",
             response_class=Response, responses={200: {"content": {XLSX_MEDIA_TYPE: {}}}})
 def timeliness_xlsx(request: Request, core: Core, user: Manager, period: Period = "month",
                     start: date | None = None, end: date | None = None,
-                    scope: Literal["unit", "all"] = "unit") -> Response:
-    return _download(request, core, user, "xlsx", period, start, end, scope)
+                    scope: Literal["unit", "all"] = "unit", pathway: Pathway = None) -> Response:
+    return _download(request, core, user, "xlsx", period, start, end, scope, pathway)
 
 
 def _download(request: Request, core: Forlop, user: User, kind: FileKind, period: periods.Period,
-              start: date | None, end: date | None, scope: Scope) -> Response:
-    report = read_report(core, policy.report_unit(user, scope), period, start, end)
+              start: date | None, end: date | None, scope: Scope, pathway: str | None) -> Response:
+    report = read_report(core, policy.report_unit(user, scope), period, start, end, pathway)
     log_access(core.engine, request, user, f"report.{kind}")
     return download(core, report, kind, negotiate(request.headers.get("accept-language")))
 

@@ -79,10 +79,11 @@ def dashboard(
     sort: api.ListSort = "next_due",
     order: Literal["asc", "desc"] = "asc",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    pathway: Annotated[str, Query(max_length=64)] = "",
 ) -> Response:
     user = session.user
     lang = language(request, user)
-    listed = api.case_list(request, core, user, status=status, phase=phase or None,
+    listed = api.case_list(request, core, user, status=status, phase=phase or None, pathway=pathway or None,
                            coordinator=user.username if who == "mine" else None,
                            overdue=True if deadline == "overdue" else None,
                            due_soon=True if deadline == "due_soon" else None, due_this_week=deadline == "week",
@@ -91,14 +92,20 @@ def dashboard(
     now = datetime.now(timezone.utc)
     with core.uow(read_only=True) as uow:
         counts = case_counts(uow.conn, unit=policy.listed_unit(user), now=now)
-    definition = core.catalog.latest(core.settings.default_pathway)
+    # Every registered pathway (the filter's choices, and each row's phase named by its own pathway); the phase
+    # filter offers the phases of the pathway listed, else of the installation's.
+    pathways = {p: core.catalog.latest(p) for p in sorted({p for p, _, _ in core.catalog.versions()})}
+    definition = pathways.get(pathway) or core.catalog.latest(core.settings.default_pathway)
     phases = {p.id: p.title for p in definition.phases}
-    filters = {"q": q, "phase": phase, "who": who, "deadline": deadline, "status": status}
+    pathway_phases = {p: {ph.id: ph.title for ph in d.phases} for p, d in pathways.items()}
+    filters = {"q": q, "phase": phase, "who": who, "deadline": deadline, "status": status, "pathway": pathway}
     t = translator(lang)
     return page(request, "cases.html", session, cases=listed.items, next_cursor=listed.next_cursor,
                 people=listed_people(request, core, user, [c.reference for c in listed.items]),
                 total=listed.total, before=listed.before, counts=counts, phases=phases, filters=filters,
-                sort=sort, order=order, paged=cursor is not None, agencies=definition.agencies,
+                sort=sort, order=order, paged=cursor is not None,
+                agencies={a: name for d in pathways.values() for a, name in d.agencies.items()},
+                pathways={p: d.title for p, d in pathways.items()}, pathway_phases=pathway_phases,
                 how_late=lambda due: how_late(due, now, t),
                 link=lambda **changes: "/cases?" + urlencode({**filters, "sort": sort, "order": order, **changes}))
 

@@ -4,9 +4,9 @@ figures as the page and the API (one read, ``read_report``), headers and names i
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.access import log_access
@@ -18,22 +18,26 @@ from pathway.bootstrap import Forlop
 from pathway.metrics.view import Scope, read_report
 
 router = APIRouter(include_in_schema=False)
+Pathway = Annotated[str, Query(max_length=64)]
 
 
 @router.get("/reports/timeliness.csv")
 def report_csv(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
-               start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
-    return _download(request, core, session, "csv", period, start, end, scope)
+               start: date | None = None, end: date | None = None, scope: Scope = "unit",
+               pathway: Pathway = "") -> Response:
+    return _download(request, core, session, "csv", period, start, end, scope, pathway)
 
 
 @router.get("/reports/timeliness.xlsx")
 def report_xlsx(request: Request, core: Core, session: ManagerPage, period: Literal["month", "tertial"] = "month",
-                start: date | None = None, end: date | None = None, scope: Scope = "unit") -> Response:
-    return _download(request, core, session, "xlsx", period, start, end, scope)
+                start: date | None = None, end: date | None = None, scope: Scope = "unit",
+               pathway: Pathway = "") -> Response:
+    return _download(request, core, session, "xlsx", period, start, end, scope, pathway)
 
 
 def _download(request: Request, core: Forlop, session: Session, kind: FileKind,
-              period: Literal["month", "tertial"], start: date | None, end: date | None, scope: Scope) -> Response:
-    report = read_report(core, policy.report_unit(session.user, scope), period, start, end)
+              period: Literal["month", "tertial"], start: date | None, end: date | None, scope: Scope,
+              pathway: str) -> Response:
+    report = read_report(core, policy.report_unit(session.user, scope), period, start, end, pathway or None)
     log_access(core.engine, request, session.user, f"report.{kind}")
     return download(core, report, kind, language(request, session.user))

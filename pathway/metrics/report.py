@@ -8,6 +8,7 @@ unit."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -74,6 +75,22 @@ class Report:
     cases: tuple[CaseFigures, ...]
     partial: tuple[str, ...] = ()  # the periods not over yet when it was made (the current month or tertial)
     by_unit: tuple[CaseFigures, ...] = ()  # all units' report: each unit's case figures (its own report's)
+    pathway: str | None = None  # one pathway's figures only (None: every pathway's, each under its own id)
+
+    def of_pathway(self, pathway: str | None) -> Report:
+        """The figures of one pathway only (None: all of them). A slice of rows already suppressed together, like a
+        unit's report: nothing in it can be subtracted from the whole."""
+        if pathway is None:
+            return self
+        return dataclasses.replace(
+            self, pathway=pathway, intervals=tuple(r for r in self.intervals if r.pathway == pathway),
+            cases=tuple(c for c in self.cases if c.pathway == pathway),
+            by_unit=tuple(c for c in self.by_unit if c.pathway == pathway))
+
+    @property
+    def pathways(self) -> list[str]:
+        """The pathways the report has figures for, in its order (by pathway id)."""
+        return list(dict.fromkeys([r.pathway for r in self.intervals] + [c.pathway for c in self.cases]))
 
 
 def _share(numerator: int, base: Count) -> float | None:

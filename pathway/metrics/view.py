@@ -39,16 +39,23 @@ def report_span(start: date | None, end: date | None, *, now: datetime) -> tuple
     return start, end
 
 
-def read_report(core: Forlop, unit: str | None, period: Period, start: date | None, end: date | None) -> Report:
+def read_report(core: Forlop, unit: str | None, period: Period, start: date | None, end: date | None,
+                pathway: str | None = None) -> Report:
     """The report of ``unit``, or of every unit together (None), each unit beside the others, by ``period``, over
     ``start``..``end`` (by default the last 12 full months and the current one, ``default_span``), from the
-    stored blocks of the tertials it touches (``snapshots``; a missing or stale one is computed then). Which unit a
-    manager may see is the access policy's (``pathway.policy.report_unit``). Raises ``SpanRefused``."""
+    stored blocks of the tertials it touches (``snapshots``; a missing or stale one is computed then); of one
+    ``pathway`` only if given (else every pathway's figures, each under its own id). Which unit a manager may see is
+    the access policy's (``pathway.policy.report_unit``). Raises ``SpanRefused``, and ``InvalidArgument`` for a
+    pathway that is not registered."""
     now = datetime.now(timezone.utc)
     start, end = report_span(start, end, now=now)
+    if pathway:
+        core.catalog.named(pathway)
     max_age = core.settings.report_snapshot_max_age
     if max_age is None:  # blocks off: every report is computed now
-        return timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,
-                          unit=unit, now=now)
-    return blocks_report(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,
-                         unit=unit, now=now, max_age=max_age)
+        report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,
+                            unit=unit, now=now)
+    else:
+        report = blocks_report(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start,
+                               end=end, unit=unit, now=now, max_age=max_age)
+    return report.of_pathway(pathway or None)

@@ -10,7 +10,7 @@ from threading import Lock
 import sqlalchemy as sa
 
 from pathway.definition import PathwayDefinition, load_definition, parse_definition
-from pathway.errors import DefinitionError, DefinitionVersionMissing, Problem
+from pathway.errors import N_, DefinitionError, DefinitionVersionMissing, InvalidArgument, Problem
 from pathway.store.engine import WRITE
 from pathway.store.tables import definition_t
 
@@ -43,6 +43,17 @@ class DefinitionCatalog:
         if version is None:
             raise DefinitionVersionMissing(pathway_id, 0)
         return self.resolve(pathway_id, version, conn=conn)
+
+    def named(self, pathway_id: str, *, field: str = "pathway", conn: sa.Connection | None = None) -> PathwayDefinition:
+        """The newest version of a pathway a request names (a filter of the case list or the report); a pathway
+        that is not registered is an ``InvalidArgument`` on ``field`` that lists the registered ones (the value
+        asked for is not repeated: it is the client's input)."""
+        try:
+            return self.latest(pathway_id, conn=conn)
+        except DefinitionVersionMissing:
+            valid = sorted({p for p, _, _ in self.versions()})
+            raise InvalidArgument(field, N_("not a registered pathway (one of: {valid})"),
+                                  valid=valid) from None
 
     def _query(self, conn: sa.Connection | None, run):  # type: ignore[no-untyped-def]
         # Inside a unit of work, reuse its connection: SQLite would block a second writer-connection.

@@ -30,7 +30,8 @@ _FAR = datetime(9999, 12, 31, tzinfo=timezone.utc)
 class CasePage:
     """One page of the list, and the cursor of the next (None on the last). Each case is a dict: reference, phase,
     unit, coordinator, opened_at, closed_at, paused, next_due_at, overdue, due_soon, version, urgent_step (the open
-    step with the earliest deadline: code, name, adhoc, due_at; None without one) and handover_alerts (code,
+    step with the earliest deadline: code, name, adhoc, due_at; None without one), pathway (its pathway's id) and
+    handover_alerts (code,
     agency, status "declined" or "unanswered", due_at). ``total`` is how many cases match the filters, ``before``
     how many of them come before this page (both None unless counted)."""
 
@@ -63,13 +64,14 @@ def case_list(
     phase: str | None = None, coordinator: str | None = None, overdue: bool | None = None,
     due_soon: bool | None = None, due_before: datetime | None = None, q: str | None = None,
     sort: Sort = "next_due", descending: bool = False, phase_order: Sequence[str] = (), cursor: str | None = None,
-    limit: int | None = 50, count: bool = False, names: StepNames | None = None,
+    limit: int | None = 50, count: bool = False, names: StepNames | None = None, pathway: str | None = None,
 ) -> CasePage:
     """A unit's cases, a page of at most ``limit`` (None: all of them) after ``cursor``, by ``sort`` then id.
     ``q`` is the start of a reference; ``overdue``/``due_soon`` keep the cases that are (True) or are not (False);
     ``due_before`` those whose next deadline is before it (passed ones too). ``sort="phase"`` orders by
     ``phase_order`` (phases not in it last), then by next deadline. ``count`` also counts the matching cases and
-    those before the page; ``names`` names the urgent steps (otherwise the step's code, or an ad-hoc step's title)."""
+    those before the page; ``names`` names the urgent steps (otherwise the step's code, or an ad-hoc step's title);
+    ``pathway`` keeps the cases of that pathway (an adult's, a child's) only."""
     # The same expression as the index ix_case_open_unit_next_due, with the literal inline, so it is used.
     far = sa.literal_column(FAR_DUE_SQL[conn.dialect.name], type_=case_t.c.next_due_at.type)
     next_due = sa.func.coalesce(case_t.c.next_due_at, far)
@@ -88,6 +90,8 @@ def case_list(
                       case_t.c.pathway_id, case_t.c.definition_version, case_t.c.id).where(_of_unit(unit))
     if status != "all":
         query = query.where(case_t.c.closed_at.is_(None) if status == "open" else case_t.c.closed_at.is_not(None))
+    if pathway:
+        query = query.where(case_t.c.pathway_id == pathway)
     if phase:
         query = query.where(case_t.c.phase == phase)
     if coordinator:
@@ -188,7 +192,8 @@ def handover_alerts(conn: sa.Connection, case_ids: list[uuid.UUID], now: datetim
 
 def _summary(r: Any, now: datetime) -> dict[str, Any]:
     deadline = deadline_status(r.next_due_at, now, closed=r.closed_at is not None)
-    return {"reference": r.reference, "phase": r.phase, "unit": r.unit, "coordinator": r.coordinator,
+    return {"reference": r.reference, "pathway": r.pathway_id, "phase": r.phase, "unit": r.unit,
+            "coordinator": r.coordinator,
             "opened_at": r.opened_at, "closed_at": r.closed_at, "paused": r.paused_since is not None,
             "next_due_at": r.next_due_at, "overdue": deadline == "overdue", "due_soon": deadline == "due_soon",
             "version": r.version}
