@@ -15,7 +15,7 @@ from pathway.case import Case
 from pathway.case import commands as do
 from pathway.case.aggregate import TYPED_CHANNELS
 from pathway.errors import DomainError
-from pathway.people import PersonRecord, municipalities
+from pathway.people import ChildRecord, PersonRecord, municipalities
 
 # Obviously invented: a common first name and a surname no Norwegian has.
 FIRST = ["Kari", "Ola", "Ingrid", "Aisha", "Marta", "Leyla", "Nora", "Sofie", "Emma", "Amal", "Hanne", "Jonas"]
@@ -78,10 +78,11 @@ def demo_phone(index: int) -> str:
 
 def demo_users(units: tuple[str, ...]) -> list[tuple[str, str, str | None, str | None]]:
     """(name, role, unit, agency) of the demo users: a coordinator per configured unit (FORLOP_UNITS), the first
-    unit's manager, a contact at the police, NAV, the housing office and child welfare, an administrator."""
+    unit's manager, a contact at the police, NAV, the housing office, child welfare and a school, an administrator."""
     return [*((coordinator_of(i), "coordinator", unit, None) for i, unit in enumerate(units)),
             ("politi", "partner", None, "police"), ("nav", "partner", None, "nav"),
             ("bolig", "partner", None, "housing"), ("barnevern", "partner", None, "child_welfare"),
+            ("skole", "partner", None, "school"),
             ("leder", "manager", units[0], None), ("admin", "admin", None, None)]
 
 
@@ -110,6 +111,44 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
             progress(1)
     made_of = ", ".join(f"{k} {v}" for k, v in sorted(made.items())) or "only the demo users"
     return f"{cases} synthetic case{'' if cases == 1 else 's'}: {made_of}"
+
+
+CHILD_NAMES = ["Testbarn Alva", "Testbarn Isak", "Testbarn Maja", "Testbarn Noah", "Testbarn Selma", "Testbarn Ali"]
+
+
+def _children(core: Forlop, reference: str, person: PersonRecord, coordinator: str, clock: datetime,
+              now: datetime) -> None:
+    """A pathway for each of the person's children (up to two), opened a few hours after the adult's intake: the
+    child's conversation done, and the school contacted on the parent's consent for a school-age child. Drawn from
+    the reference, not from the demo's ``rng``, so that every other demo figure stays as it was."""
+    draw = random.Random(f"{reference}/children")
+    at = clock
+    for age in person.children_ages[:2]:
+        at += timedelta(hours=draw.uniform(1, 6))
+        if at >= now:
+            return
+        school = "Fiktiv skole" if age >= 6 else "Fiktiv barnehage" if age >= 1 else None
+        shared = draw.random() < 0.3
+        child = services.open_child_pathway(
+            uow=core.uow(), reference=reference, expected_version=None, actor=coordinator, keys=core.keys, at=at,
+            child=ChildRecord(first_name=draw.choice(CHILD_NAMES), birth_year=max(now.year - age, 1990),
+                              school=school),
+            conditions=["shared_parental_responsibility"] if shared else [])
+        moves: list[Callable[[Case, datetime], object]] = [lambda c, t: _complete(c, "B1", coordinator, t)]
+        if school is not None:
+            moves += [lambda c, t: c.execute(do.RecordConsent("school", scope=("name", "contact")), actor=coordinator,
+                                             at=t),
+                      lambda c, t: c.execute(do.CreateHandover("B3"), actor=coordinator, at=t)]
+        when = at
+        for move in moves:
+            when += timedelta(hours=draw.uniform(2, 30))
+            if when >= now:
+                break
+            try:
+                services.change_case(uow=core.uow(), reference=child.reference, expected_version=None,
+                                     change=lambda c, m=move, t=when: m(c, t))
+            except DomainError:
+                break
 
 
 DEVIATIONS = ["personen var ikke tilgjengelig", "venter på tolk", "personen ba om utsettelse", "høy arbeidsmengde"]
@@ -188,6 +227,8 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
             ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(
                 do.UpdateHandover(k5[-1], "completed", note="Melding mottatt; undersøkelse startet"), actor="barnevern",
                 at=at))
+    if "children" in case.conditions and ok:
+        _children(core, case.reference, person, coordinator, clock, now)
     ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(do.Advance("start_support"), actor=coordinator, at=at))
     for code in ("K6", "K7"):
         ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(do.CreateHandover(code), actor=coordinator, at=at))

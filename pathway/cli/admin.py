@@ -75,7 +75,7 @@ def keys_rotate(database_url: DatabaseUrl = None) -> None:
     with _progress() as progress:
         task = progress.add_task("re-encrypting", total=None)
         n = services.rotate_person_keys(engine=core.engine, keys=core.keys, progress=lambda k: progress.advance(task, k))
-    out.print(f"{_count(n, 'person record')} re-encrypted under key '{core.keys.active_id}'")
+    out.print(f"{_count(n, 'person or child record')} re-encrypted under key '{core.keys.active_id}'")
 
 
 # -- users ------------------------------------------------------------------------------------------------

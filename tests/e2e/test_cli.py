@@ -607,10 +607,12 @@ def test_demo_seeds_the_requested_number_of_cases_and_the_chain_verifies(fresh_d
     result = fresh_database.run("demo", "--cases", "20")
     assert result.code == 0, result
     assert "20 synthetic cases" in result.stdout
-    assert fresh_database.count("pathway_case") == 20
+    assert fresh_database.query("SELECT count(*) FROM pathway_case WHERE parent_id IS NULL") == [(20,)]
+    children = fresh_database.query("SELECT count(*) FROM pathway_case WHERE parent_id IS NOT NULL")[0][0]
+    assert children > 0, "the demo's children have pathways of their own"
     verify = fresh_database.run("audit", "verify")
     assert verify.code == 0, verify
-    assert "20 cases" in verify.stderr
+    assert f"{20 + children} cases" in verify.stderr
 
 
 def test_demo_is_refused_in_production_even_with_production_keys(fresh_database: Database) -> None:
@@ -751,14 +753,15 @@ def test_keys_new_prints_a_fresh_32_byte_key_each_time() -> None:
 
 def test_key_rotation_reencrypts_the_demo_people_once(fresh_database: Database) -> None:
     fresh_database.ok("demo", "--cases", "12")
-    people = fresh_database.count("person")
-    assert people > 0
+    people = fresh_database.count("person") + fresh_database.count("child_record")
+    assert fresh_database.count("child_record") > 0
     env = {"FORLOP_ENCRYPTION_KEYS": f"new:{run('keys', 'new').stdout.strip()},{DEV_ENCRYPTION_KEYS}"}
     first = fresh_database.ok("keys", "rotate", env=env)
-    assert f"{people} person record{'' if people == 1 else 's'} re-encrypted under key 'new'" in first.stdout
+    assert f"{people} person or child records re-encrypted under key 'new'" in first.stdout
     assert fresh_database.query("SELECT DISTINCT key_id FROM person") == [("new",)]
+    assert fresh_database.query("SELECT DISTINCT key_id FROM child_record") == [("new",)]
     second = fresh_database.ok("keys", "rotate", env=env)
-    assert "0 person records re-encrypted" in second.stdout
+    assert "0 person or child records re-encrypted" in second.stdout
 
 
 def test_a_malformed_key_list_is_an_error_not_a_stack_trace(database: Database) -> None:
