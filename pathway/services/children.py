@@ -60,13 +60,12 @@ def open_child_pathway(
             assign = AssignCoordinator(coordinator or parent.coordinator or "")
             try:
                 admissible(uow.conn, case, assign)
+                case.execute(assign, actor=actor, at=at, channel=channel)
+                uow.cases.save(case)
             except InvalidArgument:
                 if coordinator is not None:
                     raise  # a named child coordinator must be one of the unit's
-                assign = None  # the adult's coordinator has left the unit: the child's pathway waits for one (K3)
-            if assign is not None:
-                case.execute(assign, actor=actor, at=at, channel=channel)
-                uow.cases.save(case)
+                # the adult's coordinator has left the unit: the child's pathway waits for one to be assigned
         uow.cases.save(parent, expected_version=expected_version)
         if also is not None:
             also(uow.conn, case)

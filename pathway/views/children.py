@@ -38,7 +38,7 @@ def child_pathways(conn: sa.Connection, case_id: uuid.UUID) -> list[ChildPathway
     """The children's pathways of an adult's case, in the order they were opened (none for a child's pathway)."""
     rows = conn.execute(sa.select(*_COLUMNS).where(case_t.c.parent_id == case_id)
                         .order_by(case_t.c.opened_at, case_t.c.reference))
-    return [ChildPathway(*r) for r in rows]
+    return [ChildPathway(**r) for r in rows.mappings()]
 
 
 def family_reference(conn: sa.Connection, parent_id: uuid.UUID | None) -> str | None:
