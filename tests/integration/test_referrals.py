@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from pathway import services
+from pathway.bootstrap import Forlop
 from pathway.calendar import Unit, shift
+from pathway.case.commands import CompleteStep
+from pathway.metrics import SMALL, timeliness
+from pathway.services import referrals
 from pathway.store.tables import access_t, notification_t, outbox_t, referral_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
@@ -220,3 +224,34 @@ def test_an_invalid_service_request_is_a_4xx_problem_naming_the_field_never_the_
     problem = r.json()
     assert field in problem["detail"] or field in str(problem.get("errors")), problem
     assert NAME not in r.text and PHONE not in r.text and WHAT not in r.text
+
+
+# -- the measured interval: referral received -> first contact by the crisis centre (K15) --------------------------
+
+T0 = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)  # Monday 2 November 2026, 09:00 in Oslo
+
+
+def test_first_contact_after_a_referral_is_an_interval_of_the_managers_report(core: Forlop) -> None:
+    """Six referrals received on Monday morning and accepted an hour later; five reached within the working day
+    allowed, one on Wednesday. The report's K15 row counts them from the referral's time (K0 is when it was
+    received)."""
+    for i in range(6):
+        received = T0 + timedelta(minutes=10 * i)
+        referral_id = referrals.send(
+            engine=core.engine, keys=core.keys, units=(UNIT,), sender="politi", agency="police", unit=UNIT,
+            content=referrals.content_of(f"Testperson {i}", PHONE, WHAT), risk="medium", contact_agreed=True,
+            public_url="https://forlop.invalid", at=received)
+        case = referrals.accept(
+            uow=core.uow(), referral_id=referral_id, unit=UNIT, expected_version=1, actor="koordinator",
+            keys=core.keys, index_key=core.settings.index_key, reference_prefix="TST", pathway_id="krisesenter",
+            at=received + timedelta(hours=1))
+        reached = received + (timedelta(hours=3) if i < 5 else timedelta(days=2))
+        services.change_case(uow=core.uow(), reference=case.reference, expected_version=None,
+                             change=lambda c, at=reached, late=i == 5: c.execute(
+                                 CompleteStep("K15", note="Personen svarte ikke" if late else None), actor="k", at=at))
+    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period="month", start=date(2026, 11, 1),
+                        end=date(2026, 11, 30), unit=None, now=datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
+    k15 = next(x for x in report.intervals if x.checkpoint == "K15" and x.period == "2026-11")
+    assert (k15.interval, k15.deadline, k15.completed) == ("K0→K15", "1 working day", 6)
+    assert (k15.due, k15.done_on_time, k15.done_late) == (6, 5, SMALL)  # one late: fewer than 5, not told
+    assert k15.median_hours == 3.0
