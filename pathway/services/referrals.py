@@ -230,3 +230,19 @@ def _candidates(conn: sa.Connection, *, role: str | None = None, unit: str | Non
         query = query.where(user_t.c.username == username)
     return [Candidate(username=u.username, role=u.role, unit=u.unit, agency=u.agency, email=u.email,
                       webhook_url=u.webhook_url) for u in conn.execute(query)]
+
+
+def rotate_referral_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500) -> int:
+    """Re-encrypt every referral not under the active key (as ``rotate_person_keys`` does person records), so that
+    an old key can leave the ring; returns how many were rewritten."""
+    done = 0
+    while True:
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            rows = conn.execute(sa.select(referral_t.c.id, referral_t.c.ciphertext)
+                                .where(referral_t.c.key_id != keys.active_id).limit(batch)).all()
+            for row in rows:
+                conn.execute(sa.update(referral_t).where(referral_t.c.id == row.id).values(
+                    ciphertext=keys.rotate(row.ciphertext, aad=row.id.bytes), key_id=keys.active_id))
+        done += len(rows)
+        if len(rows) < batch:
+            return done

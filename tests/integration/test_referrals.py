@@ -255,3 +255,20 @@ def test_first_contact_after_a_referral_is_an_interval_of_the_managers_report(co
     assert (k15.interval, k15.deadline, k15.completed) == ("K0→K15", "1 working day", 6)
     assert (k15.due, k15.done_on_time, k15.done_late) == (6, 5, SMALL)  # one late: fewer than 5, not told
     assert k15.median_hours == 3.0
+
+
+def test_a_key_rotation_re_encrypts_the_referrals_and_they_still_read(core: Forlop) -> None:
+    from pathway.crypto import KeyRing, generate_key
+
+    referral_id = referrals.send(
+        engine=core.engine, keys=core.keys, units=(UNIT,), sender="politi", agency="police", unit=UNIT,
+        content=referrals.content_of(NAME, PHONE, WHAT), risk="low", contact_agreed=False,
+        public_url="https://forlop.invalid")
+    old = core.settings.encryption_keys
+    ring = KeyRing.parse(f"new:{generate_key()},{old}")
+    assert referrals.rotate_referral_keys(engine=core.engine, keys=ring) == 1
+    assert referrals.rotate_referral_keys(engine=core.engine, keys=ring) == 0  # once
+    with core.engine.connect() as conn:
+        assert conn.execute(sa.select(referral_t.c.key_id).where(referral_t.c.id == referral_id)).scalar() == "new"
+        (waiting,) = referrals.queue(conn, unit=UNIT, keys=ring)
+    assert waiting.content.name == NAME
