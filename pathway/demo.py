@@ -117,10 +117,12 @@ CHILD_NAMES = ["Testbarn Alva", "Testbarn Isak", "Testbarn Maja", "Testbarn Noah
 
 
 def _children(core: Forlop, reference: str, person: PersonRecord, coordinator: str, clock: datetime,
-              now: datetime) -> None:
+              now: datetime, *, notice: bool) -> None:
     """A pathway for each of the person's children (up to two), opened a few hours after the adult's intake: the
-    child's conversation done, and the school contacted on the parent's consent for a school-age child. Drawn from
-    the reference, not from the demo's ``rng``, so that every other demo figure stays as it was."""
+    child-welfare notice assessed (with ``notice``, the first child's sent on the duty to inform, without consent,
+    with its reason, and accepted and completed by child welfare), the child's conversation done, and the school
+    contacted on the parent's consent for a child in school or kindergarten. Drawn from the reference, not from the
+    demo's ``rng``, so that every other demo figure stays as it was."""
     draw = random.Random(f"{reference}/children")
     at = clock
     for age in person.children_ages[:2]:
@@ -135,6 +137,17 @@ def _children(core: Forlop, reference: str, person: PersonRecord, coordinator: s
                               school=school),
             conditions=["shared_parental_responsibility"] if shared else [])
         moves: list[Callable[[Case, datetime], object]] = [lambda c, t: _complete(c, "B1", coordinator, t)]
+        if notice and age == person.children_ages[0]:
+            moves += [lambda c, t: c.execute(do.CreateHandover(
+                          "B2", legal_basis="child_welfare_duty", reason="Bekymring for barnets omsorgssituasjon",
+                          note="Mor er informert om meldingen"), actor=coordinator, at=t),
+                      lambda c, t: c.execute(do.UpdateHandover(c.handovers[-1].id, "accepted"), actor="barnevern",
+                                             at=t),
+                      lambda c, t: c.execute(do.UpdateHandover(c.handovers[-1].id, "completed",
+                                                               note="Melding mottatt; undersøkelse startet"),
+                                             actor="barnevern", at=t)]
+        else:
+            moves.append(lambda c, t: _complete(c, "B2", coordinator, t))
         if school is not None:
             moves += [lambda c, t: c.execute(do.RecordConsent("school", scope=("name", "contact")), actor=coordinator,
                                              at=t),
@@ -144,9 +157,11 @@ def _children(core: Forlop, reference: str, person: PersonRecord, coordinator: s
             when += timedelta(hours=draw.uniform(2, 30))
             if when >= now:
                 break
+            def change(c: Case, m: Callable[[Case, datetime], object] = move, t: datetime = when) -> object:
+                return m(c, t)
+
             try:
-                services.change_case(uow=core.uow(), reference=child.reference, expected_version=None,
-                                     change=lambda c, m=move, t=when: m(c, t))
+                services.change_case(uow=core.uow(), reference=child.reference, expected_version=None, change=change)
             except DomainError:
                 break
 
@@ -214,21 +229,13 @@ def _one_case(core: Forlop, rng: random.Random, n: int, profile: str, outcome: s
         scope = ("name", "contact", "threat_assessment") if agency == "police" else ("name", "contact", "finances")
         ok = ok and step(rng.uniform(1, 12), lambda c, at: c.execute(do.RecordConsent(agency, scope=scope, given=True), actor=coordinator, at=at))
     if "children" in case.conditions:
-        if zlib.crc32(f"{case.reference}K5".encode()) % 3:  # assessed: no notice to child welfare needed
-            ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))
-        else:  # the duty to inform child welfare: a handover without consent, with its reason, that it accepts
-            ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(do.CreateHandover(
-                "K5", legal_basis="child_welfare_duty", reason="Bekymring for barnas omsorgssituasjon",
-                note="Mor er informert om meldingen"), actor=coordinator, at=at))
-            k5 = [t.id for t in services.get_case(uow=core.uow(), reference=case.reference).handovers
-                  if t.code == "K5"]
-            ok = ok and bool(k5) and step(rng.uniform(2, 20), lambda c, at: c.execute(
-                do.UpdateHandover(k5[-1], "accepted"), actor="barnevern", at=at))
-            ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(
-                do.UpdateHandover(k5[-1], "completed", note="Melding mottatt; undersøkelse startet"), actor="barnevern",
-                at=at))
-    if "children" in case.conditions and ok:
-        _children(core, case.reference, person, coordinator, clock, now)
+        # The same draws as when K5 carried the child-welfare notice, so that every other demo figure stays.
+        notice = not zlib.crc32(f"{case.reference}K5".encode()) % 3
+        ok = ok and step(rng.uniform(1, 30), lambda c, at: _complete(c, "K5", "mottak", at))
+        if notice and ok:
+            rng.uniform(2, 20), rng.uniform(1, 10)
+        if ok:
+            _children(core, case.reference, person, coordinator, clock, now, notice=notice)
     ok = ok and step(rng.uniform(1, 10), lambda c, at: c.execute(do.Advance("start_support"), actor=coordinator, at=at))
     for code in ("K6", "K7"):
         ok = ok and step(rng.uniform(1, 30), lambda c, at: c.execute(do.CreateHandover(code), actor=coordinator, at=at))

@@ -1,4 +1,5 @@
-"""Shared fixtures for the unit tests: the shipped definition, a fixed clock and a way to open cases."""
+"""Shared fixtures for the unit tests: the shipped definitions (the adult's and the child's), a fixed clock and ways
+to open cases."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathway.case import Case
 from pathway.definition import PathwayDefinition, load_definition
 
 SHIPPED = Path(__file__).resolve().parents[2] / "definitions" / "krisesenter.yaml"
+SHIPPED_CHILD = SHIPPED.with_name("barn.yaml")
 
 # Monday 23 November 2026, 09:00 in Oslo (08:00 UTC): an ordinary working week, no holidays nearby.
 MONDAY_MORNING = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
@@ -33,6 +35,11 @@ VERSION_LINE = f"version: {load_definition(SHIPPED).version}\n"
 @pytest.fixture(scope="session")
 def definition() -> PathwayDefinition:
     return load_definition(SHIPPED)
+
+
+@pytest.fixture(scope="session")
+def child_definition() -> PathwayDefinition:
+    return load_definition(SHIPPED_CHILD)
 
 
 @pytest.fixture
@@ -70,3 +77,25 @@ def open_case(definition: PathwayDefinition, start: datetime) -> OpenCase:
 def case(open_case: OpenCase) -> Case:
     """A freshly opened case in intake, first contact on Monday morning."""
     return open_case()
+
+
+@pytest.fixture
+def open_child_case(child_definition: PathwayDefinition, start: datetime) -> OpenCase:
+    """Open a child's pathway of the shipped child definition (barn.yaml) at ``start``, part of the adult's case
+    ``uuid.UUID(int=1)`` as ``open_case`` opens it (in the store, ``pathway.services.children.open_child_pathway`` opens
+    one); keyword arguments go to ``Case.open``."""
+
+    def make(**kwargs: object) -> Case:
+        args: dict[str, object] = {
+            "case_id": uuid.UUID(int=2),
+            "reference": "VIR-2026-0001-B1",
+            "unit": "bergen",
+            "first_contact_at": start,
+            "actor": "coordinator-1",
+            "at": start,
+            "part_of": uuid.UUID(int=1),
+        }
+        args.update(kwargs)
+        return Case.open(child_definition, **args)  # type: ignore[arg-type]
+
+    return make

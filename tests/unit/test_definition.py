@@ -100,7 +100,7 @@ def test_the_shipped_deadlines_follow_the_domain_brief(definition: PathwayDefini
     assert (k["K2"].deadline.after, k["K2"].deadline.hours) == ("first_contact", 24)
     assert (k["K3"].deadline.after, k["K3"].deadline.working_days) == ("first_contact", 2)
     assert (k["K5"].deadline.after, k["K5"].deadline.working_days) == ("first_contact", 1)
-    assert k["K5"].when == ("children",)
+    assert k["K5"].when == ("children",) and k["K5"].handover is None  # the child-welfare notice: the child's B2
     assert (k["K6"].deadline.after, k["K6"].handover.agency) == ("consent.police", "police")
     assert (k["K7"].deadline.after, k["K7"].handover.agency) == ("consent.nav", "nav")
     assert (k["K8"].deadline.after, k["K8"].deadline.working_days) == ("K3", 10)

@@ -16,7 +16,7 @@ from pathway.case.commands import (
     RecordMilestone, RecordRisk, Resume, SetCondition, SkipStep, Transfer,
 )
 from pathway.errors import DomainError
-from pathway.views.offers import CONSENT, CONSENT_NOW, offers
+from pathway.views.offers import CONSENT, CONSENT_NOW, HandoverOffer, offers
 from tests.unit.conftest import OpenCase
 
 REASON = "syntetisk begrunnelse"
@@ -78,6 +78,35 @@ def outcome(case: Case, commands: list[Command], at: datetime) -> DomainError | 
     return None
 
 
+def handover_asks(case: Case, handovers: list[HandoverOffer]) -> list[tuple[str, bool, list[Command]]]:
+    """For each handover the page shows, each way to send it: whether it is offered, and the commands it posts."""
+    asked: list[tuple[str, bool, list[Command]]] = []
+    for h in handovers:
+        checkpoint = case.definition.checkpoint[h.code]
+        assert checkpoint.handover is not None
+        to = h.agency if h.chosen else None  # the form names the agency where the checkpoint has several
+        asked.append((f"{h.code} to {h.agency} on consent now", CONSENT_NOW in h.bases,
+                      [RecordConsent(agency=h.agency, scope=h.scope), CreateHandover(code=h.code, agency=to)]))
+        asked.append((f"{h.code} to {h.agency} on consent", CONSENT in h.bases,
+                      [CreateHandover(code=h.code, agency=to)]))
+        for basis in ("avert_crime", "child_welfare_duty"):
+            asked.append((f"{h.code} to {h.agency} on {basis}", basis in h.bases,
+                          [CreateHandover(code=h.code, agency=to, legal_basis=basis, reason=REASON)]))
+    return asked
+
+
+def mismatches(name: str, case: Case, asked: list[tuple[str, bool, list[Command]]], at: datetime) -> list[str]:
+    """Where the page and the engine disagree: offered but refused, or not offered but taken."""
+    wrong = []
+    for what, allowed, commands in asked:
+        refused = outcome(case, commands, at)
+        if allowed and refused is not None:
+            wrong.append(f"{name}: {what} is offered but refused: {refused}")
+        if not allowed and refused is None:
+            wrong.append(f"{name}: {what} is not offered but the engine takes it")
+    return wrong
+
+
 @pytest.fixture
 def built(open_case: OpenCase, start: datetime) -> list[tuple[str, Case]]:
     return list(cases(open_case, start))
@@ -101,22 +130,8 @@ def test_every_form_offered_succeeds_and_every_one_not_offered_is_refused(built:
             asked.append((f"skip {code}", by_operation["skip"].allowed, [SkipStep(code=code, reason=REASON)]))
         for move in offered.moves:
             asked.append((f"advance {move.trigger}", move.offer.allowed, [Advance(trigger=move.trigger, reason=REASON)]))
-        for h in offered.handovers:
-            checkpoint = case.definition.checkpoint[h.code]
-            assert checkpoint.handover is not None
-            to = h.agency if h.chosen else None  # the form names the agency where the checkpoint has several
-            asked.append((f"{h.code} to {h.agency} on consent now", CONSENT_NOW in h.bases,
-                          [RecordConsent(agency=h.agency, scope=h.scope), CreateHandover(code=h.code, agency=to)]))
-            asked.append((f"{h.code} to {h.agency} on consent", CONSENT in h.bases, [CreateHandover(code=h.code, agency=to)]))
-            for basis in ("avert_crime", "child_welfare_duty"):
-                asked.append((f"{h.code} to {h.agency} on {basis}", basis in h.bases,
-                              [CreateHandover(code=h.code, agency=to, legal_basis=basis, reason=REASON)]))
-        for what, allowed, commands in asked:
-            refused = outcome(case, commands, at)
-            if allowed and refused is not None:
-                wrong.append(f"{name}: {what} is offered but refused: {refused}")
-            if not allowed and refused is None:
-                wrong.append(f"{name}: {what} is not offered but the engine takes it")
+        asked += handover_asks(case, offered.handovers)
+        wrong += mismatches(name, case, asked, at)
     assert not wrong, "\n".join(wrong)
 
 
@@ -184,11 +199,21 @@ def test_k9_offers_nav_and_the_housing_office_each_on_its_own_and_one_open_task_
                                                                                ("housing", "handover_open")]
 
 
-def test_child_welfare_is_offered_its_duty_to_inform_with_a_reason_required(built: list[tuple[str, Case]]) -> None:
-    case = dict(built)["with children"]
-    k5 = next(h for h in offers(case, at=case.recorded_until()).handovers if h.code == "K5")
-    assert (k5.agency, k5.chosen, k5.legal) == ("child_welfare", False, True)
-    assert "child_welfare_duty" in k5.bases and k5.bases["child_welfare_duty"].reason_required
-    assert outcome(case, [CreateHandover(code="K5", legal_basis="child_welfare_duty")], case.recorded_until())
-    assert outcome(case, [CreateHandover(code="K5", legal_basis="child_welfare_duty", reason=REASON)],
-                   case.recorded_until()) is None
+def test_child_welfare_is_offered_its_duty_to_inform_with_a_reason_required_on_the_childs_pathway(
+        built: list[tuple[str, Case]], open_child_case: OpenCase) -> None:
+    """The child-welfare notice is assessed and sent on each child's own pathway (B2), no longer on the adult's K5,
+    which only maps the children: the duty to inform is offered there without consent, with a reason required."""
+    adult = dict(built)["with children"]
+    assert "K5" in offers(adult, at=adult.recorded_until()).steps
+    assert all(h.code != "K5" and h.agency != "child_welfare"
+               for h in offers(adult, at=adult.recorded_until()).handovers)
+    case = open_child_case()
+    at = case.recorded_until()
+    offered = offers(case, at=at).handovers
+    b2 = next(h for h in offered if h.code == "B2")
+    assert (b2.agency, b2.chosen, b2.legal) == ("child_welfare", False, True)
+    assert "child_welfare_duty" in b2.bases and b2.bases["child_welfare_duty"].reason_required
+    assert "avert_crime" not in b2.bases  # the child's pathway names no duty to avert a crime
+    assert outcome(case, [CreateHandover(code="B2", legal_basis="child_welfare_duty")], at)
+    assert outcome(case, [CreateHandover(code="B2", legal_basis="child_welfare_duty", reason=REASON)], at) is None
+    assert not mismatches("child's pathway", case, handover_asks(case, offered), at)
