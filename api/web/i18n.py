@@ -70,6 +70,7 @@ LOGGED = {
     "case.break_glass_write": N_("Emergency access with write access"),
     "case.break_glass_end": N_("Ended emergency access"), "person.read": N_("Read personal details"),
     "person.list": N_("Read names in a list"), "person.write": N_("Changed personal details"),
+    "child.read": N_("Read children's details"), "case.children": N_("Opened a child's pathway"),
     "report.read": N_("Read the report"), "report.csv": N_("Downloaded the report (CSV)"),
     "report.xlsx": N_("Downloaded the report (Excel)"),
     "task.list": N_("Listed handover tasks"), "task.read": N_("Read a handover task"),
@@ -79,6 +80,9 @@ LOGGED = {
     "calendar.revoke": N_("Revoked a calendar feed"), "user.add": N_("Added a user"),
     "user.update": N_("Changed a user"), "user.deactivate": N_("Deactivated a user"),
     "user.reactivate": N_("Reactivated a user"), "user.password": N_("Set a password"),
+    "referral.send": N_("Sent a police referral"), "referral.send_fhir": N_("Sent a police referral (FHIR)"),
+    "referral.list": N_("Listed own police referrals"), "referral.read": N_("Read police referrals"),
+    "referral.accept": N_("Accepted a police referral"), "referral.decline": N_("Declined a police referral"),
 }
 
 
