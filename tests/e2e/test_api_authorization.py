@@ -78,6 +78,16 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "NameSearch": lambda: {"name": "Tora Oppdiktadottir 0001"},
     "UserIn": lambda: {"username": f"matrise{next(_USERS)}", "role": "coordinator", "unit": "voss",
                        "password": "et-langt-passord"},
+    "ReferralIn": lambda: {"unit": "bergen-sentrum", "name": "Testperson Ås", "phone": "+47 400 00 000",
+                           "what_happened": "slått av partner", "risk": "high", "contact_agreed": True},
+    "ReferralDeclineBody": lambda: {"reason": "bor i en annen kommune"},
+    "FhirServiceRequest": lambda: {
+        "resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "asap",
+        "contained": [{"resourceType": "Patient", "id": "p", "name": [{"text": "Testperson Ås"}],
+                       "telecom": [{"system": "phone", "value": "+47 400 00 000"}]}],
+        "subject": {"reference": "#p"}, "performer": [{"reference": "Organization/bergen-sentrum"}],
+        "note": [{"text": "slått av partner"}],
+        "extension": [{"url": "https://forlop.no/fhir/StructureDefinition/contact-agreed", "valueBoolean": True}]},
 }
 
 # What a fresh case needs before the route's operation is valid (by route name).
@@ -124,6 +134,10 @@ def _expected(route: RouteInfo, rule: Allow | None, actor: str) -> str:
         return "404"  # a case of another unit: as if it did not exist (break-glass is how to get in)
     if "{task_id}" in route.path and actor == "nav":
         return "404"  # a task of another agency
+    if route.path.startswith(f"{API}/referrals") and actor == "nav":
+        return "404"  # only the police's contacts send and follow referrals
+    if "{referral_id}" in route.path and actor == "other_coordinator":
+        return "404"  # a referral to another unit
     return "2xx"
 
 
@@ -185,6 +199,10 @@ def test_the_authorization_matrix(world: World) -> None:
         if "{task_id}" in route.path:
             _, tid = w.handover_case("police")
             task_id = str(tid)
+        referral_id = None
+        if "{referral_id}" in route.path:  # a referral to bergen-sentrum, waiting in its queue
+            referral_id = w.client.post(f"{API}/referrals", json=BODIES["ReferralIn"](),
+                                        headers=w.auth("politi")).json()["id"]
         for actor in ORDER:
             values = {**COMMON_VALUES, **PATH_VALUES.get(route.name, {}),
                       "token_id": own_tokens.get(actor, str(uuid.uuid4()))}
@@ -192,6 +210,8 @@ def test_the_authorization_matrix(world: World) -> None:
                 values["reference"] = reference
             if task_id is not None:
                 values["task_id"] = task_id
+            if referral_id is not None:
+                values["referral_id"] = referral_id
             try:
                 path = route.path.format(**values)
             except KeyError as exc:

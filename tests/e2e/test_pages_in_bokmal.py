@@ -72,8 +72,8 @@ def test_every_page_of_every_user_is_in_bokmal(world: World, missed: set[str]) -
                            ("leder", "manager"), ("admin", "admin")):
         client = signed_in(TestClient(world.app), username)
         for path in pages:
-            if PAGE_OWNERS[path] not in (role, "any"):
-                continue
+            if PAGE_OWNERS[path] not in (role, "any") or (path == "/referrals" and username == "nav"):
+                continue  # (only the police's contacts send referrals: NAV's find no such page)
             for address in ([path.format(reference=r) for r in references] if "{reference}" in path else [path]):
                 r = client.get(address)
                 assert r.status_code == 200, (username, address, r.status_code)

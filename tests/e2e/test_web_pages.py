@@ -46,7 +46,8 @@ PAGE_OWNERS = {"/cases": "coordinator", "/cases/new": "coordinator", "/cases/{re
                "/tasks": "partner", "/reports": "manager", "/reports/timeliness.csv": "manager",
                "/reports/timeliness.xlsx": "manager",
                "/admin/users": "admin", "/admin/definitions": "admin", "/admin/access": "admin",
-               "/inbox": "any", "/": "any", "/calendar": "coordinator"}
+               "/inbox": "any", "/": "any", "/calendar": "coordinator",
+               "/referrals": "partner", "/referrals/queue": "coordinator"}
 USERS = {"koordinator": "coordinator", "politi": "partner", "leder": "manager", "admin": "admin", None: None}
 
 
@@ -137,11 +138,12 @@ def test_every_form_without_the_csrf_token_is_refused_and_changes_nothing(world:
     assert len(posts) >= 7, posts
     reference = a_case(world)
     before = world.version(reference)
-    users = {"/tasks/{task_id}/{move}": "politi", "/admin/users": "admin", "/admin/definitions/validate": "admin"}
+    users = {"/tasks/{task_id}/{move}": "politi", "/admin/users": "admin", "/admin/definitions/validate": "admin",
+             "/referrals": "politi"}
     for path in posts:
         client = browser(world, users.get(path, "koordinator"))
         target = path.format(reference=reference, action="pause", task_id="00000000-0000-0000-0000-000000000000",
-                             move="accept")
+                             move="accept", referral_id="00000000-0000-0000-0000-000000000000", decision="accept")
         for form in ({}, {"csrf": "forged"}):
             r = client.post(target, data={**form, "reason": "x", "version": str(before)}, follow_redirects=False)
             assert r.status_code == 403, f"{path} {form}: {r.status_code}"
