@@ -106,25 +106,26 @@ def test_after_a_decline_another_agency_may_be_asked_and_the_task_keeps_who_answ
 # -- legal bases are the definition's ---------------------------------------------------------------------------
 
 
-def test_child_welfare_is_told_on_opplysningsplikt_without_consent_and_only_with_a_reason(open_case: OpenCase,
-                                                                                         start: datetime) -> None:
-    case = open_case(conditions=["children"])
+def test_child_welfare_is_told_on_opplysningsplikt_without_consent_and_only_with_a_reason(
+        open_child_case: OpenCase, start: datetime) -> None:
+    """On the child's own pathway (B2; the adult's K5 only maps the children): the duty to inform child welfare goes
+    without consent, never on another agency's basis, and always with its reason in the record."""
+    case = open_child_case()
     at = start + timedelta(hours=1)
     with pytest.raises(InvalidArgument, match="reason"):
-        case.execute(do.CreateHandover("K5", legal_basis="child_welfare_duty"), actor=ACTOR, at=at)
+        case.execute(do.CreateHandover("B2", legal_basis="child_welfare_duty"), actor=ACTOR, at=at)
     with pytest.raises(InvalidArgument, match="legal_basis"):
-        case.execute(do.CreateHandover("K5", legal_basis="avert_crime", reason="bekymring"), actor=ACTOR, at=at)
-    case.execute(do.CreateHandover("K5", legal_basis="child_welfare_duty", reason="bekymring for barna"),
+        case.execute(do.CreateHandover("B2", legal_basis="avert_crime", reason="bekymring"), actor=ACTOR, at=at)
+    case.execute(do.CreateHandover("B2", legal_basis="child_welfare_duty", reason="bekymring for barnet"),
                  actor=ACTOR, at=at)
     task = case.handovers[-1]
     assert (task.agency, task.basis, task.scope) == ("child_welfare", "child_welfare_duty", ())
-    assert case.new_events[-1].reason == "bekymring for barna"
+    assert case.new_events[-1].reason == "bekymring for barnet"
 
 
 def test_a_legal_basis_added_in_the_definition_needs_no_code(shipped_text: str, start: datetime) -> None:
-    text = shipped_text.replace("  child_welfare_duty: {nb: Opplysningsplikt til barnevernet",
-                                "  health_duty: {nb: Opplysningsplikt til helse, en: Duty to inform health, "
-                                "law: test § 1}\n  child_welfare_duty: {nb: Opplysningsplikt til barnevernet", 1)
+    text = shipped_text.replace("\nlegal_bases:\n", "\nlegal_bases:\n  health_duty: {nb: Opplysningsplikt til helse, "
+                                "en: Duty to inform health, law: test § 1}\n", 1)
     text = text.replace("scopes: [name, contact, situation, threat_assessment]}",
                         "scopes: [name, contact, situation, threat_assessment], legal_bases: [health_duty]}", 1)
     definition = parse_definition(text.replace(VERSION_LINE, "version: 90\n", 1))
