@@ -1,7 +1,7 @@
 """The case page's handovers, over HTTP: one form per checkpoint and agency (K9 to NAV or the housing office, one
 open task at a time), a message to the agency stored with the task, a handover to child welfare on its duty to
-inform without consent (its provision named, a warning shown, a reason required), the table of tasks with who
-answered and what, and the threat level recorded from the page."""
+inform without consent from a child's pathway page (B2: its provision named, a warning shown, a reason required),
+the table of tasks with who answered and what, and the threat level recorded from the page."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from pathway import services
+from pathway.people import ChildRecord
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import World, synthetic_person  # noqa: E402
@@ -29,6 +30,14 @@ def in_support(world: World, conditions: list[str] | None = None) -> str:
         world.operate(reference, f"steps/{code}/complete")
     world.operate(reference, "transitions/start_support")
     return reference
+
+
+def child_pathway(world: World) -> str:
+    """A child's pathway (barn.yaml), opened on a new case with children as the case page opens one: its reference."""
+    adult = world.open_case(synthetic_person(), conditions=["children"])["reference"]
+    child = ChildRecord(first_name="Testbarn Ås", birth_year=2018, school="Fiktiv barneskole")
+    return services.open_child_pathway(uow=world.core.uow(), reference=adult, expected_version=None, child=child,
+                                       actor="koordinator", keys=world.core.keys).reference
 
 
 def handover_forms(html: str, code: str) -> dict[str, Form]:
@@ -108,19 +117,23 @@ def test_after_nav_declines_k9_goes_to_the_housing_office_and_the_table_says_who
     assert [(t.agency, t.status) for t in case.handovers] == [("nav", "declined"), ("housing", "requested")]
 
 
-def test_k5_to_child_welfare_on_the_duty_to_inform_warns_and_needs_a_reason(world: World) -> None:
+def test_b2_to_child_welfare_on_the_duty_to_inform_warns_and_needs_a_reason(world: World) -> None:
+    """The child-welfare notice is sent from the child's own pathway (B2); the adult's K5 only maps the children."""
     client = browser(world, "koordinator")
-    reference = world.open_case(synthetic_person(), conditions=["children"])["reference"]
+    reference = child_pathway(world)
+    adult = reference.rsplit("-", 1)[0]
+    page = client.get(f"/cases/{adult}").text
+    assert handover_forms(page, "K6") and handover_forms(page, "K5") == {}  # no longer from the adult's pathway
     html = client.get(f"/cases/{reference}").text
-    form = handover_forms(html, "K5")["child_welfare"]
-    assert "chosen" not in form.fields  # K5 has one agency
+    form = handover_forms(html, "B2")["child_welfare"]
+    assert "chosen" not in form.fields  # B2 has one agency
     assert "child_welfare_duty" in [i.get("value") for i in form.fields["basis"]]
     assert "Opplysningsplikt til barnevernet (barnevernsloven § 13-2)" in form.labels[
-        "handover-K5-child_welfare-child_welfare_duty"]
+        "handover-B2-child_welfare-child_welfare_duty"]
     handovers = section(html, "handovers")
     assert ("⚠ Sendes uten samtykke, på grunnlag av opplysningsplikt til barnevernet (barnevernsloven § 13-2). "
             "Personen skal som hovedregel informeres.") in handovers
-    assert 'aria-describedby="handover-K5-child_welfare-child_welfare_duty-warning"' in handovers
+    assert 'aria-describedby="handover-B2-child_welfare-child_welfare_duty-warning"' in handovers
     assert "Begrunnelse (påkrevd uten samtykke)" in handovers
 
     r = client.post(form.action, data=posted(form, html, basis="child_welfare_duty", scope=[]),
@@ -130,10 +143,10 @@ def test_k5_to_child_welfare_on_the_duty_to_inform_warns_and_needs_a_reason(worl
     assert services.get_case(uow=world.core.uow(), reference=reference).handovers == []
 
     r = client.post(form.action, data=posted(form, html, basis="child_welfare_duty", scope=[],
-                                             reason="Bekymring for barnas omsorgssituasjon"), follow_redirects=False)
+                                             reason="Bekymring for barnets omsorgssituasjon"), follow_redirects=False)
     assert r.status_code == 303, r.text
     case = services.get_case(uow=world.core.uow(), reference=reference)
-    assert [(t.code, t.agency, t.basis) for t in case.handovers] == [("K5", "child_welfare", "child_welfare_duty")]
+    assert [(t.code, t.agency, t.basis) for t in case.handovers] == [("B2", "child_welfare", "child_welfare_duty")]
     assert "child_welfare" not in case.consents
     table = section(client.get(f"/cases/{reference}").text, "handovers")
     assert "Opplysningsplikt til barnevernet (barnevernsloven § 13-2)" in table
