@@ -136,3 +136,11 @@ def test_a_coordinator_sees_the_childrens_pathways_on_the_case_page(browser: Bro
     expect(page.locator("html")).to_have_attribute("lang", "en")
     accessible(page)
     page.context.close()
+
+    # On a phone (360 px), the family's pages hold together too.
+    phone = context(browser, base_url, viewport={"width": 360, "height": 800}).new_page()
+    sign_in(phone, "koordinator")
+    for path in (f"/cases/{reference}", f"/cases/{reference}-B1"):
+        phone.goto(path)
+        accessible(phone)
+    phone.context.close()
