@@ -1,8 +1,8 @@
 """What a partner needs to act on a handover task, and nothing more (issue 14, done when): the police's task of a
 high-risk case is due the same day (page, API and FHIR), says whom to call and their phone and the coordinator's
-note; the name only under a consent that shares it, the safe contact channel likewise; child welfare is told without
-consent on its legal basis, with a reason (refused without one), and reads that basis in words; an agency added in
-configuration receives a handover with no code change. On SQLite and PostgreSQL.
+note; the name only under a consent that shares it, the safe contact channel likewise; child welfare is told from a
+child's pathway (B2) without consent on its legal basis, with a reason (refused without one), and reads that basis in
+words; an agency added in configuration receives a handover with no code change. On SQLite and PostgreSQL.
 
 (NAV hears no reminder for a case where it holds no task: tests/integration/test_scan.py,
 test_nav_hears_nothing_of_housing_for_a_case_without_a_nav_task_and_the_coordinator_does, runs the scan at a fixed
@@ -194,13 +194,27 @@ def barnevern(world: World) -> str:
     return "barnevern"
 
 
+CHILD = {"first_name": "Testbarn Ås", "birth_year": 2018, "school": "Fiktiv barneskole"}
+
+
+def _child_pathway(w: World, person: dict[str, Any]) -> str:
+    """A case with children and the first child's own pathway (barn.yaml), opened through the API: its reference."""
+    adult = w.open_case(person, conditions=["children"])["reference"]
+    r = w.client.post(f"{API}/cases/{adult}/children", json={"child": CHILD},
+                      headers={**w.auth("koordinator"), "If-Match": f'"{w.version(adult)}"'})
+    assert r.status_code == 201, r.text
+    return str(r.json()["reference"])
+
+
 def test_child_welfare_is_told_without_consent_on_its_duty_with_a_reason_and_reads_the_basis(
         world: World, barnevern: str) -> None:
+    """From the child's own pathway (B2), where the child-welfare notice is assessed; the adult's K5 only maps the
+    children."""
     w = world
     person = synthetic_person()
-    reference = w.open_case(person, conditions=["children"])["reference"]
+    reference = _child_pathway(w, person)
     refused = w.client.post(f"{API}/cases/{reference}/handovers",
-                            json={"code": "K5", "legal_basis": "child_welfare_duty"},
+                            json={"code": "B2", "legal_basis": "child_welfare_duty"},
                             headers={**w.auth("koordinator"), "If-Match": f'"{w.version(reference)}"'})
     assert refused.status_code == 422, refused.text
     assert refused.headers["content-type"].startswith("application/problem+json")
@@ -209,19 +223,20 @@ def test_child_welfare_is_told_without_consent_on_its_duty_with_a_reason_and_rea
     assert problem["code"] == "invalid-argument"
     assert [e["loc"] for e in problem["errors"]] == [["body", "reason"]]  # the field it lacks
     assert problem["detail"].startswith("Begrunnelse: "), problem  # in bokmål, without asking
-    assert not any(t["code"] == "K5" for t in w.client.get(f"{API}/cases/{reference}",
+    assert not any(t["code"] == "B2" for t in w.client.get(f"{API}/cases/{reference}",
                                                              headers=w.auth("koordinator")).json()["handovers"])
 
-    detail = w.operate(reference, "handovers", {"code": "K5", "legal_basis": "child_welfare_duty",
-                                                "reason": "barna har sett volden"})
-    task_id = next(t["id"] for t in detail["handovers"] if t["code"] == "K5")
+    detail = w.operate(reference, "handovers", {"code": "B2", "legal_basis": "child_welfare_duty",
+                                                "reason": "barnet har sett volden"})
+    task_id = next(t["id"] for t in detail["handovers"] if t["code"] == "B2")
     task = _task(w, task_id, barnevern)
     assert task["basis"] == "child_welfare_duty" and task["without_consent"] is True
     assert task["basis_name"] == "Opplysningsplikt til barnevernet (barnevernsloven § 13-2)"
     assert task["asked"] == [] and task["person_name"] is None and task["safe_contact"] is None
-    assert task["task"] == "Barn kartlagt; melding til barnevern vurdert"
+    assert task["task"] == "Melding til barnevernet vurdert"
     article = _article(w, task_id, barnevern)
-    assert person["name"] not in article and person["address"] not in article  # no consent, nothing of hers
+    for never in (person["name"], person["address"], CHILD["first_name"], CHILD["school"]):
+        assert never not in article, never  # no consent, nothing of the parent's or the child's
     words = _text(article)
     assert "Sendt uten samtykke; hjemmel: Opplysningsplikt til barnevernet (barnevernsloven § 13-2)" in words
     assert "child_welfare_duty" not in words
@@ -238,8 +253,9 @@ def test_child_welfare_is_told_without_consent_on_its_duty_with_a_reason_and_rea
 NEW_AGENCY = """
   family_counselling: {nb: Familievernet, en: Family counselling, scopes: [name, contact]}
 """
-NEW_CHECKPOINT = """
-  - code: K15
+NEW_CODE = "K90"  # a code no shipped checkpoint has (the shipped definition grows: K15 is taken since version 3)
+NEW_CHECKPOINT = f"""
+  - code: {NEW_CODE}""" + """
     name: {nb: Overlevering til familievernet, en: Handover to family counselling}
     phases: [intake, support]
     owner: family_counselling
@@ -259,10 +275,12 @@ def _definitions_with_a_new_agency(directory: Path) -> Path:
     shutil.copy(ROOT / "definitions" / "krisesenter.yaml", directory)
     shutil.copy(ROOT / "definitions" / "pathway.schema.json", directory)
     text = (ROOT / "definitions" / "krisesenter.yaml").read_text(encoding="utf-8")
+    assert f"code: {NEW_CODE}\n" not in text, f"{NEW_CODE} is shipped now: pick another code"
     text = text.replace("\nid: krisesenter\n", "\nid: krisesenter_test\n", 1)
     text = text.replace("\nagencies:\n", "\nagencies:" + NEW_AGENCY, 1)
     text = text.replace("\n  - code: K13\n", NEW_CHECKPOINT + "\n  - code: K13\n", 1)
-    assert "family_counselling: {nb: Familievernet" in text and "code: K15" in text and "id: krisesenter_test" in text
+    assert "family_counselling: {nb: Familievernet" in text and f"code: {NEW_CODE}" in text
+    assert "id: krisesenter_test" in text
     (directory / "krisesenter_test.yaml").write_text(text, encoding="utf-8")
     return directory
 
@@ -324,8 +342,8 @@ def test_an_agency_added_in_configuration_receives_a_handover_and_accepts_it(con
         return r.json()  # type: ignore[no-any-return]
 
     operate("consents/family_counselling", {"scope": ["name", "contact"]})
-    detail = operate("handovers", {"code": "K15", "note": "Ønsker samtale om barna"})
-    (sent,) = [t for t in detail["handovers"] if t["code"] == "K15"]
+    detail = operate("handovers", {"code": NEW_CODE, "note": "Ønsker samtale om barna"})
+    (sent,) = [t for t in detail["handovers"] if t["code"] == NEW_CODE]
     assert sent["agency"] == "family_counselling"
 
     partner = _login(client, "familievern")
