@@ -54,8 +54,9 @@ def report_page(request: Request, core: Core, session: ManagerPage,
     view = _View(report=report, labels=labels, t=t, target=core.settings.report_target_share,
                  shown_period=shown_period, named=named, in_words=named.get(shown_period, shown_period),
                  short={p: period_words(p, lang, short=True) for p in report.periods}, unit_name=core.settings.unit_name)
-    # Each pathway's figures under its title (the adult's, the children's), in the report's order.
-    sections = [view.section(p, registered.get(p, p), interval) for p in report.pathways]
+    # Each pathway's figures under its title: the installation's pathway (the adult's) first, then the others.
+    sections = [view.section(p, registered.get(p, p), interval)
+                for p in sorted(report.pathways, key=lambda p: (p != core.settings.default_pathway, p))]
     uses = _break_glass_uses(core, request, session.user, report)
     query = {"period": period, "start": report.start.isoformat(), "end": report.end.isoformat(), "scope": scope,
              **({"pathway": pathway} if pathway else {})}

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from api.web.i18n import period_words
 from pathway.metrics.periods import default_span, periods_covering
@@ -32,6 +32,7 @@ from tests.e2e.api_support import make_core  # noqa: E402
 
 CODES = re.compile(r"K\d+\s*→\s*K\d+|→K\d+|\b[a-z]+_[a-z_]+\b")  # "K0→K1", "move_out_planned→K10", outcome codes
 UNITS = ("Askøy", "Bergen nord", "Bergen sentrum", "Voss")  # by name
+ADULT = "Pakkeforløp for personer utsatt for vold i nære relasjoner"  # the pathway's title, over its figures
 
 
 def _report_job(url: str) -> None:
@@ -49,8 +50,14 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+def _adult(page: Page) -> Locator:
+    """The adult pathway's part of the page (each pathway's figures are under its title)."""
+    return page.locator("section.pathway-report", has=page.get_by_role("heading", level=2, name=ADULT))
+
+
 def _section(page: Page, heading: str | re.Pattern[str]) -> Page:
-    return page.locator("section", has=page.get_by_role("heading", level=2, name=heading))  # type: ignore[return-value]
+    return _adult(page).locator(  # type: ignore[return-value]
+        "section", has=page.get_by_role("heading", level=3, name=heading))
 
 
 def _has_chart_and_table(page: Page, heading: str | re.Pattern[str]) -> None:
@@ -76,7 +83,9 @@ def test_a_manager_reads_the_year(browser: Browser, base_url: str) -> None:  # n
     assert expected[-1].endswith("(så langt)")
     # The per-checkpoint charts open on the last full month, not the one just begun.
     expect(page.locator("#at option[selected]")).to_have_text(expected[-2])
-    expect(page.get_by_role("heading", name=f"Andel innen frist per sjekkpunkt ({expected[-2]})")).to_be_visible()
+    expect(page.get_by_role("heading", level=2).first).to_have_text(ADULT)  # the adult's pathway first
+    expect(_adult(page).get_by_role("heading", name=f"Andel innen frist per sjekkpunkt ({expected[-2]})"))\
+        .to_be_visible()
     expect(page.get_by_text(f"{expected[-1]}: perioden er ikke over ennå")).to_be_visible()
 
     # The share within deadline: its three parts, its definition, and how lead times are summed up.
@@ -89,7 +98,7 @@ def test_a_manager_reads_the_year(browser: Browser, base_url: str) -> None:  # n
         expect(first.get_by_role("columnheader", name=column)).to_be_visible()
     k1 = "Første henvendelse registrert → K1 Innledende kartlegging og trusselvurdering"  # names, not "K0→K1"
     expect(first.get_by_role("rowheader", name=k1)).to_be_visible()
-    stacked = page.locator("svg[aria-labelledby^='deadlines-checkpoint'] text.chart-label")
+    stacked = page.locator("svg[aria-labelledby^='deadlines-checkpoint-krisesenter'] text.chart-label")
     expect(stacked.first).to_have_text(re.compile(r"^K\d+ \w"))
 
     # The names of the checkpoints and outcomes, in bokmål: no codes, no English, on the page or in its charts.
