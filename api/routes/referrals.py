@@ -38,6 +38,7 @@ from api.access import access_writer, channel, refused
 from api.deps import Allow, Coordinator, Core, Partner
 from pathway import policy
 from pathway.accounts import User
+from pathway.bootstrap import Forlop
 from pathway.errors import InvalidArgument, NotFound
 from pathway.services import referrals
 
@@ -51,6 +52,7 @@ CoordinatorOrPartner = Annotated[User, Depends(Allow("coordinator", "partner", h
 RISK_EXTENSION = "https://forlop.no/fhir/StructureDefinition/risk-level"
 CONTACT_AGREED_EXTENSION = "https://forlop.no/fhir/StructureDefinition/contact-agreed"
 PRIORITY_RISK = {"routine": "low", "urgent": "medium", "asap": "high", "stat": "high"}
+RISKS: dict[str, Risk] = {"low": "low", "medium": "medium", "high": "high"}
 INTENTS = ("order", "proposal", "plan")
 
 
@@ -124,13 +126,14 @@ class FhirServiceRequest(BaseModel):
     resourceType: Literal["ServiceRequest"]  # noqa: N815 - FHIR's name
 
 
-def _sender(request: Request, core: Any, user: User, action: str) -> None:
+def _sender(request: Request, core: Forlop, user: User, action: str) -> None:
+    """Only the police's contacts send referrals: anyone else finds nothing here."""
     if not policy.may_refer(user):
         raise refused(core.engine, request, user, action, "referral", "-")
 
 
-def _send(request: Request, core: Any, user: User, body: ReferralIn, action: str) -> SentOut:
-    _sender(request, core, user, action)
+def _send(request: Request, core: Forlop, user: User, body: ReferralIn, action: str) -> SentOut:
+    """Send a referral for a police contact (``_sender`` asked) and answer as the sender will follow it."""
     content = referrals.content_of(body.name, body.phone, body.what_happened)
     referral_id = referrals.send(
         engine=core.engine, keys=core.keys, units=core.settings.units, sender=user.username, agency=user.agency or "",
@@ -150,6 +153,7 @@ def _sent_out(r: referrals.SentReferral) -> SentOut:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SentOut,
              summary="Send a unit a police referral (police contacts)")
 def send(request: Request, core: Core, user: Partner, body: ReferralIn) -> SentOut:
+    _sender(request, core, user, "referral.send")
     return _send(request, core, user, body, "referral.send")
 
 
@@ -157,7 +161,7 @@ def send(request: Request, core: Core, user: Partner, body: ReferralIn) -> SentO
              summary="Send a police referral as an HL7 FHIR R4 ServiceRequest (police contacts)")
 def send_fhir(request: Request, core: Core, user: Partner,
               body: Annotated[FhirServiceRequest, Body(media_type="application/fhir+json")]) -> SentOut:
-    _sender(request, core, user, "referral.send_fhir")
+    _sender(request, core, user, "referral.send_fhir")  # before reading the resource: others learn nothing of it
     return _send(request, core, user, from_service_request(body.model_dump(mode="json")), "referral.send_fhir")
 
 
@@ -199,7 +203,7 @@ def version_of(if_match: str | None) -> int | None:
         raise HTTPException(422, 'If-Match: expected the referral version, e.g. "1"') from None
 
 
-def _queue_of(request: Request, core: Any, user: User, action: str, referral_id: uuid.UUID) -> str:
+def _queue_of(request: Request, core: Forlop, user: User, action: str, referral_id: uuid.UUID) -> str:
     unit = policy.referral_queue(user)
     if unit is None:
         raise refused(core.engine, request, user, action, "referral", referral_id, task_id=referral_id)
@@ -246,6 +250,7 @@ def decline(request: Request, core: Core, user: Coordinator, referral_id: uuid.U
 
 def from_service_request(raw: dict[str, Any]) -> ReferralIn:
     """A ServiceRequest as a referral (the mapping: the module's docstring); ``InvalidArgument`` naming the field."""
+    from fhir.resources.patient import Patient
     from fhir.resources.servicerequest import ServiceRequest
 
     try:
@@ -259,7 +264,7 @@ def from_service_request(raw: dict[str, Any]) -> ReferralIn:
         raise InvalidArgument("intent", "must be one of {choices}", choices=list(INTENTS))
     reference = (resource.subject.reference or "") if resource.subject is not None else ""
     patient = next((c for c in resource.contained or () if reference.startswith("#")
-                    and c.get_resource_type() == "Patient" and c.id == reference[1:]), None)
+                    and isinstance(c, Patient) and c.id == reference[1:]), None)
     if patient is None:
         raise InvalidArgument("subject", "must refer to a contained Patient ('#id')")
     name = next(iter(patient.name or ()), None)
@@ -273,9 +278,10 @@ def from_service_request(raw: dict[str, Any]) -> ReferralIn:
     if note is None:
         raise InvalidArgument("note", "say what happened in note[0].text")
     extensions = {e.url: e for e in resource.extension or ()}
-    risk = extensions[RISK_EXTENSION].valueCode if RISK_EXTENSION in extensions else \
+    code = extensions[RISK_EXTENSION].valueCode if RISK_EXTENSION in extensions else \
         PRIORITY_RISK.get(resource.priority or "")
-    if risk not in ("low", "medium", "high"):
+    risk = RISKS.get(code or "")
+    if risk is None:
         raise InvalidArgument("priority", "one of {choices}, or the risk-level extension",
                               choices=list(PRIORITY_RISK))
     agreed = extensions.get(CONTACT_AGREED_EXTENSION)
@@ -293,7 +299,8 @@ def from_service_request(raw: dict[str, Any]) -> ReferralIn:
     try:
         return ReferralIn(unit=unit, name=full, phone=phone, what_happened=note, risk=risk,
                           contact_agreed=agreed.valueBoolean)
-    except ValidationError as exc:
-        field = {"what_happened": "note", "phone": "telecom", "unit": "performer"}.get(
-            str((exc.errors()[0].get("loc") or ("referral",))[0]), str((exc.errors()[0].get("loc") or ("x",))[0]))
-        raise InvalidArgument(field, "required, at most {limit} characters", limit=2000) from None
+    except ValidationError as exc:  # too long for a referral: named by the resource's field
+        given = str((exc.errors()[0].get("loc") or ("name",))[0])
+        field = {"what_happened": "note", "phone": "telecom", "unit": "performer"}.get(given, given)
+        limit = ReferralIn.model_fields[given].metadata[-1].max_length if given in ReferralIn.model_fields else 2000
+        raise InvalidArgument(field, "required, at most {limit} characters", limit=limit) from None
