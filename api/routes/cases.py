@@ -218,7 +218,8 @@ def read_case(request: Request, core: Forlop, user: User, reference: str, *, lan
             uow.commit()
     if not access.allowed:
         raise _refuse(request, core, user, "case.read", reference, access)
-    return case_detail(record.case, record.events, record.grants, now=now, lang=lang or user.language)
+    return case_detail(record.case, record.events, record.grants, now=now, lang=lang or user.language,
+                       part_of=record.part_of, children=record.children, resolve=core.catalog.resolve)
 
 
 def case_response(core: Forlop, case: Case, *, lang: str, status: int = 200) -> JSONResponse:
