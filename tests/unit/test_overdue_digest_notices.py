@@ -27,8 +27,8 @@ MANAGER = Candidate("m1", "manager", unit=UNIT, email="m1@example.invalid", webh
 ELSEWHERE = Candidate("m9", "manager", unit="voss")
 
 
-K5 = CheckpointCount("K5", {"nb": "Barn kartlagt; melding til barnevern vurdert",
-                            "en": "Children mapped; child-welfare notice assessed"}, 1)
+K5 = CheckpointCount("K5", {"nb": "Barn kartlagt; barnas egne forløp opprettet",
+                            "en": "Children mapped; the children's own pathways opened"}, 1)
 K6 = CheckpointCount("K6", {"nb": "Overlevering til politiet", "en": "Handover to police"}, 1)
 ADHOC = CheckpointCount(None, {}, 3)
 NAMES = ("K1", "K2", "K5", "K6", "kartlegging", "mapping", "Barn", "Children", "politi", "police", "Sikkerhetsplan")
