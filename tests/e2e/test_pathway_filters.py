@@ -96,6 +96,8 @@ def test_the_report_shows_each_pathways_intervals_under_its_title_and_keeps_one_
     one = page.get("/reports", params={"pathway": "barn"})
     assert re.findall(r'<h2 id="pathway-([a-z_]+)-h">', one.text) == ["barn"]
     assert "pathway=barn" in one.text  # the downloads keep the filter
+    assert page.get("/reports", params={"pathway": "ukjent"}).status_code == 422
+    assert page.get("/reports/timeliness.xlsx", params={"pathway": "ukjent"}).status_code == 422
     download = page.get("/reports/timeliness.csv", params={"pathway": "barn"})
     assert download.status_code == 200
     rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig"))))
