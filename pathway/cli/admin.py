@@ -68,14 +68,19 @@ def keys_new() -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(database_url: DatabaseUrl = None) -> None:
-    """Re-encrypt every person record and child record under the active key (the first of FORLOP_ENCRYPTION_KEYS)."""
+    """Re-encrypt every person record, child record and police referral under the active key (the first of
+    FORLOP_ENCRYPTION_KEYS)."""
     from pathway import services
+    from pathway.services.referrals import rotate_referral_keys
 
     core = _core(database_url)
     with _progress() as progress:
         task = progress.add_task("re-encrypting", total=None)
         n = services.rotate_person_keys(engine=core.engine, keys=core.keys, progress=lambda k: progress.advance(task, k))
     out.print(f"{_count(n, 'person or child record')} re-encrypted under key '{core.keys.active_id}'")
+    referrals = rotate_referral_keys(engine=core.engine, keys=core.keys)
+    if referrals:  # said apart, so that the count of people stays what it was
+        out.print(f"{_count(referrals, 'police referral')} re-encrypted under key '{core.keys.active_id}'")
 
 
 # -- users ------------------------------------------------------------------------------------------------
