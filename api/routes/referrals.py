@@ -32,9 +32,11 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.access import access_writer, channel, refused
+from api.idempotency import IdempotencyKey, idempotent
 from api.deps import Allow, Coordinator, Core, Partner
 from pathway import policy
 from pathway.accounts import User
@@ -145,6 +147,12 @@ def _send(request: Request, core: Forlop, user: User, body: ReferralIn, action: 
     return _sent_out(mine)
 
 
+def _once(request: Request, core: Forlop, user: User, key: str | None, body: ReferralIn, action: str) -> JSONResponse:
+    """Send it once per Idempotency-Key: a police system that retries after a lost answer gets the first one."""
+    return idempotent(core, user, request, key, body.model_dump(mode="json"), lambda _: JSONResponse(
+        _send(request, core, user, body, action).model_dump(mode="json"), status_code=status.HTTP_201_CREATED))
+
+
 def _sent_out(r: referrals.SentReferral) -> SentOut:
     return SentOut(id=r.id, unit=r.unit, received_at=r.received_at, status=r.status,  # type: ignore[arg-type]
                    decided_at=r.decided_at, decline_reason=r.decline_reason)
@@ -152,17 +160,18 @@ def _sent_out(r: referrals.SentReferral) -> SentOut:
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SentOut,
              summary="Send a unit a police referral (police contacts)")
-def send(request: Request, core: Core, user: Partner, body: ReferralIn) -> SentOut:
+def send(request: Request, core: Core, user: Partner, body: ReferralIn, key: IdempotencyKey = None) -> JSONResponse:
     _sender(request, core, user, "referral.send")
-    return _send(request, core, user, body, "referral.send")
+    return _once(request, core, user, key, body, "referral.send")
 
 
 @router.post("/fhir", status_code=status.HTTP_201_CREATED, response_model=SentOut,
              summary="Send a police referral as an HL7 FHIR R4 ServiceRequest (police contacts)")
 def send_fhir(request: Request, core: Core, user: Partner,
-              body: Annotated[FhirServiceRequest, Body(media_type="application/fhir+json")]) -> SentOut:
+              body: Annotated[FhirServiceRequest, Body(media_type="application/fhir+json")],
+              key: IdempotencyKey = None) -> JSONResponse:
     _sender(request, core, user, "referral.send_fhir")  # before reading the resource: others learn nothing of it
-    return _send(request, core, user, from_service_request(body.model_dump(mode="json")), "referral.send_fhir")
+    return _once(request, core, user, key, from_service_request(body.model_dump(mode="json")), "referral.send_fhir")
 
 
 @router.get("", response_model=ReferralList,

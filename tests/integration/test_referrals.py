@@ -272,3 +272,13 @@ def test_a_key_rotation_re_encrypts_the_referrals_and_they_still_read(core: Forl
         assert conn.execute(sa.select(referral_t.c.key_id).where(referral_t.c.id == referral_id)).scalar() == "new"
         (waiting,) = referrals.queue(conn, unit=UNIT, keys=ring)
     assert waiting.content.name == NAME
+
+
+def test_a_referral_sent_again_with_the_same_idempotency_key_is_recorded_once(world: World) -> None:
+    w = world
+    headers = {**w.auth("politi"), "Idempotency-Key": f"politi-system-{uuid.uuid4()}"}
+    first = w.client.post(f"{API}/referrals", json=referral(name="Testperson Gjentatt"), headers=headers)
+    again = w.client.post(f"{API}/referrals", json=referral(name="Testperson Gjentatt"), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["id"] == first.json()["id"] and again.headers.get("Idempotency-Replayed") == "true"
+    assert [r["name"] for r in queue(w)].count("Testperson Gjentatt") == 1
