@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 
 from api.deps import Allow
+from pathway.definition import load_definition
+from tests.unit.conftest import SHIPPED
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import (  # noqa: E402
@@ -81,6 +83,7 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "ReferralIn": lambda: {"unit": "bergen-sentrum", "name": "Testperson Ås", "phone": "+47 400 00 000",
                            "what_happened": "slått av partner", "risk": "high", "contact_agreed": True},
     "ReferralDeclineBody": lambda: {"reason": "bor i en annen kommune"},
+    "ChildBody": lambda: {"child": {"first_name": "Testbarn", "birth_year": 2018, "school": "Fiktiv skole"}},
     "FhirServiceRequest": lambda: {
         "resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "asap",
         "contained": [{"resourceType": "Patient", "id": "p", "name": [{"text": "Testperson Ås"}],
@@ -108,7 +111,7 @@ PATH_VALUES: dict[str, dict[str, str]] = {
     **{route: {"username": "koordinator4"} for route in ("user_update", "user_deactivate", "user_reactivate",
                                                           "user_password")},
 }
-COMMON_VALUES = {"pathway_id": "krisesenter", "version": "2"}
+COMMON_VALUES = {"pathway_id": "krisesenter", "version": str(load_definition(SHIPPED).version)}  # the live version
 
 
 @dataclass
