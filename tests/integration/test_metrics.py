@@ -100,8 +100,9 @@ def row(r: Report, checkpoint: str, period: str = "2026-11", repeat: bool = Fals
                 and (x.interval == f"{checkpoint}→{checkpoint}") == repeat)
 
 
-def cases(r: Report, period: str = "2026-11") -> CaseFigures:
-    return next(x for x in r.cases if x.period == period)
+def cases(r: Report, period: str = "2026-11", pathway: str = "krisesenter") -> CaseFigures:
+    """The adult pathway's case figures of a period (every registered pathway has its own row, the child's too)."""
+    return next(x for x in r.cases if x.period == period and x.pathway == pathway)
 
 
 @pytest.fixture
