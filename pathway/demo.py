@@ -109,8 +109,35 @@ def seed_demo(core: Forlop, *, cases: int, seed: int, progress: Callable[[int], 
         made[profile] += 1
         if progress is not None:
             progress(1)
+    if cases:
+        _referrals(core, now)
     made_of = ", ".join(f"{k} {v}" for k, v in sorted(made.items())) or "only the demo users"
     return f"{cases} synthetic case{'' if cases == 1 else 's'}: {made_of}"
+
+
+REFERRALS = [  # (hours ago, risk, contact agreed, declined with this reason or None): invented, as every demo person
+    (30, "medium", True, "Personen bor i en annen kommune; henvist dit"),
+    (5, "high", True, None),
+    (1.5, "low", False, None),
+]
+
+
+def _referrals(core: Forlop, now: datetime) -> None:
+    """Police referrals to the first unit from the demo's police contact: two waiting in the coordinators' queue, one
+    declined with its reason (which the police read on their page)."""
+    from pathway.services import referrals
+
+    unit = core.settings.units[0]
+    for n, (hours, risk, agreed, declined) in enumerate(REFERRALS, start=1):
+        referral_id = referrals.send(
+            engine=core.engine, keys=core.keys, units=core.settings.units, sender=CONTACTS["police"], agency="police",
+            unit=unit, content=referrals.content_of(f"Henvist Testesen {n:04d}", f"+47 000 00 {n:03d}",
+                                                    "Syntetisk: trusler fra tidligere partner"),
+            risk=risk, contact_agreed=agreed, public_url=core.settings.public_url, at=now - timedelta(hours=hours))
+        if declined is not None:
+            referrals.decline(engine=core.engine, keys=core.keys, referral_id=referral_id, unit=unit,
+                              expected_version=None, actor=coordinator_of(0), reason=declined,
+                              public_url=core.settings.public_url, at=now - timedelta(hours=hours - 1))
 
 
 CHILD_NAMES = ["Testbarn Alva", "Testbarn Isak", "Testbarn Maja", "Testbarn Noah", "Testbarn Selma", "Testbarn Ali"]
