@@ -160,6 +160,7 @@ def _children(core: Forlop, reference: str, person: PersonRecord, coordinator: s
         shared = draw.random() < 0.3
         child = services.open_child_pathway(
             uow=core.uow(), reference=reference, expected_version=None, actor=coordinator, keys=core.keys, at=at,
+            reference_prefix=core.settings.reference_prefix,
             child=ChildRecord(first_name=draw.choice(CHILD_NAMES), birth_year=max(now.year - age, 1990),
                               school=school),
             conditions=["shared_parental_responsibility"] if shared else [])

@@ -26,8 +26,7 @@ from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import ChildRecord
 from pathway.services.children import CHILD_PATHWAY
-from pathway.views import cases as views
-from pathway.views.children import child_pathways, child_records
+from pathway.views.children import ChildPathway, child_pathways, child_records
 
 router = APIRouter(prefix="/api/v1/cases", tags=["children"])
 
@@ -66,7 +65,8 @@ def add_child(request: Request, core: Forlop, user: User, reference: str, body: 
     try:
         return services.open_child_pathway(
             uow=core.uow(), reference=reference, expected_version=expected, child=body.child, actor=user.username,
-            keys=core.keys, pathway_id=body.pathway, coordinator=body.coordinator, conditions=body.conditions,
+            keys=core.keys, reference_prefix=core.settings.reference_prefix, pathway_id=body.pathway,
+            coordinator=body.coordinator, conditions=body.conditions,
             at=datetime.now(timezone.utc), channel=channel(request), also=lambda conn, _: log(conn))
     except DefinitionVersionMissing:
         raise InvalidArgument("pathway", "no such pathway") from None
@@ -76,22 +76,35 @@ def add_child(request: Request, core: Forlop, user: User, reference: str, body: 
         raise
 
 
+def read_children(request: Request, core: Forlop, user: User, reference: str, *, own: bool = False,
+                  ) -> tuple[policy.CaseAccess, list[ChildPathway], dict[str, ChildRecord]]:
+    """The children of a case as whoever may see the case sees them (the API's and the case page's one read): the
+    access, the children's pathways of an adult's case, and the children decrypted by their pathway's reference
+    (``own``: a child's pathway's own child too). The access check, the decryption and one "child.read" row per
+    case whose child was read (the case asked for first) are one transaction."""
+    with core.uow(snapshot=True) as uow:
+        access = policy.case_access(uow.conn, user, reference, now=datetime.now(timezone.utc))
+        if not access.allowed or access.case_id is None:
+            return access, [], {}
+        pathways = child_pathways(uow.conn, access.case_id)
+        references = {p.id: p.reference for p in pathways} or ({access.case_id: reference} if own else {})
+        records = child_records(uow.conn, list(references), core.keys)
+        if records or not own:
+            shown = list(dict.fromkeys([reference, *(references[case_id] for case_id in records)]))
+            access_writer(request, user, "child.read", break_glass=access.break_glass,
+                          shown=[(ref, None) for ref in shown])(uow.conn)
+        uow.commit()
+    return access, pathways, {references[case_id]: child for case_id, child in records.items()}
+
+
 @router.get("/{reference}/children", response_model=list[ChildOut],
             summary="The children of the case with their pathways (decrypted; every read is logged)")
 def list_children(request: Request, core: Core, user: Coordinator, reference: str,
                   lang: Annotated[str | None, Query(pattern="^(nb|en)$")] = None) -> list[ChildOut]:
     now = datetime.now(timezone.utc)
-    with core.uow(snapshot=True) as uow:
-        access = policy.case_access(uow.conn, user, reference, now=now)
-        if access.allowed:
-            case = views.case_record(uow, reference).case
-            pathways = child_pathways(uow.conn, case.id)
-            records = child_records(uow.conn, [p.id for p in pathways], core.keys)
-            access_writer(request, user, "child.read", case_reference=reference,
-                          break_glass=access.break_glass)(uow.conn)
-            uow.commit()
+    access, pathways, records = read_children(request, core, user, reference)
     if not access.allowed:
         raise _refuse(request, core, user, "child.read", reference, access)
     language = lang or user.language
     return [ChildOut(**_child_out(p, core.catalog.resolve, now=now, lang=language).model_dump(),
-                     child=records.get(p.id)) for p in pathways]
+                     child=records.get(p.reference)) for p in pathways]

@@ -144,7 +144,8 @@ def case_add_child(
         user, access = _let_at(core, actor, reference, "case.children", write=True)
         case = services.open_child_pathway(
             uow=core.uow(), reference=reference, expected_version=version, child=child, actor=user.username,
-            keys=core.keys, pathway_id=pathway_id, coordinator=coordinator, conditions=condition, channel="cli",
+            keys=core.keys, reference_prefix=core.settings.reference_prefix, pathway_id=pathway_id,
+            coordinator=coordinator, conditions=condition, channel="cli",
             also=lambda conn, _: _logged(user, "case.children", reference, break_glass=access.break_glass)(conn))
     except ForlopError as exc:
         raise _fail(exc) from None

@@ -1,8 +1,11 @@
 """Children's own pathways (action plan, measure 11): each child of a case follows a pathway of its own.
 
 A child's pathway is a case of its own, part of the adult's (``pathway_case.parent_id``): its own state machine, steps,
-deadlines, reminders and events, under the adult's unit and therefore the same access rules; its reference is the
-adult's with ``-B1``, ``-B2``, ... so that a list shows which case it belongs to without naming anyone. Opening one
+deadlines, reminders and events, under the adult's unit and therefore the same access rules. Its reference is a
+reference of its own from the same counter (never the adult's with a suffix): a reference travels where names may
+not (reminder emails, the agencies' tasks), and one that said "a child of case 42" would tell an email's reader
+that the case has children and let the school and the police tie their tasks together. Only ``parent_id`` and the
+pages of the unit's coordinators say which case a child's pathway belongs to. Opening one
 is one transaction: the child's case with its (encrypted) child record, its coordinator (a named child coordinator,
 "barnekoordinator", or else the adult's coordinator), and the event on the adult's case that records it.
 """
@@ -20,8 +23,8 @@ from pathway.case.commands import AssignCoordinator, NoteChildPathway
 from pathway.crypto import KeyRing
 from pathway.errors import ConcurrencyConflict, InvalidArgument
 from pathway.people import ChildRecord, seal_child
-from pathway.services.cases import admissible
-from pathway.store.tables import case_t, child_t
+from pathway.services.cases import admissible, next_reference
+from pathway.store.tables import child_t
 from pathway.store.uow import UnitOfWork
 
 CHILD_PATHWAY = "barn"  # the shipped child pathway (definitions/barn.yaml)
@@ -29,7 +32,7 @@ CHILD_PATHWAY = "barn"  # the shipped child pathway (definitions/barn.yaml)
 
 def open_child_pathway(
     *, uow: UnitOfWork, reference: str, expected_version: int | None, child: ChildRecord, actor: str, keys: KeyRing,
-    pathway_id: str = CHILD_PATHWAY, coordinator: str | None = None, conditions: Iterable[str] = (),
+    reference_prefix: str, pathway_id: str = CHILD_PATHWAY, coordinator: str | None = None, conditions: Iterable[str] = (),
     at: datetime | None = None, channel: str | None = None,
     also: Callable[[sa.Connection, Case], None] | None = None,
 ) -> Case:
@@ -47,8 +50,8 @@ def open_child_pathway(
         unknown = sorted(set(conditions) - set(definition.conditions))
         if unknown:
             raise InvalidArgument("conditions", "unknown condition '{name}'", name=unknown[0])
-        number = uow.conn.execute(sa.select(sa.func.count()).where(case_t.c.parent_id == parent.id)).scalar_one() + 1
-        case = Case.open(definition, case_id=uuid.uuid4(), reference=f"{parent.reference}-B{number}",
+        case = Case.open(definition, case_id=uuid.uuid4(),
+                         reference=next_reference(uow.conn, prefix=reference_prefix, year=at.year),
                          unit=parent.unit, first_contact_at=at, actor=actor, at=at, conditions=sorted(set(conditions)),
                          channel=channel, part_of=parent.id)
         # The adult's event first: a closed case refuses it before anything is written.

@@ -32,12 +32,14 @@ def in_support(world: World, conditions: list[str] | None = None) -> str:
     return reference
 
 
-def child_pathway(world: World) -> str:
-    """A child's pathway (barn.yaml), opened on a new case with children as the case page opens one: its reference."""
+def child_pathway(world: World) -> tuple[str, str]:
+    """A child's pathway (barn.yaml), opened on a new case with children as the case page opens one: the adult's
+    reference and the child's pathway's."""
     adult = world.open_case(synthetic_person(), conditions=["children"])["reference"]
     child = ChildRecord(first_name="Testbarn Ås", birth_year=2018, school="Fiktiv barneskole")
-    return services.open_child_pathway(uow=world.core.uow(), reference=adult, expected_version=None, child=child,
-                                       actor="koordinator", keys=world.core.keys).reference
+    return adult, services.open_child_pathway(uow=world.core.uow(), reference=adult, expected_version=None,
+                                              child=child, actor="koordinator", keys=world.core.keys,
+                                              reference_prefix=world.core.settings.reference_prefix).reference
 
 
 def handover_forms(html: str, code: str) -> dict[str, Form]:
@@ -120,8 +122,7 @@ def test_after_nav_declines_k9_goes_to_the_housing_office_and_the_table_says_who
 def test_b2_to_child_welfare_on_the_duty_to_inform_warns_and_needs_a_reason(world: World) -> None:
     """The child-welfare notice is sent from the child's own pathway (B2); the adult's K5 only maps the children."""
     client = browser(world, "koordinator")
-    reference = child_pathway(world)
-    adult = reference.rsplit("-", 1)[0]
+    adult, reference = child_pathway(world)
     page = client.get(f"/cases/{adult}").text
     assert handover_forms(page, "K6") and handover_forms(page, "K5") == {}  # no longer from the adult's pathway
     html = client.get(f"/cases/{reference}").text

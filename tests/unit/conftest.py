@@ -88,7 +88,7 @@ def open_child_case(child_definition: PathwayDefinition, start: datetime) -> Ope
     def make(**kwargs: object) -> Case:
         args: dict[str, object] = {
             "case_id": uuid.UUID(int=2),
-            "reference": "VIR-2026-0001-B1",
+            "reference": "VIR-2026-0002",
             "unit": "bergen",
             "first_contact_at": start,
             "actor": "coordinator-1",
