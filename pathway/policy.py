@@ -60,7 +60,10 @@ def case_access(conn: sa.Connection, user: User, reference: str, *, now: datetim
         return CaseAccess(owner.id)
     if owner.unit == user.unit:
         return CaseAccess(owner.id, allowed=True, write=True)
-    held = break_glass_held(conn, username=user.username, case_id=owner.family, now=now)
+    # A grant to the case itself, or to the adult's case of a child's pathway (which covers the family).
+    held = break_glass_held(conn, username=user.username, case_id=owner.id, now=now)
+    if held is None and owner.family != owner.id:
+        held = break_glass_held(conn, username=user.username, case_id=owner.family, now=now)
     if held is not None:
         return CaseAccess(owner.id, allowed=True, break_glass=True, write=held == "write")
     return CaseAccess(owner.id)
@@ -90,10 +93,10 @@ def listed_unit(user: User) -> str | None:
 
 
 def break_glass_case(conn: sa.Connection, user: User, reference: str) -> uuid.UUID | None:
-    """The case a coordinator may ask emergency access to (any case there is; for a child's pathway, the adult's
-    case, whose grant covers its children's pathways), or None."""
+    """The case a coordinator may ask emergency access to (any case there is), or None. A grant to a child's pathway
+    covers only it; one to the adult's case also its children's pathways (``case_access``)."""
     owner = case_owner(conn, reference) if user.role == "coordinator" else None
-    return owner.family if owner is not None else None
+    return owner.id if owner is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +114,9 @@ def break_glass_end(conn: sa.Connection, user: User, reference: str, *, now: dat
     if owner is None:
         return None
     if owner.unit == user.unit:
-        return BreakGlassEnd(owner.family, None)
-    if break_glass_held(conn, username=user.username, case_id=owner.family, now=now) is not None:
-        return BreakGlassEnd(owner.family, user.username)
+        return BreakGlassEnd(owner.id, None)
+    if break_glass_held(conn, username=user.username, case_id=owner.id, now=now) is not None:
+        return BreakGlassEnd(owner.id, user.username)
     return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -28,6 +29,7 @@ from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.case import COMMANDS, Case, Command
 from pathway.case.commands import fields_of
+from pathway.views.children import open_children
 from pathway.store.access import Writer
 
 if TYPE_CHECKING:
@@ -88,6 +90,11 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
     def write(conn: Connection) -> None:
         for log_write in log_writes:
             log_write(conn)
+        if children:  # each child's pathway the change reaches has its own row
+            shown: list[tuple[str | None, uuid.UUID | None]] = [(ref, None) for ref in open_children(conn, reference)]
+            if shown:
+                for action in actions:
+                    access_writer(request, user, action, break_glass=emergency, shown=shown)(conn)
         if also is not None:
             also(conn)
 

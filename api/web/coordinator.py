@@ -40,7 +40,6 @@ from pathway.services.children import CHILD_PATHWAY
 from pathway.services.people import Shown, people_of
 from pathway.views.break_glass import case_grants
 from pathway.views.cases import case_counts, handover_alerts, of_unit
-from pathway.views.children import child_pathways, child_records
 from pathway.views.deadlines import deadline_status
 from pathway.views.offers import CONSENT, CONSENT_NOW, offers
 from pathway.views.users import coordinators_of
@@ -145,18 +144,8 @@ def case_person(request: Request, core: Core, user: User, reference: str) -> Sho
 def case_children(request: Request, core: Core, user: User, reference: str) -> dict[str, ChildRecord]:
     """The children of one case for its page, by their pathway's reference: an adult's case its children's, a
     child's pathway its own child. Shown to whoever may see the case (as its person is), decrypted by one view call
-    and logged as the API logs its read of the children ("child.read"), in one transaction."""
-    with core.uow(snapshot=True) as uow:
-        access = policy.case_access(uow.conn, user, reference, now=datetime.now(timezone.utc))
-        if not access.allowed or access.case_id is None:
-            return {}
-        pathways = {p.id: p.reference for p in child_pathways(uow.conn, access.case_id)} or {access.case_id: reference}
-        records = child_records(uow.conn, list(pathways), core.keys)
-        if records:
-            access_writer(request, user, "child.read", case_reference=reference,
-                          break_glass=access.break_glass)(uow.conn)
-        uow.commit()
-    return {pathways[case_id]: child for case_id, child in records.items()}
+    and logged by the API's own read of the children (``api.routes.children.read_children``)."""
+    return family.read_children(request, core, user, reference, own=True)[2]
 
 
 @router.post("/cases/search")

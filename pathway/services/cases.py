@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from pathway.case import Case, Command, utc
 from pathway.case.commands import AddStep, AssignCoordinator, NotePersonChange
 from pathway.crypto import KeyRing, blind_index
-from pathway.errors import ConcurrencyConflict, InvalidArgument
+from pathway.errors import ConcurrencyConflict, DomainError, InvalidArgument
 from pathway.people import PersonRecord, changed_fields
 from pathway.services.people import recent_contact, write_person
 from pathway.store.staff import coordinators_of
@@ -115,8 +115,9 @@ def execute(
     web, cli, scheduler) is recorded on the event. ``then``: commands run after it in the same transaction (a
     consent given and the handover it allows), each its own event: all are stored, or none (what the last yields
     is returned). ``children``: run the same commands on each open child's pathway of the case too (pausing a
-    family's clocks at once), in the same transaction; a child's pathway that refuses them (already paused) is left
-    as it is. Without it, a child's clock never follows the adult's."""
+    family's clocks at once), in the same transaction; a child's pathway that refuses them (already paused, or a
+    change of its own recorded after the time given) is left as it is. Without it, a child's clock never follows
+    the adult's."""
     when = at or now()
 
     def change(case: Case) -> Any:
@@ -128,10 +129,14 @@ def execute(
             for child_id in uow.conn.execute(sa.select(case_t.c.id).where(
                     case_t.c.parent_id == case.id, case_t.c.closed_at.is_(None)).order_by(case_t.c.reference)).scalars():
                 child = uow.cases.get_by_id(child_id, lock=True)
-                if child.refusal(command, *then, at=when) is None:
+                if child.refusal(command, *then, at=when) is not None:
+                    continue
+                try:
                     for each in (command, *then):
                         child.execute(each, actor=actor, at=when, channel=channel)
-                    uow.cases.save(child)
+                except DomainError:
+                    continue  # not saved: this child's pathway stays as it was
+                uow.cases.save(child)
         return result
 
     return change_case(uow=uow, reference=reference, expected_version=expected_version, also=also, change=change)

@@ -216,7 +216,10 @@ def case_record(uow: UnitOfWork, reference: str) -> CaseRecord:
     """One case whole, in the caller's unit of work (enter it with ``snapshot`` or ``read_only``, so that it is
     never shown half before, half after a write)."""
     case = uow.cases.get(reference)
-    return CaseRecord(case, uow.cases.events(case.id), emergency_grants(uow.conn, case.part_of or case.id),
+    grants = emergency_grants(uow.conn, case.id)
+    if case.part_of is not None:  # a grant to the adult's case covers this child's pathway too
+        grants += emergency_grants(uow.conn, case.part_of)
+    return CaseRecord(case, uow.cases.events(case.id), grants,
                       family_reference(uow.conn, case.part_of), child_pathways(uow.conn, case.id))
 
 

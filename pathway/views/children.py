@@ -41,6 +41,14 @@ def child_pathways(conn: sa.Connection, case_id: uuid.UUID) -> list[ChildPathway
     return [ChildPathway(**r) for r in rows.mappings()]
 
 
+def open_children(conn: sa.Connection, reference: str) -> list[str]:
+    """The references of the open children's pathways of the case ``reference`` (what a family pause reaches)."""
+    parent = sa.select(case_t.c.id).where(case_t.c.reference == reference).scalar_subquery()
+    return list(conn.execute(sa.select(case_t.c.reference).where(case_t.c.parent_id == parent,
+                                                                 case_t.c.closed_at.is_(None))
+                             .order_by(case_t.c.reference)).scalars())
+
+
 def family_reference(conn: sa.Connection, parent_id: uuid.UUID | None) -> str | None:
     """The adult's case reference of a child's pathway (None for an adult's)."""
     if parent_id is None:
