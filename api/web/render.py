@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from api import i18n
 from api.web.i18n import kind_label, logged_action, operation_label, translator
 from api.web.session import Session, language
+from pathway.policy import may_refer
 from pathway.store import inbox
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -52,6 +53,7 @@ def percent(value: float | None) -> str:
 
 
 env.filters.update(iso_local=iso_local, percent=percent)
+env.globals.update(may_refer=may_refer)  # the menu asks the policy, as the routes do
 
 
 def page(request: Request, template: str, session: Session | None, *, status: int = 200,
