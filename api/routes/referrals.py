@@ -35,13 +35,14 @@ from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, st
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.access import access_writer, channel, refused
+from api.access import access_writer, channel, log_access, refused
+from api.problems import status_for
 from api.idempotency import IdempotencyKey, idempotent
 from api.deps import Allow, Coordinator, Core, Partner
 from pathway import policy
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway.errors import InvalidArgument, NotFound
+from pathway.errors import ForlopError, InvalidArgument, NotFound
 from pathway.services import referrals
 
 router = APIRouter(prefix="/api/v1/referrals", tags=["police referrals"])
@@ -235,6 +236,9 @@ def accept(request: Request, core: Core, user: Coordinator, referral_id: uuid.UU
     except NotFound:
         raise refused(core.engine, request, user, "referral.accept", "referral", referral_id,
                       task_id=referral_id) from None
+    except ForlopError as exc:  # decided already, a stale version: refused, and logged as every refusal is
+        log_access(core.engine, request, user, "referral.accept", task_id=referral_id, status=status_for(exc))
+        raise
     return Accepted(id=referral_id, case_reference=case.reference)
 
 
@@ -251,6 +255,9 @@ def decline(request: Request, core: Core, user: Coordinator, referral_id: uuid.U
     except NotFound:
         raise refused(core.engine, request, user, "referral.decline", "referral", referral_id,
                       task_id=referral_id) from None
+    except ForlopError as exc:  # decided already, a stale version, no reason: refused, and logged
+        log_access(core.engine, request, user, "referral.decline", task_id=referral_id, status=status_for(exc))
+        raise
     return Declined(id=referral_id, decline_reason=body.reason.strip())
 
 

@@ -163,6 +163,10 @@ def test_a_second_decision_is_a_409_and_changes_nothing(world: World) -> None:
         assert answer.status_code == 409, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
     assert row(w, mine["id"]) == before and len(w.references()) == cases_before
+    with w.core.engine.connect() as conn:  # each refusal is in the access log with its outcome
+        logged = conn.execute(sa.select(access_t.c.action, access_t.c.status).where(
+            access_t.c.task_id == uuid.UUID(mine["id"]), access_t.c.status == 409)).all()
+    assert sorted(logged) == [("referral.accept", 409), ("referral.decline", 409), ("referral.decline", 409)]
 
 
 def test_a_declined_referral_carries_its_reason_back_to_the_police(world: World) -> None:
