@@ -220,44 +220,47 @@ def _queue_of(request: Request, core: Forlop, user: User, action: str, referral_
     return unit
 
 
+def decide(request: Request, core: Forlop, user: User, referral_id: uuid.UUID, decision: Literal["accept", "decline"],
+           *, version: int | None, reason: str | None = None) -> str | None:
+    """Accept (returns the new case's reference) or decline a referral of the user's queue: the API's and the queue
+    page's one way. The decision and its access-log row commit together; a refusal (not the user's queue: 404;
+    decided already or a stale version: 409; no reason: 422) changes nothing and is logged with its outcome."""
+    action = f"referral.{decision}"
+    unit = _queue_of(request, core, user, action, referral_id)
+    try:
+        if decision == "accept":
+            case = referrals.accept(
+                uow=core.uow(), referral_id=referral_id, unit=unit, expected_version=version, actor=user.username,
+                keys=core.keys, index_key=core.settings.index_key, reference_prefix=core.settings.reference_prefix,
+                pathway_id=core.settings.default_pathway, channel=channel(request),
+                also=lambda conn, case: access_writer(request, user, action, case_reference=case.reference,
+                                                      task_id=referral_id)(conn))
+            return case.reference
+        referrals.decline(engine=core.engine, keys=core.keys, referral_id=referral_id, unit=unit,
+                          expected_version=version, actor=user.username, reason=reason or "",
+                          public_url=core.settings.public_url,
+                          also=access_writer(request, user, action, task_id=referral_id))
+        return None
+    except NotFound:
+        raise refused(core.engine, request, user, action, "referral", referral_id, task_id=referral_id) from None
+    except ForlopError as exc:
+        log_access(core.engine, request, user, action, task_id=referral_id, status=status_for(exc))
+        raise
+
+
 @router.post("/{referral_id}/accept", response_model=Accepted,
              summary="Accept a referral: open its case, the clock started when the referral was received")
 def accept(request: Request, core: Core, user: Coordinator, referral_id: uuid.UUID,
            if_match: IfMatch = None) -> Accepted:
-    unit = _queue_of(request, core, user, "referral.accept", referral_id)
-    try:
-        case = referrals.accept(
-            uow=core.uow(), referral_id=referral_id, unit=unit, expected_version=version_of(if_match),
-            actor=user.username, keys=core.keys, index_key=core.settings.index_key,
-            reference_prefix=core.settings.reference_prefix, pathway_id=core.settings.default_pathway,
-            channel=channel(request),
-            also=lambda conn, case: access_writer(request, user, "referral.accept", case_reference=case.reference,
-                                                  task_id=referral_id)(conn))
-    except NotFound:
-        raise refused(core.engine, request, user, "referral.accept", "referral", referral_id,
-                      task_id=referral_id) from None
-    except ForlopError as exc:  # decided already, a stale version: refused, and logged as every refusal is
-        log_access(core.engine, request, user, "referral.accept", task_id=referral_id, status=status_for(exc))
-        raise
-    return Accepted(id=referral_id, case_reference=case.reference)
+    reference = decide(request, core, user, referral_id, "accept", version=version_of(if_match))
+    return Accepted(id=referral_id, case_reference=reference or "")
 
 
 @router.post("/{referral_id}/decline", response_model=Declined,
              summary="Decline a referral, with a reason that goes back to the police")
 def decline(request: Request, core: Core, user: Coordinator, referral_id: uuid.UUID, body: ReferralDeclineBody,
             if_match: IfMatch = None) -> Declined:
-    unit = _queue_of(request, core, user, "referral.decline", referral_id)
-    try:
-        referrals.decline(engine=core.engine, keys=core.keys, referral_id=referral_id, unit=unit,
-                          expected_version=version_of(if_match), actor=user.username, reason=body.reason,
-                          public_url=core.settings.public_url,
-                          also=access_writer(request, user, "referral.decline", task_id=referral_id))
-    except NotFound:
-        raise refused(core.engine, request, user, "referral.decline", "referral", referral_id,
-                      task_id=referral_id) from None
-    except ForlopError as exc:  # decided already, a stale version, no reason: refused, and logged
-        log_access(core.engine, request, user, "referral.decline", task_id=referral_id, status=status_for(exc))
-        raise
+    decide(request, core, user, referral_id, "decline", version=version_of(if_match), reason=body.reason)
     return Declined(id=referral_id, decline_reason=body.reason.strip())
 
 

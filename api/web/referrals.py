@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.access import access_writer, channel, log_access
+from api.access import access_writer
 from api.deps import Core
 from api.i18n import N_
 from api.problems import describe, names_for
@@ -22,6 +22,7 @@ from pathway import policy
 from pathway.definition import RISK_LEVELS
 from pathway.errors import DatabaseError, ForlopError, NotFound
 from pathway.services import referrals
+from api.routes import referrals as api_referrals
 
 router = APIRouter(include_in_schema=False)
 RISK_LABELS = dict(zip(RISK_LEVELS, (N_("Low"), N_("Medium"), N_("High")), strict=True))
@@ -99,27 +100,18 @@ def _queue_page(request: Request, core: Core, session: Session, *, status: int =
 @router.post("/referrals/{referral_id}/{decision}")
 def decide(request: Request, core: Core, session: CoordinatorPage, referral_id: uuid.UUID, decision: str,
            form: Posted) -> Response:
-    unit = _queue_unit(session)
+    _queue_unit(session)
     version = int(str(form.get("version"))) if str(form.get("version") or "").isdigit() else None
-    action = f"referral.{decision}"
-    try:
-        if decision == "accept":
-            case = referrals.accept(
-                uow=core.uow(), referral_id=referral_id, unit=unit, expected_version=version,
-                actor=session.user.username, keys=core.keys, index_key=core.settings.index_key,
-                reference_prefix=core.settings.reference_prefix, pathway_id=core.settings.default_pathway,
-                channel=channel(request),
-                also=lambda conn, case: access_writer(request, session.user, action, case_reference=case.reference,
-                                                      task_id=referral_id)(conn))
-            return see_other(f"/cases/{case.reference}")
-        if decision == "decline":
-            referrals.decline(engine=core.engine, keys=core.keys, referral_id=referral_id, unit=unit,
-                              expected_version=version, actor=session.user.username,
-                              reason=str(form.get("reason") or ""), public_url=core.settings.public_url,
-                              also=access_writer(request, session.user, action, task_id=referral_id))
-            return see_other("/referrals/queue?done=declined")
+    if decision not in ("accept", "decline"):
+        raise PageNotFound()
+    try:  # the API's own decision (api.routes.referrals.decide): checked, logged and refused alike
+        reference = api_referrals.decide(request, core, session.user, referral_id,
+                                         "accept" if decision == "accept" else "decline", version=version,
+                                         reason=str(form.get("reason") or ""))
+        if reference is not None:
+            return see_other(f"/cases/{reference}")
+        return see_other("/referrals/queue?done=declined")
     except NotFound:
-        log_access(core.engine, request, session.user, action, task_id=referral_id, status=404)
         raise PageNotFound() from None
     except DatabaseError:
         raise
