@@ -41,6 +41,8 @@ pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, ROOT, World, digest_on_a_working_day, synthetic_person  # noqa: E402
 from tests.integration.support import wait_until  # noqa: E402
 from tests.suite import processes  # noqa: E402
+from pathway.definition import load_definition  # noqa: E402
+from tests.unit.conftest import SHIPPED  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 
@@ -459,6 +461,7 @@ TRAVERSALS = ["../../etc/passwd", "..%2f..%2fetc%2fpasswd", "/etc/passwd", "..\\
               "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "..", "."]
 
 _OPENED: list[str] | None = None
+LIVE = load_definition(SHIPPED).version  # the shipped definition's version, which the diagram route serves
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -485,9 +488,9 @@ def test_path_traversal_in_a_pathway_id_reads_no_file(world: World, opened_files
     before = len(w.references())
     for name in TRAVERSALS:
         quoted = name.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C")
-        for url in (f"{API}/pathways/{quoted}/2/diagram", f"{API}/pathways/{name}/2/diagram"):
+        for url in (f"{API}/pathways/{quoted}/{LIVE}/diagram", f"{API}/pathways/{name}/{LIVE}/diagram"):
             r = w.lenient.get(url, headers=w.auth(K))
-            if r.request.url.path == f"{API}/pathways/krisesenter/2/diagram":  # the client resolved the dots itself
+            if r.request.url.path == f"{API}/pathways/krisesenter/{LIVE}/diagram":  # the client resolved the dots
                 assert r.status_code == 200 and r.text.startswith("stateDiagram-v2"), name
                 continue
             refused(r, 404)

@@ -8,6 +8,8 @@ from api.app import create_app
 from pathway import services
 from pathway.accounts import set_password
 from pathway.bootstrap import Forlop
+from pathway.definition import load_definition
+from tests.unit.conftest import SHIPPED
 
 
 def signed_in(core: Forlop) -> TestClient:
@@ -25,8 +27,10 @@ def test_health_readiness_and_the_definitions_are_served(core: Forlop) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
     assert TestClient(create_app(core)).get("/api/v1/pathways").status_code == 401  # only for signed-in users
     versions = client.get("/api/v1/pathways").json()
-    assert [(v["id"], v["version"]) for v in versions] == [("krisesenter", 2)]
-    diagram = client.get("/api/v1/pathways/krisesenter/2/diagram", params={"lang": "en"})
+    # Every shipped definition is registered at start: the adult's and the child's pathway, side by side.
+    live = load_definition(SHIPPED).version
+    assert [(v["id"], v["version"]) for v in versions] == [("barn", 1), ("krisesenter", live)]
+    diagram = client.get(f"/api/v1/pathways/krisesenter/{live}/diagram", params={"lang": "en"})
     assert diagram.text.startswith("stateDiagram-v2") and "Intake" in diagram.text
 
 
