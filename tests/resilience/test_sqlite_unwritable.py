@@ -100,8 +100,10 @@ def test_a_full_disk_answers_507_and_leaves_an_intact_database_that_works_again_
                 f.write(b"\0" * max(0, free - 400_000))
             writes, answers = 0, Counter()
             failures = []
-            for n in range(400):
-                status, body = pause_or_resume(client, auth, ref, version, n)
+            for _ in range(400):
+                # Pause or resume by what the case is now (``writes`` so far): after a write the full disk refused, the
+                # same change is asked again, so that every answer is a write's, never a refusal of the wrong one.
+                status, body = pause_or_resume(client, auth, ref, version, writes)
                 if status == 200:
                     version, writes = body["version"], writes + 1
                     continue
