@@ -28,6 +28,7 @@ OPERATIONS = {
     "create_handover": N_("Handover created"), "update_handover": N_("Handover updated"), "close": N_("Closed"),
     "transfer": N_("Transferred"), "migrate": N_("Moved to a new version"),
     "person_updated": N_("Personal details changed"), "record_risk": N_("Threat level recorded"),
+    "child_pathway_opened": N_("A child's pathway opened"),
 }
 # A reminder's kind.
 KINDS = {
