@@ -91,7 +91,7 @@ def apply_operation(request: Request, core: Forlop, user: User, reference: str, 
         for log_write in log_writes:
             log_write(conn)
         if children:  # each child's pathway the change reaches has its own row
-            shown: list[tuple[str | None, uuid.UUID | None]] = [(ref, None) for ref in open_children(conn, reference)]
+            shown: list[tuple[str | None, uuid.UUID | None]] = [(ref, None) for _, ref in open_children(conn, reference)]
             if shown:
                 for action in actions:
                     access_writer(request, user, action, break_glass=emergency, shown=shown)(conn)

@@ -19,6 +19,7 @@ from pathway.services.people import recent_contact, write_person
 from pathway.store.staff import coordinators_of
 from pathway.store.tables import case_t, counter_t
 from pathway.store.uow import UnitOfWork
+from pathway.views.children import open_children
 
 T = TypeVar("T")
 REPEAT_CONTACT_WINDOW = timedelta(days=365)
@@ -126,8 +127,7 @@ def execute(
             admissible(uow.conn, case, each)
             result = case.execute(each, actor=actor, at=when, channel=channel)
         if children:
-            for child_id in uow.conn.execute(sa.select(case_t.c.id).where(
-                    case_t.c.parent_id == case.id, case_t.c.closed_at.is_(None)).order_by(case_t.c.reference)).scalars():
+            for child_id, _ in open_children(uow.conn, case.reference):
                 child = uow.cases.get_by_id(child_id, lock=True)
                 if child.refusal(command, *then, at=when) is not None:
                     continue

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from pathway.case import Case
+from pathway.case import Case, utc
 from pathway.case.commands import AssignCoordinator, NoteChildPathway
 from pathway.crypto import KeyRing
 from pathway.errors import ConcurrencyConflict, InvalidArgument
@@ -51,7 +51,7 @@ def open_child_pathway(
         if unknown:
             raise InvalidArgument("conditions", "unknown condition '{name}'", name=unknown[0])
         case = Case.open(definition, case_id=uuid.uuid4(),
-                         reference=next_reference(uow.conn, prefix=reference_prefix, year=at.year),
+                         reference=next_reference(uow.conn, prefix=reference_prefix, year=utc(at).year),
                          unit=parent.unit, first_contact_at=at, actor=actor, at=at, conditions=sorted(set(conditions)),
                          channel=channel, part_of=parent.id)
         # The adult's event first: a closed case refuses it before anything is written.

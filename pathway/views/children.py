@@ -41,12 +41,13 @@ def child_pathways(conn: sa.Connection, case_id: uuid.UUID) -> list[ChildPathway
     return [ChildPathway(**r) for r in rows.mappings()]
 
 
-def open_children(conn: sa.Connection, reference: str) -> list[str]:
-    """The references of the open children's pathways of the case ``reference`` (what a family pause reaches)."""
+def open_children(conn: sa.Connection, reference: str) -> list[tuple[uuid.UUID, str]]:
+    """The open children's pathways of the case ``reference``, (id, reference) in reference order: what a family
+    pause or resume reaches (``pathway.services.execute`` changes them, the API logs them)."""
     parent = sa.select(case_t.c.id).where(case_t.c.reference == reference).scalar_subquery()
-    return list(conn.execute(sa.select(case_t.c.reference).where(case_t.c.parent_id == parent,
-                                                                 case_t.c.closed_at.is_(None))
-                             .order_by(case_t.c.reference)).scalars())
+    return [(r.id, r.reference) for r in conn.execute(
+        sa.select(case_t.c.id, case_t.c.reference).where(case_t.c.parent_id == parent, case_t.c.closed_at.is_(None))
+        .order_by(case_t.c.reference))]
 
 
 def family_reference(conn: sa.Connection, parent_id: uuid.UUID | None) -> str | None:
