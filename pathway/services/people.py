@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -126,21 +127,25 @@ def write_person(conn: sa.Connection, case: Case, person: PersonRecord, *, keys:
 def rotate_person_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500,
                        progress: Callable[[int], None] | None = None) -> int:
     """Re-encrypt every person record and child record not under the active key; returns how many were rewritten."""
+    return sum(rotate_table(engine=engine, keys=keys, table=table, key=table.c.case_id, batch=batch, progress=progress)
+               for table in (person_t, child_t))
+
+
+def rotate_table(*, engine: sa.Engine, keys: KeyRing, table: sa.Table, key: sa.Column[Any], batch: int = 500,
+                 progress: Callable[[int], None] | None = None) -> int:
+    """Re-encrypt every row of ``table`` whose ``ciphertext`` is not under the active key, its AAD the row's ``key``
+    (the id it is bound to), a batch per transaction; returns how many were rewritten. Person, child and referral
+    records alike, so that an old key can leave the ring."""
     done = 0
-    for table in (person_t, child_t):
-        while True:
-            with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-                rows = conn.execute(
-                    sa.select(table.c.case_id, table.c.ciphertext)
-                    .where(table.c.key_id != keys.active_id).limit(batch)
-                ).all()
-                for row in rows:
-                    blob = keys.rotate(row.ciphertext, aad=row.case_id.bytes)
-                    conn.execute(sa.update(table).where(table.c.case_id == row.case_id)
-                                 .values(ciphertext=blob, key_id=keys.active_id))
-            done += len(rows)
-            if progress is not None:
-                progress(len(rows))
-            if len(rows) < batch:
-                break
-    return done
+    while True:
+        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            rows = conn.execute(sa.select(key.label("id"), table.c.ciphertext)
+                                .where(table.c.key_id != keys.active_id).limit(batch)).all()
+            for row in rows:
+                conn.execute(sa.update(table).where(key == row.id).values(
+                    ciphertext=keys.rotate(row.ciphertext, aad=row.id.bytes), key_id=keys.active_id))
+        done += len(rows)
+        if progress is not None:
+            progress(len(rows))
+        if len(rows) < batch:
+            return done

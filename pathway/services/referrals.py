@@ -28,6 +28,7 @@ from pathway.definition import RISK_LEVELS
 from pathway.errors import N_, ConcurrencyConflict, InvalidArgument, NotFound, OperationNotAllowed
 from pathway.people import PersonRecord
 from pathway.services.cases import open_case
+from pathway.services.people import rotate_table
 from pathway.store.engine import WRITE
 from pathway.store.inbox import write_notices
 from pathway.store.tables import referral_t, user_t
@@ -233,16 +234,6 @@ def _candidates(conn: sa.Connection, *, role: str | None = None, unit: str | Non
 
 
 def rotate_referral_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500) -> int:
-    """Re-encrypt every referral not under the active key (as ``rotate_person_keys`` does person records), so that
-    an old key can leave the ring; returns how many were rewritten."""
-    done = 0
-    while True:
-        with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            rows = conn.execute(sa.select(referral_t.c.id, referral_t.c.ciphertext)
-                                .where(referral_t.c.key_id != keys.active_id).limit(batch)).all()
-            for row in rows:
-                conn.execute(sa.update(referral_t).where(referral_t.c.id == row.id).values(
-                    ciphertext=keys.rotate(row.ciphertext, aad=row.id.bytes), key_id=keys.active_id))
-        done += len(rows)
-        if len(rows) < batch:
-            return done
+    """Re-encrypt every referral not under the active key (as person records are), so that an old key can leave the
+    ring; returns how many were rewritten."""
+    return rotate_table(engine=engine, keys=keys, table=referral_t, key=referral_t.c.id, batch=batch)
