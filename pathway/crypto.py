@@ -27,11 +27,11 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 
 from pathway.errors import CryptoError
 
-__all__ = ["KeyRing", "blind_index", "generate_key", "normalise_name"]
+__all__ = ["CaseKey", "KeyRing", "blind_index", "generate_key", "normalise_name"]
 
 _VERSION = b"v1"
 _KEY_BYTES = 32  # AES-256
@@ -197,6 +197,75 @@ class KeyRing:
         except (UnicodeDecodeError, ValueError):
             # No detail: the decoder's message could quote a slice of the plaintext.
             raise CryptoError("decrypted value is not valid UTF-8 JSON") from None
+
+
+_WRAP = b"case-key:"  # a wrapped case key's AAD prefix: no other blob bound to the same case id can pass for one
+_SEALED = "\u00a7c1:"  # "§c1:" + urlsafe base64 of AES-SIV output: a free text sealed under its case's key
+_CASE_KEY_BYTES = 64  # AES-SIV with AES-256: two 256-bit keys
+
+
+class CaseKey:
+    """One case's own data key (envelope encryption): every personal field and free text of the case is sealed
+    under it, and destroying it (retention) makes all of them unreadable at once, in every copy of the database.
+
+    AES-SIV (RFC 5297) is deterministic: the same text sealed twice under one key gives the same token. That is what
+    lets an event's hash cover the sealed text (so the audit chain verifies without the key, also after erasure) while
+    replaying the case, which seals its texts again, reproduces each hash. Within one case it reveals only that two
+    texts are equal; across cases nothing, as every case has its own key."""
+
+    __slots__ = ("_siv", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != _CASE_KEY_BYTES:
+            raise CryptoError(f"a case key must be {_CASE_KEY_BYTES} bytes, got {len(raw)}")
+        self.raw = bytes(raw)
+        self._siv = AESSIV(self.raw)
+
+    @classmethod
+    def generate(cls) -> CaseKey:
+        return cls(os.urandom(_CASE_KEY_BYTES))
+
+    def __repr__(self) -> str:
+        return "CaseKey(...)"  # never the key
+
+    def seal_bytes(self, plaintext: bytes, *, aad: bytes = b"") -> bytes:
+        return self._siv.encrypt(_require_bytes(plaintext, "plaintext"), [aad])
+
+    def open_bytes(self, blob: bytes, *, aad: bytes = b"") -> bytes:
+        try:
+            return self._siv.decrypt(_require_bytes(blob, "blob"), [aad])
+        except InvalidTag:
+            raise CryptoError("sealed value failed authentication: tampered, or not of this case") from None
+
+    def seal(self, text: str) -> str:
+        """A free text as a sealed token (text, so it fits a JSON payload and a text column)."""
+        token = base64.urlsafe_b64encode(self.seal_bytes(text.encode("utf-8"))).decode("ascii")
+        return _SEALED + token
+
+    def open(self, token: str) -> str:
+        """The text of a token ``seal`` made; a text that is not a token (written before case keys) as it is."""
+        if not is_sealed(token):
+            return token
+        try:
+            blob = base64.urlsafe_b64decode(token[len(_SEALED):].encode("ascii"))
+        except (binascii.Error, ValueError):
+            raise CryptoError("sealed value is not valid base64") from None
+        return self.open_bytes(blob).decode("utf-8")
+
+    def seal_json(self, value: object, *, aad: bytes) -> bytes:
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        return self.seal_bytes(text.encode("utf-8"), aad=aad)
+
+    def open_json(self, blob: bytes, *, aad: bytes) -> object:
+        try:
+            return json.loads(self.open_bytes(blob, aad=aad).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise CryptoError("decrypted value is not valid UTF-8 JSON") from None
+
+
+def is_sealed(value: object) -> bool:
+    """Whether ``value`` is a free text sealed under a case key (see ``CaseKey.seal``)."""
+    return isinstance(value, str) and value.startswith(_SEALED)
 
 
 # -- blind index -----------------------------------------------------------------------------------

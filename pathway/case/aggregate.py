@@ -21,7 +21,7 @@ from transitions import MachineError
 
 from pathway.case.commands.base import COMMANDS, Command, Context, Resolver
 from pathway.case.deadlines import Deadlines
-from pathway.case.events import Event, event_hash
+from pathway.case.events import PLAIN, Event, Sealer, event_hash, seal_texts
 from pathway.case.refusals import Refusal
 from pathway.case.values import BACKDATE_TOLERANCE, REASON_REQUIRED, actor_name, iso, text, utc
 from pathway.definition import PathwayDefinition
@@ -55,10 +55,12 @@ class Case(Deadlines):
         channel: str | None = None,
         contact_channel: str | None = None,
         part_of: uuid.UUID | None = None,
+        sealer: Sealer = PLAIN,
     ) -> Case:
         """Open a case at first contact. A first contact more than an hour before ``at`` is backdating: give a reason.
         ``contact_channel``: how first contact came (one of ``CONTACT_CHANNELS``; None: not recorded). ``part_of``: a
-        child's pathway names the adult's case it belongs to (``pathway.services.children``)."""
+        child's pathway names the adult's case it belongs to (``pathway.services.children``). ``sealer``: the case's own
+        key, under which its free text is stored (``pathway.store.casekeys``)."""
         first_contact_at, at = utc(first_contact_at, "first_contact_at"), utc(at)
         actor = actor_name(actor)
         if first_contact_at > at + BACKDATE_TOLERANCE:
@@ -75,6 +77,7 @@ class Case(Deadlines):
             raise InvalidArgument("contact_channel", "one of {choices}", choices=list(CONTACT_CHANNELS))
         case = cls(id=case_id, reference=reference, definition=definition, unit=unit, opened_at=first_contact_at,
                    phase=definition.initial_phase, conditions=set(wanted), part_of=part_of)
+        case.sealer = sealer
         payload = {"pathway": definition.id, "version": definition.version, "reference": reference, "unit": unit,
                    "first_contact_at": iso(first_contact_at), "conditions": wanted}
         if contact_channel is not None:  # only when recorded, so that older open events hash as they did
@@ -177,6 +180,7 @@ class Case(Deadlines):
         before = self.summary() if self.version else {}
         apply()
         self.version += 1
+        reason, payload = seal_texts(self.sealer, reason, payload)
         event = Event(
             case_id=self.id, seq=self.version, at=ctx.at, actor=ctx.actor, operation=operation, reason=reason,
             payload=payload, state_before=before, state_after=self.summary(), prev_hash=self.head_hash, hash="",

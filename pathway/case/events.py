@@ -7,11 +7,55 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pathway.case.values import iso
 
 GENESIS = "0" * 64
+
+# The payload fields that hold free text (an added step's title, a note to an agency or on a step, a transfer's
+# target): sealed under the case's key with the event's reason, before the event is hashed.
+FREE_TEXT = ("title", "note", "municipality")
+
+
+class Sealer(Protocol):
+    """Seals a case's free text under its own key (``pathway.crypto.CaseKey``): deterministic, so that replay seals
+    the same text to the same token and reproduces each event's hash."""
+
+    def seal(self, text: str) -> str: ...
+
+    def open(self, token: str) -> str: ...
+
+
+class Plain:
+    """No sealing: a case opened before case keys existed (its texts stay as they were written), and unit tests."""
+
+    def seal(self, text: str) -> str:
+        return text
+
+    def open(self, token: str) -> str:
+        return token
+
+
+PLAIN = Plain()
+
+
+def seal_texts(sealer: Sealer, reason: str | None, payload: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The event's reason and payload as stored and hashed: its free text sealed."""
+    if sealer is PLAIN:
+        return reason, payload
+    sealed = {k: sealer.seal(v) if k in FREE_TEXT and isinstance(v, str) else v for k, v in payload.items()}
+    return (sealer.seal(reason) if reason is not None else None), sealed
+
+
+def open_texts(sealer: Sealer, event: Event) -> Event:
+    """The event with its free text readable (replay and display); ``sealer.open`` decides what an erased case shows."""
+    if sealer is PLAIN:
+        return event
+    payload = {k: sealer.open(v) if k in FREE_TEXT and isinstance(v, str) else v for k, v in event.payload.items()}
+    reason = sealer.open(event.reason) if event.reason is not None else None
+    return Event(event.case_id, event.seq, event.at, event.actor, event.operation, reason, payload, event.state_before,
+                 event.state_after, event.prev_hash, event.hash, event.channel)
 
 
 @dataclass(frozen=True, slots=True)

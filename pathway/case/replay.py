@@ -8,20 +8,22 @@ from typing import Any
 
 from pathway.case.aggregate import Case
 from pathway.case.commands import COMMANDS, Resolver
-from pathway.case.events import Event, event_hash
+from pathway.case.events import PLAIN, Event, Sealer, event_hash, open_texts
 from pathway.case.values import parse_iso
 from pathway.errors import DomainError
 
 
-def replay(events: Iterable[Event | dict[str, Any]], resolve: Resolver) -> Case:
-    """Rebuild a case from its events by running each command again; checks every state digest on the way."""
+def replay(events: Iterable[Event | dict[str, Any]], resolve: Resolver, sealer: Sealer = PLAIN) -> Case:
+    """Rebuild a case from its events by running each command again; checks every state digest on the way.
+    ``sealer``: the case's key (its events hold their free text sealed; the commands take it readable)."""
     case: Case | None = None
     for raw in events:
         e = raw if isinstance(raw, Event) else Event(**raw)
+        readable = open_texts(sealer, e)
         if case is None:
-            case = _opened(e, resolve)
+            case = _opened(readable, resolve, sealer)
         elif e.operation in COMMANDS:
-            case.execute(COMMANDS[e.operation].from_event(e), actor=e.actor, at=e.at, resolve=resolve,
+            case.execute(COMMANDS[e.operation].from_event(readable), actor=e.actor, at=e.at, resolve=resolve,
                          channel=e.channel)
         else:
             raise DomainError(f"event {e.seq}: unknown operation '{e.operation}'")
@@ -38,7 +40,7 @@ def replay(events: Iterable[Event | dict[str, Any]], resolve: Resolver) -> Case:
     return case
 
 
-def _opened(e: Event, resolve: Resolver) -> Case:
+def _opened(e: Event, resolve: Resolver, sealer: Sealer) -> Case:
     if e.operation != "open":
         raise DomainError(f"event {e.seq}: a case's first event must be 'open'")
     p = e.payload
@@ -47,4 +49,4 @@ def _opened(e: Event, resolve: Resolver) -> Case:
     return Case.open(resolve(p["pathway"], p["version"]), case_id=e.case_id, reference=p["reference"], unit=p["unit"],
                      first_contact_at=first_contact_at, actor=e.actor, at=e.at, conditions=p["conditions"],
                      reason=e.reason, channel=e.channel, contact_channel=p.get("contact_channel"),
-                     part_of=uuid.UUID(p["part_of"]) if "part_of" in p else None)
+                     part_of=uuid.UUID(p["part_of"]) if "part_of" in p else None, sealer=sealer)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pathway.case.events import GENESIS, Event, canonical
+from pathway.case.events import GENESIS, PLAIN, Event, Sealer, canonical
 from pathway.case.refusals import Refusal
 from pathway.case.values import Consent, HandoverTask, Step, iso
 from pathway.definition import PathwayDefinition
@@ -44,6 +44,7 @@ class CaseState:
     version: int = 0
     head_hash: str = GENESIS
     new_events: list[Event] = field(default_factory=list)
+    sealer: Sealer = PLAIN  # the case's own key for its free text (not state: never in the snapshot)
 
     # -- questions --------------------------------------------------------------------------------------------
 

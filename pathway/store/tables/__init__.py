@@ -26,6 +26,7 @@ from pathway.store.tables.cases import (
 )
 from pathway.store.tables.columns import UTCDateTime, table_of
 from pathway.store.tables.feeds import CalendarFeedRow
+from pathway.store.tables.privacy import CaseKeyRow, ErasureLogRow, LegalHoldRow
 from pathway.store.tables.referrals import ReferralRow
 from pathway.store.tables.messages import NotificationRow, OutboxRow, OverdueDigestRow, ReminderRow
 
@@ -50,9 +51,12 @@ snapshot_t = table_of(ReportSnapshotRow)
 rate_limit_t = table_of(RateLimitRow)
 calendar_feed_t = table_of(CalendarFeedRow)
 referral_t = table_of(ReferralRow)
+case_key_t = table_of(CaseKeyRow)
+legal_hold_t = table_of(LegalHoldRow)
+erasure_t = table_of(ErasureLogRow)
 
 __all__ = [
     "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "child_t", "counter_t", "definition_t", "digest_t", "event_t",
     "handover_t", "idempotency_t", "notification_t", "outbox_t", "person_t", "rate_limit_t", "reminder_t", "snapshot_t", "step_t",
-    "calendar_feed_t", "referral_t", "token_t", "user_t",
+    "calendar_feed_t", "referral_t", "token_t", "user_t", "case_key_t", "legal_hold_t", "erasure_t",
 ]

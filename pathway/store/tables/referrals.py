@@ -33,8 +33,8 @@ class ReferralRow(SQLModel, table=True):
     status: str = Field(max_length=16)  # received, accepted, declined
     risk: str = Field(max_length=16)  # a RISK_LEVELS value
     contact_agreed: bool
-    key_id: str = Field(max_length=32)
-    ciphertext: bytes = Field(sa_type=sa.LargeBinary)  # name, phone and what happened, bound to the id
+    key_id: str | None = Field(default=None, max_length=32)  # NULL: erased with its case (retention)
+    ciphertext: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # name, phone and what happened, bound to the id
     decided_by: str | None = Field(default=None, max_length=64)
     decided_at: datetime | None = ts(default=None)
     decline_reason: str | None = Field(default=None, max_length=2000)  # goes back to the police: no case content
