@@ -81,7 +81,7 @@ def read_log(core: Forlop, request: Request, user: User, where: LogFilter, *, li
     """The access log by case, user and dates, for an administrator; the reading is itself logged (with its filter),
     in its transaction."""
     with core.uow(snapshot=True) as uow:
-        entries = access_entries(uow.conn, where=where, limit=limit)
+        entries = access_entries(uow.conn, where=where, limit=limit, keys=core.keys)
         access_writer(request, user, "audit.read", case_reference=where.case_reference,
                       reason=where.described())(uow.conn)
         uow.commit()

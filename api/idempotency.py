@@ -33,7 +33,7 @@ def idempotent(core: Forlop, user: User, request: Request, key: str | None, body
     fingerprint = hashlib.sha256(json.dumps([request.url.path, body], sort_keys=True, default=str).encode()).hexdigest()
     keyed = KeyedRequest(username=user.username, key=key, method=request.method, path=request.url.path,
                          fingerprint=fingerprint)
-    seen = answer_for(core.engine, keyed)
+    seen = answer_for(core.engine, keyed, keys=core.keys)
     if seen is not None:
         if seen.fingerprint != fingerprint:
             raise HTTPException(422, "Idempotency-Key: this key was used for a different request")
@@ -49,5 +49,5 @@ def idempotent(core: Forlop, user: User, request: Request, key: str | None, body
         return JSONResponse(seen.body, status_code=seen.status, headers=headers)
     response = run(claim(keyed) if replay is not None else None)
     store_answer(core.engine, keyed, status=response.status_code, body=json.loads(bytes(response.body)),
-                 claimed=replay is not None)
+                 claimed=replay is not None, keys=core.keys)
     return response

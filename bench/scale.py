@@ -661,12 +661,12 @@ def check_sample(ds: DataSet, sample: int, seed: int) -> list[str]:
                 if e.prev_hash != prev or event_hash(e.prev_hash, e.body()) != e.hash:
                     problems.append(f"{case_id}: event {e.seq} does not hash")
                 prev = e.hash
+            stored = CaseRepository(conn, lambda p, v: resolve(p, v, conn=conn), core.keys).get_by_id(case_id)
             try:
-                rebuilt = replay(events, lambda p, v: resolve(p, v, conn=conn))
+                rebuilt = replay(events, lambda p, v: resolve(p, v, conn=conn), stored.sealer)
             except DomainError as exc:
                 problems.append(f"{case_id}: replay failed: {exc}")
                 continue
-            stored = CaseRepository(conn, lambda p, v: resolve(p, v, conn=conn)).get_by_id(case_id)
             if rebuilt.digest() != stored.digest() or stored.head_hash != prev or stored.version != len(events):
                 problems.append(f"{case_id}: the stored case differs from its events")
     return problems
@@ -1014,7 +1014,8 @@ def main(made: Made) -> None:
         print()
 
         t0 = time.perf_counter()
-        report = services.verify_audit(engine=sets[0].engine, replay_with=sets[0].core.catalog.resolve)  # type: ignore[union-attr]
+        report = services.verify_audit(engine=sets[0].engine, replay_with=sets[0].core.catalog.resolve,  # type: ignore[union-attr]
+                                       keys=sets[0].core.keys)  # type: ignore[union-attr]
         print(f"Checks: audit verify with replay on the small set: {report.cases:,} cases, {report.events:,} events, "
               f"{len(report.problems)} problems ({time.perf_counter() - t0:.0f} s)")
         for line in report.problems[:5]:

@@ -116,7 +116,8 @@ def fill(core: Forlop, size: int, now: datetime, seed: int) -> None:
             case_id = uuid.UUID(int=rng.getrandbits(128), version=4)
             cases.append({**case, "id": case_id, "reference": f"BEN-2026-{i:05d}"})
             key_id, blob, index = seal(PersonRecord(name=f"Testperson {i}", safe_contact=f"+47 400 {i:05d}"),
-                                       case_id=case_id, keys=core.keys, index_key=core.settings.index_key)
+                                       case_id=case_id, keys=core.keys, index_key=core.settings.index_key,
+                                       sealer=None)  # copies without a case key: under the master key
             persons.append({"case_id": case_id, "key_id": key_id, "ciphertext": blob, "name_index": index,
                             "updated_at": now})
             for task in tasks:

@@ -25,7 +25,7 @@ class Forlop:
     catalog: DefinitionCatalog
 
     def uow(self, *, read_only: bool = False, snapshot: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.engine, self.catalog, read_only=read_only, snapshot=snapshot)
+        return UnitOfWork(self.engine, self.catalog, read_only=read_only, snapshot=snapshot, keys=self.keys)
 
     @cached_property
     def keys(self) -> KeyRing:

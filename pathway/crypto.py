@@ -180,6 +180,19 @@ class KeyRing:
             return bytes(blob)
         return self.encrypt(plaintext, aad=aad)
 
+    # -- case keys (envelope encryption) ---------------------------------------------------------------
+
+    def wrap(self, case_key: CaseKey, *, case_id: bytes) -> bytes:
+        """The case key encrypted under the active master key, bound to its case (stored beside the case)."""
+        return self.encrypt(case_key.raw, aad=_WRAP + case_id)
+
+    def unwrap(self, wrapped: bytes, *, case_id: bytes) -> CaseKey:
+        return CaseKey(self.decrypt(wrapped, aad=_WRAP + case_id))
+
+    def rewrap(self, wrapped: bytes, *, case_id: bytes) -> bytes:
+        """The wrapped case key under the active master key (the data it protects is not touched)."""
+        return self.rotate(wrapped, aad=_WRAP + case_id)
+
     # -- JSON values -------------------------------------------------------------------------------
 
     def encrypt_json(self, value: object, *, aad: bytes) -> bytes:
@@ -227,6 +240,12 @@ class CaseKey:
 
     def __repr__(self) -> str:
         return "CaseKey(...)"  # never the key
+
+    def __copy__(self) -> CaseKey:
+        return self  # immutable: a copied case (the pages try an operation on one) shares its key
+
+    def __deepcopy__(self, memo: dict[int, object]) -> CaseKey:
+        return self
 
     def seal_bytes(self, plaintext: bytes, *, aad: bytes = b"") -> bytes:
         return self._siv.encrypt(_require_bytes(plaintext, "plaintext"), [aad])

@@ -11,7 +11,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from ruamel.yaml import YAML
 
-from pathway.crypto import KeyRing, blind_index
+from pathway.crypto import CaseKey, KeyRing, blind_index
+from pathway.errors import CryptoError
 
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Need = Literal[
@@ -70,24 +71,48 @@ class ChildRecord(BaseModel):
         default=None, description="the school or kindergarten the child attends or will attend")
 
 
-def seal_child(child: ChildRecord, *, case_id: uuid.UUID, keys: KeyRing) -> tuple[str, bytes]:
-    """(key id, ciphertext bound to the child's case)."""
-    blob = keys.encrypt_json(child.model_dump(mode="json"), aad=case_id.bytes)
+CASE_SEALED = "~case"  # the key id of a record sealed under its case's own key (never a master key's: not an id)
+_CASE_BLOB = b"c1:"  # its blob's header (a master key's blob begins "v1:")
+
+
+def _seal_record(value: dict[str, object], *, case_id: uuid.UUID, keys: KeyRing, sealer: object) -> tuple[str, bytes]:
+    """(key id, ciphertext bound to the case): under the case's own key (``sealer``, a ``CaseKey``), or under the
+    master key ring for a case from before case keys."""
+    if isinstance(sealer, CaseKey):
+        return CASE_SEALED, _CASE_BLOB + sealer.seal_json(value, aad=case_id.bytes)
+    blob = keys.encrypt_json(value, aad=case_id.bytes)
     return keys.key_id_of(blob), blob
 
 
-def unseal_child(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing) -> ChildRecord:
-    return ChildRecord.model_validate(keys.decrypt_json(blob, aad=case_id.bytes))
+def _unseal_record(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sealer: object) -> object:
+    if bytes(blob).startswith(_CASE_BLOB):
+        if not isinstance(sealer, CaseKey):
+            raise CryptoError("the record is sealed under its case's key, which is erased or was not given")
+        return sealer.open_json(bytes(blob)[len(_CASE_BLOB):], aad=case_id.bytes)
+    if keys is None:
+        raise CryptoError("the record is sealed and no key ring was given")
+    return keys.decrypt_json(blob, aad=case_id.bytes)
 
 
-def seal(person: PersonRecord, *, case_id: uuid.UUID, keys: KeyRing, index_key: str) -> tuple[str, bytes, str]:
-    """(key id, ciphertext bound to the case, blind index of the name)."""
-    blob = keys.encrypt_json(person.model_dump(mode="json"), aad=case_id.bytes)
-    return keys.key_id_of(blob), blob, blind_index(index_key, person.name)
+def seal_child(child: ChildRecord, *, case_id: uuid.UUID, keys: KeyRing, sealer: object) -> tuple[str, bytes]:
+    """(key id, ciphertext bound to the child's case), under the case's key (``sealer``) where it has one."""
+    return _seal_record(child.model_dump(mode="json"), case_id=case_id, keys=keys, sealer=sealer)
 
 
-def unseal(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing) -> PersonRecord:
-    return PersonRecord.model_validate(keys.decrypt_json(blob, aad=case_id.bytes))
+def unseal_child(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sealer: object = None) -> ChildRecord:
+    return ChildRecord.model_validate(_unseal_record(blob, case_id=case_id, keys=keys, sealer=sealer))
+
+
+def seal(person: PersonRecord, *, case_id: uuid.UUID, keys: KeyRing, index_key: str,
+         sealer: object) -> tuple[str, bytes, str]:
+    """(key id, ciphertext bound to the case, blind index of the name), under the case's key (``sealer``, the case's
+    own) where it has one (required: a record sealed under the master key by mistake would outlive its case)."""
+    key_id, blob = _seal_record(person.model_dump(mode="json"), case_id=case_id, keys=keys, sealer=sealer)
+    return key_id, blob, blind_index(index_key, person.name)
+
+
+def unseal(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sealer: object = None) -> PersonRecord:
+    return PersonRecord.model_validate(_unseal_record(blob, case_id=case_id, keys=keys, sealer=sealer))
 
 
 def changed_fields(old: PersonRecord | None, new: PersonRecord) -> list[str]:

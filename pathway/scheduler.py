@@ -69,7 +69,7 @@ def run_report_snapshots(core: Forlop, *, now: datetime | None = None) -> int:
     """Compute and store the timeliness figures of the current tertial (and of an earlier one missing or a day old)
     for every unit and all units; returns how many rows were written."""
     written = refresh_snapshots(engine=core.engine, resolve=core.catalog.resolve,
-                                now=now or datetime.now(timezone.utc))
+                                now=now or datetime.now(timezone.utc), keys=core.keys)
     log.info("report snapshots: %d written", written)
     return written
 

@@ -25,6 +25,7 @@ from pathway.case import Case
 from pathway.errors import DefinitionVersionMissing, InvalidArgument, NotFound
 from pathway.people import PersonRecord
 from pathway.services.people import cases_named, person_of
+from pathway.store.casekeys import key_of
 from pathway.store.access import Writer, end_break_glass, grant_break_glass
 from pathway.views import cases as views
 from pathway.views.deadlines import week_end
@@ -146,7 +147,7 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
         listed = views.case_list(uow.conn, unit=policy.listed_unit(user), now=now, status=status, phase=phase,
                                  coordinator=coordinator, overdue=overdue, due_soon=due_soon,
                                  due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
-                                 descending=descending, phase_order=order, pathway=pathway or None,
+                                 descending=descending, phase_order=order, pathway=pathway or None, key_ring=core.keys,
                                  cursor=cursor, limit=limit, count=True,
                                  names=_step_names(core, lang, uow.conn))
         titles = {p: _pathway_title(core, p, lang, uow.conn) for p in {item["pathway"] for item in listed.items}}
@@ -225,7 +226,7 @@ def read_case(request: Request, core: Forlop, user: User, reference: str, *, lan
 def case_response(core: Forlop, case: Case, *, lang: str, status: int = 200) -> JSONResponse:
     """The answer to a write: the case as it is now, with its timeline, and its version as the ETag."""
     with core.uow(read_only=True) as uow:
-        events = uow.cases.events(case.id)
+        events = uow.cases.events(case)
     detail = case_detail(case, events, [], now=_now(), lang=lang)
     return JSONResponse(detail.model_dump(mode="json"), status_code=status, headers={"ETag": f'"{case.version}"'})
 
@@ -358,14 +359,18 @@ def grant_access(request: Request, core: Forlop, user: User, reference: str, bod
         case_id = policy.break_glass_case(uow.conn, user, reference)
         if case_id is None:
             raise NotFound("case", reference)
-        told = grant_break_glass(uow.conn, username=user.username, case_id=case_id, reason=body.reason,
-                                 write_reason=body.write_reason, granted_at=now, expires_at=expires,
+        # The reasons are the case's free text: sealed under its key, in the grant and in the access log alike.
+        sealer = key_of(uow.conn, case_id, core.keys)
+        reason = sealer.seal(body.reason)
+        write_reason = None if body.write_reason is None else sealer.seal(body.write_reason)
+        told = grant_break_glass(uow.conn, username=user.username, case_id=case_id, reason=reason,
+                                 write_reason=write_reason, granted_at=now, expires_at=expires,
                                  public_url=core.settings.public_url)
         access_writer(request, user, "case.break_glass", case_reference=reference, break_glass=True,
-                      reason=body.reason)(uow.conn)
-        if body.write_reason is not None:
+                      reason=reason)(uow.conn)
+        if write_reason is not None:
             access_writer(request, user, "case.break_glass_write", case_reference=reference, break_glass=True,
-                          reason=body.write_reason)(uow.conn)
+                          reason=write_reason)(uow.conn)
         uow.commit()
     return BreakGlassGranted(reference=reference, access="read" if body.write_reason is None else "write",
                              expires_at=expires, notified=told)

@@ -221,7 +221,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
         # What the user may do here, as the policy answers it for the API too: read-only emergency access shows
         # the case without its forms, and says how to ask for write access.
         access = policy.case_access(uow.conn, session.user, reference, now=now)
-        grants = case_grants(uow.conn, access.case_id, now=now) if access.case_id is not None else []
+        grants = case_grants(uow.conn, access.case_id, now=now, keys=core.keys) if access.case_id is not None else []
         # A declined handover still to be settled, by the case list's rule: what to do next is said under the table.
         alerts = (handover_alerts(uow.conn, [access.case_id], now).get(access.case_id, [])
                   if access.case_id is not None else [])

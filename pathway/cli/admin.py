@@ -46,11 +46,13 @@ def audit_verify(database_url: DatabaseUrl = None,
     with _progress() as progress:
         task = progress.add_task("verifying", total=None)
         report = services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve if replay else None,
+                                       keys=core.keys if replay else None,
                                        progress=lambda n: progress.advance(task, n))
     for problem in report.problems:
         out.print(problem, markup=False, highlight=False, soft_wrap=True)
     err.print(f"{_count(report.cases, 'case')}, {_count(report.events, 'event')}: "
-              + ("chain intact" if report.ok else _count(len(report.problems), "problem")))
+              + ("chain intact" if report.ok else _count(len(report.problems), "problem"))
+              + (f" ({_count(report.erased, 'erased case')}: chain verified, not replayed)" if report.erased else ""))
     if not report.ok:
         raise typer.Exit(1)
 
@@ -68,16 +70,22 @@ def keys_new() -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(database_url: DatabaseUrl = None) -> None:
-    """Re-encrypt every person record, child record and police referral under the active key (the first of
-    FORLOP_ENCRYPTION_KEYS)."""
+    """Re-wrap every case's own key under the active master key (the first of FORLOP_ENCRYPTION_KEYS): the records
+    and texts a case key seals are not touched. Police referrals not yet part of a case, and person or child records
+    of cases from before case keys, are re-encrypted. Then the old key can leave FORLOP_ENCRYPTION_KEYS."""
     from pathway import services
     from pathway.services.referrals import rotate_referral_keys
 
     core = _core(database_url)
     with _progress() as progress:
-        task = progress.add_task("re-encrypting", total=None)
+        task = progress.add_task("re-wrapping", total=None)
+        wrapped = services.rewrap_case_keys(engine=core.engine, keys=core.keys,
+                                            progress=lambda k: progress.advance(task, k))
         n = services.rotate_person_keys(engine=core.engine, keys=core.keys, progress=lambda k: progress.advance(task, k))
-    out.print(f"{_count(n, 'person or child record')} re-encrypted under key '{core.keys.active_id}'")
+    out.print(f"{_count(wrapped, 'case key')} re-wrapped under key '{core.keys.active_id}' (no record or text "
+              "rewritten)")
+    if n:  # records of cases from before case keys
+        out.print(f"{_count(n, 'person or child record')} re-encrypted under key '{core.keys.active_id}'")
     referrals = rotate_referral_keys(engine=core.engine, keys=core.keys)
     if referrals:  # said apart, so that the count of people stays what it was
         out.print(f"{_count(referrals, 'police referral')} re-encrypted under key '{core.keys.active_id}'")
@@ -282,7 +290,7 @@ def audit_access(
             raise InvalidArgument("case", "give --case, --user, --start or --end")
         by = _administrator(core, actor)
         with core.uow(snapshot=True) as uow:  # the read and its own access-log row: one transaction
-            entries = access_entries(uow.conn, where=where, limit=limit)
+            entries = access_entries(uow.conn, where=where, limit=limit, keys=core.keys)
             access_writer(username=by.username, role=by.role, action="audit.read", client=CLIENT,
                           case_reference=where.case_reference, reason=where.described())(uow.conn)
             uow.commit()

@@ -310,7 +310,7 @@ def case_list(actor: Actor, database_url: DatabaseUrl = None,
         user = _acting(core, actor)
         unit = policy.listed_unit(user)  # the same rule as the API's list: a coordinator's own unit
         with core.uow(snapshot=True) as uow:  # the list and its access-log row: one transaction
-            listed = case_list(uow.conn, unit=unit, now=now, status="open", sort="next_due",
+            listed = case_list(uow.conn, unit=unit, now=now, status="open", sort="next_due", key_ring=core.keys,
                                limit=None if show_all else limit)
             total = case_counts(uow.conn, unit=unit, now=now)["open"]
             _logged(user, "case.list", None)(uow.conn)

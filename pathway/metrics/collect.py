@@ -8,6 +8,7 @@ Figures are kept at the finest level (unit, month) and then rolled up to all uni
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -15,10 +16,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pathway.crypto import KeyRing
 from pathway.definition import Offset, PathwayDefinition
 from pathway.metrics.checkpoints import Interval, intervals, offset_of
 from pathway.metrics.lead_times import Pause, done_on_time, lead_hours
 from pathway.metrics.periods import months_of, period_bounds, period_dates, period_key
+from pathway.store.casekeys import opener
 from pathway.store.tables import case_t, definition_t, event_t, step_t
 
 Resolver = Callable[[str, int], PathwayDefinition]
@@ -152,7 +155,8 @@ def _pauses(conn: sa.Connection, cases: Any) -> dict[Any, list[Pause]]:
     return found
 
 
-def _collect_done(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime) -> None:
+def _collect_done(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime,
+                  open_text: Callable[[uuid.UUID, str | None], str | None]) -> None:
     """The done occurrences completed in the range (their lead times, and the reason of a late completion: its event
     found by when it took effect, which is when the step ended, also where it was recorded later) or whose deadline
     fell in it (done on time or late): one query of narrow rows. The database works out the periods, whether it was
@@ -209,6 +213,7 @@ def _collect_done(conn: sa.Connection, data: Collected, lo: datetime, hi: dateti
             leads[cell].append(lead_hours(anchor_at, ended_at, paused))
         elif elapsed is not None:
             leads[cell].append(float(elapsed) / 3600)
+        reason = open_text(case_id, reason)
         if reason is not None:
             r = _reason_key(reason)
             reasons[cell][r] += 1
@@ -293,15 +298,17 @@ def _collect_coordinator(conn: sa.Connection, data: Collected, lo: datetime, hi:
             data.counts[(row.pathway_id, measure, "", row.unit, row.period)] += n
 
 
-def collect(*, engine: sa.Engine, resolve: Resolver, tertials: list[str], now: datetime) -> Collected:
+def collect(*, engine: sa.Engine, resolve: Resolver, tertials: list[str], now: datetime,
+            keys: KeyRing | None = None) -> Collected:
     """The figures of every month of ``tertials`` (consecutive, oldest first), at the finest level; ``now``
-    decides what is overdue."""
+    decides what is overdue. ``keys`` opens the deviation reasons, sealed under each case's own key (the reason of
+    an erased case reads as ``ERASED_TEXT``, one of the reasons too rare to name)."""
     months = [m for t in tertials for m in months_of(t)]
     lo, hi = period_bounds(tertials[0])[0], period_bounds(tertials[-1])[1]
     with engine.connect() as conn:
         data = Collected(months, _registered(conn, resolve))
         for tertial in tertials:  # one tertial at a time: memory stays bounded, PostgreSQL may run it in parallel
-            _collect_done(conn, data, *period_bounds(tertial))
+            _collect_done(conn, data, *period_bounds(tertial), open_text=opener(conn, keys))
         _collect_overdue(conn, data, lo, hi, now)
         _collect_cases(conn, data, lo, hi)
         _collect_coordinator(conn, data, lo, hi, now)

@@ -16,6 +16,7 @@ from datetime import date, datetime, timezone
 
 import sqlalchemy as sa
 
+from pathway.crypto import KeyRing
 from pathway.metrics.collect import Cell, Collected, Resolver, collect
 from pathway.metrics.lead_times import percentile
 from pathway.metrics.periods import Period, months_of, period_key, periods_covering
@@ -304,11 +305,13 @@ class Breakdown:
         return {unit: self.report(period, unit) for unit in [*self.units, None]}
 
 
-def breakdown(*, engine: sa.Engine, resolve: Resolver, start: date, end: date, now: datetime) -> Breakdown:
-    """Collect, roll up and suppress the whole breakdown of every tertial overlapping ``start``..``end``."""
+def breakdown(*, engine: sa.Engine, resolve: Resolver, start: date, end: date, now: datetime,
+              keys: KeyRing | None = None) -> Breakdown:
+    """Collect, roll up and suppress the whole breakdown of every tertial overlapping ``start``..``end`` (``keys``
+    opens the deviation reasons: ``collect``)."""
     now = _checked_now(now)
     tertials = periods_covering(start, end, "tertial")
-    data = collect(engine=engine, resolve=resolve, tertials=tertials, now=now)
+    data = collect(engine=engine, resolve=resolve, tertials=tertials, now=now, keys=keys)
     counts, leads, reasons = data.rolled()
     shown = _lattice(data, counts, reasons, tertials)
     return Breakdown(start=start, end=end, now=now, data=data, counts=counts, leads=leads,
@@ -316,11 +319,12 @@ def breakdown(*, engine: sa.Engine, resolve: Resolver, start: date, end: date, n
 
 
 def reports_for_all_units(*, engine: sa.Engine, resolve: Resolver, period: Period, start: date, end: date,
-                          now: datetime) -> dict[str | None, Report]:
+                          now: datetime, keys: KeyRing | None = None) -> dict[str | None, Report]:
     """The report of every unit with figures and of all units together (key ``None``), from one breakdown:
     each is the same as ``timeliness`` gives for that unit."""
     _checked_period(period)
-    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now).reports_for_all_units(period)
+    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now,
+                     keys=keys).reports_for_all_units(period)
 
 
 def timeliness(
@@ -332,6 +336,7 @@ def timeliness(
     end: date,
     unit: str | None = None,
     now: datetime,
+    keys: KeyRing | None = None,
 ) -> Report:
     """Timeliness figures per checkpoint interval and per period (every period overlapping ``start``..``end``,
     in full), for ``unit`` or, with ``unit=None``, all units together. Counts below 5 are suppressed as described
@@ -339,5 +344,5 @@ def timeliness(
     _checked_period(period)
     _checked_now(now)
     periods_covering(start, end, period)  # refuse an end before start before touching the database
-    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now).report(period, unit)
+    return breakdown(engine=engine, resolve=resolve, start=start, end=end, now=now, keys=keys).report(period, unit)
 

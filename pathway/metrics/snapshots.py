@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pathway.crypto import KeyRing
 from pathway.errors import ConstraintViolated
 from pathway.metrics.collect import Resolver
 from pathway.metrics.periods import Period, default_span, period_dates, periods_covering
@@ -60,11 +61,11 @@ def _bounds(tertial: str) -> tuple[date, date]:
 
 
 def compute_blocks(*, engine: sa.Engine, resolve: Resolver, tertial: str, now: datetime,
-                   units: Iterable[str] = ()) -> list[dict[str, Any]]:
+                   units: Iterable[str] = (), keys: KeyRing | None = None) -> list[dict[str, Any]]:
     """The blocks of one tertial (rows of ``report_snapshot``): for every unit with figures or staff (and
     ``units``), for all units, and each unit's case figures side by side."""
     first, last = _bounds(tertial)
-    whole = breakdown(engine=engine, resolve=resolve, start=first, end=last, now=now)
+    whole = breakdown(engine=engine, resolve=resolve, start=first, end=last, now=now, keys=keys)
     rows: list[dict[str, Any]] = []
     for unit in [*sorted(set(units) | set(whole.units) | _staffed(engine)), None]:
         month, whole_tertial = whole.report("month", unit), whole.report("tertial", unit)
@@ -110,7 +111,7 @@ def _staffed(engine: sa.Engine) -> set[str]:
         return set(conn.execute(sa.select(user_t.c.unit).where(user_t.c.unit.is_not(None)).distinct()).scalars())
 
 
-def refresh_snapshots(*, engine: sa.Engine, resolve: Resolver, now: datetime) -> int:
+def refresh_snapshots(*, engine: sa.Engine, resolve: Resolver, now: datetime, keys: KeyRing | None = None) -> int:
     """Compute and store the blocks of the current tertial (and of the one just over), and of every earlier tertial
     of the last three years that is missing or older than a day. Returns the number of rows written."""
     if now.tzinfo is None or now.utcoffset() is None:
@@ -124,7 +125,8 @@ def refresh_snapshots(*, engine: sa.Engine, resolve: Resolver, now: datetime) ->
     for tertial in reversed(tertials):  # the current one first: it is the one managers open
         computed_at = have.get(_bounds(tertial)[0])
         if computed_at is None or computed_at < _fresh_since(tertial, now, timedelta(0)):
-            written += write_blocks(engine, compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now))
+            written += write_blocks(engine, compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now,
+                                                           keys=keys))
     return written
 
 
@@ -144,24 +146,24 @@ def _read_blocks(engine: sa.Engine, tertials: Sequence[str],
 
 
 def blocks_report(*, engine: sa.Engine, resolve: Resolver, period: Period, start: date, end: date,
-                  unit: str | None, now: datetime, max_age: timedelta) -> Report:
+                  unit: str | None, now: datetime, max_age: timedelta, keys: KeyRing | None = None) -> Report:
     """The report of ``unit`` (``None``: all units) by ``period`` over ``start``..``end``, from the blocks of the
     tertials it touches; a block missing or older than it may be is computed now."""
     tertials = periods_covering(start, end, "tertial")
-    keys = [ALL_UNITS if unit is None else unit, *([EVERY_UNIT] if unit is None else [])]
-    found = _read_blocks(engine, tertials, keys)
+    names = [ALL_UNITS if unit is None else unit, *([EVERY_UNIT] if unit is None else [])]
+    found = _read_blocks(engine, tertials, names)
     for tertial in tertials:
         since = _fresh_since(tertial, now, max_age)
-        if any(tertial not in found[k] or found[k][tertial][0] < since for k in keys):
+        if any(tertial not in found[k] or found[k][tertial][0] < since for k in names):
             # Computed for this answer and not stored: only the scheduler's job writes blocks, so a page a manager
             # reloads while the job is off shows what was just recorded, and a read never writes.
             rows = compute_blocks(engine=engine, resolve=resolve, tertial=tertial, now=now,
-                                  units=() if unit is None else (unit,))
+                                  units=() if unit is None else (unit,), keys=keys)
             for row in rows:
                 if row["unit"] in found:
                     found[row["unit"]][tertial] = (row["computed_at"], row["report"])
     wanted = periods_covering(start, end, period)
-    return _assemble(period, start, end, unit, wanted, [found[k] for k in keys], tertials, now)
+    return _assemble(period, start, end, unit, wanted, [found[k] for k in names], tertials, now)
 
 
 def _assemble(period: Period, start: date, end: date, unit: str | None, wanted: list[str],

@@ -54,8 +54,8 @@ def read_report(core: Forlop, unit: str | None, period: Period, start: date | No
     max_age = core.settings.report_snapshot_max_age
     if max_age is None:  # blocks off: every report is computed now
         report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start, end=end,
-                            unit=unit, now=now)
+                            unit=unit, now=now, keys=core.keys)
     else:
         report = blocks_report(engine=core.engine, resolve=core.catalog.resolve, period=period, start=start,
-                               end=end, unit=unit, now=now, max_age=max_age)
+                               end=end, unit=unit, now=now, max_age=max_age, keys=core.keys)
     return report.of_pathway(pathway or None)

@@ -10,8 +10,10 @@ from functools import partial
 import sqlalchemy as sa
 
 from pathway.case import GENESIS, Event, event_hash, replay
+from pathway.crypto import KeyRing
 from pathway.definition import PathwayDefinition
-from pathway.errors import DomainError
+from pathway.errors import CryptoError, DomainError
+from pathway.store.casekeys import ERASED, key_of
 from pathway.store.repository import CaseRepository
 from pathway.store.tables import case_t, event_t
 
@@ -20,6 +22,7 @@ from pathway.store.tables import case_t, event_t
 class AuditReport:
     cases: int = 0
     events: int = 0
+    erased: int = 0  # erased cases: their chains verified (they cover the sealed texts), not replayed (no key)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -28,11 +31,14 @@ class AuditReport:
 
 
 def verify_audit(*, engine: sa.Engine, replay_with: Callable[..., PathwayDefinition] | None = None,
-                 progress: Callable[[int], None] | None = None) -> AuditReport:
-    """Check every case's event chain: contiguous, each hash recomputes, head and count match the case row.
+                 keys: KeyRing | None = None, progress: Callable[[int], None] | None = None) -> AuditReport:
+    """Check every case's event chain: contiguous, each hash recomputes, head and count match the case row. The
+    hashes cover the texts as stored (sealed under each case's key), so the chain verifies without any key, and an
+    erased case's chain verifies as before.
 
-    With ``replay_with`` (the catalog's ``resolve``, which takes the connection to read on as ``conn``), also replay
-    each case's events and compare the rebuilt state with the stored one.
+    With ``replay_with`` (the catalog's ``resolve``, which takes the connection to read on as ``conn``) and ``keys``
+    (the master key ring, which opens each case's key), also replay each case's events and compare the rebuilt state
+    with the stored one; an erased case cannot be replayed (its texts are gone) and is counted in ``erased``.
     """
     report = AuditReport()
     with engine.connect() as conn:
@@ -48,7 +54,12 @@ def verify_audit(*, engine: sa.Engine, replay_with: Callable[..., PathwayDefinit
             chain = _chain_problems(ref, rows, head)
             report.problems.extend(chain)
             if replay_with is not None and not chain:
-                report.problems.extend(_replay_problems(ref, rows, partial(replay_with, conn=conn), conn, case_id))
+                sealer = key_of(conn, case_id, keys)
+                if sealer is ERASED:
+                    report.erased += 1
+                else:
+                    report.problems.extend(_replay_problems(ref, rows, partial(replay_with, conn=conn), conn, case_id,
+                                                            keys))
             if progress is not None:
                 progress(1)
         for case_id, head in heads.items():
@@ -93,12 +104,14 @@ def _chain_problems(ref: str, rows: list[sa.RowMapping], head: sa.Row | None) ->
 
 
 def _replay_problems(ref: str, rows: list[sa.RowMapping], resolve: Callable[[str, int], PathwayDefinition],
-                     conn: sa.Connection, case_id: uuid.UUID) -> list[str]:
+                     conn: sa.Connection, case_id: uuid.UUID, keys: KeyRing | None) -> list[str]:
+    stored = CaseRepository(conn, resolve, keys).get_by_id(case_id)
     try:
-        rebuilt = replay([Event(**dict(r)) for r in rows], resolve)
+        rebuilt = replay([Event(**dict(r)) for r in rows], resolve, stored.sealer)
+    except CryptoError as exc:
+        return [f"{ref}: cannot replay: {exc}"]
     except DomainError as exc:
         return [f"{ref}: replay failed: {exc}"]
-    stored = CaseRepository(conn, resolve).get_by_id(case_id)
     if rebuilt.digest() != stored.digest():
         return [f"{ref}: the stored case differs from the state its events rebuild"]
     return []

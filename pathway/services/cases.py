@@ -71,7 +71,7 @@ def open_case(
         case = Case.open(
             definition, case_id=case_id, reference=reference, unit=unit, first_contact_at=first_contact_at,
             actor=actor, at=at, conditions=sorted(conditions & set(definition.conditions)), reason=reason,
-            channel=channel, contact_channel=contact_channel,
+            channel=channel, contact_channel=contact_channel, sealer=uow.cases.new_key(),
         )
         uow.cases.add(case)
         if person is not None:

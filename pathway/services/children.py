@@ -53,11 +53,11 @@ def open_child_pathway(
         case = Case.open(definition, case_id=uuid.uuid4(),
                          reference=next_reference(uow.conn, prefix=reference_prefix, year=utc(at).year),
                          unit=parent.unit, first_contact_at=at, actor=actor, at=at, conditions=sorted(set(conditions)),
-                         channel=channel, part_of=parent.id)
+                         channel=channel, part_of=parent.id, sealer=uow.cases.new_key())
         # The adult's event first: a closed case refuses it before anything is written.
         parent.execute(NoteChildPathway(case.reference), actor=actor, at=at, channel=channel)
         uow.cases.add(case)
-        key_id, blob = seal_child(child, case_id=case.id, keys=keys)
+        key_id, blob = seal_child(child, case_id=case.id, keys=keys, sealer=case.sealer)
         uow.conn.execute(sa.insert(child_t).values(case_id=case.id, key_id=key_id, ciphertext=blob, updated_at=at))
         if coordinator is not None or parent.coordinator is not None:
             assign = AssignCoordinator(coordinator or parent.coordinator or "")

@@ -13,7 +13,8 @@ from pathway.case import Case
 from pathway.case.commands import NotePersonChange, SetCondition
 from pathway.crypto import KeyRing, blind_index
 from pathway.errors import ConcurrencyConflict, InvalidArgument, NotFound
-from pathway.people import PersonRecord, changed_fields, seal, unseal
+from pathway.people import CASE_SEALED, PersonRecord, changed_fields, seal, unseal
+from pathway.store.casekeys import key_of, keys_of, rewrap_keys
 from pathway.store.engine import WRITE
 from pathway.store.tables import case_t, child_t, person_t
 from pathway.store.uow import UnitOfWork
@@ -30,7 +31,7 @@ def update_person(
         if expected_version is not None and expected_version != case.version:
             raise ConcurrencyConflict(reference, expected_version, case.version)
         blob = uow.conn.execute(sa.select(person_t.c.ciphertext).where(person_t.c.case_id == case.id)).scalar()
-        old = unseal(blob, case_id=case.id, keys=keys) if blob is not None else None
+        old = unseal(blob, case_id=case.id, keys=keys, sealer=case.sealer) if blob is not None else None
         fields = changed_fields(old, person)
         if not fields:
             raise InvalidArgument("person", "nothing changed")
@@ -62,7 +63,7 @@ def person_of(conn: sa.Connection, reference: str, keys: KeyRing) -> PersonRecor
         if conn.execute(sa.select(case_t.c.id).where(case_t.c.reference == reference)).first() is None:
             raise NotFound("case", reference)
         return None
-    return unseal(row.ciphertext, case_id=row.case_id, keys=keys)
+    return unseal(row.ciphertext, case_id=row.case_id, keys=keys, sealer=key_of(conn, row.case_id, keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +86,10 @@ def people_of(conn: sa.Connection, references: list[str], keys: KeyRing) -> dict
         sa.select(case_t.c.id, case_t.c.reference, case_t.c.repeat_contact, case_t.c.opened_at, case_t.c.closed_at,
                   person_t.c.ciphertext)
         .outerjoin(person_t, person_t.c.case_id == case_t.c.id).where(case_t.c.reference.in_(references))
-    )
-    return {r.reference: Shown(unseal(r.ciphertext, case_id=r.id, keys=keys) if r.ciphertext is not None else None,
+    ).all()
+    sealers = keys_of(conn, [r.id for r in rows if r.ciphertext is not None], keys)
+    return {r.reference: Shown(unseal(r.ciphertext, case_id=r.id, keys=keys, sealer=sealers[r.id])
+                               if r.ciphertext is not None else None,
                                bool(r.repeat_contact), r.opened_at, r.closed_at) for r in rows}
 
 
@@ -116,7 +119,7 @@ def recent_contact(conn: sa.Connection, name_index: str, *, since: datetime) -> 
 
 def write_person(conn: sa.Connection, case: Case, person: PersonRecord, *, keys: KeyRing, index_key: str,
                   at: datetime, insert: bool) -> None:
-    key_id, blob, name_index = seal(person, case_id=case.id, keys=keys, index_key=index_key)
+    key_id, blob, name_index = seal(person, case_id=case.id, keys=keys, index_key=index_key, sealer=case.sealer)
     values = {"key_id": key_id, "ciphertext": blob, "name_index": name_index, "updated_at": at}
     if insert:
         conn.execute(sa.insert(person_t).values(case_id=case.id, **values))
@@ -126,9 +129,17 @@ def write_person(conn: sa.Connection, case: Case, person: PersonRecord, *, keys:
 
 def rotate_person_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500,
                        progress: Callable[[int], None] | None = None) -> int:
-    """Re-encrypt every person record and child record not under the active key; returns how many were rewritten."""
+    """Re-encrypt the person and child records under the master key not under its active key: those of cases from
+    before case keys (a case's own key is re-wrapped instead: ``rewrap_case_keys``); returns how many."""
     return sum(rotate_table(engine=engine, keys=keys, table=table, key=table.c.case_id, batch=batch, progress=progress)
                for table in (person_t, child_t))
+
+
+def rewrap_case_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500,
+                     progress: Callable[[int], None] | None = None) -> int:
+    """Re-wrap every case key not under the active master key; the records and texts it seals are not touched (one
+    row per case is written). Returns how many keys were re-wrapped."""
+    return rewrap_keys(engine=engine, keys=keys, batch=batch, progress=progress)
 
 
 def rotate_table(*, engine: sa.Engine, keys: KeyRing, table: sa.Table, key: sa.Column[Any], batch: int = 500,
@@ -139,8 +150,10 @@ def rotate_table(*, engine: sa.Engine, keys: KeyRing, table: sa.Table, key: sa.C
     done = 0
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+            # A record sealed under its case's key is not the master key's to rotate (its case key is re-wrapped).
             rows = conn.execute(sa.select(key.label("id"), table.c.ciphertext)
-                                .where(table.c.key_id != keys.active_id).limit(batch)).all()
+                                .where(table.c.key_id != keys.active_id, table.c.key_id != CASE_SEALED,
+                                       table.c.ciphertext.is_not(None)).limit(batch)).all()
             for row in rows:
                 conn.execute(sa.update(table).where(key == row.id).values(
                     ciphertext=keys.rotate(row.ciphertext, aad=row.id.bytes), key_id=keys.active_id))

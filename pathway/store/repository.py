@@ -14,10 +14,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from pathway.case import Case, Consent, Event, HandoverTask, Step, iso
+from pathway.case.events import PLAIN, Sealer, open_texts
+from pathway.crypto import CaseKey, KeyRing
 from pathway.definition import PathwayDefinition
-from pathway.errors import ConcurrencyConflict, NotFound
+from pathway.errors import ConcurrencyConflict, CryptoError, NotFound
 from pathway.reminders import first_reminder_at
-from pathway.store.tables import case_t, event_t, handover_t, step_t
+from pathway.store.casekeys import ERASED, LOCKED, sealer_of, store_key
+from pathway.store.tables import case_key_t, case_t, event_t, handover_t, step_t
 
 Resolver = Callable[[str, int], PathwayDefinition]
 
@@ -32,13 +35,16 @@ _Loaded = tuple[int, bool, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tup
 
 # The hot path's statements, built once: building them per call cost a third of an operation's CPU.
 _STEP_ROW_COLS = (*_STEP_COLS, "next_reminder_at")
-_CASE_BY_REFERENCE = sa.select(case_t).where(case_t.c.reference == sa.bindparam("ref"))
-_CASE_BY_ID = sa.select(case_t).where(case_t.c.id == sa.bindparam("id"))
+# The case row with its key (outer join: a case from before case keys has none), in the one statement.
+_WITH_KEY = sa.select(case_t, case_key_t.c.wrapped.label("key_wrapped"), case_key_t.c.erased_at.label("key_erased_at"),
+                      case_key_t.c.case_id.label("key_case_id")).outerjoin(case_key_t, case_key_t.c.case_id == case_t.c.id)
+_CASE_BY_REFERENCE = _WITH_KEY.where(case_t.c.reference == sa.bindparam("ref"))
+_CASE_BY_ID = _WITH_KEY.where(case_t.c.id == sa.bindparam("id"))
 # A writer locks the case row before reading the rest (PostgreSQL; SQLite's writers hold the database lock already):
 # under READ COMMITTED each statement sees the latest commit, so without the lock a write committed between reading
 # the case row and its steps would give a case half old, half new (version 1 with K1 already done).
-_CASE_BY_REFERENCE_LOCKED = _CASE_BY_REFERENCE.with_for_update()
-_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
+_CASE_BY_REFERENCE_LOCKED = _CASE_BY_REFERENCE.with_for_update(of=case_t)
+_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update(of=case_t)
 _STEPS_OF_CASE = (sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.case_id == sa.bindparam("case_id"))
                   .order_by(step_t.c.position))
 _TASKS_OF_CASE = (sa.select(*[handover_t.c[c] for c in _TASK_COLS])
@@ -69,12 +75,29 @@ def _next_reminder(case: Case, step: Step) -> datetime | None:
     return first_reminder_at(case.definition, step.code, step.due_at, adhoc=step.adhoc)
 
 
-def _step_values(step: Step) -> tuple[Any, ...]:
-    return tuple(getattr(step, c) for c in _STEP_COLS)
+# The free text of the rows, stored sealed under the case's key (the aggregate holds it readable).
+_TITLE = _STEP_COLS.index("title")
+_TASK_TEXTS = tuple(_TASK_COLS.index(c) for c in ("note", "reply"))
 
 
-def _task_values(task: HandoverTask) -> tuple[Any, ...]:
-    return tuple(list(task.scope) if c == "scope" else getattr(task, c) for c in _TASK_COLS)
+def _sealed(sealer: Sealer, value: str | None) -> str | None:
+    return value if value is None or sealer is PLAIN else sealer.seal(value)
+
+
+def _opened(sealer: Sealer, value: str | None) -> str | None:
+    return value if value is None or sealer is PLAIN else sealer.open(value)
+
+
+def _step_values(step: Step, sealer: Sealer) -> tuple[Any, ...]:
+    values = tuple(getattr(step, c) for c in _STEP_COLS)
+    if step.title is None or sealer is PLAIN:
+        return values
+    return (*values[:_TITLE], sealer.seal(step.title), *values[_TITLE + 1:])
+
+
+def _task_values(task: HandoverTask, sealer: Sealer) -> tuple[Any, ...]:
+    return tuple(list(task.scope) if c == "scope" else _sealed(sealer, getattr(task, c)) if i in _TASK_TEXTS
+                 else getattr(task, c) for i, c in enumerate(_TASK_COLS))
 
 
 def _case_values(case: Case) -> dict[str, Any]:
@@ -89,7 +112,7 @@ def _case_values(case: Case) -> dict[str, Any]:
         "paused_time": case.paused_time,
         "closed_at": case.closed_at,
         "outcome": case.outcome,
-        "transferred_to": case.transferred_to,
+        "transferred_to": _sealed(case.sealer, case.transferred_to),
         "risk": case.risk,
         "conditions": sorted(case.conditions),
         "milestones": {k: iso(v) for k, v in sorted(case.milestones.items())},
@@ -114,10 +137,15 @@ def _event_row(e: Event) -> dict[str, Any]:
 class CaseRepository:
     """Cases in one transaction. Remembers what it loaded so that ``save`` writes only the difference."""
 
-    def __init__(self, conn: sa.Connection, resolve: Resolver) -> None:
+    def __init__(self, conn: sa.Connection, resolve: Resolver, keys: KeyRing | None = None) -> None:
         self._conn = conn
         self._resolve = resolve
+        self._keys = keys  # the master key ring, which unwraps each case's own key (None: sealed cases stay locked)
         self._seen: dict[uuid.UUID, _Loaded] = {}
+
+    def new_key(self) -> Sealer:
+        """A new case's own key, to open it with (``add`` stores it, wrapped); PLAIN where no key ring was given."""
+        return PLAIN if self._keys is None else CaseKey.generate()
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -136,6 +164,8 @@ class CaseRepository:
         return self._build(row)
 
     def _build(self, row: sa.RowMapping) -> Case:
+        sealer = sealer_of(row["key_wrapped"], row["key_erased_at"], row["id"], self._keys,
+                           has_row=row["key_case_id"] is not None)
         case = Case(
             id=row["id"], reference=row["reference"],
             definition=self._resolve(row["pathway_id"], row["definition_version"]),
@@ -146,22 +176,30 @@ class CaseRepository:
                 a: Consent(a, tuple(c["scope"]), c["given"], datetime.fromisoformat(c["recorded_at"]), c["recorded_by"])
                 for a, c in row["consents"].items()
             },
-            closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=row["transferred_to"], risk=row["risk"],
+            closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=_opened(sealer, row["transferred_to"]),
+            risk=row["risk"],
             version=row["version"], head_hash=row["head_hash"], part_of=row["parent_id"],
         )
         case.paused_time = row["paused_time"]
+        case.sealer = sealer
         for r in self._conn.execute(_STEPS_OF_CASE, {"case_id": case.id}):
-            case.steps.append(Step(**dict(zip(_STEP_COLS, r, strict=True))))
+            step = Step(**dict(zip(_STEP_COLS, r, strict=True)))
+            step.title = _opened(sealer, step.title)
+            case.steps.append(step)
         for r in self._conn.execute(_TASKS_OF_CASE, {"case_id": case.id}):
             values = dict(zip(_TASK_COLS, r, strict=True))
             values["scope"] = tuple(values["scope"])
+            values["note"], values["reply"] = _opened(sealer, values["note"]), _opened(sealer, values["reply"])
             case.handovers.append(HandoverTask(**values))
         self._remember(case)
         return case
 
-    def events(self, case_id: uuid.UUID) -> list[Event]:
-        rows = self._conn.execute(sa.select(event_t).where(event_t.c.case_id == case_id).order_by(event_t.c.seq))
-        return [Event(**dict(r)) for r in rows.mappings()]
+    def events(self, case: Case, *, sealed: bool = False) -> list[Event]:
+        """The case's events with their free text readable (for display), or with it ``sealed`` as stored and hashed
+        (to replay: ``replay(events, resolve, case.sealer)``)."""
+        rows = self._conn.execute(sa.select(event_t).where(event_t.c.case_id == case.id).order_by(event_t.c.seq))
+        events = [Event(**dict(r)) for r in rows.mappings()]
+        return events if sealed else [open_texts(case.sealer, e) for e in events]
 
     def iter_case_ids(self, *, open_only: bool = False, pathway: tuple[str, int] | None = None) -> Iterator[uuid.UUID]:
         query = sa.select(case_t.c.id).order_by(case_t.c.id)
@@ -177,6 +215,9 @@ class CaseRepository:
     def add(self, case: Case) -> None:
         self._conn.execute(sa.insert(case_t), [{"id": case.id, "reference": case.reference, "parent_id": case.part_of,
                                                  "updated_at": _now(case), **_case_values(case)}])
+        if isinstance(case.sealer, CaseKey):
+            assert self._keys is not None  # a key comes from ``new_key``, which has the ring
+            store_key(self._conn, case.id, case.sealer, keys=self._keys, at=_now(case))
         self._insert_children(case, case.steps, case.handovers)
         self._flush_events(case)
         self._remember(case)
@@ -185,6 +226,8 @@ class CaseRepository:
         """Write the changes; ``expected_version`` (default: the version loaded) guards against lost updates."""
         if not case.new_events:
             return
+        if case.sealer is ERASED:
+            raise CryptoError(f"{case.reference} is erased: it cannot be changed")
         loaded_version, was_paused, steps, tasks = self._seen[case.id]
         expected = loaded_version if expected_version is None else expected_version
         if expected != loaded_version:
@@ -196,7 +239,8 @@ class CaseRepository:
             raise ConcurrencyConflict(case.reference, expected, actual)
         new_steps = [s for s in case.steps if s.id not in steps]
         new_tasks = [t for t in case.handovers if t.id not in tasks]
-        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _step_values(s)]
+        sealer = case.sealer
+        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _step_values(s, sealer)]
         recoded = [s for s in changed if steps[s.id][_CODE] != s.code]
         if recoded:
             # A migration may rename codes into each other (K8 -> K9 while K9 -> K10) or give a new step a code that
@@ -204,9 +248,10 @@ class CaseRepository:
             # statement meets the unique (case, code, occurrence) of a row that has not moved yet.
             self._conn.execute(_PARK_STEP_CODE, [{"b_id": s.id, "b_code": f"~{i}"} for i, s in enumerate(recoded)])
         self._insert_children(case, new_steps, new_tasks)
-        self._update_rows(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s), _next_reminder(case, s)) for s in changed])
-        self._update_rows(_UPDATE_TASK, _TASK_COLS, [_task_values(t) for t in case.handovers
-                                                     if t.id in tasks and tasks[t.id] != _task_values(t)])
+        self._update_rows(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s, sealer), _next_reminder(case, s))
+                                                         for s in changed])
+        self._update_rows(_UPDATE_TASK, _TASK_COLS, [_task_values(t, sealer) for t in case.handovers
+                                                     if t.id in tasks and tasks[t.id] != _task_values(t, sealer)])
         if case.paused_since is not None and not was_paused:
             # A paused case raises no reminders: take its open steps out of the scan until they move on resume.
             self._conn.execute(sa.update(step_t).where(step_t.c.case_id == case.id, step_t.c.ended_at.is_(None))
@@ -226,12 +271,13 @@ class CaseRepository:
         if steps:
             self._conn.execute(sa.insert(step_t), [
                 {"case_id": case.id, "position": first_step + i, "next_reminder_at": _next_reminder(case, s),
-                 **dict(zip(_STEP_COLS, _step_values(s), strict=True))}
+                 **dict(zip(_STEP_COLS, _step_values(s, case.sealer), strict=True))}
                 for i, s in enumerate(steps)])
         first_task = len(case.handovers) - len(tasks)
         if tasks:
             self._conn.execute(sa.insert(handover_t), [
-                {"case_id": case.id, "position": first_task + i, **dict(zip(_TASK_COLS, _task_values(t), strict=True))}
+                {"case_id": case.id, "position": first_task + i,
+                 **dict(zip(_TASK_COLS, _task_values(t, case.sealer), strict=True))}
                 for i, t in enumerate(tasks)])
 
     def _flush_events(self, case: Case) -> None:
@@ -240,11 +286,13 @@ class CaseRepository:
             case.new_events.clear()
 
     def _remember(self, case: Case) -> None:
+        # An erased or locked case can be read but not changed (``save`` refuses it): its texts are kept as read.
+        sealer = PLAIN if case.sealer is ERASED or case.sealer is LOCKED else case.sealer
         self._seen[case.id] = (
             case.version,
             case.paused_since is not None,
-            {s.id: _step_values(s) for s in case.steps},
-            {t.id: _task_values(t) for t in case.handovers},
+            {s.id: _step_values(s, sealer) for s in case.steps},
+            {t.id: _task_values(t, sealer) for t in case.handovers},
         )
 
 

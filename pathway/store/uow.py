@@ -7,6 +7,7 @@ from types import TracebackType
 
 import sqlalchemy as sa
 
+from pathway.crypto import KeyRing
 from pathway.store.catalog import DefinitionCatalog
 from pathway.store.engine import WRITE
 from pathway.store.repository import CaseRepository
@@ -20,9 +21,10 @@ class UnitOfWork:
     transaction (the API's and the pages' reads)."""
 
     def __init__(self, engine: sa.Engine, catalog: DefinitionCatalog, *, read_only: bool = False,
-                 snapshot: bool = False) -> None:
+                 snapshot: bool = False, keys: KeyRing | None = None) -> None:
         self.engine = engine
         self.catalog = catalog
+        self.keys = keys  # the master key ring: unwraps each case's own key
         self.read_only = read_only
         self.snapshot = snapshot
         self.conn: sa.Connection
@@ -48,7 +50,7 @@ class UnitOfWork:
             # connection goes back to the pool, and every later transaction on it would then state READ WRITE,
             # overriding a database's default_transaction_read_only (a standby's writes would no longer be refused).
             self.conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        self.cases = CaseRepository(self.conn, partial(self.catalog.resolve, conn=self.conn))
+        self.cases = CaseRepository(self.conn, partial(self.catalog.resolve, conn=self.conn), self.keys)
         return self
 
     def commit(self) -> None:

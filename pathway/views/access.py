@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from pathway.calendar import OSLO
+from pathway.case.events import Sealer
+from pathway.crypto import KeyRing, is_sealed
 from pathway.errors import InvalidArgument
-from pathway.store.tables import access_t, break_glass_t
+from pathway.store.casekeys import keys_of
+from pathway.store.tables import access_t, break_glass_t, case_t
 
 EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(2099, 12, 31)
 
@@ -49,8 +53,9 @@ def _midnight(day: date) -> datetime:
 
 
 def access_entries(conn: sa.Connection, *, case_reference: str | None = None, username: str | None = None,
-                   limit: int, where: LogFilter | None = None) -> list[dict[str, Any]]:
-    """The newest ``limit`` access-log rows that match a filter (``where``, or a case and a user)."""
+                   limit: int, keys: KeyRing | None, where: LogFilter | None = None) -> list[dict[str, Any]]:
+    """The newest ``limit`` access-log rows that match a filter (``where``, or a case and a user); a reason sealed
+    under its case's key (an emergency access's) opened with ``keys``."""
     where = where or LogFilter(case_reference, username)
     query = sa.select(access_t).order_by(access_t.c.at.desc()).limit(limit)
     if where.case_reference:
@@ -66,7 +71,15 @@ def access_entries(conn: sa.Connection, *, case_reference: str | None = None, us
         query = query.where(access_t.c.at >= _midnight(where.start))
     if where.end:
         query = query.where(access_t.c.at < _midnight(where.end + timedelta(days=1)))
-    return [dict(r) for r in conn.execute(query).mappings()]
+    entries = [dict(r) for r in conn.execute(query).mappings()]
+    sealed = {e["case_reference"] for e in entries if is_sealed(e["reason"])}
+    if sealed:
+        ids = dict(conn.execute(sa.select(case_t.c.reference, case_t.c.id).where(case_t.c.reference.in_(sealed))).all())
+        sealers = keys_of(conn, ids.values(), keys)
+        for e in entries:
+            if is_sealed(e["reason"]) and e["case_reference"] in ids:
+                e["reason"] = sealers[ids[e["case_reference"]]].open(e["reason"])
+    return entries
 
 
 def target_reason(username: str, *changes: tuple[str, object]) -> str:
@@ -75,7 +88,9 @@ def target_reason(username: str, *changes: tuple[str, object]) -> str:
     return " ".join([f"user={username}", *(f"{k}={v}" for k, v in changes if v is not None)])
 
 
-def emergency_grants(conn: sa.Connection, case_id: uuid.UUID) -> list[Any]:
-    """Every emergency grant ever given for a case (rows: username, reason, granted_at), shown on the case."""
-    return list(conn.execute(sa.select(break_glass_t.c.username, break_glass_t.c.reason, break_glass_t.c.granted_at)
-                             .where(break_glass_t.c.case_id == case_id)).all())
+def emergency_grants(conn: sa.Connection, case_id: uuid.UUID, sealer: Sealer) -> list[Any]:
+    """Every emergency grant ever given for a case (rows: username, reason, granted_at), shown on the case; its
+    reasons opened with the case's key (``sealer``)."""
+    rows = conn.execute(sa.select(break_glass_t.c.username, break_glass_t.c.reason, break_glass_t.c.granted_at)
+                        .where(break_glass_t.c.case_id == case_id)).all()
+    return [SimpleNamespace(username=r.username, reason=sealer.open(r.reason), granted_at=r.granted_at) for r in rows]

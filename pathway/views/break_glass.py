@@ -13,6 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pathway.calendar import OSLO
+from pathway.crypto import KeyRing
+from pathway.store.casekeys import key_of
 from pathway.store.tables import break_glass_t, case_t
 
 
@@ -34,11 +36,13 @@ class Grant:
         return self.write_reason is not None
 
 
-def case_grants(conn: sa.Connection, case_id: uuid.UUID, *, now: datetime) -> list[Grant]:
-    """Every emergency grant ever given for a case, oldest first."""
+def case_grants(conn: sa.Connection, case_id: uuid.UUID, *, now: datetime, keys: KeyRing | None) -> list[Grant]:
+    """Every emergency grant ever given for a case, oldest first, its reasons opened with the case's key."""
     rows = conn.execute(sa.select(break_glass_t).where(break_glass_t.c.case_id == case_id)
                         .order_by(break_glass_t.c.granted_at, break_glass_t.c.id)).all()
-    return [Grant(username=r.username, reason=r.reason, write_reason=r.write_reason, granted_at=r.granted_at,
+    sealer = key_of(conn, case_id, keys)
+    return [Grant(username=r.username, reason=sealer.open(r.reason),
+                  write_reason=None if r.write_reason is None else sealer.open(r.write_reason), granted_at=r.granted_at,
                   expires_at=r.expires_at, ended_at=r.ended_at, ended_by=r.ended_by,
                   running=r.ended_at is None and r.expires_at > now) for r in rows]
 

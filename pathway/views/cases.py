@@ -7,12 +7,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from pathway.case import Case, Event
 from pathway.machine import OPEN_STEP_STATES
+from pathway.crypto import KeyRing, is_sealed
+from pathway.store.casekeys import key_of, keys_of
 from pathway.store.tables import FAR_DUE_SQL, case_t, handover_t, step_t
 from pathway.store.uow import UnitOfWork
 from pathway.views.access import emergency_grants
@@ -65,13 +68,15 @@ def case_list(
     due_soon: bool | None = None, due_before: datetime | None = None, q: str | None = None,
     sort: Sort = "next_due", descending: bool = False, phase_order: Sequence[str] = (), cursor: str | None = None,
     limit: int | None = 50, count: bool = False, names: StepNames | None = None, pathway: str | None = None,
+    key_ring: KeyRing | None = None,
 ) -> CasePage:
     """A unit's cases, a page of at most ``limit`` (None: all of them) after ``cursor``, by ``sort`` then id.
     ``q`` is the start of a reference; ``overdue``/``due_soon`` keep the cases that are (True) or are not (False);
     ``due_before`` those whose next deadline is before it (passed ones too). ``sort="phase"`` orders by
     ``phase_order`` (phases not in it last), then by next deadline. ``count`` also counts the matching cases and
     those before the page; ``names`` names the urgent steps (otherwise the step's code, or an ad-hoc step's title);
-    ``pathway`` keeps the cases of that pathway (an adult's, a child's) only."""
+    ``pathway`` keeps the cases of that pathway (an adult's, a child's) only. ``key_ring`` opens an ad-hoc step's
+    title, sealed under its case's key."""
     # The same expression as the index ix_case_open_unit_next_due, with the literal inline, so it is used.
     far = sa.literal_column(FAR_DUE_SQL[conn.dialect.name], type_=case_t.c.next_due_at.type)
     next_due = sa.func.coalesce(case_t.c.next_due_at, far)
@@ -130,6 +135,11 @@ def case_list(
                             + [str(last.id)])
     open_ids = [r.id for r in rows if r.closed_at is None]
     urgent = urgent_steps(conn, open_ids)
+    titled = [i for i, s in urgent.items() if s.adhoc and is_sealed(s.title)]
+    if titled:
+        sealers = keys_of(conn, titled, key_ring)
+        urgent |= {i: SimpleNamespace(**{**urgent[i]._mapping, "title": sealers[i].open(urgent[i].title)})
+                   for i in titled}
     alerts = handover_alerts(conn, open_ids, now)
     items = []
     for r in rows:
@@ -216,10 +226,10 @@ def case_record(uow: UnitOfWork, reference: str) -> CaseRecord:
     """One case whole, in the caller's unit of work (enter it with ``snapshot`` or ``read_only``, so that it is
     never shown half before, half after a write)."""
     case = uow.cases.get(reference)
-    grants = emergency_grants(uow.conn, case.id)
+    grants = emergency_grants(uow.conn, case.id, case.sealer)
     if case.part_of is not None:  # a grant to the adult's case covers this child's pathway too
-        grants += emergency_grants(uow.conn, case.part_of)
-    return CaseRecord(case, uow.cases.events(case.id), grants,
+        grants += emergency_grants(uow.conn, case.part_of, key_of(uow.conn, case.part_of, uow.keys))
+    return CaseRecord(case, uow.cases.events(case), grants,
                       family_reference(uow.conn, case.part_of), child_pathways(uow.conn, case.id))
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from pathway.crypto import KeyRing
 from pathway.people import ChildRecord, unseal_child
+from pathway.store.casekeys import keys_of
 from pathway.store.tables import case_t, child_t
 
 
@@ -62,5 +63,8 @@ def child_records(conn: sa.Connection, case_ids: list[uuid.UUID], keys: KeyRing)
     decides who may see them (``pathway.policy``) and logs each read in the same transaction."""
     if not case_ids:
         return {}
-    rows = conn.execute(sa.select(child_t.c.case_id, child_t.c.ciphertext).where(child_t.c.case_id.in_(case_ids)))
-    return {r.case_id: unseal_child(r.ciphertext, case_id=r.case_id, keys=keys) for r in rows}
+    rows = conn.execute(sa.select(child_t.c.case_id, child_t.c.ciphertext)
+                        .where(child_t.c.case_id.in_(case_ids))).all()
+    sealers = keys_of(conn, [r.case_id for r in rows], keys)
+    return {r.case_id: unseal_child(r.ciphertext, case_id=r.case_id, keys=keys, sealer=sealers[r.case_id])
+            for r in rows}

@@ -18,6 +18,7 @@ from pathway.errors import InvalidArgument
 from pathway.people import unseal, unseal_child
 from pathway.policy import task_fields
 from pathway.store.catalog import DefinitionCatalog
+from pathway.store.casekeys import keys_of
 from pathway.store.tables import case_t, child_t, handover_t, person_t, user_t
 from pathway.views.cursor import BadCursor, decode_cursor, encode_cursor
 
@@ -99,18 +100,22 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
     if task_id is not None:
         query = query.where(handover_t.c.id == task_id)
     views = []
-    for r in conn.execute(query).all():
+    rows = conn.execute(query).all()
+    # Each case's key, for the texts sealed under it: the person (the adult's case), the child, the note and reply.
+    sealers = keys_of(conn, {i for r in rows for i in (r.case_id, r.person_case_id) if i is not None}, keys)
+    for r in rows:
+        sealer = sealers[r.case_id]
         d = catalog.resolve(r.pathway_id, r.definition_version, conn=conn)
         checkpoint = d.checkpoint.get(r.code)
         consent = r.consents.get(r.agency)
         shown = task_fields(r.scope, r.basis, consent["scope"] if consent and consent["given"] else None, r.status)
         name = safe_contact = None
         if (shown.name or shown.contact) and r.ciphertext is not None:
-            person = unseal(r.ciphertext, case_id=r.person_case_id, keys=keys)
+            person = unseal(r.ciphertext, case_id=r.person_case_id, keys=keys, sealer=sealers[r.person_case_id])
             name = person.name if shown.name else None
             safe_contact = person.safe_contact if shown.contact else None
         if shown.name and r.child_ciphertext is not None:
-            name = unseal_child(r.child_ciphertext, case_id=r.case_id, keys=keys).first_name
+            name = unseal_child(r.child_ciphertext, case_id=r.case_id, keys=keys, sealer=sealer).first_name
         handover = checkpoint.handover if checkpoint else None
         basis = d.legal_bases.get(r.basis)
         withheld = tuple(code for code in r.scope if code not in shown.scope)
@@ -124,9 +129,10 @@ def agency_tasks(conn: sa.Connection, *, agency: str | None, catalog: Definition
             consent_changed_at=datetime.fromisoformat(consent["recorded_at"]) if withheld and consent else None,
             scope_nb=_named(d, shown.scope, "nb"), scope_en=_named(d, shown.scope, "en"),
             basis_nb=_basis_named(r.basis, basis, "nb"), basis_en=_basis_named(r.basis, basis, "en"),
-            note=r.note if shown.note else None, urgency=r.urgency, coordinator=r.coordinator,
+            note=sealer.open(r.note) if shown.note and r.note is not None else None, urgency=r.urgency, coordinator=r.coordinator,
             phone=r.coordinator_phone, same_day=bool(handover and r.status in OPEN_HANDOVER and handover.same_day(r.urgency)),
-            safe_contact=safe_contact, answered_by=r.updated_by if r.status in ANSWERED else None, reply=r.reply))
+            safe_contact=safe_contact, answered_by=r.updated_by if r.status in ANSWERED else None,
+            reply=None if r.reply is None else sealer.open(r.reply)))
     return views
 
 

@@ -752,17 +752,20 @@ def test_keys_new_prints_a_fresh_32_byte_key_each_time() -> None:
     assert key != second.stdout.strip()
 
 
-def test_key_rotation_reencrypts_the_demo_people_once(fresh_database: Database) -> None:
+def test_key_rotation_rewraps_each_demo_case_key_once_and_rewrites_no_record(fresh_database: Database) -> None:
     fresh_database.ok("demo", "--cases", "12")
-    people = fresh_database.count("person") + fresh_database.count("child_record")
+    cases = fresh_database.count("pathway_case")
     assert fresh_database.count("child_record") > 0
+    records = fresh_database.query("SELECT case_id, ciphertext FROM person UNION ALL "
+                                   "SELECT case_id, ciphertext FROM child_record ORDER BY 1")
     env = {"FORLOP_ENCRYPTION_KEYS": f"new:{run('keys', 'new').stdout.strip()},{DEV_ENCRYPTION_KEYS}"}
     first = fresh_database.ok("keys", "rotate", env=env)
-    assert f"{people} person or child records re-encrypted under key 'new'" in first.stdout
-    assert fresh_database.query("SELECT DISTINCT key_id FROM person") == [("new",)]
-    assert fresh_database.query("SELECT DISTINCT key_id FROM child_record") == [("new",)]
+    assert f"{cases} case keys re-wrapped under key 'new' (no record or text rewritten)" in first.stdout
+    assert fresh_database.query("SELECT DISTINCT master_key_id FROM case_key") == [("new",)]
+    assert fresh_database.query("SELECT case_id, ciphertext FROM person UNION ALL "
+                                "SELECT case_id, ciphertext FROM child_record ORDER BY 1") == records
     second = fresh_database.ok("keys", "rotate", env=env)
-    assert "0 person or child records re-encrypted" in second.stdout
+    assert "0 case keys re-wrapped" in second.stdout
 
 
 def test_a_malformed_key_list_is_an_error_not_a_stack_trace(database: Database) -> None:

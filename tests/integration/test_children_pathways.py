@@ -72,10 +72,10 @@ def test_a_case_with_two_children_runs_three_pathways_with_their_own_deadlines(
     assert due(second, "B1") == TUESDAY + timedelta(days=2, hours=3)
     # The adult's timeline records each child's pathway by reference, and replay rebuilds all three.
     with core.uow() as uow:
-        opened = [e.payload["reference"] for e in uow.cases.events(adult.id) if e.operation == "child_pathway_opened"]
+        opened = [e.payload["reference"] for e in uow.cases.events(adult) if e.operation == "child_pathway_opened"]
         assert opened == [first.reference, second.reference]
         for case in (adult, first, second):
-            assert replay(uow.cases.events(case.id), core.catalog.resolve).digest() == case.digest()
+            assert replay(uow.cases.events(case, sealed=True), core.catalog.resolve, case.sealer).digest() == case.digest()
     # Completing the adult's step leaves the children's alone, and the other way round.
     run(core, first.reference, do.CompleteStep("B1"), TUESDAY + timedelta(hours=5))
     assert due(stored(core, second.reference), "B1") == TUESDAY + timedelta(days=2, hours=3)

@@ -102,7 +102,7 @@ def test_a_read_while_a_write_commits_sees_the_case_whole_before_or_after(core: 
     try:
         with core.uow(read_only=True) as uow:
             case = uow.cases.get(ref)
-            events = uow.cases.events(case.id)
+            events = uow.cases.events(case)
     finally:
         event.remove(core.engine, "after_cursor_execute", after_the_case_row)
     thread.join(timeout=60)

@@ -30,7 +30,7 @@ def test_a_pause_on_working_days_leaves_out_the_time_the_clock_stood_still(core:
         k3 = max((s for s in case.steps if s.code == "K3"), key=lambda s: s.occurrence)
         assert k3.due_at == datetime(2027, 4, 12, 10, tzinfo=OSLO)
         change(core, reference, lambda c: c.execute(AssignCoordinator("koordinator"), actor="leder", at=ASSIGNED))
-    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period="month", start=date(2027, 4, 1),
+    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="month", start=date(2027, 4, 1),
                         end=date(2027, 4, 30), unit=None, now=NOW)
     figures = row(report, "K3", period="2027-04")
     assert (figures.completed, figures.within_deadline_share) == (5, 1.0)

@@ -91,7 +91,7 @@ def build(core: Forlop) -> None:
 
 def report(core: Forlop, period: str = "month", start: date = date(2026, 11, 1), end: date = date(2026, 11, 30),
            unit: str | None = None) -> Report:
-    return timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
+    return timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period=period,  # type: ignore[arg-type]
                       start=start, end=end, unit=unit, now=NOW)
 
 
@@ -280,10 +280,10 @@ def _value(cell: str) -> Any:
 
 def test_periods_and_arguments_are_checked(core: Forlop) -> None:
     with pytest.raises(ValueError, match="naive"):
-        timeliness(engine=core.engine, resolve=core.catalog.resolve, period="month", start=date(2026, 11, 1),
+        timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="month", start=date(2026, 11, 1),
                    end=date(2026, 11, 30), now=datetime(2026, 12, 1))
     with pytest.raises(ValueError, match="unknown period"):
-        timeliness(engine=core.engine, resolve=core.catalog.resolve, period="week",  # type: ignore[arg-type]
+        timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="week",  # type: ignore[arg-type]
                    start=date(2026, 11, 1), end=date(2026, 11, 30), now=NOW)
     with pytest.raises(ValueError, match="before start"):
         report(core, start=date(2026, 11, 30), end=date(2026, 11, 1))
@@ -298,10 +298,10 @@ def test_one_breakdown_gives_every_units_report_as_timeliness_does(core: Forlop)
 
     seed_demo(core, cases=60, seed=1, now=NOW)
     start, end = date(2025, 12, 1), date(2026, 12, 1)
-    whole = breakdown(engine=core.engine, resolve=core.catalog.resolve, start=start, end=end, now=NOW)
+    whole = breakdown(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, start=start, end=end, now=NOW)
     assert len(whole.units) >= 3
     for period in ("month", "tertial"):
-        reports = reports_for_all_units(engine=core.engine, resolve=core.catalog.resolve, period=period,
+        reports = reports_for_all_units(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period=period,
                                         start=start, end=end, now=NOW)
         assert set(reports) == {*whole.units, None}
         for unit, from_breakdown in reports.items():

@@ -24,7 +24,7 @@ def test_a_late_completion_recorded_the_next_day_brings_its_deviation_reason(cor
         reference = open_case(core, opened)
         change(core, reference, lambda c, done=opened + timedelta(hours=26), now=opened + timedelta(hours=40):
                c.execute(CompleteStep("K2", note=REASON, effective_at=done), actor="k", at=now))
-    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period="month", start=date(2026, 11, 1),
+    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="month", start=date(2026, 11, 1),
                         end=date(2026, 11, 30), unit=None, now=NOW)
     k2 = row(report, "K2")
     assert (k2.completed, k2.within_deadline_share) == (5, 0.0)

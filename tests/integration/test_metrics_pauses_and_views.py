@@ -26,7 +26,7 @@ APRIL = (date(2027, 4, 1), date(2027, 4, 30))
 
 
 def april(core: Forlop, now: datetime, period: str = "month", unit: str | None = None):  # type: ignore[no-untyped-def]
-    return timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
+    return timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period=period,  # type: ignore[arg-type]
                       start=APRIL[0], end=APRIL[1], unit=unit, now=now)
 
 
@@ -71,7 +71,7 @@ def test_a_unit_alone_and_all_units_show_every_cell_the_same(core: Forlop) -> No
     with core.engine.begin() as conn:  # one unit holds every case: all units are that unit
         conn.execute(sa.update(case_t).values(unit="eneste-enhet"))
     for period in ("month", "tertial"):
-        args = dict(engine=core.engine, resolve=core.catalog.resolve, period=period, start=date(2025, 12, 1),
+        args = dict(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period=period, start=date(2025, 12, 1),
                     end=date(2026, 11, 30), now=now)
         alone, everyone = timeliness(**args, unit="eneste-enhet"), timeliness(**args, unit=None)  # type: ignore[arg-type]
         assert len(alone.intervals) == len(everyone.intervals) > 0

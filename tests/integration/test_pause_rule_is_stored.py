@@ -34,7 +34,7 @@ def row_rule(core: Forlop, reference: str) -> str | None:
 
 def rebuilt(core: Forlop, case: Case) -> Case:
     with core.uow() as uow:
-        return replay(uow.cases.events(case.id), core.catalog.resolve)
+        return replay(uow.cases.events(case, sealed=True), core.catalog.resolve, case.sealer)
 
 
 def test_a_pause_resumed_in_a_later_transaction_gives_back_its_working_time(core: Forlop) -> None:

@@ -36,7 +36,7 @@ def test_a_k1_done_yesterday_at_14_and_recorded_today_counts_as_on_time(core: Fo
         services.execute(uow=core.uow(), reference=ref, expected_version=None, actor="koordinator",
                          command=CompleteStep("K1", effective_at=MONDAY_AFTERNOON), at=TUESDAY_AFTERNOON)
 
-    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period="month", start=date(2026, 11, 1),
+    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="month", start=date(2026, 11, 1),
                         end=date(2026, 11, 30), unit=None, now=TUESDAY_AFTERNOON)
     k1 = next(x for x in report.intervals if x.checkpoint == "K1" and x.interval == "K0→K1")
     assert k1.completed == 5
@@ -48,7 +48,9 @@ def test_a_k1_done_yesterday_at_14_and_recorded_today_counts_as_on_time(core: Fo
     k1_step = next(s for s in case.steps if s.code == "K1")
     assert k1_step.ended_at == MONDAY_AFTERNOON
     with core.uow(read_only=True) as uow:
-        events = uow.cases.events(case.id)
+        events = uow.cases.events(case)
     assert events[-1].at == TUESDAY_AFTERNOON, "the event keeps when it was recorded"
     assert events[-1].payload["effective_at"] == MONDAY_AFTERNOON.isoformat()
-    assert replay(events, core.catalog.resolve).snapshot() == case.snapshot(), "and replays from the database"
+    with core.uow(read_only=True) as uow:
+        sealed = uow.cases.events(case, sealed=True)
+    assert replay(sealed, core.catalog.resolve, case.sealer).snapshot() == case.snapshot(), "and replays from the database"

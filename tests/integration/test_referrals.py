@@ -253,7 +253,7 @@ def test_first_contact_after_a_referral_is_an_interval_of_the_managers_report(co
         services.change_case(uow=core.uow(), reference=case.reference, expected_version=None,
                              change=lambda c, at=reached, late=i == 5: c.execute(
                                  CompleteStep("K15", note="Personen svarte ikke" if late else None), actor="k", at=at))
-    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period="month", start=date(2026, 11, 1),
+    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="month", start=date(2026, 11, 1),
                         end=date(2026, 11, 30), unit=None, now=datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
     k15 = next(x for x in report.intervals if x.checkpoint == "K15" and x.period == "2026-11")
     assert (k15.interval, k15.deadline, k15.completed) == ("K0→K15", "1 working day", 6)

@@ -46,7 +46,7 @@ def test_the_report_counts_every_repeat_contact_that_it_may_show(core: Forlop) -
     with core.engine.connect() as conn:
         flagged = Counter(period_key(at, "tertial") for at in conn.execute(
             sa.select(case_t.c.opened_at).where(case_t.c.repeat_contact.is_(True))).scalars())
-    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, period="tertial",
+    report = timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="tertial",
                         start=date(2025, 9, 1), end=date(2026, 12, 31), unit=None, now=NOW)
     shown = {c.period: c.repeat_contact for c in report.cases}
     assert set(flagged) <= set(shown)

@@ -37,7 +37,7 @@ def live(core: Forlop, period: str, unit: str | None, now: datetime, start: date
          end: date | None = None) -> metrics.Report:
     if start is None or end is None:
         start, end = metrics.default_span(now)
-    return metrics.timeliness(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
+    return metrics.timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period=period,  # type: ignore[arg-type]
                               start=start, end=end, unit=unit, now=now)
 
 
@@ -45,7 +45,7 @@ def from_blocks(core: Forlop, period: str, unit: str | None, now: datetime, star
                 end: date | None = None) -> metrics.Report:
     if start is None or end is None:
         start, end = metrics.default_span(now)
-    return blocks_report(engine=core.engine, resolve=core.catalog.resolve, period=period,  # type: ignore[arg-type]
+    return blocks_report(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period=period,  # type: ignore[arg-type]
                          start=start, end=end, unit=unit, now=now, max_age=MAX_AGE)
 
 
@@ -68,7 +68,7 @@ def test_the_job_stores_a_block_per_tertial_of_three_years_that_gives_the_live_r
     tertials = computed_at(seeded)
     assert len(tertials) >= 9 and set(tertials.values()) == {now}  # three years and the current tertial
     start, end = metrics.default_span(now)
-    units = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve, start=start, end=end,
+    units = metrics.breakdown(engine=seeded.engine, resolve=seeded.catalog.resolve, keys=seeded.keys, start=start, end=end,
                               now=now).units
     assert "ny-enhet" not in units and len(units) >= 2
     for period in ("month", "tertial"):

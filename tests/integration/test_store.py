@@ -19,7 +19,8 @@ from pathway.definition import parse_definition
 from pathway.errors import ConcurrencyConflict, ConsentRequired, DefinitionError, DomainError, OperationNotAllowed
 from pathway.people import PersonRecord
 from pathway.settings import DEV_ENCRYPTION_KEYS
-from pathway.store.tables import case_t, event_t, person_t, step_t
+from pathway.store.tables import case_key_t, case_t, event_t, person_t, step_t
+from pathway.store.uow import UnitOfWork
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)  # a Monday morning
 PERSON = PersonRecord(
@@ -81,9 +82,9 @@ def test_a_case_walked_to_closure_reloads_and_replays_to_the_same_state(core: Fo
     assert case.is_closed and case.outcome == "safe_housing"
     assert not case.open_steps()
     with core.uow() as uow:
-        events = uow.cases.events(case.id)
+        events = uow.cases.events(case, sealed=True)
     assert [e.seq for e in events] == list(range(1, case.version + 1))
-    assert replay(events, core.catalog.resolve).digest() == case.digest()
+    assert replay(events, core.catalog.resolve, case.sealer).digest() == case.digest()
 
 
 def test_every_change_appends_exactly_one_event_with_author_time_and_reason(core: Forlop) -> None:
@@ -91,7 +92,7 @@ def test_every_change_appends_exactly_one_event_with_author_time_and_reason(core
     change(core, ref, lambda c: c.execute(do.Pause(reason="utilgjengelig"), actor="koordinator2", at=T0 + timedelta(hours=1)))
     case = stored(core, ref)
     with core.uow() as uow:
-        last = uow.cases.events(case.id)[-1]
+        last = uow.cases.events(case)[-1]
     assert (last.operation, last.actor, last.reason) == ("pause", "koordinator2", "utilgjengelig")
     assert last.at == T0 + timedelta(hours=1)
     assert last.state_before["paused"] is False and last.state_after["paused"] is True
@@ -171,15 +172,44 @@ def test_person_data_is_encrypted_at_rest_and_found_by_exact_name(core: Forlop) 
     assert any(s.code == "K5" for s in case.steps)
 
 
-def test_person_keys_rotate_and_old_ciphertexts_stay_readable_until_then(core: Forlop) -> None:
-    ref = open_case(core).reference
+def test_key_rotation_rewraps_each_case_key_and_writes_no_data_row(core: Forlop) -> None:
+    refs = [open_case(core).reference for _ in range(3)]
+    for ref in refs:
+        change(core, ref, lambda c: c.execute(do.Pause(reason="på sykehus"), actor="k", at=T0 + timedelta(hours=1)))
+    with core.engine.connect() as conn:
+        data_before = _data_rows(conn)
+    written: dict[str, int] = {}
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        verb, _, rest = statement.lstrip().partition(" ")
+        if verb.upper() in ("INSERT", "UPDATE", "DELETE"):
+            table = rest.split()[1 if verb.upper() != "UPDATE" else 0].strip('"')
+            written[table] = written.get(table, 0) + max(cursor.rowcount, 0)
+
     new_key = f"new:{generate_key()}"
     ring = KeyRing.parse(f"{new_key},{DEV_ENCRYPTION_KEYS}")
-    assert services.rotate_person_keys(engine=core.engine, keys=ring) == 1
-    assert services.rotate_person_keys(engine=core.engine, keys=ring) == 0
-    assert services.read_person(uow=core.uow(), reference=ref, keys=KeyRing.parse(new_key)) == PERSON
+    sa.event.listen(core.engine, "after_cursor_execute", count)
+    try:
+        assert services.rewrap_case_keys(engine=core.engine, keys=ring) == 3, "one case key re-wrapped per case"
+        assert services.rewrap_case_keys(engine=core.engine, keys=ring) == 0, "and done once"
+        assert services.rotate_person_keys(engine=core.engine, keys=ring) == 0, "no record is the master key's"
+    finally:
+        sa.event.remove(core.engine, "after_cursor_execute", count)
+    assert written == {"case_key": 3}, "three rows written, all of them keys: no person, event, step or case row"
     with core.engine.connect() as conn:
-        assert conn.execute(sa.select(person_t.c.key_id)).scalar_one() == "new"
+        assert _data_rows(conn) == data_before, "every sealed record and text is byte for byte as it was"
+        assert set(conn.execute(sa.select(case_key_t.c.master_key_id)).scalars()) == {"new"}
+    # The old master key can now leave the ring: the new one alone opens the records and the texts.
+    alone = UnitOfWork(core.engine, core.catalog, keys=KeyRing.parse(new_key))
+    assert services.read_person(uow=alone, reference=refs[0], keys=KeyRing.parse(new_key)) == PERSON
+    with UnitOfWork(core.engine, core.catalog, keys=KeyRing.parse(new_key)) as uow:
+        case = uow.cases.get(refs[0])
+        assert uow.cases.events(case)[-1].reason == "på sykehus"
+
+
+def _data_rows(conn: sa.Connection) -> list[object]:
+    return [list(conn.execute(sa.select(t).order_by(*t.primary_key.columns)).all())
+            for t in (person_t, event_t, step_t, case_t)]
 
 
 def test_a_new_contact_within_twelve_months_is_flagged(core: Forlop) -> None:
@@ -244,7 +274,7 @@ def test_open_cases_migrate_to_a_new_version_only_with_a_complete_mapping(core: 
                                   actor="admin", reason="ny versjon", apply=True)
     case = stored(core, ref)
     assert done.moved == 1 and case.definition.version == v3.version
-    assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve).ok
+    assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve, keys=core.keys).ok
 
 
 def test_audit_verify_finds_an_edited_a_deleted_and_a_truncated_chain(core: Forlop) -> None:
@@ -252,7 +282,7 @@ def test_audit_verify_finds_an_edited_a_deleted_and_a_truncated_chain(core: Forl
     for ref in refs:
         change(core, ref, lambda c: c.execute(do.CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
         change(core, ref, lambda c: c.execute(do.CompleteStep("K2"), actor="k", at=T0 + timedelta(hours=2)))
-    assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve).ok
+    assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve, keys=core.keys).ok
     ids = {ref: stored(core, ref).id for ref in refs}
     with core.engine.begin() as conn:
         conn.execute(sa.update(event_t).where(event_t.c.case_id == ids[refs[0]], event_t.c.seq == 3)
@@ -272,7 +302,7 @@ def test_a_case_row_edited_behind_the_engines_back_fails_the_replay_check(core: 
     ref = open_case(core).reference
     with core.engine.begin() as conn:
         conn.execute(sa.update(step_t).where(step_t.c.code == "K1").values(state="done"))
-    report = services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve)
+    report = services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve, keys=core.keys)
     assert report.problems == [f"{ref}: the stored case differs from the state its events rebuild"]
 
 
@@ -305,5 +335,5 @@ def test_random_operation_sequences_persist_and_replay_exactly(core: Forlop, ops
             assert stored(core, ref).digest() == before.digest()
     case = stored(core, ref)
     with core.uow() as uow:
-        events = uow.cases.events(case.id)
-    assert replay(events, core.catalog.resolve).digest() == case.digest()
+        events = uow.cases.events(case, sealed=True)
+    assert replay(events, core.catalog.resolve, case.sealer).digest() == case.digest()

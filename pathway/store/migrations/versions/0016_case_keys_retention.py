@@ -71,6 +71,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    text = sqlmodel.sql.sqltypes.AutoString
     with op.batch_alter_table("referral", schema=None) as batch_op:
         batch_op.alter_column("ciphertext", existing_type=sa.LargeBinary(), nullable=False)
         batch_op.alter_column("key_id", existing_type=text(length=32), nullable=False)
