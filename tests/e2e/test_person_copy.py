@@ -25,7 +25,7 @@ from pathway import services
 from pathway.accounts import set_password
 from pathway.demo import DEMO_PASSWORD
 from pathway.people import PersonRecord
-from pathway.store.tables import access_t
+from pathway.store.tables import access_t, case_t, legal_hold_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
 from tests.e2e.api_support import API, World, signed_in  # noqa: E402
@@ -146,6 +146,17 @@ def test_the_json_copy_holds_every_marker_and_the_access_log_of_earlier_reads(wo
     assert ("koordinator", 200) in copy_rows(w, marked.reference)
     again = w.client.get(f"{API}/cases/{marked.reference}/copy", headers=w.auth("admin")).json()
     assert ("koordinator", "case.copy") in {(a["username"], a["action"]) for a in again["case"]["access"]}
+
+
+def test_a_legal_hold_is_in_the_copy_without_its_sealed_reason(world: World, marked: Marked) -> None:
+    w = world
+    set_at = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+    with w.core.engine.begin() as conn:
+        case_id = conn.execute(sa.select(case_t.c.id).where(case_t.c.reference == marked.reference)).scalar_one()
+        conn.execute(sa.insert(legal_hold_t).values(id=uuid.uuid4(), case_id=case_id, set_at=set_at, set_by="admin",
+                                                    reason="sealed-token"))
+    holds = w.client.get(f"{API}/cases/{marked.reference}/copy", headers=w.auth("admin")).json()["case"]["holds"]
+    assert holds == [{"set_at": set_at.isoformat(), "set_by": "admin", "lifted_at": None, "lifted_by": None}]
 
 
 def test_the_readable_document_holds_every_marker_in_bokmal(world: World, marked: Marked) -> None:
