@@ -11,7 +11,7 @@ from fastapi.responses import PlainTextResponse
 
 from api import accesslog, docs, limits, problems, web
 from api.deps import AnyUser, Core
-from api.routes import admin, auth, cases, children, inbox, operations, referrals, reports, tasks
+from api.routes import admin, auth, cases, children, inbox, operations, person_copy, referrals, reports, tasks
 from pathway.bootstrap import Forlop
 from pathway.errors import DefinitionVersionMissing
 from pathway.machine import mermaid
@@ -42,7 +42,7 @@ def create_app(core: Forlop) -> FastAPI:
     accesslog.install()  # no query strings in the server's access log
     problems.install(app)
     limits.install(app)  # body, header and URL limits before anything reads the request
-    for module in (auth, cases, children, operations, tasks, referrals, inbox, reports, admin):
+    for module in (auth, cases, children, operations, person_copy, tasks, referrals, inbox, reports, admin):
         app.include_router(module.router)
     docs.install(app)  # before the pages' /static mount
     web.install(app)

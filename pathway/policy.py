@@ -8,8 +8,12 @@ pages (their role gate, ``api.deps.Allow``, only decides who may call a route at
   by its holder or by a coordinator of the owning unit. A unit's manager reviews its grants (who, which case, when).
 - A partner sees the handover tasks of their own agency only, and of a task's scope what the consent shares now; the
   person's name only while the task is open and that scope includes it. Never an address.
+- The person's copy (right of access: everything recorded about the person) is exported by an administrator, or by
+  the coordinator assigned to the case while it is theirs to see (``may_export_copy``): not by the unit's other
+  coordinators, nor through emergency access, nor by managers or partners.
 - Everything else is refused as if it were not there (404, never 403), so that a refusal does not reveal a case.
-  Managers see aggregated figures and administrators no case content: nothing here grants them a case or a task.
+  Managers see aggregated figures and administrators no case content but the person's copy: nothing else here
+  grants them a case or a task.
 
 Whether allowed or refused, the request is logged by its entry point (``api.access``).
 """
@@ -66,6 +70,21 @@ def case_access(conn: sa.Connection, user: User, reference: str, *, now: datetim
         held = break_glass_held(conn, username=user.username, case_id=owner.family, now=now)
     if held is not None:
         return CaseAccess(owner.id, allowed=True, break_glass=True, write=held == "write")
+    return CaseAccess(owner.id)
+
+
+def may_export_copy(conn: sa.Connection, user: User, reference: str, *, now: datetime) -> CaseAccess:
+    """May the user export the person's copy of this case (``allowed``)? An administrator may (answering the
+    person's request is the controller's duty, not a coordinator's choice); so may the case's own coordinator, as
+    long as the case is one of their unit's (``case_access`` without emergency access). Refused: as if not there."""
+    owner = case_owner(conn, reference)
+    if owner is None:
+        return CaseAccess(None)
+    if user.role == "admin":
+        return CaseAccess(owner.id, allowed=True)
+    access = case_access(conn, user, reference, now=now)
+    if access.allowed and not access.break_glass and owner.coordinator == user.username:
+        return CaseAccess(owner.id, allowed=True)
     return CaseAccess(owner.id)
 
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from api.web import admin, auth, calendar, coordinator, downloads, manager, partner, referrals
+from api.web import admin, auth, calendar, coordinator, downloads, manager, partner, person_copy, referrals
 from api.web.headers import SecurityHeaders
 from api.web.render import page
 from api.web.session import BadForm, LoginRequired, PageNotFound, language, optional_session
@@ -24,7 +24,7 @@ STATIC = Path(__file__).parent / "static"
 
 def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, coordinator, partner, referrals, manager, downloads, admin, calendar):
+    for module in (auth, coordinator, partner, referrals, manager, downloads, admin, calendar, person_copy):
         app.include_router(module.router)
     calendar.hide_feed_tokens()  # a feed's address is its credential: not in the server's access log
     core = app.state.core  # None in an app built only for its route table (the tests' matrices)

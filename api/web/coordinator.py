@@ -24,7 +24,7 @@ from api.routes import children as family
 from api.routes import operations
 from api.web import diagram
 from api.web.auth import see_other
-from api.web.i18n import form_errors, translator
+from api.web.i18n import first_person_change, form_errors, person_change, translator
 from api.web.render import OSLO, page
 from api.web.session import CoordinatorPage, Posted, Session, language
 from api.web.urgency import how_late
@@ -221,6 +221,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
         # What the user may do here, as the policy answers it for the API too: read-only emergency access shows
         # the case without its forms, and says how to ask for write access.
         access = policy.case_access(uow.conn, session.user, reference, now=now)
+        may_copy = policy.may_export_copy(uow.conn, session.user, reference, now=now).allowed
         grants = case_grants(uow.conn, access.case_id, now=now, keys=core.keys) if access.case_id is not None else []
         # A declined handover still to be settled, by the case list's rule: what to do next is said under the table.
         alerts = (handover_alerts(uow.conn, [access.case_id], now).get(access.case_id, [])
@@ -233,6 +234,7 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
         if access.write else None
     deadline = deadline_status(detail.next_due_at, datetime.now(timezone.utc), closed=detail.closed_at is not None)
     opened = next((e.payload for e in detail.timeline if e.operation == "open"), {})
+    first_person = first_person_change([(e.seq, e.operation) for e in detail.timeline])
     named = names_for(request, lang)  # once for the page: every refusal on it is named by the same words
     handovers = {code: c.handover for code, c in definition.checkpoint.items() if c.handover is not None}
     # Each with whether another agency could be asked instead (K9: NAV or the housing office).
@@ -256,7 +258,8 @@ def _case_page(request: Request, core: Core, session: Session, reference: str, *
                 saved=saved, saved_in=SECTION_OF.get(done, "actions") if saved else "", conflict=conflict,
                 refused=refused,
                 failed_action=failed_action, errors=errors or [], irreversible=IRREVERSIBLE,
-                declined=declined, answered=ANSWERED)
+                declined=declined, answered=ANSWERED, may_copy=may_copy,
+                person_change=lambda fields, seq: person_change(fields, lang, first=seq == first_person))
 
 
 @router.post("/cases/{reference}/do/{action}")

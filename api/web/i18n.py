@@ -30,6 +30,9 @@ OPERATIONS = {
     "person_updated": N_("Personal details changed"), "record_risk": N_("Threat level recorded"),
     "child_pathway_opened": N_("A child's pathway opened"),
 }
+# A change of the person record in the timeline: the first one records it, a later one corrects it (rectification,
+# GDPR art. 16: the event supersedes the fields it names, which the timeline says in words).
+PERSON_RECORDED, PERSON_CORRECTED = N_("Personal details recorded: {fields}"), N_("Details corrected: {fields}")
 # A reminder's kind.
 KINDS = {
     "due_soon": N_("Deadline soon"), "due_now": N_("Deadline now"), "overdue": N_("Overdue"),
@@ -60,6 +63,22 @@ def operation_label(operation: str, lang: str) -> str:
     return gettext(lang)(OPERATIONS.get(operation, operation))
 
 
+def person_change(fields: list[str], lang: str, *, first: bool) -> str:
+    """A ``person_updated`` event in words, naming the fields it changed: "Opplysninger rettet: navn, adresse"."""
+    t = gettext(lang)
+    named = ", ".join(_lower_first(t(FIELD_LABELS.get(f, f))) for f in fields)
+    return t(PERSON_RECORDED if first else PERSON_CORRECTED).format(fields=named)
+
+
+def first_person_change(seqs_and_operations: list[tuple[int, str]]) -> int | None:
+    """The seq of a case's first ``person_updated`` event (recording the person), None if it has none."""
+    return next((seq for seq, operation in seqs_and_operations if operation == "person_updated"), None)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def kind_label(kind: str, lang: str) -> str:
     return gettext(lang)(KINDS.get(kind, kind))
 
@@ -76,6 +95,8 @@ LOGGED = {
     "report.xlsx": N_("Downloaded the report (Excel)"),
     "task.list": N_("Listed handover tasks"), "task.read": N_("Read a handover task"),
     "task.read_fhir": N_("Read a handover task (FHIR)"), "task.update": N_("Answered a handover task"),
+    "task.accepted": N_("Accepted a handover task"), "task.declined": N_("Declined a handover task"),
+    "task.completed": N_("Completed a handover task"), "case.copy": N_("Exported the person's copy"),
     "audit.read": N_("Read the access log"), "break_glass.review": N_("Reviewed emergency accesses"),
     "calendar.create": N_("Made a calendar feed"), "calendar.read": N_("Calendar feed read"),
     "calendar.revoke": N_("Revoked a calendar feed"), "user.add": N_("Added a user"),

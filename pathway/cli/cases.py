@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from datetime import datetime, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -185,6 +186,59 @@ def case_show(reference: str, actor: Actor, database_url: DatabaseUrl = None,
     for task in case.handovers:
         out.print(f"handover {task.id} {task.code} → {task.agency}: {task.status} (due {_local(task.due_at)})")
     out.print(f"allowed now: {', '.join(case.allowed_operations()) or 'nothing (closed)'}")
+
+
+# The readable document is the pages' (its words are in their catalog, its template theirs): named by its import path,
+# as ``forlop serve`` names the app, since the command line sits below the API and imports nothing of it.
+DOCUMENT = "api.web.person_copy:render_document"
+
+
+@case_app.command("copy")
+def case_copy(
+    reference: str, actor: Actor, database_url: DatabaseUrl = None,
+    output_format: Annotated[str, typer.Option("--format", help="json, or html (a readable document, printable)")] = "json",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file (default: stdout).")] = None,
+    lang: Annotated[str, typer.Option(help="The document's language: nb or en")] = "nb",
+) -> None:
+    """The person's copy (right of access): everything recorded about the person of a case, with the access log.
+    For an administrator or the case's coordinator; the export is itself logged."""
+    from importlib import import_module
+
+    from pathway import policy
+    from pathway.errors import NotFound
+    from pathway.store.access import apart
+    from pathway.services.person_copy import person_copy, to_json
+
+    if output_format not in ("json", "html") or lang not in ("nb", "en"):
+        err.print("error: --format is json or html, --lang nb or en")
+        raise typer.Exit(2)
+    core = _core(database_url)
+    now = datetime.now(timezone.utc)
+    try:
+        with core.uow(snapshot=True) as uow:  # the check, the read and its access-log row: one transaction
+            user = policy.acting_user(uow.conn, actor)
+            access = policy.may_export_copy(uow.conn, user, reference, now=now)
+            if access.allowed:
+                copy = person_copy(uow, reference=reference, keys=core.keys, now=now)
+                _logged(user, "case.copy", reference)(uow.conn)
+                uow.commit()
+        if not access.allowed:
+            known = access.case_id is not None
+            apart(core.engine, _logged(user, "case.copy", reference if known else None, status=404))
+            raise NotFound("case", reference)
+    except ForlopError as exc:
+        raise _fail(exc) from None
+    if output_format == "json":
+        text = json.dumps(to_json(copy), indent=2, ensure_ascii=False) + "\n"
+    else:
+        module, name = DOCUMENT.split(":")
+        text = getattr(import_module(module), name)(copy, lang, resolve=core.catalog.resolve,
+                                                    unit_name=core.settings.unit_name, standalone=True)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"{reference}: the person's copy written to {output}")
 
 
 def _run(reference: str, version: int | None, database_url: str | None, actor: str,

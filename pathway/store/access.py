@@ -87,10 +87,10 @@ def end_break_glass(conn: sa.Connection, *, case_id: uuid.UUID, holder: str | No
 
 
 def case_owner(conn: sa.Connection, reference: str) -> Any | None:
-    """The case's id, unit and ``family`` (a row), or None if no case has this reference. ``family`` is the adult's
+    """The case's id, unit, coordinator and ``family`` (a row), or None if no case has this reference. ``family`` is the adult's
     case of a child's pathway (its own id otherwise): an emergency grant to the adult's case also reaches the
     children's pathways, which are part of it."""
-    return conn.execute(sa.select(case_t.c.id, case_t.c.unit,
+    return conn.execute(sa.select(case_t.c.id, case_t.c.unit, case_t.c.coordinator,
                                   sa.func.coalesce(case_t.c.parent_id, case_t.c.id).label("family"))
                         .where(case_t.c.reference == reference)).first()
 

@@ -99,6 +99,8 @@ PREPARE: dict[str, Callable[[World, str], None]] = {
     "case_advance": lambda w, ref: (w.operate(ref, "steps/K1/complete"), w.operate(ref, "steps/K2/complete")),
     "case_handover": lambda w, ref: w.operate(ref, "consents/police",
                                               {"scope": ["name", "contact", "threat_assessment"]}),
+    # the person's copy is the case's own coordinator's (and an administrator's)
+    "get_copy": lambda w, ref: w.operate(ref, "coordinator", {"coordinator": "koordinator"}),
 }
 # Path parameters that depend on the route (by route name, then parameter).
 PATH_VALUES: dict[str, dict[str, str]] = {
