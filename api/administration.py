@@ -10,10 +10,11 @@ from typing import Annotated, Any, Literal
 from fastapi import Request
 from pydantic import BaseModel, Field
 
-from api.access import access_writer
+from api.access import access_writer, log_access
+from api.problems import status_for
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway.errors import InvalidArgument
+from pathway.errors import DatabaseError, ForlopError, InvalidArgument, NotFound
 from pathway.services import retention
 from pathway.services.users import Actor, ChangeUser, Choices, SetPhone, UserCommand
 from pathway.views.access import LogFilter, access_entries
@@ -100,11 +101,18 @@ def read_log(core: Forlop, request: Request, user: User, where: LogFilter, *, li
 
 def change_hold(core: Forlop, request: Request, user: User, reference: str, reason: str, *, lift: bool) -> None:
     """Set (or lift) the legal hold on the case ``reference`` as the administrator ``user``, and log it in the same
-    transaction; the hold's reason is not logged."""
-    with core.uow() as uow:
-        change = retention.lift_hold if lift else retention.set_hold
-        change(uow.conn, case_id=retention.case_id_of(uow.conn, reference), by=user.username, reason=reason,
-               at=datetime.now(timezone.utc), keys=core.keys)
-        access_writer(request, user, "retention.release" if lift else "retention.hold",
-                      case_reference=reference)(uow.conn)
-        uow.commit()
+    transaction; a refusal is logged apart (the change's transaction is rolled back). The reason is never logged."""
+    action = "retention.release" if lift else "retention.hold"
+    try:
+        with core.uow() as uow:
+            change = retention.lift_hold if lift else retention.set_hold
+            change(uow.conn, case_id=retention.case_id_of(uow.conn, reference), by=user.username, reason=reason,
+                   at=datetime.now(timezone.utc), keys=core.keys)
+            access_writer(request, user, action, case_reference=reference)(uow.conn)
+            uow.commit()
+    except DatabaseError:
+        raise
+    except ForlopError as exc:
+        log_access(core.engine, request, user, action, status=status_for(exc),
+                   case_reference=None if isinstance(exc, NotFound) else reference)
+        raise

@@ -11,16 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
-from api.access import access_writer, log_access
+from api.access import access_writer
 from api.administration import (
     USERNAME, HoldBody, PasswordIn, UserChange, UserIn, acting, change_hold, changes_of, choices, read_log,
 )
 from api.deps import Admin, Core
-from api.problems import status_for
-from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.calendar import OSLO
-from pathway.errors import ForlopError, NotFound
+from pathway.errors import NotFound
 from pathway.services import retention
 from pathway.services import users as service
 from pathway.views import users as views
@@ -190,7 +188,7 @@ def erasures(request: Request, core: Core, user: Admin,
 @router.post("/admin/cases/{reference}/hold", response_model=HoldOut, status_code=201,
              summary="Put a case on legal hold: it is not erased while the hold is in force (409 if it is already)")
 def case_hold(request: Request, core: Core, user: Admin, reference: CaseReference, body: HoldBody) -> HoldOut:
-    _hold(request, core, user, reference, body, lift=False)
+    change_hold(core, request, user, reference, body.reason, lift=False)
     return HoldOut(reference=reference, held=True)
 
 
@@ -198,18 +196,8 @@ def case_hold(request: Request, core: Core, user: Admin, reference: CaseReferenc
              summary="Lift the legal hold on a case (409 if none is in force); the next run erases it if its period "
                      "has ended")
 def case_hold_release(request: Request, core: Core, user: Admin, reference: CaseReference, body: HoldBody) -> HoldOut:
-    _hold(request, core, user, reference, body, lift=True)
+    change_hold(core, request, user, reference, body.reason, lift=True)
     return HoldOut(reference=reference, held=False)
-
-
-def _hold(request: Request, core: Forlop, user: User, reference: str, body: HoldBody, *, lift: bool) -> None:
-    action = "retention.release" if lift else "retention.hold"
-    try:
-        change_hold(core, request, user, reference, body.reason, lift=lift)
-    except ForlopError as exc:  # refused: logged apart (the change's transaction was rolled back)
-        log_access(core.engine, request, user, action, status=status_for(exc),
-                   case_reference=None if isinstance(exc, NotFound) else reference)
-        raise
 
 
 def _user(core: Forlop, username: str) -> UserOut:

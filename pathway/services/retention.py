@@ -96,7 +96,8 @@ class ActiveHold:
 def rule_of(settings: Settings, unit: str) -> str:
     """The rule a case of ``unit`` is erased under, in words for the erasure log (at most 200 characters)."""
     days = settings.retention_days_of(unit)
-    where = f"FORLOP_RETENTION_DAYS_BY_UNIT, unit {unit}" if unit in settings.retention_days_by_unit \
+    # The setting it comes from, as the administrator sets it: the same in every language.
+    where = f"FORLOP_RETENTION_DAYS_BY_UNIT {unit}={days}" if unit in settings.retention_days_by_unit \
         else "FORLOP_RETENTION_DAYS"
     return f"retention: {days} days after closure ({where})"[:200]
 

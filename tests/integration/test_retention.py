@@ -96,7 +96,7 @@ def test_a_units_own_period_replaces_the_default(core: Forlop) -> None:
     reference = closed_case(core)
     s = settings(retention_days_by_unit="testenhet=3650")
     assert due(core, ERASE_FROM, s)[reference].rule == \
-        "retention: 3650 days after closure (FORLOP_RETENTION_DAYS_BY_UNIT, unit testenhet)"
+        "retention: 3650 days after closure (FORLOP_RETENTION_DAYS_BY_UNIT testenhet=3650)"
     assert run(core, ERASE_FROM, s).erased == []
     assert run(core, CLOSED + timedelta(days=3650), s).erased == [reference]
     shorter = settings(retention_days_by_unit="testenhet=30")
