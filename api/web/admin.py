@@ -233,6 +233,8 @@ def _retention(request: Request, core: Core, session: Session, *, status: int = 
     for entry in erased:  # the rule in the reader's language; one written otherwise is shown as it was written
         if found := RULE.fullmatch(entry["rule"]):
             entry["rule"] = t(N_("{days} days after closure")).format(days=found[1]) + f" ({found[2]})"
+        if entry["erased_by"] == retention.SCHEDULER:
+            entry["erased_by"] = t(N_("automatic, at night"))
     return page(request, "admin_retention.html", session, status=status, due=due[:SHOWN], due_total=len(due),
                 due_now=sum(d.is_due(now) for d in due), now=now, holds=holds, erased=erased, done=done,
                 errors=errors or [], message=message, form=form or {}, default_days=core.settings.retention_days,

@@ -63,7 +63,8 @@ def test_an_administrator_holds_a_case_and_lifts_the_hold(browser: Browser, base
     due = page.get_by_role("region", name="Hva som slettes når")
     expect(due.get_by_role("row", name=kept)).to_contain_text("23.11.2031")  # five years (1826 days) after closure
     log = page.get_by_role("region", name="Slettelogg")
-    expect(log.get_by_role("row", name=erased)).to_contain_text("retention: 1826 days after closure")
+    expect(log.get_by_role("row", name=erased)).to_contain_text("1826 dager etter avslutning (FORLOP_RETENTION_DAYS)")
+    expect(log.get_by_role("row", name=erased)).to_contain_text("automatisk, om natten")
     expect(page.get_by_text("Ingen sak er underlagt rettslig pålegg.")).to_be_visible()
     accessible(page)
 
