@@ -259,3 +259,11 @@ def test_sqlite_zeroes_what_erasure_deletes_so_the_file_no_longer_holds_the_seal
     assert path is not None
     held = b"".join(open(path + suffix, "rb").read() for suffix in ("", "-wal") if os.path.exists(path + suffix))
     assert blob[:32] not in held
+
+
+def test_after_erasing_the_database_lets_go_of_the_old_rows_without_a_failure(core: Forlop,
+                                                                               caplog: pytest.LogCaptureFixture) -> None:
+    closed_case(core)
+    with caplog.at_level("WARNING", logger="forlop.retention"):
+        assert len(run(core, ERASE_FROM).erased) == 1
+    assert not [r for r in caplog.records if r.name == "forlop.retention" and r.levelname == "WARNING"]
