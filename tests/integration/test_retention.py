@@ -267,3 +267,23 @@ def test_after_erasing_the_database_lets_go_of_the_old_rows_without_a_failure(co
     with caplog.at_level("WARNING", logger="forlop.retention"):
         assert len(run(core, ERASE_FROM).erased) == 1
     assert not [r for r in caplog.records if r.name == "forlop.retention" and r.levelname == "WARNING"]
+
+
+def test_every_managers_figure_of_an_erased_case_is_unchanged(core: Forlop) -> None:
+    from pathway.metrics.collect import collect
+    from pathway.metrics.periods import periods_covering
+
+    reference = open_case(core).reference
+    change(core, reference, lambda c: c.execute(do.CompleteStep("K1", note="personen var på sykehus"), actor="k",
+                                                         at=T0 + timedelta(hours=30)))
+    close(core, reference)
+    tertials = periods_covering(T0.date(), CLOSED.date(), "tertial")
+
+    def figures() -> tuple[object, ...]:
+        got = collect(engine=core.engine, resolve=core.catalog.resolve, tertials=tertials, now=ERASE_FROM)
+        return (got.counts, dict(got.leads), dict(got.reasons), dict(got.texts), dict(got.reason_cases))
+
+    before = figures()
+    assert before[0] and before[2]  # figures, and the deviation's reason among them
+    assert run(core, ERASE_FROM).erased == [reference]
+    assert figures() == before
