@@ -287,3 +287,24 @@ def test_every_managers_figure_of_an_erased_case_is_unchanged(core: Forlop) -> N
     assert before[0] and before[2]  # figures, and the deviation's reason among them
     assert run(core, ERASE_FROM).erased == [reference]
     assert figures() == before
+
+
+def test_the_police_referral_that_opened_an_erased_case_keeps_its_status_and_loses_its_content(core: Forlop) -> None:
+    from pathway.services import referrals
+    from pathway.store.tables import referral_t
+
+    referral_id = referrals.send(
+        engine=core.engine, keys=core.keys, units=("testenhet",), sender="politi", agency="police", unit="testenhet",
+        content=referrals.content_of(PERSON.name, "+47 000 00 000", "slått av partner"), risk="medium",
+        contact_agreed=True, public_url="https://forlop.invalid", at=T0)
+    reference = referrals.accept(
+        uow=core.uow(), referral_id=referral_id, unit="testenhet", expected_version=1, actor="koordinator",
+        keys=core.keys, index_key=core.settings.index_key, reference_prefix="TST", pathway_id="krisesenter",
+        at=T0 + timedelta(hours=1)).reference
+    close(core, reference)
+    assert run(core, ERASE_FROM).erased == [reference]
+    with core.engine.connect() as conn:
+        row = conn.execute(sa.select(referral_t).where(referral_t.c.id == referral_id)).one()
+    assert row.ciphertext is None and row.key_id is None
+    assert (row.status, row.risk, row.unit) == ("accepted", "medium", "testenhet")
+    assert referrals.rotate_referral_keys(engine=core.engine, keys=core.keys) == 0  # nothing left to re-encrypt
