@@ -162,8 +162,10 @@ class HoldOut(BaseModel):
 
 
 @router.get("/admin/retention", response_model=list[DueOut],
-            summary="A dry run of retention: every closed case not yet erased, and when it will be")
-def retention_due(request: Request, core: Core, user: Admin, until: date | None = None) -> list[DueOut]:
+            summary="A dry run of retention: the closed cases not yet erased (soonest first; ?until=DAY: those whose "
+                    "period ends by then), when each will be, and whether a hold stops it")
+def retention_due(request: Request, core: Core, user: Admin, until: date | None = None,
+                  limit: Annotated[int, Query(ge=1, le=100_000)] = 1000) -> list[DueOut]:
     now = datetime.now(timezone.utc)
     last = None if until is None else datetime.combine(until, time.max, tzinfo=OSLO)
     with core.uow(snapshot=True) as uow:
@@ -171,7 +173,7 @@ def retention_due(request: Request, core: Core, user: Admin, until: date | None 
         access_writer(request, user, "retention.list")(uow.conn)
         uow.commit()
     return [DueOut(reference=d.reference, unit=d.unit, closed_at=d.closed_at, erase_from=d.erase_from, held=d.held,
-                   waiting_for_child=d.waiting, due_now=d.is_due(now), rule=d.rule) for d in listed]
+                   waiting_for_child=d.waiting, due_now=d.is_due(now), rule=d.rule) for d in listed[:limit]]
 
 
 @router.get("/admin/erasures", response_model=list[ErasureOut],

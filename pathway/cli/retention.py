@@ -136,7 +136,7 @@ def _hold(database_url: str | None, actor: str, reference: str, reason: str, *, 
 @retention_app.command("hold")
 def retention_hold(reference: str, actor: Admin, reason: HoldReason, database_url: DatabaseUrl = None) -> None:
     """Put a case on legal hold (a complaint, a court case, an inquiry): it is not erased while the hold is in force.
-    A hold on an adult's case also holds its children's pathways."""
+    A hold on an adult's case also holds its children's pathways, and one on a child's pathway the adult's case."""
     _hold(database_url, actor, reference, reason, lift=False)
 
 

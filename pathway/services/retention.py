@@ -58,7 +58,7 @@ class Due:
     unit: str
     closed_at: datetime
     erase_from: datetime
-    held: bool  # a legal hold on the case, or on the adult's case it is part of
+    held: bool  # a legal hold on the case, on the adult's case it is part of, or on one of its children's pathways
     waiting: bool  # an adult's case with a child's pathway still open: erased after the child's
     rule: str  # the rule it is erased under, as the erasure log will say it
 
@@ -105,8 +105,12 @@ def rule_of(settings: Settings, unit: str) -> str:
 def _candidates() -> sa.Select[Any]:
     """Closed cases whose key is not erased, with whether a hold stops them and whether a child's pathway is open."""
     child = case_t.alias("child")
+    # A family is held together: a hold on the adult's case holds its children's pathways, and one on a child's
+    # pathway holds the adult's case (the person a complaint about the child concerns is the parent too).
+    children = sa.select(child.c.id).where(child.c.parent_id == case_t.c.id)
     held = sa.exists().where(legal_hold_t.c.lifted_at.is_(None),
-                             sa.or_(legal_hold_t.c.case_id == case_t.c.id, legal_hold_t.c.case_id == case_t.c.parent_id))
+                             sa.or_(legal_hold_t.c.case_id == case_t.c.id, legal_hold_t.c.case_id == case_t.c.parent_id,
+                                    legal_hold_t.c.case_id.in_(children)))
     waiting = sa.exists().where(child.c.parent_id == case_t.c.id, child.c.closed_at.is_(None))
     return (sa.select(case_t.c.id, case_t.c.reference, case_t.c.unit, case_t.c.closed_at, held.label("held"),
                       waiting.label("waiting"))

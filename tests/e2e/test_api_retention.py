@@ -98,3 +98,7 @@ def test_bad_input_is_refused_as_problem_json(world: World) -> None:
     assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
     assert world.client.get(f"{API}/admin/erasures", params={"limit": 0},
                             headers=world.auth(ADMIN)).status_code == 422
+    assert world.client.get(f"{API}/admin/retention", params={"limit": 0},
+                            headers=world.auth(ADMIN)).status_code == 422
+    soon = world.client.get(f"{API}/admin/retention", params={"until": "2030-01-01"}, headers=world.auth(ADMIN))
+    assert soon.status_code == 200 and reference not in soon.text  # closed now: erased five years on

@@ -181,7 +181,7 @@ def test_an_erased_case_cannot_be_held(core: Forlop) -> None:
     assert refused.value.rule == "erased"
 
 
-def test_a_hold_on_the_adults_case_keeps_its_childrens_pathways_and_an_open_child_keeps_the_adults(
+def test_a_hold_on_the_adults_case_or_a_childs_holds_the_family_and_an_open_child_keeps_the_adults(
         core: Forlop) -> None:
     adult = open_case(core).reference
     child = add_child(core, adult, ASTRID, at=T0 + timedelta(hours=1)).reference
@@ -195,6 +195,9 @@ def test_a_hold_on_the_adults_case_keeps_its_childrens_pathways_and_an_open_chil
     assert listed[adult].held and listed[child].held
     assert run(core, ERASE_FROM).erased == []
     hold(core, adult, "avgjort", lift=True)
+    hold(core, child, "klage som gjelder barnet")  # a hold on the child's pathway holds the adult's case too
+    assert {r for r, d in due(core, ERASE_FROM).items() if d.held} == {adult, child}
+    hold(core, child, "avgjort", lift=True)
     assert sorted(run(core, ERASE_FROM).erased) == sorted([adult, child])
     assert counts(core, child_t, child) == 0 and counts(core, person_t, adult) == 0
     assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve).ok
