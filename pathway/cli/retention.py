@@ -8,35 +8,31 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from pathway.cli.admin import CLIENT
+from pathway.cli.admin import _administrator as administrator
 from pathway.cli.common import DatabaseUrl, _core, _count, _fail, _local, _progress, err, out, retention_app
-from pathway.errors import ForlopError, InvalidArgument, NotPermitted
+from pathway.errors import ForlopError, InvalidArgument
 
 if TYPE_CHECKING:
-    from pathway.accounts import User
     from pathway.bootstrap import Forlop
     from pathway.services.retention import Due
+    from pathway.services.users import Actor as Acting
 
-CLIENT = "cli"
 Admin = Annotated[str, typer.Option("--as", envvar="FORLOP_ACTOR", help="The administrator acting (user name).")]
 HoldReason = Annotated[str, typer.Option("--reason", "-r", help="Why, 1 to 2000 characters (kept sealed with the "
                                                                 "case; never in a log).")]
 
 
-def _administrator(core: Forlop, actor: str) -> User:
-    from pathway import policy
-
-    with core.engine.connect() as conn:
-        user = policy.acting_user(conn, actor)
-    if user.role != "admin":
-        raise NotPermitted(user.username, "erase cases or set legal holds: an administrator does")
-    return user
+def _administrator(core: Forlop, actor: str) -> Acting:
+    return administrator(core, actor, "erase cases or set legal holds: an administrator does")
 
 
-def _log(core: Forlop, user: User, action: str, *, reference: str | None = None, reason: str | None = None) -> None:
+def _log(core: Forlop, user: Acting, action: str, *, reason: str | None = None) -> None:
+    """The access-log row of a command that changed no case (a transaction of its own)."""
     from pathway.store.access import access_writer, apart
 
     apart(core.engine, access_writer(username=user.username, role=user.role, action=action, client=CLIENT,
-                                     case_reference=reference, reason=reason))
+                                     reason=reason))
 
 
 def _held(due: Due) -> str:
