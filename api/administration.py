@@ -1,17 +1,21 @@
 """What the administrator's API routes and pages share: the forms of a user (created, changed, given a password),
-where a user can belong, who is acting, and the access log read by case, user and dates (the reading logged)."""
+where a user can belong, who is acting, the access log read by case, user and dates (the reading logged), and a legal
+hold set or lifted (logged in its transaction)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, Field
 
-from api.access import access_writer
+from api.access import access_writer, log_access
+from api.problems import status_for
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
-from pathway.errors import InvalidArgument
+from pathway.errors import DatabaseError, ForlopError, InvalidArgument, NotFound
+from pathway.services import retention
 from pathway.services.users import Actor, ChangeUser, Choices, SetPhone, UserCommand
 from pathway.views.access import LogFilter, access_entries
 
@@ -52,6 +56,13 @@ class PasswordIn(BaseModel):
     password: Password
 
 
+class HoldBody(BaseModel):
+    """Why a legal hold is set or lifted (a complaint, a court case, an inquiry; or that it is settled). Kept sealed
+    with the case, never in a log."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=retention.MAX_REASON)]
+
+
 def changes_of(username: str, body: UserChange) -> list[UserCommand]:
     """What a change of a user asks for: a new role and placement where a role is sent, a new work phone where a
     phone is sent (null or "" takes it away); both in one transaction. Neither is refused."""
@@ -86,3 +97,22 @@ def read_log(core: Forlop, request: Request, user: User, where: LogFilter, *, li
                       reason=where.described())(uow.conn)
         uow.commit()
     return entries
+
+
+def change_hold(core: Forlop, request: Request, user: User, reference: str, reason: str, *, lift: bool) -> None:
+    """Set (or lift) the legal hold on the case ``reference`` as the administrator ``user``, and log it in the same
+    transaction; a refusal is logged apart (the change's transaction is rolled back). The reason is never logged."""
+    action = "retention.release" if lift else "retention.hold"
+    try:
+        with core.uow() as uow:
+            change = retention.lift_hold if lift else retention.set_hold
+            change(uow.conn, case_id=retention.case_id_of(uow.conn, reference), by=user.username, reason=reason,
+                   at=datetime.now(timezone.utc), keys=core.keys)
+            access_writer(request, user, action, case_reference=reference)(uow.conn)
+            uow.commit()
+    except DatabaseError:
+        raise
+    except ForlopError as exc:
+        log_access(core.engine, request, user, action, status=status_for(exc),
+                   case_reference=None if isinstance(exc, NotFound) else reference)
+        raise

@@ -1,16 +1,18 @@
 """The APScheduler jobs: scan for steps that reached a rung of their reminder ladder, tell each unit's managers of its
-overdue steps once a working day (``pathway.store.digest``), deliver the outbox, and keep the managers'
-timeliness figures fresh in the background (``pathway.metrics.snapshots``).
+overdue steps once a working day (``pathway.store.digest``), deliver the outbox, keep the managers'
+timeliness figures fresh in the background (``pathway.metrics.snapshots``), and once a day erase the closed cases
+whose retention period has ended (``pathway.services.retention``).
 
 Runs inside the server process by default (``FORLOP_SCHEDULER=embedded``) or as its own process
 (``forlop scheduler``) when several API processes share one database. Any number of schedulers may run at
-once: the scan's unique keys and row locks make each reminder be raised once, the digest's day key each digest.
+once: the scan's unique keys and row locks make each reminder be raised once, the digest's day key each digest, and
+retention locks each case it erases and checks again that it is due, so a case is erased once.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -19,7 +21,9 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from notifications.dispatcher import DispatchResult, RetryPolicy
+from pathway.calendar import OSLO
 from pathway.errors import DatabaseError
+from pathway.services.retention import SCHEDULER, RetentionResult, run_retention
 from pathway.store.digest import DigestResult, send_overdue_digest
 from pathway.store.outbox import dispatch
 from pathway.store.scan import ScanResult, route, scan
@@ -29,6 +33,7 @@ if TYPE_CHECKING:
     from pathway.bootstrap import Forlop
 
 log = logging.getLogger("forlop.scheduler")
+RETENTION_AT = time(2, 30)  # Oslo: the daily erasure runs at night, away from the day's work
 
 
 def run_scan(core: Forlop, *, now: datetime | None = None) -> ScanResult:
@@ -74,6 +79,12 @@ def run_report_snapshots(core: Forlop, *, now: datetime | None = None) -> int:
     return written
 
 
+def run_retention_job(core: Forlop, *, now: datetime | None = None) -> RetentionResult:
+    """Erase the closed cases whose retention period has ended and that no legal hold stops."""
+    return run_retention(engine=core.engine, settings=core.settings, now=now or datetime.now(timezone.utc),
+                         by=SCHEDULER)
+
+
 def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]
     # A database outage must not kill the scheduler: log it (no data) and try again at the next interval.
     try:
@@ -84,8 +95,8 @@ def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]
 
 
 def build_scheduler(core: Forlop, *, blocking: bool = False) -> BaseScheduler:
-    """A scheduler with the scan, digest, dispatch and report snapshot jobs; never two runs of the same job at once in
-    one process. The digest looks as often as the scan (a look is one indexed read once the day's is made)."""
+    """A scheduler with the scan, digest, dispatch, report snapshot and daily retention jobs; never two runs of the
+    same job at once in one process. The digest looks as often as the scan (a look is one indexed read once the day's is made)."""
     scheduler: BaseScheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=timezone.utc)
     now = datetime.now(timezone.utc)
     jobs = [(run_scan, core.settings.scan_interval_seconds), (run_digest, core.settings.scan_interval_seconds),
@@ -95,4 +106,9 @@ def build_scheduler(core: Forlop, *, blocking: bool = False) -> BaseScheduler:
     for job, seconds in jobs:
         scheduler.add_job(_guarded, "interval", args=[job, core], seconds=seconds, id=job.__name__,
                           max_instances=1, coalesce=True, next_run_time=now, misfire_grace_time=None)
+    # Once a day; a night missed (the process was down) is not made up at start: the next night erases what it
+    # would have, as a case due stays due.
+    scheduler.add_job(_guarded, "cron", args=[run_retention_job, core], hour=RETENTION_AT.hour,
+                      minute=RETENTION_AT.minute, timezone=OSLO, id=run_retention_job.__name__, max_instances=1,
+                      coalesce=True, misfire_grace_time=3600)
     return scheduler

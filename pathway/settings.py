@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     # The default timeliness report is computed in the background this often and answered from while younger
     # than twice this; 0: always computed on request.
     report_snapshot_minutes: int = Field(default=15, ge=0, le=1440)
+    # Retention: a closed case is erased (its case key destroyed, its person and child records deleted) this many days
+    # after closure, unless on legal hold. GDPR art. 5(1)(e) (storage limitation) asks for a limit; the default, five
+    # years, outlasts the limitation period of claims (foreldelsesloven § 9: three years from knowledge) and a
+    # complaint to Statsforvalteren, and is never shorter than the three years a manager's report reaches back
+    # (pathway.metrics.snapshots.YEARS_KEPT_FRESH), although erasure keeps every figure in any case. The municipality
+    # sets its own from its bevarings- og kassasjonsplan.
+    retention_days: int = Field(default=1826, ge=1, le=36_500)
+    # Per unit (FORLOP_RETENTION_DAYS_BY_UNIT, "askoy=3650,voss=1096"): a unit's own period instead of the above.
+    retention_days_by_unit: Annotated[dict[str, int], NoDecode] = {}
 
     # Reminders and delivery
     scheduler: Literal["embedded", "off"] = "embedded"  # "off" when `forlop scheduler` runs as its own process
@@ -114,6 +123,24 @@ class Settings(BaseSettings):
             value = {code.strip(): name.strip() for code, _, name in pairs}
         return value
 
+    @field_validator("retention_days_by_unit", mode="before")
+    @classmethod
+    def _retention_by_unit(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.partition("=") for p in value.split(",") if p.strip()]
+            if any(not sep or not UNIT.fullmatch(code.strip()) or not days.strip().isdigit()
+                   for code, sep, days in pairs):
+                raise ValueError("FORLOP_RETENTION_DAYS_BY_UNIT: unit=days pairs separated by commas, e.g. "
+                                 "'askoy=3650,voss=1096'")
+            value = {code.strip(): int(days) for code, _, days in pairs}
+        if isinstance(value, dict) and any(not isinstance(d, int) or not 1 <= d <= 36_500 for d in value.values()):
+            raise ValueError("FORLOP_RETENTION_DAYS_BY_UNIT: each unit's period is 1 to 36500 days")
+        return value
+
+    def retention_days_of(self, unit: str) -> int:
+        """How many days after closure a case of ``unit`` is erased."""
+        return self.retention_days_by_unit.get(unit, self.retention_days)
+
     def unit_name(self, unit: str | None) -> str:
         return "" if unit is None else self.unit_names.get(unit, unit)
 
@@ -125,6 +152,14 @@ class Settings(BaseSettings):
     def report_snapshot_max_age(self) -> timedelta | None:
         """How old a report snapshot may be and still be answered from; ``None``: snapshots are off."""
         return timedelta(minutes=2 * self.report_snapshot_minutes) if self.report_snapshot_minutes else None
+
+    @model_validator(mode="after")
+    def _retention_of_known_units(self) -> Settings:
+        unknown = sorted(set(self.retention_days_by_unit) - set(self.units))
+        if unknown:
+            raise ValueError(f"FORLOP_RETENTION_DAYS_BY_UNIT names units that are not in FORLOP_UNITS: "
+                             f"{', '.join(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_values(self) -> Settings:

@@ -1,10 +1,12 @@
 """The administrator's pages: users (created, changed, deactivated and reactivated, given a new password, from
-lists of units and agencies), the pathway definitions (with `forlop validate`'s problems shown inline), and the
-access log by case, user and dates (whose reading is itself logged)."""
+lists of units and agencies), the pathway definitions (with `forlop validate`'s problems shown inline), the
+access log by case, user and dates (whose reading is itself logged), and erasure: what will be erased when, the legal
+holds in force (set and lifted here with a reason), and the erasure log."""
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +14,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
-from api.administration import PasswordIn, UserChange, UserIn, acting, changes_of, choices, read_log
+from api.access import access_writer
+from api.administration import PasswordIn, UserChange, UserIn, acting, change_hold, changes_of, choices, read_log
 from api.deps import Core
 from api.web.auth import see_other
 from api.i18n import N_
@@ -21,6 +24,7 @@ from api.web.render import page
 from api.web.session import AdminPage, Posted, Session, language
 from pathway.definition import load_definition, parse_definition
 from pathway.errors import DatabaseError, DefinitionError, ForlopError, InvalidArgument, NotFound
+from pathway.services import retention
 from pathway.services import users as service
 from pathway.views import users as views
 from pathway.views.access import LogFilter
@@ -199,3 +203,71 @@ def access(request: Request, core: Core, session: AdminPage,
     entries = read_log(core, request, session.user, where, limit=500) if not where.empty else []
     return page(request, "admin_access.html", session, status=422 if errors else 200, entries=entries, case=case,
                 who=user, start=start, end=end, searched=not where.empty, errors=errors)
+
+
+RULE = re.compile(r"retention: (\d+) days after closure \((.+)\)")  # as ``services.retention.rule_of`` writes it
+SHOWN = 200  # the soonest erasures and the newest log entries the page shows (the CLI and the API give them all)
+HOLD_DONE = {"hold": N_("The case is on legal hold: it is not erased until the hold is lifted."),
+             "release": N_("The legal hold is lifted: the case is erased when its retention period has ended.")}
+HOLD_REFUSED = {"held": N_("The case is on legal hold already."), "not_held": N_("The case is not on legal hold."),
+                "erased": N_("The case is erased: there is nothing left to hold.")}
+
+
+@router.get("/retention")
+def retention_page(request: Request, core: Core, session: AdminPage, done: str = "") -> Response:
+    return _retention(request, core, session, done=HOLD_DONE.get(done))
+
+
+def _retention(request: Request, core: Core, session: Session, *, status: int = 200, done: str | None = None,
+               errors: list[dict[str, Any]] | None = None, message: str | None = None,
+               form: dict[str, str] | None = None) -> Response:
+    now = datetime.now(timezone.utc)
+    with core.uow(snapshot=True) as uow:  # the reads and their access-log rows: one transaction
+        due = retention.due_for_erasure(uow.conn, settings=core.settings, now=now)
+        holds = retention.active_holds(uow.conn, core.keys)
+        erased = retention.erasure_log(uow.conn, limit=SHOWN)
+        for action in ("retention.list", "retention.log"):
+            access_writer(request, session.user, action)(uow.conn)
+        uow.commit()
+    t = translator(language(request, session.user))
+    for entry in erased:  # the rule in the reader's language; one written otherwise is shown as it was written
+        if found := RULE.fullmatch(entry["rule"]):
+            entry["rule"] = t(N_("{days} days after closure")).format(days=found[1]) + f" ({found[2]})"
+        if entry["erased_by"] == retention.SCHEDULER:
+            entry["erased_by"] = t(N_("automatic, at night"))
+    return page(request, "admin_retention.html", session, status=status, due=due[:SHOWN], due_total=len(due),
+                due_now=sum(d.is_due(now) for d in due), now=now, holds=holds, erased=erased, done=done,
+                errors=errors or [], message=message, form=form or {}, default_days=core.settings.retention_days,
+                unit_days=core.settings.retention_days_by_unit)
+
+
+@router.post("/retention/hold")
+def retention_hold(request: Request, core: Core, form: Posted, session: AdminPage) -> Response:
+    return _change_hold(request, core, session, form, lift=False)
+
+
+@router.post("/retention/release")
+def retention_release(request: Request, core: Core, form: Posted, session: AdminPage) -> Response:
+    return _change_hold(request, core, session, form, lift=True)
+
+
+def _change_hold(request: Request, core: Core, session: Session, form: Posted, *, lift: bool) -> Response:
+    reference = str(form.get("reference") or "").strip()[:32]
+    reason = str(form.get("reason") or "")
+    entered = {"reference": reference, "reason": reason} if not lift else {}
+    t = translator(language(request, session.user))
+    try:
+        if not reference:
+            raise NotFound("case", "")
+        change_hold(core, request, session.user, reference, reason, lift=lift)
+    except DatabaseError:
+        raise
+    except InvalidArgument:
+        return _retention(request, core, session, status=422, form=entered, errors=[
+            {"loc": t("Reason"), "msg": t(N_("Give a reason of 1 to 2000 characters."))}])
+    except NotFound:
+        return _retention(request, core, session, status=404, form=entered,
+                          message=N_("There is no case with this reference."))
+    except retention.RetentionRefused as exc:
+        return _retention(request, core, session, status=409, form=entered, message=HOLD_REFUSED[exc.rule])
+    return see_other(f"/admin/retention?done={'release' if lift else 'hold'}")

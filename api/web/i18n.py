@@ -105,6 +105,9 @@ LOGGED = {
     "referral.send": N_("Sent a police referral"), "referral.send_fhir": N_("Sent a police referral (FHIR)"),
     "referral.list": N_("Listed own police referrals"), "referral.read": N_("Read police referrals"),
     "referral.accept": N_("Accepted a police referral"), "referral.decline": N_("Declined a police referral"),
+    "retention.list": N_("Read what will be erased when"), "retention.run": N_("Erased the cases due"),
+    "retention.log": N_("Read the erasure log"), "retention.hold": N_("Set a legal hold"),
+    "retention.release": N_("Lifted a legal hold"),
 }
 
 

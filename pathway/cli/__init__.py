@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Importing the command modules registers their commands; `forlop --help` lists each app's commands in the order
 # they were registered, so definitions (validate, diagram, schema, migrate) must come before operations.
-from pathway.cli import admin, cases, definitions, operations  # noqa: F401
+from pathway.cli import admin, cases, definitions, operations, retention  # noqa: F401
 from pathway.cli.common import app, err
 from pathway.errors import ForlopError
 

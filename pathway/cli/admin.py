@@ -111,16 +111,16 @@ def _password(from_stdin: bool) -> str:
     return password
 
 
-def _administrator(core: Forlop, actor: str) -> Acting:
+def _administrator(core: Forlop, actor: str, what: str = "administer users: an administrator does") -> Acting:
     """The administrator named by ``--as``, as the access log will name them: an active user whose role is admin
-    (the API's role gate on the same changes)."""
+    (the API's role gate on the same changes); ``what`` says what anyone else may not do."""
     from pathway import policy
     from pathway.services.users import Actor as Acting
 
     with core.engine.connect() as conn:
         user = policy.acting_user(conn, actor)
     if user.role != "admin":
-        raise NotPermitted(user.username, "administer users: an administrator does")
+        raise NotPermitted(user.username, what)
     return Acting(user.username, user.role, CLIENT)
 
 

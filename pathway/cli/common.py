@@ -35,6 +35,9 @@ app.add_typer(users_app, name="users")
 app.add_typer(outbox_app, name="outbox")
 reports_app = typer.Typer(help="The managers' timeliness report.", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
+retention_app = typer.Typer(help="Erasure of closed cases after the retention period, legal holds that stop it, and "
+                                 "the erasure log (administrators).", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
 
 out = Console()
 err = Console(stderr=True)

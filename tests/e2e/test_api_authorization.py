@@ -83,6 +83,7 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "ReferralIn": lambda: {"unit": "bergen-sentrum", "name": "Testperson Ås", "phone": "+47 400 00 000",
                            "what_happened": "slått av partner", "risk": "high", "contact_agreed": True},
     "ReferralDeclineBody": lambda: {"reason": "bor i en annen kommune"},
+    "HoldBody": lambda: {"reason": "klage til Statsforvalteren"},
     "ChildBody": lambda: {"child": {"first_name": "Testbarn", "birth_year": 2018, "school": "Fiktiv skole"}},
     "FhirServiceRequest": lambda: {
         "resourceType": "ServiceRequest", "status": "active", "intent": "order", "priority": "asap",
@@ -101,6 +102,8 @@ PREPARE: dict[str, Callable[[World, str], None]] = {
                                               {"scope": ["name", "contact", "threat_assessment"]}),
     # the person's copy is the case's own coordinator's (and an administrator's)
     "get_copy": lambda w, ref: w.operate(ref, "coordinator", {"coordinator": "koordinator"}),
+    "case_hold_release": lambda w, ref: w.client.post(f"{API}/admin/cases/{ref}/hold", headers=w.auth("admin"),
+                                                      json={"reason": "klage til Statsforvalteren"}),
 }
 # Path parameters that depend on the route (by route name, then parameter).
 PATH_VALUES: dict[str, dict[str, str]] = {

@@ -233,7 +233,7 @@ PAGES = {  # who sees which pages
     "koordinator": ["/cases", "/cases/new", "{case}", "/inbox", "/cases/BGO-0000-0000", "/calendar"],
     "politi": ["/tasks", "/inbox"],
     "leder": ["/reports", "/inbox"],
-    "admin": ["/admin/users", "/admin/definitions", "/admin/access?case={reference}", "/inbox"],
+    "admin": ["/admin/users", "/admin/definitions", "/admin/access?case={reference}", "/admin/retention", "/inbox"],
 }
 SERIOUS = {"serious", "critical"}
 

@@ -46,6 +46,7 @@ PAGE_OWNERS = {"/cases": "coordinator", "/cases/new": "coordinator", "/cases/{re
                "/tasks": "partner", "/reports": "manager", "/reports/timeliness.csv": "manager",
                "/reports/timeliness.xlsx": "manager",
                "/admin/users": "admin", "/admin/definitions": "admin", "/admin/access": "admin",
+               "/admin/retention": "admin",
                "/inbox": "any", "/": "any", "/calendar": "coordinator",
                "/referrals": "partner", "/referrals/queue": "coordinator", "/cases/{reference}/copy": "admin"}
 # Pages that a second role opens for its own cases: the person's copy, the case's own coordinator (a_case's, seeded).
