@@ -112,6 +112,15 @@ class UnknownCheckpoint(DomainError):
         super().__init__(N_("no checkpoint or step '{code}' in this case"), code=code)
 
 
+class CaseErased(DomainError):
+    """The case was erased under the retention rule: its key is destroyed, so nothing more can be recorded on it."""
+
+    code = "erased"
+
+    def __init__(self) -> None:
+        super().__init__(N_("the case is erased (retention): nothing more can be recorded on it"))
+
+
 class ConsentRequired(DomainError):
     """A handover was refused: no valid consent for the agency and scope, and no recorded legal basis."""
 

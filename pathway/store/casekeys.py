@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pathway.case.events import PLAIN, Sealer
 from pathway.crypto import CaseKey, KeyRing, is_sealed
-from pathway.errors import CryptoError
+from pathway.errors import CaseErased, CryptoError
 from pathway.store.engine import WRITE
 from pathway.store.tables import case_key_t
 
@@ -27,7 +27,7 @@ class Erased:
     """The key of an erased case: nothing can be read, nothing new sealed."""
 
     def seal(self, text: str) -> str:
-        raise CryptoError("the case is erased: nothing can be recorded under its key")
+        raise CaseErased()
 
     def open(self, token: str) -> str:
         return ERASED_TEXT if is_sealed(token) else token

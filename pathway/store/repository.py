@@ -17,7 +17,7 @@ from pathway.case import Case, Consent, Event, HandoverTask, Step, iso
 from pathway.case.events import PLAIN, Sealer, open_texts
 from pathway.crypto import CaseKey, KeyRing
 from pathway.definition import PathwayDefinition
-from pathway.errors import ConcurrencyConflict, CryptoError, NotFound
+from pathway.errors import CaseErased, ConcurrencyConflict, NotFound
 from pathway.reminders import first_reminder_at
 from pathway.store.casekeys import ERASED, LOCKED, sealer_of, store_key
 from pathway.store.tables import case_key_t, case_t, event_t, handover_t, step_t
@@ -227,7 +227,7 @@ class CaseRepository:
         if not case.new_events:
             return
         if case.sealer is ERASED:
-            raise CryptoError(f"{case.reference} is erased: it cannot be changed")
+            raise CaseErased()
         loaded_version, was_paused, steps, tasks = self._seen[case.id]
         expected = loaded_version if expected_version is None else expected_version
         if expected != loaded_version:
