@@ -24,6 +24,7 @@ from notifications.dispatcher import DispatchResult, RetryPolicy
 from pathway.calendar import OSLO
 from pathway.errors import DatabaseError
 from pathway.services.retention import SCHEDULER, RetentionResult, run_retention
+from pathway.store.idempotency import purge_answers
 from pathway.store.digest import DigestResult, send_overdue_digest
 from pathway.store.outbox import dispatch
 from pathway.store.scan import ScanResult, route, scan
@@ -80,9 +81,13 @@ def run_report_snapshots(core: Forlop, *, now: datetime | None = None) -> int:
 
 
 def run_retention_job(core: Forlop, *, now: datetime | None = None) -> RetentionResult:
-    """Erase the closed cases whose retention period has ended and that no legal hold stops."""
-    return run_retention(engine=core.engine, settings=core.settings, now=now or datetime.now(timezone.utc),
-                         by=SCHEDULER)
+    """Erase the closed cases whose retention period has ended and that no legal hold stops; and forget the stored
+    answers to idempotent requests older than a day (they hold a case's texts as the API answered them)."""
+    now = now or datetime.now(timezone.utc)
+    purged = purge_answers(core.engine, now=now)
+    if purged:
+        log.info("idempotency answers: %d older than a day forgotten", purged)
+    return run_retention(engine=core.engine, settings=core.settings, now=now, by=SCHEDULER)
 
 
 def _guarded(job, core: Forlop) -> None:  # type: ignore[no-untyped-def]

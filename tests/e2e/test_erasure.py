@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +19,12 @@ import sqlalchemy as sa
 from pathway import services
 from pathway.metrics import timeliness
 from pathway.metrics.snapshots import to_json
+from pathway.scheduler import run_retention_job
 from pathway.services.retention import case_id_of, run_retention, set_hold
-from pathway.store.tables import case_key_t, case_t, child_t, person_t
+from pathway.store.tables import case_key_t, case_t, child_t, idempotency_t, person_t
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import API, World  # noqa: E402
+from tests.e2e.api_support import API, World, synthetic_person  # noqa: E402
 from tests.e2e.test_person_copy import Marked, marked_case  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
@@ -121,3 +123,21 @@ def test_an_erased_case_refuses_a_change_with_a_problem_not_an_error(world: Worl
     assert r.status_code == 409, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert w.version(marked.reference) == version
+
+
+def test_an_idempotent_answer_is_stored_encrypted_and_forgotten_after_a_day(world: World) -> None:
+    w = world
+    reference = w.open_case(synthetic_person())["reference"]
+    marker = f"MRK{uuid.uuid4().hex[:10]}-idempotent"
+    key = f"k-{uuid.uuid4().hex}"
+    headers = {**w.auth("koordinator"), "If-Match": f'"{w.version(reference)}"', "Idempotency-Key": key}
+    first = w.client.post(f"{API}/cases/{reference}/pause", json={"reason": marker}, headers=headers)
+    again = w.client.post(f"{API}/cases/{reference}/pause", json={"reason": marker}, headers=headers)
+    assert first.status_code == again.status_code == 200 and again.headers["Idempotency-Replayed"] == "true"
+    assert marker in again.text, "the retry gets the first answer, with its reason"
+    assert not _found([marker], _stored_bytes(w)), "which is stored encrypted"
+    with w.core.engine.connect() as conn:
+        created = conn.execute(sa.select(idempotency_t.c.created_at).where(idempotency_t.c.key == key)).scalar_one()
+    run_retention_job(w.core, now=created + timedelta(days=1, seconds=1))
+    with w.core.engine.connect() as conn:
+        assert conn.execute(sa.select(idempotency_t).where(idempotency_t.c.key == key)).first() is None
