@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from ruamel.yaml import YAML
 
+from pathway.case.events import Plain
 from pathway.crypto import CaseKey, KeyRing, blind_index
 from pathway.errors import CryptoError
 
@@ -75,16 +76,19 @@ CASE_SEALED = "~case"  # the key id of a record sealed under its case's own key 
 _CASE_BLOB = b"c1:"  # its blob's header (a master key's blob begins "v1:")
 
 
-def _seal_record(value: dict[str, object], *, case_id: uuid.UUID, keys: KeyRing, sealer: object) -> tuple[str, bytes]:
+def seal_record(value: dict[str, object], *, case_id: uuid.UUID, keys: KeyRing, sealer: object) -> tuple[str, bytes]:
     """(key id, ciphertext bound to the case): under the case's own key (``sealer``, a ``CaseKey``), or under the
-    master key ring for a case from before case keys."""
+    master key ring for a case from before case keys (``sealer`` None or ``PLAIN``); an erased case's refuses."""
     if isinstance(sealer, CaseKey):
         return CASE_SEALED, _CASE_BLOB + sealer.seal_json(value, aad=case_id.bytes)
+    if sealer is not None and not isinstance(sealer, Plain):
+        sealer.seal("")  # type: ignore[attr-defined]  # ERASED raises CaseErased, LOCKED a CryptoError
+        raise CryptoError("a record can be sealed only under its case's key")
     blob = keys.encrypt_json(value, aad=case_id.bytes)
     return keys.key_id_of(blob), blob
 
 
-def _unseal_record(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sealer: object) -> object:
+def unseal_record(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sealer: object) -> object:
     if bytes(blob).startswith(_CASE_BLOB):
         if not isinstance(sealer, CaseKey):
             raise CryptoError("the record is sealed under its case's key, which is erased or was not given")
@@ -96,23 +100,23 @@ def _unseal_record(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sea
 
 def seal_child(child: ChildRecord, *, case_id: uuid.UUID, keys: KeyRing, sealer: object) -> tuple[str, bytes]:
     """(key id, ciphertext bound to the child's case), under the case's key (``sealer``) where it has one."""
-    return _seal_record(child.model_dump(mode="json"), case_id=case_id, keys=keys, sealer=sealer)
+    return seal_record(child.model_dump(mode="json"), case_id=case_id, keys=keys, sealer=sealer)
 
 
 def unseal_child(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sealer: object = None) -> ChildRecord:
-    return ChildRecord.model_validate(_unseal_record(blob, case_id=case_id, keys=keys, sealer=sealer))
+    return ChildRecord.model_validate(unseal_record(blob, case_id=case_id, keys=keys, sealer=sealer))
 
 
 def seal(person: PersonRecord, *, case_id: uuid.UUID, keys: KeyRing, index_key: str,
          sealer: object) -> tuple[str, bytes, str]:
     """(key id, ciphertext bound to the case, blind index of the name), under the case's key (``sealer``, the case's
     own) where it has one (required: a record sealed under the master key by mistake would outlive its case)."""
-    key_id, blob = _seal_record(person.model_dump(mode="json"), case_id=case_id, keys=keys, sealer=sealer)
+    key_id, blob = seal_record(person.model_dump(mode="json"), case_id=case_id, keys=keys, sealer=sealer)
     return key_id, blob, blind_index(index_key, person.name)
 
 
 def unseal(blob: bytes, *, case_id: uuid.UUID, keys: KeyRing | None, sealer: object = None) -> PersonRecord:
-    return PersonRecord.model_validate(_unseal_record(blob, case_id=case_id, keys=keys, sealer=sealer))
+    return PersonRecord.model_validate(unseal_record(blob, case_id=case_id, keys=keys, sealer=sealer))
 
 
 def changed_fields(old: PersonRecord | None, new: PersonRecord) -> list[str]:

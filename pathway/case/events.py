@@ -27,7 +27,18 @@ class Sealer(Protocol):
     def open(self, token: str) -> str: ...
 
 
-class Plain:
+class Singleton:
+    """A sealer without state, compared by identity (``is PLAIN``): a copied case (``Case.refusal`` tries a command on
+    a deep copy) must keep the very same one."""
+
+    def __copy__(self) -> Singleton:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Singleton:
+        return self
+
+
+class Plain(Singleton):
     """No sealing: a case opened before case keys existed (its texts stay as they were written), and unit tests."""
 
     def seal(self, text: str) -> str:

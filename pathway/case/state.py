@@ -13,7 +13,7 @@ from pathway.case.events import GENESIS, PLAIN, Event, Sealer, canonical
 from pathway.case.refusals import Refusal
 from pathway.case.values import Consent, HandoverTask, Step, iso
 from pathway.definition import PathwayDefinition
-from pathway.errors import OperationNotAllowed, UnknownCheckpoint
+from pathway.errors import DomainError, OperationNotAllowed, UnknownCheckpoint
 from pathway.machine import CLOSE_EARLY, STEP_MACHINE, compile_pathway
 
 ENDED = ("done", "skipped", "cancelled")
@@ -153,8 +153,19 @@ class CaseState:
 
     # -- the state as data ------------------------------------------------------------------------------------
 
+    def _sealed(self, text: str | None) -> str | None:
+        """A free text as the snapshot holds it: sealed under the case's key (deterministic), so that the digest of a
+        state, which every event carries, cannot be used to confirm a guess at a text after the case is erased."""
+        if text is None or self.sealer is PLAIN:
+            return text
+        try:
+            return self.sealer.seal(text)
+        except DomainError:  # an erased case: its texts are read as the placeholder already, nothing to hide
+            return text
+
     def snapshot(self) -> dict[str, Any]:
-        """The whole state as plain data: what replay must reproduce exactly."""
+        """The whole state as plain data: what replay must reproduce exactly (its free text sealed)."""
+        t = self._sealed
         return {
             "id": str(self.id),
             "reference": self.reference,
@@ -170,20 +181,21 @@ class CaseState:
                 a: [list(c.scope), c.given, iso(c.recorded_at), c.recorded_by] for a, c in sorted(self.consents.items())
             },
             "handovers": [
-                [str(t.id), t.code, t.agency, list(t.scope), t.basis, t.status, iso(t.created_at), t.created_by,
-                 iso(t.due_at), iso(t.updated_at),
-                 *([{k: getattr(t, k) for k in t.EXTRAS if getattr(t, k) is not None}]
-                   if any(getattr(t, k) is not None for k in t.EXTRAS) else [])]
-                for t in self.handovers
+                [str(h.id), h.code, h.agency, list(h.scope), h.basis, h.status, iso(h.created_at), h.created_by,
+                 iso(h.due_at), iso(h.updated_at),
+                 *([{k: t(getattr(h, k)) if k in h.TEXTS else getattr(h, k) for k in h.EXTRAS
+                     if getattr(h, k) is not None}]
+                   if any(getattr(h, k) is not None for k in h.EXTRAS) else [])]
+                for h in self.handovers
             ],
             "steps": [
-                [str(s.id), s.code, s.occurrence, s.owner, s.state, s.adhoc, s.title, iso(s.created_at),
+                [str(s.id), s.code, s.occurrence, s.owner, s.state, s.adhoc, t(s.title), iso(s.created_at),
                  iso(s.anchor_at), iso(s.due_at), iso(s.activated_at), iso(s.ended_at), s.ended_by]
                 for s in self.steps
             ],
             "closed_at": iso(self.closed_at),
             "outcome": self.outcome,
-            "transferred_to": self.transferred_to,
+            "transferred_to": t(self.transferred_to),
             **({"risk": self.risk} if self.risk is not None else {}),  # states from before risk was kept hash alike
             **({"part_of": str(self.part_of)} if self.part_of is not None else {}),  # adults' states hash alike
             "version": self.version,

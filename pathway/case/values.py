@@ -152,6 +152,7 @@ class HandoverTask:
 
     # Kept since tasks had them: in a snapshot only when set, so that states from before hash as they did.
     EXTRAS: ClassVar[tuple[str, ...]] = ("note", "urgency", "updated_by", "reply")
+    TEXTS: ClassVar[tuple[str, ...]] = ("note", "reply")  # of the extras, the free text (sealed under the case's key)
 
     @property
     def is_open(self) -> bool:

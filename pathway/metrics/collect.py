@@ -21,7 +21,7 @@ from pathway.definition import Offset, PathwayDefinition
 from pathway.metrics.checkpoints import Interval, intervals, offset_of
 from pathway.metrics.lead_times import Pause, done_on_time, lead_hours
 from pathway.metrics.periods import months_of, period_bounds, period_dates, period_key
-from pathway.store.casekeys import opener
+from pathway.store.casekeys import ERASED_TEXT, opener
 from pathway.store.tables import case_t, definition_t, event_t, step_t
 
 Resolver = Callable[[str, int], PathwayDefinition]
@@ -214,11 +214,16 @@ def _collect_done(conn: sa.Connection, data: Collected, lo: datetime, hi: dateti
         elif elapsed is not None:
             leads[cell].append(float(elapsed) / 3600)
         reason = open_text(case_id, reason)
-        if reason is not None:
+        if reason == ERASED_TEXT:  # an erased case's: counted with the reasons not named, never named itself
+            reasons[cell][ERASED_REASON] += 1
+        elif reason is not None:
             r = _reason_key(reason)
             reasons[cell][r] += 1
             texts[data.tertial[period], r][reason.strip()] += 1
             data.reason_cases[data.tertial[period], r].add(case_id)
+
+
+ERASED_REASON = "\x00erased"  # the key of erased cases' reasons: no reason text compares equal, none is named
 
 
 def _collect_overdue(conn: sa.Connection, data: Collected, lo: datetime, hi: datetime, now: datetime) -> None:

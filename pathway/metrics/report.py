@@ -17,7 +17,7 @@ from datetime import date, datetime, timezone
 import sqlalchemy as sa
 
 from pathway.crypto import KeyRing
-from pathway.metrics.collect import Cell, Collected, Resolver, collect
+from pathway.metrics.collect import ERASED_REASON, Cell, Collected, Resolver, collect
 from pathway.metrics.lead_times import percentile
 from pathway.metrics.periods import Period, months_of, period_key, periods_covering
 from pathway.metrics.suppression import MIN_COUNT, OTHER, Count, suppress
@@ -181,7 +181,8 @@ def nameable(data: Collected, reasons: dict[Cell, Counter[str]], pathway: str, i
     times over all units and in at least 5 different cases (free text could name a person); the rest are only
     counted together, as "other"."""
     given = reasons.get((pathway, "completed", iv_id, None, tertial), Counter())
-    return sorted((r for r, n in given.items() if n >= MIN_COUNT and len(data.reason_cases[tertial, r]) >= MIN_COUNT),
+    return sorted((r for r, n in given.items() if n >= MIN_COUNT and len(data.reason_cases[tertial, r]) >= MIN_COUNT
+                   and r != ERASED_REASON),
                   key=lambda r: (-given[r], r))
 
 

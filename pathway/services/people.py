@@ -155,7 +155,8 @@ def rotate_table(*, engine: sa.Engine, keys: KeyRing, table: sa.Table, key: sa.C
                                 .where(table.c.key_id != keys.active_id, table.c.key_id != CASE_SEALED,
                                        table.c.ciphertext.is_not(None)).limit(batch)).all()
             for row in rows:
-                conn.execute(sa.update(table).where(key == row.id).values(
+                # Only the blob as it was read: one erased meanwhile (retention) stays erased.
+                conn.execute(sa.update(table).where(key == row.id, table.c.ciphertext == row.ciphertext).values(
                     ciphertext=keys.rotate(row.ciphertext, aad=row.id.bytes), key_id=keys.active_id))
         done += len(rows)
         if progress is not None:

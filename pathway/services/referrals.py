@@ -22,13 +22,15 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from notifications.notices import referral_declined_notices, referral_received_notices
 from notifications.routing import Candidate
 from pathway.case import Case
+from pathway.case.events import Sealer
 from pathway.case.commands import RecordRisk
 from pathway.crypto import KeyRing
 from pathway.definition import RISK_LEVELS
 from pathway.errors import N_, ConcurrencyConflict, InvalidArgument, NotFound, OperationNotAllowed
-from pathway.people import PersonRecord
+from pathway.people import PersonRecord, seal_record, unseal_record
 from pathway.services.cases import open_case
 from pathway.services.people import rotate_table
+from pathway.store.casekeys import key_of, keys_of
 from pathway.store.engine import WRITE
 from pathway.store.inbox import write_notices
 from pathway.store.tables import referral_t, user_t
@@ -120,19 +122,22 @@ def send(*, engine: sa.Engine, keys: KeyRing, units: Sequence[str], sender: str,
 def queue(conn: sa.Connection, *, unit: str, keys: KeyRing, status: str | None = RECEIVED) -> list[QueuedReferral]:
     """The unit's referrals (those waiting, by default), oldest first, decrypted, in the caller's transaction: the
     caller has asked the policy (``referral_queue``) and logs each one read in the same transaction."""
-    query = sa.select(referral_t).where(referral_t.c.unit == unit).order_by(referral_t.c.received_at, referral_t.c.id)
+    query = (sa.select(referral_t).where(referral_t.c.unit == unit, referral_t.c.ciphertext.is_not(None))  # not forgotten
+             .order_by(referral_t.c.received_at, referral_t.c.id))
     if status is not None:
         query = query.where(referral_t.c.status == status)
-    return [_queued(row, keys) for row in conn.execute(query)]
+    rows = conn.execute(query).all()
+    sealers = keys_of(conn, [r.case_id for r in rows if r.case_id is not None], keys)
+    return [_queued(row, keys, sealers.get(row.case_id)) for row in rows]
 
 
 def one(conn: sa.Connection, *, referral_id: uuid.UUID, unit: str, keys: KeyRing) -> QueuedReferral:
     """One referral of the unit, decrypted; ``NotFound`` for any other (another unit's is as if it were not there)."""
-    row = conn.execute(sa.select(referral_t).where(referral_t.c.id == referral_id,
-                                                   referral_t.c.unit == unit)).first()
+    row = conn.execute(sa.select(referral_t).where(referral_t.c.id == referral_id, referral_t.c.unit == unit,
+                                                   referral_t.c.ciphertext.is_not(None))).first()
     if row is None:
         raise NotFound("referral", referral_id)
-    return _queued(row, keys)
+    return _queued(row, keys, key_of(conn, row.case_id, keys) if row.case_id is not None else None)
 
 
 def sent_by(conn: sa.Connection, *, username: str) -> list[SentReferral]:
@@ -162,6 +167,12 @@ def accept(*, uow: UnitOfWork, referral_id: uuid.UUID, unit: str, expected_versi
                      actor=actor, at=at, channel=channel)
         uow.cases.save(case)
         _decide(conn, referral, ACCEPTED, actor=actor, at=at, case_id=case.id)
+        # From now on the referral is the case's: its content is sealed under the case's key, and so erased with it
+        # in every backup too (under the master key, only the live database would forget it).
+        key_id, blob = seal_record(referral.content.model_dump(mode="json"), case_id=referral.id, keys=keys,
+                                   sealer=case.sealer)
+        conn.execute(sa.update(referral_t).where(referral_t.c.id == referral.id).values(key_id=key_id,
+                                                                                      ciphertext=blob))
         if also is not None:
             also(conn, case)
 
@@ -215,8 +226,9 @@ def _decide(conn: sa.Connection, referral: QueuedReferral, status: str, *, actor
                                   detail=DECIDED)
 
 
-def _queued(row: sa.Row, keys: KeyRing) -> QueuedReferral:  # type: ignore[type-arg]
-    content = ReferralContent.model_validate(keys.decrypt_json(row.ciphertext, aad=row.id.bytes))
+def _queued(row: sa.Row, keys: KeyRing, sealer: Sealer | None) -> QueuedReferral:  # type: ignore[type-arg]
+    """``sealer``: the key of the case an accepted referral opened (its content is sealed under it)."""
+    content = ReferralContent.model_validate(unseal_record(row.ciphertext, case_id=row.id, keys=keys, sealer=sealer))
     return QueuedReferral(row.id, row.unit, row.sent_by, row.received_at, row.status, row.risk,
                           bool(row.contact_agreed), row.version, content)
 

@@ -72,6 +72,7 @@ class RetentionResult:
     held: int = 0  # past their period, but held
     waiting: int = 0  # past their period, but a child's pathway is open
     skipped: int = 0  # due when the run began, but no longer (held meanwhile, or erased by another run)
+    referrals: int = 0  # declined police referrals whose content and reason were forgotten
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +188,26 @@ def run_retention(*, engine: sa.Engine, settings: Settings, now: datetime, by: s
                 result.erased.append(due.reference)
         if progress is not None:
             progress(1)
-    if result.erased:
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        result.referrals = forget_declined_referrals(conn, settings=settings, now=now)
+    if result.erased or result.referrals:
         release_space(engine)
         log.info("retention: %d cases erased, %d held, %d waiting for a child's pathway", len(result.erased),
                  result.held, result.waiting)
     return result
+
+
+def forget_declined_referrals(conn: sa.Connection, *, settings: Settings, now: datetime) -> int:
+    """A declined police referral never became a case, but it names a person and says what happened: once its unit's
+    retention period has passed since it was declined, forget its content and the reason given back (its status,
+    times and who sent and decided it stay, as the police's list and the figures need). Returns how many."""
+    forgotten = 0
+    for unit in conn.execute(sa.select(referral_t.c.unit).distinct()).scalars():
+        before = now - timedelta(days=settings.retention_days_of(unit))
+        forgotten += conn.execute(sa.update(referral_t).where(
+            referral_t.c.unit == unit, referral_t.c.status == "declined", referral_t.c.decided_at <= before,
+            referral_t.c.ciphertext.is_not(None)).values(ciphertext=None, key_id=None, decline_reason=None)).rowcount
+    return forgotten
 
 
 def release_space(engine: sa.Engine) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from pathway.case.events import PLAIN, Sealer
+from pathway.case.events import PLAIN, Sealer, Singleton
 from pathway.crypto import CaseKey, KeyRing, is_sealed
 from pathway.errors import CaseErased, CryptoError
 from pathway.store.engine import WRITE
@@ -23,7 +23,7 @@ from pathway.store.tables import case_key_t
 ERASED_TEXT = "[—]"  # what a free text of an erased case reads as: the same in every language, and nothing of it
 
 
-class Erased:
+class Erased(Singleton):
     """The key of an erased case: nothing can be read, nothing new sealed."""
 
     def seal(self, text: str) -> str:
@@ -33,7 +33,7 @@ class Erased:
         return ERASED_TEXT if is_sealed(token) else token
 
 
-class Locked:
+class Locked(Singleton):
     """A sealed case read without the master key ring (a process that was given none)."""
 
     def seal(self, text: str) -> str:
@@ -124,10 +124,14 @@ def rewrap_keys(*, engine: sa.Engine, keys: KeyRing, batch: int = 500,
                                 .where(case_key_t.c.wrapped.is_not(None),
                                        case_key_t.c.master_key_id != keys.active_id).limit(batch)).all()
             if rows:
-                conn.execute(sa.update(case_key_t).where(case_key_t.c.case_id == sa.bindparam("b_id"))
+                # Only the key as it was read: a key erased meanwhile (retention, committed after the read) stays
+                # erased, never written back re-wrapped.
+                conn.execute(sa.update(case_key_t).where(case_key_t.c.case_id == sa.bindparam("b_id"),
+                                                         case_key_t.c.wrapped == sa.bindparam("b_old"),
+                                                         case_key_t.c.erased_at.is_(None))
                              .values(wrapped=sa.bindparam("b_wrapped"), master_key_id=keys.active_id),
-                             [{"b_id": r.case_id, "b_wrapped": keys.rewrap(r.wrapped, case_id=r.case_id.bytes)}
-                              for r in rows])
+                             [{"b_id": r.case_id, "b_old": r.wrapped,
+                               "b_wrapped": keys.rewrap(r.wrapped, case_id=r.case_id.bytes)} for r in rows])
         done += len(rows)
         if progress is not None:
             progress(len(rows))

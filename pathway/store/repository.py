@@ -77,7 +77,7 @@ def _next_reminder(case: Case, step: Step) -> datetime | None:
 
 # The free text of the rows, stored sealed under the case's key (the aggregate holds it readable).
 _TITLE = _STEP_COLS.index("title")
-_TASK_TEXTS = tuple(_TASK_COLS.index(c) for c in ("note", "reply"))
+_TASK_TEXTS = tuple(_TASK_COLS.index(c) for c in HandoverTask.TEXTS)
 
 
 def _sealed(sealer: Sealer, value: str | None) -> str | None:

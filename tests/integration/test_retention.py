@@ -5,6 +5,7 @@ once however many runs there are."""
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from datetime import datetime, timedelta
@@ -16,14 +17,15 @@ from pathway import services
 from pathway.bootstrap import Forlop
 from pathway.case import commands as do
 from pathway.errors import InvalidArgument
-from pathway.metrics.snapshots import YEARS_KEPT_FRESH
+from pathway.metrics import timeliness
+from pathway.metrics.snapshots import YEARS_KEPT_FRESH, to_json
 from pathway.scheduler import build_scheduler, run_retention_job
-from pathway.services import retention
+from pathway.services import referrals, retention
 from pathway.services.retention import RetentionRefused, due_for_erasure, run_retention
 from pathway.settings import Settings
 from pathway.store.casekeys import ERASED, key_of
 from pathway.store.tables import (
-    case_key_t, case_t, child_t, erasure_t, event_t, handover_t, legal_hold_t, person_t, step_t,
+    case_key_t, case_t, child_t, erasure_t, event_t, handover_t, legal_hold_t, person_t, referral_t, step_t,
 )
 from tests.integration.test_children_pathways import ASTRID, add_child
 from tests.integration.test_store import PERSON, T0, change, open_case
@@ -283,13 +285,17 @@ def test_every_managers_figure_of_an_erased_case_is_unchanged(core: Forlop) -> N
     tertials = periods_covering(T0.date(), CLOSED.date(), "tertial")
 
     def figures() -> tuple[object, ...]:
-        got = collect(engine=core.engine, resolve=core.catalog.resolve, tertials=tertials, now=ERASE_FROM)
-        return (got.counts, dict(got.leads), dict(got.reasons), dict(got.texts), dict(got.reason_cases))
+        got = collect(engine=core.engine, resolve=core.catalog.resolve, tertials=tertials, now=ERASE_FROM,
+                      keys=core.keys)
+        report = timeliness(engine=core.engine, resolve=core.catalog.resolve, keys=core.keys, period="month",
+                            start=T0.date(), end=CLOSED.date(), now=ERASE_FROM)
+        return (got.counts, dict(got.leads), sum(sum(c.values()) for c in got.reasons.values()),
+                json.dumps(to_json(report), sort_keys=True))
 
     before = figures()
     assert before[0] and before[2]  # figures, and the deviation's reason among them
     assert run(core, ERASE_FROM).erased == [reference]
-    assert figures() == before
+    assert figures() == before, "the same counts, lead times and reasons counted; the report byte for byte"
 
 
 def test_the_police_referral_that_opened_an_erased_case_keeps_its_status_and_loses_its_content(core: Forlop) -> None:
@@ -311,3 +317,26 @@ def test_the_police_referral_that_opened_an_erased_case_keeps_its_status_and_los
     assert row.ciphertext is None and row.key_id is None
     assert (row.status, row.risk, row.unit) == ("accepted", "medium", "testenhet")
     assert referrals.rotate_referral_keys(engine=core.engine, keys=core.keys) == 0  # nothing left to re-encrypt
+
+
+def test_a_declined_referral_forgets_who_it_named_and_why_once_the_period_has_passed(core: Forlop) -> None:
+    content = referrals.content_of("Tora Testperson", "+47 400 00 000", "truet i hjemmet")
+    referral_id = referrals.send(
+        engine=core.engine, keys=core.keys, units=("testenhet",), sender="politi", agency="police", unit="testenhet",
+        content=content, risk="high", contact_agreed=True, public_url="http://localhost", at=T0)
+    referrals.decline(engine=core.engine, keys=core.keys, referral_id=referral_id, unit="testenhet",
+                               expected_version=None, actor="k", reason="bor i en annen kommune",
+                               public_url="http://localhost", at=CLOSED)
+
+    def kept() -> tuple[object, object, str]:
+        with core.engine.connect() as conn:
+            r = conn.execute(sa.select(referral_t.c.ciphertext, referral_t.c.decline_reason, referral_t.c.status)
+                             .where(referral_t.c.id == referral_id)).one()
+        return r.ciphertext, r.decline_reason, r.status
+
+    assert run(core, ERASE_FROM - timedelta(seconds=1)).referrals == 0
+    assert kept()[0] is not None and kept()[1] == "bor i en annen kommune"
+    assert run(core, ERASE_FROM).referrals == 1
+    assert kept() == (None, None, "declined"), "its status stays for the police's list; who and why are gone"
+    with core.engine.connect() as conn:
+        assert referrals.queue(conn, unit="testenhet", keys=core.keys, status=None) == []
