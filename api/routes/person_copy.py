@@ -33,7 +33,9 @@ def export_copy(request: Request, core: Forlop, user: User, reference: str) -> P
         access = policy.may_export_copy(uow.conn, user, reference, now=now)
         if access.allowed:
             copy = person_copy(uow, reference=reference, keys=core.keys, now=now)
-            access_writer(request, user, COPY, case_reference=reference)(uow.conn)
+            # One row per pathway the copy read: the case's and each child's (their records and timelines are in it).
+            access_writer(request, user, COPY, shown=[(reference, None), *((c.case.reference, None)
+                                                                           for c in copy.children)])(uow.conn)
             uow.commit()
     if not access.allowed:
         raise _refuse(request, core, user, COPY, reference, access)

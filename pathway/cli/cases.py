@@ -220,7 +220,8 @@ def case_copy(
             access = policy.may_export_copy(uow.conn, user, reference, now=now)
             if access.allowed:
                 copy = person_copy(uow, reference=reference, keys=core.keys, now=now)
-                _logged(user, "case.copy", reference)(uow.conn)
+                for read in (reference, *(c.case.reference for c in copy.children)):  # each pathway it read
+                    _logged(user, "case.copy", read)(uow.conn)
                 uow.commit()
         if not access.allowed:
             known = access.case_id is not None

@@ -144,6 +144,7 @@ def test_the_json_copy_holds_every_marker_and_the_access_log_of_earlier_reads(wo
     assert correction["payload"]["fields"] == ["address"] and correction["reason"].endswith("-correction")
     # the export itself is in the access log afterwards (and in the next copy)
     assert ("koordinator", 200) in copy_rows(w, marked.reference)
+    assert ("koordinator", 200) in copy_rows(w, marked.child), "and the child's pathway it read, in a row of its own"
     again = w.client.get(f"{API}/cases/{marked.reference}/copy", headers=w.auth("admin")).json()
     assert ("koordinator", "case.copy") in {(a["username"], a["action"]) for a in again["case"]["access"]}
 
@@ -175,6 +176,7 @@ def test_the_readable_document_holds_every_marker_in_bokmal(world: World, marked
     assert "Hvem som har lest eller endret saken" in doc and "Leste en sak" in doc and "Leste personopplysninger" in doc
     assert "Avslo en overleveringsoppgave" in doc  # the police's answer, in words
     assert ("koordinator", 200) in copy_rows(w, marked.reference)
+    assert ("koordinator", 200) in copy_rows(w, marked.child), "and the child's pathway it read, in a row of its own"
 
 
 @pytest.mark.parametrize("who", ["other_in_unit", "koordinator2", "leder", "politi", "nav"])
