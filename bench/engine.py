@@ -425,7 +425,7 @@ def _text_size(value: Any) -> int:
     """Roughly how many bytes a parameter is as text (JSON wrappers serialised, as the driver will)."""
     if value is None:
         return 0
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, (str, bytes, bytearray, memoryview)):  # sqlite3 takes a binary column as a memoryview
         return len(value)
     if hasattr(value, "obj"):  # psycopg's Json wrapper
         return len(json.dumps(value.obj))
