@@ -177,9 +177,10 @@ def run_retention(*, engine: sa.Engine, settings: Settings, now: datetime, by: s
             result.waiting += 1
             continue
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            # Another run erasing this case holds its row: leave it to that run (PostgreSQL; SQLite has one writer).
-            locked = conn.execute(sa.select(case_t.c.id).where(case_t.c.id == due.case_id)
-                                  .with_for_update(skip_locked=True)).first()
+            # Another run erasing this case, or an administrator holding one of its family, holds a row of the family:
+            # leave the case to the next run (PostgreSQL; SQLite has one writer). The hold's check and ours then see
+            # each other's commit.
+            locked = lock_family(conn, due.case_id, skip_locked=True)
             again = due_for_erasure(conn, settings=settings, now=now, until=now, case_id=due.case_id) if locked else []
             if not again or not again[0].is_due(now) \
                     or not erase_case(conn, case_id=due.case_id, rule=again[0].rule, at=now, by=by):
@@ -243,12 +244,23 @@ def _reason(field_name: str, reason: str | None) -> str:
     return text
 
 
+def lock_family(conn: sa.Connection, case_id: uuid.UUID, *, skip_locked: bool = False) -> bool:
+    """Lock the rows of the case's whole family (the adult's case and its children's pathways, in id order), as a hold
+    on one of them holds them all: a hold set while the family is being erased, or the reverse, waits for the other.
+    With ``skip_locked`` (the eraser) nothing waits; False: some row of the family is held by another transaction."""
+    root = sa.select(sa.func.coalesce(case_t.c.parent_id, case_t.c.id)).where(case_t.c.id == case_id).scalar_subquery()
+    family = sa.or_(case_t.c.id == root, case_t.c.parent_id == root)
+    wanted = conn.execute(sa.select(sa.func.count()).select_from(case_t).where(family)).scalar_one()
+    locked = conn.execute(sa.select(case_t.c.id).where(family).order_by(case_t.c.id)
+                          .with_for_update(skip_locked=skip_locked)).all()
+    return wanted > 0 and len(locked) == wanted
+
+
 def _locked(conn: sa.Connection, case_id: uuid.UUID) -> str:
-    """Lock the case row against a concurrent erasure or hold, and give its reference."""
-    reference = conn.execute(sa.select(case_t.c.reference).where(case_t.c.id == case_id).with_for_update()).scalar()
-    if reference is None:
+    """Lock the case's family against a concurrent erasure or hold, and give the case's reference."""
+    if not lock_family(conn, case_id):
         raise NotFound("case", case_id)
-    return str(reference)
+    return str(conn.execute(sa.select(case_t.c.reference).where(case_t.c.id == case_id)).scalar_one())
 
 
 def _active(conn: sa.Connection, case_id: uuid.UUID) -> uuid.UUID | None:
