@@ -79,11 +79,13 @@ class CopyHandover:
 
 @dataclass(frozen=True, slots=True)
 class CopyGrant:
-    """An emergency (break-glass) grant to the case: who, why, when."""
+    """An emergency (break-glass) grant to the case: who, why, when, and why they could also change it (None:
+    read-only)."""
 
     username: str
     reason: str
     granted_at: datetime
+    write_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +177,7 @@ def _copy_case(uow: UnitOfWork, record: CaseRecord) -> CopyCase:
         code=t.code, agency=t.agency, scope=tuple(t.scope), basis=t.basis, status=t.status, created_at=t.created_at,
         created_by=t.created_by, updated_at=t.updated_at, updated_by=t.updated_by, due_at=t.due_at, note=t.note,
         reply=t.reply) for t in case.handovers)
-    grants = tuple(CopyGrant(g.username, g.reason, g.granted_at) for g in record.grants)
+    grants = tuple(CopyGrant(g.username, g.reason, g.granted_at, g.write_reason) for g in record.grants)
     holds = tuple(CopyHold(r.set_at, r.set_by, r.lifted_at, r.lifted_by) for r in uow.conn.execute(
         sa.select(legal_hold_t.c.set_at, legal_hold_t.c.set_by, legal_hold_t.c.lifted_at, legal_hold_t.c.lifted_by)
         .where(legal_hold_t.c.case_id == case.id).order_by(legal_hold_t.c.set_at)))

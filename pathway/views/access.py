@@ -89,8 +89,10 @@ def target_reason(username: str, *changes: tuple[str, object]) -> str:
 
 
 def emergency_grants(conn: sa.Connection, case_id: uuid.UUID, sealer: Sealer) -> list[Any]:
-    """Every emergency grant ever given for a case (rows: username, reason, granted_at), shown on the case; its
-    reasons opened with the case's key (``sealer``)."""
-    rows = conn.execute(sa.select(break_glass_t.c.username, break_glass_t.c.reason, break_glass_t.c.granted_at)
-                        .where(break_glass_t.c.case_id == case_id)).all()
-    return [SimpleNamespace(username=r.username, reason=sealer.open(r.reason), granted_at=r.granted_at) for r in rows]
+    """Every emergency grant ever given for a case (rows: username, reason, write_reason (None: read-only),
+    granted_at), shown on the case; its reasons opened with the case's key (``sealer``)."""
+    rows = conn.execute(sa.select(break_glass_t.c.username, break_glass_t.c.reason, break_glass_t.c.write_reason,
+                                  break_glass_t.c.granted_at).where(break_glass_t.c.case_id == case_id)).all()
+    return [SimpleNamespace(username=r.username, reason=sealer.open(r.reason), granted_at=r.granted_at,
+                            write_reason=None if r.write_reason is None else sealer.open(r.write_reason))
+            for r in rows]

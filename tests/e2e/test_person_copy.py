@@ -61,7 +61,7 @@ def marked_case(w: World) -> Marked:
     mark = {k: f"{m}-{k}" for k in (
         "name", "contact", "address", "language", "open", "assign", "pause", "resume", "step_note", "title",
         "add_reason", "handover_note", "reply", "glass", "child_name", "school", "child_title", "child_reason",
-        "correction", "address2", "target", "transfer")}
+        "correction", "address2", "target", "transfer", "glass_write")}
     person = {"name": f"Tora {mark['name']}", "birth_date": "1971-03-04", "safe_contact": mark["contact"],
               "address": mark["address"], "interpreter_language": mark["language"], "children_ages": [7],
               "home_municipality": "Askøy", "address_protection": "code7"}
@@ -82,7 +82,9 @@ def marked_case(w: World) -> Marked:
     r = w.client.post(f"{API}/tasks/{task['id']}/decline", json={"reason": mark["reply"]}, headers=w.auth("politi"))
     assert r.status_code == 200, r.text
     # another unit's coordinator reads the case under emergency access, with a reason
-    _post(w, f"/cases/{ref}/break-glass", {"reason": f"akutt: {mark['glass']}"}, user="koordinator2")
+    _post(w, f"/cases/{ref}/break-glass", {"reason": f"akutt: {mark['glass']}",
+                                           "write_reason": f"må registrere akutt: {mark['glass_write']}"},
+          user="koordinator2")
     # a child's pathway, its record marked, with an added step and a reason of its own
     _post(w, f"/cases/{ref}/children",
           {"child": {"first_name": mark["child_name"], "birth_year": 2019, "school": mark["school"]}},
