@@ -39,6 +39,8 @@ def create_app(core: Forlop) -> FastAPI:
                     "Errors are RFC 9457 problem+json. Sign in at /api/v1/auth/token.",
     )
     app.state.core = core
+    if core is not None:
+        core.identity  # read the identity providers' file (FORLOP_OIDC_CONFIG) now, not at the first sign-in
     accesslog.install()  # no query strings in the server's access log
     problems.install(app)
     limits.install(app)  # body, header and URL limits before anything reads the request

@@ -11,6 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from pathway.accounts import PASSWORD, ROLES, Grant, User, bearer
 from pathway.bootstrap import Forlop
+from pathway.identity import api_grant, looks_like_jwt
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -48,8 +49,14 @@ def scope_needed(method: str, path: str) -> str | None:
 
 
 def current_grant(core: Core, token: Annotated[str | None, Depends(oauth2)]) -> Grant:
-    grant = bearer(core.engine, token, personal_max=timedelta(days=core.settings.personal_token_max_days)) \
-        if token else None
+    """The grant of the request's bearer token: one of ours (a session or a personal token), or an access token
+    of a configured identity provider (for integrations)."""
+    if not token:
+        grant = None
+    elif looks_like_jwt(token):
+        grant = api_grant(core.engine, core.identity, token) if core.identity else None
+    else:
+        grant = bearer(core.engine, token, personal_max=timedelta(days=core.settings.personal_token_max_days))
     if grant is None:
         raise HTTPException(401, "sign in first: a valid bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})

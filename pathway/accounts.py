@@ -49,6 +49,7 @@ class User:
     agency: str | None
     language: str
     phone: str | None = None  # a work phone partner agencies may call (coordinators'), set by an administrator
+    idp: str | None = None  # the identity provider the account signs in with (None: a local password)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Grant:
 
     user: User
     token_id: uuid.UUID
-    kind: str  # session (a password sign-in) or personal
+    kind: str  # session (a password sign-in), personal, or provider (an identity provider's access token)
     scopes: frozenset[str]  # a personal token's; a session may do whatever its user may
 
     def allows(self, scope: str | None) -> bool:
@@ -70,12 +71,14 @@ class LoginLimits:
 
     per_client: limits_store.Limit
     per_name: limits_store.Limit
+    passwords: bool = True  # False: no one signs in with a password (an identity provider is used instead)
 
     @classmethod
     def of(cls, settings: Settings) -> LoginLimits:
         window = timedelta(minutes=settings.login_window_minutes)
         return cls(per_client=limits_store.Limit(settings.login_attempts_per_client, window),
-                   per_name=limits_store.Limit(settings.login_attempts_per_name, window))
+                   per_name=limits_store.Limit(settings.login_attempts_per_name, window),
+                   passwords=settings.password_login)
 
 
 DEFAULT_LIMITS = LoginLimits.of(Settings.model_construct())  # the settings' defaults, without the environment
@@ -92,6 +95,10 @@ class TooManyAttempts(LoginFailed):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"too many sign-in attempts: try again in {retry_after} seconds")
+
+
+class PasswordsOff(LoginFailed):
+    """Passwords are turned off (``FORLOP_PASSWORD_LOGIN=false``): people sign in through an identity provider."""
 
 
 class TokenNotAllowed(Exception):
@@ -114,14 +121,16 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _user(row: sa.Row) -> User:  # type: ignore[type-arg]
-    return User(row.id, row.username, row.role, row.unit, row.agency, row.language, row.phone)
+def user_of_row(row: sa.Row) -> User:  # type: ignore[type-arg]
+    """The user of a row of ``user_account`` (or of a select with its columns)."""
+    return User(row.id, row.username, row.role, row.unit, row.agency, row.language, row.phone, row.idp)
+
 
 
 def active_user(conn: sa.Connection, username: str) -> User | None:
     """The active user of this name, or None."""
     row = conn.execute(sa.select(user_t).where(user_t.c.username == username, user_t.c.active.is_(True))).first()
-    return _user(row) if row is not None else None
+    return user_of_row(row) if row is not None else None
 
 
 def login(engine: sa.Engine, username: str, password: str, *, now: datetime | None = None,
@@ -134,6 +143,8 @@ def login(engine: sa.Engine, username: str, password: str, *, now: datetime | No
     gives its count back, so that the limits count failures. Then an unknown name costs what a known one does: one
     argon2 verification (against a dummy hash), the same statements, and on failure the same wait, which grows
     with the failures on that name. Five failures in a row lock a known account for a while."""
+    if not limits.passwords:
+        raise PasswordsOff()
     now = now or datetime.now(timezone.utc)
     hits = _count_attempt(engine, username, client=client, limits=limits, now=now)
     with engine.connect() as conn:
@@ -151,10 +162,10 @@ def login(engine: sa.Engine, username: str, password: str, *, now: datetime | No
         if ok and row is not None and conn.execute(
                 sa.update(user_t).where(user_t.c.id == row.id, user_t.c.active.is_(True), unlocked)
                 .values(failed_logins=0, locked_until=None).returning(user_t.c.id)).first() is not None:
-            token, _, expires = _issue(conn, row.id, kind, None, now, ttl)
+            token, _, expires = issue_token(conn, row.id, kind, now=now, ttl=ttl)
             for hit in hits:  # the limits count what fails: a busy office signing in is not an attack
                 limits_store.give_back(conn, hit)
-            return token, _user(row), expires
+            return token, user_of_row(row), expires
         # By name, so that an unknown name runs the same statement (it changes no row).
         conn.execute(sa.update(user_t).where(user_t.c.username == username, user_t.c.active.is_(True)).values(
             failed_logins=user_t.c.failed_logins + 1,
@@ -208,13 +219,16 @@ def issue_personal_token(engine: sa.Engine, grant: Grant, *, name: str, days: in
         raise InvalidArgument("scopes", "one or more of {choices}", choices=list(SCOPES))
     now = now or datetime.now(timezone.utc)
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        token, token_id, expires = _issue(conn, grant.user.id, "personal", name, now, timedelta(days=days),
-                                          parent=grant.token_id, scopes=chosen)
+        token, token_id, expires = issue_token(conn, grant.user.id, "personal", now=now, ttl=timedelta(days=days),
+                                               name=name, parent=grant.token_id, scopes=chosen)
     return token, token_id, expires, chosen
 
 
-def _issue(conn: sa.Connection, user_id: uuid.UUID, kind: str, name: str | None, now: datetime, ttl: timedelta, *,
-           parent: uuid.UUID | None = None, scopes: list[str] | None = None) -> tuple[str, uuid.UUID, datetime]:
+def issue_token(conn: sa.Connection, user_id: uuid.UUID, kind: str, *, now: datetime, ttl: timedelta,
+                name: str | None = None, parent: uuid.UUID | None = None,
+                scopes: list[str] | None = None) -> tuple[str, uuid.UUID, datetime]:
+    """A new token of ``kind`` (``web``: a browser session) for a user, in the caller's transaction: the token,
+    its id and when it expires. Only its hash is stored."""
     token = ("fp_" if kind == "personal" else "fs_") + secrets.token_urlsafe(32)
     token_id, expires = uuid.uuid4(), now + ttl
     conn.execute(sa.insert(token_t).values(id=token_id, user_id=user_id, kind=kind, name=name, parent_id=parent,
@@ -241,7 +255,7 @@ def bearer(engine: sa.Engine, token: str, *, now: datetime | None = None,
     if row is None:
         return None
     # A personal token made before tokens had scopes has none: it may only say whose it is (GET /me).
-    return Grant(_user(row), row.token_id, row.token_kind, frozenset(row.token_scopes or ()))
+    return Grant(user_of_row(row), row.token_id, row.token_kind, frozenset(row.token_scopes or ()))
 
 
 def authenticate(engine: sa.Engine, token: str, *, now: datetime | None = None) -> User | None:
@@ -269,7 +283,7 @@ def authenticate_web(engine: sa.Engine, token: str, *, now: datetime | None = No
         if ends - row.session_ends > timedelta(seconds=30):  # not a write on every request of a busy page
             conn.execute(sa.update(token_t).where(token_t.c.id == row.token_id).values(expires_at=ends,
                                                                                        last_used_at=now))
-    return _user(row)
+    return user_of_row(row)
 
 
 def end_session(engine: sa.Engine, token: str, *, now: datetime | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -9,6 +10,8 @@ import sqlalchemy as sa
 
 from notifications.channels import EmailChannel, WebhookChannel
 from pathway.crypto import KeyRing
+from pathway.identity import Identity, load_config
+from pathway.services.users import Choices
 from pathway.settings import Settings, get_settings
 from pathway.store.catalog import DefinitionCatalog
 from pathway.store.engine import create_engine
@@ -30,6 +33,13 @@ class Forlop:
     @cached_property
     def keys(self) -> KeyRing:
         return KeyRing.parse(self.settings.encryption_keys)
+
+    @cached_property
+    def identity(self) -> Identity:
+        """The identity providers of ``FORLOP_OIDC_CONFIG`` (none without it); read once, at the first sign-in."""
+        path = self.settings.oidc_config
+        config = load_config(path, choices=Choices.of(self.settings, self.catalog)) if path is not None else None
+        return Identity(config, dict(os.environ))
 
     @cached_property
     def email_channel(self) -> EmailChannel | None:

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     login_attempts_per_name: int = Field(default=10, ge=1, le=100_000)
     login_window_minutes: int = Field(default=5, ge=1, le=1440)
     personal_token_max_days: int = Field(default=90, ge=1, le=365)  # the longest a personal API token lives
+    # Identity providers (OpenID Connect) to sign in with: a YAML file naming each, its client and which of its
+    # groups give which role (README, "Signing in with the municipality's identity provider"). None: passwords only.
+    oidc_config: Path | None = None
+    # Sign-in with a user name and password (the pages and the API's token endpoint); turn it off in production once
+    # a provider is configured (FORLOP_PASSWORD_LOGIN=false).
+    password_login: bool = True
     report_target_share: float = Field(default=0.8, gt=0, le=1)  # the target line of the timeliness charts
     # The default timeliness report is computed in the background this often and answered from while younger
     # than twice this; 0: always computed on request.
@@ -170,6 +176,8 @@ class Settings(BaseSettings):
             problems.append("FORLOP_ENCRYPTION_KEYS is the development key; generate one with `forlop keys new`")
         if self.webhook_secret == DEV_WEBHOOK_SECRET or len(self.webhook_secret) < 16:
             problems.append("FORLOP_WEBHOOK_SECRET is the development secret or shorter than 16 characters")
+        if not self.password_login and self.oidc_config is None:
+            problems.append("FORLOP_PASSWORD_LOGIN=false without FORLOP_OIDC_CONFIG: nobody could sign in")
         if self.index_key == DEV_INDEX_KEY:
             problems.append("FORLOP_INDEX_KEY is the development key; generate one with `forlop keys new`")
         url = make_url(self.database_url)

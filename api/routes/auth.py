@@ -18,6 +18,7 @@ from pathway.accounts import (
     DEFAULT_SCOPES,
     LoginFailed,
     LoginLimits,
+    PasswordsOff,
     TokenNotAllowed,
     Scope,
     TooManyAttempts,
@@ -45,8 +46,9 @@ class Me(BaseModel):
     agency: str | None
     language: str
     token_id: uuid.UUID = Field(description="the bearer token used (DELETE /api/v1/auth/tokens/{token_id} ends it)")
-    token_kind: str = Field(description="session (a password sign-in) or personal")
-    scopes: list[str] | None = Field(description="a personal token's scopes; null for a session")
+    token_kind: str = Field(description="session (a password sign-in), personal, or provider (an identity "
+                            "provider's access token)")
+    scopes: list[str] | None = Field(description="a personal or provider token's scopes; null for a session")
 
 
 class PersonalTokenIn(BaseModel):
@@ -82,6 +84,8 @@ def token(request: Request, core: Core,
         return problem(429, f"too many sign-in attempts: try again in {exc.retry_after} seconds",
                        instance=request.url.path, type="/problems/too-many-attempts",
                        headers={"Retry-After": str(exc.retry_after)}, retry_after=exc.retry_after)
+    except PasswordsOff:
+        raise HTTPException(403, "password sign-in is turned off here: use the identity provider") from None
     except LoginFailed:
         raise HTTPException(401, "wrong user name or password, or too many attempts: wait and try again",
                             headers={"WWW-Authenticate": "Bearer"}) from None
@@ -97,7 +101,7 @@ def token(request: Request, core: Core,
 def me(user: AnyUser, grant: CurrentGrant) -> Me:
     return Me(username=user.username, role=user.role, unit=user.unit, agency=user.agency, language=user.language,
               token_id=grant.token_id, token_kind=grant.kind,
-              scopes=sorted(grant.scopes) if grant.kind == "personal" else None)
+              scopes=sorted(grant.scopes) if grant.kind in ("personal", "provider") else None)
 
 
 @router.post("/auth/tokens", response_model=PersonalTokenOut, status_code=201,

@@ -108,6 +108,10 @@ LOGGED = {
     "retention.list": N_("Read what will be erased when"), "retention.run": N_("Erased the cases due"),
     "retention.log": N_("Read the erasure log"), "retention.hold": N_("Set a legal hold"),
     "retention.release": N_("Lifted a legal hold"),
+    "sign_in": N_("Signed in through an identity provider"),
+    "sign_in.unmapped": N_("Refused sign-in: no group gives a role"),
+    "sign_in.blocked": N_("Refused sign-in: the account is blocked"),
+    "sign_in.name_taken": N_("Refused sign-in: the account name is taken"),
 }
 
 

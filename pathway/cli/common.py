@@ -77,9 +77,14 @@ def _core(database_url: str | None):  # type: ignore[no-untyped-def]
     try:
         return bootstrap(_settings(database_url))
     except DefinitionError as exc:
-        for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _problems(exc) from None
+
+
+def _problems(exc: DefinitionError) -> typer.Exit:
+    """Each problem of a file on its own line (file:line:column, field, what), and exit 2."""
+    for problem in exc.problems:
+        err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
 
 
 def _fail(exc: ForlopError, code: int = 1) -> typer.Exit:

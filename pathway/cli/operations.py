@@ -11,8 +11,9 @@ import typer
 from rich.table import Table
 
 from pathway.cli.common import (
-    DatabaseUrl, _core, _count, _parse_time, _progress, _settings, app, err, out, outbox_app, reports_app,
+    DatabaseUrl, _core, _count, _parse_time, _problems, _progress, _settings, app, err, out, outbox_app, reports_app,
 )
+from pathway.errors import DefinitionError
 
 
 # -- reminders ------------------------------------------------------------------------------------------------
@@ -149,7 +150,12 @@ def serve(
 
     settings = _settings(database_url)
     core = _core(database_url)  # migrate once, before any worker starts
-    core.close()
+    try:
+        core.identity  # the identity providers' file (FORLOP_OIDC_CONFIG): a mistake in it stops the start here
+    except DefinitionError as exc:
+        raise _problems(exc) from None
+    finally:
+        core.close()
     if database_url:
         os.environ["FORLOP_DATABASE_URL"] = database_url
     err.print(f"Forløp on http://{host or settings.host}:{port or settings.port}  (database: {settings.database_url.split('@')[-1]})")

@@ -85,6 +85,11 @@ def placement(role: str, unit: str | None, agency: str | None,
     return None, None
 
 
+def valid_username(username: str) -> bool:
+    """The one rule for an account's name: 1 to 64 letters, digits, '.', '-' or '_'."""
+    return 0 < len(username) <= 64 and username.replace("-", "").replace("_", "").replace(".", "").isalnum()
+
+
 def add_user(*, engine: sa.Engine, username: str, role: str, unit: str | None = None, agency: str | None = None,
              language: str = "nb", email: str | None = None, webhook_url: str | None = None,
              choices: Choices | None = None, password: str | None = None, by: Actor | None = None,
@@ -96,7 +101,7 @@ def add_user(*, engine: sa.Engine, username: str, role: str, unit: str | None = 
     phone = phone_number(phone)
     if language not in ("nb", "en"):
         raise InvalidArgument("language", "nb or en")
-    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if not valid_username(username):
         raise InvalidArgument("username", "1–64 letters, digits, '.', '-' or '_'")
     hashed = _hashed(password) if password is not None else None
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():

@@ -41,8 +41,8 @@ def session(w: World, username: str) -> tuple[str, uuid.UUID]:
     with w.core.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
         user = accounts.active_user(conn, username)
         assert user is not None
-        token, token_id, _ = accounts._issue(conn, user.id, "session", None, datetime.now(timezone.utc),
-                                             accounts.SESSION_TTL)
+        token, token_id, _ = accounts.issue_token(conn, user.id, "session", now=datetime.now(timezone.utc),
+                                                  ttl=accounts.SESSION_TTL)
     return token, token_id
 
 
@@ -208,7 +208,8 @@ def test_a_personal_token_from_before_scopes_only_says_whose_it_is(world: World)
     user = accounts.authenticate(w.core.engine, session(w, "koordinator")[0])
     assert user is not None
     with w.core.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        old, _, _ = accounts._issue(conn, user.id, "personal", "gammel", datetime.now(timezone.utc), timedelta(days=1))
+        old, _, _ = accounts.issue_token(conn, user.id, "personal", name="gammel", now=datetime.now(timezone.utc),
+                                         ttl=timedelta(days=1))
     assert w.client.get(f"{API}/me", headers=bearer(old)).json()["scopes"] == []
     assert refused_for_scope(w.client.get(f"{API}/cases", headers=bearer(old)), "read")
 
@@ -254,8 +255,8 @@ def test_revoking_a_token_revokes_what_it_minted_at_any_depth(world: World) -> N
     with w.core.engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
         for name, parent in (("root", None), ("a", "root"), ("b", "a"), ("c", "b"), ("a2", "root"),
                              ("other", None), ("other.a", "other")):
-            secret, token_id, _ = accounts._issue(
-                conn, user.id, "session" if parent is None else "personal", name, now, timedelta(days=1),
+            secret, token_id, _ = accounts.issue_token(
+                conn, user.id, "session" if parent is None else "personal", name=name, now=now, ttl=timedelta(days=1),
                 parent=made[parent][1] if parent else None, scopes=None if parent is None else ["read"])
             made[name] = (secret, token_id)
     assert accounts.revoke_token(w.core.engine, user, made["root"][1])

@@ -32,20 +32,23 @@ def free_port() -> int:
 
 
 @contextmanager
-def demo_server(workdir: Path, *, cases: int = 60, prepare: Callable[[str], object] | None = None) -> Iterator[str]:
+def demo_server(workdir: Path, *, cases: int = 60, prepare: Callable[[str], object] | None = None,
+                env: dict[str, str] | None = None) -> Iterator[str]:
     """A seeded synthetic demo served on a free port; yields its base URL and stops it afterwards. ``prepare`` is
-    given the database URL after the demo is seeded and before the server starts (a test's own cases)."""
+    given the database URL after the demo is seeded and before the server starts (a test's own cases); ``env`` adds
+    settings of the server's own (``FORLOP_PUBLIC_URL`` is its address)."""
     url = f"sqlite:///{workdir / 'web.db'}"
+    extra = env or {}
     env = {**os.environ, "FORLOP_ENV": "demo", "FORLOP_SCHEDULER": "off", "FORLOP_DATABASE_URL": url}
     subprocess.run([str(FORLOP), "demo", "--cases", str(cases), "--seed", "7"], env=env, check=True,
                    capture_output=True, timeout=600)
     if prepare is not None:
         prepare(url)
     port = free_port()
-    log = (workdir / "server.log").open("wb")
-    server = processes.spawn([str(FORLOP), "serve", "--port", str(port)], env=env, stdout=log,
-                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    log = (workdir / "server.log").open("wb")
+    server = processes.spawn([str(FORLOP), "serve", "--port", str(port)],
+                             env={**env, "FORLOP_PUBLIC_URL": base, **extra}, stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(300):
             try:

@@ -9,6 +9,7 @@ from pathway.store.tables.access import (
     ApiTokenRow,
     BreakGlassRow,
     IdempotencyRow,
+    OidcLoginRow,
     RateLimitRow,
     ReportSnapshotRow,
     UserRow,
@@ -54,9 +55,10 @@ referral_t = table_of(ReferralRow)
 case_key_t = table_of(CaseKeyRow)
 legal_hold_t = table_of(LegalHoldRow)
 erasure_t = table_of(ErasureLogRow)
+oidc_login_t = table_of(OidcLoginRow)
 
 __all__ = [
     "FAR_DUE_SQL", "UTCDateTime", "access_t", "break_glass_t", "case_t", "child_t", "counter_t", "definition_t", "digest_t", "event_t",
     "handover_t", "idempotency_t", "notification_t", "outbox_t", "person_t", "rate_limit_t", "reminder_t", "snapshot_t", "step_t",
-    "calendar_feed_t", "referral_t", "token_t", "user_t", "case_key_t", "legal_hold_t", "erasure_t",
+    "calendar_feed_t", "referral_t", "token_t", "user_t", "case_key_t", "legal_hold_t", "erasure_t", "oidc_login_t",
 ]

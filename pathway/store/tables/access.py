@@ -18,7 +18,8 @@ class UserRow(SQLModel, table=True):
     """A person who works with Forløp (never a person the pathway is about)."""
 
     __tablename__ = "user_account"
-    __table_args__ = (sa.Index("ix_user_role_unit", "role", "unit"), sa.Index("ix_user_agency", "agency"))
+    __table_args__ = (sa.Index("ix_user_role_unit", "role", "unit"), sa.Index("ix_user_agency", "agency"),
+                      sa.Index("ux_user_idp_subject", "idp", "idp_subject", unique=True))
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     username: str = Field(max_length=64, unique=True)
@@ -34,6 +35,23 @@ class UserRow(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=200)
     failed_logins: int = 0
     locked_until: datetime | None = ts(default=None)
+    # An account made by signing in through an identity provider: which one, and its subject there.
+    idp: str | None = Field(default=None, max_length=32)
+    idp_subject: str | None = Field(default=None, max_length=255)
+
+
+class OidcLoginRow(SQLModel, table=True):
+    """A sign-in begun at an identity provider and not yet come back: found by a hash of its ``state`` and deleted
+    as it is used, so a state works once."""
+
+    __tablename__ = "oidc_login"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    provider: str = Field(max_length=32)
+    nonce: str = Field(max_length=128)
+    code_verifier: str = Field(max_length=128)
+    next_path: str = Field(max_length=500)
+    created_at: datetime = ts(index=True)
 
 
 class ApiTokenRow(SQLModel, table=True):

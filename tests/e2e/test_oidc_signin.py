@@ -1,0 +1,250 @@
+"""Signing in through the municipality's and the police's identity providers (issue 18), over HTTP against two real
+OpenID Connect providers (Node.js ``oidc-provider`` on 127.0.0.1): people land on their own start page with the role
+their groups give; a person without a mapped group, a blocked account and an account name that is taken are refused
+with a page that says why; a tampered ID token, a wrong audience, an expired token, a wrong nonce or issuer, a key
+the provider does not publish and a replayed or foreign ``state`` are each refused and sign no one in; a group
+removed at the provider changes the role at the next sign-in; signing out goes through the provider; the API takes
+the provider's access tokens for its own audience only; passwords can be turned off."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from pathway.bootstrap import Forlop
+from pathway.store.tables import access_t, user_t
+from tests.e2e.oidc_support import API_AUDIENCE, COORDINATORS, MANAGERS, at_provider, begin, sign_in, two_providers
+from tests.suite.oidc import Provider
+
+pytest.register_assert_rewrite("tests.e2e.api_support")
+from tests.e2e.api_support import API, World  # noqa: E402
+
+pytest_plugins = ["tests.e2e.api_support"]
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+REFRESH = re.compile(r'http-equiv="refresh" content="0;url=([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Provider, Provider, Path]]:
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FORLOP_TEST_POLICE_SECRET", "forlop-secret")  # the police's client secret, from the environment
+        with two_providers(tmp_path_factory.mktemp("oidc")) as found:
+            yield found
+
+
+@pytest.fixture
+def municipality(providers: tuple[Provider, Provider, Path]) -> Provider:
+    return providers[0]
+
+
+@pytest.fixture
+def police(providers: tuple[Provider, Provider, Path]) -> Provider:
+    return providers[1]
+
+
+def app_of(world: World, config: Path, **settings: object) -> TestClient:
+    """Forløp on the world's database, registered with both providers (its public address is the test client's)."""
+    core = Forlop(settings=world.core.settings.model_copy(update={
+        "oidc_config": config, "public_url": "http://testserver", **settings}),
+        engine=world.core.engine, catalog=world.core.catalog)
+    os.environ.setdefault("FORLOP_TEST_POLICE_SECRET", "forlop-secret")
+    return TestClient(create_app(core))
+
+
+@pytest.fixture
+def client(world: World, providers: tuple[Provider, Provider, Path]) -> TestClient:
+    return app_of(world, providers[2])
+
+
+def signed_in_to(response: object, client: TestClient) -> str:
+    """Where a successful sign-in sends the browser on (the page's own refresh), with the session cookie set."""
+    assert response.status_code == 200, response.text  # type: ignore[attr-defined]
+    target = REFRESH.search(response.text)  # type: ignore[attr-defined]
+    assert target is not None, response.text  # type: ignore[attr-defined]
+    assert client.cookies.get("forlop_session"), "no session cookie"
+    return target.group(1)
+
+
+def account(world: World, username: str) -> sa.Row:  # type: ignore[type-arg]
+    with world.core.engine.connect() as conn:
+        return conn.execute(sa.select(user_t).where(user_t.c.username == username)).one()
+
+
+def logged(world: World, username: str) -> list[str]:
+    with world.core.engine.connect() as conn:
+        return list(conn.execute(sa.select(access_t.c.action).where(access_t.c.username == username)
+                                 .order_by(access_t.c.at)).scalars())
+
+
+def test_a_coordinator_signs_in_through_the_municipality_and_lands_on_their_units_cases(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    page = client.get("/login")
+    assert "Logg inn med Bergen kommune" in page.text and "Logg inn med politiet" in page.text
+    assert 'name="password"' in page.text  # passwords stay on by default (the demo's)
+    target = signed_in_to(sign_in(client, municipality, "kommune", "kari"), client)
+    assert target == "/cases"
+    cases = client.get(target)
+    assert cases.status_code == 200
+    ours = world.references(unit="bergen-sentrum")
+    theirs = [r for r in world.references() if r not in ours]
+    assert any(r in cases.text for r in ours) and not any(r in cases.text for r in theirs)
+    kari = account(world, "kari")  # made at the first sign-in, linked to the provider's subject
+    assert (kari.role, kari.unit, kari.agency, kari.idp, kari.idp_subject) == (
+        "coordinator", "bergen-sentrum", None, "kommune", "kari")
+    assert kari.password_hash is None and kari.email == "kari@example.test"
+    assert "sign_in" in logged(world, "kari")
+    me = client.get("/cases")
+    assert me.status_code == 200  # the session holds for the next page too
+
+
+def test_a_police_contact_signs_in_through_the_police_and_lands_on_their_tasks(
+        world: World, client: TestClient, police: Provider) -> None:
+    target = signed_in_to(sign_in(client, police, "politiet", "per"), client)
+    assert target == "/tasks"
+    assert client.get(target).status_code == 200
+    per = account(world, "per.politi")
+    assert (per.role, per.unit, per.agency, per.idp) == ("partner", None, "police", "politiet")
+    assert client.get("/cases", follow_redirects=False).status_code == 404  # a coordinator's page: not theirs
+
+
+def test_a_person_without_a_mapped_group_is_refused_with_a_page_that_says_why(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    r = sign_in(client, municipality, "kommune", "ola")
+    assert r.status_code == 403
+    assert "Du har ikke tilgang til Forløp" in r.text
+    assert "Kontoen din hos Bergen kommune er ikke med i noen gruppe som gir tilgang til Forløp" in r.text
+    assert not client.cookies.get("forlop_session")
+    assert client.get("/cases", follow_redirects=False).headers["location"].startswith("/login")
+    assert logged(world, "ola") == ["sign_in.unmapped"]  # refused and logged; no account was made
+    with world.core.engine.connect() as conn:
+        assert conn.execute(sa.select(user_t).where(user_t.c.username == "ola")).first() is None
+
+
+@pytest.mark.parametrize("mischief", ["tamper", "wrong_aud", "expired", "wrong_nonce", "wrong_iss", "unknown_key"])
+def test_an_id_token_that_does_not_hold_up_signs_no_one_in(
+        world: World, client: TestClient, municipality: Provider, mischief: str) -> None:
+    municipality.mischief(mischief)  # the provider's next token response carries a spoiled ID token
+    r = sign_in(client, municipality, "kommune", "mona")
+    assert r.status_code == 400, (mischief, r.status_code, r.text[:300])
+    assert "Innloggingen kunne ikke bekreftes" in r.text
+    assert not client.cookies.get("forlop_session")
+    assert client.get("/cases", follow_redirects=False).status_code == 303
+
+
+def test_a_state_works_once_and_only_in_the_browser_that_began_the_sign_in(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    back = at_provider(municipality, begin(client, "kommune"), "mona")
+    state = parse_qs(urlsplit(back).query)["state"][0]
+    stranger = app_of(world, Path(client.app.state.core.settings.oidc_config))  # type: ignore[attr-defined]
+    refused = stranger.get(back, follow_redirects=False)  # another browser: no cookie with this state
+    assert refused.status_code == 400 and "Innloggingen kunne ikke bekreftes" in refused.text
+    assert signed_in_to(client.get(back, follow_redirects=False), client) == "/cases"  # still the right browser's
+    # A copy of the URL and of the cookie, used after the sign-in: the state is used up.
+    replayed = TestClient(client.app, cookies={"forlop_oidc": state})
+    r = replayed.get(back, follow_redirects=False)
+    assert r.status_code == 400 and "Innloggingen kunne ikke bekreftes" in r.text
+    assert not replayed.cookies.get("forlop_session")
+
+
+def test_a_group_removed_at_the_provider_changes_the_role_at_the_next_sign_in(
+        world: World, providers: tuple[Provider, Provider, Path], municipality: Provider) -> None:
+    first = app_of(world, providers[2])
+    assert signed_in_to(sign_in(first, municipality, "kommune", "rolf"), first) == "/cases"
+    municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "name": "Rolf (syntetisk)",
+                                     "groups": [MANAGERS]})
+    second = app_of(world, providers[2])
+    assert signed_in_to(sign_in(second, municipality, "kommune", "rolf"), second) == "/reports"
+    assert (account(world, "rolf").role, account(world, "rolf").unit) == ("manager", "bergen-sentrum")
+    municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": ["alle-ansatte"]})
+    third = app_of(world, providers[2])
+    r = sign_in(third, municipality, "kommune", "rolf")
+    assert r.status_code == 403 and "Du har ikke tilgang til Forløp" in r.text
+    municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": [COORDINATORS]})
+
+
+def test_an_administrator_can_still_block_a_provider_account(
+        world: World, providers: tuple[Provider, Provider, Path], municipality: Provider) -> None:
+    before = app_of(world, providers[2])
+    assert signed_in_to(sign_in(before, municipality, "kommune", "berit"), before) == "/cases"
+    r = world.client.post(f"{API}/users/berit/deactivate", headers=world.auth("admin"))
+    assert r.status_code == 200, r.text
+    assert before.get("/cases", follow_redirects=False).status_code == 303  # her session ended with the block
+    after = app_of(world, providers[2])
+    r = sign_in(after, municipality, "kommune", "berit")
+    assert r.status_code == 403 and "Kontoen din er sperret i Forløp" in r.text
+    assert logged(world, "berit")[-1] == "sign_in.blocked"
+
+
+def test_an_account_name_another_account_has_is_not_taken_over(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    r = sign_in(client, municipality, "kommune", "koordinator")  # the demo's local coordinator has this name
+    assert r.status_code == 403 and "En annen konto i Forløp har allerede brukernavnet ditt" in r.text
+    assert account(world, "koordinator").idp is None
+
+
+def test_signing_out_ends_the_session_here_and_goes_through_the_providers_end_session(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    signed_in_to(sign_in(client, municipality, "kommune", "mona"), client)
+    csrf = CSRF.search(client.get("/cases").text).group(1)  # type: ignore[union-attr]
+    r = client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert r.status_code == 200 and "Du er logget ut av Forløp" in r.text
+    onward = urlsplit(REFRESH.search(r.text).group(1).replace("&amp;", "&"))  # type: ignore[union-attr]
+    assert f"{onward.scheme}://{onward.netloc}".startswith(municipality.issuer.rstrip("/"))
+    assert parse_qs(onward.query) == {"client_id": ["forlop"],
+                                      "post_logout_redirect_uri": ["http://testserver/login?note=signed_out"]}
+    assert client.get("/cases", follow_redirects=False).status_code == 303
+
+
+def test_the_api_takes_the_providers_access_token_for_its_own_audience_only(
+        world: World, client: TestClient, police: Provider) -> None:
+    token = police.client_credentials(resource=API_AUDIENCE, scope="read tasks")
+    me = client.get(f"{API}/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200, me.text
+    assert (me.json()["username"], me.json()["token_kind"], me.json()["scopes"]) == (
+        "politi", "provider", ["read", "tasks"])
+    assert client.get(f"{API}/tasks", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    other = police.client_credentials(resource="https://other.test/api", scope="read tasks")
+    refused = client.get(f"{API}/me", headers={"Authorization": f"Bearer {other}"})
+    assert refused.status_code == 401
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    head, body, signature = token.split(".")
+    spoiled = f"{head}.{body}.{signature[:-4]}{'AAAA' if not signature.endswith('AAAA') else 'BBBB'}"
+    assert client.get(f"{API}/me", headers={"Authorization": f"Bearer {spoiled}"}).status_code == 401
+
+
+def test_a_rotated_signing_key_is_fetched_when_a_token_names_it(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    signed_in_to(sign_in(client, municipality, "kommune", "mona"), client)  # the keys are cached now
+    municipality.rotate(keep_old=False)
+    again = TestClient(client.app)  # another browser, the same server (and its cached keys)
+    assert signed_in_to(sign_in(again, municipality, "kommune", "mona"), again) == "/cases"
+
+
+def test_passwords_can_be_turned_off_when_a_provider_is_configured(
+        world: World, providers: tuple[Provider, Provider, Path]) -> None:
+    client = app_of(world, providers[2], password_login=False)
+    page = client.get("/login")
+    assert "Logg inn med Bergen kommune" in page.text and 'name="password"' not in page.text
+    nonce = "x"
+    client.cookies.set("forlop_login", nonce)
+    r = client.post("/login", data={"username": "koordinator", "password": "demo", "nonce": nonce})
+    assert r.status_code == 403 and "Innlogging med passord er slått av" in r.text
+    api = client.post(f"{API}/auth/token", data={"username": "koordinator", "password": "demo"})
+    assert api.status_code == 403 and api.headers["content-type"].startswith("application/problem+json")
+
+
+def test_the_sign_in_page_and_its_refusals_are_in_english_on_request(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    client.cookies.set("forlop_lang", "en")
+    assert "Sign in with Bergen municipality" in client.get("/login").text
+    r = sign_in(client, municipality, "kommune", "ola")
+    assert r.status_code == 403 and "You have no access to Forløp" in r.text
