@@ -11,7 +11,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from pathway.accounts import PASSWORD, ROLES, Grant, User, bearer
 from pathway.bootstrap import Forlop
-from pathway.identity import api_grant, looks_like_jwt
+from pathway.identity import SignInRefused, api_grant, looks_like_jwt
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -54,7 +54,11 @@ def current_grant(core: Core, token: Annotated[str | None, Depends(oauth2)]) -> 
     if not token:
         grant = None
     elif looks_like_jwt(token):
-        grant = api_grant(core.engine, core.identity, token) if core.identity else None
+        try:
+            grant = api_grant(core.engine, core.identity, token) if core.identity else None
+        except SignInRefused:  # the provider's keys cannot be had: not the caller's fault
+            raise HTTPException(503, "the identity provider cannot be reached to check this token: try again "
+                                "shortly", headers={"Retry-After": "30"}) from None
     else:
         grant = bearer(core.engine, token, personal_max=timedelta(days=core.settings.personal_token_max_days))
     if grant is None:

@@ -149,9 +149,11 @@ def login(engine: sa.Engine, username: str, password: str, *, now: datetime | No
     hits = _count_attempt(engine, username, client=client, limits=limits, now=now)
     with engine.connect() as conn:
         row = conn.execute(sa.select(user_t).where(user_t.c.username == username, user_t.c.active.is_(True))).first()
-    stored = row.password_hash if row is not None and row.password_hash else _DUMMY_HASH
+    # An account of an identity provider has no password here (were one set, it would bypass the provider's groups).
+    usable = row is not None and row.password_hash is not None and row.idp is None
+    stored = row.password_hash if usable else _DUMMY_HASH  # type: ignore[union-attr]
     try:  # outside any transaction: a verification takes a while, and holds no lock meanwhile
-        ok = _hasher.verify(stored, password) and row is not None and row.password_hash is not None
+        ok = _hasher.verify(stored, password) and usable
     except (VerificationError, InvalidHashError):
         ok = False
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():

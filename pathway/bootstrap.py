@@ -38,8 +38,10 @@ class Forlop:
     def identity(self) -> Identity:
         """The identity providers of ``FORLOP_OIDC_CONFIG`` (none without it); read once, at the first sign-in."""
         path = self.settings.oidc_config
-        config = load_config(path, choices=Choices.of(self.settings, self.catalog)) if path is not None else None
-        return Identity(config, dict(os.environ))
+        environ = dict(os.environ)  # the providers' secrets, by the variables the file names
+        config = load_config(path, choices=Choices.of(self.settings, self.catalog), environ=environ,
+                             production=self.settings.env == "production") if path is not None else None
+        return Identity(config, environ)
 
     @cached_property
     def email_channel(self) -> EmailChannel | None:

@@ -36,7 +36,7 @@ from pathway.accounts import SCOPES, Grant, User, issue_token, user_of_row
 from pathway.definition.problems import problem_at
 from pathway.definition.reader import read_yaml
 from pathway.errors import DefinitionError, InvalidArgument, Problem
-from pathway.services.users import Choices, placement, valid_username
+from pathway.services.users import Choices, end_sessions, placement, valid_username
 from pathway.store.access import access_writer
 from pathway.store.engine import WRITE
 from pathway.store.tables import oidc_login_t, user_t
@@ -50,6 +50,8 @@ LEEWAY = 60  # seconds of clock difference allowed between the provider and us
 HTTP_TIMEOUT = 10.0
 METADATA_TTL = 3600.0  # discovery and keys are fetched again after an hour (and keys at once on an unknown kid)
 UNKNOWN_KID_PAUSE = 1.0  # at most one refetch of the keys a second for tokens with a kid we have not seen
+DOWN_PAUSE = 15.0  # after the provider failed to answer, it is not asked again for this long
+ENDPOINTS = ("authorization_endpoint", "token_endpoint", "jwks_uri")  # what discovery must name
 
 
 class RoleRule(BaseModel):
@@ -113,8 +115,11 @@ class IdentityConfig(BaseModel):
     providers: dict[str, Provider] = Field(min_length=1)
 
 
-def load_config(path: Path, *, choices: Choices) -> IdentityConfig:
-    """The providers of a YAML file; ``DefinitionError`` names the file, line and field of what is wrong."""
+def load_config(path: Path, *, choices: Choices, environ: dict[str, str] | None = None,
+                production: bool = False) -> IdentityConfig:
+    """The providers of a YAML file; ``DefinitionError`` names the file, line and field of what is wrong: also a
+    secret variable that is not set, two providers with one issuer, an API audience that is the client id (ID
+    tokens would pass for access tokens), and in production an issuer without https."""
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -136,8 +141,19 @@ def load_config(path: Path, *, choices: Choices) -> IdentityConfig:
             except InvalidArgument as exc:
                 problems.append(problem_at(name, doc, ("providers", key, "roles", i, exc.field),
                                            str(exc).removeprefix(f"{exc.field}: ")))
+        at = ("providers", key)
         if "openid" not in provider.scopes:
-            problems.append(problem_at(name, doc, ("providers", key, "scopes"), "must include openid"))
+            problems.append(problem_at(name, doc, (*at, "scopes"), "must include openid"))
+        if provider.client_secret_env and environ is not None and not environ.get(provider.client_secret_env):
+            problems.append(problem_at(name, doc, (*at, "client_secret_env"),
+                                       f"the variable {provider.client_secret_env} is not set"))
+        if provider.api_audience is not None and provider.api_audience == provider.client_id:
+            problems.append(problem_at(name, doc, (*at, "api_audience"),
+                                       "must differ from client_id (an ID token would pass for an access token)"))
+        if production and not provider.issuer.startswith("https://"):
+            problems.append(problem_at(name, doc, (*at, "issuer"), "must be https in production"))
+        if sum(p.issuer == provider.issuer for p in config.providers.values()) > 1:
+            problems.append(problem_at(name, doc, (*at, "issuer"), "another provider has the same issuer"))
     if problems:
         raise DefinitionError(problems)
     return config
@@ -171,33 +187,55 @@ class OidcClient:
         self._metadata: _Cached | None = None
         self._keys: _Cached | None = None
         self._unknown_kid_fetch = 0.0
+        self._down_until = 0.0
 
     def _get(self, url: str) -> dict[str, Any]:
+        """A JSON object from the provider. No lock is held meanwhile; while the provider has just failed, it is not
+        asked again for a while, so that requests do not queue behind its timeout."""
+        if self.clock() < self._down_until:
+            raise SignInRefused("unreachable", "the provider failed a moment ago")
         try:
             response = requests.get(url, timeout=HTTP_TIMEOUT)
             response.raise_for_status()
             data = response.json()
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
         except (requests.RequestException, ValueError) as exc:
+            self._down_until = self.clock() + DOWN_PAUSE
             raise SignInRefused("unreachable", f"{url}: {type(exc).__name__}") from None
-        if not isinstance(data, dict):
-            raise SignInRefused("unreachable", f"{url}: not a JSON object")
         return data
 
     def metadata(self) -> dict[str, Any]:
+        """The provider's discovery document (its issuer must be the configured one, and it must name the endpoints
+        we use); an old one is used while the provider cannot give a new one."""
+        cached = self._metadata
+        if cached is not None and self.clock() - cached.fetched <= METADATA_TTL:
+            return cached.value  # type: ignore[no-any-return]
+        try:
+            data = self._get(self.provider.issuer.rstrip("/") + "/.well-known/openid-configuration")
+        except SignInRefused:
+            if cached is not None:
+                return cached.value  # type: ignore[no-any-return]
+            raise
+        if data.get("issuer") != self.provider.issuer:  # OpenID Connect Discovery 1.0, section 4.3
+            raise SignInRefused("unreachable", "the discovery document names another issuer")
+        missing = [k for k in ENDPOINTS if not isinstance(data.get(k), str)]
+        if missing:
+            raise SignInRefused("unreachable", f"the discovery document lacks {', '.join(missing)}")
         with self._lock:
-            if self._metadata is None or self.clock() - self._metadata.fetched > METADATA_TTL:
-                issuer = self.provider.issuer.rstrip("/")
-                data = self._get(issuer + "/.well-known/openid-configuration")
-                if data.get("issuer") != self.provider.issuer:  # OpenID Connect Discovery 1.0, section 4.3
-                    raise SignInRefused("unreachable", "the discovery document names another issuer")
-                self._metadata = _Cached(data, self.clock())
-            return self._metadata.value  # type: ignore[no-any-return]
+            self._metadata = _Cached(data, self.clock())
+        return data
 
     def keys(self, *, refresh: bool = False) -> KeySet:
         with self._lock:
             cached = self._keys
         if cached is None or refresh or self.clock() - cached.fetched > METADATA_TTL:
-            data = self._get(str(self.metadata()["jwks_uri"]))
+            try:
+                data = self._get(str(self.metadata()["jwks_uri"]))
+            except SignInRefused:
+                if cached is not None and not refresh:
+                    return cached.value  # type: ignore[no-any-return]
+                raise
             try:
                 keys = KeySet.import_key_set(data)  # type: ignore[arg-type]
             except (JoseError, ValueError, TypeError, KeyError) as exc:
@@ -348,9 +386,11 @@ def sign_in(engine: sa.Engine, provider: Provider, claims: dict[str, Any], *, tt
     logged, when no group gives a role, when an administrator has blocked the account, or when the account name is
     another account's."""
     now = now or datetime.now(timezone.utc)
-    subject = str(claims["sub"])
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not 0 < len(subject) <= 255:
+        raise SignInRefused("invalid", f"provider {provider.name}: a subject that is not 1 to 255 characters")
     who = f"provider {provider.name}, subject {_hash(provider.name + ':' + subject)[:12]}"
-    for attempt in (1, 2):  # a first sign-in in two tabs at once: the second finds the account the first made
+    for attempt in (1, 2):  # a first sign-in in two processes at once: the second finds the account the first made
         try:
             with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
                 outcome = _admit(conn, provider, subject, claims, who=who, client=client, now=now, ttl=ttl)
@@ -359,7 +399,6 @@ def sign_in(engine: sa.Engine, provider: Provider, claims: dict[str, Any], *, tt
             if attempt == 2:
                 raise
     if isinstance(outcome, SignInRefused):
-        log.warning("sign-in refused (%s): %s", outcome.why, outcome.detail)
         raise outcome
     log.info("signed in through %s as %s", who, outcome[1].role)
     return outcome
@@ -370,11 +409,13 @@ def _admit(conn: sa.Connection, provider: Provider, subject: str, claims: dict[s
     """``sign_in``'s decision and its writes (in the caller's transaction): a session, or why not (logged)."""
     rule = provider.assignment(claims)
     username = account_name(claims.get(provider.username_claim))
-    linked = (user_t.c.idp == provider.name) & (user_t.c.idp_subject == subject)
+    linked = (user_t.c.idp_issuer == provider.issuer) & (user_t.c.idp_subject == subject)
     row = conn.execute(sa.select(user_t).where(linked)).first()
     name = row.username if row is not None else username
     if rule is None:
         _refusal(conn, name, "sign_in.unmapped", client)
+        if row is not None and row.active:  # out of every group: what they were signed in with ends now too
+            end_sessions(conn, row, now)
         return SignInRefused("unmapped", f"{who}: no group of the user gives a role in Forløp")
     if row is not None and not row.active:
         _refusal(conn, name, "sign_in.blocked", client)
@@ -387,10 +428,11 @@ def _admit(conn: sa.Connection, provider: Provider, subject: str, claims: dict[s
             return SignInRefused("name_taken", f"{who}: its account name belongs to another account")
         conn.execute(sa.insert(user_t).values(id=uuid.uuid4(), username=username, role=rule.role, unit=rule.unit,
                                               agency=rule.agency, language="nb", active=True, created_at=now,
-                                              idp=provider.name, idp_subject=subject))
+                                              idp=provider.name, idp_issuer=provider.issuer, idp_subject=subject))
     email = claims.get("email")
     row = conn.execute(sa.update(user_t).where(linked).values(
-        role=rule.role, unit=rule.unit, agency=rule.agency, **({"email": email[:320]} if isinstance(email, str) else {}))
+        idp=provider.name, role=rule.role, unit=rule.unit, agency=rule.agency,
+        **({"email": email[:320]} if isinstance(email, str) else {}))
         .returning(*user_t.c)).one()
     token, _, _ = issue_token(conn, row.id, "web", now=now, ttl=ttl)
     access_writer(username=row.username, role=row.role, action="sign_in", client=client,
@@ -422,9 +464,11 @@ def api_grant(engine: sa.Engine, identity: Identity, token: str) -> Grant | None
         return None
     try:
         claims = oidc.verify(token, aud=oidc.provider.api_audience)
-        if "nonce" in claims:  # an ID token (where the audience is the client id, as Entra ID's may be)
+        if "nonce" in claims or "at_hash" in claims:  # an ID token is never an access token
             raise SignInRefused("invalid", "an ID token is not an access token")
     except SignInRefused as exc:
+        if exc.why == "unreachable":
+            raise  # not the caller's fault: the API answers 503
         log.info("a provider's access token was refused: %s", exc.detail)
         return None
     subject, client_id = str(claims["sub"]), claims.get("client_id")
@@ -432,7 +476,7 @@ def api_grant(engine: sa.Engine, identity: Identity, token: str) -> Grant | None
         else None
     with engine.connect() as conn:
         who = (user_t.c.username == account) if account else \
-            sa.and_(user_t.c.idp == oidc.provider.name, user_t.c.idp_subject == subject)
+            sa.and_(user_t.c.idp_issuer == oidc.provider.issuer, user_t.c.idp_subject == subject)
         row = conn.execute(sa.select(user_t).where(who, user_t.c.active.is_(True))).first()
     if row is None:
         return None

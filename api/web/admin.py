@@ -36,7 +36,8 @@ MESSAGES = {"unit": N_("Choose a unit from the list."), "agency": N_("Choose an 
             "password": N_("At least 8 characters."), "end": N_("The end date comes before the start date."),
             "phone": N_("Give a phone number: digits and spaces, perhaps starting with +.")}
 REFUSALS = {"self": N_("You cannot deactivate yourself; another administrator can."),
-            "last_admin": N_("This is the last active administrator; make another one first.")}
+            "last_admin": N_("This is the last active administrator; make another one first."),
+            "provider_account": N_("This user signs in through an identity provider and has no password here.")}
 DONE = {"created": N_("Saved."), "user.update": N_("Saved."), "user.phone": N_("Saved."),
         "user.deactivate": N_("The user is deactivated and signed out."),
         "user.reactivate": N_("The user can sign in again."), "user.password": N_("The new password is set.")}
@@ -52,7 +53,8 @@ def _users(request: Request, core: Core, session: Session, *, status: int = 200,
     with core.uow(read_only=True) as uow:
         rows = views.users(uow.conn)
     return page(request, "admin_users.html", session, status=status, users=rows, done=done, errors=errors or [],
-                message=message, units=views.units(core.settings), agencies=views.agencies(core.catalog))
+                message=message, units=views.units(core.settings), agencies=views.agencies(core.catalog),
+                providers=core.identity.providers)
 
 
 def _refused(request: Request, core: Core, session: Session, exc: ValidationError | ForlopError) -> Response:

@@ -3,7 +3,7 @@ the notification inbox every role has."""
 
 from __future__ import annotations
 
-import hmac
+import logging
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -24,11 +24,18 @@ from pathway.identity import SignInRefused
 from pathway.store import inbox
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger("forlop.identity")
 START = {"coordinator": "/cases", "partner": "/tasks", "manager": "/reports", "admin": "/admin/users"}
 
 
 def see_other(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
+
+
+def landing(next: str, role: str) -> str:
+    """Where a sign-in goes on to: the page asked for before it (on this site), else the role's start page."""
+    target = s.safe_next(next)
+    return target if target != "/" else START[role]
 
 
 @router.get("/")
@@ -72,8 +79,7 @@ def login_submit(request: Request, core: Core,
         return refused(request, "passwords", status=403)
     except LoginFailed:
         return _sign_in_page(request, core, next=next, failed=True, username=username, status=401)
-    target = s.safe_next(next)
-    response = see_other(target if target != "/" else START[user.role])
+    response = see_other(landing(next, user.role))
     s.set_cookie(response, core, s.COOKIE, token)  # a session cookie: gone when the browser closes
     response.delete_cookie(s.LOGIN_COOKIE, path="/")
     return response
@@ -130,9 +136,8 @@ def oidc_callback(request: Request, core: Core, provider: Annotated[str, Path(ma
     if oidc is None:
         raise s.PageNotFound()
     label = oidc.provider.text(s.language(request, None))
-    cookie = request.cookies.get(OIDC_COOKIE)
     pending = None
-    if state and cookie and hmac.compare_digest(cookie, state):
+    if state is not None and s.same_secret(request.cookies.get(OIDC_COOKIE), state):
         pending = identity.take_login(core.engine, state=state, provider=provider)
     try:
         if pending is None:
@@ -151,7 +156,7 @@ def oidc_callback(request: Request, core: Core, provider: Annotated[str, Path(ma
         response = refused(request, exc.why, provider=label, detail=exc.detail)
         response.delete_cookie(OIDC_COOKIE, path=OIDC_PATH)
         return response
-    target = pending.next_path if pending.next_path != "/" else START[user.role]
+    target = landing(pending.next_path, user.role)
     # A page, not a redirect: a redirect chain that began at another site would not carry the Strict session
     # cookie to the first page; this page's own navigation does.
     response = page(request, "signed_in.html", None, target=target)
@@ -182,7 +187,9 @@ REFUSALS = {  # why -> the page's heading, its text and its status
 
 
 def refused(request: Request, why: str, *, provider: str = "", detail: str = "", status: int | None = None) -> Response:
-    """Why a sign-in was refused, in the reader's words (the server's log has ``detail``, never a name)."""
+    """Why a sign-in was refused, in the reader's words; the server's log has ``detail`` (never a name)."""
+    if detail:
+        log.warning("sign-in refused (%s): %s", why, detail)
     heading, text, code = REFUSALS[why]
     t = translator(s.language(request, None))
     return page(request, "signin_refused.html", None, status=status or code, heading=t(heading),

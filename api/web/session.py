@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
@@ -61,9 +62,13 @@ def new_login_nonce() -> str:
 
 
 def check_login_nonce(request: Request, sent: str | None) -> None:
-    cookie = request.cookies.get(LOGIN_COOKIE)
-    if not cookie or not sent or not hmac.compare_digest(cookie, sent):
+    if not same_secret(request.cookies.get(LOGIN_COOKIE), sent):
         raise BadForm()
+
+
+def same_secret(kept: str | None, sent: str | None) -> bool:
+    """Whether a value sent back is the one this browser holds, compared in constant time (any text: bytes)."""
+    return bool(kept) and bool(sent) and hmac.compare_digest(kept.encode(), sent.encode())  # type: ignore[union-attr]
 
 
 def language(request: Request, user: User | None = None) -> str:
@@ -75,8 +80,11 @@ def language(request: Request, user: User | None = None) -> str:
 
 
 def safe_next(path: str | None) -> str:
-    """Only a path on this site (never //host or a scheme): an open redirect would help a phishing mail."""
-    if path and path.startswith("/") and not path.startswith("//") and "\\" not in path:
+    """Only a path on this site (never //host or a scheme): an open redirect would help a phishing mail. Browsers
+    drop tabs and line breaks from a URL (``/\t/evil.example`` is ``//evil.example``), so no control character,
+    space or backslash is let through either."""
+    if (path and path.startswith("/") and not path.startswith("//") and "\\" not in path
+            and all(" " < c != "\x7f" for c in path) and not urlsplit(path).netloc):
         return path
     return "/"
 

@@ -33,8 +33,9 @@ _PHONE = re.compile(r"\+?[0-9][0-9 ]*")
 
 
 class AccountRefused(DomainError):
-    """An administrator's change to an account broke a rule: ``rule`` is ``self`` (deactivating themself) or
-    ``last_admin`` (it would leave no active administrator)."""
+    """An administrator's change to an account broke a rule: ``rule`` is ``self`` (deactivating themself),
+    ``last_admin`` (it would leave no active administrator) or ``provider_account`` (a password for an account of an
+    identity provider)."""
 
     def __init__(self, rule: str, message: str, **params: Any) -> None:
         self.rule = rule
@@ -225,12 +226,15 @@ def _carry_out(conn: sa.Connection, command: UserCommand, *, hashed: str | None,
         if target.username in admins:
             _keep_an_admin(admins, target.username)
         values = dict(active=False)
-        _end_sessions(conn, target, now)
+        end_sessions(conn, target, now)
     elif isinstance(command, Reactivate):
         values = dict(active=True, failed_logins=0, locked_until=None)
     else:
+        if target.idp is not None:  # a password would let them past the provider's groups
+            raise AccountRefused("provider_account", "'{username}' signs in through an identity provider and has no "
+                                 "password", username=target.username)
         values = dict(password_hash=hashed, failed_logins=0, locked_until=None)
-        _end_sessions(conn, target, now)
+        end_sessions(conn, target, now)
     conn.execute(sa.update(user_t).where(user_t.c.id == target.id).values(**values))
     _logged(conn, by, command.action, target_reason(target.username, *changes))
 
@@ -241,7 +245,7 @@ def _keep_an_admin(admins: set[str], leaving: str) -> None:
                              username=leaving)
 
 
-def _end_sessions(conn: sa.Connection, target: Any, now: datetime) -> None:
+def end_sessions(conn: sa.Connection, target: Any, now: datetime) -> None:
     """Revoke every live credential of a user: API sessions, page sessions, personal tokens and calendar-feed
     addresses alike (a reactivated user starts over; none of them comes back)."""
     conn.execute(sa.update(token_t).where(token_t.c.user_id == target.id, token_t.c.revoked_at.is_(None))

@@ -15,12 +15,12 @@ from pathway.store.tables import user_t
 
 
 SHOWN = (user_t.c.username, user_t.c.role, user_t.c.unit, user_t.c.agency, user_t.c.language, user_t.c.active,
-         user_t.c.phone)
+         user_t.c.phone, user_t.c.idp)
 
 
 def users(conn: sa.Connection) -> list[Any]:
-    """Every user by name (rows: username, role, unit, agency, language, active, phone); never a password or a
-    token."""
+    """Every user by name (rows: username, role, unit, agency, language, active, phone, and the identity provider
+    they sign in with, or None for a password); never a password or a token."""
     return list(conn.execute(sa.select(*SHOWN).order_by(user_t.c.username)).all())
 
 

@@ -8,6 +8,8 @@ the provider's access tokens for its own audience only; passwords can be turned 
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from tests.e2e.oidc_support import API_AUDIENCE, COORDINATORS, MANAGERS, at_prov
 from tests.suite.oidc import Provider
 
 pytest.register_assert_rewrite("tests.e2e.api_support")
-from tests.e2e.api_support import API, World  # noqa: E402
+from tests.e2e.api_support import API, World, signed_in  # noqa: E402
 
 pytest_plugins = ["tests.e2e.api_support"]
 
@@ -106,6 +108,17 @@ def test_a_coordinator_signs_in_through_the_municipality_and_lands_on_their_unit
     assert me.status_code == 200  # the session holds for the next page too
 
 
+def test_the_administrator_sees_who_signs_in_with_which_provider(
+        world: World, client: TestClient, police: Provider) -> None:
+    signed_in_to(sign_in(client, police, "politiet", "per"), client)
+    admin = signed_in(TestClient(client.app), "admin")
+    page = admin.get("/admin/users").text
+    row = re.search(r'<th scope="row">per\.politi</th>(.*?)</tr>', page, re.S)
+    assert row is not None and ">politiet</td>" in row.group(1), page
+    local = re.search(r'<th scope="row">koordinator</th>(.*?)</tr>', page, re.S)
+    assert local is not None and ">passord</td>" in local.group(1)
+
+
 def test_a_police_contact_signs_in_through_the_police_and_lands_on_their_tasks(
         world: World, client: TestClient, police: Provider) -> None:
     target = signed_in_to(sign_in(client, police, "politiet", "per"), client)
@@ -159,16 +172,20 @@ def test_a_group_removed_at_the_provider_changes_the_role_at_the_next_sign_in(
         world: World, providers: tuple[Provider, Provider, Path], municipality: Provider) -> None:
     first = app_of(world, providers[2])
     assert signed_in_to(sign_in(first, municipality, "kommune", "rolf"), first) == "/cases"
-    municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "name": "Rolf (syntetisk)",
-                                     "groups": [MANAGERS]})
-    second = app_of(world, providers[2])
-    assert signed_in_to(sign_in(second, municipality, "kommune", "rolf"), second) == "/reports"
-    assert (account(world, "rolf").role, account(world, "rolf").unit) == ("manager", "bergen-sentrum")
-    municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": ["alle-ansatte"]})
-    third = app_of(world, providers[2])
-    r = sign_in(third, municipality, "kommune", "rolf")
-    assert r.status_code == 403 and "Du har ikke tilgang til Forløp" in r.text
-    municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": [COORDINATORS]})
+    try:
+        municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": [MANAGERS]})
+        second = app_of(world, providers[2])
+        assert signed_in_to(sign_in(second, municipality, "kommune", "rolf"), second) == "/reports"
+        assert (account(world, "rolf").role, account(world, "rolf").unit) == ("manager", "bergen-sentrum")
+        assert first.get("/cases", follow_redirects=False).status_code == 404  # the old session: a manager's now
+        municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": ["alle-ansatte"]})
+        third = app_of(world, providers[2])
+        r = sign_in(third, municipality, "kommune", "rolf")
+        assert r.status_code == 403 and "Du har ikke tilgang til Forløp" in r.text
+        # Out of every group: the sessions they still had end at this sign-in too.
+        assert second.get("/reports", follow_redirects=False).status_code == 303
+    finally:
+        municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": [COORDINATORS]})
 
 
 def test_an_administrator_can_still_block_a_provider_account(
@@ -248,3 +265,57 @@ def test_the_sign_in_page_and_its_refusals_are_in_english_on_request(
     assert "Sign in with Bergen municipality" in client.get("/login").text
     r = sign_in(client, municipality, "kommune", "ola")
     assert r.status_code == 403 and "You have no access to Forløp" in r.text
+
+
+def test_a_provider_account_gets_no_password_here(world: World, client: TestClient, police: Provider) -> None:
+    signed_in_to(sign_in(client, police, "politiet", "per"), client)
+    r = world.lenient.post(f"{API}/users/per.politi/password", json={"password": "et-langt-passord"},
+                           headers=world.auth("admin"))
+    assert r.status_code in (400, 409) and r.headers["content-type"].startswith("application/problem+json"), r.text
+    assert account(world, "per.politi").password_hash is None
+
+
+@pytest.mark.parametrize("asked", ["/%09/evil.example", "//evil.example", "/%0a/evil.example", "https://evil.example"])
+def test_a_sign_in_goes_on_only_to_a_page_of_this_site(
+        world: World, client: TestClient, municipality: Provider, asked: str) -> None:
+    r = client.get(f"/login/oidc/kommune?next={asked}", follow_redirects=False)
+    assert r.status_code == 303
+    back = at_provider(municipality, r.headers["location"], "mona")
+    assert signed_in_to(client.get(back, follow_redirects=False), client) == "/cases"
+
+
+def test_a_sign_in_asked_for_by_a_page_goes_back_to_it(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    r = client.get("/login/oidc/kommune?next=/inbox%3Fview%3Dlist", follow_redirects=False)
+    back = at_provider(municipality, r.headers["location"], "mona")
+    assert signed_in_to(client.get(back, follow_redirects=False), client) == "/inbox?view=list"
+
+
+def test_a_state_of_any_text_is_refused_without_an_error(world: World, client: TestClient) -> None:
+    client.cookies.set("forlop_oidc", "abc")
+    for state in ("ø", "abc\u00e6", "%00"):
+        r = client.get("/login/oidc/kommune/callback", params={"state": state, "code": "x"}, follow_redirects=False)
+        assert r.status_code == 400 and "Innloggingen kunne ikke bekreftes" in r.text
+
+
+def test_a_provider_that_does_not_answer_gets_a_page_and_the_api_a_503(
+        world: World, tmp_path: Path, providers: tuple[Provider, Provider, Path]) -> None:
+    config = tmp_path / "oidc.yaml"
+    config.write_text(providers[2].read_text() + """\
+  nede:
+    issuer: http://127.0.0.1:9
+    client_id: forlop
+    client_secret: s
+    label: {nb: Nede kommune}
+    roles: [{group: x, role: admin}]
+    api_audience: https://forlop.test/api
+""")
+    client = app_of(world, config)
+    r = client.get("/login/oidc/nede", follow_redirects=False)
+    assert r.status_code == 502 and "Identitetsleverandøren svarer ikke" in r.text
+    assert "Fikk ikke kontakt med Nede kommune" in r.text
+    token = ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=") for part in (
+        {"alg": "RS256", "kid": "k"}, {"iss": "http://127.0.0.1:9", "sub": "x", "aud": API_AUDIENCE})) + ".c2ln"
+    api = client.get(f"{API}/me", headers={"Authorization": f"Bearer {token}"})
+    assert api.status_code == 503 and api.headers["content-type"].startswith("application/problem+json")
+    assert client.get("/login/oidc/kommune", follow_redirects=False).status_code == 303  # the others still work

@@ -19,7 +19,7 @@ class UserRow(SQLModel, table=True):
 
     __tablename__ = "user_account"
     __table_args__ = (sa.Index("ix_user_role_unit", "role", "unit"), sa.Index("ix_user_agency", "agency"),
-                      sa.Index("ux_user_idp_subject", "idp", "idp_subject", unique=True))
+                      sa.Index("ux_user_idp_subject", "idp_issuer", "idp_subject", unique=True))
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     username: str = Field(max_length=64, unique=True)
@@ -35,8 +35,10 @@ class UserRow(SQLModel, table=True):
     password_hash: str | None = Field(default=None, max_length=200)
     failed_logins: int = 0
     locked_until: datetime | None = ts(default=None)
-    # An account made by signing in through an identity provider: which one, and its subject there.
+    # An account made by signing in through an identity provider: which one (its name in the configuration), and
+    # the issuer and subject that identify the person there (OpenID Connect Core 5.7: only the two together).
     idp: str | None = Field(default=None, max_length=32)
+    idp_issuer: str | None = Field(default=None, max_length=500)
     idp_subject: str | None = Field(default=None, max_length=255)
 
 

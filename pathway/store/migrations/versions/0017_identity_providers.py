@@ -1,4 +1,4 @@
-"""identity providers: an account may be linked to its subject at an OpenID Connect provider, and a sign-in begun
+"""identity providers: an account may be linked to its issuer and subject at an OpenID Connect provider, and a sign-in begun
 there waits in ``oidc_login`` (once) until it comes back
 
 Revision ID: 0017
@@ -25,8 +25,9 @@ def upgrade() -> None:
     when = pathway.store.tables.UTCDateTime
     with op.batch_alter_table("user_account", schema=None) as batch_op:
         batch_op.add_column(sa.Column("idp", text(length=32), nullable=True))
+        batch_op.add_column(sa.Column("idp_issuer", text(length=500), nullable=True))
         batch_op.add_column(sa.Column("idp_subject", text(length=255), nullable=True))
-        batch_op.create_index("ux_user_idp_subject", ["idp", "idp_subject"], unique=True)
+        batch_op.create_index("ux_user_idp_subject", ["idp_issuer", "idp_subject"], unique=True)
     op.create_table(
         "oidc_login",
         sa.Column("state_hash", text(length=64), nullable=False),
@@ -48,4 +49,5 @@ def downgrade() -> None:
     with op.batch_alter_table("user_account", schema=None) as batch_op:
         batch_op.drop_index("ux_user_idp_subject")
         batch_op.drop_column("idp_subject")
+        batch_op.drop_column("idp_issuer")
         batch_op.drop_column("idp")
