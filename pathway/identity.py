@@ -38,6 +38,7 @@ from pathway.definition.reader import read_yaml
 from pathway.errors import DefinitionError, InvalidArgument, Problem
 from pathway.services.users import Choices, end_sessions, placement, valid_username
 from pathway.store.access import access_writer
+from pathway.views.access import target_reason
 from pathway.store.engine import WRITE
 from pathway.store.tables import oidc_login_t, user_t
 
@@ -69,6 +70,10 @@ class Label(BaseModel):
     nb: str = Field(min_length=1, max_length=80)
     en: str | None = Field(default=None, max_length=80)
 
+    def of(self, language: str) -> str:
+        """The text in ``language`` (bokmål where there is no English)."""
+        return (self.en or self.nb) if language == "en" else self.nb
+
 
 class Provider(BaseModel):
     """One identity provider Forløp is registered with."""
@@ -94,13 +99,11 @@ class Provider(BaseModel):
 
     def text(self, language: str) -> str:
         """The organisation's name in ``language``."""
-        return (self.label.en or self.label.nb) if language == "en" else self.label.nb
+        return self.label.of(language)
 
     def button_text(self, language: str) -> str | None:
         """The button's own text, if the file gives one (else the page says "Sign in with" the name)."""
-        if self.button is None:
-            return None
-        return (self.button.en or self.button.nb) if language == "en" else self.button.nb
+        return None if self.button is None else self.button.of(language)
 
     def assignment(self, claims: dict[str, Any]) -> RoleRule | None:
         """The first rule whose group the user's claims carry, or None: no role in Forløp."""
@@ -429,6 +432,10 @@ def _admit(conn: sa.Connection, provider: Provider, subject: str, claims: dict[s
         conn.execute(sa.insert(user_t).values(id=uuid.uuid4(), username=username, role=rule.role, unit=rule.unit,
                                               agency=rule.agency, language="nb", active=True, created_at=now,
                                               idp=provider.name, idp_issuer=provider.issuer, idp_subject=subject))
+    elif (row.role, row.unit, row.agency) != (rule.role, rule.unit, rule.agency):  # the groups changed at the provider
+        access_writer(username=f"provider:{provider.name}"[:64], role="none", action="user.update", client=client,
+                      reason=target_reason(row.username, ("role", rule.role), ("unit", rule.unit),
+                                           ("agency", rule.agency)))(conn)
     email = claims.get("email")
     row = conn.execute(sa.update(user_t).where(linked).values(
         idp=provider.name, role=rule.role, unit=rule.unit, agency=rule.agency,
@@ -471,16 +478,23 @@ def api_grant(engine: sa.Engine, identity: Identity, token: str) -> Grant | None
             raise  # not the caller's fault: the API answers 503
         log.info("a provider's access token was refused: %s", exc.detail)
         return None
-    subject, client_id = str(claims["sub"]), claims.get("client_id")
-    account = oidc.provider.api_clients.get(str(client_id)) if client_id is not None and subject == client_id \
-        else None
+    subject = str(claims["sub"])
+    client_id = next((str(claims[c]) for c in ("client_id", "azp", "appid") if c in claims), None)  # RFC 9068, Entra
+    # A client acting for itself (client credentials): its subject is its client id (RFC 9068), or Entra ID says so.
+    for_itself = client_id is not None and (subject == client_id or claims.get("idtyp") == "app")
+    account = oidc.provider.api_clients.get(client_id) if for_itself and client_id is not None else None
     with engine.connect() as conn:
         who = (user_t.c.username == account) if account else \
             sa.and_(user_t.c.idp_issuer == oidc.provider.issuer, user_t.c.idp_subject == subject)
         row = conn.execute(sa.select(user_t).where(who, user_t.c.active.is_(True))).first()
     if row is None:
         return None
-    scopes = frozenset(str(claims.get("scope", "")).split()) & frozenset(SCOPES)
+    granted: set[str] = set()
+    for claim in ("scope", "scp", "roles"):  # RFC 9068's; Entra ID's delegated scopes and application roles
+        value = claims.get(claim)
+        granted |= set(value.split()) if isinstance(value, str) else \
+            {v for v in value if isinstance(v, str)} if isinstance(value, list) else set()
+    scopes = frozenset(granted) & frozenset(SCOPES)
     token_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{oidc.provider.issuer}#{claims.get('jti', '')}")
     return Grant(user_of_row(row), token_id, "provider", scopes)
 

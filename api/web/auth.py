@@ -112,8 +112,9 @@ def oidc_begin(request: Request, core: Core, provider: Annotated[str, Path(max_l
     oidc = core.identity.client(provider)
     if oidc is None:
         raise s.PageNotFound()
-    state, pending = identity.begin_login(core.engine, provider=provider, next_path=s.safe_next(next))
     try:
+        oidc.metadata()  # first: a provider that does not answer leaves no sign-in behind
+        state, pending = identity.begin_login(core.engine, provider=provider, next_path=s.safe_next(next))
         url = oidc.authorization_url(redirect_uri=_redirect_uri(core, provider), state=state, nonce=pending.nonce,
                                      code_verifier=pending.code_verifier)
     except SignInRefused as exc:

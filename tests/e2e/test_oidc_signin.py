@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from pathway import identity
 from pathway.bootstrap import Forlop
 from pathway.store.tables import access_t, user_t
 from tests.e2e.oidc_support import API_AUDIENCE, COORDINATORS, MANAGERS, at_provider, begin, sign_in, two_providers
@@ -177,6 +179,10 @@ def test_a_group_removed_at_the_provider_changes_the_role_at_the_next_sign_in(
         second = app_of(world, providers[2])
         assert signed_in_to(sign_in(second, municipality, "kommune", "rolf"), second) == "/reports"
         assert (account(world, "rolf").role, account(world, "rolf").unit) == ("manager", "bergen-sentrum")
+        with world.core.engine.connect() as conn:  # the change is in the access log, by the provider
+            changed = conn.execute(sa.select(access_t.c.username, access_t.c.reason).where(
+                access_t.c.action == "user.update", access_t.c.reason.like("user=rolf %"))).all()
+        assert ("provider:kommune", "user=rolf role=manager unit=bergen-sentrum") in changed
         assert first.get("/cases", follow_redirects=False).status_code == 404  # the old session: a manager's now
         municipality.set_claims("rolf", {"preferred_username": "rolf@bergen.kommune.test", "groups": ["alle-ansatte"]})
         third = app_of(world, providers[2])
@@ -319,3 +325,45 @@ def test_a_provider_that_does_not_answer_gets_a_page_and_the_api_a_503(
     api = client.get(f"{API}/me", headers={"Authorization": f"Bearer {token}"})
     assert api.status_code == 503 and api.headers["content-type"].startswith("application/problem+json")
     assert client.get("/login/oidc/kommune", follow_redirects=False).status_code == 303  # the others still work
+
+
+def test_a_sign_in_the_person_cancels_at_the_provider_says_so(
+        world: World, client: TestClient, municipality: Provider) -> None:
+    r = sign_in(client, municipality, "kommune", "ukjent")  # the provider sends back error=access_denied
+    assert r.status_code == 400 and "Innloggingen ble avbrutt" in r.text
+    assert "Bergen kommune logget deg ikke inn" in r.text
+
+
+def test_a_sign_in_left_at_the_provider_for_more_than_ten_minutes_is_refused(world: World) -> None:
+    begun = datetime.now(timezone.utc)
+    state, _ = identity.begin_login(world.core.engine, provider="kommune", next_path="/", now=begun)
+    late = begun + identity.LOGIN_TTL + timedelta(seconds=1)
+    assert identity.take_login(world.core.engine, state=state, provider="kommune", now=late) is None
+    state, _ = identity.begin_login(world.core.engine, provider="kommune", next_path="/", now=begun)
+    assert identity.take_login(world.core.engine, state=state, provider="politiet", now=begun) is None  # not its own
+    state, _ = identity.begin_login(world.core.engine, provider="kommune", next_path="/cases", now=begun)
+    taken = identity.take_login(world.core.engine, state=state, provider="kommune", now=begun)
+    assert taken is not None and taken.next_path == "/cases"
+    assert identity.take_login(world.core.engine, state=state, provider="kommune", now=begun) is None  # once
+
+
+def test_the_api_takes_entra_ids_claim_names_for_an_application_and_its_roles(
+        world: World, providers: tuple[Provider, Provider, Path]) -> None:
+    """Entra ID's application tokens name their client in azp (or appid), say idtyp=app, and carry application
+    roles in roles; delegated scopes come in scp. Checked on the claims, past the signature (the grant's rule)."""
+    client = app_of(world, providers[2])
+    oidc = client.app.state.core.identity.client("politiet")
+    claims = {"iss": oidc.provider.issuer, "sub": "3f0c-objekt-id", "aud": API_AUDIENCE, "azp": "politi-system",
+              "idtyp": "app", "roles": ["read", "tasks", "Forlop.Annet"], "exp": 4102444800}
+    original = oidc.verify
+    oidc.verify = lambda token, **expected: dict(claims)  # type: ignore[method-assign]
+    try:
+        grant = identity.api_grant(world.core.engine, client.app.state.core.identity, _unsigned(claims))
+    finally:
+        oidc.verify = original  # type: ignore[method-assign]
+    assert grant is not None and grant.user.username == "politi" and grant.scopes == {"read", "tasks"}
+
+
+def _unsigned(claims: dict[str, object]) -> str:
+    return ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+                    for part in ({"alg": "RS256"}, claims)) + ".c2ln"
