@@ -7,6 +7,7 @@ changed steps and handover tasks, and the new events, all in the caller's transa
 from __future__ import annotations
 
 import uuid
+from operator import attrgetter
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from pathway.crypto import CaseKey, KeyRing
 from pathway.definition import PathwayDefinition
 from pathway.errors import CaseErased, ConcurrencyConflict, NotFound
 from pathway.reminders import first_reminder_at
-from pathway.store.casekeys import ERASED, LOCKED, sealer_of, store_key
+from pathway.store.casekeys import ERASED, sealer_of, store_key
 from pathway.store.tables import case_key_t, case_t, event_t, handover_t, step_t
 
 Resolver = Callable[[str, int], PathwayDefinition]
@@ -88,8 +89,14 @@ def _opened(sealer: Sealer, value: str | None) -> str | None:
     return value if value is None or sealer is PLAIN else sealer.open(value)
 
 
+# A row's values as the aggregate holds them (readable), read in C: what ``save`` compares to find the changed rows,
+# so that only those are sealed and written.
+_STEP_GET = attrgetter(*_STEP_COLS)
+_TASK_GET = attrgetter(*_TASK_COLS)
+
+
 def _step_values(step: Step, sealer: Sealer) -> tuple[Any, ...]:
-    values = tuple(getattr(step, c) for c in _STEP_COLS)
+    values: tuple[Any, ...] = _STEP_GET(step)
     if step.title is None or sealer is PLAIN:
         return values
     return (*values[:_TITLE], sealer.seal(step.title), *values[_TITLE + 1:])
@@ -240,7 +247,7 @@ class CaseRepository:
         new_steps = [s for s in case.steps if s.id not in steps]
         new_tasks = [t for t in case.handovers if t.id not in tasks]
         sealer = case.sealer
-        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _step_values(s, sealer)]
+        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _STEP_GET(s)]
         recoded = [s for s in changed if steps[s.id][_CODE] != s.code]
         if recoded:
             # A migration may rename codes into each other (K8 -> K9 while K9 -> K10) or give a new step a code that
@@ -251,7 +258,7 @@ class CaseRepository:
         self._update_rows(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s, sealer), _next_reminder(case, s))
                                                          for s in changed])
         self._update_rows(_UPDATE_TASK, _TASK_COLS, [_task_values(t, sealer) for t in case.handovers
-                                                     if t.id in tasks and tasks[t.id] != _task_values(t, sealer)])
+                                                     if t.id in tasks and tasks[t.id] != _TASK_GET(t)])
         if case.paused_since is not None and not was_paused:
             # A paused case raises no reminders: take its open steps out of the scan until they move on resume.
             self._conn.execute(sa.update(step_t).where(step_t.c.case_id == case.id, step_t.c.ended_at.is_(None))
@@ -286,13 +293,13 @@ class CaseRepository:
             case.new_events.clear()
 
     def _remember(self, case: Case) -> None:
-        # An erased or locked case can be read but not changed (``save`` refuses it): its texts are kept as read.
-        sealer = PLAIN if case.sealer is ERASED or case.sealer is LOCKED else case.sealer
+        # The rows as read (readable, as the aggregate holds them; sealing is deterministic, so a changed text is a
+        # changed row either way).
         self._seen[case.id] = (
             case.version,
             case.paused_since is not None,
-            {s.id: _step_values(s, sealer) for s in case.steps},
-            {t.id: _task_values(t, sealer) for t in case.handovers},
+            {s.id: _STEP_GET(s) for s in case.steps},
+            {t.id: _TASK_GET(t) for t in case.handovers},
         )
 
 
