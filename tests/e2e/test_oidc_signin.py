@@ -367,3 +367,19 @@ def test_the_api_takes_entra_ids_claim_names_for_an_application_and_its_roles(
 def _unsigned(claims: dict[str, object]) -> str:
     return ".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
                     for part in ({"alg": "RS256"}, claims)) + ".c2ln"
+
+
+def test_an_id_token_is_never_taken_as_an_access_token(
+        world: World, providers: tuple[Provider, Provider, Path]) -> None:
+    client = app_of(world, providers[2])
+    oidc = client.app.state.core.identity.client("politiet")
+    claims = {"iss": oidc.provider.issuer, "sub": "politi-system", "client_id": "politi-system", "aud": API_AUDIENCE,
+              "scope": "read tasks", "exp": 4102444800}
+    original = oidc.verify
+    try:
+        for extra, taken in (({}, True), ({"nonce": "n"}, False), ({"at_hash": "h"}, False)):
+            oidc.verify = lambda token, **expected: {**claims, **extra}  # type: ignore[method-assign]  # noqa: B023
+            grant = identity.api_grant(world.core.engine, client.app.state.core.identity, _unsigned(claims))
+            assert (grant is not None) is taken, extra
+    finally:
+        oidc.verify = original  # type: ignore[method-assign]

@@ -87,3 +87,26 @@ def test_serve_refuses_to_start_with_a_broken_file_and_names_where(tmp_path: Pat
     assert done.returncode == 2, done.stderr
     assert f"{path}:9:" in done.stderr and "providers.kommune.roles[0].unit" in done.stderr
 
+
+
+def test_a_file_that_would_weaken_the_checks_is_refused(tmp_path: Path) -> None:
+    """A secret variable that is not set, two providers with one issuer, an API audience that is the client id (an
+    ID token would pass for an access token), and in production an issuer without https."""
+    path = tmp_path / "oidc.yaml"
+    second = GOOD.split("  kommune:\n", 1)[1].replace("client_id: 11111111", "client_id: 99999999")
+    path.write_text(GOOD.replace("    groups_claim: roles\n", "    groups_claim: roles\n"
+                                 "    api_audience: 11111111-2222-3333-4444-555555555555\n")
+                    + "  kopi:\n" + second)
+    with pytest.raises(DefinitionError) as raised:
+        load_config(path, choices=CHOICES, environ={})
+    said = [str(p) for p in raised.value.problems]
+    assert any("providers.kommune.client_secret_env" in s and "FORLOP_OIDC_KOMMUNE_SECRET is not set" in s
+               for s in said), said
+    assert any("providers.kommune.api_audience" in s and "client_id" in s for s in said), said
+    assert any("providers.kopi.issuer" in s and "same issuer" in s for s in said), said
+    path.write_text(GOOD.replace("https://login", "http://login"))
+    env = {"FORLOP_OIDC_KOMMUNE_SECRET": "s"}
+    assert load_config(path, choices=CHOICES, environ=env).providers["kommune"].issuer.startswith("http://")
+    with pytest.raises(DefinitionError) as raised:
+        load_config(path, choices=CHOICES, environ=env, production=True)
+    assert any("providers.kommune.issuer" in str(p) and "https" in str(p) for p in raised.value.problems)
