@@ -117,11 +117,11 @@ def _uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def _case_rows(n_cases: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+def _case_rows(n_cases: int, version: int, rng: random.Random) -> Iterator[dict[str, Any]]:
     opened = NOW - timedelta(days=30)
     for i in range(n_cases):
         unit = i % UNITS
-        yield {"id": _uuid(rng), "reference": f"BEN-2026-{i:07d}", "pathway_id": PATHWAY, "definition_version": 1,
+        yield {"id": _uuid(rng), "reference": f"BEN-2026-{i:07d}", "pathway_id": PATHWAY, "definition_version": version,
                "unit": f"enhet-{unit}", "phase": "support", "coordinator": f"koord-{unit}",
                "opened_at": opened, "paused_since": None, "closed_at": None, "outcome": None,
                "transferred_to": None, "conditions": [], "milestones": {}, "consents": {}, "repeat_contact": False,
@@ -266,7 +266,7 @@ def _load_sqlite(ds: DataSet, rng: random.Random) -> None:
             cur.close()
             return ids
 
-        case_ids = insert(case_t, _case_rows(ds.cases, rng))
+        case_ids = insert(case_t, _case_rows(ds.cases, ds.core.catalog.latest(PATHWAY).version, rng))
         insert(step_t, _step_rows(case_ids, ds.due, rng, ds.due_steps), total=ds.cases * OPEN_PER_CASE * 2)
         log(f"  {ds.label}: CREATE INDEX {', '.join(n for n, _ in indexes)}; ANALYZE; checkpoint")
         for _name, sql in indexes:
@@ -315,7 +315,7 @@ def _load_postgresql(ds: DataSet, rng: random.Random) -> None:
             return ids
 
         copy(user_t, iter(_users()))
-        case_ids = copy(case_t, _case_rows(ds.cases, rng))
+        case_ids = copy(case_t, _case_rows(ds.cases, ds.core.catalog.latest(PATHWAY).version, rng))
         copy(step_t, _step_rows(case_ids, ds.due, rng, ds.due_steps), total=ds.cases * OPEN_PER_CASE * 2)
         log(f"  {ds.label}: CREATE INDEX {', '.join(n for n, _ in indexes)}; VACUUM ANALYZE")
         for _name, sql in indexes:
