@@ -56,17 +56,55 @@ class ScanResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def due_steps_query(now: datetime, limit: int) -> sa.Select[Any]:
-    """The scan's question, also used bare by the benchmark: open steps whose next rung has come."""
-    return (
+def due_steps_query(now: datetime, limit: int, *, lock: bool = False) -> sa.Select[Any]:
+    """The scan's question, also used bare by the benchmark: open steps whose next rung has come.
+
+    The batch of steps is chosen first, from the partial index ``ix_step_next_reminder`` alone, and only those
+    steps are joined to their cases: a LIMIT inside a subquery keeps either database from flattening it into a
+    join it might drive from the case table, so "nothing due" is one index probe however many cases there are.
+    ``lock``: PostgreSQL locks the batch's steps and skips those another scan holds."""
+    batch = (
         sa.select(step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_t.c.adhoc, step_t.c.due_at,
-                  case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
-                  case_t.c.definition_version)
-        .join(case_t, case_t.c.id == step_t.c.case_id)
+                  step_t.c.next_reminder_at)
         .where(step_t.c.ended_at.is_(None), step_t.c.next_reminder_at.is_not(None),
                step_t.c.next_reminder_at <= now)
         .order_by(step_t.c.next_reminder_at, step_t.c.id)
         .limit(limit)
+    )
+    if lock:
+        batch = batch.with_for_update(skip_locked=True)
+    due = batch.subquery("due")
+    return (
+        sa.select(due.c.id, due.c.case_id, due.c.code, due.c.owner, due.c.adhoc, due.c.due_at,
+                  case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
+                  case_t.c.definition_version)
+        .join(case_t, case_t.c.id == due.c.case_id)
+        .order_by(due.c.next_reminder_at, due.c.id)
+    )
+
+
+def unrouted_query(limit: int, *, lock: bool = False) -> sa.Select[Any]:
+    """Route's question, also used bare by the benchmark: reminders not yet routed, oldest first, with the facts of
+    their steps and cases. As in ``due_steps_query`` the batch comes from the partial index ``ix_reminder_unrouted``
+    alone and only its rows are joined, so "nothing to route" costs the same however many cases and reminders
+    there are. ``lock``: PostgreSQL locks the batch's reminders and skips those another router holds."""
+    batch = (
+        sa.select(reminder_t.c.id, reminder_t.c.step_id, reminder_t.c.case_id, reminder_t.c.kind,
+                  reminder_t.c.recipient, reminder_t.c.due_at, reminder_t.c.raised_at)
+        .where(reminder_t.c.routed_at.is_(None))
+        .order_by(reminder_t.c.raised_at, reminder_t.c.id)
+        .limit(limit)
+    )
+    if lock:
+        batch = batch.with_for_update(skip_locked=True)
+    pending = batch.subquery("pending")
+    return (
+        sa.select(pending.c.id, pending.c.case_id, pending.c.kind, pending.c.recipient, pending.c.due_at,
+                  step_t.c.code, step_t.c.owner, step_t.c.adhoc, case_t.c.reference, case_t.c.unit,
+                  case_t.c.coordinator, case_t.c.pathway_id, case_t.c.definition_version)
+        .join(step_t, step_t.c.id == pending.c.step_id)
+        .join(case_t, case_t.c.id == pending.c.case_id)
+        .order_by(pending.c.raised_at, pending.c.id)
     )
 
 
@@ -76,10 +114,7 @@ def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 10
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            query = due_steps_query(now, batch)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=step_t, skip_locked=True)
-            rows = conn.execute(query).all()
+            rows = conn.execute(due_steps_query(now, batch, lock=conn.dialect.name == "postgresql")).all()
             total.reminders += _raise(conn, rows, resolve=resolve, now=now)
         total.steps += len(rows)
         if len(rows) < batch:
@@ -157,16 +192,7 @@ def route(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetim
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            query = (
-                sa.select(reminder_t.c.id, reminder_t.c.case_id, reminder_t.c.kind, reminder_t.c.recipient,
-                          reminder_t.c.due_at, step_t.c.code, step_t.c.owner, step_t.c.adhoc, case_t.c.reference,
-                          case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id, case_t.c.definition_version)
-                .join(step_t, step_t.c.id == reminder_t.c.step_id).join(case_t, case_t.c.id == reminder_t.c.case_id)
-                .where(reminder_t.c.routed_at.is_(None)).order_by(reminder_t.c.raised_at, reminder_t.c.id).limit(batch)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=reminder_t, skip_locked=True)
-            rows = conn.execute(query).all()
+            rows = conn.execute(unrouted_query(batch, lock=conn.dialect.name == "postgresql")).all()
             total.add(_fan_out(conn, rows, resolve=resolve, public_url=public_url, now=now))
         if len(rows) < batch:
             return total
