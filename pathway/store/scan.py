@@ -15,6 +15,7 @@ a consent is withdrawn or narrowed, the agency hears of nothing more.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,8 +57,11 @@ class ScanResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def due_steps_query(now: datetime, limit: int, *, lock: bool = False) -> sa.Select[Any]:
-    """The scan's question, also used bare by the benchmark: open steps whose next rung has come.
+@functools.cache
+def due_steps_query(*, lock: bool = False) -> sa.Select[Any]:
+    """The scan's question, also used bare by the benchmark: open steps whose next rung has come by ``:now``, at
+    most ``:batch`` of them. Built once per process (building it cost more than running it when nothing is due);
+    execute it with ``{"now": ..., "batch": ...}``.
 
     The batch of steps is chosen first, from the partial index ``ix_step_next_reminder`` alone, and only those
     steps are joined to their cases: a LIMIT inside a subquery keeps either database from flattening it into a
@@ -67,9 +71,9 @@ def due_steps_query(now: datetime, limit: int, *, lock: bool = False) -> sa.Sele
         sa.select(step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_t.c.adhoc, step_t.c.due_at,
                   step_t.c.next_reminder_at)
         .where(step_t.c.ended_at.is_(None), step_t.c.next_reminder_at.is_not(None),
-               step_t.c.next_reminder_at <= now)
+               step_t.c.next_reminder_at <= sa.bindparam("now"))
         .order_by(step_t.c.next_reminder_at, step_t.c.id)
-        .limit(limit)
+        .limit(sa.bindparam("batch", type_=sa.Integer()))
     )
     if lock:
         batch = batch.with_for_update(skip_locked=True)
@@ -83,17 +87,19 @@ def due_steps_query(now: datetime, limit: int, *, lock: bool = False) -> sa.Sele
     )
 
 
-def unrouted_query(limit: int, *, lock: bool = False) -> sa.Select[Any]:
-    """Route's question, also used bare by the benchmark: reminders not yet routed, oldest first, with the facts of
-    their steps and cases. As in ``due_steps_query`` the batch comes from the partial index ``ix_reminder_unrouted``
-    alone and only its rows are joined, so "nothing to route" costs the same however many cases and reminders
-    there are. ``lock``: PostgreSQL locks the batch's reminders and skips those another router holds."""
+@functools.cache
+def unrouted_query(*, lock: bool = False) -> sa.Select[Any]:
+    """Route's question, also used bare by the benchmark: at most ``:batch`` reminders not yet routed, oldest
+    first, with the facts of their steps and cases; built once per process, like ``due_steps_query``. As there,
+    the batch comes from the partial index ``ix_reminder_unrouted`` alone and only its rows are joined, so "nothing
+    to route" costs the same however many cases and reminders there are. ``lock``: PostgreSQL locks the batch's
+    reminders and skips those another router holds."""
     batch = (
         sa.select(reminder_t.c.id, reminder_t.c.step_id, reminder_t.c.case_id, reminder_t.c.kind,
                   reminder_t.c.recipient, reminder_t.c.due_at, reminder_t.c.raised_at)
         .where(reminder_t.c.routed_at.is_(None))
         .order_by(reminder_t.c.raised_at, reminder_t.c.id)
-        .limit(limit)
+        .limit(sa.bindparam("batch", type_=sa.Integer()))
     )
     if lock:
         batch = batch.with_for_update(skip_locked=True)
@@ -114,7 +120,8 @@ def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 10
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            rows = conn.execute(due_steps_query(now, batch, lock=conn.dialect.name == "postgresql")).all()
+            query = due_steps_query(lock=conn.dialect.name == "postgresql")
+            rows = conn.execute(query, {"now": now, "batch": batch}).all()
             total.reminders += _raise(conn, rows, resolve=resolve, now=now)
         total.steps += len(rows)
         if len(rows) < batch:
@@ -192,7 +199,8 @@ def route(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetim
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            rows = conn.execute(unrouted_query(batch, lock=conn.dialect.name == "postgresql")).all()
+            query = unrouted_query(lock=conn.dialect.name == "postgresql")
+            rows = conn.execute(query, {"batch": batch}).all()
             total.add(_fan_out(conn, rows, resolve=resolve, public_url=public_url, now=now))
         if len(rows) < batch:
             return total
