@@ -57,27 +57,27 @@ class ScanResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
+def _batch(query: sa.Select[Any], *order: sa.ColumnElement[Any], lock: bool, name: str) -> sa.Subquery:
+    """The first ``:batch`` rows of ``query`` in ``order``, as a subquery of their own: a LIMIT inside a subquery
+    keeps either database from flattening it into a join it might drive from the case table, so the batch is read
+    from its partial index alone and only its rows are joined. ``lock``: PostgreSQL locks them and skips those
+    another scheduler holds."""
+    query = query.order_by(*order).limit(sa.bindparam("batch", type_=sa.Integer()))
+    return (query.with_for_update(skip_locked=True) if lock else query).subquery(name)
+
+
 @functools.cache
 def due_steps_query(*, lock: bool = False) -> sa.Select[Any]:
     """The scan's question, also used bare by the benchmark: open steps whose next rung has come by ``:now``, at
-    most ``:batch`` of them. Built once per process (building it cost more than running it when nothing is due);
-    execute it with ``{"now": ..., "batch": ...}``.
-
-    The batch of steps is chosen first, from the partial index ``ix_step_next_reminder`` alone, and only those
-    steps are joined to their cases: a LIMIT inside a subquery keeps either database from flattening it into a
-    join it might drive from the case table, so "nothing due" is one index probe however many cases there are.
-    ``lock``: PostgreSQL locks the batch's steps and skips those another scan holds."""
-    batch = (
+    most ``:batch`` of them, with their cases; execute it with ``{"now": ..., "batch": ...}``. Built once per
+    process (building it cost more than running it when nothing is due). "Nothing due" is one probe of the partial
+    index ``ix_step_next_reminder``, however many cases there are."""
+    due = _batch(
         sa.select(step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_t.c.adhoc, step_t.c.due_at,
                   step_t.c.next_reminder_at)
         .where(step_t.c.ended_at.is_(None), step_t.c.next_reminder_at.is_not(None),
-               step_t.c.next_reminder_at <= sa.bindparam("now"))
-        .order_by(step_t.c.next_reminder_at, step_t.c.id)
-        .limit(sa.bindparam("batch", type_=sa.Integer()))
-    )
-    if lock:
-        batch = batch.with_for_update(skip_locked=True)
-    due = batch.subquery("due")
+               step_t.c.next_reminder_at <= sa.bindparam("now")),
+        step_t.c.next_reminder_at, step_t.c.id, lock=lock, name="due")
     return (
         sa.select(due.c.id, due.c.case_id, due.c.code, due.c.owner, due.c.adhoc, due.c.due_at,
                   case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
@@ -90,20 +90,13 @@ def due_steps_query(*, lock: bool = False) -> sa.Select[Any]:
 @functools.cache
 def unrouted_query(*, lock: bool = False) -> sa.Select[Any]:
     """Route's question, also used bare by the benchmark: at most ``:batch`` reminders not yet routed, oldest
-    first, with the facts of their steps and cases; built once per process, like ``due_steps_query``. As there,
-    the batch comes from the partial index ``ix_reminder_unrouted`` alone and only its rows are joined, so "nothing
-    to route" costs the same however many cases and reminders there are. ``lock``: PostgreSQL locks the batch's
-    reminders and skips those another router holds."""
-    batch = (
+    first, with the facts of their steps and cases; built once per process, like ``due_steps_query``. "Nothing to
+    route" is one probe of the partial index ``ix_reminder_unrouted``, however many cases and reminders there are."""
+    pending = _batch(
         sa.select(reminder_t.c.id, reminder_t.c.step_id, reminder_t.c.case_id, reminder_t.c.kind,
                   reminder_t.c.recipient, reminder_t.c.due_at, reminder_t.c.raised_at)
-        .where(reminder_t.c.routed_at.is_(None))
-        .order_by(reminder_t.c.raised_at, reminder_t.c.id)
-        .limit(sa.bindparam("batch", type_=sa.Integer()))
-    )
-    if lock:
-        batch = batch.with_for_update(skip_locked=True)
-    pending = batch.subquery("pending")
+        .where(reminder_t.c.routed_at.is_(None)),
+        reminder_t.c.raised_at, reminder_t.c.id, lock=lock, name="pending")
     return (
         sa.select(pending.c.id, pending.c.case_id, pending.c.kind, pending.c.recipient, pending.c.due_at,
                   step_t.c.code, step_t.c.owner, step_t.c.adhoc, case_t.c.reference, case_t.c.unit,
