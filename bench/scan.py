@@ -13,8 +13,8 @@ figures and never asserts on time. Per backend, in one run:
    (due_soon, due_now); every other open step is due days ahead. One coordinator and one manager per unit (with
    email) and a partner contact per agency, so every reminder routes. ANALYZE (SQLite) / VACUUM ANALYZE
    (PostgreSQL) afterwards.
-2. Time, taking turns: (a) the bare ``due_steps_query(now, 1000)`` executed and fetched through Core (and through
-   the bare driver, for reference); (b) one ``scan`` (raise only: the reminders of those steps, no routing) with
+2. Time, taking turns: (a) the bare ``due_steps_query()`` (now, batch 1000) executed and fetched through Core (and
+   through the bare driver, for reference); (b) one ``scan`` (raise only: the reminders of those steps, no routing) with
    the ratio scan/select (target <= 2x) and the cost per reminder; (c) one ``route`` of the reminders that scan
    raised (inbox and outbox rows), with its cost per reminder and per row written; (d) scan + route together,
    as the scheduler runs them (``pathway.scheduler.run_scan``). Scan and route are also replayed, as recorded,
@@ -23,9 +23,12 @@ figures and never asserts on time. Per backend, in one run:
    rows are deleted and ``routed_at`` set back to NULL; PostgreSQL then VACUUMs the tables, SQLite checkpoints
    its WAL. Every run's counts are checked against the database (1,000 steps -> 2,000 reminders, 2,000 inbox and
    2,000 outbox rows, none unrouted). (e) Scan, and scan + route, with nothing due (``now`` earlier than every
-   ``next_reminder_at``), at N and at N/100 side by side. Process CPU time is reported next to wall time.
+   ``next_reminder_at``), at N and at N/100 side by side, each beside its own floor (its calls replayed on the bare
+   driver). Process CPU time is reported next to wall time.
 3. Print the query plans of the due query (EXPLAIN QUERY PLAN / EXPLAIN, and EXPLAIN ANALYZE on PostgreSQL) and of
-   route's query for unrouted reminders.
+   route's query for unrouted reminders (with none, and with the scan's reminders unrouted).
+4. After both backends, one table side by side: empty scan + route (and empty scan) at N against N/100 (target
+   <= 1.2x), and the scan against its SQL floor (target <= 1.5x).
 
 When scan/select misses its 2x target, one scan is profiled with cProfile (``--profile always|never``
 overrides), and one scan and one route are broken down by SQL statement (driver time per statement and commit).
@@ -63,7 +66,7 @@ from pathway.bootstrap import Forlop, bootstrap
 from pathway.scheduler import run_scan as scheduler_run_scan
 from pathway.settings import Settings
 from pathway.store.engine import WRITE, normalise_url
-from pathway.store.scan import ScanResult, due_steps_query, route, scan
+from pathway.store.scan import ScanResult, due_steps_query, route, scan, unrouted_query
 from pathway.store.tables import case_t, notification_t, outbox_t, reminder_t, step_t, user_t
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -117,11 +120,11 @@ def _uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
 
-def _case_rows(n_cases: int, rng: random.Random) -> Iterator[dict[str, Any]]:
+def _case_rows(n_cases: int, version: int, rng: random.Random) -> Iterator[dict[str, Any]]:
     opened = NOW - timedelta(days=30)
     for i in range(n_cases):
         unit = i % UNITS
-        yield {"id": _uuid(rng), "reference": f"BEN-2026-{i:07d}", "pathway_id": PATHWAY, "definition_version": 1,
+        yield {"id": _uuid(rng), "reference": f"BEN-2026-{i:07d}", "pathway_id": PATHWAY, "definition_version": version,
                "unit": f"enhet-{unit}", "phase": "support", "coordinator": f"koord-{unit}",
                "opened_at": opened, "paused_since": None, "closed_at": None, "outcome": None,
                "transferred_to": None, "conditions": [], "milestones": {}, "consents": {}, "repeat_contact": False,
@@ -266,7 +269,7 @@ def _load_sqlite(ds: DataSet, rng: random.Random) -> None:
             cur.close()
             return ids
 
-        case_ids = insert(case_t, _case_rows(ds.cases, rng))
+        case_ids = insert(case_t, _case_rows(ds.cases, ds.core.catalog.latest(PATHWAY).version, rng))
         insert(step_t, _step_rows(case_ids, ds.due, rng, ds.due_steps), total=ds.cases * OPEN_PER_CASE * 2)
         log(f"  {ds.label}: CREATE INDEX {', '.join(n for n, _ in indexes)}; ANALYZE; checkpoint")
         for _name, sql in indexes:
@@ -315,7 +318,7 @@ def _load_postgresql(ds: DataSet, rng: random.Random) -> None:
             return ids
 
         copy(user_t, iter(_users()))
-        case_ids = copy(case_t, _case_rows(ds.cases, rng))
+        case_ids = copy(case_t, _case_rows(ds.cases, ds.core.catalog.latest(PATHWAY).version, rng))
         copy(step_t, _step_rows(case_ids, ds.due, rng, ds.due_steps), total=ds.cases * OPEN_PER_CASE * 2)
         log(f"  {ds.label}: CREATE INDEX {', '.join(n for n, _ in indexes)}; VACUUM ANALYZE")
         for _name, sql in indexes:
@@ -470,8 +473,8 @@ def measure_due(ds: DataSet, select_reps: int, scan_reps: int) -> DueTimings:
     and the steps' next_reminder_at put back before a scan; inbox/outbox rows deleted and routed_at set back to
     NULL before a route (after a scan that is nothing, but the tables are settled alike)."""
     t = DueTimings()
-    query = due_steps_query(NOW, LIMIT)
-    statement, params = _capture(ds.engine, lambda c: c.execute(query).all())[0]
+    query, args = due_steps_query(), {"now": NOW, "batch": LIMIT}
+    statement, params = _capture(ds.engine, lambda c: c.execute(query, args).all())[0]
     # Warm-up, recording the calls the replays send.
     reset_scan(ds)
     scan_calls, result = record(ds, lambda: do_scan(ds, NOW))
@@ -485,8 +488,8 @@ def measure_due(ds: DataSet, select_reps: int, scan_reps: int) -> DueTimings:
     for i in range(max(select_reps, scan_reps)):
         with ds.engine.connect() as conn, conn.begin():
             if i == 0:
-                conn.execute(query).all()  # warm-up
-            wall, cpu, rows = _timed(lambda: conn.execute(query).all())
+                conn.execute(query, args).all()  # warm-up
+            wall, cpu, rows = _timed(lambda: conn.execute(query, args).all())
             if len(rows) != min(ds.due, LIMIT):
                 raise SystemExit(f"{ds.label}: the due query found {len(rows)} rows, not {min(ds.due, LIMIT)}")
             t.rows = len(rows)
@@ -612,25 +615,38 @@ class IdleTimings:
     scan: Runs = field(default_factory=Runs)
     both: Runs = field(default_factory=Runs)
     select: Runs = field(default_factory=Runs)
+    scan_floor: Runs = field(default_factory=Runs)  # the idle scan's calls replayed on the bare driver
+    both_floor: Runs = field(default_factory=Runs)  # the idle scan + route's calls, likewise
 
 
 def idle_scans(sets: list[DataSet], reps: int) -> dict[str, IdleTimings]:
-    """Nothing due: scan, scan + route and the bare select at IDLE_NOW, the data sets taking turns run by run."""
+    """Nothing due: scan, scan + route, the bare select, and the driver replays of scan and of scan + route (their
+    floor: the statements as recorded once, no SQLAlchemy, no Python logic) at IDLE_NOW, the data sets taking turns
+    run by run."""
+    calls: dict[str, tuple[list[Call], list[Call]]] = {}
     for ds in sets:
         reset_scan(ds)
-        if do_scan(ds, IDLE_NOW).steps != 0 or do_both(ds, IDLE_NOW) != ScanResult():
+        scan_calls, scanned = record(ds, lambda ds=ds: do_scan(ds, IDLE_NOW))
+        both_calls, both = record(ds, lambda ds=ds: do_both(ds, IDLE_NOW))
+        if scanned != ScanResult() or both != ScanResult():
             raise SystemExit(f"{ds.label}: something is due at {IDLE_NOW}")
+        calls[ds.label] = scan_calls, both_calls
     out = {ds.label: IdleTimings() for ds in sets}
-    query = due_steps_query(IDLE_NOW, LIMIT)
+    query, args = due_steps_query(), {"now": IDLE_NOW, "batch": LIMIT}
     for _ in range(reps):
         for ds in sets:
             t = out[ds.label]
+            scan_calls, both_calls = calls[ds.label]
             wall, cpu, _ = _timed(lambda ds=ds: do_scan(ds, IDLE_NOW))
             t.scan.add(wall, cpu)
+            wall, cpu, _ = _timed(lambda ds=ds, c=scan_calls: replay(ds, c))
+            t.scan_floor.add(wall, cpu)
             wall, cpu, _ = _timed(lambda ds=ds: do_both(ds, IDLE_NOW))
             t.both.add(wall, cpu)
+            wall, cpu, _ = _timed(lambda ds=ds, c=both_calls: replay(ds, c))
+            t.both_floor.add(wall, cpu)
             with ds.engine.connect() as conn:
-                wall, cpu, _ = _timed(lambda conn=conn: conn.execute(query).all())
+                wall, cpu, _ = _timed(lambda conn=conn: conn.execute(query, args).all())
                 t.select.add(wall, cpu)
     return out
 
@@ -651,17 +667,20 @@ def _route_query(ds: DataSet) -> tuple[str, Any]:
 def plans(ds: DataSet) -> list[tuple[str, str, str]]:
     """(name, plan text, the index it should use). The due queries on the state before a scan (``--due`` steps
     due), route's query on the state route meets (the reminders raised, none routed)."""
-    query = due_steps_query(NOW, LIMIT)
-    variants = [("bare due query", query)]
-    if ds.backend == "postgresql":
-        variants.append(("scan's query (FOR UPDATE OF step SKIP LOCKED)",
-                         query.with_for_update(of=step_t, skip_locked=True)))
-        variants.append(("nothing-due query (now before every next_reminder_at)", due_steps_query(IDLE_NOW, LIMIT)))
+    lock = ds.backend == "postgresql"
+    variants = [("bare due query", due_steps_query(), NOW)]
+    if lock:
+        variants.append(("scan's query (FOR UPDATE SKIP LOCKED)", due_steps_query(lock=True), NOW))
+    variants.append(("nothing-due query (now before every next_reminder_at)", due_steps_query(lock=lock), IDLE_NOW))
     reset_scan(ds)
     out = []
-    for name, q in variants:
-        statement, params = _capture(ds.engine, lambda c, q=q: c.execute(q).all())[0]
+    for name, q, now in variants:
+        statement, params = _capture(ds.engine, lambda c, q=q, now=now: c.execute(q, {"now": now, "batch": LIMIT})
+                                     .all())[0]
         out += _explain(ds, name, statement, params, "ix_step_next_reminder", analyze="FOR UPDATE" not in name)
+    statement, params = _capture(ds.engine, lambda c: c.execute(unrouted_query(lock=lock), {"batch": LIMIT}).all())[0]
+    out += _explain(ds, "route's query, nothing to route (as every scan without news meets it)", statement, params,
+                    "ix_reminder_unrouted", analyze=True)
     statement, params = _route_query(ds)
     out += _explain(ds, f"route's query ({2 * ds.due:,} reminders raised, none routed)", statement, params,
                     "ix_reminder_unrouted", analyze=True)
@@ -985,8 +1004,13 @@ def report(backend: str, out: dict[str, Any], args: argparse.Namespace) -> None:
                  "CPU at N", "CPU at N/100"],
                 [[label, ms(x.med), ms(y.med), f"{x.med / y.med:.2f}x", ms(x.med_cpu), ms(y.med_cpu)]
                  for label, x, y in (("scan (connect, BEGIN, SELECT, COMMIT)", b.scan, s.scan),
+                                     ("  its SQL on the driver (floor)", b.scan_floor, s.scan_floor),
                                      ("scan + route (run_scan: two such transactions)", b.both, s.both),
+                                     ("  its SQL on the driver (floor)", b.both_floor, s.both_floor),
                                      ("bare SELECT (Core)", b.select, s.select))]))
+    print(f"  against the floor at N: scan {b.scan.med / b.scan_floor.med:.2f}x, scan + route "
+          f"{b.both.med / b.both_floor.med:.2f}x (the floor: the calls of one idle run, recorded once, replayed on "
+          "the bare DBAPI connection from the pool)")
     print()
     print(f"Query plans on {big.label}:")
     for name, text, index in out["plans"]:
@@ -1009,6 +1033,25 @@ def report(backend: str, out: dict[str, Any], args: argparse.Namespace) -> None:
     if "profile" in out:
         print()
         print("\n".join(out["profile"]))
+
+
+def summary_rows(backend: str, out: dict[str, Any]) -> list[list[str]]:
+    """One backend's lines of the closing side-by-side table: the issue's two targets."""
+    big, small = out["sets"]
+    b, s = out["idle"][big.label], out["idle"][small.label]
+    due: DueTimings = out["rows"][big.label]
+    return [
+        [backend, "empty scan + route: N vs N/100", ms(b.both.med), ms(s.both.med), f"{b.both.med / s.both.med:.2f}x",
+         "<= 1.2x", f"CPU {b.both.med_cpu / max(1e-9, s.both.med_cpu):.2f}x"],
+        [backend, "empty scan: N vs N/100", ms(b.scan.med), ms(s.scan.med), f"{b.scan.med / s.scan.med:.2f}x",
+         "<= 1.2x", f"CPU {b.scan.med_cpu / max(1e-9, s.scan.med_cpu):.2f}x"],
+        [backend, "empty scan vs its SQL floor (N)", ms(b.scan.med), ms(b.scan_floor.med),
+         f"{b.scan.med / b.scan_floor.med:.2f}x", "<= 1.5x", ""],
+        [backend, "empty scan + route vs its SQL floor (N)", ms(b.both.med), ms(b.both_floor.med),
+         f"{b.both.med / b.both_floor.med:.2f}x", "<= 1.5x", ""],
+        [backend, f"scan of {due.scan_result.steps if due.scan_result else 0:,} due steps vs its SQL floor (N)",
+         ms(due.scan.med), ms(due.scan_replay.med), f"{due.scan.med / due.scan_replay.med:.2f}x", "<= 1.5x", ""],
+    ]
 
 
 def main(made: Made) -> None:
@@ -1037,12 +1080,17 @@ def main(made: Made) -> None:
           f"SQLAlchemy {sa.__version__}, {os.cpu_count()} CPUs; now = {NOW:%Y-%m-%d %H:%M}Z")
     print(f"N = {args.open_steps:,} open steps (+ as many completed), {args.due:,} due; argv: {' '.join(sys.argv[1:])}")
     started = time.perf_counter()
+    summary: list[list[str]] = []
     for backend in backends:
         t0 = time.perf_counter()
         workdir = made.temp_dir("forlop_bench_scan_", args.workdir)
         out = run_backend(backend, args, workdir, made)  # removes what it made (workdir too) when it ends
         report(backend, out, args)
+        summary += summary_rows(backend, out)
         print(f"\n({backend}: {time.perf_counter() - t0:.0f} s including the loads)")
+    print("\n=== both backends side by side (medians; wall time, this process's CPU where said) " + "=" * 30)
+    print(table(["backend", "what", "at N", "at N/100 / floor", "ratio", "target", "CPU ratio"], summary))
+    print("load average now: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + f" ({os.cpu_count()} CPUs)")
     print(f"\nTotal {time.perf_counter() - started:.0f} s.")
 
 

@@ -15,6 +15,7 @@ a consent is withdrawn or narrowed, the agency hears of nothing more.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,17 +57,53 @@ class ScanResult:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-def due_steps_query(now: datetime, limit: int) -> sa.Select[Any]:
-    """The scan's question, also used bare by the benchmark: open steps whose next rung has come."""
-    return (
+def _batch(query: sa.Select[Any], *order: sa.ColumnElement[Any], lock: bool, name: str) -> sa.Subquery:
+    """The first ``:batch`` rows of ``query`` in ``order``, as a subquery of their own: a LIMIT inside a subquery
+    keeps either database from flattening it into a join it might drive from the case table, so the batch is read
+    from its partial index alone and only its rows are joined. ``lock``: PostgreSQL locks them and skips those
+    another scheduler holds."""
+    query = query.order_by(*order).limit(sa.bindparam("batch", type_=sa.Integer()))
+    return (query.with_for_update(skip_locked=True) if lock else query).subquery(name)
+
+
+@functools.cache
+def due_steps_query(*, lock: bool = False) -> sa.Select[Any]:
+    """The scan's question, also used bare by the benchmark: open steps whose next rung has come by ``:now``, at
+    most ``:batch`` of them, with their cases; execute it with ``{"now": ..., "batch": ...}``. Built once per
+    process (building it cost more than running it when nothing is due). "Nothing due" is one probe of the partial
+    index ``ix_step_next_reminder``, however many cases there are."""
+    due = _batch(
         sa.select(step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_t.c.adhoc, step_t.c.due_at,
+                  step_t.c.next_reminder_at)
+        .where(step_t.c.ended_at.is_(None), step_t.c.next_reminder_at.is_not(None),
+               step_t.c.next_reminder_at <= sa.bindparam("now")),
+        step_t.c.next_reminder_at, step_t.c.id, lock=lock, name="due")
+    return (
+        sa.select(due.c.id, due.c.case_id, due.c.code, due.c.owner, due.c.adhoc, due.c.due_at,
                   case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
                   case_t.c.definition_version)
-        .join(case_t, case_t.c.id == step_t.c.case_id)
-        .where(step_t.c.ended_at.is_(None), step_t.c.next_reminder_at.is_not(None),
-               step_t.c.next_reminder_at <= now)
-        .order_by(step_t.c.next_reminder_at, step_t.c.id)
-        .limit(limit)
+        .join(case_t, case_t.c.id == due.c.case_id)
+        .order_by(due.c.next_reminder_at, due.c.id)
+    )
+
+
+@functools.cache
+def unrouted_query(*, lock: bool = False) -> sa.Select[Any]:
+    """Route's question, also used bare by the benchmark: at most ``:batch`` reminders not yet routed, oldest
+    first, with the facts of their steps and cases; built once per process, like ``due_steps_query``. "Nothing to
+    route" is one probe of the partial index ``ix_reminder_unrouted``, however many cases and reminders there are."""
+    pending = _batch(
+        sa.select(reminder_t.c.id, reminder_t.c.step_id, reminder_t.c.case_id, reminder_t.c.kind,
+                  reminder_t.c.recipient, reminder_t.c.due_at, reminder_t.c.raised_at)
+        .where(reminder_t.c.routed_at.is_(None)),
+        reminder_t.c.raised_at, reminder_t.c.id, lock=lock, name="pending")
+    return (
+        sa.select(pending.c.id, pending.c.case_id, pending.c.kind, pending.c.recipient, pending.c.due_at,
+                  step_t.c.code, step_t.c.owner, step_t.c.adhoc, case_t.c.reference, case_t.c.unit,
+                  case_t.c.coordinator, case_t.c.pathway_id, case_t.c.definition_version)
+        .join(step_t, step_t.c.id == pending.c.step_id)
+        .join(case_t, case_t.c.id == pending.c.case_id)
+        .order_by(pending.c.raised_at, pending.c.id)
     )
 
 
@@ -76,10 +113,8 @@ def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 10
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            query = due_steps_query(now, batch)
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=step_t, skip_locked=True)
-            rows = conn.execute(query).all()
+            query = due_steps_query(lock=conn.dialect.name == "postgresql")
+            rows = conn.execute(query, {"now": now, "batch": batch}).all()
             total.reminders += _raise(conn, rows, resolve=resolve, now=now)
         total.steps += len(rows)
         if len(rows) < batch:
@@ -157,16 +192,8 @@ def route(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetim
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            query = (
-                sa.select(reminder_t.c.id, reminder_t.c.case_id, reminder_t.c.kind, reminder_t.c.recipient,
-                          reminder_t.c.due_at, step_t.c.code, step_t.c.owner, step_t.c.adhoc, case_t.c.reference,
-                          case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id, case_t.c.definition_version)
-                .join(step_t, step_t.c.id == reminder_t.c.step_id).join(case_t, case_t.c.id == reminder_t.c.case_id)
-                .where(reminder_t.c.routed_at.is_(None)).order_by(reminder_t.c.raised_at, reminder_t.c.id).limit(batch)
-            )
-            if conn.dialect.name == "postgresql":
-                query = query.with_for_update(of=reminder_t, skip_locked=True)
-            rows = conn.execute(query).all()
+            query = unrouted_query(lock=conn.dialect.name == "postgresql")
+            rows = conn.execute(query, {"batch": batch}).all()
             total.add(_fan_out(conn, rows, resolve=resolve, public_url=public_url, now=now))
         if len(rows) < batch:
             return total
