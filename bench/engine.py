@@ -67,7 +67,7 @@ from pathway.case import Case
 from pathway.definition import load_definition
 from pathway.settings import Settings
 from pathway.store.engine import WRITE
-from pathway.store.tables import case_t, event_t, handover_t, step_t
+from pathway.store.tables import case_key_t, case_t, event_t, handover_t, step_t
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -427,8 +427,8 @@ def _text_size(value: Any) -> int:
         return 0
     if isinstance(value, (str, bytes, bytearray, memoryview)):  # sqlite3 takes a binary column as a memoryview
         return len(value)
-    if hasattr(value, "obj"):  # psycopg's Json wrapper
-        return len(json.dumps(value.obj))
+    if hasattr(value, "obj"):  # psycopg's Json wrapper, or its Binary one (the case key's row)
+        return len(value.obj) if isinstance(value.obj, (bytes, bytearray, memoryview)) else len(json.dumps(value.obj))
     return len(str(value))
 
 
@@ -540,8 +540,9 @@ def run_engine_vs_raw(backend: str, dbs: Databases, args: argparse.Namespace) ->
 class CopyMaker:
     """Bulk copies of one freshly opened case, made inside the database (``INSERT ... SELECT`` over a numbered
     temporary table): the case row with a new id and reference, and the rows ``open_case`` wrote in every other
-    table keyed by ``case_id`` (found by recording it), with new ids. The copies are ordinary open cases to the
-    engine; their copied event hash chain would not pass an audit, which the benchmark does not run."""
+    table keyed by ``case_id`` (found by recording it), with new ids. A case's key is wrapped for its own id, so each
+    copy gets the template's key wrapped again for its id. The copies are ordinary open cases to the engine; their
+    copied event hash chain would not pass an audit, which the benchmark does not run."""
 
     def __init__(self, core: Forlop) -> None:
         self.core = core
@@ -550,8 +551,11 @@ class CopyMaker:
         self.case_id = template.case_id
         written = {m.group(1) for sql, *_ in template.ops[0] if (m := re.match(r"\s*INSERT INTO (\w+)", sql))}
         tables = {t.name: t for t in case_t.metadata.sorted_tables}
-        self.tables = [case_t] + [tables[n] for n in tables if n in written and n != case_t.name
+        self.tables = [case_t] + [tables[n] for n in tables if n in written and n not in (case_t.name, case_key_t.name)
                                   and "case_id" in tables[n].c]
+        with core.engine.connect() as conn:
+            wrapped = conn.execute(sa.select(case_key_t.c.wrapped).where(case_key_t.c.case_id == self.case_id)).scalar()
+        self.key = None if wrapped is None else core.keys.unwrap(wrapped, case_id=self.case_id.bytes)
         for t in self.tables[1:]:
             for fk in t.foreign_keys:
                 if fk.column.table is not case_t:
@@ -590,6 +594,13 @@ class CopyMaker:
                 conn.execute(sa.text(numbered), {"first": first, "last": last})
                 for table in self.tables:
                     conn.execute(sa.text(self._select(table)), {"template": template})
+                if self.key is not None:
+                    keys = self.core.keys
+                    ids = [c if isinstance(c, uuid.UUID) else uuid.UUID(c)
+                           for c in conn.execute(sa.text("SELECT cid FROM bench_copy")).scalars()]
+                    conn.execute(sa.insert(case_key_t), [
+                        {"case_id": i, "master_key_id": keys.active_id, "created_at": T0,
+                         "wrapped": keys.wrap(self.key, case_id=i.bytes)} for i in ids])
                 conn.execute(sa.text("DROP TABLE bench_copy"))
             self.made += [f"BLK-{n:07d}" for n in range(first, last + 1)]
         self.settle()
