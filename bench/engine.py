@@ -714,6 +714,20 @@ def measure_definition(path: Path, reps: int) -> dict[str, float]:
 # -- profile --------------------------------------------------------------------------------------------------------
 
 
+def own_time_by_area(entries: dict[Any, Any]) -> dict[str, float]:
+    """A cProfile's own time (its ``Stats.stats``) summed by area: the sqlite3 driver, builtins, and ``_bucket``'s."""
+    areas: dict[str, float] = defaultdict(float)
+    for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in entries.items():
+        if "sqlite3" in func or "commit' of" in func:
+            area = "sqlite3 driver (incl. fsync at commit)"
+        elif filename == "~":
+            area = "builtins / C"
+        else:
+            area = _bucket(filename)
+        areas[area] += tt
+    return areas
+
+
 def _bucket(filename: str) -> str:
     f = filename.replace("\\", "/")
     if "/pathway/case/" in f:
@@ -769,15 +783,7 @@ def profile_sqlite(dbs: Databases, args: argparse.Namespace) -> None:
             where = filename.split("site-packages/")[-1].split("/work/main/")[-1]
             rows.append([f"{func} ({where}:{line})", f"{nc / n:.1f}", us(tt / n), f"{tt / total * 100:.0f}%"])
         say(table(["function", "calls/op", "own µs/op", "share"], rows, indent="    "))
-        buckets: dict[str, float] = defaultdict(float)
-        for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in entries.items():
-            if "sqlite3" in func or "commit' of" in func:
-                b = "sqlite3 driver (incl. fsync at commit)"
-            elif filename == "~":
-                b = "builtins / C"
-            else:
-                b = _bucket(filename)
-            buckets[b] += tt
+        buckets = own_time_by_area(entries)
         say("  own time by area:")
         say(table(["area", "µs/op", "share"],
                   [[b, us(t / n), f"{t / total * 100:.0f}%"] for b, t in sorted(buckets.items(), key=lambda kv: -kv[1])],

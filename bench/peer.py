@@ -55,10 +55,10 @@ from bench.engine import (  # noqa: E402
     T0,
     Databases,
     Handle,
-    _bucket,
     engine_op,
     fsync_probe,
     loadavg,
+    own_time_by_area,
     pct,
     say,
     table,
@@ -295,15 +295,7 @@ def profile(dbs: Databases, args: argparse.Namespace) -> None:
             rows.append([f"{func} ({where}:{line})", f"{nc / n:.1f}", us(tt / n), f"{tt / total * 100:.1f}%",
                          us(ct / n)])
         say(table(["function", "calls", "own µs", "own share", "cum µs"], rows, indent="    "))
-        areas: dict[str, float] = defaultdict(float)
-        for (filename, _line, func), (_cc, _nc, tt, _ct, _callers) in entries.items():
-            if "sqlite3" in func or "commit' of" in func:
-                area = "sqlite3 driver (incl. fsync at commit)"
-            elif filename == "~":
-                area = "builtins / C"
-            else:
-                area = _bucket(filename)
-            areas[area] += tt
+        areas = own_time_by_area(entries)
         say("  own time by area: " + ", ".join(f"{a} {t / total * 100:.0f}%"
                                                for a, t in sorted(areas.items(), key=lambda kv: -kv[1])))
 
