@@ -117,7 +117,8 @@ def set_password(engine: sa.Engine, username: str, password: str) -> bool:
             password_hash=hash_password(password), failed_logins=0, locked_until=None)).rowcount == 1
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a secret given out once (a token, a sign-in's state): its SHA-256, hex."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -234,7 +235,7 @@ def issue_token(conn: sa.Connection, user_id: uuid.UUID, kind: str, *, now: date
     token = ("fp_" if kind == "personal" else "fs_") + secrets.token_urlsafe(32)
     token_id, expires = uuid.uuid4(), now + ttl
     conn.execute(sa.insert(token_t).values(id=token_id, user_id=user_id, kind=kind, name=name, parent_id=parent,
-                                           scopes=scopes, token_hash=_token_hash(token), created_at=now,
+                                           scopes=scopes, token_hash=token_hash(token), created_at=now,
                                            expires_at=expires))
     return token, token_id, expires
 
@@ -251,7 +252,7 @@ def bearer(engine: sa.Engine, token: str, *, now: datetime | None = None,
             sa.select(user_t, token_t.c.id.label("token_id"), token_t.c.kind.label("token_kind"),
                       token_t.c.scopes.label("token_scopes"))
             .join(token_t, token_t.c.user_id == user_t.c.id)
-            .where(token_t.c.token_hash == _token_hash(token), token_t.c.kind != "web",
+            .where(token_t.c.token_hash == token_hash(token), token_t.c.kind != "web",
                    token_t.c.revoked_at.is_(None), token_t.c.expires_at > now, young, user_t.c.active.is_(True))
         ).first()
     if row is None:
@@ -276,7 +277,7 @@ def authenticate_web(engine: sa.Engine, token: str, *, now: datetime | None = No
             sa.select(user_t, token_t.c.id.label("token_id"), token_t.c.created_at.label("signed_in_at"),
                       token_t.c.expires_at.label("session_ends"))
             .join(token_t, token_t.c.user_id == user_t.c.id)
-            .where(token_t.c.token_hash == _token_hash(token), token_t.c.kind == "web",
+            .where(token_t.c.token_hash == token_hash(token), token_t.c.kind == "web",
                    token_t.c.revoked_at.is_(None), token_t.c.expires_at > now, user_t.c.active.is_(True))
         ).first()
         if row is None:
@@ -291,7 +292,7 @@ def authenticate_web(engine: sa.Engine, token: str, *, now: datetime | None = No
 def end_session(engine: sa.Engine, token: str, *, now: datetime | None = None) -> None:
     """Sign out: the token is revoked, so a copy of the cookie is worth nothing afterwards."""
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        _revoke(conn, token_t.c.token_hash == _token_hash(token), now or datetime.now(timezone.utc))
+        _revoke(conn, token_t.c.token_hash == token_hash(token), now or datetime.now(timezone.utc))
 
 
 def list_tokens(engine: sa.Engine, user: User) -> list[sa.Row]:  # type: ignore[type-arg]

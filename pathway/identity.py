@@ -9,7 +9,6 @@ mapping from claims to a user, refreshed at every sign-in, and the single use of
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -32,15 +31,15 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pathway.accounts import SCOPES, Grant, User, issue_token, user_of_row
+from pathway.accounts import SCOPES, Grant, User, issue_token, token_hash, user_of_row
 from pathway.definition.problems import problem_at
 from pathway.definition.reader import read_yaml
 from pathway.errors import DefinitionError, InvalidArgument, Problem
 from pathway.services.users import Choices, end_sessions, placement, valid_username
 from pathway.store.access import access_writer
-from pathway.views.access import target_reason
 from pathway.store.engine import WRITE
 from pathway.store.tables import oidc_login_t, user_t
+from pathway.views.access import target_reason
 
 log = logging.getLogger("forlop.identity")
 
@@ -342,10 +341,6 @@ class Identity:
         return next((c for c in self.clients.values() if c.provider.issuer == issuer), None)
 
 
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class PendingLogin:
     provider: str
@@ -363,7 +358,7 @@ def begin_login(engine: sa.Engine, *, provider: str, next_path: str,
     pending = PendingLogin(provider, secrets.token_urlsafe(32), secrets.token_urlsafe(48), next_path)
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
         conn.execute(sa.delete(oidc_login_t).where(oidc_login_t.c.created_at < now - LOGIN_TTL))
-        conn.execute(sa.insert(oidc_login_t).values(state_hash=_hash(state), provider=provider, nonce=pending.nonce,
+        conn.execute(sa.insert(oidc_login_t).values(state_hash=token_hash(state), provider=provider, nonce=pending.nonce,
                                                     code_verifier=pending.code_verifier, next_path=next_path,
                                                     created_at=now))
     return state, pending
@@ -374,7 +369,7 @@ def take_login(engine: sa.Engine, *, state: str, provider: str, now: datetime | 
     at ``provider`` within the last ten minutes."""
     now = now or datetime.now(timezone.utc)
     with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-        row = conn.execute(sa.delete(oidc_login_t).where(oidc_login_t.c.state_hash == _hash(state)).returning(
+        row = conn.execute(sa.delete(oidc_login_t).where(oidc_login_t.c.state_hash == token_hash(state)).returning(
             oidc_login_t.c.provider, oidc_login_t.c.nonce, oidc_login_t.c.code_verifier, oidc_login_t.c.next_path,
             oidc_login_t.c.created_at)).first()
     if row is None or row.provider != provider or row.created_at < now - LOGIN_TTL:
@@ -392,7 +387,7 @@ def sign_in(engine: sa.Engine, provider: Provider, claims: dict[str, Any], *, tt
     subject = claims["sub"]
     if not isinstance(subject, str) or not 0 < len(subject) <= 255:
         raise SignInRefused("invalid", f"provider {provider.name}: a subject that is not 1 to 255 characters")
-    who = f"provider {provider.name}, subject {_hash(provider.name + ':' + subject)[:12]}"
+    who = f"provider {provider.name}, subject {token_hash(provider.name + ':' + subject)[:12]}"
     for attempt in (1, 2):  # a first sign-in in two processes at once: the second finds the account the first made
         try:
             with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():

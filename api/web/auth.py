@@ -4,6 +4,7 @@ the notification inbox every role has."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -121,8 +122,8 @@ def oidc_begin(request: Request, core: Core, provider: Annotated[str, Path(max_l
         return refused(request, exc.why, provider=oidc.provider.text(s.language(request, None)), detail=exc.detail)
     response = see_other(url)
     # Lax, not Strict: the provider's redirect back is a navigation from another site, which must carry it.
-    response.set_cookie(OIDC_COOKIE, state, max_age=int(identity.LOGIN_TTL.total_seconds()), httponly=True,
-                        samesite="lax", secure=s.secure_cookies(core), path=OIDC_PATH)
+    s.set_cookie(response, core, OIDC_COOKIE, state, max_age=int(identity.LOGIN_TTL.total_seconds()), samesite="lax",
+                 path=OIDC_PATH)
     return response
 
 
@@ -144,7 +145,9 @@ def oidc_callback(request: Request, core: Core, provider: Annotated[str, Path(ma
         if pending is None:
             raise SignInRefused("invalid", "the state is unknown, used, expired or not this browser's")
         if error is not None or not code:
-            raise SignInRefused("cancelled", f"the provider answered {error or 'without a code'}")
+            # Only an OAuth error code goes to the log (RFC 6749 4.1.2.1), never other text the URL carried.
+            said = error if error is not None and re.fullmatch(r"[a-z_]{1,40}", error) else "something else"
+            raise SignInRefused("cancelled", f"the provider answered {said if error is not None else 'without a code'}")
         tokens = oidc.exchange(code=code, redirect_uri=_redirect_uri(core, provider),
                                code_verifier=pending.code_verifier)
         id_token = tokens.get("id_token")

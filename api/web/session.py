@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
@@ -48,9 +48,12 @@ def secure_cookies(core: Forlop) -> bool:
     return core.settings.env not in ("development", "demo", "test")
 
 
-def set_cookie(response: Response, core: Forlop, name: str, value: str, *, max_age: int | None = None) -> None:
-    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="strict", secure=secure_cookies(core),
-                        path="/")
+def set_cookie(response: Response, core: Forlop, name: str, value: str, *, max_age: int | None = None,
+               samesite: Literal["strict", "lax"] = "strict", path: str = "/") -> None:
+    """An HttpOnly cookie, Secure outside development; Strict unless it must come back from another site's
+    navigation (a provider's redirect after sign-in: Lax)."""
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite=samesite, secure=secure_cookies(core),
+                        path=path)
 
 
 def csrf_token(session_token: str) -> str:

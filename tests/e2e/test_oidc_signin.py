@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
@@ -60,7 +59,6 @@ def app_of(world: World, config: Path, **settings: object) -> TestClient:
     core = Forlop(settings=world.core.settings.model_copy(update={
         "oidc_config": config, "public_url": "http://testserver", **settings}),
         engine=world.core.engine, catalog=world.core.catalog)
-    os.environ.setdefault("FORLOP_TEST_POLICE_SECRET", "forlop-secret")
     return TestClient(create_app(core))
 
 
