@@ -16,6 +16,7 @@ from pathway.crypto import KeyRing, blind_index
 from pathway.errors import ConcurrencyConflict, DomainError, InvalidArgument
 from pathway.people import PersonRecord, changed_fields
 from pathway.services.people import recent_contact, write_person
+from pathway.store.fixed import Fixed
 from pathway.store.staff import coordinators_of
 from pathway.store.tables import case_t, counter_t
 from pathway.store.uow import UnitOfWork
@@ -31,13 +32,19 @@ def now() -> datetime:
 
 def next_reference(conn: sa.Connection, *, prefix: str, year: int) -> str:
     """The next pseudonymous reference, e.g. BGO-2026-0042: a counter, never derived from the person."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(counter_t).values(prefix=prefix, year=year, last=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[counter_t.c.prefix, counter_t.c.year], set_={"last": counter_t.c.last + 1}
-    ).returning(counter_t.c.last)
-    number = conn.execute(stmt).scalar_one()
+    ((number,),) = _NEXT_NUMBER[conn.dialect.name].rows(conn, {"prefix": prefix, "year": year})
     return f"{prefix}-{year}-{number:04d}"
+
+
+# Built once per dialect (every open takes a number), run on the DBAPI cursor.
+_NEXT_NUMBER = {
+    dialect.__name__.rsplit(".", 1)[-1]: Fixed(
+        dialect.insert(counter_t).values(prefix=sa.bindparam("prefix"), year=sa.bindparam("year"), last=1)
+        .on_conflict_do_update(index_elements=[counter_t.c.prefix, counter_t.c.year],
+                               set_={"last": counter_t.c.last + 1})
+        .returning(counter_t.c.last))
+    for dialect in (postgresql, sqlite)
+}
 
 
 def open_case(

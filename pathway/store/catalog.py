@@ -12,7 +12,11 @@ import sqlalchemy as sa
 from pathway.definition import PathwayDefinition, load_definition, parse_definition
 from pathway.errors import N_, DefinitionError, DefinitionVersionMissing, InvalidArgument, Problem
 from pathway.store.engine import WRITE
+from pathway.store.fixed import Fixed
 from pathway.store.tables import definition_t
+
+# Every open asks for the newest version: built once, run on the DBAPI cursor.
+_LATEST = Fixed(sa.select(sa.func.max(definition_t.c.version)).where(definition_t.c.pathway_id == sa.bindparam("pathway_id")))
 
 
 class DefinitionCatalog:
@@ -38,8 +42,7 @@ class DefinitionCatalog:
         return self._parsed[definition.key]
 
     def latest(self, pathway_id: str, *, conn: sa.Connection | None = None) -> PathwayDefinition:
-        query = sa.select(sa.func.max(definition_t.c.version)).where(definition_t.c.pathway_id == pathway_id)
-        version = self._query(conn, lambda c: c.execute(query).scalar())
+        version = self._query(conn, lambda c: _LATEST.rows(c, {"pathway_id": pathway_id})[0][0])
         if version is None:
             raise DefinitionVersionMissing(pathway_id, 0)
         return self.resolve(pathway_id, version, conn=conn)

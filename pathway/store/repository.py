@@ -21,6 +21,7 @@ from pathway.definition import PathwayDefinition
 from pathway.errors import CaseErased, ConcurrencyConflict, NotFound
 from pathway.reminders import first_reminder_at
 from pathway.store.casekeys import ERASED, sealer_of, store_key
+from pathway.store.fixed import Fixed
 from pathway.store.tables import case_key_t, case_t, event_t, handover_t, step_t
 
 Resolver = Callable[[str, int], PathwayDefinition]
@@ -34,41 +35,43 @@ _TASK_COLS = ("id", "code", "agency", "scope", "basis", "status", "created_at", 
 _Loaded = tuple[int, bool, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tuple[Any, ...]]]
 
 
-# The hot path's statements, built once: building them per call cost a third of an operation's CPU.
+# The hot path's statements, built once and run on the DBAPI cursor (``pathway.store.fixed``): building a statement per
+# call cost a third of an operation's CPU, and running it through Core's execution context most of the rest.
 _STEP_ROW_COLS = (*_STEP_COLS, "next_reminder_at")
 # The case row with its key (outer join: a case from before case keys has none), in the one statement.
 _WITH_KEY = sa.select(case_t, case_key_t.c.wrapped.label("key_wrapped"), case_key_t.c.erased_at.label("key_erased_at"),
                       case_key_t.c.case_id.label("key_case_id")).outerjoin(case_key_t, case_key_t.c.case_id == case_t.c.id)
-_CASE_BY_REFERENCE = _WITH_KEY.where(case_t.c.reference == sa.bindparam("ref"))
-_CASE_BY_ID = _WITH_KEY.where(case_t.c.id == sa.bindparam("id"))
+_CASE_ROW = tuple(c.name for c in _WITH_KEY.selected_columns)
+_BY_REFERENCE = _WITH_KEY.where(case_t.c.reference == sa.bindparam("ref"))
+_BY_ID = _WITH_KEY.where(case_t.c.id == sa.bindparam("id"))
 # A writer locks the case row before reading the rest (PostgreSQL; SQLite's writers hold the database lock already):
 # under READ COMMITTED each statement sees the latest commit, so without the lock a write committed between reading
 # the case row and its steps would give a case half old, half new (version 1 with K1 already done).
-_CASE_BY_REFERENCE_LOCKED = _CASE_BY_REFERENCE.with_for_update(of=case_t)
-_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update(of=case_t)
-_STEPS_OF_CASE = (sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.case_id == sa.bindparam("case_id"))
-                  .order_by(step_t.c.position))
-_TASKS_OF_CASE = (sa.select(*[handover_t.c[c] for c in _TASK_COLS])
-                  .where(handover_t.c.case_id == sa.bindparam("case_id")).order_by(handover_t.c.position))
+_CASE_BY = {(by, lock): Fixed(q.with_for_update(of=case_t) if lock else q)
+            for by, q in (("reference", _BY_REFERENCE), ("id", _BY_ID)) for lock in (False, True)}
+_STEPS_OF_CASE = Fixed(sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.case_id == sa.bindparam("case_id"))
+                       .order_by(step_t.c.position))
+_TASKS_OF_CASE = Fixed(sa.select(*[handover_t.c[c] for c in _TASK_COLS])
+                       .where(handover_t.c.case_id == sa.bindparam("case_id")).order_by(handover_t.c.position))
 _CASE_COLS = ("pathway_id", "definition_version", "unit", "phase", "coordinator", "opened_at", "paused_since",
               "paused_time", "closed_at", "outcome", "transferred_to", "risk", "conditions", "milestones", "consents",
-              "version", "head_hash", "next_due_at", "updated_at")
-_UPDATE_CASE = (sa.update(case_t)
-                .where(case_t.c.id == sa.bindparam("b_id"), case_t.c.version == sa.bindparam("b_expected"))
-                .values({c: sa.bindparam(f"v_{c}") for c in _CASE_COLS}))
+              "version", "head_hash", "head_digest", "next_due_at", "updated_at")
+_UPDATE_CASE = Fixed(sa.update(case_t)
+                     .where(case_t.c.id == sa.bindparam("b_id"), case_t.c.version == sa.bindparam("b_expected"))
+                     .values({c: sa.bindparam(f"v_{c}") for c in _CASE_COLS}))
 
 
-def _update_by_id(table: sa.Table, cols: tuple[str, ...]) -> sa.Update:
-    return (sa.update(table).where(table.c.id == sa.bindparam("b_id"))
-            .values({c: sa.bindparam(f"b_{c}") for c in cols if c != "id"}))
+def _update_by_id(table: sa.Table, cols: tuple[str, ...]) -> Fixed:
+    return Fixed(sa.update(table).where(table.c.id == sa.bindparam("b_id"))
+                 .values({c: sa.bindparam(f"b_{c}") for c in cols if c != "id"}))
 
 
 _UPDATE_STEP = _update_by_id(step_t, _STEP_ROW_COLS)
-# Built once, like the statements above: building a statement (coercing its parts, its cache key) per call cost more
-# than running it (bench/peer.py's profile of an open: SQLAlchemy 39% of its own time).
-_INSERT_CASE, _INSERT_STEP, _INSERT_TASK, _INSERT_EVENT = (sa.insert(t) for t in (case_t, step_t, handover_t, event_t))
+# Every column of the row, given (a Fixed statement fills no defaults: a missing value is a KeyError, not a NULL).
+_INSERT_CASE, _INSERT_STEP, _INSERT_TASK, _INSERT_EVENT = (Fixed(sa.insert(t)) for t in (case_t, step_t, handover_t,
+                                                                                         event_t))
 _EVENTS_OF_CASE = sa.select(event_t).where(event_t.c.case_id == sa.bindparam("case_id")).order_by(event_t.c.seq)
-_PARK_STEP_CODE = sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id")).values(code=sa.bindparam("b_code"))
+_PARK_STEP_CODE = Fixed(sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id")).values(code=sa.bindparam("b_code")))
 _CODE = _STEP_COLS.index("code")
 _UPDATE_TASK = _update_by_id(handover_t, _TASK_COLS)
 
@@ -133,6 +136,7 @@ def _case_values(case: Case) -> dict[str, Any]:
         },
         "version": case.version,
         "head_hash": case.head_hash,
+        "head_digest": case.head_digest,
         "next_due_at": case.next_deadline(),
     }
 
@@ -162,19 +166,18 @@ class CaseRepository:
 
     def get(self, reference: str, *, lock: bool = False) -> Case:
         """The case; with ``lock``, for a change: its row is locked until the transaction ends."""
-        row = self._conn.execute(_CASE_BY_REFERENCE_LOCKED if lock else _CASE_BY_REFERENCE,
-                                 {"ref": reference}).mappings().first()
-        if row is None:
+        rows = _CASE_BY["reference", lock].rows(self._conn, {"ref": reference})
+        if not rows:
             raise NotFound("case", reference)
-        return self._build(row)
+        return self._build(dict(zip(_CASE_ROW, rows[0], strict=True)))
 
     def get_by_id(self, case_id: uuid.UUID, *, lock: bool = False) -> Case:
-        row = self._conn.execute(_CASE_BY_ID_LOCKED if lock else _CASE_BY_ID, {"id": case_id}).mappings().first()
-        if row is None:
+        rows = _CASE_BY["id", lock].rows(self._conn, {"id": case_id})
+        if not rows:
             raise NotFound("case", case_id)
-        return self._build(row)
+        return self._build(dict(zip(_CASE_ROW, rows[0], strict=True)))
 
-    def _build(self, row: sa.RowMapping) -> Case:
+    def _build(self, row: dict[str, Any]) -> Case:
         sealer = sealer_of(row["key_wrapped"], row["key_erased_at"], row["id"], self._keys,
                            has_row=row["key_case_id"] is not None)
         case = Case(
@@ -189,15 +192,15 @@ class CaseRepository:
             },
             closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=_opened(sealer, row["transferred_to"]),
             risk=row["risk"],
-            version=row["version"], head_hash=row["head_hash"], part_of=row["parent_id"],
+            version=row["version"], head_hash=row["head_hash"], head_digest=row["head_digest"], part_of=row["parent_id"],
         )
         case.paused_time = row["paused_time"]
         case.sealer = sealer
-        for r in self._conn.execute(_STEPS_OF_CASE, {"case_id": case.id}):
+        for r in _STEPS_OF_CASE.rows(self._conn, {"case_id": case.id}):
             step = Step(**dict(zip(_STEP_COLS, r, strict=True)))
             step.title = _opened(sealer, step.title)
             case.steps.append(step)
-        for r in self._conn.execute(_TASKS_OF_CASE, {"case_id": case.id}):
+        for r in _TASKS_OF_CASE.rows(self._conn, {"case_id": case.id}):
             values = dict(zip(_TASK_COLS, r, strict=True))
             values["scope"] = tuple(values["scope"])
             values["note"], values["reply"] = _opened(sealer, values["note"]), _opened(sealer, values["reply"])
@@ -224,8 +227,8 @@ class CaseRepository:
     # -- writing ---------------------------------------------------------------------------------------
 
     def add(self, case: Case) -> None:
-        self._conn.execute(_INSERT_CASE, [{"id": case.id, "reference": case.reference, "parent_id": case.part_of,
-                                                 "updated_at": _now(case), **_case_values(case)}])
+        _INSERT_CASE.run(self._conn, {"id": case.id, "reference": case.reference, "parent_id": case.part_of,
+                                      "repeat_contact": False, "updated_at": _now(case), **_case_values(case)})
         if isinstance(case.sealer, CaseKey):
             assert self._keys is not None  # a key comes from ``new_key``, which has the ring
             store_key(self._conn, case.id, case.sealer, keys=self._keys, at=_now(case))
@@ -243,9 +246,9 @@ class CaseRepository:
         expected = loaded_version if expected_version is None else expected_version
         if expected != loaded_version:
             raise ConcurrencyConflict(case.reference, expected, loaded_version)
-        result = self._conn.execute(_UPDATE_CASE, {"b_id": case.id, "b_expected": expected, "v_updated_at": _now(case),
-                                                   **{f"v_{k}": v for k, v in _case_values(case).items()}})
-        if result.rowcount != 1:
+        updated = _UPDATE_CASE.run(self._conn, {"b_id": case.id, "b_expected": expected, "v_updated_at": _now(case),
+                                                **{f"v_{k}": v for k, v in _case_values(case).items()}})
+        if updated != 1:
             actual = self._conn.execute(sa.select(case_t.c.version).where(case_t.c.id == case.id)).scalar()
             raise ConcurrencyConflict(case.reference, expected, actual)
         new_steps = [s for s in case.steps if s.id not in steps]
@@ -257,7 +260,7 @@ class CaseRepository:
             # A migration may rename codes into each other (K8 -> K9 while K9 -> K10) or give a new step a code that
             # a renamed one leaves: park the renamed rows on codes no checkpoint can have first, so that no single
             # statement meets the unique (case, code, occurrence) of a row that has not moved yet.
-            self._conn.execute(_PARK_STEP_CODE, [{"b_id": s.id, "b_code": f"~{i}"} for i, s in enumerate(recoded)])
+            _PARK_STEP_CODE.run(self._conn, [{"b_id": s.id, "b_code": f"~{i}"} for i, s in enumerate(recoded)])
         self._insert_children(case, new_steps, new_tasks)
         self._update_rows(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s, sealer), _next_reminder(case, s))
                                                          for s in changed])
@@ -270,30 +273,29 @@ class CaseRepository:
         self._flush_events(case)
         self._remember(case)
 
-    def _update_rows(self, statement: sa.Update, cols: tuple[str, ...], changed: list[tuple[Any, ...]]) -> None:
+    def _update_rows(self, statement: Fixed, cols: tuple[str, ...], changed: list[tuple[Any, ...]]) -> None:
         """One executemany UPDATE by id (the first value of each row)."""
         if changed:
-            self._conn.execute(statement, [{f"b_{c}": v for c, v in zip(cols, values, strict=True)}
-                                           for values in changed])
+            statement.run(self._conn, [{f"b_{c}": v for c, v in zip(cols, values, strict=True)} for values in changed])
 
     def _insert_children(self, case: Case, steps: list[Step], tasks: list[HandoverTask]) -> None:
         # Lists only grow, so a row's position (its index in the aggregate) never changes once written.
         first_step = len(case.steps) - len(steps)
         if steps:
-            self._conn.execute(_INSERT_STEP, [
+            _INSERT_STEP.run(self._conn, [
                 {"case_id": case.id, "position": first_step + i, "next_reminder_at": _next_reminder(case, s),
                  **dict(zip(_STEP_COLS, _step_values(s, case.sealer), strict=True))}
                 for i, s in enumerate(steps)])
         first_task = len(case.handovers) - len(tasks)
         if tasks:
-            self._conn.execute(_INSERT_TASK, [
+            _INSERT_TASK.run(self._conn, [
                 {"case_id": case.id, "position": first_task + i,
                  **dict(zip(_TASK_COLS, _task_values(t, case.sealer), strict=True))}
                 for i, t in enumerate(tasks)])
 
     def _flush_events(self, case: Case) -> None:
         if case.new_events:
-            self._conn.execute(_INSERT_EVENT, [_event_row(e) for e in case.new_events])
+            _INSERT_EVENT.run(self._conn, [_event_row(e) for e in case.new_events])
             case.new_events.clear()
 
     def _remember(self, case: Case) -> None:

@@ -1,0 +1,150 @@
+"""The hot path's statements on the DBAPI cursor (``pathway.store.fixed``) store and read exactly what Core does:
+the same driver values for every column type the case tables use (SQLite compares times and ids as the text Core
+wrote, so one character off would hide a row from an index range), the same values read back, the project's errors,
+and the connection's statement hooks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import psycopg
+
+from pathway.errors import ConstraintViolated
+from pathway.store.engine import create_engine
+from pathway.store.fixed import Fixed, _Rendered
+from pathway.store.tables import UTCDateTime
+
+OSLO_WINTER = timezone(timedelta(hours=1))
+TIMES = [
+    datetime(2027, 1, 1, 0, 30, tzinfo=OSLO_WINTER),  # the day before in UTC
+    datetime(2028, 2, 29, 12, 0, 0, 1, tzinfo=timezone.utc),
+    datetime(2027, 3, 28, 1, 30, tzinfo=timezone(timedelta(hours=1))),  # a DST change
+    datetime(2027, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+    datetime(999, 1, 1, tzinfo=timezone.utc),  # a year of three digits is still written with four
+]
+JSONS: list[Any] = [{}, [], {"b": [1, 2.5, None], "a": "Tromsø «sitat»"}, ["x"], None, "tekst", 0]
+
+metadata = sa.MetaData()
+probe_t = sa.Table(
+    "fixed_probe", metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("at", UTCDateTime(timezone=True)),
+    sa.Column("data", sa.JSON),
+    sa.Column("flag", sa.Boolean),
+    sa.Column("blob", sa.LargeBinary),
+    sa.Column("n", sa.Integer),
+    sa.Column("name", sa.String(40), unique=True),
+)
+_INSERT = Fixed(sa.insert(probe_t))
+_BY_ID = Fixed(sa.select(probe_t).where(probe_t.c.id == sa.bindparam("id")))
+
+
+def _core_bind(type_: Any, dialect: sa.Dialect, value: Any) -> Any:
+    process = type_._cached_bind_processor(dialect)  # what Core gives the driver
+    return value if process is None else process(value)
+
+
+def _driver_value(value: Any) -> Any:
+    return ("Json", value.obj) if type(value).__name__ == "Json" else value
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), psycopg.dialect()], ids=["sqlite", "postgresql"])
+def test_every_column_type_goes_to_the_driver_as_core_sends_it(dialect: sa.Dialect) -> None:
+    rendered = _Rendered(sa.insert(probe_t), dialect)
+    rows = [
+        {"id": uuid.uuid4(), "at": at, "data": data, "flag": flag, "blob": b"\x00\xff", "n": 7, "name": "å"}
+        for at, data, flag in zip(TIMES + [None, TIMES[0]], JSONS, [True, False, None, True, False, True, None],
+                                  strict=False)
+    ]
+    for row in rows:
+        ours = rendered.args(row)
+        core = [_core_bind(probe_t.c[name].type, dialect, row[name]) for name in rendered.names]
+        assert [_driver_value(v) for v in ours] == [_driver_value(v) for v in core], row
+
+
+def test_sqlite_times_are_the_text_core_writes() -> None:
+    rendered = _Rendered(sa.insert(probe_t), sqlite.dialect())
+    at = rendered.names.index("at")
+    values = [rendered.args({"id": uuid.UUID(int=1), "at": t, "data": None, "flag": None, "blob": None, "n": None,
+                             "name": None})[at] for t in TIMES]
+    assert values == ["2026-12-31 23:30:00.000000", "2028-02-29 12:00:00.000001", "2027-03-28 00:30:00.000000",
+                      "2027-12-31 23:59:59.999999", "0999-01-01 00:00:00.000000"]
+
+
+def test_a_naive_time_is_refused_not_guessed() -> None:
+    rendered = _Rendered(sa.insert(probe_t), sqlite.dialect())
+    with pytest.raises(ValueError, match="naive"):
+        rendered.args({"id": uuid.UUID(int=1), "at": datetime(2027, 1, 1), "data": None, "flag": None, "blob": None,
+                       "n": None, "name": None})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str | None) -> Iterator[sa.Engine]:
+    if request.param == "postgresql" and postgres_url is None:
+        pytest.skip("PostgreSQL not reachable (required and run under CI)")
+    engine = create_engine(postgres_url if request.param == "postgresql" else f"sqlite:///{tmp_path / 'f.db'}")
+    metadata.create_all(engine)
+    yield engine
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
+def _rows(i: int) -> list[dict[str, Any]]:
+    return [{"id": uuid.uuid4(), "at": at, "data": data, "flag": flag, "blob": bytes([i, k]), "n": k,
+             "name": f"{i}-{k}"}
+            for k, (at, data, flag) in enumerate(zip(TIMES, JSONS, [True, False, None, True, False], strict=False))]
+
+
+def test_rows_written_by_either_path_are_stored_alike_and_read_alike(engine: sa.Engine) -> None:
+    by_core, by_fixed = _rows(1), _rows(2)
+    for row in by_fixed:  # the same values, but for the key and the unique name
+        row.update({k: v for k, v in by_core[row["n"]].items() if k not in ("id", "name", "blob")})
+    with engine.begin() as conn:
+        conn.execute(sa.insert(probe_t), by_core)
+        assert _INSERT.run(conn, by_fixed) == len(by_fixed)
+    stored = sa.select(*[sa.cast(c, sa.String).label(c.name) if c.name in ("at", "id", "flag", "data") else c
+                         for c in probe_t.c]).order_by(probe_t.c.name)
+    with engine.connect() as conn:
+        raw = {r.name: r for r in conn.execute(stored)}
+        for core_row, fixed_row in zip(by_core, by_fixed, strict=True):
+            a, b = raw[core_row["name"]], raw[fixed_row["name"]]
+            assert (a.at, a.data, a.flag) == (b.at, b.data, b.flag), "the same text in the database"
+        for row in by_core + by_fixed:
+            (read,) = _BY_ID.rows(conn, {"id": row["id"]})
+            core = conn.execute(sa.select(probe_t).where(probe_t.c.id == row["id"])).one()
+            assert read == tuple(core), "read as Core reads it"
+            assert dict(zip(probe_t.c.keys(), read, strict=True)) == row
+            at = read[1]
+            assert at is None or at.tzinfo == timezone.utc, "times come back in UTC"
+
+
+def test_a_broken_constraint_is_the_projects_error_and_the_hooks_see_the_statement(engine: sa.Engine) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        seen.append(("before", statement.split()[0]))
+
+    def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        seen.append(("after", statement.split()[0]))
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        row = _rows(3)[0]
+        with engine.begin() as conn:
+            _INSERT.run(conn, row)
+        with pytest.raises(ConstraintViolated), engine.begin() as conn:
+            _INSERT.run(conn, {**row, "id": uuid.uuid4()})  # the same unique name
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", before)
+        sa.event.remove(engine, "after_cursor_execute", after)
+    assert [s for s in seen if s[1] == "INSERT"] == [("before", "INSERT"), ("after", "INSERT"), ("before", "INSERT")]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(probe_t)).scalar() == 1, "nothing else written"
