@@ -177,13 +177,15 @@ class Case(Deadlines):
     def record(self, operation: str, ctx: Context, *, reason: str | None, payload: dict[str, Any],
                apply: Callable[[], None]) -> None:
         """Apply a checked change and append its event, hash-chained to the one before."""
-        before = self.summary() if self.version else {}
+        before = self.summary(self.head_digest) if self.version else {}
         apply()
         self.version += 1
         reason, payload = seal_texts(self.sealer, reason, payload)
+        after = self.summary()
+        self.head_digest = after["digest"]
         event = Event(
             case_id=self.id, seq=self.version, at=ctx.at, actor=ctx.actor, operation=operation, reason=reason,
-            payload=payload, state_before=before, state_after=self.summary(), prev_hash=self.head_hash, hash="",
+            payload=payload, state_before=before, state_after=after, prev_hash=self.head_hash, hash="",
             channel=ctx.channel,
         )
         event = replace(event, hash=event_hash(self.head_hash, event.body()))

@@ -43,6 +43,9 @@ class CaseState:
     part_of: uuid.UUID | None = None  # a child's pathway: the adult's case it is part of (None: an adult's pathway)
     version: int = 0
     head_hash: str = GENESIS
+    # The digest of the state as its last event left it (that event's state_after), so that an event computes one
+    # digest, not two: its state_before is the state_after before it. None where not known (computed when needed).
+    head_digest: str | None = None
     new_events: list[Event] = field(default_factory=list)
     sealer: Sealer = PLAIN  # the case's own key for its free text (not state: never in the snapshot)
 
@@ -204,6 +207,7 @@ class CaseState:
     def digest(self) -> str:
         return hashlib.sha256(canonical(self.snapshot())).hexdigest()
 
-    def summary(self) -> dict[str, Any]:
-        # Small enough to read in a timeline; the digest pins the whole state for replay checks.
-        return {"phase": self.phase, "paused": self.paused_since is not None, "digest": self.digest()}
+    def summary(self, digest: str | None = None) -> dict[str, Any]:
+        """Small enough to read in a timeline; the digest pins the whole state for replay checks. ``digest``: the
+        state's digest where it is known already."""
+        return {"phase": self.phase, "paused": self.paused_since is not None, "digest": digest or self.digest()}

@@ -87,6 +87,28 @@ def test_a_case_walked_to_closure_reloads_and_replays_to_the_same_state(core: Fo
     assert replay(events, core.catalog.resolve, case.sealer).digest() == case.digest()
 
 
+def test_each_event_starts_from_the_state_the_one_before_left_also_for_a_case_written_before_it_was_kept(
+        core: Forlop) -> None:
+    """One digest per event: state_before is the state_after before it (kept on the case row as head_digest). A case
+    last written before 0018 has no head_digest: its next event computes it from the state as loaded, alike."""
+    ref = open_case(core).reference
+    walk_to_closure(core, ref)
+    other = open_case(core).reference
+    with core.engine.begin() as conn:
+        conn.execute(sa.update(case_t).where(case_t.c.reference == other).values(head_digest=None))
+    change(core, other, lambda c: c.execute(do.CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
+    for reference in (ref, other):
+        case = stored(core, reference)
+        with core.uow() as uow:
+            events = uow.cases.events(case, sealed=True)
+            kept = uow.conn.execute(sa.select(case_t.c.head_digest).where(case_t.c.id == case.id)).scalar()
+        assert len(events) > 1
+        for before, after in zip(events, events[1:]):
+            assert after.state_before == before.state_after, (reference, after.seq)
+        assert kept == events[-1].state_after["digest"] == case.digest(), "the row keeps the last state's digest"
+        assert replay(events, core.catalog.resolve, case.sealer).digest() == case.digest()
+
+
 def test_every_change_appends_exactly_one_event_with_author_time_and_reason(core: Forlop) -> None:
     ref = open_case(core).reference
     change(core, ref, lambda c: c.execute(do.Pause(reason="utilgjengelig"), actor="koordinator2", at=T0 + timedelta(hours=1)))

@@ -60,6 +60,9 @@ class CaseRow(SQLModel, table=True):
     next_due_at: datetime | None = ts(default=None)  # the earliest deadline of an open step, for lists
     version: int
     head_hash: str = Field(max_length=64)
+    # The state digest of the last event (its state_after), so that the next event computes one digest, not two; None
+    # for a case last written before it was kept (0018): its next event computes it.
+    head_digest: str | None = Field(default=None, max_length=64)
     updated_at: datetime = ts()
 
 
