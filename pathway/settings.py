@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     unit_names: Annotated[dict[str, str], NoDecode] = {
         "bergen-sentrum": "Bergen sentrum", "bergen-nord": "Bergen nord", "askoy": "Askøy", "voss": "Voss"}
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
-    db_pool_size: int = Field(default=10, ge=1, le=100)  # per process; match the worker's concurrency
+    db_pool_size: int = Field(default=10, ge=1, le=100)  # per process; also the requests a worker runs at once
     db_max_overflow: int = Field(default=10, ge=0, le=100)  # extra connections opened under a burst, then closed
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)  # wait for a free connection, then 503
     db_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)  # PostgreSQL: give up connecting after this

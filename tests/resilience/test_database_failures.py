@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio.to_thread
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -85,6 +86,31 @@ def test_no_request_holds_two_connections_at_once(core: Forlop) -> None:
                 answers[path] = browser.get(path).status_code
     say(f"[{core.engine.dialect.name}] pool of one: {answers}")
     assert {path: status for path, status in answers.items() if status != 200} == {}
+
+
+def test_a_worker_runs_no_more_requests_at_once_than_its_pool_keeps_connections(core: Forlop) -> None:
+    """The pool's sizing rule (README, "Connections"): requests beyond the pool's size wait their turn in the event
+    loop, not for a connection, so a burst never opens (and then closes) connections beyond the pool's: with a pool
+    of one and room for five more, twelve concurrent reads are all answered on the one connection."""
+    seed_world(core, cases=2)
+    with api(core, db_pool_size=1, db_max_overflow=5) as (small, client):
+        assert client.portal is not None
+        tokens = client.portal.call(lambda: anyio.to_thread.current_default_thread_limiter().total_tokens)
+        assert client.get(API + "/cases").status_code == 200  # the pool's one connection, opened
+        opened: list[object] = []
+        sa.event.listen(small.engine, "connect", lambda *_: opened.append(1))
+        answers: list[int] = []
+        burst = [threading.Thread(target=lambda: answers.append(client.get(API + "/cases").status_code))
+                 for _ in range(12)]
+        for thread in burst:
+            thread.start()
+        for thread in burst:
+            thread.join(timeout=60)
+    say(f"[{core.engine.dialect.name}] pool of one, 12 at once: {sorted(answers)}; threads per worker: {tokens}; "
+        f"connections opened meanwhile: {len(opened)}")
+    assert tokens == 1
+    assert answers == [200] * 12
+    assert opened == [], "no connection beyond the pool's was opened"
 
 
 @pytest.mark.parametrize("core", ["postgresql"], indirect=True)
