@@ -18,7 +18,6 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from functools import lru_cache
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -40,19 +39,12 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-# A case's rows repeat their times and ids from one load to the next (a step's times stay as they were; the API reads
-# a case it just wrote): the conversions are cached, their results being immutable.
-@lru_cache(maxsize=8192)
 def _sqlite_time(value: datetime) -> str:
     return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-@lru_cache(maxsize=8192)
 def _sqlite_time_read(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-_uuid_read = lru_cache(maxsize=8192)(uuid.UUID)
 
 
 def _pg_time_read(value: datetime) -> datetime:
@@ -65,7 +57,7 @@ def _pg_time_read(value: datetime) -> datetime:
 # (SQLAlchemy's formats, so rows written either way read alike); psycopg adapts UUIDs, aware times and booleans.
 _CODECS: dict[str, dict[type[Any], tuple[Convert, Convert]]] = {
     "sqlite": {
-        sa.Uuid: (attrgetter("hex"), _uuid_read),
+        sa.Uuid: (attrgetter("hex"), uuid.UUID),
         UTCDateTime: (_sqlite_time, _sqlite_time_read),
         sa.JSON: (json.dumps, json.loads),
         sa.Boolean: (None, bool),
@@ -78,6 +70,7 @@ _CODECS: dict[str, dict[type[Any], tuple[Convert, Convert]]] = {
     },
 }
 _ALSO_NONE = {json.dumps, Json}  # binds that take None too
+_IMMUTABLE = {uuid.UUID, _sqlite_time_read, _pg_time_read}  # reads whose results may be shared between rows
 
 
 def _codec(dialect: sa.Dialect, type_: Any) -> tuple[Convert, Convert]:
@@ -113,10 +106,15 @@ class _Rendered:
         self._bind: list[tuple[int, Callable[[Any], Any]]] = [
             (i, f) for i, f in binds if f is not None and f not in _ALSO_NONE]
         columns = getattr(compiled, "_result_columns", None) or []
-        reads = [(i, _codec(dialect, c[3])[1]) for i, c in enumerate(columns)]
-        self._read: list[tuple[int, Callable[[Any], Any]]] = [(i, f) for i, f in reads if f is not None]
+        reads = [(i, f) for i, f in ((i, _codec(dialect, c[3])[1]) for i, c in enumerate(columns)) if f is not None]
+        # A memo per conversion that gives an immutable value (never a value of another column's; never JSON's
+        # dicts and lists, which would be shared between rows): -1 converts every time.
+        kinds = list(dict.fromkeys(f for _, f in reads if f in _IMMUTABLE))
+        self._read: list[tuple[int, Callable[[Any], Any], int]] = [
+            (i, f, kinds.index(f) if f in _IMMUTABLE else -1) for i, f in reads]
+        self._kinds = len(kinds)
 
-    def args(self, params: Mapping[str, Any]) -> list[Any]:
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = list(self._take({**self._literals, **params} if self._literals else params))
         for i, f in self._bind:
             v = values[i]
@@ -124,17 +122,30 @@ class _Rendered:
                 values[i] = f(v)
         for i, f in self._bind_always:
             values[i] = f(values[i])
-        return values
+        return tuple(values)  # one parameter set is a tuple, several a list of them (as hooks and drivers expect)
 
-    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+    def rows(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
+        """The rows with their values converted. A value that repeats in the rows (a case's steps share their
+        times) is converted once and shared, which also keeps a loaded case smaller."""
         if not self._read:
-            return tuple(raw)
-        values = list(raw)
-        for i, f in self._read:
-            v = values[i]
-            if v is not None:
-                values[i] = f(v)
-        return tuple(values)
+            return [tuple(r) for r in raw]
+        read = self._read
+        memos: list[dict[Any, Any]] = [{} for _ in range(self._kinds)]
+        out = []
+        for r in raw:
+            values = list(r)
+            for i, f, k in read:
+                v = values[i]
+                if v is not None and k < 0:
+                    values[i] = f(v)
+                elif v is not None:
+                    seen = memos[k]
+                    converted = seen.get(v)
+                    if converted is None:
+                        converted = seen[v] = f(v)
+                    values[i] = converted
+            out.append(tuple(values))
+        return out
 
 
 class Fixed:
@@ -154,7 +165,7 @@ class Fixed:
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         rendered = self._rendered(conn)
         raw = _execute(conn, rendered.sql, rendered.args(params), many=False, fetch=True)
-        return [rendered.row(r) for r in raw]
+        return rendered.rows(raw)
 
     def run(self, conn: sa.Connection, params: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> int:
         rendered = self._rendered(conn)

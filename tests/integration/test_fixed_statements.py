@@ -148,3 +148,17 @@ def test_a_broken_constraint_is_the_projects_error_and_the_hooks_see_the_stateme
     assert [s for s in seen if s[1] == "INSERT"] == [("before", "INSERT"), ("after", "INSERT"), ("before", "INSERT")]
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(probe_t)).scalar() == 1, "nothing else written"
+
+
+def test_a_time_repeated_in_the_rows_is_read_once_and_shared_but_json_never_is(engine: sa.Engine) -> None:
+    at = TIMES[1]
+    rows = [{"id": uuid.uuid4(), "at": at, "data": {"scope": ["health"]}, "flag": True, "blob": None, "n": n,
+             "name": f"shared-{n}"} for n in range(3)]
+    both = Fixed(sa.select(probe_t.c.at, probe_t.c.data).order_by(probe_t.c.n))
+    with engine.begin() as conn:
+        _INSERT.run(conn, rows)
+        read = both.rows(conn, {})
+    assert [r[0] for r in read] == [at] * 3 and read[0][0] is read[1][0] is read[2][0], "one object for one time"
+    assert [r[1] for r in read] == [{"scope": ["health"]}] * 3
+    read[0][1]["scope"].append("police")  # a caller may change what it read: the other rows keep theirs
+    assert read[1][1] == {"scope": ["health"]}
