@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from pathway.store import failures
+from pathway.store import failures, fixed
 
 WRITE = "forlop_write"  # execution option marking a connection that will write
 
@@ -95,4 +95,6 @@ def _sqlite_setup(engine: sa.Engine, synchronous: str) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         # A unit of work takes the write lock up front, so two writers never deadlock upgrading a read lock;
         # readers stay deferred and never block writers (WAL).
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+        # On the DBAPI cursor (``fixed.run_sql``): every unit of work begins so, and through Core's execution
+        # context the BEGIN cost more than SQLite's work for it.
+        fixed.run_sql(conn, "BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")

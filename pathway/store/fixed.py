@@ -169,9 +169,17 @@ class Fixed:
 
     def run(self, conn: sa.Connection, params: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> int:
         rendered = self._rendered(conn)
-        if isinstance(params, Mapping):
-            return _execute(conn, rendered.sql, rendered.args(params), many=False, fetch=False)
-        return _execute(conn, rendered.sql, [rendered.args(p) for p in params], many=True, fetch=False)
+        if not isinstance(params, Mapping):
+            sets = list(params)
+            if len(sets) != 1:
+                return _execute(conn, rendered.sql, [rendered.args(p) for p in sets], many=True, fetch=False)
+            params = sets[0]  # one row: psycopg's executemany would enter and leave a pipeline for it
+        return _execute(conn, rendered.sql, rendered.args(params), many=False, fetch=False)
+
+
+def run_sql(conn: sa.Connection, sql: str) -> None:
+    """A statement without parameters (``BEGIN IMMEDIATE``) on the DBAPI cursor, as a ``Fixed`` one runs."""
+    _execute(conn, sql, (), many=False, fetch=False)
 
 
 def _execute(conn: sa.Connection, sql: str, args: Any, *, many: bool, fetch: bool) -> Any:

@@ -32,7 +32,9 @@ _TASK_COLS = ("id", "code", "agency", "scope", "basis", "status", "created_at", 
               "note", "urgency", "updated_by", "reply")
 
 
-_Loaded = tuple[int, bool, dict[uuid.UUID, tuple[Any, ...]], dict[uuid.UUID, tuple[Any, ...]]]
+# What ``save`` compares with: the version and pause as loaded, and the rows of the steps and tasks in their order
+# (the aggregate's lists only grow, so a row's position is its identity; no id is hashed to find it).
+_Loaded = tuple[int, bool, list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
 # The hot path's statements, built once and run on the DBAPI cursor (``pathway.store.fixed``): building a statement per
@@ -251,11 +253,10 @@ class CaseRepository:
         if updated != 1:
             actual = self._conn.execute(sa.select(case_t.c.version).where(case_t.c.id == case.id)).scalar()
             raise ConcurrencyConflict(case.reference, expected, actual)
-        new_steps = [s for s in case.steps if s.id not in steps]
-        new_tasks = [t for t in case.handovers if t.id not in tasks]
+        new_steps, new_tasks = case.steps[len(steps):], case.handovers[len(tasks):]
         sealer = case.sealer
-        changed = [s for s in case.steps if s.id in steps and steps[s.id] != _STEP_GET(s)]
-        recoded = [s for s in changed if steps[s.id][_CODE] != s.code]
+        changed = [(s, was) for s, was in zip(case.steps, steps) if was != _STEP_GET(s)]
+        recoded = [s for s, was in changed if was[_CODE] != s.code]
         if recoded:
             # A migration may rename codes into each other (K8 -> K9 while K9 -> K10) or give a new step a code that
             # a renamed one leaves: park the renamed rows on codes no checkpoint can have first, so that no single
@@ -263,9 +264,9 @@ class CaseRepository:
             _PARK_STEP_CODE.run(self._conn, [{"b_id": s.id, "b_code": f"~{i}"} for i, s in enumerate(recoded)])
         self._insert_children(case, new_steps, new_tasks)
         self._update_rows(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s, sealer), _next_reminder(case, s))
-                                                         for s in changed])
-        self._update_rows(_UPDATE_TASK, _TASK_COLS, [_task_values(t, sealer) for t in case.handovers
-                                                     if t.id in tasks and tasks[t.id] != _TASK_GET(t)])
+                                                         for s, _ in changed])
+        self._update_rows(_UPDATE_TASK, _TASK_COLS, [_task_values(t, sealer) for t, was in zip(case.handovers, tasks)
+                                                     if was != _TASK_GET(t)])
         if case.paused_since is not None and not was_paused:
             # A paused case raises no reminders: take its open steps out of the scan until they move on resume.
             self._conn.execute(sa.update(step_t).where(step_t.c.case_id == case.id, step_t.c.ended_at.is_(None))
@@ -304,8 +305,8 @@ class CaseRepository:
         self._seen[case.id] = (
             case.version,
             case.paused_since is not None,
-            {s.id: _STEP_GET(s) for s in case.steps},
-            {t.id: _TASK_GET(t) for t in case.handovers},
+            [_STEP_GET(s) for s in case.steps],
+            [_TASK_GET(t) for t in case.handovers],
         )
 
 
