@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -41,7 +41,7 @@ from pathway.store.tables import (
 )
 
 Resolver = Callable[..., PathwayDefinition]
-Rows = Sequence[sa.Row[Unpack[tuple[Any, ...]]]]  # rows of any shape
+Rows = Sequence[Any]  # rows of any shape: Core's, or DueStep
 
 
 @dataclass
@@ -69,22 +69,45 @@ def _batch(query: sa.Select[Any], *order: sa.ColumnElement[Any], lock: bool, nam
 @functools.cache
 def due_steps_query(*, lock: bool = False) -> sa.Select[Any]:
     """The scan's question, also used bare by the benchmark: open steps whose next rung has come by ``:now``, at
-    most ``:batch`` of them, with their cases; execute it with ``{"now": ..., "batch": ...}``. Built once per
-    process (building it cost more than running it when nothing is due). "Nothing due" is one probe of the partial
-    index ``ix_step_next_reminder``, however many cases there are."""
-    due = _batch(
-        sa.select(step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_t.c.adhoc, step_t.c.due_at,
-                  step_t.c.next_reminder_at)
-        .where(step_t.c.ended_at.is_(None), step_t.c.next_reminder_at.is_not(None),
-               step_t.c.next_reminder_at <= sa.bindparam("now")),
-        step_t.c.next_reminder_at, step_t.c.id, lock=lock, name="due")
-    return (
-        sa.select(due.c.id, due.c.case_id, due.c.code, due.c.owner, due.c.adhoc, due.c.due_at,
-                  case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
-                  case_t.c.definition_version)
-        .join(case_t, case_t.c.id == due.c.case_id)
-        .order_by(due.c.next_reminder_at, due.c.id)
-    )
+    most ``:batch`` of them, oldest first; execute it with ``{"now": ..., "batch": ...}``. Built once per process
+    (building it cost more than running it when nothing is due). "Nothing due" is one probe of the partial index
+    ``ix_step_next_reminder``, however many cases there are. Their cases' facts are a second query by id
+    (``_with_cases``): joined in one statement, PostgreSQL hashed every case to join a batch of steps that were due.
+    ``lock``: PostgreSQL locks the steps and skips those another scheduler holds."""
+    query = (sa.select(*_DUE_STEP).where(step_t.c.ended_at.is_(None), step_t.c.next_reminder_at.is_not(None),
+                                         step_t.c.next_reminder_at <= sa.bindparam("now"))
+             .order_by(step_t.c.next_reminder_at, step_t.c.id).limit(sa.bindparam("batch", type_=sa.Integer())))
+    return query.with_for_update(skip_locked=True) if lock else query
+
+
+_DUE_STEP = (step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_t.c.adhoc, step_t.c.due_at)
+_CASE_FACTS = (case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
+               case_t.c.definition_version)
+_CASES_BY_ID = sa.select(case_t.c.id, *_CASE_FACTS).where(case_t.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+class DueStep(NamedTuple):
+    """A due step with its case's facts: a row of ``due_steps_query`` with the columns of ``_CASE_FACTS``."""
+
+    id: uuid.UUID
+    case_id: uuid.UUID
+    code: str
+    owner: str
+    adhoc: bool
+    due_at: datetime
+    reference: str
+    unit: str
+    coordinator: str | None
+    pathway_id: str
+    definition_version: int
+
+
+def _with_cases(conn: sa.Connection, steps: Rows) -> list[DueStep]:
+    """The batch's steps with their cases' facts, read by the cases' primary key."""
+    if not steps:
+        return []
+    cases = {r[0]: tuple(r[1:]) for r in conn.execute(_CASES_BY_ID, {"ids": sorted({s.case_id for s in steps})})}
+    return [DueStep(*s, *cases[s.case_id]) for s in steps]
 
 
 @functools.cache
@@ -114,7 +137,7 @@ def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 10
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
             query = due_steps_query(lock=conn.dialect.name == "postgresql")
-            rows = conn.execute(query, {"now": now, "batch": batch}).all()
+            rows = _with_cases(conn, conn.execute(query, {"now": now, "batch": batch}).all())
             total.reminders += _raise(conn, rows, resolve=resolve, now=now)
         total.steps += len(rows)
         if len(rows) < batch:
