@@ -164,13 +164,7 @@ def urgent_steps(conn: sa.Connection, case_ids: list[uuid.UUID]) -> dict[uuid.UU
     all of ``case_ids``: rows of code, adhoc, title and due_at, by case id."""
     if not case_ids:
         return {}
-    ranked = (sa.select(step_t.c.case_id, step_t.c.code, step_t.c.adhoc, step_t.c.title, step_t.c.due_at,
-                        sa.func.row_number().over(partition_by=step_t.c.case_id,
-                                                  order_by=(step_t.c.due_at, step_t.c.position)).label("n"))
-              .where(step_t.c.case_id.in_(case_ids), step_t.c.state.in_(sorted(OPEN_STEP_STATES)),
-                     step_t.c.due_at.is_not(None))
-              .subquery())
-    return {r.case_id: r for r in conn.execute(sa.select(ranked).where(ranked.c.n == 1))}
+    return {r.case_id: r for r in conn.execute(_URGENT_STEPS, {"ids": case_ids})}
 
 
 def handover_alerts(conn: sa.Connection, case_ids: list[uuid.UUID], now: datetime) -> dict[uuid.UUID, list[dict[str, Any]]]:
@@ -179,6 +173,26 @@ def handover_alerts(conn: sa.Connection, case_ids: list[uuid.UUID], now: datetim
     deadline passed). Lists of code, agency, status ("declined" or "unanswered") and due_at, by case id."""
     if not case_ids:
         return {}
+    found: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for r in conn.execute(_HANDOVER_ALERTS, {"ids": case_ids, "now": now}):
+        found.setdefault(r.case_id, []).append({
+            "code": r.code, "agency": r.agency, "due_at": r.due_at,
+            "status": "declined" if r.status == "declined" else "unanswered"})
+    return found
+
+
+# Both read for every page of every case list: built once (building them cost more than running them).
+_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+_RANKED = (sa.select(step_t.c.case_id, step_t.c.code, step_t.c.adhoc, step_t.c.title, step_t.c.due_at,
+                     sa.func.row_number().over(partition_by=step_t.c.case_id,
+                                               order_by=(step_t.c.due_at, step_t.c.position)).label("n"))
+           .where(step_t.c.case_id.in_(_IDS), step_t.c.state.in_(sorted(OPEN_STEP_STATES)),
+                  step_t.c.due_at.is_not(None))
+           .subquery())
+_URGENT_STEPS = sa.select(_RANKED).where(_RANKED.c.n == 1)
+
+
+def _handover_alerts_query() -> sa.Select[Any]:
     later = handover_t.alias("later")
     step = step_t.alias("open_step")
     newer = sa.exists().where(later.c.case_id == handover_t.c.case_id, later.c.code == handover_t.c.code,
@@ -187,17 +201,14 @@ def handover_alerts(conn: sa.Connection, case_ids: list[uuid.UUID], now: datetim
                                    step.c.state.in_(sorted(OPEN_STEP_STATES)))
     declined = sa.and_(handover_t.c.status == "declined", sa.not_(newer), still_open)
     unanswered = sa.and_(handover_t.c.status == "requested", handover_t.c.due_at.is_not(None),
-                         handover_t.c.due_at < now)
-    rows = conn.execute(sa.select(handover_t.c.case_id, handover_t.c.code, handover_t.c.agency,
-                                  handover_t.c.status, handover_t.c.due_at)
-                        .where(handover_t.c.case_id.in_(case_ids), sa.or_(declined, unanswered))
-                        .order_by(handover_t.c.case_id, handover_t.c.position))
-    found: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for r in rows:
-        found.setdefault(r.case_id, []).append({
-            "code": r.code, "agency": r.agency, "due_at": r.due_at,
-            "status": "declined" if r.status == "declined" else "unanswered"})
-    return found
+                         handover_t.c.due_at < sa.bindparam("now", type_=handover_t.c.due_at.type))
+    return (sa.select(handover_t.c.case_id, handover_t.c.code, handover_t.c.agency, handover_t.c.status,
+                      handover_t.c.due_at)
+            .where(handover_t.c.case_id.in_(_IDS), sa.or_(declined, unanswered))
+            .order_by(handover_t.c.case_id, handover_t.c.position))
+
+
+_HANDOVER_ALERTS = _handover_alerts_query()
 
 
 def _summary(r: Any, now: datetime) -> dict[str, Any]:
