@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pathway.errors import N_, InvalidArgument
 from pathway.settings import Settings
 from pathway.store import limits as limits_store
-from pathway.store.engine import WRITE
+from pathway.store.engine import WRITE, single_read
 from pathway.store.tables import token_t, user_t
 
 ROLES = ("coordinator", "partner", "manager", "admin")  # what a user can be; every role check names these
@@ -246,7 +246,7 @@ def bearer(engine: sa.Engine, token: str, *, now: datetime | None = None,
     also only while younger than ``personal_max`` (so that a lower cap holds for the tokens made before it)."""
     now = now or datetime.now(timezone.utc)
     young = _LONG_AGO if personal_max is None else now - personal_max
-    with engine.connect() as conn:
+    with single_read(engine) as conn:
         row = conn.execute(_GRANT, {"hash": token_hash(token), "now": now, "young": young}).first()
     if row is None:
         return None

@@ -51,6 +51,14 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int 
     return engine
 
 
+def single_read(engine: sa.Engine) -> sa.Connection:
+    """A connection for one read statement (a request's grant check): on PostgreSQL outside a transaction, so the
+    read costs no BEGIN and ROLLBACK round trips and a request makes one transaction, its own (one statement is
+    atomic on its own). SQLite's deferred read transaction costs nothing, and its connections stay as they are."""
+    conn = engine.connect()
+    return conn.execution_options(isolation_level="AUTOCOMMIT") if conn.dialect.name == "postgresql" else conn
+
+
 def checkpoint(engine: sa.Engine) -> None:
     """SQLite: copy the write-ahead log into the database file and empty it, so that what was just deleted (zeroed
     there by ``secure_delete``) is not still readable in the log. Nothing on PostgreSQL."""

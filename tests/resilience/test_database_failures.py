@@ -114,6 +114,27 @@ def test_a_worker_runs_no_more_requests_at_once_than_its_pool_keeps_connections(
 
 
 @pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_an_api_read_is_one_transaction_its_grant_check_is_outside_any(core: Forlop) -> None:
+    """The request's grant check is one statement outside a transaction (no BEGIN and ROLLBACK round trips); the
+    list and its access-log row are the request's one transaction."""
+    from psycopg.pq import TransactionStatus
+
+    seed_world(core, cases=2)
+    states: list[tuple[str, TransactionStatus]] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        kind = "grant" if "FROM user_account JOIN" in statement else statement.split()[0]
+        states.append((kind, cursor.connection.info.transaction_status))
+
+    with api(core) as (small, client):
+        sa.event.listen(small.engine, "after_cursor_execute", after)
+        assert client.get(API + "/cases").status_code == 200
+    assert states[0] == ("grant", TransactionStatus.IDLE), states
+    assert {state for kind, state in states[1:]} == {TransactionStatus.INTRANS}, "the rest in one transaction"
+    assert [kind for kind, _ in states].count("INSERT") == 1, "its access-log row, in that transaction"
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
 def test_a_read_only_postgresql_answers_503_not_500(core: Forlop) -> None:
     ref = seed_world(core, cases=1)[0]
     name = core.engine.url.database
