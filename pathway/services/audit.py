@@ -43,7 +43,7 @@ def verify_audit(*, engine: sa.Engine, replay_with: Callable[..., PathwayDefinit
     report = AuditReport()
     with engine.connect() as conn:
         heads = {r.id: r for r in conn.execute(
-            sa.select(case_t.c.id, case_t.c.reference, case_t.c.version, case_t.c.head_hash))}
+            sa.select(case_t.c.id, case_t.c.reference, case_t.c.version, case_t.c.head_hash, case_t.c.head_digest))}
         seen: set[uuid.UUID] = set()
         for case_id, rows in _events_by_case(conn):
             seen.add(case_id)
@@ -100,6 +100,10 @@ def _chain_problems(ref: str, rows: list[sa.RowMapping], head: sa.Row | None) ->
     elif head.version != len(rows) or head.head_hash != prev:
         problems.append(f"{ref}: the case is at version {head.version} but its chain ends at event {len(rows)} "
                         "(events deleted or the case row altered)")
+    elif head.head_digest is not None and head.head_digest.startswith(f"{head.version}:") and rows \
+            and head.head_digest != f"{head.version}:{rows[-1]['state_after'].get('digest')}":
+        # the kept digest of the last event's state (the next event's state_before) is not that event's
+        problems.append(f"{ref}: the case row's state digest is not its last event's (the case row altered)")
     return problems
 
 

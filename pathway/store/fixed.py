@@ -2,13 +2,16 @@
 
 Through Core, reading a case by reference cost 74 µs against 7 µs on the bare driver, and its steps 148 µs against
 27 µs: a statement's execution context, its parameters' and rows' type processors and its row objects cost more than
-the database. A ``Fixed`` statement is a Core statement rendered once per dialect (the same SQL text Core sends, bind
-casts included), run on the connection's own DBAPI cursor, so in the same transaction, with its values converted by
-hand for the column types the case tables use (``_CODECS``: what SQLAlchemy's processors and ``UTCDateTime`` do).
+the database. A ``Fixed`` statement is a Core statement rendered once per database (Core's SQL, bind casts included;
+on psycopg with positional ``%s`` placeholders), run on the connection's own DBAPI cursor in its transaction (begun
+first if it has not, as Core's autobegin would), with its values converted by hand for the column types the case
+tables use (``_CODECS``: what SQLAlchemy's processors and ``UTCDateTime`` do; any other type with a processor is
+refused when the statement is rendered, never passed through unconverted).
 
-What Core gives every statement is kept: a driver's error is raised as the project's (``failures.store_error``, and
-a dropped connection is invalidated), and the connection's ``before_cursor_execute``/``after_cursor_execute`` events
-fire, so the statement hooks of the tests and of ``bench/engine.py``'s raw baseline see these statements too.
+What Core gives every statement is kept: a driver's error goes through Core's own handling (the engine's
+``handle_error``, which raises the project's errors, ``pathway.store.failures``; a dropped connection invalidated),
+and the connection's ``before_cursor_execute``/``after_cursor_execute`` events fire, so the statement hooks of the
+tests and of ``bench/engine.py``'s raw baseline see these statements too.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -25,30 +28,19 @@ import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
 from psycopg.types.json import Json
 
-from pathway.store.failures import store_error
-from pathway.store.tables.columns import UTCDateTime
+from pathway.store.tables.columns import UTCDateTime, as_utc, to_utc
 
 Convert = Callable[[Any], Any] | None  # None: the driver's value as it is
-UTC = timezone.utc
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime")
-    return value.astimezone(UTC)
+_DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}  # the drivers whose values the codecs below know
 
 
 def _sqlite_time(value: datetime) -> str:
-    return _utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _sqlite_time_read(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def _pg_time_read(value: datetime) -> datetime:
-    return value if value.tzinfo is UTC else value.astimezone(UTC)
+    return as_utc(datetime.fromisoformat(text))
 
 
 # Per dialect and column type: (to the driver, from the driver), each called for values that are not None (JSON's
@@ -61,16 +53,18 @@ _CODECS: dict[str, dict[type[Any], tuple[Convert, Convert]]] = {
         UTCDateTime: (_sqlite_time, _sqlite_time_read),
         sa.JSON: (json.dumps, json.loads),
         sa.Boolean: (None, bool),
+        sa.LargeBinary: (None, None),  # bytes, either way
     },
     "postgresql": {
         sa.Uuid: (None, None),
-        UTCDateTime: (_utc, _pg_time_read),
+        UTCDateTime: (to_utc, as_utc),
         sa.JSON: (Json, None),  # psycopg reads JSON itself
         sa.Boolean: (None, None),
+        sa.LargeBinary: (None, None),
     },
 }
 _ALSO_NONE = {json.dumps, Json}  # binds that take None too
-_IMMUTABLE = {uuid.UUID, _sqlite_time_read, _pg_time_read}  # reads whose results may be shared between rows
+_IMMUTABLE = {uuid.UUID, _sqlite_time_read, as_utc}  # reads whose results may be shared between rows
 
 
 def _codec(dialect: sa.Dialect, type_: Any) -> tuple[Convert, Convert]:
@@ -78,8 +72,14 @@ def _codec(dialect: sa.Dialect, type_: Any) -> tuple[Convert, Convert]:
     for kind in type(type_).__mro__:
         if kind in codecs:
             return codecs[kind]
-    if isinstance(type_, (sa.DateTime, sa.Date, sa.Time, sa.Numeric, sa.Enum, sa.Interval)):
-        raise TypeError(f"no codec for {type_!r} on {dialect.name}")  # a type the tables above do not list
+    # Any other type must need no conversion on this driver (text, numbers): one that Core converts would be
+    # passed through unconverted here, and read or stored differently.
+    try:
+        plain = type_._cached_bind_processor(dialect) is None and type_._cached_result_processor(dialect, None) is None
+    except Exception:  # noqa: BLE001 - a processor that needs the driver's column type: one all the same
+        plain = False
+    if not plain:
+        raise TypeError(f"no codec for {type_!r} on {dialect.name}")
     return None, None
 
 
@@ -87,6 +87,8 @@ class _Rendered:
     """A statement's SQL for one dialect, its parameters in order with their converters, its columns' converters."""
 
     def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        if _DRIVERS.get(dialect.name) != dialect.driver:
+            raise TypeError(f"no codecs for the driver {dialect.driver} of {dialect.name}")
         compiled = statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         sql = compiled.string
@@ -105,7 +107,10 @@ class _Rendered:
             (i, f) for i, f in binds if f is not None and f in _ALSO_NONE]
         self._bind: list[tuple[int, Callable[[Any], Any]]] = [
             (i, f) for i, f in binds if f is not None and f not in _ALSO_NONE]
-        columns = getattr(compiled, "_result_columns", None) or []
+        columns = compiled._result_columns  # what Core reads a row by (raises, not silently empty, if it changes)
+        dml = compiled.isinsert or compiled.isupdate or compiled.isdelete
+        if bool(columns) != (not dml or bool(compiled.effective_returning)):
+            raise TypeError("Core's result columns are not where a Fixed statement reads its rows")
         reads = [(i, f) for i, f in ((i, _codec(dialect, c[3])[1]) for i, c in enumerate(columns)) if f is not None]
         # A memo per conversion that gives an immutable value (never a value of another column's; never JSON's
         # dicts and lists, which would be shared between rows): -1 converts every time.
@@ -154,7 +159,7 @@ class Fixed:
 
     def __init__(self, statement: sa.ClauseElement) -> None:
         self.statement = statement
-        self._by_dialect: dict[str, _Rendered] = {}
+        self._by_dialect: dict[str, _Rendered] = {}  # two threads at once may render it twice, alike
 
     def _rendered(self, conn: sa.Connection) -> _Rendered:
         rendered = self._by_dialect.get(conn.dialect.name)
@@ -178,15 +183,19 @@ class Fixed:
 
 
 def run_sql(conn: sa.Connection, sql: str) -> None:
-    """A statement without parameters (``BEGIN IMMEDIATE``) on the DBAPI cursor, as a ``Fixed`` one runs."""
-    _execute(conn, sql, (), many=False, fetch=False)
+    """A statement without parameters on the DBAPI cursor, as a ``Fixed`` one runs: the ``BEGIN IMMEDIATE`` of the
+    engine's ``begin`` hook, so inside the beginning of a transaction (none is begun for it)."""
+    _execute(conn, sql, (), many=False, fetch=False, autobegin=False)
 
 
-def _execute(conn: sa.Connection, sql: str, args: Any, *, many: bool, fetch: bool) -> Any:
-    dbapi_conn = conn.connection  # begins the connection's transaction if it has not begun (as Core would)
-    cursor = dbapi_conn.cursor()
+def _execute(conn: sa.Connection, sql: str, args: Any, *, many: bool, fetch: bool, autobegin: bool = True) -> Any:
+    if autobegin and not conn.in_transaction():
+        conn.begin()  # as Core's execute would: the statement runs in the connection's transaction, never beside it
+    dbapi_conn = conn.connection
     dispatch = conn.dispatch
+    cursor = None
     try:
+        cursor = dbapi_conn.cursor()
         sql, args = _before(conn, dispatch, cursor, sql, args, many)
         if many:
             cursor.executemany(sql, args)
@@ -194,17 +203,14 @@ def _execute(conn: sa.Connection, sql: str, args: Any, *, many: bool, fetch: boo
             cursor.execute(sql, args)
         if dispatch.after_cursor_execute:
             dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
-        return cursor.fetchall() if fetch else cursor.rowcount
+        result = cursor.fetchall() if fetch else cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
-        invalidated = conn.dialect.is_disconnect(exc, dbapi_conn, cursor)
-        wrapped = sa.exc.DBAPIError.instance(sql, args, exc, conn.dialect.loaded_dbapi.Error,
-                                             connection_invalidated=invalidated, dialect=conn.dialect)
-        assert isinstance(wrapped, sa.exc.DBAPIError)  # a driver's error is always one
-        if invalidated:
-            conn.invalidate(exc)
-        raise store_error(wrapped) from exc
-    finally:
-        cursor.close()
+        # Core's own handling of a driver's error: the engine's handle_error hook (the project's error, by
+        # failures._translate), a dropped connection invalidated with its pool, the cursor closed. It raises.
+        conn._handle_dbapi_exception(exc, sql, args, cursor, None)  # noqa: SLF001
+        raise  # not reached
+    cursor.close()
+    return result
 
 
 def _before(conn: sa.Connection, dispatch: Any, cursor: Any, sql: str, args: Any, many: bool) -> tuple[str, Any]:

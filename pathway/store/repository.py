@@ -138,9 +138,19 @@ def _case_values(case: Case) -> dict[str, Any]:
         },
         "version": case.version,
         "head_hash": case.head_hash,
-        "head_digest": case.head_digest,
+        "head_digest": None if case.head_digest is None else f"{case.version}:{case.head_digest}",
         "next_due_at": case.next_deadline(),
     }
+
+
+def _digest_at(kept: str | None, version: int) -> str | None:
+    """The kept state digest ("<version>:<digest>") if it is the one of ``version``, else None (computed when needed):
+    a writer that did not keep it (an older release, during an upgrade) leaves an older one behind, which would
+    otherwise go into the next event as its state_before and fail every later replay of the case."""
+    if kept is None:
+        return None
+    at, _, digest = kept.partition(":")
+    return digest if at == str(version) else None
 
 
 def _event_row(e: Event) -> dict[str, Any]:
@@ -194,7 +204,8 @@ class CaseRepository:
             },
             closed_at=row["closed_at"], outcome=row["outcome"], transferred_to=_opened(sealer, row["transferred_to"]),
             risk=row["risk"],
-            version=row["version"], head_hash=row["head_hash"], head_digest=row["head_digest"], part_of=row["parent_id"],
+            version=row["version"], head_hash=row["head_hash"], part_of=row["parent_id"],
+            head_digest=_digest_at(row["head_digest"], row["version"]),
         )
         case.paused_time = row["paused_time"]
         case.sealer = sealer

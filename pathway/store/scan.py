@@ -102,6 +102,10 @@ class DueStep(NamedTuple):
     definition_version: int
 
 
+# Filled by position: its fields are the two queries' columns, in their order.
+assert DueStep._fields == tuple(c.name for c in (*_DUE_STEP, *_CASE_FACTS))
+
+
 def _with_cases(conn: sa.Connection, steps: Rows) -> list[DueStep]:
     """The batch's steps with their cases' facts, read by the cases' primary key."""
     if not steps:

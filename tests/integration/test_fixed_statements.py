@@ -162,3 +162,22 @@ def test_a_time_repeated_in_the_rows_is_read_once_and_shared_but_json_never_is(e
     assert [r[1] for r in read] == [{"scope": ["health"]}] * 3
     read[0][1]["scope"].append("police")  # a caller may change what it read: the other rows keep theirs
     assert read[1][1] == {"scope": ["health"]}
+
+
+def test_a_statement_outside_a_transaction_begins_one_as_core_would(engine: sa.Engine) -> None:
+    """Never beside the connection's transaction: a write without one begins it, and a rollback takes it back."""
+    row = _rows(4)[0]
+    with engine.connect() as conn:
+        assert not conn.in_transaction()
+        _INSERT.run(conn, row)
+        assert conn.in_transaction()
+        conn.rollback()
+    with engine.connect() as conn:
+        assert _BY_ID.rows(conn, {"id": row["id"]}) == [], "rolled back with its transaction"
+
+
+def test_a_column_type_without_a_codec_is_refused_when_rendered_not_passed_through() -> None:
+    money = sa.Table("fixed_money", sa.MetaData(), sa.Column("amount", sa.Numeric(10, 2)))
+    for dialect in (sqlite.dialect(), psycopg.dialect()):
+        with pytest.raises(TypeError, match="no codec"):
+            _Rendered(sa.select(money.c.amount), dialect)

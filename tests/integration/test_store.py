@@ -87,17 +87,28 @@ def test_a_case_walked_to_closure_reloads_and_replays_to_the_same_state(core: Fo
     assert replay(events, core.catalog.resolve, case.sealer).digest() == case.digest()
 
 
-def test_each_event_starts_from_the_state_the_one_before_left_also_for_a_case_written_before_it_was_kept(
+def test_each_event_starts_from_the_state_the_one_before_left_also_for_a_case_written_without_it(
         core: Forlop) -> None:
-    """One digest per event: state_before is the state_after before it (kept on the case row as head_digest). A case
-    last written before 0018 has no head_digest: its next event computes it from the state as loaded, alike."""
+    """One digest per event: state_before is the state_after before it (kept on the case row as head_digest, with
+    the version it is of). A case last written before 0018 has none, and one last written by an older release
+    (during an upgrade) has an older one: either way its next event computes the digest from the state as loaded,
+    and every replay and audit still holds."""
     ref = open_case(core).reference
     walk_to_closure(core, ref)
-    other = open_case(core).reference
+    other, older = open_case(core).reference, open_case(core).reference
     with core.engine.begin() as conn:
         conn.execute(sa.update(case_t).where(case_t.c.reference == other).values(head_digest=None))
-    change(core, other, lambda c: c.execute(do.CompleteStep("K1"), actor="k", at=T0 + timedelta(hours=1)))
-    for reference in (ref, other):
+    at = T0 + timedelta(hours=1)
+    change(core, older, lambda c: c.execute(do.CompleteStep("K1"), actor="k", at=at))
+    with core.engine.begin() as conn:  # as an older release writes event 3: version and head_hash, not the digest
+        kept = conn.execute(sa.select(case_t.c.head_digest).where(case_t.c.reference == older)).scalar()
+    change(core, older, lambda c: c.execute(do.CompleteStep("K2"), actor="k", at=at))
+    with core.engine.begin() as conn:
+        conn.execute(sa.update(case_t).where(case_t.c.reference == older).values(head_digest=kept))
+    for reference in (other, older):
+        change(core, reference, lambda c: c.execute(do.Pause(reason="utilgjengelig"), actor="k", at=at))
+    assert services.verify_audit(engine=core.engine, replay_with=core.catalog.resolve, keys=core.keys).problems == []
+    for reference in (ref, other, older):
         case = stored(core, reference)
         with core.uow() as uow:
             events = uow.cases.events(case, sealed=True)
@@ -105,7 +116,8 @@ def test_each_event_starts_from_the_state_the_one_before_left_also_for_a_case_wr
         assert len(events) > 1
         for before, after in zip(events, events[1:]):
             assert after.state_before == before.state_after, (reference, after.seq)
-        assert kept == events[-1].state_after["digest"] == case.digest(), "the row keeps the last state's digest"
+        assert kept == f"{case.version}:{events[-1].state_after['digest']}" and case.head_digest == case.digest(), \
+            "the row keeps the last state's digest, with its version"
         assert replay(events, core.catalog.resolve, case.sealer).digest() == case.digest()
 
 

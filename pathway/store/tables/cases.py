@@ -60,9 +60,10 @@ class CaseRow(SQLModel, table=True):
     next_due_at: datetime | None = ts(default=None)  # the earliest deadline of an open step, for lists
     version: int
     head_hash: str = Field(max_length=64)
-    # The state digest of the last event (its state_after), so that the next event computes one digest, not two; None
-    # for a case last written before it was kept (0018): its next event computes it.
-    head_digest: str | None = Field(default=None, max_length=64)
+    # "<version>:<digest>": the state digest of the event at that version (its state_after), so that the next event
+    # computes one digest, not two. Used only while its version is the case's: a writer that did not keep it (a case
+    # written before 0018, or by an older release during an upgrade) leaves it behind, and the next event computes it.
+    head_digest: str | None = Field(default=None, max_length=80)
     updated_at: datetime = ts()
 
 

@@ -10,8 +10,21 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 
+def to_utc(value: datetime) -> datetime:
+    """A time as it is stored: in UTC; a naive one is refused, never guessed."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    return value.astimezone(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A time as it is read back: in UTC, whether the database kept it without an offset (SQLite) or with one."""
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend; naive values are refused, never guessed."""
+    """Aware UTC datetimes on every backend; naive values are refused, never guessed (the hot path's statements
+    convert alike, by ``to_utc`` and ``as_utc``: ``pathway.store.fixed``)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
@@ -19,15 +32,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime")
-        value = value.astimezone(timezone.utc)
+        value = to_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return None if value is None else as_utc(value)
 
 
 def ts(**kw: Any) -> Any:

@@ -18,10 +18,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Nullable, and not filled in: a case written before this has NULL, and its next event computes the digest from
-    # the state as loaded (which is what its last event's state_after holds).
+    # "<version>:<digest>", nullable, and not filled in: a case written before this has NULL, and its next event
+    # computes the digest from the state as loaded (which is what its last event's state_after holds).
     with op.batch_alter_table("pathway_case", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("head_digest", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+        batch_op.add_column(sa.Column("head_digest", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True))
 
 
 def downgrade() -> None:
