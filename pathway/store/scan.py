@@ -30,6 +30,7 @@ from pathway.case import OPEN_HANDOVER, shareable
 from pathway.definition import PathwayDefinition
 from pathway.reminders import HANDOVER_UNACCEPTED, crossed, rung_times
 from pathway.store.engine import WRITE
+from pathway.store.fixed import Fixed
 from pathway.store.tables import (
     case_t,
     handover_t,
@@ -107,11 +108,36 @@ assert DueStep._fields == tuple(c.name for c in (*_DUE_STEP, *_CASE_FACTS))
 
 
 def _with_cases(conn: sa.Connection, steps: Rows) -> list[DueStep]:
-    """The batch's steps with their cases' facts, read by the cases' primary key."""
+    """The batch's steps (rows of ``due_steps_query``) with their cases' facts, read by the cases' primary key."""
     if not steps:
         return []
-    cases = {r[0]: tuple(r[1:]) for r in conn.execute(_CASES_BY_ID, {"ids": sorted({s.case_id for s in steps})})}
-    return [DueStep(*s, *cases[s.case_id]) for s in steps]
+    cases = {r[0]: tuple(r[1:]) for r in conn.execute(_CASES_BY_ID, {"ids": sorted({s[1] for s in steps})})}
+    return [DueStep(*s, *cases[s[1]]) for s in steps]
+
+
+class Unrouted(NamedTuple):
+    """A reminder not yet routed, with the facts of its step and case: a row of ``unrouted_query``."""
+
+    id: uuid.UUID
+    case_id: uuid.UUID
+    kind: str
+    recipient: str
+    due_at: datetime
+    code: str
+    owner: str
+    adhoc: bool
+    reference: str
+    unit: str
+    coordinator: str | None
+    pathway_id: str
+    definition_version: int
+
+
+@functools.cache
+def _fixed(query: str, lock: bool) -> Fixed:
+    """The scan's and route's question on the DBAPI cursor (``pathway.store.fixed``): asked every few seconds by
+    every scheduler, mostly to find nothing, so Core's per-statement cost was most of an empty scan's."""
+    return Fixed(due_steps_query(lock=lock) if query == "due" else unrouted_query(lock=lock))
 
 
 @functools.cache
@@ -124,7 +150,7 @@ def unrouted_query(*, lock: bool = False) -> sa.Select[Any]:
                   reminder_t.c.recipient, reminder_t.c.due_at, reminder_t.c.raised_at)
         .where(reminder_t.c.routed_at.is_(None)),
         reminder_t.c.raised_at, reminder_t.c.id, lock=lock, name="pending")
-    return (
+    return (  # the columns of Unrouted, in its order
         sa.select(pending.c.id, pending.c.case_id, pending.c.kind, pending.c.recipient, pending.c.due_at,
                   step_t.c.code, step_t.c.owner, step_t.c.adhoc, case_t.c.reference, case_t.c.unit,
                   case_t.c.coordinator, case_t.c.pathway_id, case_t.c.definition_version)
@@ -134,14 +160,17 @@ def unrouted_query(*, lock: bool = False) -> sa.Select[Any]:
     )
 
 
+assert Unrouted._fields == tuple(c.name for c in unrouted_query().selected_columns)  # filled by position
+
+
 def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 1000) -> ScanResult:
     """Raise every reminder due by ``now``: one indexed query, one insert of reminders, one update of steps
     per batch. Routing them to people (inbox, email, webhooks) is ``route``'s job."""
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            query = due_steps_query(lock=conn.dialect.name == "postgresql")
-            rows = _with_cases(conn, conn.execute(query, {"now": now, "batch": batch}).all())
+            due = _fixed("due", conn.dialect.name == "postgresql").rows(conn, {"now": now, "batch": batch})
+            rows = _with_cases(conn, due)
             total.reminders += _raise(conn, rows, resolve=resolve, now=now)
         total.steps += len(rows)
         if len(rows) < batch:
@@ -219,8 +248,8 @@ def route(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetim
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            query = unrouted_query(lock=conn.dialect.name == "postgresql")
-            rows = conn.execute(query, {"batch": batch}).all()
+            pending = _fixed("unrouted", conn.dialect.name == "postgresql").rows(conn, {"batch": batch})
+            rows = [Unrouted(*r) for r in pending]
             total.add(_fan_out(conn, rows, resolve=resolve, public_url=public_url, now=now))
         if len(rows) < batch:
             return total
