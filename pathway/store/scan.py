@@ -221,14 +221,20 @@ def _write_postgresql(conn: sa.Connection, reminders: list[tuple[Any, ...]], adv
 
 
 def _write_sqlite(conn: sa.Connection, reminders: list[tuple[Any, ...]], advances: list[tuple[Any, ...]]) -> int:
-    conn.execute(
-        sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id"), step_t.c.due_at == sa.bindparam("b_due"))
-        .values(next_reminder_at=sa.bindparam("b_next")),
-        [{"b_id": i, "b_due": d, "b_next": n} for i, d, n in advances])
+    _ADVANCE_SQLITE.run(conn, [{"b_id": i, "b_due": d, "b_next": n} for i, d, n in advances])
     if not reminders:
         return 0
-    insert = sqlite.insert(reminder_t).on_conflict_do_nothing(index_elements=["step_id", "rung", "due_at"])
-    return conn.execute(insert, [dict(zip(_REMINDER_COLS, r, strict=True)) for r in reminders]).rowcount
+    return _RAISE_SQLITE.run(conn, [{f"r_{c}": v for c, v in zip(_REMINDER_COLS, r, strict=True)} for r in reminders])
+
+
+# SQLite's two writes of a batch, executemany'd on the DBAPI cursor (``pathway.store.fixed``): through Core, each of a
+# thousand rows had its parameters processed one by one. The deadline guard as in _write_postgresql.
+_ADVANCE_SQLITE = Fixed(
+    sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id"), step_t.c.due_at == sa.bindparam("b_due"))
+    .values(next_reminder_at=sa.bindparam("b_next")))
+_RAISE_SQLITE = Fixed(
+    sqlite.insert(reminder_t).values({c: sa.bindparam(f"r_{c}") for c in _REMINDER_COLS})
+    .on_conflict_do_nothing(index_elements=["step_id", "rung", "due_at"]))
 
 
 def _handover_codes(rows: Rows, resolve: Resolver, conn: sa.Connection) -> set[str]:
