@@ -261,7 +261,8 @@ _GRANT = (sa.select(user_t, token_t.c.id.label("token_id"), token_t.c.kind.label
                     token_t.c.scopes.label("token_scopes"))
           .join(token_t, token_t.c.user_id == user_t.c.id)
           .where(token_t.c.token_hash == sa.bindparam("hash"), token_t.c.kind != "web",
-                 token_t.c.revoked_at.is_(None), token_t.c.expires_at > sa.bindparam("now", type_=token_t.c.expires_at.type),
+                 token_t.c.revoked_at.is_(None),
+                 token_t.c.expires_at > sa.bindparam("now", type_=token_t.c.expires_at.type),
                  sa.or_(token_t.c.kind != "personal",
                         token_t.c.created_at > sa.bindparam("young", type_=token_t.c.created_at.type)),
                  user_t.c.active.is_(True)))

@@ -16,7 +16,8 @@ from pathway.store.fixed import Fixed
 from pathway.store.tables import definition_t
 
 # Every open asks for the newest version: built once, run on the DBAPI cursor.
-_LATEST = Fixed(sa.select(sa.func.max(definition_t.c.version)).where(definition_t.c.pathway_id == sa.bindparam("pathway_id")))
+_LATEST = Fixed(sa.select(sa.func.max(definition_t.c.version))
+                .where(definition_t.c.pathway_id == sa.bindparam("pathway_id")))
 
 
 class DefinitionCatalog:

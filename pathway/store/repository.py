@@ -73,7 +73,8 @@ _UPDATE_STEP = _update_by_id(step_t, _STEP_ROW_COLS)
 _INSERT_CASE, _INSERT_STEP, _INSERT_TASK, _INSERT_EVENT = (Fixed(sa.insert(t)) for t in (case_t, step_t, handover_t,
                                                                                          event_t))
 _EVENTS_OF_CASE = sa.select(event_t).where(event_t.c.case_id == sa.bindparam("case_id")).order_by(event_t.c.seq)
-_PARK_STEP_CODE = Fixed(sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id")).values(code=sa.bindparam("b_code")))
+_PARK_STEP_CODE = Fixed(sa.update(step_t).where(step_t.c.id == sa.bindparam("b_id"))
+                        .values(code=sa.bindparam("b_code")))
 _CODE = _STEP_COLS.index("code")
 _UPDATE_TASK = _update_by_id(handover_t, _TASK_COLS)
 
