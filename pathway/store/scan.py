@@ -134,13 +134,6 @@ class Unrouted(NamedTuple):
 
 
 @functools.cache
-def _fixed(query: str, lock: bool) -> Fixed:
-    """The scan's and route's question on the DBAPI cursor (``pathway.store.fixed``): asked every few seconds by
-    every scheduler, mostly to find nothing, so Core's per-statement cost was most of an empty scan's."""
-    return Fixed(due_steps_query(lock=lock) if query == "due" else unrouted_query(lock=lock))
-
-
-@functools.cache
 def unrouted_query(*, lock: bool = False) -> sa.Select[Any]:
     """Route's question, also used bare by the benchmark: at most ``:batch`` reminders not yet routed, oldest
     first, with the facts of their steps and cases; built once per process, like ``due_steps_query``. "Nothing to
@@ -162,6 +155,12 @@ def unrouted_query(*, lock: bool = False) -> sa.Select[Any]:
 
 assert Unrouted._fields == tuple(c.name for c in unrouted_query().selected_columns)  # filled by position
 
+# The scan's and route's questions on the DBAPI cursor (``pathway.store.fixed``), by whether they lock (PostgreSQL):
+# asked every few seconds by every scheduler, mostly to find nothing, so Core's per-statement cost was most of an
+# empty scan's.
+_DUE = {lock: Fixed(due_steps_query(lock=lock)) for lock in (False, True)}
+_UNROUTED = {lock: Fixed(unrouted_query(lock=lock)) for lock in (False, True)}
+
 
 def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 1000) -> ScanResult:
     """Raise every reminder due by ``now``: one indexed query, one insert of reminders, one update of steps
@@ -169,7 +168,7 @@ def scan(*, engine: sa.Engine, resolve: Resolver, now: datetime, batch: int = 10
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            due = _fixed("due", conn.dialect.name == "postgresql").rows(conn, {"now": now, "batch": batch})
+            due = _DUE[conn.dialect.name == "postgresql"].rows(conn, {"now": now, "batch": batch})
             rows = _with_cases(conn, due)
             total.reminders += _raise(conn, rows, resolve=resolve, now=now)
         total.steps += len(rows)
@@ -254,7 +253,7 @@ def route(*, engine: sa.Engine, resolve: Resolver, public_url: str, now: datetim
     total = ScanResult()
     while True:
         with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
-            pending = _fixed("unrouted", conn.dialect.name == "postgresql").rows(conn, {"batch": batch})
+            pending = _UNROUTED[conn.dialect.name == "postgresql"].rows(conn, {"batch": batch})
             rows = [Unrouted(*r) for r in pending]
             total.add(_fan_out(conn, rows, resolve=resolve, public_url=public_url, now=now))
         if len(rows) < batch:
