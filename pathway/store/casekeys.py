@@ -18,7 +18,7 @@ from pathway.case.events import PLAIN, Sealer, Singleton
 from pathway.crypto import CaseKey, KeyRing, is_sealed
 from pathway.errors import CaseErased, CryptoError
 from pathway.store.engine import WRITE
-from pathway.store.fixed import Fixed
+from pathway.store.fixed import Call, Fixed
 from pathway.store.tables import case_key_t
 
 ERASED_TEXT = "[—]"  # what a free text of an erased case reads as: the same in every language, and nothing of it
@@ -51,10 +51,11 @@ _KEY_OF = sa.select(case_key_t.c.wrapped, case_key_t.c.erased_at).where(case_key
 _INSERT_KEY = Fixed(sa.insert(case_key_t))  # on the hot path of an open: built once, run on the DBAPI cursor
 
 
-def store_key(conn: sa.Connection, case_id: uuid.UUID, key: CaseKey, *, keys: KeyRing, at: datetime) -> None:
-    """A new case's key, stored wrapped under the active master key in the caller's transaction (after its case)."""
-    _INSERT_KEY.run(conn, {"case_id": case_id, "master_key_id": keys.active_id,
-                           "wrapped": keys.wrap(key, case_id=case_id.bytes), "created_at": at, "erased_at": None})
+def key_insert(case_id: uuid.UUID, key: CaseKey, *, keys: KeyRing, at: datetime) -> Call:
+    """The insert of a new case's key, wrapped under the active master key, to run in the caller's transaction after
+    its case's (with the case's other rows, ``fixed.together``)."""
+    return _INSERT_KEY, {"case_id": case_id, "master_key_id": keys.active_id,
+                         "wrapped": keys.wrap(key, case_id=case_id.bytes), "created_at": at, "erased_at": None}
 
 
 def sealer_of(wrapped: bytes | None, erased_at: datetime | None, case_id: uuid.UUID, keys: KeyRing | None,

@@ -21,6 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -35,7 +36,11 @@ _PYFORMAT = re.compile(r"%\((\w+)\)s")
 _DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}  # the drivers whose values the codecs below know
 
 
+@lru_cache(maxsize=16_384)
 def _sqlite_time(value: datetime) -> str:
+    # A case's times are written again with every change of their rows (a step's created, anchor and due times when
+    # it ends): remembered, as ``pathway.case.values.iso`` remembers their ISO text. Equal datetimes are one instant,
+    # whose UTC text is one and the same, so a hit is always right; a naive time raises, and is never remembered.
     return to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -111,6 +116,7 @@ class _Rendered:
         dml = compiled.isinsert or compiled.isupdate or compiled.isdelete
         if bool(columns) != (not dml or bool(compiled.effective_returning)):
             raise TypeError("Core's result columns are not where a Fixed statement reads its rows")
+        self.fetches = bool(columns)  # a SELECT, or DML with RETURNING: it gives rows
         reads = [(i, f) for i, f in ((i, _codec(dialect, c[3])[1]) for i, c in enumerate(columns)) if f is not None]
         # A memo per conversion that gives an immutable value (never a value of another column's; never JSON's
         # dicts and lists, which would be shared between rows): -1 converts every time.
@@ -128,6 +134,14 @@ class _Rendered:
         for i, f in self._bind_always:
             values[i] = f(values[i])
         return tuple(values)  # one parameter set is a tuple, several a list of them (as hooks and drivers expect)
+
+    def parameter_sets(self, params: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> tuple[Any, bool]:
+        """The driver's arguments and whether they are several sets (for ``executemany``). One set is executed, not
+        executemany'd: psycopg's executemany would enter and leave a pipeline for it."""
+        if isinstance(params, Mapping):
+            return self.args(params), False
+        sets = list(params)
+        return ([self.args(p) for p in sets], True) if len(sets) != 1 else (self.args(sets[0]), False)
 
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """The rows with their values converted. A value that repeats in the rows (a case's steps share their
@@ -174,12 +188,60 @@ class Fixed:
 
     def run(self, conn: sa.Connection, params: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> int:
         rendered = self._rendered(conn)
-        if not isinstance(params, Mapping):
-            sets = list(params)
-            if len(sets) != 1:
-                return _execute(conn, rendered.sql, [rendered.args(p) for p in sets], many=True, fetch=False)
-            params = sets[0]  # one row: psycopg's executemany would enter and leave a pipeline for it
-        return _execute(conn, rendered.sql, rendered.args(params), many=False, fetch=False)
+        args, many = rendered.parameter_sets(params)
+        return _execute(conn, rendered.sql, args, many=many, fetch=False)
+
+
+Call = tuple[Fixed, Mapping[str, Any] | Iterable[Mapping[str, Any]]]
+
+
+def together(conn: sa.Connection, calls: Sequence[Call]) -> list[Any]:
+    """Several statements at once, each one's result as ``rows`` (a SELECT, or DML with RETURNING) or ``run`` would
+    give it. On psycopg in one round trip (its pipeline mode, https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html):
+    the server runs them in the order given, each seeing what the ones before it did, as one after another would; a
+    load's three SELECTs and a save's writes each cost one round trip instead of one per statement. The transaction's
+    BEGIN goes in the same round trip. Elsewhere (sqlite3, in-process) one after another.
+
+    An error in one of them leaves the ones after it unrun and is raised as ``rows`` and ``run`` raise it; the
+    transaction is then failed, as after any statement's error, and rolled back by its unit of work."""
+    if conn.dialect.name != "postgresql":
+        return [f.rows(conn, p) if isinstance(p, Mapping) and f._rendered(conn).fetches else f.run(conn, p)
+                for f, p in calls]
+    if not conn.in_transaction():
+        conn.begin()
+    dbapi_conn = conn.connection
+    dispatch = conn.dispatch
+    queued: list[tuple[Any, _Rendered, str, Any, bool]] = []
+    sql: str = ""
+    args: Any = ()
+    cursor = None
+    try:
+        with dbapi_conn.driver_connection.pipeline():  # type: ignore[union-attr]
+            for f, params in calls:
+                rendered = f._rendered(conn)
+                args, many = rendered.parameter_sets(params)
+                if many and rendered.fetches:
+                    raise TypeError("a statement that gives rows takes one parameter set")
+                cursor = dbapi_conn.cursor()
+                sql, args = _before(conn, dispatch, cursor, rendered.sql, args, many)
+                if many:
+                    cursor.executemany(sql, args)
+                else:
+                    cursor.execute(sql, args)
+                queued.append((cursor, rendered, sql, args, many))
+        # The pipeline is synced: every result is in. The statements have run, so their hooks fire now.
+        results = []
+        for cursor, rendered, sql, args, many in queued:
+            if dispatch.after_cursor_execute:
+                dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
+            results.append(rendered.rows(cursor.fetchall()) if rendered.fetches else cursor.rowcount)
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        for queued_cursor, *_ in queued:
+            queued_cursor.close()
+        conn._handle_dbapi_exception(exc, sql, args, cursor, None)  # noqa: SLF001
+        raise  # not reached
+    return results
 
 
 def run_sql(conn: sa.Connection, sql: str) -> None:

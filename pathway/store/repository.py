@@ -20,8 +20,8 @@ from pathway.crypto import CaseKey, KeyRing
 from pathway.definition import PathwayDefinition
 from pathway.errors import CaseErased, ConcurrencyConflict, NotFound
 from pathway.reminders import first_reminder_at
-from pathway.store.casekeys import ERASED, sealer_of, store_key
-from pathway.store.fixed import Fixed
+from pathway.store.casekeys import ERASED, key_insert, sealer_of
+from pathway.store.fixed import Call, Fixed, together
 from pathway.store.tables import case_key_t, case_t, event_t, handover_t, step_t
 
 Resolver = Callable[[str, int], PathwayDefinition]
@@ -51,10 +51,14 @@ _BY_ID = _WITH_KEY.where(case_t.c.id == sa.bindparam("id"))
 # the case row and its steps would give a case half old, half new (version 1 with K1 already done).
 _CASE_BY = {(by, lock): Fixed(q.with_for_update(of=case_t) if lock else q)
             for by, q in (("reference", _BY_REFERENCE), ("id", _BY_ID)) for lock in (False, True)}
-_STEPS_OF_CASE = Fixed(sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.case_id == sa.bindparam("case_id"))
-                       .order_by(step_t.c.position))
-_TASKS_OF_CASE = Fixed(sa.select(*[handover_t.c[c] for c in _TASK_COLS])
-                       .where(handover_t.c.case_id == sa.bindparam("case_id")).order_by(handover_t.c.position))
+# Its steps and tasks by the same key as the case row, so that the three are sent at once (``together``: one round trip
+# on PostgreSQL). Each runs after the one before it, so under the lock of the first.
+_CASE_ID_BY = {"reference": sa.select(case_t.c.id).where(case_t.c.reference == sa.bindparam("ref")).scalar_subquery(),
+               "id": sa.bindparam("id", type_=sa.Uuid)}
+_STEPS_BY = {by: Fixed(sa.select(*[step_t.c[c] for c in _STEP_COLS]).where(step_t.c.case_id == key)
+                       .order_by(step_t.c.position)) for by, key in _CASE_ID_BY.items()}
+_TASKS_BY = {by: Fixed(sa.select(*[handover_t.c[c] for c in _TASK_COLS]).where(handover_t.c.case_id == key)
+                       .order_by(handover_t.c.position)) for by, key in _CASE_ID_BY.items()}
 _CASE_COLS = ("pathway_id", "definition_version", "unit", "phase", "coordinator", "opened_at", "paused_since",
               "paused_time", "closed_at", "outcome", "transferred_to", "risk", "conditions", "milestones", "consents",
               "version", "head_hash", "head_digest", "next_due_at", "updated_at")
@@ -179,18 +183,19 @@ class CaseRepository:
 
     def get(self, reference: str, *, lock: bool = False) -> Case:
         """The case; with ``lock``, for a change: its row is locked until the transaction ends."""
-        rows = _CASE_BY["reference", lock].rows(self._conn, {"ref": reference})
-        if not rows:
-            raise NotFound("case", reference)
-        return self._build(dict(zip(_CASE_ROW, rows[0], strict=True)))
+        return self._load("reference", {"ref": reference}, lock)
 
     def get_by_id(self, case_id: uuid.UUID, *, lock: bool = False) -> Case:
-        rows = _CASE_BY["id", lock].rows(self._conn, {"id": case_id})
-        if not rows:
-            raise NotFound("case", case_id)
-        return self._build(dict(zip(_CASE_ROW, rows[0], strict=True)))
+        return self._load("id", {"id": case_id}, lock)
 
-    def _build(self, row: dict[str, Any]) -> Case:
+    def _load(self, by: str, key: dict[str, Any], lock: bool) -> Case:
+        rows, steps, tasks = together(self._conn, [(_CASE_BY[by, lock], key), (_STEPS_BY[by], key),
+                                                   (_TASKS_BY[by], key)])
+        if not rows:
+            raise NotFound("case", next(iter(key.values())))
+        return self._build(dict(zip(_CASE_ROW, rows[0], strict=True)), steps, tasks)
+
+    def _build(self, row: dict[str, Any], steps: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]) -> Case:
         sealer = sealer_of(row["key_wrapped"], row["key_erased_at"], row["id"], self._keys,
                            has_row=row["key_case_id"] is not None)
         case = Case(
@@ -210,11 +215,11 @@ class CaseRepository:
         )
         case.paused_time = row["paused_time"]
         case.sealer = sealer
-        for r in _STEPS_OF_CASE.rows(self._conn, {"case_id": case.id}):
+        for r in steps:
             step = Step(**dict(zip(_STEP_COLS, r, strict=True)))
             step.title = _opened(sealer, step.title)
             case.steps.append(step)
-        for r in _TASKS_OF_CASE.rows(self._conn, {"case_id": case.id}):
+        for r in tasks:
             values = dict(zip(_TASK_COLS, r, strict=True))
             values["scope"] = tuple(values["scope"])
             values["note"], values["reply"] = _opened(sealer, values["note"]), _opened(sealer, values["reply"])
@@ -241,17 +246,24 @@ class CaseRepository:
     # -- writing ---------------------------------------------------------------------------------------
 
     def add(self, case: Case) -> None:
-        _INSERT_CASE.run(self._conn, {"id": case.id, "reference": case.reference, "parent_id": case.part_of,
-                                      "repeat_contact": False, "updated_at": _now(case), **_case_values(case)})
+        """Insert a new case: its row, its key, its steps, tasks and events, sent at once (``together``)."""
+        calls: list[Call] = [(_INSERT_CASE, {"id": case.id, "reference": case.reference, "parent_id": case.part_of,
+                                             "repeat_contact": False, "updated_at": _now(case), **_case_values(case)})]
         if isinstance(case.sealer, CaseKey):
             assert self._keys is not None  # a key comes from ``new_key``, which has the ring
-            store_key(self._conn, case.id, case.sealer, keys=self._keys, at=_now(case))
-        self._insert_children(case, case.steps, case.handovers)
-        self._flush_events(case)
+            calls.append(key_insert(case.id, case.sealer, keys=self._keys, at=_now(case)))
+        together(self._conn, [*calls, *self._new_rows(case, case.steps, case.handovers), *_events(case)])
+        case.new_events.clear()
         self._remember(case)
 
     def save(self, case: Case, *, expected_version: int | None = None) -> None:
-        """Write the changes; ``expected_version`` (default: the version loaded) guards against lost updates."""
+        """Write the changes; ``expected_version`` (default: the version loaded) guards against lost updates.
+
+        The case row's update under its version check and every row written with it are sent at once (``together``:
+        one round trip on PostgreSQL), the check's count read after them: a case is saved after ``get(lock=True)``
+        (or ``add``) in the same transaction, so on PostgreSQL no other writer can have moved it meanwhile, and on
+        SQLite the writer holds the database's lock. Should the check fail all the same, the conflict is raised and
+        the unit of work rolls back what was sent with it."""
         if not case.new_events:
             return
         if case.sealer is ERASED:
@@ -260,11 +272,8 @@ class CaseRepository:
         expected = loaded_version if expected_version is None else expected_version
         if expected != loaded_version:
             raise ConcurrencyConflict(case.reference, expected, loaded_version)
-        updated = _UPDATE_CASE.run(self._conn, {"b_id": case.id, "b_expected": expected, "v_updated_at": _now(case),
-                                                **{f"v_{k}": v for k, v in _case_values(case).items()}})
-        if updated != 1:
-            actual = self._conn.execute(sa.select(case_t.c.version).where(case_t.c.id == case.id)).scalar()
-            raise ConcurrencyConflict(case.reference, expected, actual)
+        calls: list[Call] = [(_UPDATE_CASE, {"b_id": case.id, "b_expected": expected, "v_updated_at": _now(case),
+                                             **{f"v_{k}": v for k, v in _case_values(case).items()}})]
         new_steps, new_tasks = case.steps[len(steps):], case.handovers[len(tasks):]
         sealer = case.sealer
         changed = [(s, was) for s, was in zip(case.steps, steps) if was != _STEP_GET(s)]
@@ -273,43 +282,39 @@ class CaseRepository:
             # A migration may rename codes into each other (K8 -> K9 while K9 -> K10) or give a new step a code that
             # a renamed one leaves: park the renamed rows on codes no checkpoint can have first, so that no single
             # statement meets the unique (case, code, occurrence) of a row that has not moved yet.
-            _PARK_STEP_CODE.run(self._conn, [{"b_id": s.id, "b_code": f"~{i}"} for i, s in enumerate(recoded)])
-        self._insert_children(case, new_steps, new_tasks)
-        self._update_rows(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s, sealer), _next_reminder(case, s))
-                                                         for s, _ in changed])
-        self._update_rows(_UPDATE_TASK, _TASK_COLS, [_task_values(t, sealer) for t, was in zip(case.handovers, tasks)
-                                                     if was != _TASK_GET(t)])
+            calls.append((_PARK_STEP_CODE, [{"b_id": s.id, "b_code": f"~{i}"} for i, s in enumerate(recoded)]))
+        calls += self._new_rows(case, new_steps, new_tasks)
+        calls += _updates(_UPDATE_STEP, _STEP_ROW_COLS, [(*_step_values(s, sealer), _next_reminder(case, s))
+                                                          for s, _ in changed])
+        calls += _updates(_UPDATE_TASK, _TASK_COLS, [_task_values(t, sealer) for t, was in zip(case.handovers, tasks)
+                                                      if was != _TASK_GET(t)])
+        updated = together(self._conn, [*calls, *_events(case)])[0]
+        if updated != 1:
+            actual = self._conn.execute(sa.select(case_t.c.version).where(case_t.c.id == case.id)).scalar()
+            raise ConcurrencyConflict(case.reference, expected, actual)
         if case.paused_since is not None and not was_paused:
             # A paused case raises no reminders: take its open steps out of the scan until they move on resume.
             self._conn.execute(sa.update(step_t).where(step_t.c.case_id == case.id, step_t.c.ended_at.is_(None))
                                .values(next_reminder_at=None))
-        self._flush_events(case)
+        case.new_events.clear()
         self._remember(case)
 
-    def _update_rows(self, statement: Fixed, cols: tuple[str, ...], changed: list[tuple[Any, ...]]) -> None:
-        """One executemany UPDATE by id (the first value of each row)."""
-        if changed:
-            statement.run(self._conn, [{f"b_{c}": v for c, v in zip(cols, values, strict=True)} for values in changed])
-
-    def _insert_children(self, case: Case, steps: list[Step], tasks: list[HandoverTask]) -> None:
+    def _new_rows(self, case: Case, steps: list[Step], tasks: list[HandoverTask]) -> list[Call]:
         # Lists only grow, so a row's position (its index in the aggregate) never changes once written.
+        calls: list[Call] = []
         first_step = len(case.steps) - len(steps)
         if steps:
-            _INSERT_STEP.run(self._conn, [
+            calls.append((_INSERT_STEP, [
                 {"case_id": case.id, "position": first_step + i, "next_reminder_at": _next_reminder(case, s),
                  **dict(zip(_STEP_COLS, _step_values(s, case.sealer), strict=True))}
-                for i, s in enumerate(steps)])
+                for i, s in enumerate(steps)]))
         first_task = len(case.handovers) - len(tasks)
         if tasks:
-            _INSERT_TASK.run(self._conn, [
+            calls.append((_INSERT_TASK, [
                 {"case_id": case.id, "position": first_task + i,
                  **dict(zip(_TASK_COLS, _task_values(t, case.sealer), strict=True))}
-                for i, t in enumerate(tasks)])
-
-    def _flush_events(self, case: Case) -> None:
-        if case.new_events:
-            _INSERT_EVENT.run(self._conn, [_event_row(e) for e in case.new_events])
-            case.new_events.clear()
+                for i, t in enumerate(tasks)]))
+        return calls
 
     def _remember(self, case: Case) -> None:
         # The rows as read (readable, as the aggregate holds them; sealing is deterministic, so a changed text is a
@@ -320,6 +325,16 @@ class CaseRepository:
             [_STEP_GET(s) for s in case.steps],
             [_TASK_GET(t) for t in case.handovers],
         )
+
+
+def _updates(statement: Fixed, cols: tuple[str, ...], changed: list[tuple[Any, ...]]) -> list[Call]:
+    """One executemany UPDATE by id (the first value of each row), if any row changed."""
+    return [(statement, [{f"b_{c}": v for c, v in zip(cols, values, strict=True)} for values in changed])] if changed \
+        else []
+
+
+def _events(case: Case) -> list[Call]:
+    return [(_INSERT_EVENT, [_event_row(e) for e in case.new_events])] if case.new_events else []
 
 
 def _now(case: Case) -> datetime:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from sqlalchemy.dialects.postgresql import psycopg
 
 from pathway.errors import ConstraintViolated
 from pathway.store.engine import create_engine
-from pathway.store.fixed import Fixed, _Rendered
+from pathway.store.fixed import Fixed, _Rendered, together
 from pathway.store.tables import UTCDateTime
+from tests.suite.pgtrace import round_trips
 
 OSLO_WINTER = timezone(timedelta(hours=1))
 TIMES = [
@@ -174,6 +176,52 @@ def test_a_statement_outside_a_transaction_begins_one_as_core_would(engine: sa.E
         conn.rollback()
     with engine.connect() as conn:
         assert _BY_ID.rows(conn, {"id": row["id"]}) == [], "rolled back with its transaction"
+
+
+_SET_N = Fixed(sa.update(probe_t).where(probe_t.c.name == sa.bindparam("b_name")).values(n=sa.bindparam("b_n")))
+_NS = Fixed(sa.select(probe_t.c.name, probe_t.c.n).order_by(probe_t.c.name))
+
+
+def test_statements_sent_together_give_what_one_after_another_gives_each_seeing_the_ones_before(
+        engine: sa.Engine, tmp_path: Path) -> None:
+    first, more = _rows(5)[0], _rows(6)[:3]
+    with engine.begin() as conn:
+        postgresql = engine.dialect.name == "postgresql"
+        pgconn = conn.connection.driver_connection.pgconn if postgresql else None  # type: ignore[union-attr]
+        with round_trips(pgconn, tmp_path / "trace") if postgresql else nullcontext([]) as trips:
+            got = together(conn, [
+                (_INSERT, first),  # one row
+                (_INSERT, more),  # several
+                (_SET_N, [{"b_name": r["name"], "b_n": 40 + i} for i, r in enumerate(more)]),  # the rows just inserted
+                (_BY_ID, {"id": first["id"]}),  # a SELECT among them
+                (_NS, {}),
+            ])
+    if postgresql:
+        assert trips == [2], "the transaction's BEGIN, then all five in one round trip"
+    (read,) = got[3]
+    assert got[:3] == [1, 3, 3], "each statement's row count"
+    assert dict(zip(probe_t.c.keys(), read, strict=True)) == first
+    assert got[4] == sorted([(first["name"], first["n"]), *[(r["name"], 40 + i) for i, r in enumerate(more)]])
+
+
+def test_an_error_among_statements_sent_together_is_the_projects_error_and_the_transaction_writes_nothing(
+        engine: sa.Engine) -> None:
+    seen: list[str] = []
+
+    def after(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split()[0])
+
+    row, other = _rows(7)[:2]
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        with pytest.raises(ConstraintViolated), engine.begin() as conn:
+            together(conn, [(_INSERT, row), (_INSERT, {**row, "id": uuid.uuid4()}), (_INSERT, other)])
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after)
+    assert "SELECT" not in seen and seen.count("INSERT") <= 1, "no statement after the failed one is reported run"
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(probe_t)).scalar() == 0, "nothing written"
+        assert conn.execute(sa.select(sa.func.count())).scalar() == 1, "and the connection works on"
 
 
 def test_a_column_type_without_a_codec_is_refused_when_rendered_not_passed_through() -> None:
