@@ -4,6 +4,8 @@ project's errors (``pathway.store.failures``), never the driver's."""
 from __future__ import annotations
 
 import os
+import select
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +47,52 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int 
         connect_args: dict[str, Any] = {"connect_timeout": connect_timeout}
         if statement_timeout:
             connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
-        # Pre-ping: a connection the server dropped (a restart, a failover) is replaced at checkout, not failed on.
-        engine = sa.create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args, **pool)
+        engine = sa.create_engine(url, echo=echo, connect_args=connect_args, **pool)
+        _postgresql_checkout(engine)
     failures.install(engine)
     return engine
+
+
+# A pooled connection idle longer than this is pinged at checkout (PgBouncer's server_check_delay, 30 s by default):
+# a drop that sends nothing, a firewall forgetting an idle connection, shows no other way.
+PING_AFTER = 30.0
+
+
+def _postgresql_checkout(engine: sa.Engine) -> None:
+    """Replace at checkout a pooled connection the server dropped (a restart, a failover, a terminated backend), so
+    that no request fails on it, without a ping's round trip at every checkout (SQLAlchemy's ``pool_pre_ping``: one
+    of a write's few round trips, issue 19). A server that ends a connection says so: its FATAL message, or at least
+    the socket's end, waits unread on the idle connection, which a zero-timeout poll of the socket sees for free.
+    Such a connection, and one idle longer than ``PING_AFTER``, is pinged; one that fails the ping is replaced
+    (``DisconnectionError``: the pool discards it and checks out another, or connects anew)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
+        record.info["forlop_idle_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_from = record.info.pop("forlop_idle_from", None)
+        if idle_from is None:  # new: just connected
+            return
+        if time.monotonic() - idle_from <= PING_AFTER and not _has_input(dbapi_conn):
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error:
+            alive = False
+        if not alive:
+            raise sa.exc.DisconnectionError("the server ended the pooled connection")
+
+
+def _has_input(dbapi_conn: Any) -> bool:
+    """Whether an idle connection's socket has something to read (a FATAL, its end): an idle session is sent
+    nothing else (no LISTEN here)."""
+    if dbapi_conn.closed:
+        return True
+    poll = select.poll()  # not select(): a busy worker's descriptors may pass its limit of 1024
+    poll.register(dbapi_conn.fileno(), select.POLLIN)
+    return bool(poll.poll(0))
 
 
 def single_read(engine: sa.Engine) -> sa.Connection:

@@ -1,0 +1,92 @@
+"""What a change costs PostgreSQL in round trips, and how a pooled connection is checked out (issue 19).
+
+A step is four round trips: the transaction's BEGIN, the case's load (its row, steps and tasks sent together), its
+writes (the case row under its version check, the steps, tasks and events, sent together) and the COMMIT. Checking
+a connection out of the pool costs none while it was in use a moment ago; a connection the server ended meanwhile
+is replaced at checkout, not failed on, and one idle for long is pinged first. Counted in libpq's trace of the
+protocol, never timed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pathway import services
+from pathway.bootstrap import Forlop, bootstrap
+from pathway.case.commands import CompleteStep, CreateHandover, RecordConsent
+from pathway.store import engine as store_engine
+from tests.suite.pgtrace import round_trips
+
+from .support import add_user, open_case
+
+pytestmark = pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def single(core: Forlop) -> Iterator[Forlop]:
+    """The core over a pool of one connection, so that every unit of work runs on the same one."""
+    other = bootstrap(core.settings.model_copy(update={"scheduler": "off", "db_pool_size": 1, "db_max_overflow": 0}),
+                      migrate=False, register_definitions=False)
+    yield other
+    other.close()
+
+
+def _pgconn(core: Forlop) -> Any:
+    with core.engine.connect() as conn:
+        return conn.connection.driver_connection.pgconn  # type: ignore[union-attr]
+
+
+def _backend(core: Forlop) -> int:
+    with core.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _change(core: Forlop, ref: str, version: int, command: Any) -> int:
+    case, _ = services.change_case(uow=core.uow(), reference=ref, expected_version=version,
+                                   change=lambda c: c.execute(command, actor="k1", at=T0))
+    return case.version
+
+
+def test_a_step_is_four_round_trips_begin_its_load_its_writes_and_commit(single: Forlop, tmp_path: Path) -> None:
+    add_user(single, "k1")
+    ref = open_case(single, T0)
+    pgconn = _pgconn(single)
+    with round_trips(pgconn, tmp_path / "complete") as complete:
+        assert _change(single, ref, 1, CompleteStep("K1")) == 2
+    _change(single, ref, 2, RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True))
+    with round_trips(pgconn, tmp_path / "handover") as handover:  # a new row of another table among the writes
+        assert _change(single, ref, 3, CreateHandover("K6")) == 4
+    assert _pgconn(single) is pgconn, "the same connection throughout"
+    assert complete == handover == [4]
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_at_checkout_not_failed_on(single: Forlop) -> None:
+    add_user(single, "k1")
+    ref = open_case(single, T0)
+    pooled = _backend(single)
+    with single.engine.connect() as other:  # another session ends it, as a restart or an administrator would
+        pass
+    with sa.create_engine(single.engine.url).connect() as admin:
+        assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled}).scalar_one()
+    assert _change(single, ref, 1, CompleteStep("K1")) == 2, "the change goes through, on a new connection"
+    assert _backend(single) != pooled
+    del other
+
+
+def test_a_connection_in_use_a_moment_ago_is_not_pinged_one_idle_for_long_is_and_kept(
+        single: Forlop, monkeypatch: pytest.MonkeyPatch) -> None:
+    pings: list[Any] = []
+    ping = single.engine.dialect.do_ping
+    monkeypatch.setattr(single.engine.dialect, "do_ping", lambda conn: pings.append(conn) or ping(conn))
+    pooled = _backend(single)
+    assert (_backend(single), pings) == (pooled, []), "checked out again at once: no ping"
+    monkeypatch.setattr(store_engine, "PING_AFTER", 0.0)  # every connection has been idle for long
+    assert (_backend(single), len(pings)) == (pooled, 1), "pinged, found alive and kept"
