@@ -26,6 +26,8 @@ run. It prints figures and never asserts on time. Five parts, in one run:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import cProfile
 import gc
 import json
@@ -255,7 +257,9 @@ def pg_connect_kwargs(url: str) -> dict[str, Any]:
 
 # -- recording the engine's statements and replaying them with the bare driver -----------------------------------
 
-Stmt = tuple[str, Any, bool, int]  # sql, parameters, executemany, DML row count the engine saw
+# sql, parameters, executemany, DML row count the engine saw, and a group: statements of the same group (> 0) were
+# sent together (psycopg's pipeline mode, ``pathway.store.fixed.together``), and the raw replay sends them so too.
+Stmt = tuple[str, Any, bool, int, int]
 
 
 def _freeze(params: Any) -> Any:
@@ -274,6 +278,9 @@ class Recorder:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.stmts: list[list[Any]] = []
+        self._pending: dict[int, list[Any]] = {}  # by cursor: sent together, statements end after all have begun
+        self._pipeline: Any = None  # the last pipeline seen (held, so that a new one is never taken for it)
+        self._groups = 0
 
     def __enter__(self) -> Recorder:
         self.stmts = []
@@ -286,10 +293,15 @@ class Recorder:
         event.remove(self.engine, "after_cursor_execute", self._after)
 
     def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        self.stmts.append([statement, _freeze(parameters), executemany, -1])
+        pipeline = getattr(cursor.connection, "_pipeline", None)  # psycopg's, while statements are sent together
+        if pipeline is not None and pipeline is not self._pipeline:
+            self._groups += 1
+        self._pipeline = pipeline
+        self.stmts.append([statement, _freeze(parameters), executemany, -1, self._groups if pipeline else 0])
+        self._pending[id(cursor)] = self.stmts[-1]
 
     def _after(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        self.stmts[-1][3] = cursor.rowcount if cursor.description is None else -1
+        self._pending.pop(id(cursor))[3] = cursor.rowcount if cursor.description is None else -1
 
     def take(self) -> list[Stmt]:
         """The statements so far, without transaction control (the raw runner begins and commits itself)."""
@@ -341,7 +353,7 @@ class Template:
     def __post_init__(self) -> None:
         found: dict[uuid.UUID, None] = {}
         for stmts in self.ops:
-            for _sql, params, _many, _rc in stmts:
+            for _sql, params, _many, _rc, _group in stmts:
                 _uuids_in(params, found)
         self.ids = [i for i in found if i != self.case_id]
 
@@ -354,7 +366,7 @@ class Template:
 
     def for_case(self, k: int, case_id: uuid.UUID, reference: str) -> list[Stmt]:
         m = self.mapping(case_id, reference)
-        return [(sql, _subst(params, m), many, rc) for sql, params, many, rc in self.ops[k]]
+        return [(sql, _subst(params, m), many, rc, group) for sql, params, many, rc, group in self.ops[k]]
 
 
 def record_template(core: Forlop, h: Handle, ops: int = len(SEQUENCE)) -> Template:
@@ -386,20 +398,28 @@ class RawRunner:
             self.conn = psycopg.connect(**pg_connect_kwargs(url), autocommit=False)
 
     def run(self, stmts: list[Stmt]) -> None:
-        cur = self.conn.cursor()
         if self.backend == "sqlite":
-            cur.execute("BEGIN IMMEDIATE")  # as the engine's unit of work does
-        for sql, params, many, rc in stmts:  # PostgreSQL: psycopg begins implicitly, as under SQLAlchemy
-            if many:
-                cur.executemany(sql, params)
-            else:
-                cur.execute(sql, params)
-            if cur.description is not None:
-                cur.fetchall()
-            elif rc >= 0 and cur.rowcount != rc:
-                self.conn.rollback()
-                raise RuntimeError(f"raw baseline diverged: {cur.rowcount} rows instead of {rc} for {sql[:80]}")
-        cur.close()
+            self.conn.execute("BEGIN IMMEDIATE")  # as the engine's unit of work does
+        # PostgreSQL: psycopg begins implicitly, as under SQLAlchemy; a group the engine sent together is sent
+        # together here too (one pipeline), the rest one by one.
+        for _group, together in itertools.groupby(stmts, key=lambda s: s[4] or object()):
+            batch = list(together)
+            sent = []
+            with self.conn.pipeline() if len(batch) > 1 else contextlib.nullcontext():
+                for sql, params, many, rc, _ in batch:
+                    cur = self.conn.cursor()
+                    if many:
+                        cur.executemany(sql, params)
+                    else:
+                        cur.execute(sql, params)
+                    sent.append((cur, sql, rc))
+            for cur, sql, rc in sent:
+                if cur.description is not None:
+                    cur.fetchall()
+                elif rc >= 0 and cur.rowcount != rc:
+                    self.conn.rollback()
+                    raise RuntimeError(f"raw baseline diverged: {cur.rowcount} rows instead of {rc} for {sql[:80]}")
+                cur.close()
         self.conn.commit()
 
     def close(self) -> None:
@@ -436,9 +456,9 @@ def statement_shape(template: Template) -> list[tuple[int, int, int]]:
     """Per operation: statements, rows written, parameter bytes as text (what the engine sends, and so raw too)."""
     out = []
     for stmts in template.ops:
-        rows = sum(max(rc, 0) for _, _, _, rc in stmts)
+        rows = sum(max(rc, 0) for _, _, _, rc, _ in stmts)
         size = 0
-        for _, params, _, _ in stmts:
+        for _, params, _, _, _ in stmts:
             for p in params if isinstance(params, list) else [params]:
                 values = p.values() if isinstance(p, dict) else p
                 size += sum(_text_size(v) for v in values)
