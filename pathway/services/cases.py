@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from pathway.case import Case, Command, utc
 from pathway.case.commands import AddStep, AssignCoordinator, NotePersonChange
 from pathway.crypto import KeyRing, blind_index
+from pathway.definition import PathwayDefinition
 from pathway.errors import ConcurrencyConflict, DomainError, InvalidArgument
 from pathway.people import PersonRecord, changed_fields
 from pathway.services.people import recent_contact, write_person
@@ -30,10 +31,13 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def next_reference(conn: sa.Connection, *, prefix: str, year: int) -> str:
-    """The next pseudonymous reference, e.g. BGO-2026-0042: a counter, never derived from the person."""
-    ((number,),) = _NEXT_NUMBER[conn.dialect.name].rows(conn, {"prefix": prefix, "year": year})
-    return f"{prefix}-{year}-{number:04d}"
+def newest_and_reference(uow: UnitOfWork, pathway_id: str, *, prefix: str, year: int) -> tuple[PathwayDefinition, str]:
+    """What a new case opens on: the newest version of its pathway and the next pseudonymous reference, e.g.
+    BGO-2026-0042 (a counter, never derived from the person), asked together (one round trip on PostgreSQL). The
+    number is taken in the caller's transaction: a case that is not opened after all leaves no gap."""
+    definition, ((number,),) = uow.catalog.latest_with(
+        pathway_id, (_NEXT_NUMBER[uow.conn.dialect.name], {"prefix": prefix, "year": year}), conn=uow.conn)
+    return definition, f"{prefix}-{year}-{number:04d}"
 
 
 # Built once per dialect (every open takes a number), run on the DBAPI cursor.
@@ -69,12 +73,12 @@ def open_case(
     ``contact_channel``: how first contact came (``pathway.case.aggregate.CONTACT_CHANNELS``), if recorded."""
     at = at or now()
     with uow:
-        definition = uow.catalog.latest(pathway_id, conn=uow.conn)
+        definition, reference = newest_and_reference(uow, pathway_id, prefix=reference_prefix,
+                                                     year=utc(first_contact_at, "first_contact_at").year)
         conditions = set(conditions)
         if person is not None and person.has_children:
             conditions.add("children")
         case_id = uuid.uuid4()
-        reference = next_reference(uow.conn, prefix=reference_prefix, year=utc(first_contact_at, "first_contact_at").year)
         case = Case.open(
             definition, case_id=case_id, reference=reference, unit=unit, first_contact_at=first_contact_at,
             actor=actor, at=at, conditions=sorted(conditions & set(definition.conditions)), reason=reason,

@@ -23,7 +23,7 @@ from pathway.case.commands import AssignCoordinator, NoteChildPathway
 from pathway.crypto import KeyRing
 from pathway.errors import ConcurrencyConflict, InvalidArgument
 from pathway.people import ChildRecord, seal_child
-from pathway.services.cases import admissible, next_reference
+from pathway.services.cases import admissible, newest_and_reference
 from pathway.store.tables import child_t
 from pathway.store.uow import UnitOfWork
 
@@ -46,12 +46,12 @@ def open_child_pathway(
             raise ConcurrencyConflict(reference, expected_version, parent.version)
         if parent.part_of is not None:
             raise InvalidArgument("reference", "a child's pathway is opened on the adult's case")
-        definition = uow.catalog.latest(pathway_id, conn=uow.conn)
+        definition, reference = newest_and_reference(uow, pathway_id, prefix=reference_prefix, year=utc(at).year)
         unknown = sorted(set(conditions) - set(definition.conditions))
         if unknown:
             raise InvalidArgument("conditions", "unknown condition '{name}'", name=unknown[0])
         case = Case.open(definition, case_id=uuid.uuid4(),
-                         reference=next_reference(uow.conn, prefix=reference_prefix, year=utc(at).year),
+                         reference=reference,
                          unit=parent.unit, first_contact_at=at, actor=actor, at=at, conditions=sorted(set(conditions)),
                          channel=channel, part_of=parent.id, sealer=uow.cases.new_key())
         # The adult's event first: a closed case refuses it before anything is written.

@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from threading import Lock
+from typing import Any
 
 import sqlalchemy as sa
 
 from pathway.definition import PathwayDefinition, load_definition, parse_definition
 from pathway.errors import N_, DefinitionError, DefinitionVersionMissing, InvalidArgument, Problem
 from pathway.store.engine import WRITE
-from pathway.store.fixed import Fixed
+from pathway.store.fixed import Call, Fixed, together
 from pathway.store.tables import definition_t
 
 # Every open asks for the newest version: built once, run on the DBAPI cursor.
@@ -44,6 +45,15 @@ class DefinitionCatalog:
 
     def latest(self, pathway_id: str, *, conn: sa.Connection | None = None) -> PathwayDefinition:
         version = self._query(conn, lambda c: _LATEST.rows(c, {"pathway_id": pathway_id})[0][0])
+        return self._newest(pathway_id, version, conn)
+
+    def latest_with(self, pathway_id: str, also: Call, *, conn: sa.Connection) -> tuple[PathwayDefinition, Any]:
+        """``latest`` inside a transaction, asked together with another statement of it (``fixed.together``: one
+        round trip on PostgreSQL), an open's reference number: the definition and what the statement gave."""
+        (rows, given) = together(conn, [(_LATEST, {"pathway_id": pathway_id}), also])
+        return self._newest(pathway_id, rows[0][0], conn), given
+
+    def _newest(self, pathway_id: str, version: int | None, conn: sa.Connection | None) -> PathwayDefinition:
         if version is None:
             raise DefinitionVersionMissing(pathway_id, 0)
         return self.resolve(pathway_id, version, conn=conn)

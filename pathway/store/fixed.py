@@ -199,8 +199,8 @@ def together(conn: sa.Connection, calls: Sequence[Call]) -> list[Any]:
     """Several statements at once, each one's result as ``rows`` (a SELECT, or DML with RETURNING) or ``run`` would
     give it. On psycopg in one round trip (its pipeline mode, https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html):
     the server runs them in the order given, each seeing what the ones before it did, as one after another would; a
-    load's three SELECTs and a save's writes each cost one round trip instead of one per statement. The transaction's
-    BEGIN goes in the same round trip. Elsewhere (sqlite3, in-process) one after another.
+    load's three SELECTs and a save's writes each cost one round trip instead of one per statement (psycopg sends a
+    transaction's BEGIN in a round trip of its own first). Elsewhere (sqlite3, in-process) one after another.
 
     An error in one of them leaves the ones after it unrun and is raised as ``rows`` and ``run`` raise it; the
     transaction is then failed, as after any statement's error, and rolled back by its unit of work."""
@@ -239,6 +239,7 @@ def together(conn: sa.Connection, calls: Sequence[Call]) -> list[Any]:
     except conn.dialect.loaded_dbapi.Error as exc:
         for queued_cursor, *_ in queued:
             queued_cursor.close()
+        # The statement named is the last one sent (the driver's error says which one failed).
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)  # noqa: SLF001
         raise  # not reached
     return results
@@ -269,6 +270,7 @@ def _execute(conn: sa.Connection, sql: str, args: Any, *, many: bool, fetch: boo
     except conn.dialect.loaded_dbapi.Error as exc:
         # Core's own handling of a driver's error: the engine's handle_error hook (the project's error, by
         # failures._translate), a dropped connection invalidated with its pool, the cursor closed. It raises.
+        # The statement named is the last one sent (the driver's error says which one failed).
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)  # noqa: SLF001
         raise  # not reached
     cursor.close()

@@ -1,6 +1,7 @@
 """What a change costs PostgreSQL in round trips, and how a pooled connection is checked out (issue 19).
 
-A step is four round trips: the transaction's BEGIN, the case's load (its row, steps and tasks sent together), its
+Opening a case is four round trips: BEGIN, the pathway's newest version with the case's reference number, the case's
+rows, COMMIT. A step is four too: the transaction's BEGIN, the case's load (its row, steps and tasks sent together), its
 writes (the case row under its version check, the steps, tasks and events, sent together) and the COMMIT. Checking
 a connection out of the pool costs none while it was in use a moment ago; a connection the server ended meanwhile
 is replaced at checkout, not failed on, and one idle for long is pinged first. Counted in libpq's trace of the
@@ -57,8 +58,11 @@ def _change(core: Forlop, ref: str, version: int, command: Any) -> int:
 
 def test_a_step_is_four_round_trips_begin_its_load_its_writes_and_commit(single: Forlop, tmp_path: Path) -> None:
     add_user(single, "k1")
-    ref = open_case(single, T0)
+    open_case(single, T0)  # the first: its definition is read and parsed
     pgconn = _pgconn(single)
+    with round_trips(pgconn, tmp_path / "open") as opening:  # BEGIN, the version with the number, the rows, COMMIT
+        ref = open_case(single, T0)
+    assert opening == [4]
     with round_trips(pgconn, tmp_path / "complete") as complete:
         assert _change(single, ref, 1, CompleteStep("K1")) == 2
     _change(single, ref, 2, RecordConsent("police", scope=["name", "contact", "threat_assessment"], given=True))
