@@ -44,8 +44,13 @@ def _sqlite_time(value: datetime) -> str:
     return to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
+# A case's ids and times are read again with every load of it: remembered too (both immutable, keyed by their text).
+@lru_cache(maxsize=16_384)
 def _sqlite_time_read(text: str) -> datetime:
     return as_utc(datetime.fromisoformat(text))
+
+
+_sqlite_uuid = lru_cache(maxsize=16_384)(uuid.UUID)
 
 
 # Per dialect and column type: (to the driver, from the driver), each called for values that are not None (JSON's
@@ -54,7 +59,7 @@ def _sqlite_time_read(text: str) -> datetime:
 # (SQLAlchemy's formats, so rows written either way read alike); psycopg adapts UUIDs, aware times and booleans.
 _CODECS: dict[str, dict[type[Any], tuple[Convert, Convert]]] = {
     "sqlite": {
-        sa.Uuid: (attrgetter("hex"), uuid.UUID),
+        sa.Uuid: (attrgetter("hex"), _sqlite_uuid),
         UTCDateTime: (_sqlite_time, _sqlite_time_read),
         sa.JSON: (json.dumps, json.loads),
         sa.Boolean: (None, bool),
@@ -69,7 +74,7 @@ _CODECS: dict[str, dict[type[Any], tuple[Convert, Convert]]] = {
     },
 }
 _ALSO_NONE = {json.dumps, Json}  # binds that take None too
-_IMMUTABLE = {uuid.UUID, _sqlite_time_read, as_utc}  # reads whose results may be shared between rows
+_IMMUTABLE = {_sqlite_uuid, _sqlite_time_read, as_utc}  # reads whose results may be shared between rows
 
 
 def _codec(dialect: sa.Dialect, type_: Any) -> tuple[Convert, Convert]:
