@@ -71,13 +71,20 @@ def shift(start: datetime, amount: int, unit: Unit) -> datetime:
         return _at_local(local.date() + timedelta(days=amount), local.time())
     if amount == 0:
         return start.astimezone(timezone.utc)
+    return _at_local(_working_days_from(local.date(), amount), local.time())
+
+
+@lru_cache(maxsize=4096)
+def _working_days_from(day: date, amount: int) -> date:
+    # The date ``amount`` working days from ``day``: remembered, as the reminder scan asks it for every rung of every
+    # due step, and the steps of a day share their dates.
     step = timedelta(days=1 if amount > 0 else -1)
-    day, remaining = local.date(), abs(amount)
+    remaining = abs(amount)
     while remaining:
         day += step
         if is_working_day(day):
             remaining -= 1
-    return _at_local(day, local.time())
+    return day
 
 
 def working_days_between(start: datetime, end: datetime) -> int:

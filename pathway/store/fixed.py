@@ -26,6 +26,7 @@ from operator import attrgetter, itemgetter
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.compiler import SQLCompiler
 from psycopg.types.json import Json
 
@@ -78,6 +79,9 @@ _IMMUTABLE = {_sqlite_uuid, _sqlite_time_read, as_utc}  # reads whose results ma
 
 
 def _codec(dialect: sa.Dialect, type_: Any) -> tuple[Convert, Convert]:
+    if isinstance(type_, postgresql.ARRAY) and dialect.name == "postgresql" and _codec(dialect, type_.item_type) == (
+            None, None):
+        return list, None  # psycopg adapts a list of values it adapts as they are (UUIDs, text, numbers)
     codecs = _CODECS[dialect.name]
     for kind in type(type_).__mro__:
         if kind in codecs:

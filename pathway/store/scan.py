@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 
 from notifications.routing import Candidate, Reminder, route_reminders
 from pathway.case import OPEN_HANDOVER, shareable
@@ -84,7 +84,16 @@ def due_steps_query(*, lock: bool = False) -> sa.Select[Any]:
 _DUE_STEP = (step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_t.c.adhoc, step_t.c.due_at)
 _CASE_FACTS = (case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
                case_t.c.definition_version)
-_CASES_BY_ID = sa.select(case_t.c.id, *_CASE_FACTS).where(case_t.c.id.in_(sa.bindparam("ids", expanding=True)))
+# The cases of a batch by id, the ids as one parameter (on the DBAPI cursor: through Core, an IN of a thousand ids
+# had each id and each row converted one by one): an array on PostgreSQL, on SQLite a JSON array of the ids as SQLite
+# keeps them (32 hex digits), read with json_each.
+_CASES_BY_IDS = {
+    "postgresql": Fixed(sa.select(case_t.c.id, *_CASE_FACTS).where(
+        case_t.c.id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid))))),
+    "sqlite": Fixed(sa.select(case_t.c.id, *_CASE_FACTS).where(case_t.c.id.in_(
+        sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.JSON)))))),
+}
+_IDS = {"postgresql": list, "sqlite": lambda ids: [i.hex for i in ids]}
 
 
 class DueStep(NamedTuple):
@@ -111,7 +120,9 @@ def _with_cases(conn: sa.Connection, steps: Rows) -> list[DueStep]:
     """The batch's steps (rows of ``due_steps_query``) with their cases' facts, read by the cases' primary key."""
     if not steps:
         return []
-    cases = {r[0]: tuple(r[1:]) for r in conn.execute(_CASES_BY_ID, {"ids": sorted({s[1] for s in steps})})}
+    dialect = conn.dialect.name
+    ids = _IDS[dialect](dict.fromkeys(s[1] for s in steps))
+    cases = {r[0]: r[1:] for r in _CASES_BY_IDS[dialect].rows(conn, {"ids": ids})}
     return [DueStep(*s, *cases[s[1]]) for s in steps]
 
 
