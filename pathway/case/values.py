@@ -44,15 +44,17 @@ def utc(at: datetime, field_name: str = "at") -> datetime:
 
 def iso(at: datetime | None) -> str | None:
     """A time as the events and the state digest write it: UTC, ISO 8601."""
-    return None if at is None else _utc_iso(at)
+    if at is None:
+        return None
+    return _utc_iso(at if at.tzinfo is timezone.utc else at.astimezone(timezone.utc))
 
 
 @lru_cache(maxsize=16_384)
 def _utc_iso(at: datetime) -> str:
     # A case's times are written again with every event (its steps', consents' and milestones' in the state digest):
-    # remembered, about 14x cheaper (timeit: 2.3 µs -> 0.17 µs). Equal datetimes are the same instant, whose UTC
-    # text is one and the same, so a hit is always right.
-    return at.astimezone(timezone.utc).isoformat()
+    # remembered, about 14x cheaper (timeit: 2.3 µs -> 0.17 µs). Keyed by the time in UTC, not as given: two local
+    # times equal but for ``fold`` are an hour apart, while UTC has one time per instant.
+    return at.isoformat()
 
 
 def parse_iso(text: str | None) -> datetime | None:

@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.compiler import SQLCompiler
+from psycopg import pq
 from psycopg.types.json import Json
 
 from pathway.store.tables.columns import UTCDateTime, as_utc, to_utc
@@ -37,12 +38,16 @@ _PYFORMAT = re.compile(r"%\((\w+)\)s")
 _DRIVERS = {"sqlite": "pysqlite", "postgresql": "psycopg"}  # the drivers whose values the codecs below know
 
 
-@lru_cache(maxsize=16_384)
 def _sqlite_time(value: datetime) -> str:
+    return _sqlite_utc_text(to_utc(value))  # a naive time raises here
+
+
+@lru_cache(maxsize=16_384)
+def _sqlite_utc_text(at: datetime) -> str:
     # A case's times are written again with every change of their rows (a step's created, anchor and due times when
-    # it ends): remembered, as ``pathway.case.values.iso`` remembers their ISO text. Equal datetimes are one instant,
-    # whose UTC text is one and the same, so a hit is always right; a naive time raises, and is never remembered.
-    return to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+    # it ends): their text is remembered, keyed by the time in UTC (not as given: two local times equal but for
+    # ``fold`` are an hour apart, while UTC has one time per instant).
+    return at.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 # A case's ids and times are read again with every load of it: remembered too (both immutable, keyed by their text).
@@ -191,99 +196,107 @@ class Fixed:
         return rendered
 
     def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        rendered = self._rendered(conn)
-        raw = _execute(conn, rendered.sql, rendered.args(params), many=False, fetch=True)
-        return rendered.rows(raw)
+        rows: list[tuple[Any, ...]] = together(conn, [(self, params)])[0]
+        return rows
 
     def run(self, conn: sa.Connection, params: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> int:
-        rendered = self._rendered(conn)
-        args, many = rendered.parameter_sets(params)
-        return _execute(conn, rendered.sql, args, many=many, fetch=False)
+        count: int = together(conn, [(self, params)])[0]
+        return count
 
 
 Call = tuple[Fixed, Mapping[str, Any] | Iterable[Mapping[str, Any]]]
 
 
 def together(conn: sa.Connection, calls: Sequence[Call]) -> list[Any]:
-    """Several statements at once, each one's result as ``rows`` (a SELECT, or DML with RETURNING) or ``run`` would
-    give it. On psycopg in one round trip (its pipeline mode, https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html):
-    the server runs them in the order given, each seeing what the ones before it did, as one after another would; a
-    load's three SELECTs and a save's writes each cost one round trip instead of one per statement (psycopg sends a
-    transaction's BEGIN in a round trip of its own first). Elsewhere (sqlite3, in-process) one after another.
+    """Several statements at once, each one's result as ``rows`` (a SELECT, or DML with RETURNING: its rows) or
+    ``run`` (DML: its row count) gives it. On psycopg in one round trip (its pipeline mode,
+    https://www.psycopg.org/psycopg3/docs/advanced/pipeline.html): the server runs them in the order given, each
+    seeing what the ones before it did, as one after another would; a load's three SELECTs and a save's writes each
+    cost one round trip instead of one per statement (psycopg sends a transaction's BEGIN in a round trip of its own
+    first). Elsewhere (sqlite3, in-process) one after another, with the same results.
 
-    An error in one of them leaves the ones after it unrun and is raised as ``rows`` and ``run`` raise it; the
-    transaction is then failed, as after any statement's error, and rolled back by its unit of work."""
-    if conn.dialect.name != "postgresql":
-        return [f.rows(conn, p) if isinstance(p, Mapping) and f._rendered(conn).fetches else f.run(conn, p)
-                for f, p in calls]
+    Every call is checked before any is sent (a statement that gives rows takes one parameter set). An error in one
+    of them leaves the ones after it unrun and is raised as for a single statement; the transaction is then failed,
+    as after any statement's error, and rolled back by its unit of work."""
+    sends = []
+    for f, params in calls:
+        rendered = f._rendered(conn)  # noqa: SLF001
+        args, many = rendered.parameter_sets(params)
+        if many and rendered.fetches:
+            raise TypeError("a statement that gives rows takes one parameter set")
+        sends.append((rendered, args, many))
     if not conn.in_transaction():
-        conn.begin()
+        conn.begin()  # as Core's execute would: the statements run in the connection's transaction, never beside it
+    if conn.dialect.name != "postgresql" or len(sends) == 1:
+        return [_result(rendered, _execute(conn, rendered.sql, args, many=many, fetch=rendered.fetches))
+                for rendered, args, many in sends]
     dbapi_conn = conn.connection
-    dispatch = conn.dispatch
-    queued: list[tuple[Any, _Rendered, str, Any, bool]] = []
-    sql: str = ""
-    args: Any = ()
-    cursor = None
+    sent: list[list[Any]] = []  # [cursor, rendered, the SQL and arguments as sent, many]
     try:
         with dbapi_conn.driver_connection.pipeline():  # type: ignore[union-attr]
-            for f, params in calls:
-                rendered = f._rendered(conn)
-                args, many = rendered.parameter_sets(params)
-                if many and rendered.fetches:
-                    raise TypeError("a statement that gives rows takes one parameter set")
-                cursor = dbapi_conn.cursor()
-                sql, args = _before(conn, dispatch, cursor, rendered.sql, args, many)
-                if many:
-                    cursor.executemany(sql, args)
-                else:
-                    cursor.execute(sql, args)
-                queued.append((cursor, rendered, sql, args, many))
+            for rendered, args, many in sends:
+                sent.append([dbapi_conn.cursor(), rendered, rendered.sql, args, many])
+                sent[-1][2:4] = _send(conn, sent[-1][0], rendered.sql, args, many)
         # The pipeline is synced: every result is in. The statements have run, so their hooks fire now.
         results = []
-        for cursor, rendered, sql, args, many in queued:
-            if dispatch.after_cursor_execute:
-                dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
-            results.append(rendered.rows(cursor.fetchall()) if rendered.fetches else cursor.rowcount)
+        for cursor, rendered, sql, args, many in sent:
+            if conn.dispatch.after_cursor_execute:
+                conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
+            results.append(_result(rendered, cursor.fetchall() if rendered.fetches else cursor.rowcount))
             cursor.close()
     except conn.dialect.loaded_dbapi.Error as exc:
-        for queued_cursor, *_ in queued:
-            queued_cursor.close()
-        # The statement named is the last one sent (the driver's error says which one failed).
-        conn._handle_dbapi_exception(exc, sql, args, cursor, None)  # noqa: SLF001
+        # The statement named in Core's handling is the one that failed (the others, before it, ran; after it, none).
+        failed: list[Any] = next((s for s in sent if s[0].pgresult is not None and s[0].pgresult.status == _FATAL),
+                                 sent[-1] if sent else [None, None, "", (), False])
+        for other, *_ in sent:
+            if other is not failed[0]:
+                other.close()
+        conn._handle_dbapi_exception(exc, failed[2], failed[3], failed[0], None)  # noqa: SLF001
         raise  # not reached
     return results
+
+
+_FATAL = pq.ExecStatus.FATAL_ERROR
+
+
+def _result(rendered: _Rendered, raw: Any) -> Any:
+    return rendered.rows(raw) if rendered.fetches else raw
 
 
 def run_sql(conn: sa.Connection, sql: str) -> None:
     """A statement without parameters on the DBAPI cursor, as a ``Fixed`` one runs: the ``BEGIN IMMEDIATE`` of the
     engine's ``begin`` hook, so inside the beginning of a transaction (none is begun for it)."""
-    _execute(conn, sql, (), many=False, fetch=False, autobegin=False)
+    _execute(conn, sql, (), many=False, fetch=False)
 
 
-def _execute(conn: sa.Connection, sql: str, args: Any, *, many: bool, fetch: bool, autobegin: bool = True) -> Any:
-    if autobegin and not conn.in_transaction():
-        conn.begin()  # as Core's execute would: the statement runs in the connection's transaction, never beside it
+def _execute(conn: sa.Connection, sql: str, args: Any, *, many: bool, fetch: bool) -> Any:
+    """One statement on the connection's DBAPI cursor: its rows as the driver gives them, or its row count."""
     dbapi_conn = conn.connection
-    dispatch = conn.dispatch
     cursor = None
     try:
         cursor = dbapi_conn.cursor()
-        sql, args = _before(conn, dispatch, cursor, sql, args, many)
-        if many:
-            cursor.executemany(sql, args)
-        else:
-            cursor.execute(sql, args)
-        if dispatch.after_cursor_execute:
-            dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
+        sql, args = _send(conn, cursor, sql, args, many)
+        if conn.dispatch.after_cursor_execute:
+            conn.dispatch.after_cursor_execute(conn, cursor, sql, args, None, many)
         result = cursor.fetchall() if fetch else cursor.rowcount
     except conn.dialect.loaded_dbapi.Error as exc:
         # Core's own handling of a driver's error: the engine's handle_error hook (the project's error, by
         # failures._translate), a dropped connection invalidated with its pool, the cursor closed. It raises.
-        # The statement named is the last one sent (the driver's error says which one failed).
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)  # noqa: SLF001
         raise  # not reached
     cursor.close()
     return result
+
+
+def _send(conn: sa.Connection, cursor: Any, sql: str, args: Any, many: bool) -> tuple[str, Any]:
+    """Execute on ``cursor`` after the connection's ``before_cursor_execute`` hooks (which may rewrite it); the
+    statement and arguments as sent."""
+    sql, args = _before(conn, conn.dispatch, cursor, sql, args, many)
+    if many:
+        cursor.executemany(sql, args)
+    else:
+        cursor.execute(sql, args)
+    return sql, args
 
 
 def _before(conn: sa.Connection, dispatch: Any, cursor: Any, sql: str, args: Any, many: bool) -> tuple[str, Any]:
