@@ -33,8 +33,9 @@ _TASK_COLS = ("id", "code", "agency", "scope", "basis", "status", "created_at", 
 
 
 # What ``save`` compares with: the version and pause as loaded, and the rows of the steps and tasks in their order
-# (the aggregate's lists only grow, so a row's position is its identity; no id is hashed to find it).
-_Loaded = tuple[int, bool, list[tuple[Any, ...]], list[tuple[Any, ...]]]
+# (the aggregate's lists only grow, so a row's position is its identity; no id is hashed to find it); and whether
+# the transaction holds the case row (locked when loaded, or written by it: added or saved).
+_Loaded = tuple[int, bool, list[tuple[Any, ...]], list[tuple[Any, ...]], bool]
 
 
 # The hot path's statements, built once and run on the DBAPI cursor (``pathway.store.fixed``): building a statement per
@@ -193,9 +194,10 @@ class CaseRepository:
                                                    (_TASKS_BY[by], key)])
         if not rows:
             raise NotFound("case", next(iter(key.values())))
-        return self._build(dict(zip(_CASE_ROW, rows[0], strict=True)), steps, tasks)
+        return self._build(dict(zip(_CASE_ROW, rows[0], strict=True)), steps, tasks, held=lock)
 
-    def _build(self, row: dict[str, Any], steps: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]]) -> Case:
+    def _build(self, row: dict[str, Any], steps: list[tuple[Any, ...]], tasks: list[tuple[Any, ...]], *,
+               held: bool) -> Case:
         sealer = sealer_of(row["key_wrapped"], row["key_erased_at"], row["id"], self._keys,
                            has_row=row["key_case_id"] is not None)
         case = Case(
@@ -224,7 +226,7 @@ class CaseRepository:
             values["scope"] = tuple(values["scope"])
             values["note"], values["reply"] = _opened(sealer, values["note"]), _opened(sealer, values["reply"])
             case.handovers.append(HandoverTask(**values))
-        self._remember(case)
+        self._remember(case, held=held)
         return case
 
     def events(self, case: Case, *, sealed: bool = False) -> list[Event]:
@@ -254,26 +256,28 @@ class CaseRepository:
             calls.append(key_insert(case.id, case.sealer, keys=self._keys, at=_now(case)))
         together(self._conn, [*calls, *self._new_rows(case, case.steps, case.handovers), *_events(case)])
         case.new_events.clear()
-        self._remember(case)
+        self._remember(case, held=True)
 
     def save(self, case: Case, *, expected_version: int | None = None) -> None:
         """Write the changes; ``expected_version`` (default: the version loaded) guards against lost updates.
 
-        The case row's update under its version check and every row written with it are sent at once (``together``:
-        one round trip on PostgreSQL), the check's count read after them: a case is saved after ``get(lock=True)``
-        (or ``add``) in the same transaction, so on PostgreSQL no other writer can have moved it meanwhile, and on
-        SQLite the writer holds the database's lock. Should the check fail all the same, the conflict is raised and
-        the unit of work rolls back what was sent with it."""
+        Where the transaction holds the case row (loaded with ``lock``, or added or saved in it), no other writer can
+        have moved it, and the case row's update under its version check is sent with every row written with it
+        (``together``: one round trip on PostgreSQL). Otherwise the update is sent first, alone, so that a stale
+        version is a conflict before any row meets another writer's (a step's or an event's unique key)."""
         if not case.new_events:
             return
         if case.sealer is ERASED:
             raise CaseErased()
-        loaded_version, was_paused, steps, tasks = self._seen[case.id]
+        loaded_version, was_paused, steps, tasks, held = self._seen[case.id]
         expected = loaded_version if expected_version is None else expected_version
         if expected != loaded_version:
             raise ConcurrencyConflict(case.reference, expected, loaded_version)
-        calls: list[Call] = [(_UPDATE_CASE, {"b_id": case.id, "b_expected": expected, "v_updated_at": _now(case),
-                                             **{f"v_{k}": v for k, v in _case_values(case).items()}})]
+        update: Call = (_UPDATE_CASE, {"b_id": case.id, "b_expected": expected, "v_updated_at": _now(case),
+                                       **{f"v_{k}": v for k, v in _case_values(case).items()}})
+        if not held:
+            self._check_version(case, expected, _UPDATE_CASE.run(self._conn, update[1]))
+        calls: list[Call] = [update] if held else []
         new_steps, new_tasks = case.steps[len(steps):], case.handovers[len(tasks):]
         sealer = case.sealer
         changed = [(s, was) for s, was in zip(case.steps, steps) if was != _STEP_GET(s)]
@@ -288,16 +292,20 @@ class CaseRepository:
                                                           for s, _ in changed])
         calls += _updates(_UPDATE_TASK, _TASK_COLS, [_task_values(t, sealer) for t, was in zip(case.handovers, tasks)
                                                       if was != _TASK_GET(t)])
-        updated = together(self._conn, [*calls, *_events(case)])[0]
-        if updated != 1:
-            actual = self._conn.execute(sa.select(case_t.c.version).where(case_t.c.id == case.id)).scalar()
-            raise ConcurrencyConflict(case.reference, expected, actual)
+        written = together(self._conn, [*calls, *_events(case)])
+        if held:
+            self._check_version(case, expected, written[0])
         if case.paused_since is not None and not was_paused:
             # A paused case raises no reminders: take its open steps out of the scan until they move on resume.
             self._conn.execute(sa.update(step_t).where(step_t.c.case_id == case.id, step_t.c.ended_at.is_(None))
                                .values(next_reminder_at=None))
         case.new_events.clear()
-        self._remember(case)
+        self._remember(case, held=True)
+
+    def _check_version(self, case: Case, expected: int, updated: int) -> None:
+        if updated != 1:
+            actual = self._conn.execute(sa.select(case_t.c.version).where(case_t.c.id == case.id)).scalar()
+            raise ConcurrencyConflict(case.reference, expected, actual)
 
     def _new_rows(self, case: Case, steps: list[Step], tasks: list[HandoverTask]) -> list[Call]:
         # Lists only grow, so a row's position (its index in the aggregate) never changes once written.
@@ -316,7 +324,7 @@ class CaseRepository:
                 for i, t in enumerate(tasks)]))
         return calls
 
-    def _remember(self, case: Case) -> None:
+    def _remember(self, case: Case, *, held: bool) -> None:
         # The rows as read (readable, as the aggregate holds them; sealing is deterministic, so a changed text is a
         # changed row either way).
         self._seen[case.id] = (
@@ -324,6 +332,7 @@ class CaseRepository:
             case.paused_since is not None,
             [_STEP_GET(s) for s in case.steps],
             [_TASK_GET(t) for t in case.handovers],
+            held,
         )
 
 

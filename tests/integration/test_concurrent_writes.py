@@ -110,3 +110,20 @@ def test_a_read_while_a_write_commits_sees_the_case_whole_before_or_after(core: 
     k1 = next(s for s in case.steps if s.code == "K1")
     assert written["case"].version == 2  # the write went through meanwhile
     assert (case.version, k1.state, len(events)) in ((1, "active", 1), (2, "done", 2))
+
+
+@pytest.mark.parametrize("core", ["postgresql"], indirect=True)
+def test_a_case_saved_without_its_lock_after_another_writer_moved_it_is_a_stale_version_not_a_broken_key(
+        core: Forlop) -> None:
+    """A save whose transaction does not hold the case row (loaded without ``lock``) sends its versioned update
+    before the rest: the other writer's event already has the sequence number this one would write, and that must be
+    told as the conflict it is, not as a broken unique key."""
+    add_user(core, "k1")
+    ref = open_case(core, T0)
+    with core.uow() as uow:
+        case = uow.cases.get(ref)  # no lock
+        assert complete_k1(core, ref)[0].version == 2  # another writer, committed meanwhile
+        case.execute(CompleteStep("K1"), actor="k1", at=T0)
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            uow.cases.save(case)
+    assert (conflict.value.expected, conflict.value.actual) == (1, 2)
