@@ -59,12 +59,15 @@ PING_AFTER = 30.0
 
 
 def _postgresql_checkout(engine: sa.Engine) -> None:
-    """Replace at checkout a pooled connection the server dropped (a restart, a failover, a terminated backend), so
-    that no request fails on it, without a ping's round trip at every checkout (SQLAlchemy's ``pool_pre_ping``: one
-    of a write's few round trips, issue 19). A server that ends a connection says so: its FATAL message, or at least
-    the socket's end, waits unread on the idle connection, which a zero-timeout poll of the socket sees for free.
-    Such a connection, and one idle longer than ``PING_AFTER``, is pinged; one that fails the ping is replaced
-    (``DisconnectionError``: the pool discards it and checks out another, or connects anew)."""
+    """Replace at checkout a pooled connection the server ended (a restart, a terminated backend, a failover that
+    closes the old primary's connections), so that no request fails on it, without a ping's round trip at every
+    checkout (SQLAlchemy's ``pool_pre_ping``: one of a write's few round trips, issue 19). A server that ends a
+    connection says so: its FATAL message, or at least the socket's end, waits unread on the idle connection, which a
+    zero-timeout poll of the socket sees for free. Such a connection, and one idle longer than ``PING_AFTER``, is
+    pinged; one that fails the ping is replaced (``DisconnectionError``: the pool discards it and checks out
+    another, or connects anew). What sends nothing (a host that vanished, a firewall that forgot the connection) is
+    found by the ping once the connection has been idle for ``PING_AFTER``; before that, the first request on it
+    fails (503, the database unavailable) and Core invalidates the whole pool, so the next requests connect anew."""
 
     @event.listens_for(engine, "checkin")
     def _idle_from(_dbapi_conn: Any, record: Any) -> None:
@@ -86,8 +89,9 @@ def _postgresql_checkout(engine: sa.Engine) -> None:
 
 
 def _has_input(dbapi_conn: Any) -> bool:
-    """Whether an idle connection's socket has something to read (a FATAL, its end): an idle session is sent
-    nothing else (no LISTEN here)."""
+    """Whether an idle connection's socket has something to read: a FATAL, its end, or now and then a harmless
+    message (a ParameterStatus after the server's configuration is reloaded), which costs a ping and nothing more.
+    Nothing here LISTENs."""
     if dbapi_conn.closed:
         return True
     poll = select.poll()  # not select(): a busy worker's descriptors may pass its limit of 1024

@@ -41,9 +41,10 @@ def install(engine: sa.Engine) -> None:
 
 
 def _translate(ctx: ExceptionContext) -> BaseException | None:
-    # A pre-ping only decides whether to reconnect; an error of SQLAlchemy's own (not the driver's) is a bug: both
-    # stay as they are. Invalidation on a disconnect is unaffected: SQLAlchemy still does it after this hook.
-    if ctx.is_pre_ping or not isinstance(ctx.sqlalchemy_exception, sa.exc.DBAPIError):
+    # An error of SQLAlchemy's own (not the driver's) is a bug: it stays as it is. Invalidation on a disconnect is
+    # unaffected: SQLAlchemy still does it after this hook. (The checkout's ping, ``engine._postgresql_checkout``,
+    # is the driver's own call and never comes here.)
+    if not isinstance(ctx.sqlalchemy_exception, sa.exc.DBAPIError):
         return None
     return store_error(ctx.sqlalchemy_exception)
 

@@ -93,7 +93,6 @@ _CASES_BY_IDS = {
     "sqlite": Fixed(sa.select(case_t.c.id, *_CASE_FACTS).where(case_t.c.id.in_(
         sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.JSON)))))),
 }
-_IDS = {"postgresql": list, "sqlite": lambda ids: [i.hex for i in ids]}
 
 
 class DueStep(NamedTuple):
@@ -121,7 +120,9 @@ def _with_cases(conn: sa.Connection, steps: Rows) -> list[DueStep]:
     if not steps:
         return []
     dialect = conn.dialect.name
-    ids = _IDS[dialect](dict.fromkeys(s[1] for s in steps))
+    ids = list(dict.fromkeys(s[1] for s in steps))
+    if dialect == "sqlite":
+        ids = [i.hex for i in ids]
     cases = {r[0]: r[1:] for r in _CASES_BY_IDS[dialect].rows(conn, {"ids": ids})}
     return [DueStep(*s, *cases[s[1]]) for s in steps]
 

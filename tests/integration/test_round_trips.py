@@ -76,13 +76,14 @@ def test_a_pooled_connection_the_server_ended_is_replaced_at_checkout_not_failed
     add_user(single, "k1")
     ref = open_case(single, T0)
     pooled = _backend(single)
-    with single.engine.connect() as other:  # another session ends it, as a restart or an administrator would
-        pass
-    with sa.create_engine(single.engine.url).connect() as admin:
-        assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled}).scalar_one()
+    admin = sa.create_engine(single.engine.url)  # another session ends it, as a restart or an administrator would
+    try:
+        with admin.connect() as conn:  # and waits (up to 5 s) until the backend has gone
+            assert conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pooled}).scalar_one()
+    finally:
+        admin.dispose()
     assert _change(single, ref, 1, CompleteStep("K1")) == 2, "the change goes through, on a new connection"
     assert _backend(single) != pooled
-    del other
 
 
 def test_a_connection_in_use_a_moment_ago_is_not_pinged_one_idle_for_long_is_and_kept(
