@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pathway.calendar import OSLO
 from pathway.case import Case, Command, utc
 from pathway.case.commands import AddStep, AssignCoordinator, NotePersonChange
 from pathway.crypto import KeyRing, blind_index
@@ -31,10 +32,12 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def newest_and_reference(uow: UnitOfWork, pathway_id: str, *, prefix: str, year: int) -> tuple[PathwayDefinition, str]:
+def newest_and_reference(uow: UnitOfWork, pathway_id: str, *, prefix: str, at: datetime) -> tuple[PathwayDefinition, str]:
     """What a new case opens on: the newest version of its pathway and the next pseudonymous reference, e.g.
-    BGO-2026-0042 (a counter, never derived from the person), asked together (one round trip on PostgreSQL). The
-    number is taken in the caller's transaction: a case that is not opened after all leaves no gap."""
+    BGO-2026-0042 (a counter, never derived from the person; the year is Oslo's at ``at``, so a case opened at 00:30
+    on New Year's Day is of the new year while UTC is still in the old), asked together (one round trip on
+    PostgreSQL). The number is taken in the caller's transaction: a case that is not opened after all leaves no gap."""
+    year = at.astimezone(OSLO).year
     definition, ((number,),) = uow.catalog.latest_with(
         pathway_id, (_NEXT_NUMBER[uow.conn.dialect.name], {"prefix": prefix, "year": year}), conn=uow.conn)
     return definition, f"{prefix}-{year}-{number:04d}"
@@ -74,7 +77,7 @@ def open_case(
     at = at or now()
     with uow:
         definition, reference = newest_and_reference(uow, pathway_id, prefix=reference_prefix,
-                                                     year=utc(first_contact_at, "first_contact_at").year)
+                                                     at=utc(first_contact_at, "first_contact_at"))
         conditions = set(conditions)
         if person is not None and person.has_children:
             conditions.add("children")

@@ -46,7 +46,7 @@ def open_child_pathway(
             raise ConcurrencyConflict(reference, expected_version, parent.version)
         if parent.part_of is not None:
             raise InvalidArgument("reference", "a child's pathway is opened on the adult's case")
-        definition, reference = newest_and_reference(uow, pathway_id, prefix=reference_prefix, year=utc(at).year)
+        definition, reference = newest_and_reference(uow, pathway_id, prefix=reference_prefix, at=utc(at))
         unknown = sorted(set(conditions) - set(definition.conditions))
         if unknown:
             raise InvalidArgument("conditions", "unknown condition '{name}'", name=unknown[0])

@@ -262,6 +262,13 @@ def test_references_are_sequential_per_year_and_never_derived_from_the_person(co
     assert refs == ["TST-2026-0001", "TST-2026-0002", "TST-2026-0003"]
 
 
+def test_a_references_year_is_oslos_at_first_contact(core: Forlop) -> None:
+    """New Year's Day begins in Oslo an hour (in winter) before it does in UTC."""
+    late = datetime(2026, 12, 31, 22, 59, tzinfo=timezone.utc)  # 23:59 on New Year's Eve in Oslo
+    early = datetime(2026, 12, 31, 23, 30, tzinfo=timezone.utc)  # 00:30 on New Year's Day in Oslo
+    assert [open_case(core, person=None, at=at).reference for at in (late, early)] == ["TST-2026-0001", "TST-2027-0001"]
+
+
 def test_open_steps_by_due_time_use_the_partial_index(core: Forlop) -> None:
     indexes = {ix["name"]: ix for ix in sa.inspect(core.engine).get_indexes("step")}
     assert "ix_step_open_due" in indexes
