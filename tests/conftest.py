@@ -30,6 +30,19 @@ def pytest_report_header(config: pytest.Config) -> str:
     return config.stash[_CLOCK]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what a run at TEST_DATES leaves to today's run (see the Makefile): the tests given the PostgreSQL
+    database (the calendar is Python's, the same on both; their SQLite twins run at each date) and those that drive
+    Chromium (the pages' dates are checked in-process)."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        params = getattr(getattr(item, "callspec", None), "params", {}).values()
+        if "postgresql" in params or ("postgres_url" in fixtures and "sqlite" not in params):
+            item.add_marker(pytest.mark.postgresql)
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session) -> object:
     """End what this process started; in the controller (after xdist's workers are gone), fail the run if any

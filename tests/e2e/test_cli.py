@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from pathway.calendar import OSLO
 from pathway.definition import load_definition
 from pathway.settings import DEV_ENCRYPTION_KEYS
 
@@ -36,7 +37,8 @@ ACTOR = ("--as", "tester")  # a coordinator of test-unit, where the tests open t
 UNITS = {"FORLOP_UNITS": "test-unit,other-unit"}  # the units these tests' users belong to
 ADMIN = ("--as", "tester-admin")
 
-pytestmark = pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")
+pytestmark = [pytest.mark.process,
+              pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")]
 
 
 # -- running the CLI --------------------------------------------------------------------------------------
@@ -379,8 +381,9 @@ def test_db_upgrade_creates_the_database(fresh_database: Database) -> None:
     assert f"krisesenter v{LIVE}\n" in result.stderr and f"krisesenter v{NEXT}" not in result.stderr
 
 
+@pytest.mark.dated  # the calendar is the CLI's own here
 def test_opening_a_case_prints_a_reference_for_the_current_year(database: Database) -> None:
-    year = datetime.now(timezone.utc).year
+    year = datetime.now(OSLO).year
     first = database.open_case("--condition", "children")
     second = database.open_case()
     assert re.fullmatch(rf"BGO-{year}-\d{{4}}", first), first
@@ -548,6 +551,7 @@ def test_a_backdated_first_contact_without_a_reason_is_refused(database: Databas
     assert database.count("pathway_case") == 0
 
 
+@pytest.mark.dated  # the calendar is the CLI's own here
 def test_a_backdated_first_contact_with_a_reason_starts_the_clock_then(database: Database) -> None:
     first_contact = (datetime.now(timezone.utc) - timedelta(days=2)).replace(second=0, microsecond=0)
     reference = database.open_case("--first-contact", first_contact.isoformat(),
@@ -774,6 +778,7 @@ def test_a_malformed_key_list_is_an_error_not_a_stack_trace(database: Database) 
     assert "error:" in result.stderr
 
 
+@pytest.mark.dated  # the calendar is the CLI's own here
 def test_reports_snapshot_stores_every_tertials_figures_of_every_unit(fresh_database: Database) -> None:
     fresh_database.ok("demo", "--cases", "30")
     help_text = fresh_database.ok("reports", "snapshot", "--help").stdout

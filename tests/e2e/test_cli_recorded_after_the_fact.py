@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from tests.e2e.test_cli import (  # noqa: F401 - the fixtures are used by name
     ACTOR, Database, database, fresh_database, pytestmark, upgraded_template,
 )
@@ -29,6 +31,7 @@ def test_complete_pause_and_resume_take_the_time_they_happened(database: Databas
     assert len(recorded) == 1 and "effective_at" in recorded[0][0]
 
 
+@pytest.mark.dated  # the calendar is the CLI's own here
 def test_a_time_in_the_future_is_refused_naming_the_option_s_field(database: Database) -> None:
     reference = database.open_case()
     later = datetime.now(timezone.utc) + timedelta(hours=2)

@@ -10,7 +10,8 @@ import pytest
 
 from tests.e2e.test_cli import ACTOR, ADMIN, FORLOP, Database, database, fresh_database, upgraded_template  # noqa: F401
 
-pytestmark = pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")
+pytestmark = [pytest.mark.process,
+              pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")]
 WIDE = {"COLUMNS": "250"}
 
 

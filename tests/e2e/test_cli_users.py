@@ -18,7 +18,8 @@ from tests.e2e.test_cli import FORLOP, Result, run
 
 BOSS = ("--as", "sjef")
 
-pytestmark = pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")
+pytestmark = [pytest.mark.process,
+              pytest.mark.skipif(not FORLOP.exists(), reason=f"the console script is not installed at {FORLOP}")]
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ BLOCK = re.compile(r"^<!-- readme-test\b[^\n]*-->\n```sh\n(.*?)^```$", re.MULTIL
 # Commands that start a server or a scheduler and run until stopped: they belong outside the tested block.
 LONG_RUNNING = ("forlop serve", "forlop scheduler", "make run")
 
-pytestmark = pytest.mark.skipif(not (VENV / "bin" / "forlop").exists(),
-                                reason=f"the console script is not installed at {VENV / 'bin' / 'forlop'}")
+pytestmark = [pytest.mark.process,
+              pytest.mark.skipif(not (VENV / "bin" / "forlop").exists(),
+                                 reason=f"the console script is not installed at {VENV / 'bin' / 'forlop'}")]
 
 
 def readme_commands() -> list[str]:

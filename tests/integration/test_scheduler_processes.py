@@ -31,6 +31,8 @@ from .support import (
     wait_until,
 )
 
+pytestmark = pytest.mark.process
+
 BASE = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)  # Monday 09:00 in Oslo
 CASES = 300  # round one has more due steps than one scan batch (1000): both processes get work
 ROUNDS = (BASE + timedelta(days=2), BASE + timedelta(days=9), BASE + timedelta(days=40))
