@@ -11,7 +11,7 @@ from fastapi import Request
 from pathway.accounts import User
 from pathway.bootstrap import Forlop
 from pathway.errors import NotFound
-from pathway.store.access import Writer, apart
+from pathway.store.access import AccessWriter, apart
 from pathway.store.access import access_writer as store_writer
 from pathway.views.access import access_entries
 
@@ -28,7 +28,7 @@ def channel(request: Request) -> str:
 
 def access_writer(request: Request, user: User, action: str, *, case_reference: str | None = None,
                   task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
-                  reason: str | None = None, shown: Shown | None = None) -> Writer:
+                  reason: str | None = None, shown: Shown | None = None) -> AccessWriter:
     """The access-log rows of one request (``pathway.store.access.access_writer``), from the request's client."""
     return store_writer(username=user.username, role=user.role, action=action,
                         client=request.client.host if request.client else None, case_reference=case_reference,

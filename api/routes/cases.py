@@ -149,20 +149,14 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
                                  due_before=week_end(now) if due_this_week else None, q=q, sort=sort,
                                  descending=descending, phase_order=order, pathway=pathway or None, key_ring=core.keys,
                                  cursor=cursor, limit=limit, count=True,
-                                 names=_step_names(core, lang, uow.conn))
-        titles = {p: _pathway_title(core, p, lang, uow.conn) for p in {item["pathway"] for item in listed.items}}
-        access_writer(request, user, "case.list")(uow.conn)
+                                 names=_step_names(core, lang, uow.conn),
+                                 also=[core.catalog.NEWEST, access_writer(request, user, "case.list").call()])
+        newest = core.catalog.newest_from(listed.also[0], conn=uow.conn)
         uow.commit()
+    # each case's pathway by its newest version's title (None: no longer registered)
+    titles = {p: newest[p].title.get(lang) if p in newest else None for p in {item["pathway"] for item in listed.items}}
     return CaseList(items=[CaseSummary(**item, pathway_title=titles[item["pathway"]]) for item in listed.items],
                     next_cursor=listed.next_cursor, total=listed.total, before=listed.before)
-
-
-def _pathway_title(core: Forlop, pathway_id: str, lang: str, conn: Connection) -> str | None:
-    """A pathway's title in ``lang``, by its newest version (None: no longer registered)."""
-    try:
-        return core.catalog.latest(pathway_id, conn=conn).title.get(lang)
-    except DefinitionVersionMissing:
-        return None
 
 
 def _step_names(core: Forlop, lang: str, conn: Connection) -> views.StepNames:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,33 +15,51 @@ import sqlalchemy as sa
 from notifications.notices import break_glass_notices
 from notifications.routing import Candidate
 from pathway.store.engine import WRITE
+from pathway.store.fixed import Call, Fixed, together
 from pathway.store.inbox import write_notices
 from pathway.store.tables import access_t, break_glass_t, case_t, user_t
 
 Writer = Callable[[sa.Connection], None]  # writes more in a transaction that someone else opened and commits
 
 
-def append_access(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Append access-log rows (one statement) in the caller's transaction."""
-    conn.execute(sa.insert(access_t), rows)
+# Every read of case data appends to the access log: rendered once, run on the DBAPI cursor.
+_APPEND = Fixed(sa.insert(access_t).values({c.name: sa.bindparam(c.name, type_=c.type) for c in access_t.columns}))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessWriter:
+    """The access-log rows of one read or write, written on a given connection (inside the read's or the change's
+    own transaction): called as a ``Writer``, or sent with the read's own statements (``call``, for
+    ``fixed.together``: on PostgreSQL in the same round trip)."""
+
+    username: str
+    role: str
+    action: str
+    client: str | None
+    targets: list[tuple[str | None, uuid.UUID | None]]
+    status: int
+    break_glass: bool
+    reason: str | None
+
+    def call(self) -> Call:
+        at = datetime.now(timezone.utc)
+        return _APPEND, [dict(id=uuid.uuid4(), at=at, username=self.username, role=self.role, action=self.action,
+                              case_reference=reference, task_id=task, client=self.client, status=self.status,
+                              break_glass=self.break_glass, reason=self.reason) for reference, task in self.targets]
+
+    def __call__(self, conn: sa.Connection) -> None:
+        together(conn, [self.call()])
 
 
 def access_writer(*, username: str, role: str, action: str, client: str | None, case_reference: str | None = None,
                   task_id: uuid.UUID | None = None, status: int = 200, break_glass: bool = False,
                   reason: str | None = None,
-                  shown: list[tuple[str | None, uuid.UUID | None]] | None = None) -> Writer:
-    """Writes the access-log rows of one read or write, of the API, the pages or the CLI alike, on a given connection
-    (inside the read's or the change's own transaction): one row, or with ``shown`` one per (case reference, task)
-    that a list showed (a list that showed nothing: one row without a case). ``client``: where from."""
-
-    def write(conn: sa.Connection) -> None:
-        at = datetime.now(timezone.utc)
-        targets = [(case_reference, task_id)] if shown is None else (shown or [(None, None)])
-        append_access(conn, [dict(id=uuid.uuid4(), at=at, username=username, role=role, action=action,
-                                  case_reference=reference, task_id=task, client=client, status=status,
-                                  break_glass=break_glass, reason=reason) for reference, task in targets])
-
-    return write
+                  shown: list[tuple[str | None, uuid.UUID | None]] | None = None) -> AccessWriter:
+    """Writes the access-log rows of one read or write, of the API, the pages or the CLI alike: one row, or with
+    ``shown`` one per (case reference, task) that a list showed (a list that showed nothing: one row without a
+    case). ``client``: where from."""
+    targets = [(case_reference, task_id)] if shown is None else (shown or [(None, None)])
+    return AccessWriter(username, role, action, client, targets, status, break_glass, reason)
 
 
 def apart(engine: sa.Engine, write: Writer) -> None:

@@ -21,8 +21,16 @@ _LATEST = Fixed(sa.select(sa.func.max(definition_t.c.version))
                 .where(definition_t.c.pathway_id == sa.bindparam("pathway_id")))
 
 
+# The newest version of each pathway (a list names each case's pathway by its newest title): sent with other
+# statements (``DefinitionCatalog.NEWEST``, read back with ``newest_from``).
+_NEWEST_OF_EACH = Fixed(sa.select(definition_t.c.pathway_id, sa.func.max(definition_t.c.version))
+                        .group_by(definition_t.c.pathway_id))
+
+
 class DefinitionCatalog:
     """Definition versions by (pathway id, version). A version's text is immutable once registered."""
+
+    NEWEST: Call = (_NEWEST_OF_EACH, {})  # the newest version of each pathway, for ``fixed.together``
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -52,6 +60,10 @@ class DefinitionCatalog:
         round trip on PostgreSQL), an open's reference number: the definition and what the statement gave."""
         (rows, given) = together(conn, [(_LATEST, {"pathway_id": pathway_id}), also])
         return self._newest(pathway_id, rows[0][0], conn), given
+
+    def newest_from(self, rows: list[tuple[str, int]], *, conn: sa.Connection) -> dict[str, PathwayDefinition]:
+        """The newest version of each pathway, from the rows that ``NEWEST`` gave."""
+        return {pathway_id: self.resolve(pathway_id, version, conn=conn) for pathway_id, version in rows}
 
     def _newest(self, pathway_id: str, version: int | None, conn: sa.Connection | None) -> PathwayDefinition:
         if version is None:

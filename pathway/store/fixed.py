@@ -27,7 +27,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 from psycopg import pq
 from psycopg.types.json import Json
 
@@ -59,12 +61,54 @@ def _sqlite_time_read(text: str) -> datetime:
 _sqlite_uuid = lru_cache(maxsize=16_384)(uuid.UUID)
 
 
+class UuidList(sa.types.TypeDecorator[list[uuid.UUID]]):
+    """UUIDs bound as one parameter of a ``Fixed`` statement (``any_of``): an array on PostgreSQL, on SQLite a JSON
+    array of their 32 hex digits (as SQLite keeps a Uuid)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        return dialect.type_descriptor(postgresql.ARRAY(sa.Uuid) if dialect.name == "postgresql" else sa.JSON())
+
+
+class _AnyOf(ColumnElement[bool]):
+    inherit_cache = False  # rendered once by Fixed; never through Core's statement cache
+
+    def __init__(self, column: sa.ColumnElement[Any], ids: sa.BindParameter[Any]) -> None:
+        self.column, self.ids = column, ids
+        self.type = sa.types.NullType()  # type: ignore[assignment] # no "= 1" appended where SQLite has no booleans
+
+
+def any_of(column: sa.ColumnElement[Any], name: str = "ids") -> ColumnElement[bool]:
+    """``column`` is one of the UUIDs given as the one parameter ``name`` (a list): ``= ANY(array)`` on PostgreSQL,
+    ``IN (SELECT value FROM json_each(...))`` on SQLite. Core's expanding IN binds each id and renders a statement
+    per number of ids (longer than psycopg's parse cache keeps)."""
+    return _AnyOf(column, sa.bindparam(name, type_=UuidList()))
+
+
+@compiles(_AnyOf, "postgresql")
+def _any_of_postgresql(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column == sa.func.any(element.ids), **kw)
+
+
+@compiles(_AnyOf)
+def _any_of_sqlite(element: _AnyOf, compiler: SQLCompiler, **kw: Any) -> str:
+    values: sa.Select[Any] = sa.select(sa.column("value")).select_from(sa.func.json_each(element.ids))
+    return compiler.process(element.column.in_(values), **kw)
+
+
+def _hex_json(ids: Iterable[uuid.UUID]) -> str:
+    return json.dumps([i.hex for i in ids])
+
+
 # Per dialect and column type: (to the driver, from the driver), each called for values that are not None (JSON's
 # bind also for None, which it writes as JSON null, as SQLAlchemy's JSON type does). SQLite keeps a Uuid as 32 hex
 # digits, a time as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC without an offset, JSON as text and a boolean as 0/1
 # (SQLAlchemy's formats, so rows written either way read alike); psycopg adapts UUIDs, aware times and booleans.
 _CODECS: dict[str, dict[type[Any], tuple[Convert, Convert]]] = {
     "sqlite": {
+        UuidList: (_hex_json, None),
         sa.Uuid: (attrgetter("hex"), _sqlite_uuid),
         UTCDateTime: (_sqlite_time, _sqlite_time_read),
         sa.JSON: (json.dumps, json.loads),
@@ -72,6 +116,7 @@ _CODECS: dict[str, dict[type[Any], tuple[Convert, Convert]]] = {
         sa.LargeBinary: (None, None),  # bytes, either way
     },
     "postgresql": {
+        UuidList: (list, None),
         sa.Uuid: (None, None),
         UTCDateTime: (to_utc, as_utc),
         sa.JSON: (Json, None),  # psycopg reads JSON itself

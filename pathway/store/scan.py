@@ -30,7 +30,7 @@ from pathway.case import OPEN_HANDOVER, shareable
 from pathway.definition import PathwayDefinition
 from pathway.reminders import HANDOVER_UNACCEPTED, crossed, rung_times
 from pathway.store.engine import WRITE
-from pathway.store.fixed import Fixed
+from pathway.store.fixed import Fixed, any_of
 from pathway.store.tables import (
     case_t,
     handover_t,
@@ -85,14 +85,8 @@ _DUE_STEP = (step_t.c.id, step_t.c.case_id, step_t.c.code, step_t.c.owner, step_
 _CASE_FACTS = (case_t.c.reference, case_t.c.unit, case_t.c.coordinator, case_t.c.pathway_id,
                case_t.c.definition_version)
 # The cases of a batch by id, the ids as one parameter (on the DBAPI cursor: through Core, an IN of a thousand ids
-# had each id and each row converted one by one): an array on PostgreSQL, on SQLite a JSON array of the ids as SQLite
-# keeps them (32 hex digits), read with json_each.
-_CASES_BY_IDS = {
-    "postgresql": Fixed(sa.select(case_t.c.id, *_CASE_FACTS).where(
-        case_t.c.id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Uuid))))),
-    "sqlite": Fixed(sa.select(case_t.c.id, *_CASE_FACTS).where(case_t.c.id.in_(
-        sa.select(sa.column("value")).select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.JSON)))))),
-}
+# had each id and each row converted one by one).
+_CASES_BY_IDS = Fixed(sa.select(case_t.c.id, *_CASE_FACTS).where(any_of(case_t.c.id)))
 
 
 class DueStep(NamedTuple):
@@ -119,11 +113,8 @@ def _with_cases(conn: sa.Connection, steps: Rows) -> list[DueStep]:
     """The batch's steps (rows of ``due_steps_query``) with their cases' facts, read by the cases' primary key."""
     if not steps:
         return []
-    dialect = conn.dialect.name
     ids = list(dict.fromkeys(s[1] for s in steps))
-    if dialect == "sqlite":
-        ids = [i.hex for i in ids]
-    cases = {r[0]: r[1:] for r in _CASES_BY_IDS[dialect].rows(conn, {"ids": ids})}
+    cases = {r[0]: r[1:] for r in _CASES_BY_IDS.rows(conn, {"ids": ids})}
     return [DueStep(*s, *cases[s[1]]) for s in steps]
 
 

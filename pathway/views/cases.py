@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 
@@ -16,6 +15,7 @@ from pathway.case import Case, Event
 from pathway.machine import OPEN_STEP_STATES
 from pathway.crypto import KeyRing, is_sealed
 from pathway.store.casekeys import key_of, keys_of
+from pathway.store.fixed import Call, Fixed, any_of, together
 from pathway.store.tables import FAR_DUE_SQL, case_t, handover_t, step_t
 from pathway.store.uow import UnitOfWork
 from pathway.views.access import emergency_grants
@@ -42,6 +42,7 @@ class CasePage:
     next_cursor: str | None
     total: int | None = None
     before: int | None = None
+    also: list[Any] = field(default_factory=list)  # the results of case_list's ``also``
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ def case_list(
     due_soon: bool | None = None, due_before: datetime | None = None, q: str | None = None,
     sort: Sort = "next_due", descending: bool = False, phase_order: Sequence[str] = (), cursor: str | None = None,
     limit: int | None = 50, count: bool = False, names: StepNames | None = None, pathway: str | None = None,
-    key_ring: KeyRing | None = None,
+    key_ring: KeyRing | None = None, also: Sequence[Call] = (),
 ) -> CasePage:
     """A unit's cases, a page of at most ``limit`` (None: all of them) after ``cursor``, by ``sort`` then id.
     ``q`` is the start of a reference; ``overdue``/``due_soon`` keep the cases that are (True) or are not (False);
@@ -76,7 +77,8 @@ def case_list(
     ``phase_order`` (phases not in it last), then by next deadline. ``count`` also counts the matching cases and
     those before the page; ``names`` names the urgent steps (otherwise the step's code, or an ad-hoc step's title);
     ``pathway`` keeps the cases of that pathway (an adult's, a child's) only. ``key_ring`` opens an ad-hoc step's
-    title, sealed under its case's key."""
+    title, sealed under its case's key. ``also``: more statements of the transaction, sent with the page's last
+    (``fixed.together``: one round trip on PostgreSQL); their results are the page's ``also``."""
     # The same expression as the index ix_case_open_unit_next_due, with the literal inline, so it is used.
     far = sa.literal_column(FAR_DUE_SQL[conn.dialect.name], type_=case_t.c.next_due_at.type)
     next_due = sa.func.coalesce(case_t.c.next_due_at, far)
@@ -134,13 +136,11 @@ def case_list(
         nxt = encode_cursor([v.isoformat() if isinstance(v, datetime) else str(v) for v in value[sort]]
                             + [str(last.id)])
     open_ids = [r.id for r in rows if r.closed_at is None]
-    urgent = urgent_steps(conn, open_ids)
+    urgent, alerts, given = _urgent_and_alerts(conn, open_ids, now, also=also)
     titled = [i for i, s in urgent.items() if s.adhoc and is_sealed(s.title)]
     if titled:
         sealers = keys_of(conn, titled, key_ring)
-        urgent |= {i: SimpleNamespace(**{**urgent[i]._mapping, "title": sealers[i].open(urgent[i].title)})
-                   for i in titled}
-    alerts = handover_alerts(conn, open_ids, now)
+        urgent |= {i: urgent[i]._replace(title=sealers[i].open(str(urgent[i].title))) for i in titled}
     items = []
     for r in rows:
         step = urgent.get(r.id)
@@ -149,7 +149,7 @@ def case_list(
                           "code": step.code, "adhoc": step.adhoc, "due_at": step.due_at,
                           "name": _step_name(r, step, names)},
                       "handover_alerts": alerts.get(r.id, [])})
-    return CasePage(items, nxt, total, before)
+    return CasePage(items, nxt, total, before, given)
 
 
 def _step_name(case: Any, step: Any, names: StepNames | None) -> str:
@@ -159,37 +159,62 @@ def _step_name(case: Any, step: Any, names: StepNames | None) -> str:
     return name or str(step.code)
 
 
-def urgent_steps(conn: sa.Connection, case_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    """Each case's most urgent open step (the earliest deadline; the first made among equal ones), in one query for
-    all of ``case_ids``: rows of code, adhoc, title and due_at, by case id."""
-    if not case_ids:
-        return {}
-    return {r.case_id: r for r in conn.execute(_URGENT_STEPS, {"ids": case_ids})}
+class UrgentStep(NamedTuple):
+    """A case's most urgent open step: a row of ``_URGENT_STEPS``."""
+
+    case_id: uuid.UUID
+    code: str
+    adhoc: bool
+    title: str | None
+    due_at: datetime
+    n: int
+
+
+class _Alert(NamedTuple):
+    case_id: uuid.UUID
+    code: str
+    agency: str
+    status: str
+    due_at: datetime | None
 
 
 def handover_alerts(conn: sa.Connection, case_ids: list[uuid.UUID], now: datetime) -> dict[uuid.UUID, list[dict[str, Any]]]:
     """The handovers of ``case_ids`` that need the coordinator, in one query: declined (the checkpoint's latest task,
     while its step is still open: asking again or skipping it ends the alert) and unanswered (requested, and its
     deadline passed). Lists of code, agency, status ("declined" or "unanswered") and due_at, by case id."""
-    if not case_ids:
-        return {}
+    return _urgent_and_alerts(conn, case_ids, now, urgent=False)[1]
+
+
+def _urgent_and_alerts(conn: sa.Connection, case_ids: list[uuid.UUID], now: datetime | None, *, urgent: bool = True,
+                       also: Sequence[Call] = ()) -> tuple[dict[uuid.UUID, UrgentStep],
+                                                           dict[uuid.UUID, list[dict[str, Any]]], list[Any]]:
+    """Each case's most urgent open step (the earliest deadline; the first made among equal ones; unless not
+    ``urgent``) and, with ``now``, its ``handover_alerts``, asked together with ``also`` (one round trip on
+    PostgreSQL): a page of the list needs both. Also the results of ``also``."""
+    calls = list(also)
+    if case_ids:
+        calls += ([(_URGENT_STEPS, {"ids": case_ids})] if urgent else []) + (
+            [(_HANDOVER_ALERTS, {"ids": case_ids, "now": now})] if now is not None else [])
+    results = together(conn, calls) if calls else []
+    given, results = results[:len(also)], results[len(also):]
+    steps = {r[0]: UrgentStep(*r) for r in results.pop(0)} if case_ids and urgent else {}
     found: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for r in conn.execute(_HANDOVER_ALERTS, {"ids": case_ids, "now": now}):
+    for r in map(_Alert._make, results[0] if results else ()):
         found.setdefault(r.case_id, []).append({
             "code": r.code, "agency": r.agency, "due_at": r.due_at,
             "status": "declined" if r.status == "declined" else "unanswered"})
-    return found
+    return steps, found, given
 
 
-# Both read for every page of every case list: built once (building them cost more than running them).
-_IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+# Both read for every page of every case list: rendered once, run on the DBAPI cursor, the page's case ids as one
+# parameter. The open states are constants of the machine, written into the SQL.
+_OPEN: list[sa.ColumnElement[Any]] = [sa.literal_column(f"'{state}'") for state in sorted(OPEN_STEP_STATES)]
 _RANKED = (sa.select(step_t.c.case_id, step_t.c.code, step_t.c.adhoc, step_t.c.title, step_t.c.due_at,
                      sa.func.row_number().over(partition_by=step_t.c.case_id,
                                                order_by=(step_t.c.due_at, step_t.c.position)).label("n"))
-           .where(step_t.c.case_id.in_(_IDS), step_t.c.state.in_(sorted(OPEN_STEP_STATES)),
-                  step_t.c.due_at.is_not(None))
+           .where(any_of(step_t.c.case_id), step_t.c.state.in_(_OPEN), step_t.c.due_at.is_not(None))
            .subquery())
-_URGENT_STEPS = sa.select(_RANKED).where(_RANKED.c.n == 1)
+_URGENT_STEPS = Fixed(sa.select(_RANKED).where(_RANKED.c.n == 1))
 
 
 def _handover_alerts_query() -> sa.Select[Any]:
@@ -198,17 +223,17 @@ def _handover_alerts_query() -> sa.Select[Any]:
     newer = sa.exists().where(later.c.case_id == handover_t.c.case_id, later.c.code == handover_t.c.code,
                               later.c.position > handover_t.c.position)
     still_open = sa.exists().where(step.c.case_id == handover_t.c.case_id, step.c.code == handover_t.c.code,
-                                   step.c.state.in_(sorted(OPEN_STEP_STATES)))
+                                   step.c.state.in_(_OPEN))
     declined = sa.and_(handover_t.c.status == "declined", sa.not_(newer), still_open)
     unanswered = sa.and_(handover_t.c.status == "requested", handover_t.c.due_at.is_not(None),
                          handover_t.c.due_at < sa.bindparam("now", type_=handover_t.c.due_at.type))
     return (sa.select(handover_t.c.case_id, handover_t.c.code, handover_t.c.agency, handover_t.c.status,
                       handover_t.c.due_at)
-            .where(handover_t.c.case_id.in_(_IDS), sa.or_(declined, unanswered))
+            .where(any_of(handover_t.c.case_id), sa.or_(declined, unanswered))
             .order_by(handover_t.c.case_id, handover_t.c.position))
 
 
-_HANDOVER_ALERTS = _handover_alerts_query()
+_HANDOVER_ALERTS = Fixed(_handover_alerts_query())
 
 
 def _summary(r: Any, now: datetime) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import psycopg
 from pathway.case.values import iso
 from pathway.errors import ConstraintViolated
 from pathway.store.engine import create_engine
-from pathway.store.fixed import Fixed, _Rendered, together
+from pathway.store.fixed import Fixed, _Rendered, any_of, together
 from pathway.store.tables import UTCDateTime
 from tests.suite.pgtrace import round_trips
 
@@ -247,3 +247,19 @@ def test_a_column_type_without_a_codec_is_refused_when_rendered_not_passed_throu
     for dialect in (sqlite.dialect(), psycopg.dialect()):
         with pytest.raises(TypeError, match="no codec"):
             _Rendered(sa.select(money.c.amount), dialect)
+
+
+_NAMES_BY_IDS = Fixed(sa.select(probe_t.c.name).where(any_of(probe_t.c.id)).order_by(probe_t.c.name))
+
+
+def test_any_of_takes_the_ids_as_one_parameter_however_many_they_are(engine: sa.Engine) -> None:
+    rows = [{**row, "name": f"{i}-{row['n']}"} for i in range(200) for row in _rows(i)[:5]]  # 1,000 rows
+    with engine.begin() as conn:
+        _INSERT.run(conn, rows)
+        sent: list[tuple[str, Any]] = []  # (statement, parameters)
+        sa.event.listen(conn, "before_cursor_execute", lambda *args: sent.append(args[2:4]))
+        for ids in ([], [rows[7]["id"]], [r["id"] for r in rows[::3]], [uuid.uuid4()]):
+            got = _NAMES_BY_IDS.rows(conn, {"ids": ids})
+            assert got == sorted((r["name"],) for r in rows if r["id"] in set(ids))
+    assert len(sent) == 4 and len({sql for sql, _ in sent}) == 1, "one statement for any number of ids"
+    assert all(len(args) == 1 for _, args in sent), "the ids are one parameter"

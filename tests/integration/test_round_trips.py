@@ -2,7 +2,9 @@
 
 Opening a case is four round trips: BEGIN, the pathway's newest version with the case's reference number, the case's
 rows, COMMIT. A step is four too: the transaction's BEGIN, the case's load (its row, steps and tasks sent together), its
-writes (the case row under its version check, the steps, tasks and events, sent together) and the COMMIT. Checking
+writes (the case row under its version check, the steps, tasks and events, sent together) and the COMMIT. A page of
+the case list is five: BEGIN, its count, its cases, their urgent steps and alerts with the pathways' newest
+versions and the access-log row, COMMIT. Checking
 a connection out of the pool costs none while it was in use a moment ago; a connection the server ended meanwhile
 is replaced at checkout, not failed on, and one idle for long is pinged first. Counted in libpq's trace of the
 protocol, never timed.
@@ -95,3 +97,34 @@ def test_a_connection_in_use_a_moment_ago_is_not_pinged_one_idle_for_long_is_and
     assert (_backend(single), pings) == (pooled, []), "checked out again at once: no ping"
     monkeypatch.setattr(store_engine, "PING_AFTER", 0.0)  # every connection has been idle for long
     assert (_backend(single), len(pings)) == (pooled, 1), "pinged, found alive and kept"
+
+
+def test_a_page_of_the_case_list_is_five_round_trips_whatever_its_length(single: Forlop, tmp_path: Path) -> None:
+    from starlette.requests import Request
+
+    from api.routes.cases import case_list
+    from pathway.accounts import active_user
+
+    add_user(single, "k1")
+    request = Request({"type": "http", "client": ("127.0.0.1", 50000), "headers": []})
+    with single.engine.connect() as conn:
+        user = active_user(conn, "k1")
+    assert user is not None
+    pgconn = _pgconn(single)
+    title = single.catalog.latest("krisesenter").title.get(user.language)
+    for cases in (1, 30):
+        while len(case_list(request, single, user, limit=50).items) < cases:
+            open_case(single, T0)
+        logged = _count(single, "SELECT count(*) FROM access_log WHERE action = 'case.list' AND username = 'k1'")
+        with round_trips(pgconn, tmp_path / f"list{cases}") as listing:
+            page = case_list(request, single, user, limit=50)
+        assert listing == [5]
+        assert len(page.items) == page.total == cases
+        assert {item.pathway_title for item in page.items} == {title}
+        assert _count(single, "SELECT count(*) FROM access_log WHERE action = 'case.list' AND username = 'k1'") == (
+            logged + 1), "the read is in the access log"
+
+
+def _count(core: Forlop, sql: str) -> int:
+    with core.engine.connect() as conn:
+        return int(conn.execute(sa.text(sql)).scalar_one())
