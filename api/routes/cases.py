@@ -151,11 +151,11 @@ def case_list(request: Request, core: Forlop, user: User, *, status: Literal["op
                                  cursor=cursor, limit=limit, count=True,
                                  names=_step_names(core, lang, uow.conn),
                                  also=[core.catalog.NEWEST, access_writer(request, user, "case.list").call()])
-        newest = core.catalog.newest_from(listed.also[0], conn=uow.conn)
+        newest = core.catalog.newest_from(listed.also[0], (item["pathway"] for item in listed.items), conn=uow.conn)
         uow.commit()
     # each case's pathway by its newest version's title (None: no longer registered)
-    titles = {p: newest[p].title.get(lang) if p in newest else None for p in {item["pathway"] for item in listed.items}}
-    return CaseList(items=[CaseSummary(**item, pathway_title=titles[item["pathway"]]) for item in listed.items],
+    titles = {p: definition.title.get(lang) for p, definition in newest.items()}
+    return CaseList(items=[CaseSummary(**item, pathway_title=titles.get(item["pathway"])) for item in listed.items],
                     next_cursor=listed.next_cursor, total=listed.total, before=listed.before)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from threading import Lock
@@ -61,9 +62,11 @@ class DefinitionCatalog:
         (rows, given) = together(conn, [(_LATEST, {"pathway_id": pathway_id}), also])
         return self._newest(pathway_id, rows[0][0], conn), given
 
-    def newest_from(self, rows: list[tuple[str, int]], *, conn: sa.Connection) -> dict[str, PathwayDefinition]:
-        """The newest version of each pathway, from the rows that ``NEWEST`` gave."""
-        return {pathway_id: self.resolve(pathway_id, version, conn=conn) for pathway_id, version in rows}
+    def newest_from(self, rows: list[tuple[str, int]], pathway_ids: Iterable[str], *,
+                    conn: sa.Connection) -> dict[str, PathwayDefinition]:
+        """The newest version of each of ``pathway_ids`` that is registered, from the rows that ``NEWEST`` gave."""
+        versions = dict(rows)
+        return {p: self.resolve(p, versions[p], conn=conn) for p in set(pathway_ids) if p in versions}
 
     def _newest(self, pathway_id: str, version: int | None, conn: sa.Connection | None) -> PathwayDefinition:
         if version is None:
