@@ -23,7 +23,7 @@ Writer = Callable[[sa.Connection], None]  # writes more in a transaction that so
 
 
 # Every read of case data appends to the access log: rendered once, run on the DBAPI cursor.
-_APPEND = Fixed(sa.insert(access_t).values({c.name: sa.bindparam(c.name, type_=c.type) for c in access_t.columns}))
+_APPEND = Fixed(sa.insert(access_t))
 
 
 @dataclass(frozen=True, slots=True)
